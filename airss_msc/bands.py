@@ -1,0 +1,478 @@
+"""Measured absorption bands and the calibration of computed gaps onto them.
+
+Units: wavelengths in nm, energies in eV, E = 1239.84 / lambda. Bands are kept
+as wavelengths (what papers report); energies are always derived.
+
+A raw xTB HOMO-LUMO gap is not an absorption band (bare-cluster GFN1 gaps sit
+about 1 eV below the measured bands), so band estimates go through an explicit
+linear calibration ``band_eV = slope * gap_eV + intercept`` fitted to reference
+pairs the user chooses and states (:func:`fit_calibration`,
+``data/calibration.toml``). Which structure belongs to which band is an
+assumption, never a fact (shared/science.md).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Iterable, Literal, Sequence
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from airss_msc.composition import canonical_formula
+from airss_msc.errors import InputError
+
+#: h*c in eV nm (the conversion used throughout the project and in science.md).
+HC_EV_NM = 1239.84
+
+Model = Literal["auto", "linear", "shift"]
+
+
+def nm_to_ev(wavelength_nm: float) -> float:
+    """Photon energy (eV) of a wavelength (nm)."""
+    if not wavelength_nm > 0:
+        raise InputError(f"wavelength must be positive (nm), got {wavelength_nm!r}")
+    return HC_EV_NM / wavelength_nm
+
+
+def ev_to_nm(energy_eV: float) -> float:
+    """Wavelength (nm) of a photon energy (eV)."""
+    if not energy_eV > 0:
+        raise InputError(f"energy must be positive (eV), got {energy_eV!r}")
+    return HC_EV_NM / energy_eV
+
+
+# --------------------------------------------------------------------------- #
+# Bands
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Band:
+    """A measured absorption band (peak wavelength in nm)."""
+
+    name: str
+    wavelength_nm: float
+    source: str = ""
+    notes: str = ""
+    material: str = ""
+    target: bool = False
+
+    @property
+    def energy_eV(self) -> float:
+        """Band energy, eV (derived from the wavelength)."""
+        return nm_to_ev(self.wavelength_nm)
+
+
+_BAND_KEYS = {"name", "material", "band_nm", "source", "notes", "target"}
+
+
+def _packaged(name: str):
+    return resources.files("airss_msc").joinpath("data", name)
+
+
+def _read_toml(path: str | Path | None, default: str) -> tuple[dict, str]:
+    try:
+        if path is None:
+            where = f"packaged {default}"
+            text = _packaged(default).read_text(encoding="utf-8")
+        else:
+            where = str(path)
+            text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{where}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{where}: cannot read ({exc.__class__.__name__})") from None
+    try:
+        return tomllib.loads(text), where
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{where}: invalid TOML: {exc}") from None
+
+
+def _number(value: object, where: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{where}: {key} must be a number, got {value!r}")
+    if value <= 0:
+        raise InputError(f"{where}: {key} must be positive, got {value!r}")
+    return float(value)
+
+
+def _text(value: object, where: str, key: str) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{where}: {key} must be a string, got {value!r}")
+    return value
+
+
+def load_bands(path: str | Path | None = None) -> list[Band]:
+    """Bands from a TOML file of ``[[band]]`` tables (default: the packaged
+    ``data/bands.toml``). Malformed files raise :class:`InputError`."""
+    data, where = _read_toml(path, "bands.toml")
+    entries = data.get("band")
+    if not isinstance(entries, list) or not entries:
+        raise InputError(f"{where}: no [[band]] entries")
+    bands: list[Band] = []
+    for i, entry in enumerate(entries, start=1):
+        here = f"{where}: band #{i}"
+        unknown = set(entry) - _BAND_KEYS
+        if unknown:
+            raise InputError(f"{here}: unknown key(s) {', '.join(sorted(unknown))}")
+        for key in ("name", "band_nm"):
+            if key not in entry:
+                raise InputError(f"{here}: missing {key!r}")
+        target = entry.get("target", False)
+        if not isinstance(target, bool):
+            raise InputError(f"{here}: target must be true or false")
+        bands.append(
+            Band(
+                name=_text(entry["name"], here, "name"),
+                wavelength_nm=_number(entry["band_nm"], here, "band_nm"),
+                source=_text(entry.get("source", ""), here, "source"),
+                notes=_text(entry.get("notes", ""), here, "notes"),
+                material=_text(entry.get("material", ""), here, "material"),
+                target=target,
+            )
+        )
+    names = [b.name for b in bands]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"{where}: duplicate band name(s) {', '.join(dupes)}")
+    if sum(b.target for b in bands) > 1:
+        raise InputError(f"{where}: more than one band has target = true")
+    return bands
+
+
+def find_band(name: str, bands: Sequence[Band] | None = None) -> Band:
+    """The band called ``name`` (exact, then case-insensitive match)."""
+    bands = load_bands() if bands is None else bands
+    for b in bands:
+        if b.name == name:
+            return b
+    for b in bands:
+        if b.name.lower() == str(name).strip().lower():
+            return b
+    raise InputError(f"unknown band {name!r}; known: {', '.join(b.name for b in bands)}")
+
+
+def default_target(bands: Sequence[Band] | None = None) -> Band:
+    """The band marked ``target = true`` (CdTeSe MSC-399 in the packaged file)."""
+    bands = load_bands() if bands is None else bands
+    for b in bands:
+        if b.target:
+            return b
+    raise InputError("no band is marked target = true")
+
+
+def match_bands(
+    estimated_eV: float,
+    uncertainty_eV: float | None,
+    bands: Sequence[Band] | None = None,
+    k: float = 1.0,
+) -> list[Band]:
+    """Bands whose energy lies within ``k * uncertainty_eV`` of ``estimated_eV``
+    (eV), nearest first. ``bands`` defaults to the packaged list.
+
+    An unknown uncertainty (None, e.g. from a 2-pair calibration) is refused
+    rather than treated as zero: pass a stated tolerance instead.
+    """
+    if uncertainty_eV is None:
+        raise InputError(
+            "band matching needs an uncertainty (eV); the calibration has none - "
+            "give more reference pairs or an explicit uncertainty floor"
+        )
+    if not (math.isfinite(estimated_eV) and math.isfinite(uncertainty_eV)) or uncertainty_eV < 0:
+        raise InputError(f"need finite estimate and uncertainty >= 0, got {estimated_eV!r} +- {uncertainty_eV!r}")
+    if not k > 0:
+        raise InputError(f"k must be positive, got {k!r}")
+    bands = load_bands() if bands is None else bands
+    hits = [b for b in bands if abs(b.energy_eV - estimated_eV) <= k * uncertainty_eV]
+    return sorted(hits, key=lambda b: abs(b.energy_eV - estimated_eV))
+
+
+# --------------------------------------------------------------------------- #
+# Calibration
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Linear map from a raw computed gap (eV) to a band energy (eV).
+
+    ``model`` is ``"linear"`` (slope and intercept fitted) or ``"shift"``
+    (slope fixed at 1, only the intercept fitted; the only choice with one
+    pair). ``residuals_eV`` are measured minus fitted band energies of the
+    reference pairs; ``rms_residual_eV`` their root mean square.
+
+    Uncertainty of a prediction (1 sigma, eV): the standard error of prediction
+    of ordinary least squares, s * sqrt(1 + 1/n + (g - mean_g)^2 / Sxx) with
+    s^2 = SSR / (n - 2) for ``linear`` (n >= 3), s * sqrt(1 + 1/n) with
+    s^2 = SSR / (n - 1) for ``shift`` (n >= 2). With no degrees of freedom left
+    (2 pairs linear, 1 pair shift) the fit is exact and the uncertainty is
+    unknown: None, unless ``uncertainty_floor_eV`` was given, which is also a
+    lower bound in every other case.
+    """
+
+    slope: float
+    intercept: float
+    model: str
+    gaps_eV: tuple[float, ...]
+    bands_eV: tuple[float, ...]
+    residuals_eV: tuple[float, ...]
+    rms_residual_eV: float
+    dof: int
+    uncertainty_floor_eV: float | None = None
+    method: str = ""
+    labels: tuple[str, ...] = field(default=())
+
+    @property
+    def n(self) -> int:
+        """Number of reference pairs."""
+        return len(self.gaps_eV)
+
+    @property
+    def sigma_eV(self) -> float | None:
+        """Residual standard deviation s (eV), None without degrees of freedom."""
+        if self.dof <= 0:
+            return None
+        return math.sqrt(sum(r * r for r in self.residuals_eV) / self.dof)
+
+    def uncertainty(self, gap_eV: float) -> float | None:
+        """1-sigma uncertainty (eV) of the band predicted for ``gap_eV``."""
+        s = self.sigma_eV
+        se: float | None = None
+        if s is not None:
+            n = self.n
+            if self.model == "linear":
+                mean = sum(self.gaps_eV) / n
+                sxx = sum((g - mean) ** 2 for g in self.gaps_eV)
+                se = s * math.sqrt(1 + 1 / n + (gap_eV - mean) ** 2 / sxx)
+            else:
+                se = s * math.sqrt(1 + 1 / n)
+        if self.uncertainty_floor_eV is not None:
+            return self.uncertainty_floor_eV if se is None else max(se, self.uncertainty_floor_eV)
+        return se
+
+    def predict(self, gap_eV: float) -> tuple[float, float | None]:
+        """(band energy eV, 1-sigma uncertainty eV or None) for a raw gap in eV."""
+        if not math.isfinite(gap_eV):
+            raise InputError(f"gap must be a finite number (eV), got {gap_eV!r}")
+        return self.slope * gap_eV + self.intercept, self.uncertainty(gap_eV)
+
+    def predict_nm(self, gap_eV: float) -> tuple[float, float | None]:
+        """(band wavelength nm, 1-sigma uncertainty nm or None) for a raw gap in eV.
+
+        The uncertainty is propagated to first order, d(lambda) = hc/E^2 dE.
+        """
+        energy, unc = self.predict(gap_eV)
+        if energy <= 0:
+            raise InputError(
+                f"calibration maps gap {gap_eV:g} eV to a non-positive band energy {energy:g} eV"
+            )
+        return ev_to_nm(energy), (None if unc is None else HC_EV_NM / energy**2 * unc)
+
+    def describe(self) -> str:
+        """One-line summary for reports."""
+        s = self.sigma_eV
+        method = f" [{self.method}]" if self.method else ""
+        return (
+            f"band_eV = {self.slope:.4f} * gap_eV + {self.intercept:.4f} ({self.model}, "
+            f"{self.n} pair{'s' if self.n != 1 else ''}{method}; residual sd "
+            f"{'unknown (no degrees of freedom)' if s is None else f'{s:.3f} eV'})"
+        )
+
+
+def fit_calibration(
+    pairs: Iterable[tuple[float, float]],
+    model: Model = "auto",
+    uncertainty_floor_eV: float | None = None,
+    method: str = "",
+    labels: Sequence[str] = (),
+) -> Calibration:
+    """Least-squares fit of ``band_eV = slope * gap_eV + intercept``.
+
+    ``pairs``: (raw computed gap eV, measured band eV); convert nm bands with
+    :func:`nm_to_ev`. ``model="auto"`` is ``shift`` (slope 1) for one pair and
+    ``linear`` otherwise. See :class:`Calibration` for the uncertainty.
+    """
+    data = [(float(g), float(b)) for g, b in pairs]
+    if not data:
+        raise InputError("no calibration pairs: add [[pair]] entries (computed gap, measured band)")
+    for g, b in data:
+        if not (math.isfinite(g) and math.isfinite(b)) or g <= 0 or b <= 0:
+            raise InputError(f"calibration pair needs positive gap and band energies (eV), got ({g!r}, {b!r})")
+    if uncertainty_floor_eV is not None and not uncertainty_floor_eV > 0:
+        raise InputError(f"uncertainty_floor_eV must be positive, got {uncertainty_floor_eV!r}")
+    if model == "auto":
+        model = "shift" if len(data) == 1 else "linear"
+    gaps = [g for g, _ in data]
+    bands = [b for _, b in data]
+    n = len(data)
+    if model == "linear":
+        if n < 2:
+            raise InputError("a linear calibration needs at least 2 pairs; with 1 use model='shift'")
+        mean_g, mean_b = sum(gaps) / n, sum(bands) / n
+        sxx = sum((g - mean_g) ** 2 for g in gaps)
+        # A relative test: gaps equal to rounding leave the slope undetermined.
+        if sxx <= 1e-12 * max(1.0, mean_g * mean_g) * n:
+            raise InputError("all calibration gaps are equal: the slope is undetermined; use model='shift'")
+        slope = sum((g - mean_g) * (b - mean_b) for g, b in data) / sxx
+        intercept = mean_b - slope * mean_g
+        dof = n - 2
+    elif model == "shift":
+        slope = 1.0
+        intercept = sum(b - g for g, b in data) / n
+        dof = n - 1
+    else:
+        raise InputError(f"model must be 'auto', 'linear' or 'shift', got {model!r}")
+    residuals = tuple(b - (slope * g + intercept) for g, b in data)
+    if dof == 0:
+        # An exact fit: rounding noise must not pose as a measured residual.
+        residuals = tuple(0.0 for _ in residuals)
+    rms = math.sqrt(sum(r * r for r in residuals) / n)
+    return Calibration(
+        slope=slope,
+        intercept=intercept,
+        model=model,
+        gaps_eV=tuple(gaps),
+        bands_eV=tuple(bands),
+        residuals_eV=residuals,
+        rms_residual_eV=rms,
+        dof=dof,
+        uncertainty_floor_eV=uncertainty_floor_eV,
+        method=method,
+        labels=tuple(labels),
+    )
+
+
+@dataclass(frozen=True)
+class CalibrationPair:
+    """One reference pair from calibration.toml. ``band_nm`` is always set
+    (resolved from ``band`` names); ``gap_eV`` may be None when the gap is to
+    be looked up by ``formula`` or ``structure`` in a results database."""
+
+    label: str
+    band_nm: float
+    source: str
+    gap_eV: float | None = None
+    band: str | None = None
+    formula: str | None = None
+    structure: str | None = None
+    notes: str = ""
+
+    @property
+    def band_eV(self) -> float:
+        return nm_to_ev(self.band_nm)
+
+
+GapLookup = Callable[[CalibrationPair], float]
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Contents of a calibration file: the xTB ``method`` and the pairs."""
+
+    method: str
+    pairs: tuple[CalibrationPair, ...]
+    where: str = ""
+
+    def resolve(self, gap_lookup: GapLookup | None = None) -> list[tuple[float, float]]:
+        """(gap eV, band eV) for every pair; pairs without ``gap_eV`` get theirs
+        from ``gap_lookup(pair)`` (e.g. the lowest-energy structure of
+        ``pair.formula`` in a results database, computed with ``method``)."""
+        out = []
+        for p in self.pairs:
+            gap = p.gap_eV
+            if gap is None:
+                if gap_lookup is None:
+                    raise InputError(
+                        f"{self.where}: pair {p.label!r} has no gap_eV; supply computed gaps "
+                        f"(from a results database) for {p.formula or p.structure}"
+                    )
+                gap = gap_lookup(p)
+                if gap is None or not math.isfinite(gap) or gap <= 0:
+                    raise InputError(f"{self.where}: no usable computed gap for pair {p.label!r}: {gap!r}")
+            out.append((float(gap), p.band_eV))
+        return out
+
+    def fit(
+        self,
+        gap_lookup: GapLookup | None = None,
+        model: Model = "auto",
+        uncertainty_floor_eV: float | None = None,
+    ) -> Calibration:
+        """:func:`fit_calibration` over the resolved pairs."""
+        if not self.pairs:
+            raise InputError(
+                f"{self.where}: no calibration pairs; add [[pair]] entries (see the commented example)"
+            )
+        return fit_calibration(
+            self.resolve(gap_lookup),
+            model=model,
+            uncertainty_floor_eV=uncertainty_floor_eV,
+            method=self.method,
+            labels=[p.label for p in self.pairs],
+        )
+
+
+_PAIR_KEYS = {"label", "band_nm", "band", "gap_eV", "formula", "structure", "source", "notes"}
+
+
+def load_calibration(path: str | Path | None = None, bands: Sequence[Band] | None = None) -> CalibrationSpec:
+    """Read a calibration TOML file (default: the packaged one, which has no
+    pairs). ``band`` names are resolved against ``bands`` (default: packaged)."""
+    data, where = _read_toml(path, "calibration.toml")
+    unknown = set(data) - {"method", "pair"}
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    method = _text(data.get("method", ""), where, "method")
+    entries = data.get("pair", [])
+    if not isinstance(entries, list):
+        raise InputError(f"{where}: 'pair' must be an array of tables ([[pair]])")
+    pairs = []
+    for i, entry in enumerate(entries, start=1):
+        here = f"{where}: pair #{i}"
+        # Typos such as gap_ev must not silently drop a number.
+        bad = set(entry) - _PAIR_KEYS
+        if bad:
+            raise InputError(f"{here}: unknown key(s) {', '.join(sorted(bad))}")
+        for key in ("label", "source"):
+            if key not in entry:
+                raise InputError(f"{here}: missing {key!r}")
+        band_name = entry.get("band")
+        if "band_nm" in entry:
+            band_nm = _number(entry["band_nm"], here, "band_nm")
+        elif band_name is not None:
+            try:
+                band_nm = find_band(_text(band_name, here, "band"), bands).wavelength_nm
+            except InputError as exc:
+                raise InputError(f"{here}: {exc}") from None
+        else:
+            raise InputError(f"{here}: give band_nm or band (a name from bands.toml)")
+        gap = entry.get("gap_eV")
+        formula = entry.get("formula")
+        structure = entry.get("structure")
+        if gap is None and formula is None and structure is None:
+            raise InputError(f"{here}: give gap_eV, or formula/structure to look the gap up")
+        if formula is not None:
+            try:
+                formula = canonical_formula(_text(formula, here, "formula"))
+            except InputError as exc:
+                raise InputError(f"{here}: {exc}") from None
+        pairs.append(
+            CalibrationPair(
+                label=_text(entry["label"], here, "label"),
+                band_nm=band_nm,
+                source=_text(entry["source"], here, "source"),
+                gap_eV=None if gap is None else _number(gap, here, "gap_eV"),
+                band=band_name,
+                formula=formula,
+                structure=None if structure is None else str(structure),
+                notes=_text(entry.get("notes", ""), here, "notes"),
+            )
+        )
+    return CalibrationSpec(method=method, pairs=tuple(pairs), where=where)

@@ -1,0 +1,206 @@
+"""The relaxation job: one structure in, a plain summary dict out.
+
+``relax_structure(atoms, settings)`` knows nothing of MPI, files or databases
+(as quacc jobs): the same function runs serially, in an MPI worker or under
+another executor. Its summary holds only picklable built-in types and NumPy
+arrays, never a calculator.
+
+Statuses: ``relaxed`` (converged and physically sane), ``max_steps`` (step or
+wall-time limit reached, sane), ``collapsed`` / ``fragmented`` (sanity guard
+tripped, see :mod:`airss_msc.sanity`), ``scf_failed`` (SCF did not converge even
+after the recovery ladder) and ``error`` (anything else, with its message).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.optimize import BFGS, FIRE, LBFGS
+from ase.parallel import DummyMPI
+
+from airss_msc import __version__
+from airss_msc.engines import SCFError, engine_version, make_calculator, parse_method
+from airss_msc.errors import InputError
+from airss_msc.sanity import DISTANCE_FLOOR, check_geometry
+
+OPTIMIZERS = {"LBFGS": LBFGS, "BFGS": BFGS, "FIRE": FIRE}
+
+STATUSES = ("relaxed", "max_steps", "collapsed", "fragmented", "scf_failed", "error")
+
+#: SCF recovery ladder: each rung's parameters replace the defaults on a retry
+#: from the last good geometry. Higher electronic temperature smooths level
+#: crossings; stronger damping and more iterations tame charge sloshing.
+SCF_LADDER = (
+    {},
+    {"electronic_temperature": 1000.0, "mixer_damping": 0.2, "max_iterations": 500},
+    {"electronic_temperature": 3000.0, "mixer_damping": 0.1, "max_iterations": 1000},
+)
+
+
+@dataclass(frozen=True)
+class RelaxSettings:
+    """How one structure is relaxed.
+
+    method: ``GFN1-xTB`` | ``GFN2-xTB`` | ``tblite:...`` | ``xtb:...`` | ``lj``.
+    fmax: force convergence, eV/Angstrom (epsilon/sigma for LJ).
+    steps: optimizer step limit. max_seconds: wall-time limit per structure (None: none).
+    optimizer: ``LBFGS`` | ``BFGS`` | ``FIRE``. maxstep: largest atom move per step, Angstrom.
+    electronic_temperature: K, for the first SCF rung.
+    check_every: run the sanity guard every this many steps (collapse is caught early).
+    """
+
+    method: str = "GFN1-xTB"
+    fmax: float = 0.05
+    steps: int = 500
+    max_seconds: float | None = None
+    optimizer: str = "LBFGS"
+    maxstep: float = 0.2
+    electronic_temperature: float = 300.0
+    check_every: int = 5
+
+    def validate(self) -> "RelaxSettings":
+        parse_method(self.method)
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"unknown optimizer {self.optimizer!r}: choose {', '.join(OPTIMIZERS)}")
+        if not (self.fmax > 0):
+            raise InputError(f"fmax must be positive, got {self.fmax!r}")
+        if not (isinstance(self.steps, int) and self.steps >= 0):
+            raise InputError(f"steps must be a non-negative integer, got {self.steps!r}")
+        if self.max_seconds is not None and not (self.max_seconds > 0):
+            raise InputError(f"max_seconds must be positive, got {self.max_seconds!r}")
+        return self
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Stop(Exception):
+    """Raised from the optimizer loop to end a relaxation early."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _counting(calc):
+    """Wrap ``calc.calculate`` to count real force evaluations."""
+    count = {"n": 0}
+    original = calc.calculate
+
+    def calculate(*args, **kwargs):
+        count["n"] += 1
+        return original(*args, **kwargs)
+
+    calc.calculate = calculate
+    return count
+
+
+def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> dict:
+    """Relax a copy of ``atoms`` and summarise.
+
+    Returns a dict with ``status``, ``message``, ``symbols``, ``positions`` (final,
+    Angstrom), ``energy`` (eV), ``energy_per_atom`` (eV), ``gap`` (HOMO-LUMO, eV or
+    None), ``fmax`` (final max force, eV/Angstrom), ``steps``, ``force_calls``,
+    ``scf_retries``, ``wall_seconds``, ``method``, ``engine_version``,
+    ``airss_msc_version`` and ``info`` (the input structure's info).
+    Never raises for a failed relaxation: failures become statuses.
+    """
+    settings = (settings or RelaxSettings()).validate()
+    spec = parse_method(settings.method)
+    work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+    start = time.perf_counter()
+    summary = {
+        "status": "error", "message": "", "energy": None, "energy_per_atom": None,
+        "gap": None, "fmax": None, "steps": 0, "force_calls": 0, "scf_retries": 0,
+        "method": str(spec), "engine_version": engine_version(spec),
+        "airss_msc_version": __version__, "info": dict(atoms.info),
+        "symbols": work.get_chemical_symbols(),
+        "initial_positions": atoms.get_positions(),
+        "settings": settings.as_dict(),
+    }
+    steps_done = 0
+    force_calls = 0
+    status, message = "error", ""
+    rung = 0
+    last_good = work.positions.copy()
+    try:
+        while True:
+            params = {"electronic_temperature": settings.electronic_temperature, **SCF_LADDER[rung]}
+            calc = make_calculator(spec, **({} if spec.is_lj else params))
+            counter = _counting(calc)
+            work.calc = calc
+            # A dummy communicator: ASE's default (COMM_WORLD once mpi4py is
+            # imported) makes optimizers in MPI workers wait on broadcasts.
+            optimizer = OPTIMIZERS[settings.optimizer](
+                work, logfile=None, maxstep=settings.maxstep, comm=DummyMPI()
+            )
+
+            def guard(opt=optimizer):
+                nonlocal last_good
+                if opt.nsteps % settings.check_every == 0:
+                    verdict = check_geometry(work)
+                    if verdict.status == "collapsed":
+                        raise _Stop("collapsed", verdict.message)
+                last_good = work.positions.copy()
+                if settings.max_seconds and time.perf_counter() - start > settings.max_seconds:
+                    raise _Stop("max_steps", f"wall-time limit {settings.max_seconds:g} s reached")
+
+            optimizer.attach(guard, interval=1)
+            try:
+                converged = optimizer.run(fmax=settings.fmax, steps=max(settings.steps - steps_done, 0))
+                steps_done += optimizer.nsteps
+                force_calls += counter["n"]
+                status = "relaxed" if converged else "max_steps"
+                message = "" if converged else f"step limit {settings.steps} reached"
+                break
+            except SCFError as exc:
+                steps_done += optimizer.nsteps
+                force_calls += counter["n"]
+                rung += 1
+                if rung >= len(SCF_LADDER):
+                    status, message = "scf_failed", f"{exc} (after {rung - 1} recovery attempts)"
+                    break
+                # Restart from the last geometry whose SCF converged.
+                work.positions = last_good
+            except _Stop as stop:
+                steps_done += optimizer.nsteps
+                force_calls += counter["n"]
+                status, message = stop.status, stop.message
+                break
+        summary["scf_retries"] = rung
+        if status in ("relaxed", "max_steps"):
+            verdict = check_geometry(work)
+            if not verdict.ok:
+                status, message = verdict.status, verdict.message
+        if status in ("relaxed", "max_steps", "collapsed", "fragmented") and work.calc is not None:
+            try:
+                energy = float(work.get_potential_energy())
+                forces = work.get_forces()
+                summary["energy"] = energy
+                summary["energy_per_atom"] = energy / len(work)
+                summary["fmax"] = float(np.sqrt((forces ** 2).sum(axis=1)).max())
+                gap = work.calc.results.get("homo_lumo_gap")
+                summary["gap"] = None if gap is None or not np.isfinite(gap) else float(gap)
+            except SCFError as exc:
+                if status in ("relaxed", "max_steps"):
+                    status, message = "scf_failed", str(exc)
+    except Exception as exc:  # a job must report, not crash the search
+        status, message = "error", f"{type(exc).__name__}: {exc}"
+    summary.update(
+        status=status, message=message, steps=steps_done, force_calls=force_calls,
+        positions=work.get_positions(), wall_seconds=time.perf_counter() - start,
+    )
+    work.calc = None
+    return summary
+
+
+def summary_to_atoms(summary: dict) -> Atoms:
+    """The relaxed structure of a summary as :class:`ase.Atoms` (no calculator)."""
+    return Atoms(summary["symbols"], positions=summary["positions"])
+
+
+__all__ = ["RelaxSettings", "relax_structure", "summary_to_atoms", "STATUSES", "DISTANCE_FLOOR"]

@@ -1,0 +1,142 @@
+"""Measured bands and gap calibration (airss_msc.bands)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from airss_msc import bands as B
+from airss_msc.errors import InputError
+
+# (band nm, eV) from the table in shared/science.md.
+SCIENCE_TABLE = {
+    399: 3.107, 371: 3.342, 415: 2.988, 299: 4.147, 311: 3.987, 322: 3.850,
+    464: 2.672, 520: 2.384, 330: 3.757, 360: 3.444, 390: 3.179,
+}
+
+
+def test_nm_ev_conversion():
+    assert B.nm_to_ev(399) == pytest.approx(3.107, abs=5e-4)
+    assert B.ev_to_nm(B.nm_to_ev(415.0)) == pytest.approx(415.0)
+    with pytest.raises(InputError):
+        B.nm_to_ev(0)
+
+
+def test_packaged_bands_match_science_table():
+    bands = B.load_bands()
+    target = B.default_target(bands)
+    assert target.name == "CdTeSe MSC-399" and target.wavelength_nm == 399
+    by_nm = {b.wavelength_nm: b for b in bands}
+    assert 448 in by_nm and by_nm[448].material == "CdTe"
+    for nm, ev in SCIENCE_TABLE.items():
+        assert by_nm[nm].energy_eV == pytest.approx(ev, abs=1e-3)
+        assert by_nm[nm].source
+
+
+def _se_pred(gaps, bands, x0):
+    """Standard error of prediction, matrix form (independent of the module)."""
+    X = np.c_[np.ones(len(gaps)), gaps]
+    beta, *_ = np.linalg.lstsq(X, bands, rcond=None)
+    resid = bands - X @ beta
+    s2 = resid @ resid / (len(gaps) - 2)
+    x = np.array([1.0, x0])
+    return beta, np.sqrt(s2 * (1 + x @ np.linalg.inv(X.T @ X) @ x))
+
+
+def test_linear_fit_recovers_line_and_prediction_error():
+    gaps = np.array([1.6, 1.9, 2.3, 2.6, 3.1])
+    exact = [(g, 0.8 * g + 1.2) for g in gaps]
+    cal = B.fit_calibration(exact)
+    assert cal.slope == pytest.approx(0.8) and cal.intercept == pytest.approx(1.2)
+    assert cal.predict(2.0)[0] == pytest.approx(2.8)
+
+    noise = np.array([0.03, -0.02, 0.01, -0.04, 0.02])
+    bands = 0.8 * gaps + 1.2 + noise
+    cal = B.fit_calibration(zip(gaps, bands), method="GFN1-xTB")
+    beta, se = _se_pred(gaps, bands, 3.5)
+    assert (cal.intercept, cal.slope) == pytest.approx(tuple(beta))
+    energy, unc = cal.predict(3.5)
+    assert energy == pytest.approx(beta[0] + beta[1] * 3.5)
+    assert unc == pytest.approx(se)
+    # Extrapolation is less certain than interpolation.
+    assert cal.predict(gaps.mean())[1] < unc
+    assert cal.rms_residual_eV == pytest.approx(np.sqrt(np.mean((bands - (beta[0] + beta[1] * gaps)) ** 2)))
+    nm, unc_nm = cal.predict_nm(3.5)
+    assert nm == pytest.approx(1239.84 / energy)
+    step = 1e-6
+    assert unc_nm == pytest.approx(abs(1239.84 / (energy + step) - 1239.84 / energy) / step * unc, rel=1e-4)
+
+
+def test_two_pairs_do_not_claim_zero_uncertainty():
+    cal = B.fit_calibration([(2.5, B.nm_to_ev(415)), (1.7, B.nm_to_ev(371))])
+    energy, unc = cal.predict(2.0)
+    assert unc is None and cal.sigma_eV is None
+    assert cal.predict(2.5)[0] == pytest.approx(B.nm_to_ev(415))
+    assert B.fit_calibration([(2.5, 3.0), (1.7, 3.3)], uncertainty_floor_eV=0.1).predict(2.0)[1] == 0.1
+    with pytest.raises(InputError):
+        B.match_bands(energy, unc)
+
+
+def test_one_pair_is_a_pure_shift():
+    cal = B.fit_calibration([(2.5, 3.0)])
+    assert cal.model == "shift" and cal.slope == 1.0
+    assert cal.predict(2.0) == (pytest.approx(2.5), None)
+    with pytest.raises(InputError):
+        B.fit_calibration([])
+    with pytest.raises(InputError):
+        B.fit_calibration([(2.5, 3.0), (2.5, 3.1)], model="linear")  # slope undetermined
+
+
+def test_match_bands_flags_399_not_415():
+    names = [b.name for b in B.match_bands(3.10, 0.02)]
+    assert "CdTeSe MSC-399" in names
+    assert "CdSe MSC-415" not in names and "CdSe MSC-390" not in names
+
+
+def test_packaged_calibration_has_no_invented_gaps():
+    spec = B.load_calibration()
+    assert spec.method and spec.pairs == ()
+    with pytest.raises(InputError):
+        spec.fit()
+
+
+def test_calibration_file_with_database_lookup(tmp_path):
+    path = tmp_path / "cal.toml"
+    path.write_text(
+        'method = "GFN1-xTB"\n'
+        '[[pair]]\nlabel = "a"\nband = "CdSe MSC-415"\nformula = "Se13Cd13"\nsource = "test"\n'
+        '[[pair]]\nlabel = "b"\nband_nm = 371\ngap_eV = 1.7\nsource = "test"\n'
+        '[[pair]]\nlabel = "c"\nband_nm = 399\nstructure = "42"\nsource = "test"\n'
+    )
+    spec = B.load_calibration(path)
+    assert spec.pairs[0].formula == "Cd13Se13" and spec.pairs[0].band_nm == 415
+    with pytest.raises(InputError):
+        spec.resolve()  # gaps missing and nobody to look them up
+    gaps = {"Cd13Se13": 2.5, "42": 2.1}
+    cal = spec.fit(lambda p: gaps[p.formula or p.structure])
+    assert cal.n == 3 and cal.method == "GFN1-xTB"
+    assert cal.gaps_eV == (2.5, 1.7, 2.1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[[band]]\nname = "x"\n',  # no band_nm
+        '[[band]]\nname = "x"\nband_nm = -3\n',
+        '[[band]]\nname = "x"\nband_nm = 400\nwavelength = 400\n',  # typo key
+        '[[band]]\nname = "x"\nband_nm = 400\n[[band]]\nname = "x"\nband_nm = 410\n',
+        "[[band]\n",
+    ],
+)
+def test_malformed_bands_file(tmp_path, text):
+    path = tmp_path / "bands.toml"
+    path.write_text(text)
+    with pytest.raises(InputError):
+        B.load_bands(path)
+
+
+def test_calibration_typo_is_rejected(tmp_path):
+    path = tmp_path / "cal.toml"
+    path.write_text('[[pair]]\nlabel = "a"\nband_nm = 415\ngap_ev = 2.5\nsource = "t"\n')
+    with pytest.raises(InputError, match="gap_ev"):
+        B.load_calibration(path)

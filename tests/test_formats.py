@@ -1,0 +1,242 @@
+"""Tests for airss_msc.formats: round trips, AIRSS .res details, errors, atomic writes."""
+
+from __future__ import annotations
+
+import ase.io
+import numpy as np
+import pytest
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from airss_msc import formats
+from airss_msc.errors import InputError
+from airss_msc.formats import (
+    convert,
+    from_molecule,
+    read_structures,
+    to_molecule,
+    write_res_files,
+    write_structures,
+)
+from airss_msc.generate import generate_cluster
+
+
+def centred(atoms) -> np.ndarray:
+    return atoms.positions - atoms.positions.mean(axis=0)
+
+
+@pytest.fixture
+def cluster():
+    atoms = generate_cluster("Cd4Se4", 7)
+    atoms.info.update(energy=-123.456789012, gap_eV=1.25, status="relaxed", method="GFN2-xTB")
+    return atoms
+
+
+@pytest.fixture(autouse=True)
+def ase_io_never_parallel(monkeypatch):
+    """ASE's read/write must get parallel=False: with mpi4py loaded they would
+    otherwise broadcast from rank 0 and hang worker ranks."""
+    real_read, real_write = ase.io.read, ase.io.write
+
+    def read(*args, **kwargs):
+        assert kwargs.get("parallel") is False
+        return real_read(*args, **kwargs)
+
+    def write(*args, **kwargs):
+        assert kwargs.get("parallel") is False
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(ase.io, "read", read)
+    monkeypatch.setattr(ase.io, "write", write)
+
+
+@pytest.mark.parametrize("ext", ["xyz", "extxyz", "res"])
+def test_round_trip_preserves_structure_and_metadata(tmp_path, cluster, ext):
+    other = generate_cluster("Cd4Se4", 8)  # no energy at all
+    path = tmp_path / f"out.{ext}"
+    assert write_structures(path, [cluster, other]) == 2
+    back = read_structures(path)
+    assert len(back) == 2
+    first, second = back
+    assert first.get_chemical_symbols() == cluster.get_chemical_symbols()
+    assert np.abs(centred(first) - centred(cluster)).max() < 1e-5
+    assert not first.pbc.any()
+    assert first.info["seed"] == 7 and type(first.info["seed"]) is int  # not np.int64
+    assert first.info["energy"] == pytest.approx(-123.456789012, abs=1e-9)
+    for key in ("formula", "minsep", "shape", "symmetry", "status", "method"):
+        assert first.info[key] == cluster.info[key], key
+    assert first.info["gap_eV"] == pytest.approx(1.25)
+    # A structure without an energy must not come back with energy 0.
+    assert second.info["seed"] == 8 and "energy" not in second.info
+
+
+@pytest.mark.parametrize("ext", ["extxyz", "res"])
+def test_energy_from_calculator_is_written_and_read_as_info(tmp_path, ext):
+    atoms = generate_cluster("Cd4Se4", 7)
+    atoms.calc = SinglePointCalculator(atoms, energy=-42.5)
+    write_structures(tmp_path / f"e.{ext}", atoms)
+    (back,) = read_structures(tmp_path / f"e.{ext}")
+    assert back.info["energy"] == pytest.approx(-42.5)
+
+
+def test_res_file_is_airss_shaped_and_box_holds_cluster_with_vacuum(tmp_path, cluster):
+    path = tmp_path / "one.res"
+    write_structures(path, cluster)
+    lines = path.read_text().splitlines()
+    titl = lines[0].split()
+    assert titl[0] == "TITL" and titl[1] == "Cd4Se4-7"
+    assert float(titl[2]) == 0.0 and float(titl[4]) == pytest.approx(-123.456789012)
+    assert int(titl[7]) == 8 and titl[8] == "(C1)" and titl[-3:] == ["n", "-", "1"]
+    cell = next(line.split() for line in lines if line.startswith("CELL"))
+    box = float(cell[2])
+    assert cell[2] == cell[3] == cell[4] and [float(a) for a in cell[5:]] == [90.0] * 3
+    assert float(titl[3]) == pytest.approx(box ** 3, rel=1e-6)
+    assert "LATT -1" in lines and "SFAC Cd Se" in lines and lines[-1] == "END"
+    atom_lines = [line.split() for line in lines if line.split()[0] in ("Cd", "Se")]
+    assert len(atom_lines) == 8 and all(t[1] == ("1" if t[0] == "Cd" else "2") for t in atom_lines)
+    frac = np.array([[float(v) for v in t[2:5]] for t in atom_lines])
+    margin = formats.RES_VACUUM / 2 / box
+    assert frac.min() >= margin - 1e-9 and frac.max() <= 1 - margin + 1e-9
+    # An independent reader agrees (pymatgen's AIRSS parser).
+    from pymatgen.io.res import AirssProvider
+
+    airss = AirssProvider.from_file(str(path))
+    assert airss.energy == pytest.approx(-123.456789012) and len(airss.structure) == 8
+
+
+def test_concatenated_res_reads_all_structures(tmp_path):
+    images = [generate_cluster("Cd4Se4", seed) for seed in (1, 2, 3)]
+    for i, atoms in enumerate(images):
+        atoms.info["energy"] = -10.0 - i
+    paths = write_res_files(tmp_path / "res", images)
+    assert [p.name for p in paths] == ["Cd4Se4-1.res", "Cd4Se4-2.res", "Cd4Se4-3.res"]
+    combined = tmp_path / "all.res"
+    combined.write_text("".join(p.read_text() for p in paths))  # cat *.res
+    back = read_structures(combined)
+    assert [a.info["seed"] for a in back] == [1, 2, 3]
+    assert [a.info["name"] for a in back] == ["Cd4Se4-1", "Cd4Se4-2", "Cd4Se4-3"]
+    assert [a.info["energy"] for a in back] == pytest.approx([-10.0, -11.0, -12.0])
+    for original, read in zip(images, back):
+        assert np.abs(centred(read) - centred(original)).max() < 1e-5
+
+
+def test_write_res_files_refuses_duplicate_names(tmp_path):
+    a = generate_cluster("Cd4Se4", 1)
+    with pytest.raises(InputError, match="Cd4Se4-1"):
+        write_res_files(tmp_path, [a, a.copy()])
+    assert not list(tmp_path.iterdir())
+
+
+def test_reads_airss_written_res_with_atom_across_box_face(tmp_path):
+    # As CASTEP/AIRSS leave it: a Cd drifted through x=0 and sits at x=0.98.
+    text = (
+        "TITL CdSe-88231-3071-5 0.00 1000.000000 -3.75000 0.00 0.00 3 (C2v) n - 4\n"
+        "REM Run started: 10:00:00\n"
+        "CELL 1.54180   10.00000   10.00000   10.00000   90.00000   90.00000   90.00000\n"
+        "LATT -1\n"
+        "SFAC Cd Se\n"
+        "Cd   1  0.980000  0.500000  0.500000 1.0\n"
+        "Cd   1  0.220000  0.500000  0.500000 1.0\n"
+        "Se   2  0.100000  0.600000  0.500000 1.0\n"
+        "END\n"
+    )
+    path = tmp_path / "airss.res"
+    path.write_text(text)
+    (atoms,) = read_structures(path)
+    assert atoms.info["name"] == "CdSe-88231-3071-5"
+    assert atoms.info["energy"] == pytest.approx(-3.75)
+    assert atoms.info["symmetry"] == "C2v" and atoms.info["times_found"] == 4
+    assert atoms.get_distance(0, 1) == pytest.approx(2.4)  # not 7.6 across the box
+    assert np.allclose(atoms.positions.mean(axis=0), 0.0)
+
+
+@pytest.mark.parametrize(
+    "name, text, where",
+    [
+        ("empty.xyz", "", "empty.xyz"),
+        ("empty.res", "\n", "empty.res"),
+        ("badnum.xyz", "2\n\nCd 0 0 0\nSe 0 x.5 0\n", "badnum.xyz:4"),
+        ("truncated.xyz", "3\n\nCd 0 0 0\nSe 0 0 2.6\n", "truncated.xyz:1"),
+        ("count.xyz", "3\n\nCd 0 0 0\nSe 0 0 2.6\n2\n\nCd 0 0 0\nSe 0 0 2.6\n", "count.xyz"),
+        ("element.xyz", "2\n\nCd 0 0 0\nQq 0 0 2.6\n", "element.xyz"),
+        ("truncated.res", "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
+                          "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 0.5 1.0\n", "truncated.res:1"),
+        ("badnum.res", "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
+                       "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 nan? 1.0\nEND\n", "badnum.res:5"),
+        ("count.res", "TITL a 0 1000 -1 0 0 2 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
+                      "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 0.5 1.0\nEND\n", "count.res:1"),
+        ("element.res", "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
+                        "LATT -1\nSFAC Cd\nQq 1 0.5 0.5 0.5 1.0\nEND\n", "element.res:5"),
+        ("titl.res", "TITL a 0 1000 -1.x 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
+                     "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 0.5 1.0\nEND\n", "titl.res:1"),
+        ("nocell.res", "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nLATT -1\nSFAC Cd\n"
+                       "Cd 1 0.5 0.5 0.5 1.0\nEND\n", "nocell.res:1"),
+    ],
+)
+def test_corrupt_files_raise_one_line_input_error(tmp_path, name, text, where):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        read_structures(path)
+    message = str(err.value)
+    assert message.startswith(str(tmp_path / where)) and "\n" not in message
+
+
+def test_missing_file_and_unknown_extension_raise_input_error(tmp_path, cluster):
+    with pytest.raises(InputError, match="no such file"):
+        read_structures(tmp_path / "missing.xyz")
+    (tmp_path / "x.pdb").write_text("ATOM\n")
+    with pytest.raises(InputError, match="x.pdb"):
+        read_structures(tmp_path / "x.pdb")
+    with pytest.raises(InputError, match="x.cif"):
+        write_structures(tmp_path / "x.cif", cluster)
+    with pytest.raises(InputError, match="no structures"):
+        write_structures(tmp_path / "x.xyz", [])
+
+
+def test_failed_write_keeps_previous_file_and_leaves_no_temp(tmp_path, cluster):
+    path = tmp_path / "keep.res"
+    write_structures(path, cluster)
+    before = path.read_text()
+    broken = generate_cluster("Cd4Se4", 9)
+    broken.info["energy"] = "not a number"  # fails while rendering the second block
+    with pytest.raises(InputError, match="not a number"):
+        write_structures(path, [cluster, broken])
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.res"]
+
+
+def test_rem_values_keep_their_types(tmp_path, cluster):
+    cluster.info.update(code="123", flag="true", note=" padded ", tags=["a", "b"], ok=True)
+    write_structures(tmp_path / "t.res", cluster)
+    (back,) = read_structures(tmp_path / "t.res")
+    for key in ("code", "flag", "note", "tags", "ok"):
+        assert back.info[key] == cluster.info[key] and type(back.info[key]) is type(cluster.info[key])
+
+
+def test_pymatgen_molecule_round_trip(cluster):
+    mol = to_molecule(cluster)
+    assert [site.specie.symbol for site in mol] == cluster.get_chemical_symbols()
+    assert np.abs(mol.cart_coords - cluster.positions).max() < 1e-12
+    back = from_molecule(mol)
+    assert back.get_chemical_symbols() == cluster.get_chemical_symbols()
+    assert np.abs(back.positions - cluster.positions).max() < 1e-12
+    assert back.info["seed"] == 7 and back.info["energy"] == pytest.approx(-123.456789012)
+    assert not back.pbc.any()
+
+
+def test_convert_extxyz_res_extxyz(tmp_path, cluster):
+    src, mid, dst = tmp_path / "a.extxyz", tmp_path / "b.res", tmp_path / "c.extxyz"
+    write_structures(src, [cluster, generate_cluster("Cd4Se4", 8)])
+    assert convert(src, mid) == 2
+    assert convert(mid, dst) == 2
+    first = read_structures(dst)[0]
+    assert first.get_chemical_symbols() == cluster.get_chemical_symbols()
+    assert np.abs(centred(first) - centred(cluster)).max() < 1e-5
+    assert first.info["seed"] == 7 and first.info["energy"] == pytest.approx(-123.456789012)
+
+
+def test_none_info_value_does_not_come_back_as_true_from_extxyz(tmp_path, cluster):
+    cluster.info["gap_eV"] = None  # e.g. not computed yet
+    write_structures(tmp_path / "n.extxyz", cluster)
+    (back,) = read_structures(tmp_path / "n.extxyz")
+    assert back.info.get("gap_eV") is None

@@ -1,0 +1,202 @@
+"""Isotope patterns and ESI-MS peak assignment (airss_msc.isotopes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from airss_msc import isotopes as iso
+from airss_msc.errors import InputError
+
+M_E = 5.48579909065e-4  # electron mass, Da
+
+# Natural abundances (%) from shared/science.md, typed here independently of molmass.
+CD = {106: 1.25, 108: 0.89, 110: 12.49, 111: 12.80, 112: 24.13, 113: 12.22, 114: 28.73, 116: 7.49}
+SE = {74: 0.89, 76: 9.37, 77: 7.63, 78: 23.77, 80: 49.61, 82: 8.73}
+# Lightest-isotope masses (AME/NIST), Da.
+CD106, TE120, SE74, SE82 = 105.9064599, 119.9040593, 73.9224759, 81.9166995
+
+
+def _mix(species: list[tuple[str, float]]) -> np.ndarray:
+    """Centroided synthetic spectrum: predicted patterns summed; lines of two
+    species at the same nominal mass merge into one centroid, as on a TOF."""
+    lines = sorted(
+        (mz, w * y) for f, w in species for mz, y in iso.isotope_pattern(f, min_abundance=1e-3)
+    )
+    merged: list[list[float]] = []
+    for mz, y in lines:
+        if merged and mz - merged[-1][0] < 0.25:
+            m0, y0 = merged[-1]
+            merged[-1] = [(m0 * y0 + mz * y) / (y0 + y), y0 + y]
+        else:
+            merged.append([mz, y])
+    return np.array(merged)
+
+
+def _at(assignments, mz: float):
+    return min(assignments, key=lambda a: abs(a.mz - mz))
+
+
+def test_single_cd_matches_natural_abundances():
+    pattern = iso.isotope_pattern("Cd", min_abundance=0)
+    assert len(pattern) == len(CD)
+    for (mz, inten), (a, pct) in zip(pattern, sorted(CD.items())):
+        assert round(mz) == a
+        assert inten == pytest.approx(100 * pct / CD[114], abs=1e-6)
+    two_tallest = sorted(pattern, key=lambda p: -p[1])[:2]
+    assert [round(mz) for mz, _ in two_tallest] == [114, 112]
+    assert two_tallest[0][1] == pytest.approx(100.0)
+    # Bare cation: one electron removed.
+    assert pattern[0][0] == pytest.approx(CD106 - M_E, abs=1e-6)
+
+
+def test_se2_peak_positions_and_intensities():
+    pattern = iso.isotope_pattern("Se2", min_abundance=1e-6)
+    nominal = sorted({a + b for a in SE for b in SE})
+    # 149, 161, 163 cannot be formed from two Se isotopes.
+    assert [round(mz) for mz, _ in pattern] == nominal
+    assert pattern[0][0] == pytest.approx(2 * SE74 - M_E, abs=1e-6)
+    assert pattern[-1][0] == pytest.approx(2 * SE82 - M_E, abs=1e-6)
+    # Bin 158 = 78+80 and 76+82; bin 160 = 80+80 and 78+82 (the tallest).
+    f = {a: p / 100 for a, p in SE.items()}
+    p158 = 2 * f[78] * f[80] + 2 * f[76] * f[82]
+    p160 = f[80] ** 2 + 2 * f[78] * f[82]
+    by_nominal = {round(mz): y for mz, y in pattern}
+    assert by_nominal[160] == pytest.approx(100.0)
+    assert by_nominal[158] == pytest.approx(100 * p158 / p160, rel=1e-3)
+
+
+def test_mass_conventions_cd7tese3():
+    mono = iso.monoisotopic_mass("Cd7TeSe3")
+    assert mono == pytest.approx(7 * CD106 + TE120 + 3 * SE74, abs=1e-4)  # 1083.017
+    # Not molmass's "monoisotopic" (most abundant isotope per element, 1166.98).
+    assert abs(mono - 1166.979) > 1
+    top = iso.most_abundant_mass("Cd7TeSe3")
+    assert top == pytest.approx(1151.98, abs=0.01)  # nominal mass number 1153
+    tallest_mz = max(iso.isotope_pattern("Cd7TeSe3"), key=lambda p: p[1])[0]
+    assert tallest_mz == pytest.approx(top - M_E, abs=1e-9)
+
+
+def test_exact_fine_structure_bins_to_nominal_pattern():
+    formula = "Cd2TeSe"
+    nominal = iso.isotope_pattern(formula, min_abundance=1e-6)
+    exact = np.array(iso.isotope_pattern(formula, mode="exact", min_abundance=1e-9))
+    bins = np.rint(exact[:, 0] + 0.3)  # mass defect ~ -0.3 Da for 4 heavy atoms
+    totals = {b: exact[bins == b, 1].sum() for b in np.unique(bins)}
+    scale = max(totals.values())
+    for mz, inten in nominal:
+        b = np.rint(mz + 0.3)
+        sel = bins == b
+        assert 100 * totals[b] / scale == pytest.approx(inten, rel=1e-6)
+        centroid = np.dot(exact[sel, 0], exact[sel, 1]) / exact[sel, 1].sum()
+        assert centroid == pytest.approx(mz, abs=1e-6)
+        assert np.ptp(exact[sel, 0]) < 0.05  # fine structure is only mDa wide
+
+
+def test_exact_pruning_loses_no_line_above_the_cut():
+    full = np.array(iso.isotope_pattern("Cd4TeSe2", mode="exact", min_abundance=1e-7))
+    expected = np.sort(full[full[:, 1] >= 0.1, 0])  # >= 1e-3 of the tallest line
+    pruned = np.array(iso.isotope_pattern("Cd4TeSe2", mode="exact", min_abundance=1e-3))
+    assert len(pruned) == len(expected)
+    assert np.allclose(np.sort(pruned[:, 0]), expected, atol=1e-9)
+
+
+def test_charge_two_halves_mz():
+    one = iso.isotope_pattern("Cd6Te2Se3", charge=1)
+    two = iso.isotope_pattern("Cd6Te2Se3", charge=2)
+    assert [y for _, y in one] == pytest.approx([y for _, y in two])
+    for (m1, _), (m2, _) in zip(one, two):
+        assert m2 == pytest.approx((m1 + M_E - 2 * M_E) / 2, abs=1e-9)
+
+
+def test_synthetic_mixture_assigned_to_the_right_formulas():
+    spectrum = _mix([("Cd7TeSe3", 1.0), ("Cd6Te2Se3", 0.6)])
+    species = iso.match_species(spectrum)
+    assert {s.formula for s in species[:2]} == {"Cd7TeSe3", "Cd6Te2Se3"}
+    weights = {s.formula: s.weight for s in species}
+    assert weights["Cd6Te2Se3"] / weights["Cd7TeSe3"] == pytest.approx(0.6, rel=0.02)
+
+    assignments = iso.assign_peaks(spectrum)
+    for formula in ("Cd7TeSe3", "Cd6Te2Se3"):
+        peak = _at(assignments, iso.most_abundant_mass(formula) - M_E)
+        assert peak.best.formula == formula
+        assert peak.best.species.score > 0.95
+    # The two envelopes overlap: a peak between the two maxima lists both.
+    shared = _at(assignments, 1159.0)
+    assert {"Cd7TeSe3", "Cd6Te2Se3"} <= {c.formula for c in shared.candidates}
+
+
+def test_noisy_mixture_still_assigned():
+    rng = np.random.default_rng(7)
+    spectrum = _mix([("Cd7TeSe3", 1.0), ("Cd6Te2Se3", 0.6)])
+    spectrum[:, 1] *= 1 + 0.05 * rng.standard_normal(len(spectrum))
+    spectrum[:, 0] += 0.005 * rng.standard_normal(len(spectrum))
+    spectrum = spectrum[spectrum[:, 1] > 2.0]  # a 2 % noise floor removes the tails
+    assignments = iso.assign_peaks(spectrum)
+    for formula in ("Cd7TeSe3", "Cd6Te2Se3"):
+        assert _at(assignments, iso.most_abundant_mass(formula)).best.formula == formula
+
+
+def test_pattern_shape_and_mass_separate_near_isobars():
+    # Cd2Se2 and Te3 weigh the same to ~0.1 Da: Cd5Te4Se shadows Cd7TeSe3.
+    species = iso.match_species(_mix([("Cd5Te4Se", 1.0)]))
+    assert species[0].formula == "Cd5Te4Se"
+    assert "Cd7TeSe3" in species[0].ambiguous_with
+    forced = iso.match_species(_mix([("Cd5Te4Se", 1.0)]), candidates=["Cd7TeSe3"])
+    assert forced[0].cosine > 0.9  # the shape alone nearly fits ...
+    assert abs(forced[0].mass_error) > 0.05  # ... but the tallest peak is off by ~0.07
+    assert forced[0].score < 0.5
+
+
+def test_profile_spectrum_is_centroided_and_assigned():
+    lines = _mix([("Cd7TeSe3", 1.0)])
+    grid = np.arange(1120.0, 1185.0, 0.01)
+    profile = sum(y * np.exp(-0.5 * ((grid - mz) / 0.04) ** 2) for mz, y in lines)
+    peaks = iso.centroid(np.c_[grid, profile])
+    strong = lines[lines[:, 1] > 1.0]
+    found = np.array(peaks)
+    for mz, _ in strong:
+        assert np.min(np.abs(found[:, 0] - mz)) < 0.01
+    species = iso.match_species(np.c_[grid, profile])
+    assert species[0].formula == "Cd7TeSe3"
+
+
+def test_candidate_formulas_include_binaries_and_off_stoichiometry():
+    formulas = iso.candidate_formulas(("Cd", "Te", "Se"), (11, 11))
+    assert len(formulas) == 78  # compositions of 11 into 3 parts >= 0
+    assert {"Cd7TeSe3", "Cd6Te2Se3", "Cd7Se4", "Cd11"} <= set(formulas)
+    assert "Cd7Se4" not in iso.candidate_formulas(("Cd", "Te", "Se"), (11, 11), require_all=True)
+
+
+def test_read_peaks_csv(tmp_path):
+    with_header = tmp_path / "a.csv"
+    with_header.write_text("intensity,mz\n10,1151.98\n5.5,1152.98\n")
+    assert iso.read_peaks_csv(with_header) == [(1151.98, 10.0), (1152.98, 5.5)]
+    bare = tmp_path / "b.csv"
+    bare.write_text("# exported\n1151.98, 10\n\n1152.98,5.5\n")
+    assert iso.read_peaks_csv(bare) == [(1151.98, 10.0), (1152.98, 5.5)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["mz,intensity\n1151.98,abc\n", "1151.98\n", "mass,height\n1,2\n", "1151.98,-3\n", "", "mz,intensity\n"],
+)
+def test_read_peaks_csv_malformed(tmp_path, text):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        iso.read_peaks_csv(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_bad_inputs_raise_input_error(tmp_path):
+    with pytest.raises(InputError):
+        iso.read_peaks_csv(tmp_path / "missing.csv")
+    with pytest.raises(InputError):
+        iso.isotope_pattern("Cd7TeSe3", charge=0)
+    with pytest.raises(InputError):
+        iso.isotope_pattern("Cd7TeSe3", mode="fine")
+    with pytest.raises(InputError):
+        iso.isotope_pattern("X13")
+    with pytest.raises(InputError):
+        iso.assign_peaks([(1151.98, 10.0)], tolerance=0.6)
