@@ -186,7 +186,10 @@ def match_bands(
             "give more reference pairs or an explicit uncertainty floor"
         )
     if not (math.isfinite(estimated_eV) and math.isfinite(uncertainty_eV)) or uncertainty_eV < 0:
-        raise InputError(f"need finite estimate and uncertainty >= 0, got {estimated_eV!r} +- {uncertainty_eV!r}")
+        raise InputError(
+            f"need a finite estimate and uncertainty >= 0 (eV), "
+            f"got {estimated_eV!r} +- {uncertainty_eV!r}"
+        )
     if not k > 0:
         raise InputError(f"k must be positive, got {k!r}")
     bands = load_bands() if bands is None else bands
@@ -304,7 +307,9 @@ def fit_calibration(
         raise InputError("no calibration pairs: add [[pair]] entries (computed gap, measured band)")
     for g, b in data:
         if not (math.isfinite(g) and math.isfinite(b)) or g <= 0 or b <= 0:
-            raise InputError(f"calibration pair needs positive gap and band energies (eV), got ({g!r}, {b!r})")
+            raise InputError(
+                f"calibration pair needs positive gap and band energies (eV), got ({g!r}, {b!r})"
+            )
     if uncertainty_floor_eV is not None and not uncertainty_floor_eV > 0:
         raise InputError(f"uncertainty_floor_eV must be positive, got {uncertainty_floor_eV!r}")
     if model == "auto":
@@ -314,12 +319,16 @@ def fit_calibration(
     n = len(data)
     if model == "linear":
         if n < 2:
-            raise InputError("a linear calibration needs at least 2 pairs; with 1 use model='shift'")
+            raise InputError(
+                "a linear calibration needs at least 2 pairs; with 1 use model='shift'"
+            )
         mean_g, mean_b = sum(gaps) / n, sum(bands) / n
         sxx = sum((g - mean_g) ** 2 for g in gaps)
         # A relative test: gaps equal to rounding leave the slope undetermined.
         if sxx <= 1e-12 * max(1.0, mean_g * mean_g) * n:
-            raise InputError("all calibration gaps are equal: the slope is undetermined; use model='shift'")
+            raise InputError(
+                "all calibration gaps are equal: the slope is undetermined; use model='shift'"
+            )
         slope = sum((g - mean_g) * (b - mean_b) for g, b in data) / sxx
         intercept = mean_b - slope * mean_g
         dof = n - 2
@@ -395,7 +404,9 @@ class CalibrationSpec:
                     )
                 gap = gap_lookup(p)
                 if gap is None or not math.isfinite(gap) or gap <= 0:
-                    raise InputError(f"{self.where}: no usable computed gap for pair {p.label!r}: {gap!r}")
+                    raise InputError(
+                        f"{self.where}: no usable computed gap for pair {p.label!r}: {gap!r}"
+                    )
             out.append((float(gap), p.band_eV))
         return out
 
@@ -408,7 +419,8 @@ class CalibrationSpec:
         """:func:`fit_calibration` over the resolved pairs."""
         if not self.pairs:
             raise InputError(
-                f"{self.where}: no calibration pairs; add [[pair]] entries (see the commented example)"
+                f"{self.where}: no calibration pairs; "
+                "add [[pair]] entries (see the commented example)"
             )
         return fit_calibration(
             self.resolve(gap_lookup),
@@ -422,7 +434,9 @@ class CalibrationSpec:
 _PAIR_KEYS = {"label", "band_nm", "band", "gap_eV", "formula", "structure", "source", "notes"}
 
 
-def load_calibration(path: str | Path | None = None, bands: Sequence[Band] | None = None) -> CalibrationSpec:
+def load_calibration(
+    path: str | Path | None = None, bands: Sequence[Band] | None = None
+) -> CalibrationSpec:
     """Read a calibration TOML file (default: the packaged one, which has no
     pairs). ``band`` names are resolved against ``bands`` (default: packaged)."""
     data, where = _read_toml(path, "calibration.toml")

@@ -44,8 +44,13 @@ class SearchConfig:
         if not isinstance(self.candidates, int) or self.candidates < 0:
             raise InputError(f"negative or non-integer candidates {self.candidates!r}: need an integer >= 0")
         self.relax.validate()
+        from airss_msc.generate import generate_cluster
+
         for formula in self.compositions:
             prepare(formula, self.generate)
+            # One trial structure: catches separations that pass the packing
+            # bound but still cannot be met, before any job is started.
+            generate_cluster(formula, 0, self.generate)
         return self
 
 

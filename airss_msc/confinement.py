@@ -58,7 +58,7 @@ class Sphere:
         return 4.0 / 3.0 * np.pi * (self.radius + h) ** 3
 
     def describe(self) -> str:
-        return f"sphere r={self.radius:.4g}"
+        return f"sphere r={self.radius:.6g}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Ellipsoid:
         return 4.0 / 3.0 * np.pi * (a + h) * (b + h) * (c + h)
 
     def describe(self) -> str:
-        return "ellipsoid axes={:.4g},{:.4g},{:.4g}".format(*self.axes)
+        return "ellipsoid axes={:.6g},{:.6g},{:.6g}".format(*self.axes)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class Shell:
         return 4.0 / 3.0 * np.pi * ((self.outer + h) ** 3 - max(self.inner - h, 0.0) ** 3)
 
     def describe(self) -> str:
-        return f"shell r={self.inner:.4g}-{self.outer:.4g}"
+        return f"shell r={self.inner:.6g}-{self.outer:.6g}"
 
 
 Confinement = Sphere | Ellipsoid | Shell
@@ -161,21 +161,22 @@ def make_confinement(
     for name, value in (("radius", radius), ("inner radius", inner)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise InputError(f"impossible {name} {value!r}: must be a positive number (Angstrom)")
-    r = radius if radius is not None else default_radius(n_atoms, bond)
+    # Defaults are rounded to 0.001 Angstrom so the stored description is exact.
+    r = radius if radius is not None else round(default_radius(n_atoms, bond), 3)
     shape = shape.lower()
     if shape == "sphere":
         return Sphere(float(r))
     if shape == "ellipsoid":
         if axes is None:
             k = (1.0 / (1.4 * 0.7)) ** (1.0 / 3.0)
-            axes = (1.4 * k * r, k * r, 0.7 * k * r)
+            axes = (round(1.4 * k * r, 3), round(k * r, 3), round(0.7 * k * r, 3))
         if len(axes) != 3 or not all(np.isfinite(a) and a > 0 for a in axes):
             raise InputError(f"impossible ellipsoid axes {axes!r}: need three positive numbers")
         return Ellipsoid(tuple(float(a) for a in axes))
     if shape == "shell":
         # Keep the shell's volume equal to the default sphere's when not given.
-        rin = inner if inner is not None else 0.4 * r
-        outer = r if radius is not None else float((r ** 3 + rin ** 3) ** (1.0 / 3.0))
+        rin = inner if inner is not None else round(0.4 * r, 3)
+        outer = r if radius is not None else round(float((r ** 3 + rin ** 3) ** (1.0 / 3.0)), 3)
         if rin >= outer:
             raise InputError(f"impossible shell: inner radius {rin:.3g} >= outer radius {outer:.3g}")
         return Shell(float(rin), float(outer))

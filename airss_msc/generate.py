@@ -94,6 +94,12 @@ def check_feasible(symbols, drawn: dict, confinement: Confinement) -> None:
     if len(symbols) < 2:
         return
     need = minsep_matrix(symbols, drawn)
+    widest = float(need.max())
+    if widest > 2.0 * confinement.extent:
+        raise InputError(
+            f"impossible separations: a minimum separation of {widest:.3g} A cannot fit in "
+            f"{confinement.describe()} (largest distance {2.0 * confinement.extent:.3g} A)"
+        )
     np.fill_diagonal(need, np.inf)
     half = need.min(axis=1) / 2.0
     excluded = float(np.sum(4.0 / 3.0 * np.pi * half ** 3))
@@ -206,7 +212,7 @@ def generate_cluster(formula: str, seed: int, settings: GeneratorSettings | None
             break
     else:
         raise InputError(
-            f"could not place {format_formula(counts)} with separations {format_minsep(drawn)} "
+            f"impossible separations? could not place {format_formula(counts)} with separations {format_minsep(drawn)} "
             f"in {confinement.describe()} after {settings.max_attempts} attempts; "
             f"use a larger radius or smaller separations"
         )

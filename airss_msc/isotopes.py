@@ -54,6 +54,9 @@ Mode = Literal["nominal", "exact"]
 #: Pattern cosine above which two candidates are reported as hard to tell apart.
 AMBIGUOUS_COSINE = 0.98
 
+#: Strength of the mass-error ridge penalty in the non-negative fit (see _fit_species).
+MASS_PENALTY = 0.1
+
 # Largest fine-structure table built in "exact" mode (entries); protects the
 # 2-core machine from min_abundance=0 on a 16-atom cluster.
 _MAX_FINE_ENTRIES = 5_000_000
@@ -129,7 +132,9 @@ def _element_fine(symbol: str, n: int, rel_cut: float) -> tuple[np.ndarray, np.n
     if k == 1:
         return np.array([n * masses[0]]), np.array([1.0])
     if math.comb(n + k - 1, k - 1) > _MAX_FINE_ENTRIES:
-        raise InputError(f"exact isotope fine structure of {symbol}{n} is too large; use mode='nominal'")
+        raise InputError(
+            f"exact isotope fine structure of {symbol}{n} is too large; use mode='nominal'"
+        )
     # Stars and bars: k-1 bar positions among n+k-1 slots give one composition.
     bars = np.array(list(itertools.combinations(range(n + k - 1), k - 1)), dtype=np.int64)
     edges = np.hstack([np.full((len(bars), 1), -1), bars, np.full((len(bars), 1), n + k - 1)])
@@ -280,7 +285,9 @@ def read_peaks_csv(path: str | Path) -> list[Peak]:
                 f"{path}:{lineno}: not a number in {','.join(fields)!r}"
             ) from None
         if not (math.isfinite(mz) and math.isfinite(inten)) or mz <= 0 or inten < 0:
-            raise InputError(f"{path}:{lineno}: need m/z > 0 and intensity >= 0, got {mz!r}, {inten!r}")
+            raise InputError(
+                f"{path}:{lineno}: need m/z > 0 and intensity >= 0, got {mz!r}, {inten!r}"
+            )
         peaks.append((mz, inten))
     if not peaks:
         raise InputError(f"{path}: no peaks (expected rows of mz,intensity)")
@@ -390,7 +397,7 @@ class SpeciesMatch:
     ``cosine``: predicted pattern vs the measured intensities at its peak
     positions after subtracting the other fitted species. ``raw_cosine``: the same
     without the subtraction. ``weight``: fitted height of its most abundant peak,
-    in measured intensity units (0 = not needed by the fit). ``mass_error``:
+    in measured intensity units. ``mass_error``:
     measured minus predicted m/z of its most abundant peak. ``ambiguous_with``:
     candidates in the fit whose predicted nominal-mass patterns have cosine >=
     0.98 with this one's (e.g. Cd7TeSe3 and Cd5Te4Se: Cd2Se2 and Te3 weigh the
@@ -512,7 +519,12 @@ def match_species(
     (2) the measured intensities are fitted as a non-negative sum of the
     candidates' predicted patterns (scipy NNLS; predicted peaks with no measured
     peak count as measured zeros, so a candidate is penalised for peaks that are
-    missing); (3) each candidate is scored as described in :class:`SpeciesMatch`.
+    missing; a ridge term MASS_PENALTY * (mass_error / mass_sigma)^2 * weight^2
+    per candidate gives the weight of near-isobars - whole families differ only
+    by Cd2Se2 <-> Te3 - to the one whose masses match); (3) each candidate is
+    scored as described in :class:`SpeciesMatch`. A spectrum whose m/z scale is
+    off by more than ``mass_sigma`` scores low everywhere: recalibrate it or
+    raise ``mass_sigma``.
     Only candidates with fitted weight >= ``min_weight`` are returned, best
     score first.
     """
@@ -527,7 +539,8 @@ def _check_options(charge: int, tolerance: float, mass_sigma: float) -> tuple[in
     charge = _check_charge(charge)
     if not (0 < tolerance < 0.5 / abs(charge)):
         raise InputError(
-            f"tolerance must be in (0, {0.5 / abs(charge):g}) m/z for charge {charge}, got {tolerance!r}"
+            f"tolerance must be in (0, {0.5 / abs(charge):g}) m/z for charge {charge}, "
+            f"got {tolerance!r}"
         )
     if not mass_sigma > 0:
         raise InputError(f"mass_sigma must be positive (m/z), got {mass_sigma!r}")
@@ -572,7 +585,13 @@ def _fit_species(
         A[rows, j] = c.rel
         cand_rows.append(rows)
     target = np.concatenate([y, np.zeros(len(phantom))])
-    w, _ = nnls(A, target, maxiter=50 * A.shape[1])
+    errors = np.array([mz_meas[c.rows[c.base]] - c.mz[c.base] for c in cands])
+    # Near-isobars (Cd2Se2 vs Te3 differ by ~0.08 Da) fit the intensities almost
+    # equally well; a ridge penalty growing with each candidate's own mass error
+    # hands the weight to the one whose masses match, instead of splitting it.
+    ridge = np.sqrt(MASS_PENALTY) * np.abs(errors) / mass_sigma
+    A_fit = np.vstack([A, np.diag(ridge)])
+    w, _ = nnls(A_fit, np.concatenate([target, np.zeros(len(cands))]), maxiter=50 * A.shape[1])
     fitted = A @ w
 
     results = []
@@ -584,7 +603,7 @@ def _fit_species(
         # Measured minus everybody else's fitted contribution, clipped at zero.
         cleaned = np.clip(target[rows] - (fitted[rows] - own), 0.0, None)
         cos = _cosine(c.rel, cleaned)
-        err = float(mz_meas[c.rows[c.base]] - c.mz[c.base])
+        err = float(errors[j])
         results.append(
             SpeciesMatch(
                 formula=c.formula,
@@ -605,7 +624,11 @@ def _fit_species(
 
 
 def _match_candidates(
-    formulas: Sequence[str], mz_meas: np.ndarray, charge: int, tolerance: float, min_abundance: float
+    formulas: Sequence[str],
+    mz_meas: np.ndarray,
+    charge: int,
+    tolerance: float,
+    min_abundance: float,
 ) -> list[_Candidate]:
     lo, hi = mz_meas[0] - tolerance, mz_meas[-1] + tolerance
     out = []

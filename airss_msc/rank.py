@@ -5,6 +5,11 @@ Reads results databases and plain structure files carrying energies (extxyz,
 structure of the same composition; gaps (eV) are turned into wavelengths
 (nm = 1239.84 / eV). Only ``relaxed`` rows are ranked unless ``all`` is asked:
 a collapsed or unfinished structure must never look like a result.
+
+Duplicates are merged species-aware (:mod:`airss_msc.duplicates`; homotops stay
+apart): each ranked row is a unique minimum with ``copies``, the number of
+times the search found it, and its Boltzmann population at 298 K among the
+unique minima of its composition.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
@@ -47,6 +54,10 @@ class RankedRow:
     status: str
     method: str = ""
     seed: int | None = None
+    copies: int | None = None
+    point_group: str = ""
+    population: float | None = None
+    record: Record | None = None
 
 
 def records_from_files(paths: list[str]) -> list[Record]:
@@ -101,26 +112,64 @@ def _record_id(record: Record, multiple_sources: bool) -> str:
     return f"{Path(record.source).name}:{record.id}" if multiple_sources else str(record.id)
 
 
-def rank_records(records: list[Record], include_all: bool = False, top: int | None = None) -> list[RankedRow]:
+def point_group(atoms, tolerance: float = 0.1) -> str:
+    """Schoenflies point group (pymatgen, ``tolerance`` in Angstrom); '?' if undetermined."""
+    from pymatgen.core import Molecule
+    from pymatgen.symmetry.analyzer import PointGroupAnalyzer
+
+    if len(atoms) < 2:
+        return "Kh"
+    try:
+        # pymatgen has no dummy element: stand Ar in for the LJ particle X.
+        symbols = ["Ar" if s == "X" else s for s in atoms.get_chemical_symbols()]
+        mol = Molecule(symbols, atoms.positions)
+        return str(PointGroupAnalyzer(mol, tolerance=tolerance).sch_symbol)
+    except Exception:  # pymatgen fails on some degenerate geometries
+        return "?"
+
+
+def rank_records(
+    records: list[Record], include_all: bool = False, top: int | None = None,
+    merge: bool = True, energy_tol: float = 1e-3, rmsd_tol: float = 0.1,
+    temperature: float = 298.15, symmetry_tol: float | None = 0.1,
+) -> list[RankedRow]:
     """Rank per composition, lowest energy first; ``top`` keeps the best N per composition.
 
+    merge: fold species-aware duplicates (``energy_tol`` eV/atom, ``rmsd_tol``
+        Angstrom) into one row with ``copies``.
+    temperature: K, for Boltzmann populations of the unique minima.
+    symmetry_tol: Angstrom for the point group (None skips the analysis).
     Compositions are listed by size then formula. Non-relaxed rows (with
     ``include_all``) follow the ranked ones of their composition, unranked.
     """
+    from airss_msc.duplicates import group_duplicates
+    from airss_msc.energetics import boltzmann_populations
+
     multiple = len({r.source for r in records}) > 1
     by_comp: dict[str, list[Record]] = {}
     for rec in records:
         by_comp.setdefault(rec.composition, []).append(rec)
     rows: list[RankedRow] = []
-
     for formula in sorted(by_comp, key=lambda f: (len(by_comp[f][0].atoms), f)):
         group = by_comp[formula]
         ok = sorted((r for r in group if r.status == "relaxed" and r.energy is not None),
                     key=lambda r: r.energy)
-        best = ok[0].energy_per_atom if ok else None
-        ranked = ok[:top] if top else ok
-        for k, rec in enumerate(ranked, 1):
-            rows.append(_row(rec, k, best, multiple))
+        if merge and len(ok) > 1:
+            groups = group_duplicates([r.atoms for r in ok], [r.energy for r in ok],
+                                      energy_tol=energy_tol, rmsd_tol=rmsd_tol)
+            unique = sorted(((ok[g[0]], len(g)) for g in groups), key=lambda t: t[0].energy)
+        else:
+            unique = [(r, 1) for r in ok]
+        best = unique[0][0].energy_per_atom if unique else None
+        pops = boltzmann_populations(np.array([r.energy for r, _ in unique]), temperature) if unique else []
+        ranked = unique[:top] if top else unique
+        for k, ((rec, copies), pop) in enumerate(zip(ranked, pops), 1):
+            row = _row(rec, k, best, multiple)
+            row.copies = copies
+            row.population = float(pop)
+            if symmetry_tol is not None:
+                row.point_group = point_group(rec.atoms, symmetry_tol)
+            rows.append(row)
         if include_all:
             rest = sorted((r for r in group if r not in ok),
                           key=lambda r: (r.energy is None, r.energy if r.energy is not None else 0.0))
@@ -135,13 +184,20 @@ def _row(rec: Record, rank: int | None, best_per_atom: float | None, multiple: b
     return RankedRow(
         rank=rank, id=_record_id(rec, multiple), formula=rec.composition,
         energy_eV=rec.energy, delta_meV_per_atom=delta, gap_eV=rec.gap,
-        wavelength_nm=gap_to_nm(rec.gap), status=rec.status, method=rec.method,
-        seed=rec.seed,
+        # A wavelength is a claim about a result: only relaxed rows make it.
+        wavelength_nm=gap_to_nm(rec.gap) if rec.status == "relaxed" else None,
+        status=rec.status, method=rec.method, seed=rec.seed, record=rec,
     )
 
 
-COLUMNS = ["rank", "id", "formula", "energy_eV", "delta_meV_per_atom", "gap_eV", "wavelength_nm", "status"]
-_FMT = {"energy_eV": "{:.4f}", "delta_meV_per_atom": "{:.1f}", "gap_eV": "{:.3f}", "wavelength_nm": "{:.0f}"}
+COLUMNS = ["rank", "id", "formula", "energy_eV", "delta_meV_per_atom", "gap_eV", "wavelength_nm",
+           "point_group", "copies", "population", "status"]
+_FMT = {"energy_eV": "{:.4f}", "delta_meV_per_atom": "{:.1f}", "gap_eV": "{:.3f}", "wavelength_nm": "{:.0f}",
+        "population": "{:.3f}"}
+
+
+def _fields(row: RankedRow) -> dict:
+    return {k: v for k, v in vars(row).items() if k != "record"}
 
 
 def _cell(value, column: str) -> str:
@@ -154,22 +210,22 @@ def format_rows(rows: list[RankedRow], fmt: str = "table", columns: list[str] | 
     """Render as an aligned ``table``, ``csv`` or ``json`` (numbers unrounded in csv/json)."""
     columns = columns or COLUMNS
     if fmt == "json":
-        return json.dumps([{c: asdict(r)[c] for c in columns} for r in rows], indent=1)
+        return json.dumps([{c: _fields(r)[c] for c in columns} for r in rows], indent=1)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         for r in rows:
-            d = asdict(r)
+            d = _fields(r)
             writer.writerow(["" if d[c] is None else d[c] for c in columns])
         return buf.getvalue().rstrip("\n")
     if fmt != "table":
         raise InputError(f"unknown format {fmt!r}: choose table, csv or json")
-    cells = [columns] + [[_cell(asdict(r)[c], c) for c in columns] for r in rows]
+    cells = [columns] + [[_cell(_fields(r)[c], c) for c in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     lines = []
     for k, row in enumerate(cells):
-        lines.append("  ".join(v.rjust(w) if k and c not in ("formula", "status", "id") else v.ljust(w)
+        lines.append("  ".join(v.rjust(w) if k and c not in ("formula", "status", "id", "point_group") else v.ljust(w)
                                for v, w, c in zip(row, widths, columns)).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))

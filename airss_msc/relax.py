@@ -24,7 +24,12 @@ from ase.parallel import DummyMPI
 from airss_msc import __version__
 from airss_msc.engines import SCFError, engine_version, make_calculator, parse_method
 from airss_msc.errors import InputError
-from airss_msc.sanity import DISTANCE_FLOOR, check_geometry
+from airss_msc.sanity import DISTANCE_FLOOR, check_geometry, shortest_contact
+
+#: Consecutive guard checks below the distance floor that count as a collapse.
+COLLAPSE_PERSISTENCE = 3
+#: Fraction of the covalent radii sum that is a collapse at once (no transient goes there).
+HARD_FLOOR = 0.65
 
 OPTIMIZERS = {"LBFGS": LBFGS, "BFGS": BFGS, "FIRE": FIRE}
 
@@ -126,6 +131,7 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> dict
     force_calls = 0
     status, message = "error", ""
     rung = 0
+    below_floor = 0
     last_good = work.positions.copy()
     try:
         while True:
@@ -140,11 +146,14 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> dict
             )
 
             def guard(opt=optimizer):
-                nonlocal last_good
+                nonlocal last_good, below_floor
                 if opt.nsteps % settings.check_every == 0:
                     verdict = check_geometry(work)
-                    if verdict.status == "collapsed":
-                        raise _Stop("collapsed", verdict.message)
+                    # A random start may brush past the floor for a step or two;
+                    # a collapse persists (or goes deep at once).
+                    below_floor = below_floor + 1 if verdict.status == "collapsed" else 0
+                    if below_floor >= COLLAPSE_PERSISTENCE or shortest_contact(work)[0] < HARD_FLOOR:
+                        raise _Stop("collapsed", verdict.message or "contact below the hard floor")
                 last_good = work.positions.copy()
                 if settings.max_seconds and time.perf_counter() - start > settings.max_seconds:
                     raise _Stop("max_steps", f"wall-time limit {settings.max_seconds:g} s reached")

@@ -186,7 +186,7 @@ class SeparationRules:
         for pair in sorted(self.ranges):
             lo, hi = self.ranges[pair]
             value = lo if hi == lo else float(rng.uniform(lo, hi))
-            out[pair] = round(value * self.slack, 6)
+            out[pair] = round(value * self.slack, 3)  # stored exactly with the structure
         return out
 
     def largest(self) -> dict[tuple[str, str], float]:
@@ -208,7 +208,7 @@ def minsep_matrix(symbols, drawn: dict[tuple[str, str], float]) -> np.ndarray:
 
 def format_minsep(drawn: dict[tuple[str, str], float]) -> str:
     """``Cd-Cd=3.02 Cd-Se=2.42 ...``: the form stored with each structure."""
-    return " ".join(f"{a}-{b}={d:.4g}" for (a, b), d in sorted(drawn.items()))
+    return " ".join(f"{a}-{b}={d:.6g}" for (a, b), d in sorted(drawn.items()))
 
 
 def violations(positions: np.ndarray, symbols, drawn: dict[tuple[str, str], float],

@@ -179,7 +179,14 @@ def test_read_peaks_csv(tmp_path):
 
 @pytest.mark.parametrize(
     "text",
-    ["mz,intensity\n1151.98,abc\n", "1151.98\n", "mass,height\n1,2\n", "1151.98,-3\n", "", "mz,intensity\n"],
+    [
+        "mz,intensity\n1151.98,abc\n",
+        "1151.98\n",
+        "mass,height\n1,2\n",
+        "1151.98,-3\n",
+        "",
+        "mz,intensity\n",
+    ],
 )
 def test_read_peaks_csv_malformed(tmp_path, text):
     path = tmp_path / "bad.csv"
@@ -200,3 +207,22 @@ def test_bad_inputs_raise_input_error(tmp_path):
         iso.isotope_pattern("X13")
     with pytest.raises(InputError):
         iso.assign_peaks([(1151.98, 10.0)], tolerance=0.6)
+
+
+def test_crowded_noisy_spectrum_recovers_all_species_and_weights():
+    # Seven overlapping species, 5 % noise, a random background peak at every m/z.
+    # Cd9Te3Se2 has the near-isobar Cd7Te6; without the mass-error term the fit
+    # splits the weight between them.
+    truth = {"Cd7TeSe3": 1.0, "Cd6Te2Se3": 0.8, "Cd8Se4": 0.5, "Cd9Te3Se2": 0.4,
+             "Cd5TeSe4": 0.3, "Cd10Te2Se3": 0.3, "Cd6Se5": 0.2}
+    rng = np.random.default_rng(3)
+    spectrum = _mix(list(truth.items()))
+    background = np.c_[np.arange(950, 1700) + 0.3, rng.uniform(0, 1.5, 750)]
+    spectrum = np.vstack([spectrum, background])
+    spectrum[:, 1] *= 1 + 0.05 * rng.standard_normal(len(spectrum))
+    species = iso.match_species(spectrum[spectrum[:, 1] > 0.5])
+    good = {s.formula: s.weight for s in species if s.score > 0.9}
+    assert set(good) == set(truth)
+    scale = good["Cd7TeSe3"] / truth["Cd7TeSe3"]
+    for formula, w in truth.items():
+        assert good[formula] / scale == pytest.approx(w, rel=0.15)

@@ -1,0 +1,80 @@
+import csv
+import io
+import subprocess
+import sys
+
+import pytest
+from ase.db import connect
+
+
+def test_generate_relax_rank_pipeline(tmp_path, run_cli):
+    out = tmp_path / "x.extxyz"
+    code, stdout, err = run_cli("generate", "X9", "-n", "4", "-o", out, "--seed", "2", "--minsep", "X-X=0.9-1.0")
+    assert code == 0, err
+    db = tmp_path / "r.db"
+    code, stdout, err = run_cli("relax", out, "--db", db, "--method", "lj", "--fmax", "0.01")
+    assert code == 0, err
+    assert len(list(connect(db).select())) == 4
+    code, stdout, err = run_cli("rank", db, "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(stdout)))
+    assert rows[0].keys() >= {"rank", "id", "formula", "energy_eV", "delta_meV_per_atom", "gap_eV", "wavelength_nm", "status"}
+    energies = [float(r["energy_eV"]) for r in rows]
+    assert energies == sorted(energies) and len(rows) >= 1
+    code, stdout, err = run_cli("rank", db, "--top", "1")
+    assert code == 0 and stdout.count("X9") == 1
+
+
+def test_generated_frames_carry_seed_and_parameters(tmp_path, run_cli):
+    from airss_msc.formats import read_structures
+    from airss_msc.generate import generate_cluster
+
+    out = tmp_path / "c.extxyz"
+    assert run_cli("generate", "Cd4Se4", "-n", "3", "-o", out, "--radius", "5")[0] == 0
+    frames = read_structures(out)
+    assert len(frames) == 3
+    for f in frames:
+        assert {"seed", "minsep", "shape", "symmetry"} <= set(f.info)
+        assert f.info["shape"] == "sphere r=5"
+
+
+@pytest.mark.parametrize("args,match", [
+    (["generate", "Cd4Se4x", "-n", "2", "-o", "{tmp}/a.xyz"], "malformed formula"),
+    (["generate", "Cd4Qq4", "-n", "2", "-o", "{tmp}/a.xyz"], "unknown element"),
+    (["generate", "Cd4Se4", "-n", "-3", "-o", "{tmp}/a.xyz"], "negative"),
+    (["generate", "Cd13Se13", "-n", "2", "-o", "{tmp}/a.xyz", "--minsep", "Cd-Se=7", "--radius", "4"], "impossible"),
+    (["relax", "{tmp}/missing.xyz", "--db", "{tmp}/r.db"], "not found|does not exist|no such file"),
+    (["search", "{tmp}/missing.toml"], "not found"),
+    (["rank", "{tmp}/missing.db"], "not found"),
+    (["relax", "{tmp}/bad.xyz", "--db", "{tmp}/r.db"], "bad.xyz"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, run_cli, args, match):
+    import re
+
+    (tmp_path / "bad.xyz").write_text("3\n\nCd 0 0 zero\n")
+    code, stdout, err = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("airss-msc: error:"), err
+    assert re.search(match, lines[0]), lines[0]
+    assert "Traceback" not in err
+
+
+def test_failed_command_keeps_stored_results(tmp_path, run_cli):
+    src = tmp_path / "x.extxyz"
+    db = tmp_path / "r.db"
+    run_cli("generate", "X5", "-n", "2", "-o", src)
+    assert run_cli("relax", src, "--db", db, "--method", "lj")[0] == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[search]\ncompositions = ["X5"]\ndb = "{db}"\n[relax]\nmethod = "nonsense"\n')
+    code, _, err = run_cli("search", bad)
+    assert code == 2 and "unknown method" in err
+    assert len(list(connect(db).select())) == 2
+
+
+def test_console_script_runs_as_a_process(tmp_path):
+    # the installed entry point, as a user runs it: no traceback on bad input
+    proc = subprocess.run([sys.executable, "-m", "airss_msc.cli", "generate", "Cd4Xx4", "-n", "1", "-o",
+                           str(tmp_path / "a.xyz")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "airss-msc: error: unknown element 'Xx' in formula 'Cd4Xx4'"

@@ -1,0 +1,76 @@
+import pickle
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.fd import calculate_numerical_forces
+
+from airss_msc.engines import (
+    LennardJonesCluster, MethodSpec, TightBinding, homo_lumo_gap, make_calculator, parse_method,
+)
+from airss_msc.errors import InputError
+
+
+def _cd2se2():
+    return Atoms("CdSeCdSe", positions=[[1.9, 0, 0], [0, 1.8, 0.1], [-1.9, 0, 0], [0, -1.8, -0.1]])
+
+
+def test_parse_method_names():
+    assert parse_method("GFN1-xTB") == MethodSpec("tblite", "GFN1-xTB")
+    assert parse_method("gfn2") == MethodSpec("tblite", "GFN2-xTB")
+    assert parse_method("xtb:GFN-FF") == MethodSpec("xtb", "GFN-FF")
+    assert parse_method("lj").is_lj
+    with pytest.raises(InputError, match="unknown method"):
+        parse_method("B3LYP")
+    with pytest.raises(InputError, match="GFN-FF is not in tblite"):
+        parse_method("GFN-FF")
+
+
+def test_tblite_forces_match_finite_differences_and_gap_is_physical():
+    atoms = _cd2se2()
+    atoms.calc = make_calculator("GFN1-xTB")
+    forces = atoms.get_forces()
+    numeric = calculate_numerical_forces(atoms, eps=1e-4)
+    assert np.abs(forces - numeric).max() < 5e-3  # eV/A
+    gap = atoms.calc.results["homo_lumo_gap"]
+    assert 0.1 < gap < 5.0  # eV: a closed-shell Cd2Se2 has a real gap
+    assert np.isclose(atoms.get_potential_energy(), atoms.calc.results["energy"])
+
+
+def test_calculator_pickles_without_library_handles():
+    atoms = _cd2se2()
+    calc = make_calculator("GFN1-xTB")
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    clone = pickle.loads(pickle.dumps(calc))
+    assert isinstance(clone, TightBinding) and clone._lib is None
+
+
+def test_xtb_python_engine_agrees_with_tblite():
+    pytest.importorskip("xtb.interface")
+    a, b = _cd2se2(), _cd2se2()
+    a.calc = make_calculator("tblite:GFN1-xTB")
+    b.calc = make_calculator("xtb:GFN1-xTB")
+    # Same Hamiltonian in two implementations: energies agree to a few meV.
+    assert abs(a.get_potential_energy() - b.get_potential_energy()) < 0.01
+
+
+def test_lennard_jones_dimer_minimum_and_forces():
+    r0 = 2 ** (1 / 6)
+    dimer = Atoms("X2", positions=[[0, 0, 0], [r0, 0, 0]])
+    dimer.calc = LennardJonesCluster()
+    assert dimer.get_potential_energy() == pytest.approx(-1.0)
+    assert np.abs(dimer.get_forces()).max() < 1e-10
+    rng = np.random.default_rng(0)
+    blob = Atoms("X6", positions=rng.normal(size=(6, 3)) * 1.2)
+    blob.calc = LennardJonesCluster()
+    assert np.allclose(blob.get_forces(), calculate_numerical_forces(blob, eps=1e-6), atol=1e-4)
+
+
+def test_homo_lumo_gap_from_occupations():
+    eps = np.array([-3.0, -2.0, -1.0, 0.5, 1.0])
+    assert homo_lumo_gap(eps, [2, 2, 2, 0, 0]) == pytest.approx(1.5)
+    # Fermi smearing: fractional occupations still count 6 electrons
+    assert homo_lumo_gap(eps, [2, 2, 1.9, 0.1, 0]) == pytest.approx(1.5)
+    # unsorted input
+    assert homo_lumo_gap(eps[::-1], [0, 0, 2, 2, 2]) == pytest.approx(1.5)

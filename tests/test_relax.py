@@ -1,0 +1,63 @@
+import numpy as np
+from ase import Atoms
+
+from airss_msc.generate import generate_cluster
+from airss_msc.relax import RelaxSettings, relax_structure, summary_to_atoms
+from airss_msc.sanity import check_geometry
+
+LJ13 = -44.326801  # Cambridge Cluster Database, epsilon
+
+
+def test_cd2se2_relaxes_to_a_sane_rhombus_with_gfn1():
+    atoms = generate_cluster("Cd2Se2", 3)
+    s = relax_structure(atoms, RelaxSettings(method="GFN1-xTB", fmax=0.03, steps=300))
+    assert s["status"] == "relaxed", s["message"]
+    assert s["fmax"] < 0.03
+    final = summary_to_atoms(s)
+    d = final.get_all_distances()
+    sym = final.get_chemical_symbols()
+    cdse = [d[i, j] for i in range(4) for j in range(4) if sym[i] == "Cd" and sym[j] == "Se"]
+    assert 2.3 < min(cdse) < 2.8  # Angstrom; GFN1 Cd-Se bonds, not a collapsed hole
+    assert s["energy"] < -200 and np.isclose(s["energy_per_atom"] * 4, s["energy"])
+    assert s["gap"] > 0.5
+    assert s["force_calls"] >= s["steps"] > 0
+    assert s["method"] == "tblite:GFN1-xTB" and s["engine_version"].startswith("tblite")
+    # the input is not modified
+    assert np.array_equal(atoms.positions, generate_cluster("Cd2Se2", 3).positions)
+
+
+def test_lj13_random_starts_reach_the_icosahedron_sometimes():
+    energies = []
+    for seed in range(8):
+        s = relax_structure(generate_cluster("X13", seed), RelaxSettings(method="lj", fmax=1e-3, steps=2000))
+        assert s["status"] == "relaxed"
+        energies.append(s["energy"])
+    assert min(energies) > LJ13 - 1e-4  # never below the global minimum
+    assert min(energies) < LJ13 + 1e-3
+
+
+def test_step_limit_gives_max_steps():
+    s = relax_structure(generate_cluster("X13", 1), RelaxSettings(method="lj", steps=3))
+    assert s["status"] == "max_steps" and s["steps"] == 3
+
+
+def test_guard_stops_a_deep_contact_at_once_but_lets_a_shallow_one_relax():
+    deep = Atoms("CdSeCdSe", positions=[[0.8, 0, 0], [-0.8, 0, 0], [0, 2.6, 0], [0, -2.6, 0]])
+    assert check_geometry(deep).status == "collapsed"
+    s = relax_structure(deep, RelaxSettings(method="GFN1-xTB"))
+    assert s["status"] == "collapsed" and s["steps"] == 0 and "Cd" in s["message"]
+    # 2.05 A is below the 0.8 floor (2.11 A) but only a transient: the SCF pushes it apart
+    shallow = Atoms("CdSeCdSe", positions=[[1.025, 0, 0], [-1.025, 0, 0], [0, 2.6, 0], [0, -2.6, 0]])
+    assert check_geometry(shallow).status == "collapsed"
+    s = relax_structure(shallow, RelaxSettings(method="GFN1-xTB", steps=300))
+    assert s["status"] == "relaxed", s["message"]
+    assert check_geometry(summary_to_atoms(s)).ok
+
+
+def test_fragments_are_reported_not_ranked():
+    # two LJ trimers 10 sigma apart relax separately and stay apart
+    tri = np.array([[0, 0, 0], [1.12, 0, 0], [0.56, 0.97, 0]])
+    atoms = Atoms("X6", positions=np.vstack([tri, tri + [10, 0, 0]]))
+    s = relax_structure(atoms, RelaxSettings(method="lj"))
+    assert s["status"] == "fragmented"
+    assert "2 fragments" in s["message"]
