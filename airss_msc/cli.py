@@ -119,12 +119,16 @@ def search(
     default: bool = typer.Option(False, "--default", help="Run the embedded default (demo) search."),
     db: Optional[str] = typer.Option(None, "--db", help="Override the database named in the config."),
     show_config: bool = typer.Option(False, "--show-default-config", help="Print the embedded default config and exit."),
+    serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
-    """Generate and relax candidates as the config says; rerunning resumes."""
+    """Generate and relax candidates as the config says; rerunning resumes.
+
+    Under 'mpiexec -n N' rank 0 coordinates and N-1 ranks relax. Exit code 3
+    means the search stopped early (walltime or signal); rerun it to resume.
+    """
     from dataclasses import replace
 
     from airss_msc.config import default_config, default_config_text, load_config
-    from airss_msc.search import run_search, set_threads
 
     if show_config:
         typer.echo(default_config_text())
@@ -134,10 +138,24 @@ def search(
     cfg = default_config(db) if config is None else load_config(config)
     if db and config is not None:
         cfg = replace(cfg, db=db)
-    set_threads(cfg.threads)
-    outcome = run_search(cfg)
-    if outcome.interrupted:
-        raise typer.Exit(130)
+    if _run_search(cfg, serial).interrupted:
+        raise typer.Exit(3)
+
+
+def _run_search(cfg, serial: bool = False):
+    """Run a search serially or, under an MPI launcher, as a task farm.
+
+    Returns the outcome on the coordinator; worker ranks exit when done.
+    """
+    from airss_msc.parallel import task_executor, threads_per_rank
+    from airss_msc.search import run_search, set_threads
+
+    # Every rank, before any engine library is loaded.
+    set_threads(threads_per_rank(cfg.threads))
+    with task_executor(force_serial=serial) as (executor, workers, coordinator):
+        if not coordinator:
+            raise typer.Exit(0)
+        return run_search(cfg, executor=executor, workers=max(workers, 1))
 
 
 @app.command()
@@ -177,18 +195,16 @@ def demo(
     from airss_msc.config import default_config
     from airss_msc.rank import format_rows, load_records, rank_records
     from airss_msc.report import write_report
-    from airss_msc.search import run_search, set_threads
 
     output.mkdir(parents=True, exist_ok=True)
     cfg = default_config(str(output / "results.db"))
-    set_threads(cfg.threads)
-    outcome = run_search(cfg)
+    outcome = _run_search(cfg)
     rows = rank_records(load_records([cfg.db]), include_all=True)
     typer.echo(format_rows(rows, "table"))
     path = write_report(cfg.db, output / "report")
     typer.echo(f"\nreport: {path}")
     if outcome.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(3)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,16 +9,20 @@ row per result the moment it arrives.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
+import signal
+import threading
 import time
-from concurrent.futures import Executor, as_completed
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable
 
 from airss_msc.config import SearchConfig
 from airss_msc.errors import InputError
 from airss_msc.generate import GeneratorSettings, derive_seed, generate_cluster
+from airss_msc.progress import Progress
 from airss_msc.relax import RelaxSettings, relax_structure
 from airss_msc.store import ResultsDB
 
@@ -43,13 +47,7 @@ def run_candidate(task: CandidateTask) -> dict:
     try:
         atoms = generate_cluster(task.formula, task.seed, task.generate)
     except InputError as exc:
-        return {
-            "status": "error", "message": f"generation failed: {exc}",
-            "symbols": [], "positions": [], "energy": None, "energy_per_atom": None, "gap": None,
-            "steps": 0, "force_calls": 0, "wall_seconds": 0.0, "method": task.relax.method,
-            "engine_version": "", "airss_msc_version": "",
-            "info": {"formula": task.formula, "seed": task.seed, "candidate": task.index},
-        }
+        return _error_summary(task, f"generation failed: {exc}")
     atoms.info["candidate"] = task.index
     return relax_structure(atoms, task.relax)
 
@@ -85,27 +83,78 @@ class SearchOutcome:
     done: int = 0
     failed: int = 0
     interrupted: bool = False
+    reason: str = ""
 
     @property
     def remaining(self) -> int:
         return self.planned - self.skipped - self.done
 
 
-def _serial(tasks: Iterable[CandidateTask]) -> Iterator[tuple[CandidateTask, dict]]:
-    for task in tasks:
-        yield task, run_candidate(task)
+class InProcessExecutor(Executor):
+    """Runs each task at submission: the serial engine behind the same loop."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - delivered through the future
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            future.set_exception(exc)
+        return future
 
 
-def _pooled(tasks: list[CandidateTask], executor: Executor) -> Iterator[tuple[CandidateTask, dict]]:
-    futures = {executor.submit(run_candidate, task): task for task in tasks}
-    for future in as_completed(futures):
-        yield futures[future], future.result()
+class StopFlag:
+    """Set by SIGTERM/SIGUSR1/SIGINT (batch systems signal before the walltime)."""
+
+    def __init__(self):
+        self.reason = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.reason)
+
+    def set(self, reason: str) -> None:
+        if not self.reason:
+            self.reason = reason
 
 
-def _progress_line(i: int, n: int, task: CandidateTask, summary: dict) -> str:
+@contextlib.contextmanager
+def _signals(flag: StopFlag):
+    """Turn the first SIGTERM/SIGUSR1/SIGINT into a graceful stop (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum, frame):
+        if flag and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        flag.set(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _error_summary(task: CandidateTask, message: str) -> dict:
+    """A stored ``error`` row for a task that could not run (the search goes on)."""
+    return {
+        "status": "error", "message": message,
+        "symbols": [], "positions": [], "energy": None, "energy_per_atom": None, "gap": None,
+        "steps": 0, "force_calls": 0, "wall_seconds": 0.0, "method": task.relax.method,
+        "engine_version": "", "airss_msc_version": "",
+        "info": {"formula": task.formula, "seed": task.seed, "candidate": task.index},
+    }
+
+
+def _progress_line(task: CandidateTask, summary: dict) -> str:
     energy = summary.get("energy")
     gap = summary.get("gap")
-    parts = [f"[{i}/{n}] {task.formula} #{task.index}", summary["status"]]
+    parts = [f"{task.formula} #{task.index}", summary["status"]]
     if energy is not None:
         parts.append(f"E={energy:.4f} eV")
     if gap is not None:
@@ -119,28 +168,65 @@ def _progress_line(i: int, n: int, task: CandidateTask, summary: dict) -> str:
 def run_search(
     config: SearchConfig,
     executor: Executor | None = None,
-    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    workers: int = 1,
+    log: Callable[[str], None] | None = None,
+    stop: StopFlag | None = None,
+    progress_every: float = 60.0,
 ) -> SearchOutcome:
-    """Run (or resume) a search; results go to ``config.db`` one row at a time."""
+    """Run (or resume) a search; results go to ``config.db`` one row at a time.
+
+    executor: where :func:`run_candidate` runs (in process when None); at most
+        ``2 * workers`` tasks are in flight so a stop leaves little unfinished.
+    stop: set it (signals do) to stop handing out work; tasks in flight are
+        collected and stored, the rest stay for the next run.
+    config.walltime: seconds after which the same happens.
+    """
     tasks = plan_tasks(config)
-    with ResultsDB(config.db, write=True) as db:
+    stop = stop if stop is not None else StopFlag()
+    deadline = time.monotonic() + config.walltime if config.walltime else None
+    with ResultsDB(config.db, write=True) as db, _signals(stop):
         done = db.done_seeds()
-        pending = [t for t in tasks if (t.formula, t.seed) not in done]
+        pending = deque(t for t in tasks if (t.formula, t.seed) not in done)
         outcome = SearchOutcome(planned=len(tasks), skipped=len(tasks) - len(pending))
-        log(f"search {config.name}: {len(tasks)} candidates over {len(config.compositions)} "
+        progress = Progress(len(pending), every=progress_every)
+        say = log or progress.line
+        say(f"search {config.name}: {len(tasks)} candidates over {len(config.compositions)} "
             f"composition(s), {outcome.skipped} already in {config.db}, {len(pending)} to run "
-            f"({config.relax.method})")
-        start = time.perf_counter()
-        results = _pooled(pending, executor) if executor is not None else _serial(pending)
+            f"({config.relax.method}, {max(workers, 1)} worker(s))")
+        pool = executor if executor is not None else InProcessExecutor()
+        inflight: dict[Future, CandidateTask] = {}
+        limit = 2 * max(workers, 1)
         try:
-            for task, summary in results:
-                db.add(summary, extra={"search": config.name})
-                outcome.done += 1
-                outcome.failed += summary["status"] != "relaxed"
-                log(_progress_line(outcome.skipped + outcome.done, len(tasks), task, summary))
+            while pending or inflight:
+                if deadline is not None and time.monotonic() >= deadline:
+                    stop.set("walltime")
+                while pending and not stop and len(inflight) < limit:
+                    task = pending.popleft()
+                    inflight[pool.submit(run_candidate, task)] = task
+                if not inflight:
+                    break
+                finished, _ = wait(list(inflight), timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    task = inflight.pop(future)
+                    try:
+                        summary = future.result()
+                    except Exception as exc:  # the worker raised: store it, go on
+                        summary = _error_summary(task, f"{type(exc).__name__}: {exc}")
+                    db.add(summary, extra={"search": config.name})
+                    outcome.done += 1
+                    outcome.failed += summary["status"] != "relaxed"
+                    say(f"[{outcome.skipped + outcome.done}/{len(tasks)}] " + _progress_line(task, summary))
+                    progress.advance(summary["status"] == "relaxed")
         except KeyboardInterrupt:
-            outcome.interrupted = True
-        elapsed = time.perf_counter() - start
-    log(f"search {config.name}: {outcome.done} done ({outcome.failed} not relaxed) in {elapsed:.0f} s, "
-        f"{outcome.remaining} remaining" + (" (interrupted; rerun to resume)" if outcome.interrupted else ""))
+            stop.set("interrupt")
+            for future in inflight:
+                future.cancel()
+        finally:
+            progress.close()
+        outcome.interrupted = bool(stop)
+        outcome.reason = stop.reason
+        elapsed = time.monotonic() - progress.start
+    tail = f" (stopped by {stop.reason}; rerun the same command to resume)" if stop else ""
+    say(f"search {config.name}: {outcome.done} done ({outcome.failed} not relaxed) in {elapsed:.0f} s, "
+        f"{outcome.remaining} remaining{tail}")
     return outcome

@@ -1,0 +1,95 @@
+"""MPI at the edge: launch detection, duplicate-launch guard, the task-farm executor.
+
+``mpiexec -n N airss-msc search CONFIG`` runs one coordinator (rank 0, which
+alone touches the database) and N-1 workers serving
+:func:`airss_msc.search.run_candidate` through mpi4py.futures'
+``MPICommExecutor``. Without a launcher, or with one rank, nothing here imports
+mpi4py and the search runs in process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+from airss_msc.errors import InputError
+
+#: Environment variables through which launchers announce the job size.
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
+
+#: Seconds between the coordinator's polls of its workers: long enough to keep
+#: it under a few per cent of a core, short next to a relaxation (30-100 s).
+POLL_SECONDS = 0.05
+
+
+def launched_size() -> int:
+    """Job size announced by an MPI launcher (1 when not launched by one)."""
+    for var in _SIZE_VARS:
+        value = os.environ.get(var)
+        if value and value.isdigit():
+            return int(value)
+    return 1
+
+
+def check_launch(comm_size: int) -> None:
+    """Refuse launches in which every process would do all the work.
+
+    Under SLURM, ``srun`` without PMI starts SLURM_NTASKS independent copies that
+    each believe they are rank 0 of 1: they would all run the whole search.
+    """
+    ntasks = os.environ.get("SLURM_NTASKS") or os.environ.get("SLURM_NPROCS")
+    step = os.environ.get("SLURM_STEP_ID")
+    if comm_size == 1 and ntasks and ntasks.isdigit() and int(ntasks) > 1 and step is not None:
+        raise InputError(
+            f"this process is MPI rank 0 of 1 but SLURM started {ntasks} tasks: every task would do "
+            f"all the work. Launch with 'srun --mpi=pmi2 ...' (or mpiexec), or run one task"
+        )
+    announced = launched_size()
+    if comm_size == 1 and announced > 1:
+        raise InputError(
+            f"the launcher announced {announced} processes but MPI sees 1: the mpi4py/MPI library "
+            f"does not match the launcher (use the mpiexec of the same MPI as mpi4py)"
+        )
+
+
+def threads_per_rank(requested: int | None, ranks_on_node: int = 1) -> int:
+    """OpenMP threads per rank: the request, SLURM_CPUS_PER_TASK, or 1.
+
+    A request that would oversubscribe the node's cores is refused.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    n = requested or (int(slurm) if slurm.isdigit() else 1)
+    if n * ranks_on_node > max(cores, 1) and requested:
+        raise InputError(
+            f"{n} threads x {ranks_on_node} ranks would oversubscribe the {cores} cores available"
+        )
+    return max(1, n)
+
+
+@contextlib.contextmanager
+def task_executor(force_serial: bool = False) -> Iterator[tuple[object | None, int, bool]]:
+    """Yield ``(executor, workers, is_coordinator)``.
+
+    Serial (no launcher, one rank, or ``force_serial``): ``(None, 0, True)``.
+    Under MPI with N ranks: rank 0 gets an ``MPICommExecutor`` with N-1 workers;
+    worker ranks get ``(None, N-1, False)`` after serving tasks until the
+    coordinator is done, and must then simply return.
+    """
+    if force_serial or launched_size() <= 1 and "SLURM_NTASKS" not in os.environ:
+        yield None, 0, True
+        return
+    from mpi4py import MPI
+    from mpi4py.futures import MPICommExecutor
+
+    comm = MPI.COMM_WORLD
+    check_launch(comm.Get_size())
+    if comm.Get_size() == 1:
+        yield None, 0, True
+        return
+    with MPICommExecutor(comm, root=0, backoff=POLL_SECONDS) as executor:
+        if executor is not None:
+            yield executor, comm.Get_size() - 1, True
+            return
+    yield None, comm.Get_size() - 1, False
