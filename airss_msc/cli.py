@@ -210,7 +210,10 @@ def demo(
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning input errors into one line and exit 2."""
     try:
-        app(args=argv, prog_name="airss-msc", standalone_mode=False)
+        # Without standalone mode click returns an Exit's code instead of exiting.
+        code = app(args=argv, prog_name="airss-msc", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except (InputError, DatabaseBusyError) as exc:
         print(f"airss-msc: error: {exc}", file=sys.stderr)
         sys.exit(2)

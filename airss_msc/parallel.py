@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from typing import Iterator
 
 from airss_msc.errors import InputError
@@ -88,6 +89,11 @@ def task_executor(force_serial: bool = False) -> Iterator[tuple[object | None, i
     if comm.Get_size() == 1:
         yield None, 0, True
         return
+    if comm.Get_rank() != 0:
+        # Launchers forward SIGTERM/SIGINT to every rank; only the coordinator
+        # decides to stop. A worker finishes its relaxation and is then released.
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
     with MPICommExecutor(comm, root=0, backoff=POLL_SECONDS) as executor:
         if executor is not None:
             yield executor, comm.Get_size() - 1, True
