@@ -84,6 +84,8 @@ class SearchOutcome:
     failed: int = 0
     interrupted: bool = False
     reason: str = ""
+    wall_seconds: float = 0.0
+    coordinator_cpu_seconds: float = 0.0
 
     @property
     def remaining(self) -> int:
@@ -184,6 +186,7 @@ def run_search(
     tasks = plan_tasks(config)
     stop = stop if stop is not None else StopFlag()
     deadline = time.monotonic() + config.walltime if config.walltime else None
+    cpu0 = time.process_time()
     with ResultsDB(config.db, write=True) as db, _signals(stop):
         done = db.done_seeds()
         pending = deque(t for t in tasks if (t.formula, t.seed) not in done)
@@ -225,8 +228,11 @@ def run_search(
             progress.close()
         outcome.interrupted = bool(stop)
         outcome.reason = stop.reason
-        elapsed = time.monotonic() - progress.start
+        outcome.wall_seconds = time.monotonic() - progress.start
+        # In process, this includes the relaxations; under MPI it is the coordinator alone.
+        outcome.coordinator_cpu_seconds = time.process_time() - cpu0
     tail = f" (stopped by {stop.reason}; rerun the same command to resume)" if stop else ""
-    say(f"search {config.name}: {outcome.done} done ({outcome.failed} not relaxed) in {elapsed:.0f} s, "
-        f"{outcome.remaining} remaining{tail}")
+    say(f"search {config.name}: {outcome.done} done ({outcome.failed} not relaxed) in "
+        f"{outcome.wall_seconds:.0f} s, {outcome.remaining} remaining{tail}; "
+        f"coordinator CPU {outcome.coordinator_cpu_seconds:.1f} s")
     return outcome
