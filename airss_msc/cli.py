@@ -49,8 +49,10 @@ def _generator_settings(minsep, slack, shape, radius, axes, inner, symmetry):
 
 @app.command()
 def generate(
-    formula: str = typer.Argument(..., help="Composition, e.g. Cd6Te2Se4 or X13 (Lennard-Jones)."),
-    n: int = typer.Option(1, "-n", "--number", help="How many structures."),
+    formula: Optional[str] = typer.Argument(None, help="Composition, e.g. Cd6Te2Se4 or X13 (Lennard-Jones); "
+                                            "optional with --template."),
+    n: Optional[int] = typer.Option(None, "-n", "--number", help="How many structures (default 1; with "
+                                    "--template: all distinct arrangements, or 100 when sampled)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file (.extxyz, .xyz or .res)."),
     seed: int = typer.Option(1, "--seed", help="Base seed; structure i gets a seed derived from it."),
     minsep: Optional[List[str]] = typer.Option(None, "--minsep", help="A-B=D or A-B=LO-HI (Angstrom); repeatable."),
@@ -60,18 +62,52 @@ def generate(
     axes: Optional[str] = typer.Option(None, "--axes", help="Ellipsoid semi-axes A,B,C in Angstrom."),
     inner: Optional[float] = typer.Option(None, "--inner", help="Shell inner radius, Angstrom."),
     symmetry: Optional[str] = typer.Option(None, "--symmetry", help="Point group (C2v, Td, Ih, ...) or 'random'."),
+    template: Optional[Path] = typer.Option(None, "--template", help="Parent cluster to substitute into."),
+    substitute: Optional[List[str]] = typer.Option(None, "--substitute", help="OLD:NEW=N or OLD:NEW=FRACTION; repeatable."),
 ) -> None:
-    """Write N random clusters; each frame stores its seed and generation parameters."""
+    """Write random clusters, or the distinct substitutions of a template cluster.
+
+    Each frame stores its seed and generation parameters.
+    """
     from airss_msc.formats import write_structures
+
+    if n is not None and n < 0:
+        raise InputError(f"negative count {n}: -n must be >= 0")
+    if template is not None or substitute:
+        images, mode = _from_template(formula, template, substitute, n, seed)
+        write_structures(output, images)
+        typer.echo(f"wrote {len(images)} {mode} arrangement(s) of {images[0].info['formula'] if images else '?'} "
+                   f"from {template} to {output}")
+        return
+    if formula is None:
+        raise InputError("give a FORMULA (or --template with --substitute)")
     from airss_msc.generate import generate_many, prepare
 
     settings = _generator_settings(minsep, slack, shape, radius, axes, inner, symmetry)
-    if n < 0:
-        raise InputError(f"negative count {n}: -n must be >= 0")
     prepare(formula, settings)
-    images = generate_many(formula, n, seed, settings)
+    images = generate_many(formula, 1 if n is None else n, seed, settings)
     write_structures(output, images)
     typer.echo(f"wrote {len(images)} structure(s) of {images[0].info['formula'] if images else formula} to {output}")
+
+
+def _from_template(formula, template, substitute, n, seed):
+    from airss_msc.composition import canonical_formula
+    from airss_msc.formats import read_structures
+    from airss_msc.substitute import parse_substitution, substituted_structures
+
+    if template is None or not substitute:
+        raise InputError("--template and --substitute go together")
+    parents = read_structures(template)
+    if len(parents) != 1:
+        raise InputError(f"template {template} holds {len(parents)} structures; give a file with one")
+    parent = parents[0]
+    parent.info.setdefault("name", template.stem)
+    images, mode = substituted_structures(parent, [parse_substitution(s) for s in substitute], seed=seed,
+                                          max_count=n)
+    if formula and images and canonical_formula(formula) != images[0].info["formula"]:
+        raise InputError(f"substituting {template} gives {images[0].info['formula']}, not {canonical_formula(formula)}")
+    typer.echo(f"{len(images)} symmetry-distinct arrangement(s), {mode}", err=True)
+    return images, mode
 
 
 def _relax_settings(method, fmax, steps, optimizer, max_seconds):
@@ -205,6 +241,85 @@ def demo(
     typer.echo(f"\nreport: {path}")
     if outcome.interrupted:
         raise typer.Exit(3)
+
+
+@app.command()
+def compositions(
+    family: str = typer.Argument(..., help="cdtese | zncdse13"),
+    atoms: str = typer.Option("9-16", "--atoms", help="Atom count range N-M (cdtese)."),
+    charge_balanced: bool = typer.Option(False, "--charge-balanced", help="Only Cd2+/Te2-/Se2- balanced formulas."),
+    binaries: bool = typer.Option(False, "--binaries", help="Include the CdTe/CdSe end members (cdtese)."),
+) -> None:
+    """List the formulas of a composition family, one per line."""
+    from airss_msc.composition import cdtese_family, parse_range, zncdse13_family
+
+    name = family.lower()
+    if name == "cdtese":
+        formulas = cdtese_family(parse_range(atoms, "atom range"), charge_balanced, binaries)
+    elif name == "zncdse13":
+        formulas = zncdse13_family()
+    else:
+        raise InputError(f"unknown family {family!r}: choose cdtese or zncdse13")
+    for f in formulas:
+        typer.echo(f)
+
+
+@app.command()
+def convert(
+    source: Path = typer.Argument(..., help="Input structures (.xyz, .extxyz, .res)."),
+    destination: Path = typer.Argument(..., help="Output file; format from the extension."),
+) -> None:
+    """Convert structure files between xyz, extxyz and AIRSS .res."""
+    from airss_msc.formats import convert as convert_files
+
+    count = convert_files(source, destination)
+    typer.echo(f"converted {count} structure(s) to {destination}")
+
+
+@app.command()
+def isotopes(
+    formula: str = typer.Argument(..., help="e.g. Cd7TeSe3"),
+    charge: int = typer.Option(1, "--charge", help="Charge state z (m/z = mass/|z|)."),
+    exact: bool = typer.Option(False, "--exact", help="Exact isotopic fine structure instead of nominal-mass peaks."),
+    min_abundance: float = typer.Option(1e-3, "--min-abundance", help="Drop peaks below this fraction of the tallest."),
+) -> None:
+    """Isotopic pattern of a bare cluster ion (m/z and relative intensity, tallest = 100)."""
+    from airss_msc.isotopes import isotope_pattern, monoisotopic_mass, most_abundant_mass
+
+    peaks = isotope_pattern(formula, charge=charge, mode="exact" if exact else "nominal",
+                            min_abundance=min_abundance)
+    typer.echo(f"# {formula} charge {charge:+d}: lightest-isotope mass {monoisotopic_mass(formula):.3f} Da, "
+               f"most abundant {most_abundant_mass(formula):.3f} Da")
+    typer.echo("mz,intensity")  # readable back by `airss-msc assign`
+    for mz, rel in peaks:
+        typer.echo(f"{mz:.4f},{rel:.3f}")
+
+
+@app.command()
+def assign(
+    peaks_csv: Path = typer.Argument(..., help="Measured peaks: CSV with columns mz,intensity."),
+    elements: str = typer.Option("Cd,Te,Se", "--elements", help="Elements of the candidate formulas."),
+    atoms: str = typer.Option("9-16", "--atoms", help="Atom count range N-M."),
+    charge: int = typer.Option(1, "--charge", help="Charge state."),
+    tolerance: float = typer.Option(0.25, "--tolerance", help="m/z window for matching a predicted peak."),
+    top: int = typer.Option(10, "--top", help="Species to list."),
+) -> None:
+    """Propose formulas for measured ESI-MS peaks by isotope-pattern match, with scores."""
+    from airss_msc.composition import parse_range
+    from airss_msc.isotopes import match_species, read_peaks_csv
+
+    measured = read_peaks_csv(peaks_csv)
+    els = tuple(e.strip() for e in elements.split(",") if e.strip())
+    from ase.data import atomic_numbers
+
+    for el in els:
+        if el not in atomic_numbers:
+            raise InputError(f"unknown element {el!r} in --elements")
+    matches = match_species(measured, els, parse_range(atoms, "atom range"), charge=charge, tolerance=tolerance)
+    typer.echo("formula,score,cosine,base_mz,mass_error_ppm,weight,matched_peaks,ambiguous_with")
+    for m in matches[:top]:
+        typer.echo(f"{m.formula},{m.score:.3f},{m.cosine:.3f},{m.base_mz:.3f},{m.mass_error_ppm:.1f},"
+                   f"{m.weight:.4g},{m.n_matched}/{m.n_predicted},{' '.join(m.ambiguous_with)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -78,3 +78,65 @@ def test_console_script_runs_as_a_process(tmp_path):
                            str(tmp_path / "a.xyz")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "airss-msc: error: unknown element 'Xx' in formula 'Cd4Xx4'"
+
+
+def test_compositions_command(run_cli):
+    code, out, _ = run_cli("compositions", "cdtese", "--atoms", "9-16")
+    formulas = out.split()
+    assert code == 0 and "Cd7TeSe3" in formulas and "Cd6Te2Se3" in formulas
+    code, out, _ = run_cli("compositions", "cdtese", "--atoms", "9-16", "--charge-balanced")
+    assert "Cd7TeSe3" not in out.split() and "Cd6Te2Se4" in out.split()
+    code, out, _ = run_cli("compositions", "zncdse13")
+    assert out.split() == [f for f in out.split()] and len(out.split()) == 14
+    assert run_cli("compositions", "gaas")[0] == 2
+
+
+def test_convert_round_trip_through_res(tmp_path, run_cli):
+    from airss_msc.formats import read_structures
+
+    src = tmp_path / "a.extxyz"
+    run_cli("generate", "Cd4Se4", "-n", "3", "-o", src)
+    assert run_cli("convert", src, tmp_path / "a.res")[0] == 0
+    assert run_cli("convert", tmp_path / "a.res", tmp_path / "b.extxyz")[0] == 0
+    a, b = read_structures(src), read_structures(tmp_path / "b.extxyz")
+    assert [x.info["seed"] for x in a] == [x.info["seed"] for x in b]
+    for x, y in zip(a, b):
+        assert x.get_chemical_symbols() == y.get_chemical_symbols()
+        shift = x.positions.mean(0) - y.positions.mean(0)
+        assert abs(x.positions - y.positions - shift).max() < 1e-4
+
+
+def test_isotopes_output_is_assigned_back_to_its_formula(tmp_path, run_cli):
+    code, out, _ = run_cli("isotopes", "Cd6Te2Se3")
+    assert code == 0
+    peaks = tmp_path / "p.csv"
+    peaks.write_text("\n".join(line for line in out.splitlines() if not line.startswith("#")))
+    code, out, err = run_cli("assign", peaks, "--elements", "Cd,Te,Se", "--atoms", "9-16")
+    assert code == 0, err
+    best = out.splitlines()[1].split(",")
+    assert best[0] == "Cd6Te2Se3" and float(best[1]) > 0.9
+
+
+def test_generate_from_template_substitutes_exactly(tmp_path, run_cli):
+    import itertools
+
+    import numpy as np
+    from ase import Atoms
+
+    from airss_msc.formats import read_structures, write_structures
+
+    pos = [np.array(p) * 2.9 for p in itertools.product((-0.5, 0.5), repeat=3)]
+    syms = ["Cd" if (i + j + k) % 2 == 0 else "Se" for i, j, k in itertools.product((0, 1), repeat=3)]
+    write_structures(tmp_path / "parent.xyz", [Atoms(syms, positions=pos)])
+    code, out, err = run_cli("generate", "-o", tmp_path / "sub.extxyz", "--template", tmp_path / "parent.xyz",
+                             "--substitute", "Cd:Zn=1", "--substitute", "Se:Te=1")
+    assert code == 0, err
+    frames = read_structures(tmp_path / "sub.extxyz")
+    # Td cube: 1 way for the Zn; then the Te is next to the Zn or not... 2 distinct, multiplicities 3 and 1
+    assert len(frames) == 2
+    assert sorted(f.info["multiplicity"] for f in frames) == [4, 12]
+    for f in frames:
+        assert f.get_chemical_formula(mode="hill") == "Cd3Se3TeZn"
+    code, _, err = run_cli("generate", "Cd4Se4", "-o", tmp_path / "x.xyz", "--template", tmp_path / "parent.xyz",
+                           "--substitute", "Se:Te=1")
+    assert code == 2 and "not Cd4Se4" in err
