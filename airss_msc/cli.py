@@ -215,11 +215,15 @@ def report(
     db: Path = typer.Argument(..., help="Results database."),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="Output directory."),
     top: int = typer.Option(5, "--top", help="Structures per composition shown in detail."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Gap-to-band calibration (TOML)."),
+    bands: Optional[Path] = typer.Option(None, "--bands", help="Measured bands (TOML; default: packaged)."),
+    temperature: float = typer.Option(298.15, "--temperature", help="K, for Boltzmann populations."),
 ) -> None:
     """Write an HTML page and a Markdown twin with tables and plots."""
     from airss_msc.report import write_report
 
-    path = write_report(str(db), output, top=top)
+    path = write_report(str(db), output, top=top, calibration=str(calibration) if calibration else None,
+                        bands=str(bands) if bands else None, temperature=temperature)
     typer.echo(f"report written to {path}")
 
 

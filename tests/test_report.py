@@ -39,3 +39,30 @@ def test_report_ranks_copies_of_the_lj7_minimum(lj_db, tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert float(cells[3]) == pytest.approx(-16.505384, abs=1e-3)  # LJ7 global minimum
     assert cells[7] == "D5h"  # pentagonal bipyramid
+
+
+def test_calibrated_report_flags_candidates_near_a_band(tmp_path):
+    """A constructed calibration maps the Cd2Se2 gap exactly onto 399 nm: it must be flagged."""
+    from airss_msc.bands import nm_to_ev
+    from airss_msc.report import analyse
+
+    db = tmp_path / "cd.db"
+    run_search(config_from_dict({
+        "search": {"compositions": ["Cd2Se2"], "candidates": 2, "seed": 1, "db": str(db)},
+        "relax": {"method": "GFN1-xTB", "steps": 300}}), log=lambda s: None)
+    first = analyse(str(db))
+    gap = next(c.row.gap_eV for c in first.candidates if c.row.rank == 1)
+    target = nm_to_ev(399.0)
+    # three pairs on the line band = gap + (target - gap), with +-0.01 eV scatter
+    cal = tmp_path / "cal.toml"
+    pairs = [(gap - 0.5, target - 0.5 + 0.01), (gap, target - 0.02), (gap + 0.5, target + 0.5 + 0.01)]
+    cal.write_text('method = "GFN1-xTB"\n' + "".join(
+        f'[[pair]]\nlabel = "p{i}"\nsource = "constructed"\ngap_eV = {g}\nband_nm = {1239.84 / b}\n'
+        for i, (g, b) in enumerate(pairs)))
+    result = analyse(str(db), calibration_path=str(cal))
+    best = next(c for c in result.candidates if c.row.rank == 1)
+    assert abs(best.band_nm - 399.0) < 5
+    assert best.band_unc_nm is not None and best.band_unc_nm > 0
+    assert any("399" in b.name for b in best.matches)
+    page = write_report(str(db), tmp_path / "rep", calibration=str(cal))
+    assert "MSC-399" in page.read_text()
