@@ -17,6 +17,7 @@ from airss_msc.composition import expand_compositions
 from airss_msc.errors import InputError
 from airss_msc.generate import GeneratorSettings, prepare
 from airss_msc.relax import RelaxSettings
+from airss_msc.strategies import StrategySettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,6 +38,7 @@ class SearchConfig:
     threads: int | None = None
     generate: GeneratorSettings = field(default_factory=GeneratorSettings)
     relax: RelaxSettings = field(default_factory=RelaxSettings)
+    strategy: StrategySettings = field(default_factory=StrategySettings)
     source: str = ""
 
     def validate(self) -> "SearchConfig":
@@ -44,6 +46,7 @@ class SearchConfig:
         if not isinstance(self.candidates, int) or self.candidates < 0:
             raise InputError(f"negative or non-integer candidates {self.candidates!r}: need an integer >= 0")
         self.relax.validate()
+        self.strategy.validate()
         from airss_msc.generate import generate_cluster
 
         for formula in self.compositions:
@@ -98,15 +101,16 @@ _SEARCH_KEYS = {"compositions": (list, str), "candidates": int, "seed": int, "db
                 "walltime": (str, int, float), "threads": int}
 _GENERATE_KEYS = {"minsep": dict, "slack": _NUM, "shape": str, "radius": _NUM, "axes": list,
                   "inner": _NUM, "symmetry": str, "max_attempts": int}
+_STRATEGY_KEYS = {"name": str, "random_starts": int, "pool": int, "amplitude": _NUM, "swaps": int}
 _RELAX_KEYS = {f.name: (_NUM if f.type in ("float", "float | None") else (int if f.type == "int" else str))
                for f in fields(RelaxSettings)}
 
 
 def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
     """Build and validate a :class:`SearchConfig` from a parsed TOML document."""
-    unknown = set(doc) - {"search", "generate", "relax"}
+    unknown = set(doc) - {"search", "generate", "relax", "strategy"}
     if unknown:
-        raise InputError(f"unknown section [{sorted(unknown)[0]}]; known: [search], [generate], [relax]")
+        raise InputError(f"unknown section [{sorted(unknown)[0]}]; known: [search], [generate], [relax], [strategy]")
     if "search" not in doc:
         raise InputError("config has no [search] section")
     s = _take(doc["search"], "search", _SEARCH_KEYS)
@@ -120,6 +124,9 @@ def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
     for key in ("slack", "radius", "inner"):
         if key in g:
             g[key] = float(g[key])
+    st = _take(doc.get("strategy", {}), "strategy", _STRATEGY_KEYS)
+    if "amplitude" in st:
+        st["amplitude"] = float(st["amplitude"])
     r = _take(doc.get("relax", {}), "relax", _RELAX_KEYS)
     for key in ("fmax", "max_seconds", "maxstep", "electronic_temperature"):
         if key in r:
@@ -134,6 +141,7 @@ def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
         threads=s.get("threads"),
         generate=GeneratorSettings(**g),
         relax=RelaxSettings(**r),
+        strategy=StrategySettings(**st),
         source=source,
     )
     if config.threads is not None and config.threads < 1:

@@ -16,12 +16,18 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
+
+import numpy as np
+from ase import Atoms
 
 from airss_msc.config import SearchConfig
 from airss_msc.errors import InputError
-from airss_msc.generate import GeneratorSettings, derive_seed, generate_cluster
+from airss_msc.confinement import Sphere
+from airss_msc.generate import GeneratorSettings, derive_seed, generate_cluster, prepare, push_apart
+from airss_msc.separations import format_minsep, minsep_matrix
+from airss_msc.strategies import Parent, StrategySettings, derive_start, select_parent
 from airss_msc.progress import Progress
 from airss_msc.relax import RelaxSettings, relax_structure
 from airss_msc.store import ResultsDB
@@ -29,23 +35,51 @@ from airss_msc.store import ResultsDB
 
 @dataclass(frozen=True)
 class CandidateTask:
-    """Everything needed to build and relax one candidate (picklable)."""
+    """Everything needed to build and relax one candidate (picklable).
+
+    A task with a ``parent`` starts from that relaxed structure moved as
+    ``strategy`` says (the move is drawn from ``seed``); otherwise it is a
+    random structure from ``seed``.
+    """
 
     formula: str
     index: int
     seed: int
     generate: GeneratorSettings
     relax: RelaxSettings
+    strategy: StrategySettings = StrategySettings()
+    parent: Parent | None = None
+
+
+def derived_start(task: CandidateTask) -> Atoms:
+    """The start of a derived candidate: the parent moved, overlaps pushed apart."""
+    rng = np.random.default_rng(task.seed)
+    symbols, positions, move = derive_start(task.parent, task.strategy, rng)
+    counts, rules, _ = prepare(task.formula, task.generate)
+    drawn = rules.draw(rng)
+    positions = positions - positions.mean(axis=0)
+    # no confinement for moves: the parent already has its shape
+    free = Sphere(float(np.linalg.norm(positions, axis=1).max()) + 10.0)
+    positions, ok = push_apart(positions, minsep_matrix(symbols, drawn), free, rng, task.generate.push_iterations)
+    atoms = Atoms(symbols, positions=positions)
+    atoms.info.update(seed=task.seed, formula=task.formula, minsep=format_minsep(drawn),
+                      strategy=task.strategy.name, move=move, parent=task.parent.row,
+                      parent_energy=task.parent.energy, generator=f"{task.strategy.name} move")
+    return atoms
 
 
 def run_candidate(task: CandidateTask) -> dict:
-    """Generate candidate ``task.index`` from its seed and relax it.
+    """Build candidate ``task.index`` (random or derived) and relax it.
 
     Always returns a summary (see :func:`airss_msc.relax.relax_structure`); a
     generation failure becomes an ``error`` summary so the search goes on.
     """
     try:
-        atoms = generate_cluster(task.formula, task.seed, task.generate)
+        if task.parent is not None:
+            atoms = derived_start(task)
+        else:
+            atoms = generate_cluster(task.formula, task.seed, task.generate)
+            atoms.info["strategy"] = task.strategy.name
     except InputError as exc:
         return _error_summary(task, f"generation failed: {exc}")
     atoms.info["candidate"] = task.index
@@ -53,12 +87,26 @@ def run_candidate(task: CandidateTask) -> dict:
 
 
 def plan_tasks(config: SearchConfig) -> list[CandidateTask]:
-    """All candidates of a search, in a fixed order (composition, index)."""
+    """All candidates of a search, in a fixed order (composition, index), as random
+    starts; :func:`with_parent` turns later ones into moves at submission time."""
     return [
-        CandidateTask(formula, index, derive_seed(config.seed, formula, index), config.generate, config.relax)
+        CandidateTask(formula, index, derive_seed(config.seed, formula, index), config.generate, config.relax,
+                      config.strategy)
         for formula in config.compositions
         for index in range(config.candidates)
     ]
+
+
+def with_parent(task: CandidateTask, minima: dict[str, list[Parent]]) -> CandidateTask:
+    """Attach a parent when the strategy moves from minima and this index is past
+    the random starts (and some minimum exists); else keep it random."""
+    st = task.strategy
+    if st.name == "random" or task.index < st.random_starts:
+        return task
+    # parent choice from its own stream, so the move's stream is untouched
+    rng = np.random.default_rng([task.seed, 1])
+    parent = select_parent(minima.get(task.formula, []), st.effective_pool, rng)
+    return task if parent is None else replace(task, parent=parent)
 
 
 def set_threads(threads: int | None = None) -> int:
@@ -190,12 +238,17 @@ def run_search(
     with ResultsDB(config.db, write=True) as db, _signals(stop):
         done = db.done_seeds()
         pending = deque(t for t in tasks if (t.formula, t.seed) not in done)
+        minima: dict[str, list[Parent]] = {}
+        if config.strategy.name != "random":
+            for rec in db.records(status="relaxed"):
+                minima.setdefault(rec.composition, []).append(
+                    Parent(rec.id, rec.energy, tuple(rec.atoms.get_chemical_symbols()), rec.atoms.positions))
         outcome = SearchOutcome(planned=len(tasks), skipped=len(tasks) - len(pending))
         progress = Progress(len(pending), every=progress_every)
         say = log or progress.line
         say(f"search {config.name}: {len(tasks)} candidates over {len(config.compositions)} "
             f"composition(s), {outcome.skipped} already in {config.db}, {len(pending)} to run "
-            f"({config.relax.method}, {max(workers, 1)} worker(s))")
+            f"({config.relax.method}, strategy {config.strategy.name}, {max(workers, 1)} worker(s))")
         pool = executor if executor is not None else InProcessExecutor()
         inflight: dict[Future, CandidateTask] = {}
         limit = 2 * max(workers, 1)
@@ -204,7 +257,7 @@ def run_search(
                 if deadline is not None and time.monotonic() >= deadline:
                     stop.set("walltime")
                 while pending and not stop and len(inflight) < limit:
-                    task = pending.popleft()
+                    task = with_parent(pending.popleft(), minima)
                     inflight[pool.submit(run_candidate, task)] = task
                 if not inflight:
                     break
@@ -215,7 +268,10 @@ def run_search(
                         summary = future.result()
                     except Exception as exc:  # the worker raised: store it, go on
                         summary = _error_summary(task, f"{type(exc).__name__}: {exc}")
-                    db.add(summary, extra={"search": config.name})
+                    row = db.add(summary, extra={"search": config.name})
+                    if summary["status"] == "relaxed" and config.strategy.name != "random":
+                        minima.setdefault(task.formula, []).append(Parent(
+                            row, summary["energy"], tuple(summary["symbols"]), np.asarray(summary["positions"])))
                     outcome.done += 1
                     outcome.failed += summary["status"] != "relaxed"
                     say(f"[{outcome.skipped + outcome.done}/{len(tasks)}] " + _progress_line(task, summary))

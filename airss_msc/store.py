@@ -188,10 +188,13 @@ class ResultsDB:
             "engine_version": summary["engine_version"],
             "airss_msc": summary["airss_msc_version"],
         }
-        for key in ("seed", "candidate", "attempts"):
+        for key in ("seed", "candidate", "attempts", "parent", "multiplicity"):
             if info.get(key) is not None:
                 kv[key] = int(info[key])
-        for key in ("minsep", "shape", "symmetry", "generator", "source"):
+        if info.get("parent_energy") is not None:
+            kv["parent_energy"] = float(info["parent_energy"])
+        for key in ("minsep", "shape", "symmetry", "generator", "source", "strategy", "move",
+                    "template", "substitution", "sites"):
             if info.get(key):
                 kv[key] = str(info[key])
         if summary.get("energy_per_atom") is not None:
