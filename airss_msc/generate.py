@@ -203,7 +203,7 @@ def prepare(formula: str, settings: GeneratorSettings) -> tuple[dict[str, int], 
     if settings.symmetry not in (None, "", "C1", "c1"):
         from airss_msc import symmetry
 
-        symmetry.check_request(counts, settings.symmetry)
+        symmetry.check_request(counts, settings.symmetry, confinement=confinement)
     return counts, rules, confinement
 
 
@@ -224,7 +224,7 @@ def generate_cluster(formula: str, seed: int, settings: GeneratorSettings | None
     if settings.symmetry not in (None, "", "C1", "c1"):
         from airss_msc import symmetry
 
-        group = symmetry.choose_group(counts, settings.symmetry, rng)
+        group = symmetry.choose_group(counts, settings.symmetry, rng, drawn=drawn, confinement=confinement)
     need = minsep_matrix(symbols, drawn)
     for attempt in range(1, settings.max_attempts + 1):
         if group == "C1":

@@ -286,9 +286,9 @@ def _site_kinds(name: str) -> tuple[SiteKind, ...]:
                 label = f"mirror plane normal {_direction_text(normal)}"
             kinds.append(_site_kind(ops, basis, label))
     kinds.append(_site_kind(ops, np.eye(3), "general"))
-    expected = len(ops)
-    for kind in kinds:  # orbit-stabiliser theorem: a cheap guard against a wrong generic point
-        if expected % kind.size:
+    for kind in kinds:  # orbit-stabiliser theorem: guards against a non-generic point
+        fixing = sum(np.allclose(h @ kind.basis.T, kind.basis.T, atol=_TOL) for h in ops)
+        if kind.size * fixing != len(ops):
             raise AssertionError(f"{name}: orbit of {kind.label} has size {kind.size}")
     return tuple(kinds)
 
@@ -316,7 +316,7 @@ def _line_kinds(kinds: tuple[SiteKind, ...]) -> list[int]:
 
 
 def _boundary_distance(directions: np.ndarray, confinement: Confinement) -> np.ndarray:
-    """Distance (Angstrom) from the centre to the confinement's outer surface along unit ``directions``."""
+    """Distance (Angstrom) from the centre to the outer surface along unit ``directions``."""
     if isinstance(confinement, Ellipsoid):
         return 1.0 / np.linalg.norm(directions / np.asarray(confinement.axes), axis=1)
     return np.full(len(directions), float(confinement.extent))
