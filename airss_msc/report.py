@@ -140,6 +140,14 @@ def _figure():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    """Write a figure as PNG and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _figure().close(fig)
+    return path
+
+
 def plot_spectrum(analysis: Analysis, path: Path) -> Path:
     """Relative energies (meV/atom) of the unique minima per composition."""
     plt = _figure()
@@ -155,10 +163,7 @@ def plot_spectrum(analysis: Analysis, path: Path) -> Path:
     ax.set_xticks(range(len(formulas)), formulas, rotation=30, ha="right")
     ax.set_ylabel("E - E(lowest) (meV/atom)")
     ax.set_title("Energy spectrum of unique minima (red: lowest)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_mixing(analysis: Analysis, path: Path) -> Path | None:
@@ -182,10 +187,7 @@ def plot_mixing(analysis: Analysis, path: Path) -> Path | None:
     ax.set_xlabel(f"x = fraction of {a} on its sublattice")
     ax.set_ylabel("mixing energy (meV/atom)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_bands(analysis: Analysis, path: Path) -> Path:
@@ -208,10 +210,7 @@ def plot_bands(analysis: Analysis, path: Path) -> Path:
     ax.set_xlim(250, max([700.0] + [min(c.row.wavelength_nm, 3000) * 1.05 for c in cands]))
     if cands:
         ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_size(analysis: Analysis, path: Path) -> Path:
@@ -225,10 +224,7 @@ def plot_size(analysis: Analysis, path: Path) -> Path:
     ax.set_yticks(range(len(cands)), [f"{c.row.formula} #{c.row.rank}" for c in cands], fontsize=7)
     ax.set_xlabel("equivalent sphere diameter D = 2 sqrt(5/3) Rg (nm)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_structure(atoms, path: Path) -> Path:
@@ -241,10 +237,7 @@ def plot_structure(atoms, path: Path) -> Path:
         plot_atoms(atoms, ax, rotation=rot, radii=0.45)
         ax.set_axis_off()
     fig.suptitle(canonical_formula(atoms.get_chemical_formula()), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- documents
