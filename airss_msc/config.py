@@ -103,7 +103,7 @@ _GENERATE_KEYS = {"minsep": dict, "slack": _NUM, "shape": str, "radius": _NUM, "
                   "inner": _NUM, "symmetry": str, "max_attempts": int}
 _STRATEGY_KEYS = {"name": str, "random_starts": int, "pool": int, "amplitude": _NUM, "swaps": int}
 _RELAX_KEYS = {f.name: (_NUM if f.type in ("float", "float | None") else (int if f.type == "int" else str))
-               for f in fields(RelaxSettings)}
+               for f in fields(RelaxSettings) if f.name != "stages"}
 
 
 def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
@@ -127,10 +127,16 @@ def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
     st = _take(doc.get("strategy", {}), "strategy", _STRATEGY_KEYS)
     if "amplitude" in st:
         st["amplitude"] = float(st["amplitude"])
-    r = _take(doc.get("relax", {}), "relax", _RELAX_KEYS)
-    for key in ("fmax", "max_seconds", "maxstep", "electronic_temperature"):
-        if key in r:
-            r[key] = float(r[key])
+    r = _take(doc.get("relax", {}), "relax", {**_RELAX_KEYS, "stage": list})
+    stages = r.pop("stage", [])
+    for k, table in enumerate([r] + stages):
+        if k:
+            _take(table, f"relax.stage {k}", _RELAX_KEYS)
+        for key in ("fmax", "max_seconds", "maxstep", "electronic_temperature"):
+            if key in table:
+                table[key] = float(table[key])
+    if stages:
+        r["stages"] = tuple(dict(t) for t in stages)
     config = SearchConfig(
         compositions=tuple(expand_compositions(comps)),
         candidates=s.get("candidates", 8),

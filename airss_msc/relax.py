@@ -14,7 +14,7 @@ after the recovery ladder) and ``error`` (anything else, with its message).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 from ase import Atoms
@@ -55,6 +55,9 @@ class RelaxSettings:
     optimizer: ``LBFGS`` | ``BFGS`` | ``FIRE``. maxstep: largest atom move per step, Angstrom.
     electronic_temperature: K, for the first SCF rung.
     check_every: run the sanity guard every this many steps (collapse is caught early).
+    stages: a staged protocol, e.g. a hot GFN1-xTB pre-relaxation then a finish:
+        ``({"electronic_temperature": 3000, "fmax": 0.3}, {"fmax": 0.05})``;
+        each dict overrides these settings for one stage.
     """
 
     method: str = "GFN1-xTB"
@@ -65,8 +68,30 @@ class RelaxSettings:
     maxstep: float = 0.2
     electronic_temperature: float = 300.0
     check_every: int = 5
+    stages: tuple = ()
+
+    def protocol(self) -> tuple["RelaxSettings", ...]:
+        """The stages to run: each ``stages`` entry (a dict of overrides) on top of
+        these settings, or these settings alone."""
+        if not self.stages:
+            return (self,)
+        return tuple(replace(self, stages=(), **dict(stage)) for stage in self.stages)
+
+    def describe(self) -> str:
+        return f"{self.method} T_el={self.electronic_temperature:g}K fmax={self.fmax:g} steps={self.steps}"
 
     def validate(self) -> "RelaxSettings":
+        if self.stages:
+            known = {f.name for f in fields(self)} - {"stages"}
+            for k, stage in enumerate(self.stages, 1):
+                if not isinstance(stage, dict):
+                    raise InputError(f"relax stage {k} must be a table of settings")
+                bad = set(stage) - known
+                if bad:
+                    raise InputError(f"unknown key(s) {', '.join(sorted(bad))} in relax stage {k}")
+            for stage in self.protocol():
+                stage.validate()
+            return self
         parse_method(self.method)
         if self.optimizer not in OPTIMIZERS:
             raise InputError(f"unknown optimizer {self.optimizer!r}: choose {', '.join(OPTIMIZERS)}")
@@ -104,83 +129,110 @@ def _counting(calc):
     return count
 
 
+@dataclass
+class _StageOutcome:
+    status: str
+    message: str
+    steps: int
+    force_calls: int
+    scf_retries: int
+
+
+def _run_stage(work: Atoms, settings: RelaxSettings, start: float) -> _StageOutcome:
+    """One optimizer stage on ``work`` (positions updated in place, calculator left on).
+
+    SCF failures climb :data:`SCF_LADDER` and restart from the last geometry
+    whose SCF converged; the sanity guard and wall-time limit stop it early.
+    """
+    spec = parse_method(settings.method)
+    steps_done = force_calls = rung = below_floor = 0
+    last_good = work.positions.copy()
+    while True:
+        params = {"electronic_temperature": settings.electronic_temperature, **SCF_LADDER[rung]}
+        calc = make_calculator(spec, **({} if spec.is_lj else params))
+        counter = _counting(calc)
+        work.calc = calc
+        # A dummy communicator: ASE's default (COMM_WORLD once mpi4py is
+        # imported) makes optimizers in MPI workers wait on broadcasts.
+        optimizer = OPTIMIZERS[settings.optimizer](work, logfile=None, maxstep=settings.maxstep, comm=DummyMPI())
+
+        def guard(opt=optimizer):
+            nonlocal last_good, below_floor
+            if opt.nsteps % settings.check_every == 0:
+                verdict = check_geometry(work)
+                # A random start may brush past the floor for a step or two;
+                # a collapse persists (or goes deep at once).
+                below_floor = below_floor + 1 if verdict.status == "collapsed" else 0
+                if below_floor >= COLLAPSE_PERSISTENCE or shortest_contact(work)[0] < HARD_FLOOR:
+                    raise _Stop("collapsed", verdict.message or "contact below the hard floor")
+            last_good = work.positions.copy()
+            if settings.max_seconds and time.perf_counter() - start > settings.max_seconds:
+                raise _Stop("max_steps", f"wall-time limit {settings.max_seconds:g} s reached")
+
+        optimizer.attach(guard, interval=1)
+        try:
+            converged = optimizer.run(fmax=settings.fmax, steps=max(settings.steps - steps_done, 0))
+            steps_done += optimizer.nsteps
+            force_calls += counter["n"]
+            if converged:
+                return _StageOutcome("relaxed", "", steps_done, force_calls, rung)
+            return _StageOutcome("max_steps", f"step limit {settings.steps} reached", steps_done, force_calls, rung)
+        except SCFError as exc:
+            steps_done += optimizer.nsteps
+            force_calls += counter["n"]
+            rung += 1
+            if rung >= len(SCF_LADDER):
+                return _StageOutcome("scf_failed", f"{exc} (after {rung - 1} recovery attempts)",
+                                     steps_done, force_calls, rung - 1)
+            # Restart from the last geometry whose SCF converged.
+            work.positions = last_good
+        except _Stop as stop:
+            steps_done += optimizer.nsteps
+            force_calls += counter["n"]
+            return _StageOutcome(stop.status, stop.message, steps_done, force_calls, rung)
+
+
 def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> dict:
-    """Relax a copy of ``atoms`` and summarise.
+    """Relax a copy of ``atoms`` through the protocol's stages and summarise.
 
     Returns a dict with ``status``, ``message``, ``symbols``, ``positions`` (final,
     Angstrom), ``energy`` (eV), ``energy_per_atom`` (eV), ``gap`` (HOMO-LUMO, eV or
     None), ``fmax`` (final max force, eV/Angstrom), ``steps``, ``force_calls``,
-    ``scf_retries``, ``wall_seconds``, ``method``, ``engine_version``,
-    ``airss_msc_version`` and ``info`` (the input structure's info).
-    Never raises for a failed relaxation: failures become statuses.
+    ``scf_retries`` (summed over stages), ``wall_seconds``, ``method`` (of the
+    last stage run), ``protocol``, ``engine_version``, ``airss_msc_version`` and
+    ``info`` (the input structure's info). Never raises for a failed
+    relaxation: failures become statuses. A stage that ends ``relaxed`` or
+    ``max_steps`` hands its geometry to the next; any other status ends the run.
     """
     settings = (settings or RelaxSettings()).validate()
-    spec = parse_method(settings.method)
+    stages = settings.protocol()
     work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
     start = time.perf_counter()
     summary = {
         "status": "error", "message": "", "energy": None, "energy_per_atom": None,
         "gap": None, "fmax": None, "steps": 0, "force_calls": 0, "scf_retries": 0,
-        "method": str(spec), "engine_version": engine_version(spec),
+        "method": str(parse_method(stages[-1].method)),
+        "engine_version": engine_version(parse_method(stages[-1].method)),
+        "protocol": " -> ".join(stage.describe() for stage in stages),
         "airss_msc_version": __version__, "info": dict(atoms.info),
         "symbols": work.get_chemical_symbols(),
         "initial_positions": atoms.get_positions(),
         "settings": settings.as_dict(),
     }
-    steps_done = 0
-    force_calls = 0
     status, message = "error", ""
-    rung = 0
-    below_floor = 0
-    last_good = work.positions.copy()
     try:
-        while True:
-            params = {"electronic_temperature": settings.electronic_temperature, **SCF_LADDER[rung]}
-            calc = make_calculator(spec, **({} if spec.is_lj else params))
-            counter = _counting(calc)
-            work.calc = calc
-            # A dummy communicator: ASE's default (COMM_WORLD once mpi4py is
-            # imported) makes optimizers in MPI workers wait on broadcasts.
-            optimizer = OPTIMIZERS[settings.optimizer](
-                work, logfile=None, maxstep=settings.maxstep, comm=DummyMPI()
-            )
-
-            def guard(opt=optimizer):
-                nonlocal last_good, below_floor
-                if opt.nsteps % settings.check_every == 0:
-                    verdict = check_geometry(work)
-                    # A random start may brush past the floor for a step or two;
-                    # a collapse persists (or goes deep at once).
-                    below_floor = below_floor + 1 if verdict.status == "collapsed" else 0
-                    if below_floor >= COLLAPSE_PERSISTENCE or shortest_contact(work)[0] < HARD_FLOOR:
-                        raise _Stop("collapsed", verdict.message or "contact below the hard floor")
-                last_good = work.positions.copy()
-                if settings.max_seconds and time.perf_counter() - start > settings.max_seconds:
-                    raise _Stop("max_steps", f"wall-time limit {settings.max_seconds:g} s reached")
-
-            optimizer.attach(guard, interval=1)
-            try:
-                converged = optimizer.run(fmax=settings.fmax, steps=max(settings.steps - steps_done, 0))
-                steps_done += optimizer.nsteps
-                force_calls += counter["n"]
-                status = "relaxed" if converged else "max_steps"
-                message = "" if converged else f"step limit {settings.steps} reached"
+        for k, stage in enumerate(stages):
+            out = _run_stage(work, stage, start)
+            summary["steps"] += out.steps
+            summary["force_calls"] += out.force_calls
+            summary["scf_retries"] += out.scf_retries
+            spec = parse_method(stage.method)
+            summary["method"], summary["engine_version"] = str(spec), engine_version(spec)
+            status, message = out.status, out.message
+            if len(stages) > 1 and message:
+                message = f"stage {k + 1}/{len(stages)}: {message}"
+            if status not in ("relaxed", "max_steps"):
                 break
-            except SCFError as exc:
-                steps_done += optimizer.nsteps
-                force_calls += counter["n"]
-                rung += 1
-                if rung >= len(SCF_LADDER):
-                    status, message = "scf_failed", f"{exc} (after {rung - 1} recovery attempts)"
-                    break
-                # Restart from the last geometry whose SCF converged.
-                work.positions = last_good
-            except _Stop as stop:
-                steps_done += optimizer.nsteps
-                force_calls += counter["n"]
-                status, message = stop.status, stop.message
-                break
-        summary["scf_retries"] = rung
         if status in ("relaxed", "max_steps"):
             verdict = check_geometry(work)
             if not verdict.ok:
@@ -199,10 +251,8 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> dict
                     status, message = "scf_failed", str(exc)
     except Exception as exc:  # a job must report, not crash the search
         status, message = "error", f"{type(exc).__name__}: {exc}"
-    summary.update(
-        status=status, message=message, steps=steps_done, force_calls=force_calls,
-        positions=work.get_positions(), wall_seconds=time.perf_counter() - start,
-    )
+    summary.update(status=status, message=message, positions=work.get_positions(),
+                   wall_seconds=time.perf_counter() - start)
     work.calc = None
     return summary
 

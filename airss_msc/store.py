@@ -203,6 +203,8 @@ class ResultsDB:
             kv["gap"] = float(summary["gap"])
         if summary.get("fmax") is not None:
             kv["final_fmax"] = float(summary["fmax"])
+        if summary.get("protocol") and " -> " in summary["protocol"]:
+            kv["protocol"] = summary["protocol"]
         if summary.get("message"):
             kv["message"] = str(summary["message"])[:500]
         kv.update(extra or {})

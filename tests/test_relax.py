@@ -61,3 +61,33 @@ def test_fragments_are_reported_not_ranked():
     s = relax_structure(atoms, RelaxSettings(method="lj"))
     assert s["status"] == "fragmented"
     assert "2 fragments" in s["message"]
+
+
+def test_staged_protocol_runs_stages_in_order_and_sums_work():
+    from airss_msc.config import config_from_dict
+
+    cfg = config_from_dict({
+        "search": {"compositions": ["X13"], "db": "unused.db"},
+        "relax": {"method": "lj", "fmax": 1e-3, "steps": 2000,
+                  "stage": [{"fmax": 0.5, "steps": 50, "optimizer": "FIRE"}, {"fmax": 1e-3}]},
+    })
+    stages = cfg.relax.protocol()
+    assert [s.fmax for s in stages] == [0.5, 1e-3] and stages[0].optimizer == "FIRE"
+    assert stages[1].steps == 2000  # unset keys inherit from [relax]
+    start = generate_cluster("X13", 4)
+    staged = relax_structure(start, cfg.relax)
+    first_only = relax_structure(start, stages[0])
+    assert staged["status"] == "relaxed" and staged["fmax"] < 1e-3
+    assert staged["force_calls"] > first_only["force_calls"]  # both stages ran
+    assert " -> " in staged["protocol"]
+
+
+def test_bad_stage_keys_are_refused():
+    import pytest
+
+    from airss_msc.config import config_from_dict
+    from airss_msc.errors import InputError
+
+    with pytest.raises(InputError, match="unknown key"):
+        config_from_dict({"search": {"compositions": ["X13"]},
+                          "relax": {"method": "lj", "stage": [{"fmaxx": 0.1}]}})
