@@ -223,6 +223,7 @@ def plot_size(analysis: Analysis, path: Path) -> Path:
         ax.plot(c.diameter_nm, k, "o", color="C0")
     ax.set_yticks(range(len(cands)), [f"{c.row.formula} #{c.row.rank}" for c in cands], fontsize=7)
     ax.set_xlabel("equivalent sphere diameter D = 2 sqrt(5/3) Rg (nm)")
+    ax.set_xlim(0.0, max([2.0] + [1.1 * c.diameter_nm for c in cands]))
     ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -273,6 +274,7 @@ function drawCluster(canvas, mol) {
   render();
 }
 document.querySelectorAll('canvas.cluster').forEach(cv => drawCluster(cv, JSON.parse(cv.dataset.mol)));
+document.body.dataset.viewer = 'ok';  // tests read this back from the rendered page
 """
 
 _COLORS = {"Cd": "#ffd98f", "Zn": "#7d80b0", "Se": "#ffa100", "Te": "#d47a00", "S": "#ffff30", "X": "#9ecae1"}

@@ -66,3 +66,22 @@ def test_calibrated_report_flags_candidates_near_a_band(tmp_path):
     assert any("399" in b.name for b in best.matches)
     page = write_report(str(db), tmp_path / "rep", calibration=str(cal))
     assert "MSC-399" in page.read_text()
+
+
+def test_report_opens_in_a_real_browser_without_script_errors(lj_db, tmp_path):
+    """Headless Chromium renders the page and runs the embedded viewer (skipped without Chromium)."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    page = write_report(str(lj_db), tmp_path / "rep")
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    dom = proc.stdout
+    assert 'data-viewer="ok"' in dom, proc.stderr[-2000:]  # the script ran to its end
+    assert dom.count("<canvas") == 2 and dom.count("data:image/png;base64,") == 5
