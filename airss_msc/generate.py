@@ -181,12 +181,14 @@ def start_positions(rng: np.random.Generator, need: np.ndarray, confinement: Con
     return pos
 
 
-def _confinement_for(counts: dict[str, int], rules: SeparationRules,
-                     settings: GeneratorSettings) -> Confinement:
+def confinement_for(counts: dict[str, int], rules: SeparationRules,
+                    settings: GeneratorSettings) -> Confinement:
+    """The confinement ``settings`` ask for, sized from the composition where unset."""
     symbols = symbols_of(counts)
     return make_confinement(
         settings.shape, len(symbols), typical_bond(rules, symbols),
         radius=settings.radius, axes=settings.axes, inner=settings.inner,
+        close_packed=set(symbols) == {"X"},
     )
 
 
@@ -198,7 +200,7 @@ def prepare(formula: str, settings: GeneratorSettings) -> tuple[dict[str, int], 
     """
     counts = parse_formula(formula)
     rules = SeparationRules.build(counts, settings.minsep, settings.slack)
-    confinement = _confinement_for(counts, rules, settings)
+    confinement = confinement_for(counts, rules, settings)
     check_feasible(symbols_of(counts), {p: r[0] * rules.slack for p, r in rules.ranges.items()}, confinement)
     if settings.symmetry not in (None, "", "C1", "c1"):
         from airss_msc import symmetry

@@ -549,13 +549,12 @@ def _sample_plan(plan: _Plan, rng: np.random.Generator) -> list[_Option]:
 @functools.lru_cache(maxsize=256)
 def _default_geometry(counts_key: tuple) -> tuple[tuple, Confinement]:
     """Separations (low ends) and sphere the generator uses for a composition by default."""
-    from airss_msc.generate import typical_bond  # generate imports this module lazily
+    from airss_msc.generate import GeneratorSettings, confinement_for  # generate imports this module lazily
 
     counts = dict(counts_key)
     rules = SeparationRules.build(counts)
-    symbols = symbols_of(counts)
     drawn = tuple(sorted((pair, lo * rules.slack) for pair, (lo, _) in rules.ranges.items()))
-    return drawn, make_confinement("sphere", len(symbols), typical_bond(rules, symbols))
+    return drawn, confinement_for(counts, rules, GeneratorSettings())
 
 
 def _resolve_geometry(counts: dict[str, int], drawn: dict | None,

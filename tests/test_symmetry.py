@@ -207,7 +207,7 @@ def test_choose_group():
     ("Cd4Se4", "Td"), ("Cd16Se16", "Td"), ("Cd16Se16", "T"), ("Cd16Se16", "D4d"),
     ("Cd6Se6", "D3d"), ("Cd6Se6", "S6"), ("Cd6Se6", "C2h"), ("Cd6Se6", "D3h"),
     ("X13", "Ih"), ("X13", "I"), ("X13", "O"), ("X13", "Oh"), ("X13", "Th"),
-    ("X38", "Oh"), ("X38", "D6h"), ("X38", "S8"),
+    ("X38", "Oh"), ("X38", "D6h"), ("X38", "S12"), ("X26", "S8"),
 ])
 def test_structures_have_the_requested_symmetry(formula, group):
     settings = GeneratorSettings(symmetry=group)
