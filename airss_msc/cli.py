@@ -200,13 +200,21 @@ def rank(
     top: Optional[int] = typer.Option(None, "--top", help="Best N per composition."),
     fmt: str = typer.Option("table", "--format", help="table | csv | json."),
     all_rows: bool = typer.Option(False, "--all", help="Also list rows that are not 'relaxed'."),
+    no_merge: bool = typer.Option(False, "--no-merge", help="List duplicates separately."),
+    exclude_anion_bonded: bool = typer.Option(False, "--exclude-anion-bonded",
+                                              help="Rank only structures without Se-Se/Te-Te/S-S bonds."),
+    energy_tol: float = typer.Option(1e-3, "--energy-tol", help="Duplicate energy window, eV/atom."),
+    rmsd_tol: float = typer.Option(0.1, "--rmsd-tol", help="Duplicate RMSD after species-aware alignment, Angstrom."),
 ) -> None:
     """Rank stored structures per composition, lowest energy first."""
     from airss_msc.rank import format_rows, load_records, rank_records
 
     if top is not None and top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
-    rows = rank_records(load_records(sources), include_all=all_rows, top=top)
+    if energy_tol < 0 or rmsd_tol < 0:
+        raise InputError("--energy-tol and --rmsd-tol must be >= 0")
+    rows = rank_records(load_records(sources), include_all=all_rows, top=top, merge=not no_merge,
+                        energy_tol=energy_tol, rmsd_tol=rmsd_tol, exclude_anion_bonded=exclude_anion_bonded)
     typer.echo(format_rows(rows, fmt))
 
 

@@ -204,10 +204,12 @@ class TightBinding(Calculator):
                 self._res = self._lib.singlepoint(self._res)
                 energy = float(self._res.get_energy())
                 gradient = np.asarray(self._res.get_gradient())
-                charges = np.asarray(self._res.get_charges())
                 if self.spec.method == "GFN-FF":
+                    # a force field: no orbitals, and the API holds no charges for it
+                    charges = np.zeros(len(atoms))
                     gap = float("nan")
                 else:
+                    charges = np.asarray(self._res.get_charges())
                     gap = homo_lumo_gap(self._res.get_orbital_eigenvalues(), self._res.get_orbital_occupations())
         except Exception as exc:  # the libraries raise RuntimeError / XTBException
             # Drop the (possibly poisoned) density so a retry starts clean.

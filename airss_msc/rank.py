@@ -55,6 +55,7 @@ class RankedRow:
     method: str = ""
     seed: int | None = None
     copies: int | None = None
+    anion_bonds: int | None = None
     point_group: str = ""
     population: float | None = None
     record: Record | None = None
@@ -132,6 +133,7 @@ def rank_records(
     records: list[Record], include_all: bool = False, top: int | None = None,
     merge: bool = True, energy_tol: float = 1e-3, rmsd_tol: float = 0.1,
     temperature: float = 298.15, symmetry_tol: float | None = 0.1,
+    exclude_anion_bonded: bool = False,
 ) -> list[RankedRow]:
     """Rank per composition, lowest energy first; ``top`` keeps the best N per composition.
 
@@ -139,6 +141,8 @@ def rank_records(
         Angstrom) into one row with ``copies``.
     temperature: K, for Boltzmann populations of the unique minima.
     symmetry_tol: Angstrom for the point group (None skips the analysis).
+    exclude_anion_bonded: rank only structures without anion-anion bonds (the
+        rest are listed unranked with ``include_all``).
     Compositions are listed by size then formula. Non-relaxed rows (with
     ``include_all``) follow the ranked ones of their composition, unranked.
     """
@@ -152,7 +156,8 @@ def rank_records(
     rows: list[RankedRow] = []
     for formula in sorted(by_comp, key=lambda f: (len(by_comp[f][0].atoms), f)):
         group = by_comp[formula]
-        ok = sorted((r for r in group if r.status == "relaxed" and r.energy is not None),
+        ok = sorted((r for r in group if r.status == "relaxed" and r.energy is not None
+                     and not (exclude_anion_bonded and _anion_bonds(r))),
                     key=lambda r: r.energy)
         if merge and len(ok) > 1:
             groups = group_duplicates([r.atoms for r in ok], [r.energy for r in ok],
@@ -177,6 +182,14 @@ def rank_records(
     return rows
 
 
+def _anion_bonds(rec: Record) -> int:
+    """Stored count, or computed for structure files that do not carry it."""
+    from airss_msc.sanity import anion_bonds
+
+    stored = rec.key_value_pairs.get("anion_bonds")
+    return int(stored) if stored is not None else anion_bonds(rec.atoms)
+
+
 def _row(rec: Record, rank: int | None, best_per_atom: float | None, multiple: bool) -> RankedRow:
     delta = None
     if rec.energy_per_atom is not None and best_per_atom is not None:
@@ -187,11 +200,12 @@ def _row(rec: Record, rank: int | None, best_per_atom: float | None, multiple: b
         # A wavelength is a claim about a result: only relaxed rows make it.
         wavelength_nm=gap_to_nm(rec.gap) if rec.status == "relaxed" else None,
         status=rec.status, method=rec.method, seed=rec.seed, record=rec,
+        anion_bonds=_anion_bonds(rec) if len(rec.atoms) else None,
     )
 
 
 COLUMNS = ["rank", "id", "formula", "energy_eV", "delta_meV_per_atom", "gap_eV", "wavelength_nm",
-           "point_group", "copies", "population", "status"]
+           "point_group", "copies", "population", "anion_bonds", "status"]
 _FMT = {"energy_eV": "{:.4f}", "delta_meV_per_atom": "{:.1f}", "gap_eV": "{:.3f}", "wavelength_nm": "{:.0f}",
         "population": "{:.3f}"}
 

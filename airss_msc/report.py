@@ -301,13 +301,13 @@ def _fmt(value, spec: str = "{:.3f}") -> str:
 
 def _candidate_table(analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     head = ["rank", "id", "formula", "E (eV)", "dE (meV/atom)", "pop. 298 K", "copies", "point group",
-            "gap (eV)", "raw nm", "est. band (nm)", "near band", "D (nm)", "SAXS"]
+            "anion-anion bonds", "gap (eV)", "raw nm", "est. band (nm)", "near band", "D (nm)", "SAXS"]
     body = []
     for c in analysis.candidates:
         r = c.row
         est = "-" if c.band_nm is None else (f"{c.band_nm:.0f}" + (f" ± {c.band_unc_nm:.0f}" if c.band_unc_nm else " (no unc.)"))
         body.append([str(r.rank), r.id, r.formula, _fmt(r.energy_eV, "{:.4f}"), _fmt(r.delta_meV_per_atom, "{:.1f}"),
-                     _fmt(r.population), str(r.copies), r.point_group, _fmt(r.gap_eV), _fmt(r.wavelength_nm, "{:.0f}"),
+                     _fmt(r.population), str(r.copies), r.point_group, _fmt(r.anion_bonds, "{}"), _fmt(r.gap_eV), _fmt(r.wavelength_nm, "{:.0f}"),
                      est, ", ".join(b.name for b in c.matches) or "-", _fmt(c.diameter_nm, "{:.2f}"),
                      {True: "yes", False: "no", None: "-"}[c.in_saxs_range]])
     return head, body

@@ -28,6 +28,28 @@ def radius(symbol: str) -> float:
     return LJ_RADIUS if symbol == "X" else float(covalent_radii[atomic_numbers[symbol]])
 
 
+#: Anion-anion contacts within this multiple of the radii sum count as bonds
+#: (Se-Se 2.64, Se-Te 2.84, Te-Te 3.04 Angstrom).
+ANION_BOND_FACTOR = 1.10
+_ANIONS = ("O", "S", "Se", "Te")
+
+
+def anion_bonds(atoms: Atoms, factor: float = ANION_BOND_FACTOR) -> int:
+    """Number of anion-anion bonds (S/Se/Te/O pairs within ``factor`` x radii sum).
+
+    II-VI clusters are expected to alternate cations and anions; GFN1-xTB instead
+    favours Se-Se / Te-Te bonded, segregated structures (benchmarks/method_validation.md),
+    so every result carries this count and the ranking can exclude them.
+    """
+    idx = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s in _ANIONS]
+    if len(idx) < 2:
+        return 0
+    sub = atoms[idx]
+    d = _distances(sub.positions)
+    bonded = np.triu(d < factor * _radii_sums(sub.get_chemical_symbols()), k=1)
+    return int(bonded.sum())
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Outcome of a sanity check: ``status`` is ``ok``, ``collapsed`` or ``fragmented``."""

@@ -201,6 +201,8 @@ class ResultsDB:
             kv["e_per_atom"] = float(summary["energy_per_atom"])
         if summary.get("gap") is not None:
             kv["gap"] = float(summary["gap"])
+        if summary.get("anion_bonds") is not None:
+            kv["anion_bonds"] = int(summary["anion_bonds"])
         if summary.get("fmax") is not None:
             kv["final_fmax"] = float(summary["fmax"])
         if summary.get("protocol") and " -> " in summary["protocol"]:

@@ -91,3 +91,23 @@ def test_bad_stage_keys_are_refused():
     with pytest.raises(InputError, match="unknown key"):
         config_from_dict({"search": {"compositions": ["X13"]},
                           "relax": {"method": "lj", "stage": [{"fmaxx": 0.1}]}})
+
+
+def test_anion_bonds_are_counted():
+    from airss_msc.sanity import anion_bonds
+
+    # Se2 dimer at 2.2 A beside a Cd: one Se-Se bond; the same Se far apart: none
+    bonded = Atoms("CdSeSe", positions=[[0, 0, 0], [2.6, 0, 0], [2.6, 2.2, 0]])
+    apart = Atoms("CdSeSe", positions=[[0, 0, 0], [2.6, 0, 0], [-2.6, 0, 0]])
+    assert anion_bonds(bonded) == 1 and anion_bonds(apart) == 0
+    assert anion_bonds(Atoms("CdCd", positions=[[0, 0, 0], [2.5, 0, 0]])) == 0  # cations do not count
+
+
+def test_default_optimizer_relaxes_starts_that_lbfgs_loses():
+    """From this Cd4Se4 start ASE's LBFGS walks uphill until atoms fly off; BFGS relaxes it."""
+    start = generate_cluster("Cd4Se4", 2)
+    assert RelaxSettings().optimizer == "BFGS"
+    good = relax_structure(start, RelaxSettings(steps=300))
+    bad = relax_structure(start, RelaxSettings(steps=300, optimizer="LBFGS"))
+    assert good["status"] == "relaxed" and bad["status"] == "fragmented"
+    assert "anion_bonds" in good
