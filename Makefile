@@ -11,8 +11,11 @@ export OMP_STACKSIZE ?= 1G
 
 .PHONY: demo test system-deps clean
 
+# One coordinator (mostly asleep) and one worker per core.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+
 demo: $(STAMP)
-	$(BIN)/airss-msc demo -o demo-output
+	$(BIN)/mpiexec -n $$(( $(NPROC) + 1 )) $(BIN)/airss-msc demo -o demo-output
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
