@@ -238,6 +238,7 @@ def generate_cluster(formula: str, seed: int, settings: GeneratorSettings | None
 
             syms, pos, ok = symmetry.symmetric_cluster(counts, group, drawn, confinement, rng,
                                                        settings.push_iterations)
+            ok = ok and symmetry.detected_by_pymatgen(syms, pos, group)
         if ok:
             break
     else:
