@@ -152,7 +152,9 @@ def arrangements(
             key = _canonical(subset, perms)
             orbits[key] = orbits.get(key, 0) + 1
         found = [Arrangement(key, n) for key, n in sorted(orbits.items())]
-        return (found[:max_count] if max_count else found), "enumerated"
+        if max_count and len(found) > max_count:
+            return found[:max_count], f"enumerated (first {max_count} of {len(found)})"
+        return found, "enumerated"
     rng = rng or np.random.default_rng(0)
     want = max_count or 100
     seen: dict[tuple[int, ...], Arrangement] = {}
@@ -190,7 +192,7 @@ def substituted_structures(
         nxt = []
         for atoms, sites, mult in stage:
             found, how = arrangements(atoms, sub, rng, max_count, tolerance)
-            mode = "sampled" if how == "sampled" else mode
+            mode = how if how != "enumerated" else mode
             for arr in found:
                 new = atoms.copy()
                 syms = new.get_chemical_symbols()
