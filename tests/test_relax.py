@@ -111,3 +111,34 @@ def test_default_optimizer_relaxes_starts_that_lbfgs_loses():
     bad = relax_structure(start, RelaxSettings(steps=300, optimizer="LBFGS"))
     assert good["status"] == "relaxed" and bad["status"] == "fragmented"
     assert "anion_bonds" in good
+
+
+def test_real_gfn2_collapse_is_caught_not_ranked():
+    """GFN2-xTB on bare Cd13Se13 falls into a hole (science.md): from this stored onset
+    geometry the energy plunges by tens of eV with Cd-Cd near 2.1 A; the guard must stop it."""
+    from pathlib import Path
+
+    from airss_msc.formats import read_structures
+
+    onset = read_structures(Path(__file__).parent / "data" / "cd13se13_gfn2_collapse_onset.xyz")[0]
+    s = relax_structure(onset, RelaxSettings(method="GFN2-xTB", steps=200))
+    assert s["status"] == "collapsed", s["message"]
+    assert "below 0.80" in s["message"]
+    assert s["steps"] < 60  # stopped at the collapse, not after the step limit
+
+
+def test_scf_recovery_ladder_on_a_real_non_converging_case():
+    """Separated Se and Te atoms (12 A) do not converge at 300 K in 250 cycles; the ladder
+    (hotter, damped, longer SCF) recovers, and the result is reported as fragmented."""
+    s = relax_structure(Atoms("SeTe", positions=[[0, 0, 0], [12, 0, 0]]), RelaxSettings(steps=20))
+    assert s["scf_retries"] >= 1
+    assert s["status"] == "fragmented"
+
+
+def test_scf_failed_when_the_ladder_is_exhausted(monkeypatch):
+    import airss_msc.relax as relax
+
+    monkeypatch.setattr(relax, "SCF_LADDER", ({},))  # no recovery rungs
+    s = relax_structure(Atoms("SeTe", positions=[[0, 0, 0], [12, 0, 0]]), RelaxSettings(steps=20))
+    assert s["status"] == "scf_failed" and "SCF" in s["message"]
+    assert s["energy"] is None
