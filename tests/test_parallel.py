@@ -159,3 +159,18 @@ def test_srun_without_pmi_exits_2_from_the_command(tmp_path):
     proc = subprocess.run([str(BIN / "airss-msc"), "search", str(cfg)], capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "srun --mpi=pmi2" in proc.stderr
     assert not (tmp_path / "r.db").exists()
+
+
+@needs_mpi
+def test_shake_strategy_under_mpi_records_lineage(tmp_path):
+    db = tmp_path / "r.db"
+    cfg = write_config(tmp_path / "c.toml", db, 16, formulas=("X13",))
+    cfg.write_text(cfg.read_text() + '[strategy]\nname = "shake"\nrandom_starts = 4\namplitude = 0.5\n')
+    proc = airss("search", cfg, ranks=3)
+    assert proc.returncode == 0, proc.stderr
+    assert "strategy shake" in proc.stderr
+    rows = list(connect(db).select())
+    derived = [r for r in rows if r.get("parent") is not None]
+    assert len(rows) == 16 and len(derived) == 12
+    ids = {r.id for r in rows}
+    assert all(r.parent in ids and r.move.startswith("shake") for r in derived)
