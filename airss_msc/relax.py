@@ -13,6 +13,9 @@ after the recovery ladder) and ``error`` (anything else, with its message).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
@@ -114,6 +117,22 @@ class RelaxSettings:
         return asdict(self)
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Keep optimizer chatter out of search logs: PreconLBFGS warns that small
+    clusters get no preconditioner, and its Armijo line search logs an error each
+    time it resets (which it recovers from)."""
+    linesearch = logging.getLogger("ase.utils.linesearcharmijo")
+    level = linesearch.level
+    linesearch.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        linesearch.setLevel(level)
+
+
 class _Stop(Exception):
     """Raised from the optimizer loop to end a relaxation early."""
 
@@ -161,7 +180,8 @@ def _run_stage(work: Atoms, settings: RelaxSettings, start: float) -> _StageOutc
         work.calc = calc
         # A dummy communicator: ASE's default (COMM_WORLD once mpi4py is
         # imported) makes optimizers in MPI workers wait on broadcasts.
-        optimizer = OPTIMIZERS[settings.optimizer](work, logfile=None, maxstep=settings.maxstep, comm=DummyMPI())
+        with _quiet():
+            optimizer = OPTIMIZERS[settings.optimizer](work, logfile=None, maxstep=settings.maxstep, comm=DummyMPI())
 
         def guard(opt=optimizer):
             nonlocal last_good, below_floor
@@ -179,9 +199,7 @@ def _run_stage(work: Atoms, settings: RelaxSettings, start: float) -> _StageOutc
 
         optimizer.attach(guard, interval=1)
         try:
-            with warnings.catch_warnings():
-                # PreconLBFGS warns on every small cluster; the log is for results
-                warnings.simplefilter("ignore", UserWarning)
+            with _quiet():
                 converged = optimizer.run(fmax=settings.fmax, steps=max(settings.steps - steps_done, 0))
             steps_done += optimizer.nsteps
             force_calls += counter["n"]
