@@ -124,7 +124,7 @@ def relax(
     method: str = typer.Option("GFN1-xTB", "--method", help="GFN1-xTB | GFN2-xTB | xtb:GFN-FF | lj ..."),
     fmax: float = typer.Option(0.05, "--fmax", help="Force convergence, eV/Angstrom."),
     steps: int = typer.Option(500, "--steps", help="Optimizer step limit per structure."),
-    optimizer: str = typer.Option("LBFGS", "--optimizer", help="LBFGS | BFGS | FIRE."),
+    optimizer: str = typer.Option("PreconLBFGS", "--optimizer", help="PreconLBFGS | BFGS | LBFGS | LBFGSLineSearch | FIRE."),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="Wall-time limit per structure, s."),
     threads: Optional[int] = typer.Option(None, "--threads", help="OpenMP threads (default 1, or SLURM_CPUS_PER_TASK)."),
 ) -> None:
