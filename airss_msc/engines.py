@@ -187,7 +187,10 @@ class TightBinding(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        rebuild = self._lib is None or any(c in system_changes for c in ("numbers", "pbc", "cell", "initial_charges", "initial_magmoms"))
+        # GFN-FF fixes its bond topology when the library object is built: rebuild it
+        # at every geometry, or a relaxed structure is scored with its start's bonds.
+        rebuild = (self._lib is None or self.spec.method == "GFN-FF"
+                   or any(c in system_changes for c in ("numbers", "pbc", "cell", "initial_charges", "initial_magmoms")))
         try:
             if rebuild:
                 self._lib = self._new_tblite(atoms) if self.spec.engine == "tblite" else self._new_xtb(atoms)

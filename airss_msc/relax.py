@@ -270,6 +270,11 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> dict
             if not verdict.ok:
                 status, message = verdict.status, verdict.message
         if status in ("relaxed", "max_steps", "collapsed", "fragmented") and work.calc is not None:
+            if summary["scf_retries"] and not parse_method(stages[-1].method).is_lj:
+                # The ladder ran the SCF hotter: report the energy at the stage's own
+                # electronic temperature, or nothing comparable with other rows.
+                work.calc = make_calculator(parse_method(stages[-1].method),
+                                            electronic_temperature=stages[-1].electronic_temperature)
             try:
                 energy = float(work.get_potential_energy())
                 forces = work.get_forces()
@@ -281,7 +286,7 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> dict
                 summary["anion_bonds"] = anion_bonds(work)
             except SCFError as exc:
                 if status in ("relaxed", "max_steps"):
-                    status, message = "scf_failed", str(exc)
+                    status, message = "scf_failed", f"final single point: {exc}"
     except Exception as exc:  # a job must report, not crash the search
         status, message = "error", f"{type(exc).__name__}: {exc}"
     summary.update(status=status, message=message, positions=work.get_positions(),

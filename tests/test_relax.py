@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from ase import Atoms
 
 from airss_msc.generate import generate_cluster
@@ -144,3 +145,21 @@ def test_scf_failed_when_the_ladder_is_exhausted(monkeypatch):
     s = relax_structure(Atoms("SeTe", positions=[[0, 0, 0], [12, 0, 0]]), RelaxSettings(steps=20))
     assert s["status"] == "scf_failed" and "SCF" in s["message"]
     assert s["energy"] is None
+
+
+def test_energy_after_scf_retries_is_at_the_requested_electronic_temperature(monkeypatch):
+    """The ladder may finish the SCF at 1000-3000 K; the stored energy must be the 300 K one."""
+    import airss_msc.relax as relax
+    from airss_msc.engines import make_calculator
+
+    # rung 0 cannot converge (one SCF iteration), so the relaxation runs on the 1000 K rung
+    monkeypatch.setattr(relax, "SCF_LADDER", ({"max_iterations": 1},
+                                              {"electronic_temperature": 1000.0, "max_iterations": 500}))
+    s = relax_structure(generate_cluster("Cd2Se2", 3), RelaxSettings(steps=300))
+    assert s["scf_retries"] == 1 and s["status"] == "relaxed", s["message"]
+    final = summary_to_atoms(s)
+    cold, hot = final.copy(), final.copy()
+    cold.calc = make_calculator("GFN1-xTB")
+    hot.calc = make_calculator("GFN1-xTB", electronic_temperature=1000.0, max_iterations=500)
+    assert s["energy"] == pytest.approx(cold.get_potential_energy(), abs=1e-6)
+    assert abs(s["energy"] - hot.get_potential_energy()) > 1e-4
