@@ -205,17 +205,59 @@ def rank(
                                               help="Rank only structures without Se-Se/Te-Te/S-S bonds."),
     energy_tol: float = typer.Option(1e-3, "--energy-tol", help="Duplicate energy window, eV/atom."),
     rmsd_tol: float = typer.Option(0.1, "--rmsd-tol", help="Duplicate RMSD after species-aware alignment, Angstrom."),
+    energy: Optional[str] = typer.Option(None, "--energy", help="Rank by single points of this method "
+                                         "(stored by 'airss-msc rescore'), e.g. GFN2-xTB."),
 ) -> None:
     """Rank stored structures per composition, lowest energy first."""
-    from airss_msc.rank import format_rows, load_records, rank_records
+    from airss_msc.rank import energy_key, format_rows, load_records, rank_records, with_energy
 
     if top is not None and top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
     if energy_tol < 0 or rmsd_tol < 0:
         raise InputError("--energy-tol and --rmsd-tol must be >= 0")
-    rows = rank_records(load_records(sources), include_all=all_rows, top=top, merge=not no_merge,
+    records = load_records(sources)
+    if energy:
+        records = with_energy(records, energy_key(energy))
+        if not records:
+            raise InputError(f"no stored {energy} single points: run 'airss-msc rescore DB --method {energy}' first")
+    rows = rank_records(records, include_all=all_rows, top=top, merge=not no_merge,
                         energy_tol=energy_tol, rmsd_tol=rmsd_tol, exclude_anion_bonded=exclude_anion_bonded)
     typer.echo(format_rows(rows, fmt))
+
+
+@app.command()
+def rescore(
+    db: Path = typer.Argument(..., help="Results database."),
+    method: str = typer.Option("GFN2-xTB", "--method", help="Single-point method (GFN2-xTB, xtb:GFN-FF, ...)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="OpenMP threads."),
+) -> None:
+    """Single-point energies of every relaxed structure with another method, stored as e_<method>.
+
+    GFN1-xTB geometries are sane but its energies favour anion-anion bonded
+    structures; GFN2-xTB single points are the recommended cross-check
+    (BENCHMARKS.md). Rows already rescored with the method are skipped.
+    """
+    from airss_msc.engines import SCFError, make_calculator
+    from airss_msc.rank import energy_key
+    from airss_msc.search import set_threads
+    from airss_msc.store import ResultsDB
+
+    key = energy_key(method)
+    set_threads(threads)
+    done = failed = 0
+    with ResultsDB(db, write=True) as store:
+        for rec in store.records(status="relaxed"):
+            if key in rec.key_value_pairs:
+                continue
+            atoms = rec.atoms.copy()
+            atoms.calc = make_calculator(method)
+            try:
+                store.set_values(rec.id, **{key: float(atoms.get_potential_energy())})
+                done += 1
+            except SCFError as exc:
+                failed += 1
+                typer.echo(f"row {rec.id}: {exc}", err=True)
+    typer.echo(f"{done} single point(s) with {method} stored as {key} in {db}; {failed} failed")
 
 
 @app.command()

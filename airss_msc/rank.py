@@ -93,6 +93,28 @@ def records_from_files(paths: list[str]) -> list[Record]:
     return out
 
 
+def energy_key(method: str) -> str:
+    """Database key of a single-point energy by ``method`` (``GFN2-xTB`` -> ``e_gfn2_xtb``)."""
+    import re
+
+    from airss_msc.engines import parse_method
+
+    spec = parse_method(method)
+    return "e_" + re.sub(r"[^a-z0-9]+", "_", spec.method.lower()).strip("_")
+
+
+def with_energy(records: list[Record], key: str) -> list[Record]:
+    """Records re-based on the stored single-point energy ``key`` (eV); rows without it are dropped."""
+    from dataclasses import replace
+
+    out = []
+    for rec in records:
+        value = rec.key_value_pairs.get(key)
+        if value is not None:
+            out.append(replace(rec, energy=float(value), energy_per_atom=float(value) / len(rec.atoms)))
+    return out
+
+
 def load_records(sources: list[str]) -> list[Record]:
     """Records from databases (``.db``) and structure files, in the order given."""
     if not sources:

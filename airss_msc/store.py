@@ -218,6 +218,12 @@ class ResultsDB:
         except sqlite3.OperationalError as exc:
             raise DatabaseBusyError(f"cannot write to {self.path}: {exc}") from None
 
+    def set_values(self, row_id: int, **values) -> None:
+        """Add or change key-value pairs of one stored row (committed at once)."""
+        if not self.write:
+            raise RuntimeError("ResultsDB opened read-only")
+        self._db.update(row_id, **values)
+
     def records(self, status: str | None = None) -> list[Record]:
         """Every stored row as a :class:`Record` (optionally one status only)."""
         if not self.path.exists():

@@ -140,3 +140,22 @@ def test_generate_from_template_substitutes_exactly(tmp_path, run_cli):
     code, _, err = run_cli("generate", "Cd4Se4", "-o", tmp_path / "x.xyz", "--template", tmp_path / "parent.xyz",
                            "--substitute", "Se:Te=1")
     assert code == 2 and "not Cd4Se4" in err
+
+
+def test_rescore_then_rank_by_the_single_points(tmp_path, run_cli):
+    from airss_msc.engines import make_calculator
+
+    src, db = tmp_path / "c.extxyz", tmp_path / "r.db"
+    assert run_cli("generate", "Cd2Se2", "-n", "2", "-o", src, "--seed", "4")[0] == 0
+    assert run_cli("relax", src, "--db", db, "--steps", "300")[0] == 0
+    code, out, err = run_cli("rescore", db, "--method", "GFN2-xTB")
+    assert code == 0 and "stored as e_gfn2_xtb" in out, err
+    rows = list(connect(db).select(status="relaxed"))
+    assert rows and all("e_gfn2_xtb" in r.key_value_pairs for r in rows)
+    atoms = rows[0].toatoms()
+    atoms.calc = make_calculator("GFN2-xTB")
+    assert rows[0].e_gfn2_xtb == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
+    code, out, _ = run_cli("rank", db, "--energy", "GFN2-xTB", "--format", "csv")
+    ranked = list(csv.DictReader(io.StringIO(out)))
+    assert float(ranked[0]["energy_eV"]) == pytest.approx(min(r.e_gfn2_xtb for r in rows), abs=1e-4)
+    assert run_cli("rank", db, "--energy", "GFN1-xTB")[0] == 2  # never rescored with GFN1
