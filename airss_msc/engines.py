@@ -16,7 +16,10 @@ relaxation stage can recover from them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,6 +115,27 @@ def homo_lumo_gap(orbital_energies: np.ndarray, occupations: np.ndarray) -> floa
     return float(eps[n_pairs] - eps[n_pairs - 1])
 
 
+_SCRATCH: str | None = None
+
+
+@contextlib.contextmanager
+def _scratch_dir(active: bool):
+    """Run in a per-process scratch directory: xtb's GFN-FF writes topology files
+    (gfnff_topo, gfnff_adjacency) into the working directory, which MPI workers share."""
+    global _SCRATCH
+    if not active:
+        yield
+        return
+    if _SCRATCH is None:
+        _SCRATCH = tempfile.mkdtemp(prefix="airss-msc-gfnff-")
+    here = os.getcwd()
+    os.chdir(_SCRATCH)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
 class TightBinding(Calculator):
     """ASE calculator over the tblite or xtb-python library API.
 
@@ -193,7 +217,8 @@ class TightBinding(Calculator):
                    or any(c in system_changes for c in ("numbers", "pbc", "cell", "initial_charges", "initial_magmoms")))
         try:
             if rebuild:
-                self._lib = self._new_tblite(atoms) if self.spec.engine == "tblite" else self._new_xtb(atoms)
+                with _scratch_dir(self.spec.method == "GFN-FF"):
+                    self._lib = self._new_tblite(atoms) if self.spec.engine == "tblite" else self._new_xtb(atoms)
                 self._res = None
             else:
                 self._lib.update(atoms.positions / Bohr)
@@ -204,7 +229,8 @@ class TightBinding(Calculator):
                 charges = np.asarray(self._res.get("charges"))
                 gap = homo_lumo_gap(self._res.get("orbital-energies"), self._res.get("orbital-occupations"))
             else:
-                self._res = self._lib.singlepoint(self._res)
+                with _scratch_dir(self.spec.method == "GFN-FF"):
+                    self._res = self._lib.singlepoint(self._res)
                 energy = float(self._res.get_energy())
                 gradient = np.asarray(self._res.get_gradient())
                 if self.spec.method == "GFN-FF":

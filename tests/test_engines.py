@@ -74,3 +74,16 @@ def test_homo_lumo_gap_from_occupations():
     assert homo_lumo_gap(eps, [2, 2, 1.9, 0.1, 0]) == pytest.approx(1.5)
     # unsorted input
     assert homo_lumo_gap(eps[::-1], [0, 0, 2, 2, 2]) == pytest.approx(1.5)
+
+
+def test_gfnff_scores_the_current_geometry_and_leaves_no_files(tmp_path, monkeypatch):
+    pytest.importorskip("xtb.interface")
+    monkeypatch.chdir(tmp_path)
+    a = _cd2se2()
+    a.calc = make_calculator("xtb:GFN-FF")
+    e0 = a.get_potential_energy()
+    a.positions[1] += [0.0, 0.6, 0.0]  # stretch a bond: the topology must follow the geometry
+    fresh = a.copy()
+    fresh.calc = make_calculator("xtb:GFN-FF")
+    assert a.get_potential_energy() == pytest.approx(fresh.get_potential_energy(), abs=1e-8)
+    assert np.isfinite(e0) and list(tmp_path.iterdir()) == []
