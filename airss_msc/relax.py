@@ -270,11 +270,10 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> dict
             if not verdict.ok:
                 status, message = verdict.status, verdict.message
         if status in ("relaxed", "max_steps", "collapsed", "fragmented") and work.calc is not None:
-            if summary["scf_retries"] and not parse_method(stages[-1].method).is_lj:
-                # The ladder ran the SCF hotter: report the energy at the stage's own
-                # electronic temperature, or nothing comparable with other rows.
-                work.calc = make_calculator(parse_method(stages[-1].method),
-                                            electronic_temperature=stages[-1].electronic_temperature)
+            if out.scf_retries and not spec.is_lj:
+                # The ladder ran the last stage's SCF hotter: report the energy at that
+                # stage's own method and electronic temperature, comparable with other rows.
+                work.calc = make_calculator(spec, electronic_temperature=stage.electronic_temperature)
             try:
                 energy = float(work.get_potential_energy())
                 forces = work.get_forces()

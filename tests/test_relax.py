@@ -163,3 +163,23 @@ def test_energy_after_scf_retries_is_at_the_requested_electronic_temperature(mon
     hot.calc = make_calculator("GFN1-xTB", electronic_temperature=1000.0, max_iterations=500)
     assert s["energy"] == pytest.approx(cold.get_potential_energy(), abs=1e-6)
     assert abs(s["energy"] - hot.get_potential_energy()) > 1e-4
+
+
+def test_energy_of_a_stopped_stage_comes_from_that_stage_method(monkeypatch):
+    """A first stage that ends the run after SCF retries must have its energy recomputed
+    with its own method, not with a later, never-run stage's method."""
+    import airss_msc.relax as relax
+    from airss_msc.engines import make_calculator
+
+    def stopped_stage(work, stage, start):
+        # the first stage collapses after one SCF retry (its calculator is left on)
+        work.calc = make_calculator(stage.method, electronic_temperature=3000.0)
+        return relax._StageOutcome("collapsed", "forced for the test", 5, 6, 1)
+
+    monkeypatch.setattr(relax, "_run_stage", stopped_stage)
+    start = generate_cluster("Cd2Se2", 3)
+    s = relax_structure(start, RelaxSettings(stages=({"method": "GFN1-xTB"}, {"method": "GFN2-xTB"})))
+    assert s["status"] == "collapsed" and s["method"] == "tblite:GFN1-xTB"
+    cold = start.copy()
+    cold.calc = make_calculator("GFN1-xTB")
+    assert s["energy"] == pytest.approx(cold.get_potential_energy(), abs=1e-6)
