@@ -183,11 +183,11 @@ def _run_search(cfg, serial: bool = False):
 
     Returns the outcome on the coordinator; worker ranks exit when done.
     """
-    from airss_msc.parallel import task_executor, threads_per_rank
+    from airss_msc.parallel import task_executor
     from airss_msc.search import run_search, set_threads
 
     # Every rank, before any engine library is loaded.
-    set_threads(threads_per_rank(cfg.threads))
+    set_threads(cfg.threads)
     with task_executor(force_serial=serial) as (executor, workers, coordinator):
         if not coordinator:
             raise typer.Exit(0)

@@ -110,12 +110,15 @@ def with_parent(task: CandidateTask, minima: dict[str, list[Parent]]) -> Candida
 
 
 def set_threads(threads: int | None = None) -> int:
-    """One OpenMP/BLAS thread per process unless told otherwise.
+    """One OpenMP/BLAS thread per process unless told otherwise
+    (:func:`airss_msc.parallel.threads_per_rank` decides how many).
 
     Oversubscribed OpenMP threads are catastrophically slow for xTB on small
     clusters. Must run before the engine library is first loaded.
     """
-    n = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or 1
+    from airss_msc.parallel import threads_per_rank
+
+    n = threads_per_rank(threads)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
     os.environ.setdefault("OMP_STACKSIZE", "1G")
