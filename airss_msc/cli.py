@@ -38,8 +38,8 @@ def _main(
 
 
 def _generator_settings(minsep, slack, shape, radius, axes, inner, symmetry):
-    from airss_msc.confinement import parse_axes
-    from airss_msc.generate import GeneratorSettings
+    from airss_msc.build.confinement import parse_axes
+    from airss_msc.build.generate import GeneratorSettings
 
     return GeneratorSettings(
         minsep=tuple(minsep) if minsep else None, slack=slack, shape=shape, radius=radius,
@@ -69,7 +69,7 @@ def generate(
 
     Each frame stores its seed and generation parameters.
     """
-    from airss_msc.formats import write_structures
+    from airss_msc.results.formats import write_structures
 
     if n is not None and n < 0:
         raise InputError(f"negative count {n}: -n must be >= 0")
@@ -81,7 +81,7 @@ def generate(
         return
     if formula is None:
         raise InputError("give a FORMULA (or --template with --substitute)")
-    from airss_msc.generate import generate_many, prepare
+    from airss_msc.build.generate import generate_many, prepare
 
     settings = _generator_settings(minsep, slack, shape, radius, axes, inner, symmetry)
     prepare(formula, settings)
@@ -92,8 +92,8 @@ def generate(
 
 def _from_template(formula, template, substitute, n, seed):
     from airss_msc.composition import canonical_formula
-    from airss_msc.formats import read_structures
-    from airss_msc.substitute import parse_substitution, substituted_structures
+    from airss_msc.results.formats import read_structures
+    from airss_msc.build.substitute import parse_substitution, substituted_structures
 
     if template is None or not substitute:
         raise InputError("--template and --substitute go together")
@@ -111,7 +111,7 @@ def _from_template(formula, template, substitute, n, seed):
 
 
 def _relax_settings(method, fmax, steps, optimizer, max_seconds):
-    from airss_msc.relax import RelaxSettings
+    from airss_msc.calc.relax import RelaxSettings
 
     return RelaxSettings(method=method, fmax=fmax, steps=steps, optimizer=optimizer,
                          max_seconds=max_seconds).validate()
@@ -129,10 +129,10 @@ def relax(
     threads: Optional[int] = typer.Option(None, "--threads", help="OpenMP threads (default 1, or SLURM_CPUS_PER_TASK)."),
 ) -> None:
     """Relax every structure of a file; one database row per structure."""
-    from airss_msc.formats import read_structures
-    from airss_msc.relax import relax_structure
-    from airss_msc.search import set_threads
-    from airss_msc.store import ResultsDB
+    from airss_msc.results.formats import read_structures
+    from airss_msc.calc.relax import relax_structure
+    from airss_msc.search.farm import set_threads
+    from airss_msc.results.store import ResultsDB
 
     settings = _relax_settings(method, fmax, steps, optimizer, max_seconds)
     images = read_structures(input_file)
@@ -164,7 +164,7 @@ def search(
     """
     from dataclasses import replace
 
-    from airss_msc.config import default_config, default_config_text, load_config
+    from airss_msc.search.config import default_config, default_config_text, load_config
 
     if show_config:
         typer.echo(default_config_text())
@@ -183,8 +183,8 @@ def _run_search(cfg, serial: bool = False):
 
     Returns the outcome on the coordinator; worker ranks exit when done.
     """
-    from airss_msc.parallel import task_executor
-    from airss_msc.search import run_search, set_threads
+    from airss_msc.search.parallel import task_executor
+    from airss_msc.search.farm import run_search, set_threads
 
     # Every rank, before any engine library is loaded.
     set_threads(cfg.threads)
@@ -209,7 +209,7 @@ def rank(
                                          "(stored by 'airss-msc rescore'), e.g. GFN2-xTB."),
 ) -> None:
     """Rank stored structures per composition, lowest energy first."""
-    from airss_msc.rank import energy_key, format_rows, load_records, rank_records, with_energy
+    from airss_msc.analysis.rank import energy_key, format_rows, load_records, rank_records, with_energy
 
     if top is not None and top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
@@ -237,10 +237,10 @@ def rescore(
     structures; GFN2-xTB single points are the recommended cross-check
     (BENCHMARKS.md). Rows already rescored with the method are skipped.
     """
-    from airss_msc.engines import SCFError, make_calculator
-    from airss_msc.rank import energy_key
-    from airss_msc.search import set_threads
-    from airss_msc.store import ResultsDB
+    from airss_msc.calc.engines import SCFError, make_calculator
+    from airss_msc.analysis.rank import energy_key
+    from airss_msc.search.farm import set_threads
+    from airss_msc.results.store import ResultsDB
 
     key = energy_key(method)
     set_threads(threads)
@@ -270,7 +270,7 @@ def report(
     temperature: float = typer.Option(298.15, "--temperature", help="K, for Boltzmann populations."),
 ) -> None:
     """Write an HTML page and a Markdown twin with tables and plots."""
-    from airss_msc.report import write_report
+    from airss_msc.analysis.report import write_report
 
     path = write_report(str(db), output, top=top, calibration=str(calibration) if calibration else None,
                         bands=str(bands) if bands else None, temperature=temperature)
@@ -282,9 +282,9 @@ def demo(
     output: Path = typer.Option(Path("demo-output"), "-o", "--output", help="Directory for the database and report."),
 ) -> None:
     """The embedded default search end to end: search, rank, report."""
-    from airss_msc.config import default_config
-    from airss_msc.rank import format_rows, load_records, rank_records
-    from airss_msc.report import write_report
+    from airss_msc.search.config import default_config
+    from airss_msc.analysis.rank import format_rows, load_records, rank_records
+    from airss_msc.analysis.report import write_report
 
     output.mkdir(parents=True, exist_ok=True)
     cfg = default_config(str(output / "results.db"))
@@ -324,7 +324,7 @@ def convert(
     destination: Path = typer.Argument(..., help="Output file; format from the extension."),
 ) -> None:
     """Convert structure files between xyz, extxyz and AIRSS .res."""
-    from airss_msc.formats import convert as convert_files
+    from airss_msc.results.formats import convert as convert_files
 
     count = convert_files(source, destination)
     typer.echo(f"converted {count} structure(s) to {destination}")
@@ -338,7 +338,7 @@ def isotopes(
     min_abundance: float = typer.Option(1e-3, "--min-abundance", help="Drop peaks below this fraction of the tallest."),
 ) -> None:
     """Isotopic pattern of a bare cluster ion (m/z and relative intensity, tallest = 100)."""
-    from airss_msc.isotopes import isotope_pattern, monoisotopic_mass, most_abundant_mass
+    from airss_msc.analysis.isotopes import isotope_pattern, monoisotopic_mass, most_abundant_mass
 
     peaks = isotope_pattern(formula, charge=charge, mode="exact" if exact else "nominal",
                             min_abundance=min_abundance)
@@ -360,7 +360,7 @@ def assign(
 ) -> None:
     """Propose formulas for measured ESI-MS peaks by isotope-pattern match, with scores."""
     from airss_msc.composition import parse_range
-    from airss_msc.isotopes import match_species, read_peaks_csv
+    from airss_msc.analysis.isotopes import match_species, read_peaks_csv
 
     measured = read_peaks_csv(peaks_csv)
     els = tuple(e.strip() for e in elements.split(",") if e.strip())

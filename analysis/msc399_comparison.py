@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 
-from airss_msc.bands import default_target
-from airss_msc.isotopes import most_abundant_mass
-from airss_msc.report import SAXS_DIAMETER_NM, analyse
+from airss_msc.analysis.bands import default_target
+from airss_msc.analysis.isotopes import most_abundant_mass
+from airss_msc.analysis.report import SAXS_DIAMETER_NM, analyse
 
 
 def main() -> None:

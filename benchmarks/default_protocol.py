@@ -4,7 +4,7 @@
 
 Starts: benchmarks/method_validation_starts.extxyz (24 random 12-atom CdSe/CdTeSe/CdTe
 starts and 10 random Cd13Se13 starts, frozen). Each optimizer relaxes every start
-with GFN1-xTB (tblite) to fmax 0.05 eV/A through `airss_msc.relax.relax_structure`;
+with GFN1-xTB (tblite) to fmax 0.05 eV/A through `airss_msc.calc.relax.relax_structure`;
 `--xtb` also runs the Debian xtb binary's own optimizer (`xtb --opt --gfn 1`, counting
 one force call per optimisation cycle) on the Cd13Se13 starts. Prints a Markdown
 table and writes benchmarks/out/default_protocol.md.
@@ -26,8 +26,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from ase.io import read, write  # noqa: E402
 
-from airss_msc.relax import RelaxSettings, relax_structure  # noqa: E402
-from airss_msc.sanity import check_geometry  # noqa: E402
+from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
+from airss_msc.calc.sanity import check_geometry  # noqa: E402
 
 HERE = Path(__file__).parent
 

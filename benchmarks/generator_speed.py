@@ -27,8 +27,8 @@ from ase import Atoms  # noqa: E402
 from ase.data import atomic_numbers  # noqa: E402
 
 from airss_msc.composition import symbols_of  # noqa: E402
-from airss_msc.generate import GeneratorSettings, generate_cluster, prepare  # noqa: E402
-from airss_msc.separations import minsep_matrix  # noqa: E402
+from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare  # noqa: E402
+from airss_msc.build.separations import minsep_matrix  # noqa: E402
 
 
 def is_valid(positions: np.ndarray, symbols, drawn: dict, radius: float,
@@ -85,7 +85,7 @@ def main() -> None:
     from pymatgen.core import Molecule
     from pymatgen.symmetry.analyzer import PointGroupAnalyzer
 
-    from airss_msc.symmetry import point_group_operations
+    from airss_msc.build.symmetry import point_group_operations
 
     def check_symmetric(atoms):
         seps, inside = is_valid(atoms.positions, atoms.get_chemical_symbols(), drawn, radius)

@@ -10,9 +10,9 @@ is run on the *same* random starts (``generate_cluster`` with seeds
 of final statuses, median force calls and wall seconds per protocol.
 
 This is deliberately self-contained (it re-implements the stage loop rather than
-calling ``airss_msc.relax.relax_structure``) so it can try optimizers and guards the
+calling ``airss_msc.calc.relax.relax_structure``) so it can try optimizers and guards the
 package does not have yet, and so its numbers do not move while the package does.
-It uses the package's calculator (``airss_msc.engines.make_calculator``), generator
+It uses the package's calculator (``airss_msc.calc.engines.make_calculator``), generator
 and sanity checks.
 
 Statuses (final, after the last stage): ``relaxed`` (last stage converged and the
@@ -61,9 +61,9 @@ from ase import Atoms  # noqa: E402
 from ase.optimize import BFGS, FIRE, LBFGS, LBFGSLineSearch  # noqa: E402
 from ase.parallel import DummyMPI  # noqa: E402
 
-from airss_msc.engines import SCFError, make_calculator  # noqa: E402
-from airss_msc.generate import GeneratorSettings, derive_seed, generate_cluster, prepare  # noqa: E402
-from airss_msc.sanity import check_geometry, fragments, radius, shortest_contact  # noqa: E402
+from airss_msc.calc.engines import SCFError, make_calculator  # noqa: E402
+from airss_msc.build.generate import GeneratorSettings, derive_seed, generate_cluster, prepare  # noqa: E402
+from airss_msc.calc.sanity import check_geometry, fragments, radius, shortest_contact  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -79,7 +79,7 @@ SETS = {
     "cd13-3": [("Cd13Se13", i) for i in range(3)],
     "quick": [(f, 0) for f in ("Cd6Se6", "Cd6Te2Se4", "Cd6Te3Se3", "Cd6Te6")],
 }
-#: The package default confinement looseness (airss_msc.confinement.LOOSENESS).
+#: The package default confinement looseness (airss_msc.build.confinement.LOOSENESS).
 DEFAULT_LOOSENESS = 1.35
 
 #: A pair below this fraction of the covalent radii sum ends a run at once.
@@ -88,7 +88,7 @@ HARD_FLOOR = 0.65
 FLYOFF = 6.0
 #: Default collapse floor for the final geometry (fraction of covalent radii sum).
 FLOOR = 0.80
-#: SCF recovery ladder (as airss_msc.relax.SCF_LADDER): rung parameters override the stage.
+#: SCF recovery ladder (as airss_msc.calc.relax.SCF_LADDER): rung parameters override the stage.
 SCF_LADDER = (
     {},
     {"electronic_temperature": 1000.0, "mixer_damping": 0.2, "max_iterations": 500},
@@ -173,7 +173,7 @@ def make_optimizer(name: str, atoms: Atoms, maxstep: float):
 # --------------------------------------------------------------------------- protocols
 @dataclass(frozen=True)
 class Stage:
-    """One relaxation stage (the fields of airss_msc.relax.RelaxSettings that matter)."""
+    """One relaxation stage (the fields of airss_msc.calc.relax.RelaxSettings that matter)."""
 
     method: str = "GFN1-xTB"
     etemp: float = 300.0  # electronic temperature, K
@@ -497,7 +497,7 @@ PROTOCOLS["recommended"] = ([S(optimizer="BFGS", steps=500)], 1.35)
 # =========================================================================== method comparison
 # Second part (helper session 2, 2026-11-21): which *method* (GFN1-xTB, GFN2-xTB, GFN-FF,
 # staged) to relax and rank with.  Unlike the optimizer study above, these protocols run
-# through the package's own ``airss_msc.relax.relax_structure`` (BFGS default, staged
+# through the package's own ``airss_msc.calc.relax.relax_structure`` (BFGS default, staged
 # protocols, collapse guard with persistence), so the numbers describe what a search does.
 #
 #   python benchmarks/method_validation.py --set small,cd13 --protocols gfn1,gfn2,gfn1+gfn2,gfnff,gfnff+gfn2
@@ -514,8 +514,8 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
-from airss_msc.relax import RelaxSettings, relax_structure  # noqa: E402
-from airss_msc.sanity import anion_bonds, check_geometry  # noqa: E402
+from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
+from airss_msc.calc.sanity import anion_bonds, check_geometry  # noqa: E402
 
 #: The optimizer is given explicitly: the package default changed from BFGS to PreconLBFGS
 #: at 07:25 on 2026-11-21, in the middle of this study.
@@ -885,7 +885,7 @@ def methods_main(argv=None) -> int:
             + desc + "\n\n" + "\n\n".join(sections) + "\n\n"
             "Columns: final status counts; force calls (energy+gradient evaluations) and wall seconds per "
             "start on one core (machine shared with another job, so seconds are noisy); anion-anion bonds: "
-            "S/Se/Te pairs within 1.1 x covalent radii sum (`airss_msc.sanity.anion_bonds`).\n")
+            "S/Se/Te pairs within 1.1 x covalent radii sum (`airss_msc.calc.sanity.anion_bonds`).\n")
     print(text)
     write_block(outp, "method-comparison", text)
     write_structures(all_records, METHODS_XYZ)

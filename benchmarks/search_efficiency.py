@@ -3,7 +3,7 @@
 Lennard-Jones clusters LJ13, LJ19, LJ26 and LJ38 (epsilon = sigma = 1, the dummy
 element ``X``, method ``lj``, LBFGS to fmax 1e-3) have known global minima
 (Cambridge Cluster Database). For each cluster and strategy this runs many
-independent searches through the real :func:`airss_msc.search.run_search` (a
+independent searches through the real :func:`airss_msc.search.farm.run_search` (a
 fresh SQLite database per run, different base seeds) and stops each at the
 first relaxation whose energy is within 1e-3 epsilon of the global minimum
 ("hit") or when the force-call budget is spent. The budget is the same number
@@ -43,10 +43,10 @@ import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.optimize import LBFGS  # noqa: E402
 
-from airss_msc.config import config_from_dict  # noqa: E402
-from airss_msc.engines import LennardJonesCluster  # noqa: E402
-from airss_msc.generate import GeneratorSettings, generate_cluster, prepare  # noqa: E402
-from airss_msc.search import InProcessExecutor, StopFlag, run_search  # noqa: E402
+from airss_msc.search.config import config_from_dict  # noqa: E402
+from airss_msc.calc.engines import LennardJonesCluster  # noqa: E402
+from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare  # noqa: E402
+from airss_msc.search.farm import InProcessExecutor, StopFlag, run_search  # noqa: E402
 
 #: Cambridge Cluster Database global minima (epsilon).
 GLOBAL_MINIMA = {13: -44.326801, 19: -72.659782, 26: -108.315616, 38: -173.928427}

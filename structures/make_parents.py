@@ -4,7 +4,7 @@
 
 Each parent is a stoichiometric (MX)13 cut from the bulk zinc-blende crystal: the 13
 cations and 13 anions nearest the midpoint of one M-X bond (a compact, Cd-Se
-alternating 26-atom cluster), relaxed with `airss_msc.relax.relax_structure`
+alternating 26-atom cluster), relaxed with `airss_msc.calc.relax.relax_structure`
 (GFN1-xTB, tblite, BFGS, fmax 0.05 eV/A). They are templates for substitution
 (`airss-msc generate --template structures/Cd13Se13.xyz --substitute Se:Te=2`), not
 claims about the lowest-energy isomers. Lattice constants (A): CdSe 6.052,
@@ -19,9 +19,9 @@ import numpy as np
 from ase.build import bulk
 
 from airss_msc import __version__
-from airss_msc.formats import write_structures
-from airss_msc.relax import RelaxSettings, relax_structure, summary_to_atoms
-from airss_msc.sanity import anion_bonds
+from airss_msc.results.formats import write_structures
+from airss_msc.calc.relax import RelaxSettings, relax_structure, summary_to_atoms
+from airss_msc.calc.sanity import anion_bonds
 
 LATTICE = {("Cd", "Se"): 6.052, ("Zn", "Se"): 5.668, ("Cd", "Te"): 6.481}
 

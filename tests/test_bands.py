@@ -1,11 +1,11 @@
-"""Measured bands and gap calibration (airss_msc.bands)."""
+"""Measured bands and gap calibration (airss_msc.analysis.bands)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from airss_msc import bands as B
+from airss_msc.analysis import bands as B
 from airss_msc.errors import InputError
 
 # (band nm, eV) from the table in shared/science.md.

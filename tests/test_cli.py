@@ -26,8 +26,8 @@ def test_generate_relax_rank_pipeline(tmp_path, run_cli):
 
 
 def test_generated_frames_carry_seed_and_parameters(tmp_path, run_cli):
-    from airss_msc.formats import read_structures
-    from airss_msc.generate import generate_cluster
+    from airss_msc.results.formats import read_structures
+    from airss_msc.build.generate import generate_cluster
 
     out = tmp_path / "c.extxyz"
     assert run_cli("generate", "Cd4Se4", "-n", "3", "-o", out, "--radius", "5")[0] == 0
@@ -92,7 +92,7 @@ def test_compositions_command(run_cli):
 
 
 def test_convert_round_trip_through_res(tmp_path, run_cli):
-    from airss_msc.formats import read_structures
+    from airss_msc.results.formats import read_structures
 
     src = tmp_path / "a.extxyz"
     run_cli("generate", "Cd4Se4", "-n", "3", "-o", src)
@@ -123,7 +123,7 @@ def test_generate_from_template_substitutes_exactly(tmp_path, run_cli):
     import numpy as np
     from ase import Atoms
 
-    from airss_msc.formats import read_structures, write_structures
+    from airss_msc.results.formats import read_structures, write_structures
 
     pos = [np.array(p) * 2.9 for p in itertools.product((-0.5, 0.5), repeat=3)]
     syms = ["Cd" if (i + j + k) % 2 == 0 else "Se" for i, j, k in itertools.product((0, 1), repeat=3)]
@@ -143,7 +143,7 @@ def test_generate_from_template_substitutes_exactly(tmp_path, run_cli):
 
 
 def test_rescore_then_rank_by_the_single_points(tmp_path, run_cli):
-    from airss_msc.engines import make_calculator
+    from airss_msc.calc.engines import make_calculator
 
     src, db = tmp_path / "c.extxyz", tmp_path / "r.db"
     assert run_cli("generate", "Cd2Se2", "-n", "2", "-o", src, "--seed", "4")[0] == 0

@@ -9,14 +9,14 @@ import pytest
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
-from airss_msc.duplicates import (
+from airss_msc.analysis.duplicates import (
     alignment_rmsd,
     descriptor_difference,
     distance_descriptor,
     group_duplicates,
     same_structure,
 )
-from airss_msc.generate import generate_cluster
+from airss_msc.build.generate import generate_cluster
 
 
 def moved_copy(atoms: Atoms, seed: int, noise: float = 0.02, mirror: bool = False) -> Atoms:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from airss_msc.energetics import (
+from airss_msc.analysis.energetics import (
     KB_EV,
     boltzmann_populations,
     detect_mixing_pair,

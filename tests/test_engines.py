@@ -5,7 +5,7 @@ import pytest
 from ase import Atoms
 from ase.calculators.fd import calculate_numerical_forces
 
-from airss_msc.engines import (
+from airss_msc.calc.engines import (
     LennardJonesCluster, MethodSpec, TightBinding, homo_lumo_gap, make_calculator, parse_method,
 )
 from airss_msc.errors import InputError

@@ -1,4 +1,4 @@
-"""Tests for airss_msc.formats: round trips, AIRSS .res details, errors, atomic writes."""
+"""Tests for airss_msc.results.formats: round trips, AIRSS .res details, errors, atomic writes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from airss_msc import formats
+from airss_msc.results import formats
 from airss_msc.errors import InputError
-from airss_msc.formats import (
+from airss_msc.results.formats import (
     convert,
     from_molecule,
     read_structures,
@@ -17,7 +17,7 @@ from airss_msc.formats import (
     write_res_files,
     write_structures,
 )
-from airss_msc.generate import generate_cluster
+from airss_msc.build.generate import generate_cluster
 
 
 def centred(atoms) -> np.ndarray:

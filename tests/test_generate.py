@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from airss_msc.confinement import Ellipsoid, Shell, Sphere
+from airss_msc.build.confinement import Ellipsoid, Shell, Sphere
 from airss_msc.errors import InputError
-from airss_msc.generate import GeneratorSettings, derive_seed, generate_cluster, generate_many
-from airss_msc.separations import SeparationRules, parse_minsep_spec, violations
+from airss_msc.build.generate import GeneratorSettings, derive_seed, generate_cluster, generate_many
+from airss_msc.build.separations import SeparationRules, parse_minsep_spec, violations
 
 
 def _drawn(info_minsep: str) -> dict:
@@ -70,7 +70,7 @@ def test_derived_seeds_are_machine_independent():
     (GeneratorSettings(shape="sphere", radius=6.5), Sphere),
 ])
 def test_confinement_shapes_hold(settings, cls):
-    from airss_msc.generate import prepare
+    from airss_msc.build.generate import prepare
 
     _, _, conf = prepare("Cd8Se8", settings)
     assert isinstance(conf, cls)

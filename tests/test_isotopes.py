@@ -1,11 +1,11 @@
-"""Isotope patterns and ESI-MS peak assignment (airss_msc.isotopes)."""
+"""Isotope patterns and ESI-MS peak assignment (airss_msc.analysis.isotopes)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from airss_msc import isotopes as iso
+from airss_msc.analysis import isotopes as iso
 from airss_msc.errors import InputError
 
 M_E = 5.48579909065e-4  # electron mass, Da

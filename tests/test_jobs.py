@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from airss_msc.config import load_config
+from airss_msc.search.config import load_config
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs"
 

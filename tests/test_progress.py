@@ -1,6 +1,6 @@
 import io
 
-from airss_msc.progress import Progress
+from airss_msc.search.progress import Progress
 
 
 class Clock:

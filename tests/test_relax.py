@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from airss_msc.generate import generate_cluster
-from airss_msc.relax import RelaxSettings, relax_structure, summary_to_atoms
-from airss_msc.sanity import check_geometry
+from airss_msc.build.generate import generate_cluster
+from airss_msc.calc.relax import RelaxSettings, relax_structure, summary_to_atoms
+from airss_msc.calc.sanity import check_geometry
 
 LJ13 = -44.326801  # Cambridge Cluster Database, epsilon
 
@@ -65,7 +65,7 @@ def test_fragments_are_reported_not_ranked():
 
 
 def test_staged_protocol_runs_stages_in_order_and_sums_work():
-    from airss_msc.config import config_from_dict
+    from airss_msc.search.config import config_from_dict
 
     cfg = config_from_dict({
         "search": {"compositions": ["X13"], "db": "unused.db"},
@@ -86,7 +86,7 @@ def test_staged_protocol_runs_stages_in_order_and_sums_work():
 def test_bad_stage_keys_are_refused():
     import pytest
 
-    from airss_msc.config import config_from_dict
+    from airss_msc.search.config import config_from_dict
     from airss_msc.errors import InputError
 
     with pytest.raises(InputError, match="unknown key"):
@@ -95,7 +95,7 @@ def test_bad_stage_keys_are_refused():
 
 
 def test_anion_bonds_are_counted():
-    from airss_msc.sanity import anion_bonds
+    from airss_msc.calc.sanity import anion_bonds
 
     # Se2 dimer at 2.2 A beside a Cd: one Se-Se bond; the same Se far apart: none
     bonded = Atoms("CdSeSe", positions=[[0, 0, 0], [2.6, 0, 0], [2.6, 2.2, 0]])
@@ -121,7 +121,7 @@ def test_real_gfn2_collapse_is_caught_not_ranked():
     geometry the energy plunges by tens of eV with Cd-Cd near 2.1 A; the guard must stop it."""
     from pathlib import Path
 
-    from airss_msc.formats import read_structures
+    from airss_msc.results.formats import read_structures
 
     onset = read_structures(Path(__file__).parent / "data" / "cd13se13_gfn2_collapse_onset.xyz")[0]
     s = relax_structure(onset, RelaxSettings(method="GFN2-xTB", steps=200))
@@ -139,7 +139,7 @@ def test_scf_recovery_ladder_on_a_real_non_converging_case():
 
 
 def test_scf_failed_when_the_ladder_is_exhausted(monkeypatch):
-    import airss_msc.relax as relax
+    import airss_msc.calc.relax as relax
 
     monkeypatch.setattr(relax, "SCF_LADDER", ({},))  # no recovery rungs
     s = relax_structure(Atoms("SeTe", positions=[[0, 0, 0], [12, 0, 0]]), RelaxSettings(steps=20))
@@ -149,8 +149,8 @@ def test_scf_failed_when_the_ladder_is_exhausted(monkeypatch):
 
 def test_energy_after_scf_retries_is_at_the_requested_electronic_temperature(monkeypatch):
     """The ladder may finish the SCF at 1000-3000 K; the stored energy must be the 300 K one."""
-    import airss_msc.relax as relax
-    from airss_msc.engines import make_calculator
+    import airss_msc.calc.relax as relax
+    from airss_msc.calc.engines import make_calculator
 
     # rung 0 cannot converge (one SCF iteration), so the relaxation runs on the 1000 K rung
     monkeypatch.setattr(relax, "SCF_LADDER", ({"max_iterations": 1},
@@ -168,8 +168,8 @@ def test_energy_after_scf_retries_is_at_the_requested_electronic_temperature(mon
 def test_energy_of_a_stopped_stage_comes_from_that_stage_method(monkeypatch):
     """A first stage that ends the run after SCF retries must have its energy recomputed
     with its own method, not with a later, never-run stage's method."""
-    import airss_msc.relax as relax
-    from airss_msc.engines import make_calculator
+    import airss_msc.calc.relax as relax
+    from airss_msc.calc.engines import make_calculator
 
     def stopped_stage(work, stage, start):
         # the first stage collapses after one SCF retry (its calculator is left on)

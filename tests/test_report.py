@@ -2,9 +2,9 @@ import re
 
 import pytest
 
-from airss_msc.config import config_from_dict
-from airss_msc.report import write_report
-from airss_msc.search import run_search
+from airss_msc.search.config import config_from_dict
+from airss_msc.analysis.report import write_report
+from airss_msc.search.farm import run_search
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,8 @@ def test_report_ranks_copies_of_the_lj7_minimum(lj_db, tmp_path):
 
 def test_calibrated_report_flags_candidates_near_a_band(tmp_path):
     """A constructed calibration maps the Cd2Se2 gap exactly onto 399 nm: it must be flagged."""
-    from airss_msc.bands import nm_to_ev
-    from airss_msc.report import analyse
+    from airss_msc.analysis.bands import nm_to_ev
+    from airss_msc.analysis.report import analyse
 
     db = tmp_path / "cd.db"
     run_search(config_from_dict({

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from airss_msc.generate import generate_cluster
-from airss_msc.saxs import (
+from airss_msc.build.generate import generate_cluster
+from airss_msc.analysis.saxs import (
     debye_intensity,
     equivalent_diameter,
     equivalent_diameter_nm,

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from ase.db import connect
 
-from airss_msc.config import config_from_dict, load_config
+from airss_msc.search.config import config_from_dict, load_config
 from airss_msc.errors import DatabaseBusyError, InputError
-from airss_msc.generate import generate_cluster
-from airss_msc.rank import load_records, rank_records
-from airss_msc.search import run_search
-from airss_msc.store import ResultsDB
+from airss_msc.build.generate import generate_cluster
+from airss_msc.analysis.rank import load_records, rank_records
+from airss_msc.search.farm import run_search
+from airss_msc.results.store import ResultsDB
 
 
 def lj_config(db, candidates=4, **search):

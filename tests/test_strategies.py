@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from ase.db import connect
 
-from airss_msc.config import config_from_dict
+from airss_msc.search.config import config_from_dict
 from airss_msc.errors import InputError
-from airss_msc.search import run_search
-from airss_msc.strategies import Parent, StrategySettings, derive_start, select_parent, shake, swap_atoms
+from airss_msc.search.farm import run_search
+from airss_msc.search.strategies import Parent, StrategySettings, derive_start, select_parent, shake, swap_atoms
 
 LJ13 = -44.326801
 

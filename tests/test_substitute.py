@@ -5,7 +5,7 @@ import pytest
 from ase import Atoms
 
 from airss_msc.errors import InputError
-from airss_msc.substitute import (
+from airss_msc.build.substitute import (
     arrangements, atom_permutations, parse_substitution, substituted_structures,
 )
 
@@ -69,7 +69,7 @@ def test_substitution_keeps_the_parent_geometry_and_replaces_exactly_n():
 
 
 def test_sampling_when_arrangements_are_too_many(monkeypatch):
-    import airss_msc.substitute as sub
+    import airss_msc.build.substitute as sub
 
     monkeypatch.setattr(sub, "ENUMERATION_LIMIT", 10)
     a, mode_a = arrangements(cube(), parse_substitution("Se:Te=4"), np.random.default_rng(1), max_count=6)

@@ -2,7 +2,7 @@
 
 ``mpiexec -n N airss-msc search CONFIG`` runs one coordinator (rank 0, which
 alone touches the database) and N-1 workers serving
-:func:`airss_msc.search.run_candidate` through mpi4py.futures'
+:func:`airss_msc.search.farm.run_candidate` through mpi4py.futures'
 ``MPICommExecutor``. Without a launcher, or with one rank, nothing here imports
 mpi4py and the search runs in process.
 """

@@ -166,7 +166,7 @@ class ResultsDB:
         return out
 
     def add(self, summary: dict, extra: dict | None = None) -> int:
-        """Store one relaxation summary (see :func:`airss_msc.relax.relax_structure`).
+        """Store one relaxation summary (see :func:`airss_msc.calc.relax.relax_structure`).
 
         Returns the new row id. The row is committed at once, so a crash right
         after loses nothing already stored.

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from airss_msc import __version__
-from airss_msc.bands import Band, Calibration, ev_to_nm, load_bands, load_calibration, match_bands
+from airss_msc.analysis.bands import Band, Calibration, ev_to_nm, load_bands, load_calibration, match_bands
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
-from airss_msc.rank import RankedRow, format_rows, load_records, rank_records
-from airss_msc.saxs import equivalent_diameter_nm, radius_of_gyration
+from airss_msc.analysis.rank import RankedRow, format_rows, load_records, rank_records
+from airss_msc.analysis.saxs import equivalent_diameter_nm, radius_of_gyration
 
 #: Overall cluster size measured by SAXS (Beaucage model) for the CdTe, CdSe and
 #: mixed samples of the seed paper, nm.
@@ -115,7 +115,7 @@ def analyse(db: str, top: int = 5, calibration_path: str | None = None,
 
 def _mixing(rows: list[RankedRow], notes: list[str]):
     """Mixing energies of the lowest minima, if the compositions form a pseudo-binary."""
-    from airss_msc.energetics import detect_mixing_pair, mixing_energies
+    from airss_msc.analysis.energetics import detect_mixing_pair, mixing_energies
 
     lowest = {r.formula: r.energy_eV for r in rows if r.rank == 1}
     if len(lowest) < 3:
@@ -170,7 +170,7 @@ def plot_mixing(analysis: Analysis, path: Path) -> Path | None:
     """Mixing energy per atom of the lowest minimum vs composition, with the lower hull."""
     if not analysis.mixing:
         return None
-    from airss_msc.energetics import lower_hull
+    from airss_msc.analysis.energetics import lower_hull
 
     plt = _figure()
     pts = sorted(analysis.mixing, key=lambda p: p.x)
@@ -281,7 +281,7 @@ _COLORS = {"Cd": "#ffd98f", "Zn": "#7d80b0", "Se": "#ffa100", "Te": "#d47a00", "
 
 
 def _viewer_payload(atoms) -> str:
-    from airss_msc.sanity import radius
+    from airss_msc.calc.sanity import radius
 
     pos = atoms.positions
     syms = atoms.get_chemical_symbols()
@@ -354,7 +354,7 @@ def write_report(db: str, output: str | Path, top: int = 5, calibration: str | N
     for c in best:
         png = plot_structure(c.row.record.atoms, out / f"best_{c.row.formula}.png")
         xyz = out / f"best_{c.row.formula}.xyz"
-        from airss_msc.formats import write_structures
+        from airss_msc.results.formats import write_structures
 
         atoms = c.row.record.atoms.copy()
         atoms.info.update(energy=c.row.energy_eV, formula=c.row.formula, id=c.row.id)

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from airss_msc.composition import format_formula, symbols_of
-from airss_msc.confinement import Confinement, Ellipsoid, Shell, make_confinement
+from airss_msc.build.confinement import Confinement, Ellipsoid, Shell, make_confinement
 from airss_msc.errors import InputError
-from airss_msc.separations import SeparationRules, minsep_matrix
+from airss_msc.build.separations import SeparationRules, minsep_matrix
 
 #: Largest principal-axis order n offered for Cn, Cnv, Cnh, Dn, Dnh, Dnd and S2n.
 MAX_AXIS_ORDER = 8
@@ -549,7 +549,7 @@ def _sample_plan(plan: _Plan, rng: np.random.Generator) -> list[_Option]:
 @functools.lru_cache(maxsize=256)
 def _default_geometry(counts_key: tuple) -> tuple[tuple, Confinement]:
     """Separations (low ends) and sphere the generator uses for a composition by default."""
-    from airss_msc.generate import GeneratorSettings, confinement_for  # generate imports this module lazily
+    from airss_msc.build.generate import GeneratorSettings, confinement_for  # generate imports this module lazily
 
     counts = dict(counts_key)
     rules = SeparationRules.build(counts)
@@ -597,7 +597,7 @@ def _infeasible_reason(counts: dict[str, int], name: str, drawn: dict,
 
 
 # ---------------------------------------------------------------------------
-# public entry points used by airss_msc.generate
+# public entry points used by airss_msc.build.generate
 
 
 def check_request(counts: dict[str, int], name: str, drawn: dict | None = None,
@@ -654,7 +654,7 @@ def _push_step(pos: np.ndarray, need: np.ndarray, rng: np.random.Generator) -> n
     """Push-apart displacement (N, 3) of every atom, or None when nothing overlaps.
 
     Each overlapping pair moves apart by a little more than its overlap, half
-    each, as in :func:`airss_msc.generate.push_apart`. ``need`` has a zero diagonal.
+    each, as in :func:`airss_msc.build.generate.push_apart`. ``need`` has a zero diagonal.
     """
     diff = pos[:, None, :] - pos[None, :, :]
     dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))

@@ -22,15 +22,15 @@ from typing import Callable
 import numpy as np
 from ase import Atoms
 
-from airss_msc.config import SearchConfig
+from airss_msc.search.config import SearchConfig
 from airss_msc.errors import InputError
-from airss_msc.confinement import Sphere
-from airss_msc.generate import GeneratorSettings, derive_seed, generate_cluster, prepare, push_apart
-from airss_msc.separations import format_minsep, minsep_matrix
-from airss_msc.strategies import Parent, StrategySettings, derive_start, select_parent
-from airss_msc.progress import Progress
-from airss_msc.relax import RelaxSettings, relax_structure
-from airss_msc.store import ResultsDB
+from airss_msc.build.confinement import Sphere
+from airss_msc.build.generate import GeneratorSettings, derive_seed, generate_cluster, prepare, push_apart
+from airss_msc.build.separations import format_minsep, minsep_matrix
+from airss_msc.search.strategies import Parent, StrategySettings, derive_start, select_parent
+from airss_msc.search.progress import Progress
+from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.results.store import ResultsDB
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def derived_start(task: CandidateTask) -> Atoms:
 def run_candidate(task: CandidateTask) -> dict:
     """Build candidate ``task.index`` (random or derived) and relax it.
 
-    Always returns a summary (see :func:`airss_msc.relax.relax_structure`); a
+    Always returns a summary (see :func:`airss_msc.calc.relax.relax_structure`); a
     generation failure becomes an ``error`` summary so the search goes on.
     """
     try:
@@ -111,12 +111,12 @@ def with_parent(task: CandidateTask, minima: dict[str, list[Parent]]) -> Candida
 
 def set_threads(threads: int | None = None) -> int:
     """One OpenMP/BLAS thread per process unless told otherwise
-    (:func:`airss_msc.parallel.threads_per_rank` decides how many).
+    (:func:`airss_msc.search.parallel.threads_per_rank` decides how many).
 
     Oversubscribed OpenMP threads are catastrophically slow for xTB on small
     clusters. Must run before the engine library is first loaded.
     """
-    from airss_msc.parallel import threads_per_rank
+    from airss_msc.search.parallel import threads_per_rank
 
     n = threads_per_rank(threads)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

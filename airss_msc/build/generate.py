@@ -19,9 +19,9 @@ from ase import Atoms
 
 from airss_msc import __version__
 from airss_msc.composition import format_formula, parse_formula, symbols_of
-from airss_msc.confinement import Confinement, make_confinement
+from airss_msc.build.confinement import Confinement, make_confinement
 from airss_msc.errors import InputError
-from airss_msc.separations import (
+from airss_msc.build.separations import (
     CATION_ANION_SCALE,
     SeparationRules,
     format_minsep,
@@ -203,7 +203,7 @@ def prepare(formula: str, settings: GeneratorSettings) -> tuple[dict[str, int], 
     confinement = confinement_for(counts, rules, settings)
     check_feasible(symbols_of(counts), {p: r[0] * rules.slack for p, r in rules.ranges.items()}, confinement)
     if settings.symmetry not in (None, "", "C1", "c1"):
-        from airss_msc import symmetry
+        from airss_msc.build import symmetry
 
         symmetry.check_request(counts, settings.symmetry, confinement=confinement)
     return counts, rules, confinement
@@ -224,7 +224,7 @@ def generate_cluster(formula: str, seed: int, settings: GeneratorSettings | None
     symbols = symbols_of(counts)
     group = "C1"
     if settings.symmetry not in (None, "", "C1", "c1"):
-        from airss_msc import symmetry
+        from airss_msc.build import symmetry
 
         group = symmetry.choose_group(counts, settings.symmetry, rng, drawn=drawn, confinement=confinement)
     need = minsep_matrix(symbols, drawn)
@@ -234,7 +234,7 @@ def generate_cluster(formula: str, seed: int, settings: GeneratorSettings | None
             pos, ok = push_apart(start, need, confinement, rng, settings.push_iterations)
             syms = symbols
         else:
-            from airss_msc import symmetry
+            from airss_msc.build import symmetry
 
             syms, pos, ok = symmetry.symmetric_cluster(counts, group, drawn, confinement, rng,
                                                        settings.push_iterations)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from airss_msc.errors import InputError
-from airss_msc.separations import ANIONS, CATIONS
+from airss_msc.build.separations import ANIONS, CATIONS
 
 STRATEGIES = ("random", "shake", "basin", "swap")
 

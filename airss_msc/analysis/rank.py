@@ -6,7 +6,7 @@ structure of the same composition; gaps (eV) are turned into wavelengths
 (nm = 1239.84 / eV). Only ``relaxed`` rows are ranked unless ``all`` is asked:
 a collapsed or unfinished structure must never look like a result.
 
-Duplicates are merged species-aware (:mod:`airss_msc.duplicates`; homotops stay
+Duplicates are merged species-aware (:mod:`airss_msc.analysis.duplicates`; homotops stay
 apart): each ranked row is a unique minimum with ``copies``, the number of
 times the search found it, and its Boltzmann population at 298 K among the
 unique minima of its composition.
@@ -25,7 +25,7 @@ import numpy as np
 
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
-from airss_msc.store import Record, ResultsDB
+from airss_msc.results.store import Record, ResultsDB
 
 #: hc in eV nm: E(eV) = 1239.84 / lambda(nm).
 HC_EV_NM = 1239.84
@@ -63,7 +63,7 @@ class RankedRow:
 
 def records_from_files(paths: list[str]) -> list[Record]:
     """Records from structure files whose frames carry an energy (``info['energy']``)."""
-    from airss_msc.formats import read_structures
+    from airss_msc.results.formats import read_structures
 
     out = []
     for path in paths:
@@ -97,7 +97,7 @@ def energy_key(method: str) -> str:
     """Database key of a single-point energy by ``method`` (``GFN2-xTB`` -> ``e_gfn2_xtb``)."""
     import re
 
-    from airss_msc.engines import parse_method
+    from airss_msc.calc.engines import parse_method
 
     spec = parse_method(method)
     return "e_" + re.sub(r"[^a-z0-9]+", "_", spec.method.lower()).strip("_")
@@ -168,8 +168,8 @@ def rank_records(
     Compositions are listed by size then formula. Non-relaxed rows (with
     ``include_all``) follow the ranked ones of their composition, unranked.
     """
-    from airss_msc.duplicates import group_duplicates
-    from airss_msc.energetics import boltzmann_populations
+    from airss_msc.analysis.duplicates import group_duplicates
+    from airss_msc.analysis.energetics import boltzmann_populations
 
     multiple = len({r.source for r in records}) > 1
     by_comp: dict[str, list[Record]] = {}
@@ -206,7 +206,7 @@ def rank_records(
 
 def _anion_bonds(rec: Record) -> int:
     """Stored count, or computed for structure files that do not carry it."""
-    from airss_msc.sanity import anion_bonds
+    from airss_msc.calc.sanity import anion_bonds
 
     stored = rec.key_value_pairs.get("anion_bonds")
     return int(stored) if stored is not None else anion_bonds(rec.atoms)

@@ -7,7 +7,7 @@ arrays, never a calculator.
 
 Statuses: ``relaxed`` (converged and physically sane), ``max_steps`` (step or
 wall-time limit reached, sane), ``collapsed`` / ``fragmented`` (sanity guard
-tripped, see :mod:`airss_msc.sanity`), ``scf_failed`` (SCF did not converge even
+tripped, see :mod:`airss_msc.calc.sanity`), ``scf_failed`` (SCF did not converge even
 after the recovery ladder) and ``error`` (anything else, with its message).
 """
 
@@ -27,9 +27,9 @@ from ase.optimize.precon import PreconLBFGS
 from ase.parallel import DummyMPI
 
 from airss_msc import __version__
-from airss_msc.engines import SCFError, engine_version, make_calculator, parse_method
+from airss_msc.calc.engines import SCFError, engine_version, make_calculator, parse_method
 from airss_msc.errors import InputError
-from airss_msc.sanity import DISTANCE_FLOOR, anion_bonds, check_geometry, shortest_contact
+from airss_msc.calc.sanity import DISTANCE_FLOOR, anion_bonds, check_geometry, shortest_contact
 
 #: Consecutive guard checks below the distance floor that count as a collapse.
 COLLAPSE_PERSISTENCE = 3

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from airss_msc.composition import expand_compositions
 from airss_msc.errors import InputError
-from airss_msc.generate import GeneratorSettings, prepare
-from airss_msc.relax import RelaxSettings
-from airss_msc.strategies import StrategySettings
+from airss_msc.build.generate import GeneratorSettings, prepare
+from airss_msc.calc.relax import RelaxSettings
+from airss_msc.search.strategies import StrategySettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,7 +47,7 @@ class SearchConfig:
             raise InputError(f"negative or non-integer candidates {self.candidates!r}: need an integer >= 0")
         self.relax.validate()
         self.strategy.validate()
-        from airss_msc.generate import generate_cluster
+        from airss_msc.build.generate import generate_cluster
 
         for formula in self.compositions:
             prepare(formula, self.generate)
