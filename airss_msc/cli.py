@@ -1,25 +1,47 @@
-"""The ``airss-msc`` command: one subcommand per stage.
+"""The ``airss-msc`` command: a thin shell over the library, one subcommand per stage.
 
 Errors in the user's input end with one line on stderr and exit code 2, never
-a traceback: every stage raises :class:`airss_msc.errors.InputError` for them.
+a traceback: every stage raises :class:`airss_msc.errors.InputError` for them,
+and usage errors from the command-line parser are turned into the same line.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+from ase.data import atomic_numbers
 
 from airss_msc import __version__
+from airss_msc.analysis.isotopes import (
+    isotope_pattern, match_species, monoisotopic_mass, most_abundant_mass, read_peaks_csv,
+)
+from airss_msc.analysis.rank import format_rows, load_results, rank_results
+from airss_msc.analysis.report import write_report
+from airss_msc.build.confinement import parse_axes
+from airss_msc.build.generate import GeneratorSettings, generate_many, prepare
+from airss_msc.build.substitute import parse_substitution, substituted_structures
+from airss_msc.calc.engines import ENGINES, Method, parse_method
+from airss_msc.calc.relax import DEFAULT_METHOD, OPTIMIZERS, RelaxSettings
+from airss_msc.calc.threads import set_threads
+from airss_msc.composition import FAMILIES, canonical_formula, parse_range
 from airss_msc.errors import DatabaseBusyError, InputError
+from airss_msc.results.record import method_key
+from airss_msc.results.formats import convert as convert_files, read_structures, write_structures
+from airss_msc.search.candidates import run_search
+from airss_msc.search.config import default_config, default_config_text, load_config
+from airss_msc.search.files import relax_file
+from airss_msc.search.parallel import task_executor
+from airss_msc.search.rows import run_rows
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="AIRSS-style structure search for alloy magic-size clusters (CdTeSe, ZnCdSe) with xTB.",
+    help="AIRSS-style structure search for alloy magic-size clusters (CdTeSe, ZnCdSe).",
 )
 
 
@@ -34,17 +56,8 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Show the version and exit."),
 ) -> None:
-    """Stages: generate -> relax -> rank -> report; search = generate + relax, resumable."""
-
-
-def _generator_settings(minsep, slack, shape, radius, axes, inner, symmetry):
-    from airss_msc.build.confinement import parse_axes
-    from airss_msc.build.generate import GeneratorSettings
-
-    return GeneratorSettings(
-        minsep=tuple(minsep) if minsep else None, slack=slack, shape=shape, radius=radius,
-        axes=parse_axes(axes) if axes else None, inner=inner, symmetry=symmetry,
-    )
+    """Stages: generate -> relax -> rank -> report; search = generate + relax, resumable;
+    rescore/refine add other methods' energies to stored structures."""
 
 
 @app.command()
@@ -69,8 +82,6 @@ def generate(
 
     Each frame stores its seed and generation parameters.
     """
-    from airss_msc.results.formats import write_structures
-
     if n is not None and n < 0:
         raise InputError(f"negative count {n}: -n must be >= 0")
     if template is not None or substitute:
@@ -81,9 +92,8 @@ def generate(
         return
     if formula is None:
         raise InputError("give a FORMULA (or --template with --substitute)")
-    from airss_msc.build.generate import generate_many, prepare
-
-    settings = _generator_settings(minsep, slack, shape, radius, axes, inner, symmetry)
+    settings = GeneratorSettings(minsep=tuple(minsep) if minsep else None, slack=slack, shape=shape, radius=radius,
+                                 axes=parse_axes(axes) if axes else None, inner=inner, symmetry=symmetry)
     prepare(formula, settings)
     images = generate_many(formula, 1 if n is None else n, seed, settings)
     write_structures(output, images)
@@ -91,10 +101,6 @@ def generate(
 
 
 def _from_template(formula, template, substitute, n, seed):
-    from airss_msc.composition import canonical_formula
-    from airss_msc.results.formats import read_structures
-    from airss_msc.build.substitute import parse_substitution, substituted_structures
-
     if template is None or not substitute:
         raise InputError("--template and --substitute go together")
     parents = read_structures(template)
@@ -110,43 +116,29 @@ def _from_template(formula, template, substitute, n, seed):
     return images, mode
 
 
-def _relax_settings(method, fmax, steps, optimizer, max_seconds):
-    from airss_msc.calc.relax import RelaxSettings
-
-    return RelaxSettings(method=method, fmax=fmax, steps=steps, optimizer=optimizer,
-                         max_seconds=max_seconds).validate()
+_METHOD_HELP = "Engine method: chgnet | sevennet | GFN1-xTB | GFN2-xTB | pyscf:PBE/def2-SVP | lj ... ('airss-msc methods')."
 
 
 @app.command()
 def relax(
     input_file: Path = typer.Argument(..., help="Structures to relax (.extxyz, .xyz, .res)."),
     db: Path = typer.Option(..., "--db", help="Results database (ASE SQLite); rows are appended."),
-    method: str = typer.Option("GFN1-xTB", "--method", help="GFN1-xTB | GFN2-xTB | xtb:GFN-FF | lj ..."),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", help=_METHOD_HELP),
     fmax: float = typer.Option(0.05, "--fmax", help="Force convergence, eV/Angstrom."),
     steps: int = typer.Option(500, "--steps", help="Optimizer step limit per structure."),
-    optimizer: str = typer.Option("PreconLBFGS", "--optimizer", help="PreconLBFGS | BFGS | LBFGS | LBFGSLineSearch | FIRE."),
+    optimizer: str = typer.Option("PreconLBFGS", "--optimizer", help=" | ".join(OPTIMIZERS) + "."),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="Wall-time limit per structure, s."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="OpenMP threads (default 1, or SLURM_CPUS_PER_TASK)."),
+    score: Optional[List[str]] = typer.Option(None, "--score", help="Also store single points of this method "
+                                              "on each relaxed structure; repeatable."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process (default 1, or SLURM_CPUS_PER_TASK)."),
 ) -> None:
     """Relax every structure of a file; one database row per structure."""
-    from airss_msc.results.formats import read_structures
-    from airss_msc.calc.relax import relax_structure
-    from airss_msc.search.farm import set_threads
-    from airss_msc.results.store import ResultsDB
-
-    settings = _relax_settings(method, fmax, steps, optimizer, max_seconds)
-    images = read_structures(input_file)
+    settings = RelaxSettings(method=method, fmax=fmax, steps=steps, optimizer=optimizer, max_seconds=max_seconds,
+                             single_points=tuple(score or ())).validate()
+    settings.check_engines()
     set_threads(threads)
-    with ResultsDB(db, write=True) as store:
-        for k, atoms in enumerate(images, 1):
-            atoms.info.setdefault("source", f"{input_file.name}:{k}")
-            summary = relax_structure(atoms, settings)
-            row = store.add(summary)
-            energy = summary["energy"]
-            typer.echo(f"[{k}/{len(images)}] {atoms.get_chemical_formula()} -> row {row}: {summary['status']}"
-                       + (f"  E={energy:.4f} eV" if energy is not None else "")
-                       + (f"  ({summary['message']})" if summary["message"] else ""), err=True)
-    typer.echo(f"relaxed {len(images)} structure(s) into {db}")
+    count = relax_file(input_file, db, settings, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"relaxed {count} structure(s) into {db}")
 
 
 @app.command()
@@ -162,10 +154,6 @@ def search(
     Under 'mpiexec -n N' rank 0 coordinates and N-1 ranks relax. Exit code 3
     means the search stopped early (walltime or signal); rerun it to resume.
     """
-    from dataclasses import replace
-
-    from airss_msc.search.config import default_config, default_config_text, load_config
-
     if show_config:
         typer.echo(default_config_text())
         return
@@ -174,24 +162,21 @@ def search(
     cfg = default_config(db) if config is None else load_config(config)
     if db and config is not None:
         cfg = replace(cfg, db=db)
-    if _run_search(cfg, serial).interrupted:
+    if _farmed(lambda executor, workers: run_search(cfg, executor=executor, workers=workers),
+               cfg.threads, serial).interrupted:
         raise typer.Exit(3)
 
 
-def _run_search(cfg, serial: bool = False):
-    """Run a search serially or, under an MPI launcher, as a task farm.
+def _farmed(job, threads: int | None, serial: bool = False):
+    """Run ``job(executor, workers)`` serially or, under an MPI launcher, as a task farm.
 
-    Returns the outcome on the coordinator; worker ranks exit when done.
+    Returns the job's outcome on the coordinator; worker ranks exit when done.
     """
-    from airss_msc.search.parallel import task_executor
-    from airss_msc.search.farm import run_search, set_threads
-
-    # Every rank, before any engine library is loaded.
-    set_threads(cfg.threads)
+    set_threads(threads)  # every rank, before any engine library is loaded
     with task_executor(force_serial=serial) as (executor, workers, coordinator):
         if not coordinator:
             raise typer.Exit(0)
-        return run_search(cfg, executor=executor, workers=max(workers, 1))
+        return job(executor, max(workers, 1))
 
 
 @app.command()
@@ -205,22 +190,22 @@ def rank(
                                               help="Rank only structures without Se-Se/Te-Te/S-S bonds."),
     energy_tol: float = typer.Option(1e-3, "--energy-tol", help="Duplicate energy window, eV/atom."),
     rmsd_tol: float = typer.Option(0.1, "--rmsd-tol", help="Duplicate RMSD after species-aware alignment, Angstrom."),
-    energy: Optional[str] = typer.Option(None, "--energy", help="Rank by single points of this method "
-                                         "(stored by 'airss-msc rescore'), e.g. GFN2-xTB."),
+    energy: Optional[str] = typer.Option(None, "--energy", help="Rank by this method's stored energies "
+                                         "(from 'rescore'/'refine'), e.g. GFN2-xTB or pyscf:PBE/def2-SVP."),
 ) -> None:
-    """Rank stored structures per composition, lowest energy first."""
-    from airss_msc.analysis.rank import energy_key, format_rows, load_records, rank_records, with_energy
+    """Rank stored structures per composition, lowest energy first.
 
+    'other_ranks' shows each minimum's rank by every other stored method; '*'
+    marks rows whose order the methods disagree on.
+    """
     if top is not None and top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
     if energy_tol < 0 or rmsd_tol < 0:
         raise InputError("--energy-tol and --rmsd-tol must be >= 0")
-    records = load_records(sources)
-    if energy:
-        records = with_energy(records, energy_key(energy))
-        if not records:
-            raise InputError(f"no stored {energy} single points: run 'airss-msc rescore DB --method {energy}' first")
-    rows = rank_records(records, include_all=all_rows, top=top, merge=not no_merge,
+    results = load_results(sources)
+    if energy and not any(str(parse_method(energy)) in r.energies for r in results):
+        raise InputError(f"no stored {energy} energies: run 'airss-msc rescore DB --method {energy}' first")
+    rows = rank_results(results, energy=energy, include_all=all_rows, top=top, merge=not no_merge,
                         energy_tol=energy_tol, rmsd_tol=rmsd_tol, exclude_anion_bonded=exclude_anion_bonded)
     typer.echo(format_rows(rows, fmt))
 
@@ -228,36 +213,47 @@ def rank(
 @app.command()
 def rescore(
     db: Path = typer.Argument(..., help="Results database."),
-    method: str = typer.Option("GFN2-xTB", "--method", help="Single-point method (GFN2-xTB, xtb:GFN-FF, ...)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="OpenMP threads."),
+    method: str = typer.Option("GFN2-xTB", "--method", help=_METHOD_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
+    serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
-    """Single-point energies of every relaxed structure with another method, stored as e_<method>.
+    """Single points of every relaxed structure with another method, stored beside its energy.
 
-    GFN1-xTB geometries are sane but its energies favour anion-anion bonded
-    structures; GFN2-xTB single points are the recommended cross-check
-    (BENCHMARKS.md). Rows already rescored with the method are skipped.
+    Resumable and spread over MPI ranks like 'search'. Rows already scored are skipped.
     """
-    from airss_msc.calc.engines import SCFError, make_calculator
-    from airss_msc.analysis.rank import energy_key
-    from airss_msc.search.farm import set_threads
-    from airss_msc.results.store import ResultsDB
+    _rows(db, method, None, None, None, threads, serial, "rescore")
 
-    key = energy_key(method)
-    set_threads(threads)
-    done = failed = 0
-    with ResultsDB(db, write=True) as store:
-        for rec in store.records(status="relaxed"):
-            if key in rec.key_value_pairs:
-                continue
-            atoms = rec.atoms.copy()
-            atoms.calc = make_calculator(method)
-            try:
-                store.set_values(rec.id, **{key: float(atoms.get_potential_energy())})
-                done += 1
-            except SCFError as exc:
-                failed += 1
-                typer.echo(f"row {rec.id}: {exc}", err=True)
-    typer.echo(f"{done} single point(s) with {method} stored as {key} in {db}; {failed} failed")
+
+@app.command()
+def refine(
+    db: Path = typer.Argument(..., help="Results database."),
+    top: int = typer.Option(3, "--top", help="Lowest unique structures per composition to refine."),
+    method: str = typer.Option("pyscf:PBE/def2-SVP", "--method", help=_METHOD_HELP),
+    relax_: bool = typer.Option(False, "--relax", help="Relax with the method (new rows) instead of single points."),
+    fmax: float = typer.Option(0.05, "--fmax", help="Force convergence for --relax, eV/Angstrom."),
+    steps: int = typer.Option(100, "--steps", help="Step limit for --relax."),
+    energy: Optional[str] = typer.Option(None, "--energy", help="Choose the top structures by this method's energies."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
+    serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
+) -> None:
+    """DFT (or any method) single points or relaxations of the K lowest unique structures per
+    composition; resumable, spread over MPI ranks, used by 'rank --energy METHOD'."""
+    if top < 1:
+        raise InputError(f"--top must be >= 1, got {top}")
+    settings = RelaxSettings(method=method, fmax=fmax, steps=steps) if relax_ else None
+    _rows(db, method, top, energy, settings, threads, serial, "refine")
+
+
+def _rows(db, method, top, energy, settings, threads, serial, name):
+    outcome = _farmed(lambda executor, workers: run_rows(
+        str(db), method, top=top, rank_energy=energy, relax=settings, executor=executor, workers=workers,
+        log=lambda line: typer.echo(line, err=True), name=name), threads, serial)
+    what = "relaxation(s)" if settings is not None else "single point(s)"
+    key = f"e_{method_key(str(parse_method(method)))}"
+    typer.echo(f"{outcome.done - outcome.failed} {what} with {parse_method(method)} stored as {key} in {db}; "
+               f"{outcome.failed} failed, {outcome.remaining} remaining")
+    if outcome.interrupted:
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -265,14 +261,14 @@ def report(
     db: Path = typer.Argument(..., help="Results database."),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="Output directory."),
     top: int = typer.Option(5, "--top", help="Structures per composition shown in detail."),
+    energy: Optional[str] = typer.Option(None, "--energy", help="Rank by this method's stored energies."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Gap-to-band calibration (TOML)."),
     bands: Optional[Path] = typer.Option(None, "--bands", help="Measured bands (TOML; default: packaged)."),
     temperature: float = typer.Option(298.15, "--temperature", help="K, for Boltzmann populations."),
 ) -> None:
     """Write an HTML page and a Markdown twin with tables and plots."""
-    from airss_msc.analysis.report import write_report
-
-    path = write_report(str(db), output, top=top, calibration=str(calibration) if calibration else None,
+    path = write_report(str(db), output, top=top, energy=energy,
+                        calibration=str(calibration) if calibration else None,
                         bands=str(bands) if bands else None, temperature=temperature)
     typer.echo(f"report written to {path}")
 
@@ -282,15 +278,10 @@ def demo(
     output: Path = typer.Option(Path("demo-output"), "-o", "--output", help="Directory for the database and report."),
 ) -> None:
     """The embedded default search end to end: search, rank, report."""
-    from airss_msc.search.config import default_config
-    from airss_msc.analysis.rank import format_rows, load_records, rank_records
-    from airss_msc.analysis.report import write_report
-
     output.mkdir(parents=True, exist_ok=True)
     cfg = default_config(str(output / "results.db"))
-    outcome = _run_search(cfg)
-    rows = rank_records(load_records([cfg.db]), include_all=True)
-    typer.echo(format_rows(rows, "table"))
+    outcome = _farmed(lambda executor, workers: run_search(cfg, executor=executor, workers=workers), cfg.threads)
+    typer.echo(format_rows(rank_results(load_results([cfg.db]), include_all=True), "table"))
     path = write_report(cfg.db, output / "report")
     typer.echo(f"\nreport: {path}")
     if outcome.interrupted:
@@ -298,22 +289,41 @@ def demo(
 
 
 @app.command()
+def methods() -> None:
+    """List every engine, its models and what it can do (and whether it is installed)."""
+    typer.echo("method  installed  gap  scf  relaxes  excitations  needs_box  version")
+    for engine in ENGINES.values():
+        try:
+            engine.check_available()
+            installed = "yes"
+        except InputError:
+            installed = "no"
+        for model in engine.models:
+            caps = engine.capabilities(model)
+            typer.echo("  ".join([str(Method(engine.name, model)), installed, _yn(caps.gap), _yn(caps.scf),
+                                  _yn(caps.gradients), _yn(caps.excitations), _yn(caps.periodic_box),
+                                  engine.version()]))
+
+
+def _yn(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+@app.command()
 def compositions(
-    family: str = typer.Argument(..., help="cdtese | zncdse13"),
+    family: str = typer.Argument(..., help=" | ".join(FAMILIES)),
     atoms: str = typer.Option("9-16", "--atoms", help="Atom count range N-M (cdtese)."),
     charge_balanced: bool = typer.Option(False, "--charge-balanced", help="Only Cd2+/Te2-/Se2- balanced formulas."),
     binaries: bool = typer.Option(False, "--binaries", help="Include the CdTe/CdSe end members (cdtese)."),
 ) -> None:
     """List the formulas of a composition family, one per line."""
-    from airss_msc.composition import cdtese_family, parse_range, zncdse13_family
-
     name = family.lower()
     if name == "cdtese":
-        formulas = cdtese_family(parse_range(atoms, "atom range"), charge_balanced, binaries)
-    elif name == "zncdse13":
-        formulas = zncdse13_family()
+        formulas = FAMILIES[name](parse_range(atoms, "atom range"), charge_balanced, binaries)
+    elif name in FAMILIES:
+        formulas = FAMILIES[name]()
     else:
-        raise InputError(f"unknown family {family!r}: choose cdtese or zncdse13")
+        raise InputError(f"unknown family {family!r}: choose {' or '.join(FAMILIES)}")
     for f in formulas:
         typer.echo(f)
 
@@ -324,8 +334,6 @@ def convert(
     destination: Path = typer.Argument(..., help="Output file; format from the extension."),
 ) -> None:
     """Convert structure files between xyz, extxyz and AIRSS .res."""
-    from airss_msc.results.formats import convert as convert_files
-
     count = convert_files(source, destination)
     typer.echo(f"converted {count} structure(s) to {destination}")
 
@@ -338,8 +346,6 @@ def isotopes(
     min_abundance: float = typer.Option(1e-3, "--min-abundance", help="Drop peaks below this fraction of the tallest."),
 ) -> None:
     """Isotopic pattern of a bare cluster ion (m/z and relative intensity, tallest = 100)."""
-    from airss_msc.analysis.isotopes import isotope_pattern, monoisotopic_mass, most_abundant_mass
-
     peaks = isotope_pattern(formula, charge=charge, mode="exact" if exact else "nominal",
                             min_abundance=min_abundance)
     typer.echo(f"# {formula} charge {charge:+d}: lightest-isotope mass {monoisotopic_mass(formula):.3f} Da, "
@@ -359,13 +365,8 @@ def assign(
     top: int = typer.Option(10, "--top", help="Species to list."),
 ) -> None:
     """Propose formulas for measured ESI-MS peaks by isotope-pattern match, with scores."""
-    from airss_msc.composition import parse_range
-    from airss_msc.analysis.isotopes import match_species, read_peaks_csv
-
     measured = read_peaks_csv(peaks_csv)
     els = tuple(e.strip() for e in elements.split(",") if e.strip())
-    from ase.data import atomic_numbers
-
     for el in els:
         if el not in atomic_numbers:
             raise InputError(f"unknown element {el!r} in --elements")
@@ -376,10 +377,22 @@ def assign(
                    f"{m.weight:.4g},{m.n_matched}/{m.n_predicted},{' '.join(m.ambiguous_with)}")
 
 
+def _usage_error(exc: BaseException) -> str | None:
+    """The message of a command-line usage error, or None if ``exc`` is not one.
+
+    Duck-typed on purpose: typer up to 0.2x raises click's exceptions, typer 0.29+
+    its own vendored copy, and click may not be installed at all.
+    """
+    formatter = getattr(exc, "format_message", None)
+    if callable(formatter) and isinstance(getattr(exc, "exit_code", None), int):
+        return str(formatter())
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning input errors into one line and exit 2."""
+    """Entry point: run the app; input and usage errors become one line on stderr and exit 2."""
     try:
-        # Without standalone mode click returns an Exit's code instead of exiting.
+        # Without standalone mode the parser returns an Exit's code instead of exiting.
         code = app(args=argv, prog_name="airss-msc", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
@@ -388,18 +401,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         print("airss-msc: interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    except Exception as exc:
+        message = _usage_error(exc)
+        if message is None:
+            raise
+        command = getattr(getattr(exc, "ctx", None), "command_path", "airss-msc")
+        print(f"airss-msc: error: {message} (see '{command} --help')", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,7 +21,7 @@ from ase.build import bulk
 from airss_msc import __version__
 from airss_msc.results.formats import write_structures
 from airss_msc.calc.relax import RelaxSettings, relax_structure, summary_to_atoms
-from airss_msc.calc.sanity import anion_bonds
+from airss_msc.build.geometry import anion_bonds
 
 LATTICE = {("Cd", "Se"): 6.052, ("Zn", "Se"): 5.668, ("Cd", "Te"): 6.481}
 

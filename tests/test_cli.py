@@ -149,13 +149,19 @@ def test_rescore_then_rank_by_the_single_points(tmp_path, run_cli):
     assert run_cli("generate", "Cd2Se2", "-n", "2", "-o", src, "--seed", "4")[0] == 0
     assert run_cli("relax", src, "--db", db, "--steps", "300")[0] == 0
     code, out, err = run_cli("rescore", db, "--method", "GFN2-xTB")
-    assert code == 0 and "stored as e_gfn2_xtb" in out, err
+    assert code == 0 and "stored as e_tblite_gfn2_xtb" in out, err
     rows = list(connect(db).select(status="relaxed"))
-    assert rows and all("e_gfn2_xtb" in r.key_value_pairs for r in rows)
+    assert rows and all("e_tblite_gfn2_xtb" in r.key_value_pairs for r in rows)
     atoms = rows[0].toatoms()
     atoms.calc = make_calculator("GFN2-xTB")
-    assert rows[0].e_gfn2_xtb == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
+    assert rows[0].e_tblite_gfn2_xtb == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
     code, out, _ = run_cli("rank", db, "--energy", "GFN2-xTB", "--format", "csv")
     ranked = list(csv.DictReader(io.StringIO(out)))
-    assert float(ranked[0]["energy_eV"]) == pytest.approx(min(r.e_gfn2_xtb for r in rows), abs=1e-4)
-    assert run_cli("rank", db, "--energy", "GFN1-xTB")[0] == 2  # never rescored with GFN1
+    assert float(ranked[0]["energy_eV"]) == pytest.approx(min(r.e_tblite_gfn2_xtb for r in rows), abs=1e-4)
+    # the geometry engine's own energy is stored beside it; a method never run is refused
+    assert run_cli("rank", db, "--energy", "GFN1-xTB")[0] == 0
+    code, _, err = run_cli("rank", db, "--energy", "xtb:GFN-FF")
+    assert code == 2 and "no stored xtb:GFN-FF energies" in err
+    # a rerun skips the rows already scored
+    code, out, err = run_cli("rescore", db, "--method", "GFN2-xTB")
+    assert code == 0 and "0 single point(s)" in out and "2 already done" in err

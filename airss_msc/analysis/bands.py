@@ -41,6 +41,27 @@ def nm_to_ev(wavelength_nm: float) -> float:
     return HC_EV_NM / wavelength_nm
 
 
+#: Gaps below this (eV) mean an open-shell or metallic electronic structure: no wavelength.
+METALLIC_GAP_EV = 0.1
+
+
+def gap_wavelength_nm(gap_eV: float | None) -> float | None:
+    """Wavelength (nm) of a transition across ``gap_eV``; None for no gap or one under
+    :data:`METALLIC_GAP_EV` (a 0.007 eV gap is not a 177,000 nm band)."""
+    if gap_eV is None or not math.isfinite(gap_eV) or gap_eV < METALLIC_GAP_EV:
+        return None
+    return HC_EV_NM / gap_eV
+
+
+def describe_gap(gap_eV: float | None) -> str:
+    """How a gap reads in a table: a wavelength-worthy gap is its value, a tiny one says what it means."""
+    if gap_eV is None or not math.isfinite(gap_eV):
+        return "-"
+    if gap_eV < METALLIC_GAP_EV:
+        return "open shell / metallic"
+    return f"{gap_eV:.3f}"
+
+
 def ev_to_nm(energy_eV: float) -> float:
     """Wavelength (nm) of a photon energy (eV)."""
     if not energy_eV > 0:

@@ -1,15 +1,18 @@
 """The rank stage (a ``cryan -r`` for clusters): per composition, lowest energy first.
 
 Reads results databases and plain structure files carrying energies (extxyz,
-``.res``). Relative energies are in meV/atom against the lowest relaxed
-structure of the same composition; gaps (eV) are turned into wavelengths
-(nm = 1239.84 / eV). Only ``relaxed`` rows are ranked unless ``all`` is asked:
-a collapsed or unfinished structure must never look like a result.
+``.res``). Energies of different methods are never mixed: a ranking uses one
+method's energy (``energy``, e.g. ``pyscf:PBE/def2-SVP`` from ``refine``) or,
+by default, each row's own geometry-engine energy with rows of different
+methods ranked apart. Relative energies are meV/atom against the lowest.
+Only ``relaxed`` rows are ranked unless ``include_all`` is asked: a collapsed
+or unfinished structure must never look like a result.
 
-Duplicates are merged species-aware (:mod:`airss_msc.analysis.duplicates`; homotops stay
-apart): each ranked row is a unique minimum with ``copies``, the number of
-times the search found it, and its Boltzmann population at 298 K among the
-unique minima of its composition.
+Duplicates are merged species-aware (:mod:`airss_msc.analysis.duplicates`;
+homotops stay apart): each ranked row is a unique minimum with ``copies`` and
+its Boltzmann population at 298 K. Where other methods' energies are stored on
+every minimum of a group, each row also shows its rank by them, and rows whose
+order the methods disagree on are flagged.
 """
 
 from __future__ import annotations
@@ -17,251 +20,295 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from airss_msc.composition import canonical_formula
+from airss_msc.analysis.bands import describe_gap, gap_wavelength_nm
+from airss_msc.analysis.duplicates import group_duplicates
+from airss_msc.analysis.energetics import boltzmann_populations
+from airss_msc.build.geometry import anion_bonds, point_group
+from airss_msc.calc.engines import parse_method
 from airss_msc.errors import InputError
-from airss_msc.results.store import Record, ResultsDB
+from airss_msc.results.formats import STRUCTURE_SUFFIXES, energy_of, read_structures
+from airss_msc.results.record import Result
+from airss_msc.results.store import ResultsDB
 
-#: hc in eV nm: E(eV) = 1239.84 / lambda(nm).
-HC_EV_NM = 1239.84
+#: Methods whose gaps are shown when the ranking method has none, best first.
+GAP_PREFERENCE = ("pyscf:PBE0/def2-SVP", "pyscf:PBE/def2-SVP", "tblite:GFN2-xTB", "xtb:GFN2-xTB",
+                  "tblite:GFN1-xTB", "xtb:GFN1-xTB")
 
-STRUCTURE_SUFFIXES = {".xyz", ".extxyz", ".res"}
 
-
-def gap_to_nm(gap_ev: float | None) -> float | None:
-    """Wavelength (nm) of a transition of ``gap_ev`` eV; None for no or zero gap."""
-    if gap_ev is None or not math.isfinite(gap_ev) or gap_ev <= 0:
-        return None
-    return HC_EV_NM / gap_ev
+def short_method(method: str) -> str:
+    """A compact label: ``tblite:GFN2-xTB`` -> ``GFN2-xTB``, ``pyscf:PBE/def2-SVP`` -> ``PBE/def2-SVP``,
+    ``chgnet:0.3.0`` -> ``chgnet``."""
+    if not method or method == "lj":
+        return method
+    engine, _, model = method.partition(":")
+    if engine in ("tblite", "pyscf"):
+        return model
+    if engine == "xtb":
+        return f"xtb:{model}"
+    try:
+        default = str(parse_method(engine))
+    except InputError:
+        return method
+    return engine if default == method else method
 
 
 @dataclass
 class RankedRow:
-    """One line of the ranking (energies eV, relative energy meV/atom, gap eV, nm)."""
+    """One line of the ranking (energies eV, relative energy meV/atom, gap eV, nm).
+
+    other_ranks: rank of this minimum by each other method stored on the whole
+    group (method -> rank); disagree: some method orders this row differently.
+    """
 
     rank: int | None
     id: str
     formula: str
+    method: str
     energy_eV: float | None
     delta_meV_per_atom: float | None
     gap_eV: float | None
+    gap_method: str
     wavelength_nm: float | None
     status: str
-    method: str = ""
     seed: int | None = None
     copies: int | None = None
     anion_bonds: int | None = None
     point_group: str = ""
     population: float | None = None
-    record: Record | None = None
+    other_ranks: dict | None = None
+    disagree: bool = False
+    result: Result | None = None
 
 
-def records_from_files(paths: list[str]) -> list[Record]:
-    """Records from structure files whose frames carry an energy (``info['energy']``)."""
-    from airss_msc.results.formats import read_structures
-
+def results_from_files(paths: list[str]) -> list[Result]:
+    """Results from structure files whose frames may carry an energy (``info['energy']``, eV)."""
     out = []
     for path in paths:
         for k, atoms in enumerate(read_structures(path)):
-            energy = atoms.info.get("energy")
-            if energy is None and atoms.calc is not None:
-                try:
-                    energy = atoms.get_potential_energy()
-                except Exception:  # no stored energy on this frame
-                    energy = None
-            energy = None if energy is None else float(energy)
-            status = str(atoms.info.get("status", "relaxed" if energy is not None else "unknown"))
-            gap = atoms.info.get("gap_eV", atoms.info.get("gap"))
-            out.append(Record(
-                id=k + 1,
-                composition=canonical_formula(atoms.get_chemical_formula()),
-                status=status,
-                energy=energy,
-                energy_per_atom=None if energy is None else energy / len(atoms),
-                gap=None if gap is None else float(gap),
-                seed=atoms.info.get("seed"),
-                method=str(atoms.info.get("method", "")),
-                atoms=atoms,
-                key_value_pairs=dict(atoms.info),
-                source=str(path),
+            energy = energy_of(atoms)
+            info = dict(atoms.info)
+            status = str(info.pop("status", "relaxed" if energy is not None else "error"))
+            gap = info.pop("gap_eV", info.pop("gap", None))
+            method = str(info.pop("method", ""))
+            info.pop("energy", None)
+            out.append(Result(
+                symbols=tuple(atoms.get_chemical_symbols()), positions=atoms.positions, status=status,
+                method=method, energy=energy, gap=None if gap is None else float(gap),
+                energies={method: energy} if energy is not None and method else {},
+                anion_bonds=info.pop("anion_bonds", None), provenance=info, id=k + 1, source=str(path),
             ))
     return out
 
 
-def energy_key(method: str) -> str:
-    """Database key of a single-point energy by ``method`` (``GFN2-xTB`` -> ``e_gfn2_xtb``)."""
-    import re
-
-    from airss_msc.calc.engines import parse_method
-
-    spec = parse_method(method)
-    return "e_" + re.sub(r"[^a-z0-9]+", "_", spec.method.lower()).strip("_")
-
-
-def with_energy(records: list[Record], key: str) -> list[Record]:
-    """Records re-based on the stored single-point energy ``key`` (eV); rows without it are dropped."""
-    from dataclasses import replace
-
-    out = []
-    for rec in records:
-        value = rec.key_value_pairs.get(key)
-        if value is not None:
-            out.append(replace(rec, energy=float(value), energy_per_atom=float(value) / len(rec.atoms)))
-    return out
-
-
-def load_records(sources: list[str]) -> list[Record]:
-    """Records from databases (``.db``) and structure files, in the order given."""
+def load_results(sources: list[str]) -> list[Result]:
+    """Results from databases (``.db``) and structure files, in the order given."""
     if not sources:
         raise InputError("nothing to rank: give a database or structure files")
-    records: list[Record] = []
+    results: list[Result] = []
     for src in sources:
         path = Path(src)
         if not path.exists():
             raise InputError(f"{src} not found")
         if path.suffix.lower() in STRUCTURE_SUFFIXES:
-            records.extend(records_from_files([src]))
+            results.extend(results_from_files([src]))
         else:
-            records.extend(ResultsDB(path).records())
-    return records
+            results.extend(ResultsDB(path).records())
+    return results
 
 
-def _record_id(record: Record, multiple_sources: bool) -> str:
-    return f"{Path(record.source).name}:{record.id}" if multiple_sources else str(record.id)
+def _label(result: Result, multiple_sources: bool) -> str:
+    return f"{Path(result.source).name}:{result.id}" if multiple_sources else str(result.id)
 
 
-def point_group(atoms, tolerance: float = 0.1) -> str:
-    """Schoenflies point group (pymatgen, ``tolerance`` in Angstrom); '?' if undetermined."""
-    from pymatgen.core import Molecule
-    from pymatgen.symmetry.analyzer import PointGroupAnalyzer
-
-    if len(atoms) < 2:
-        return "Kh"
-    try:
-        # pymatgen has no dummy element: stand Ar in for the LJ particle X.
-        symbols = ["Ar" if s == "X" else s for s in atoms.get_chemical_symbols()]
-        mol = Molecule(symbols, atoms.positions)
-        return str(PointGroupAnalyzer(mol, tolerance=tolerance).sch_symbol)
-    except Exception:  # pymatgen fails on some degenerate geometries
-        return "?"
+def _anion_bonds(result: Result) -> int:
+    """Stored count, or computed for structure files that do not carry it."""
+    if result.anion_bonds is not None:
+        return int(result.anion_bonds)
+    return anion_bonds(result.atoms()) if result.natoms else 0
 
 
-def rank_records(
-    records: list[Record], include_all: bool = False, top: int | None = None,
-    merge: bool = True, energy_tol: float = 1e-3, rmsd_tol: float = 0.1,
-    temperature: float = 298.15, symmetry_tol: float | None = 0.1,
-    exclude_anion_bonded: bool = False,
+def _shown_gap(result: Result, method: str) -> tuple[float | None, str]:
+    gap = result.gap_by(method)
+    if gap is not None:
+        return gap, method
+    for other in GAP_PREFERENCE + tuple(sorted(result.gaps)):
+        if other in result.gaps:
+            return result.gaps[other], other
+    if result.gap is not None:
+        return result.gap, result.method
+    return None, ""
+
+
+def _ranked_by(result: Result, energy: str | None) -> Result | None:
+    """``result`` with ``energy``/``method`` taken from the ranking method (None: no such energy)."""
+    if energy is None:
+        return result if result.energy is not None else None
+    value = result.energy_by(energy)
+    if value is None:
+        return None
+    return replace(result, energy=value, method=energy, gap=result.gap_by(energy))
+
+
+def rank_results(
+    results: list[Result], *, energy: str | None = None, include_all: bool = False, top: int | None = None,
+    merge: bool = True, energy_tol: float = 1e-3, rmsd_tol: float = 0.1, temperature: float = 298.15,
+    symmetry_tol: float | None = 0.1, exclude_anion_bonded: bool = False,
 ) -> list[RankedRow]:
-    """Rank per composition, lowest energy first; ``top`` keeps the best N per composition.
+    """Rank per composition (and method), lowest energy first; ``top`` keeps the best N of each.
 
-    merge: fold species-aware duplicates (``energy_tol`` eV/atom, ``rmsd_tol``
-        Angstrom) into one row with ``copies``.
-    temperature: K, for Boltzmann populations of the unique minima.
+    energy: rank by this method's stored energies (rows without one are left out of the
+        ranking); None ranks each row by its own method, methods apart.
+    merge: fold species-aware duplicates (``energy_tol`` eV/atom, ``rmsd_tol`` Angstrom)
+        into one row with ``copies``. temperature: K, for Boltzmann populations.
     symmetry_tol: Angstrom for the point group (None skips the analysis).
-    exclude_anion_bonded: rank only structures without anion-anion bonds (the
-        rest are listed unranked with ``include_all``).
-    Compositions are listed by size then formula. Non-relaxed rows (with
-    ``include_all``) follow the ranked ones of their composition, unranked.
+    exclude_anion_bonded: rank only structures without anion-anion bonds.
+    Groups are listed by size then formula. Unranked rows (with ``include_all``)
+    follow the ranked ones of their composition.
     """
-    from airss_msc.analysis.duplicates import group_duplicates
-    from airss_msc.analysis.energetics import boltzmann_populations
-
-    multiple = len({r.source for r in records}) > 1
-    by_comp: dict[str, list[Record]] = {}
-    for rec in records:
-        by_comp.setdefault(rec.composition, []).append(rec)
+    if energy is not None:
+        energy = str(parse_method(energy))
+    multiple = len({r.source for r in results}) > 1
+    by_comp: dict[str, list[Result]] = {}
+    for res in results:
+        by_comp.setdefault(res.composition, []).append(res)
     rows: list[RankedRow] = []
-    for formula in sorted(by_comp, key=lambda f: (len(by_comp[f][0].atoms), f)):
+    for formula in sorted(by_comp, key=lambda f: (by_comp[f][0].natoms, f)):
         group = by_comp[formula]
-        ok = sorted((r for r in group if r.status == "relaxed" and r.energy is not None
-                     and not (exclude_anion_bonded and _anion_bonds(r))),
-                    key=lambda r: r.energy)
-        if merge and len(ok) > 1:
-            groups = group_duplicates([r.atoms for r in ok], [r.energy for r in ok],
-                                      energy_tol=energy_tol, rmsd_tol=rmsd_tol)
-            unique = sorted(((ok[g[0]], len(g)) for g in groups), key=lambda t: t[0].energy)
-        else:
-            unique = [(r, 1) for r in ok]
-        best = unique[0][0].energy_per_atom if unique else None
-        pops = boltzmann_populations(np.array([r.energy for r, _ in unique]), temperature) if unique else []
-        ranked = unique[:top] if top else unique
-        for k, ((rec, copies), pop) in enumerate(zip(ranked, pops), 1):
-            row = _row(rec, k, best, multiple)
-            row.copies = copies
-            row.population = float(pop)
-            if symmetry_tol is not None:
-                row.point_group = point_group(rec.atoms, symmetry_tol)
-            rows.append(row)
+        rankable: dict[str, list[Result]] = {}
+        for res in group:
+            scored = _ranked_by(res, energy) if res.status == "relaxed" else None
+            if scored is None or (exclude_anion_bonded and _anion_bonds(res)):
+                continue
+            rankable.setdefault(scored.method, []).append(scored)
+        best = None
+        for method in sorted(rankable, key=lambda m: -len(rankable[m])):
+            ok = sorted(rankable[method], key=lambda r: r.energy)
+            rows_here, best_here = _rank_group(ok, merge, energy_tol, rmsd_tol, temperature, symmetry_tol,
+                                               top, multiple)
+            best = best if best is not None else best_here
+            rows.extend(rows_here)
         if include_all:
-            rest = sorted((r for r in group if r not in ok),
-                          key=lambda r: (r.energy is None, r.energy if r.energy is not None else 0.0))
-            rows.extend(_row(rec, None, best, multiple) for rec in rest)
+            ranked_keys = {(r.source, r.id) for m in rankable.values() for r in m}
+            rest = [r for r in group if (r.source, r.id) not in ranked_keys]
+            rest.sort(key=lambda r: (r.energy is None, r.energy if r.energy is not None else 0.0))
+            rows.extend(_row(r, None, best, multiple) for r in rest)
     return rows
 
 
-def _anion_bonds(rec: Record) -> int:
-    """Stored count, or computed for structure files that do not carry it."""
-    from airss_msc.calc.sanity import anion_bonds
+def _rank_group(ok: list[Result], merge, energy_tol, rmsd_tol, temperature, symmetry_tol, top, multiple):
+    if merge and len(ok) > 1:
+        groups = group_duplicates([r.atoms() for r in ok], [r.energy for r in ok],
+                                  energy_tol=energy_tol, rmsd_tol=rmsd_tol)
+        unique = sorted(((ok[g[0]], len(g)) for g in groups), key=lambda t: t[0].energy)
+    else:
+        unique = [(r, 1) for r in ok]
+    if not unique:
+        return [], None
+    best = unique[0][0].energy_per_atom
+    pops = boltzmann_populations(np.array([r.energy for r, _ in unique]), temperature)
+    others = _other_ranks([r for r, _ in unique])
+    ranked = unique[:top] if top else unique
+    rows = []
+    for k, ((res, copies), pop) in enumerate(zip(ranked, pops), 1):
+        row = _row(res, k, best, multiple)
+        row.copies = copies
+        row.population = float(pop)
+        row.other_ranks = {m: ranks[k - 1] for m, ranks in others.items()} or None
+        row.disagree = any(r != k for r in (row.other_ranks or {}).values())
+        if symmetry_tol is not None:
+            row.point_group = point_group(res.atoms(), symmetry_tol)
+        rows.append(row)
+    return rows, best
 
-    stored = rec.key_value_pairs.get("anion_bonds")
-    return int(stored) if stored is not None else anion_bonds(rec.atoms)
+
+def _other_ranks(unique: list[Result]) -> dict[str, list[int]]:
+    """Rank of each unique minimum by every other method stored on all of them."""
+    if len(unique) < 2:
+        return {}
+    common = set.intersection(*(set(r.energies) for r in unique)) - {unique[0].method}
+    out = {}
+    for method in sorted(common):
+        values = np.array([r.energies[method] for r in unique])
+        order = np.argsort(values, kind="stable")
+        ranks = np.empty(len(unique), dtype=int)
+        ranks[order] = np.arange(1, len(unique) + 1)
+        out[method] = ranks.tolist()
+    return out
 
 
-def _row(rec: Record, rank: int | None, best_per_atom: float | None, multiple: bool) -> RankedRow:
+def _row(res: Result, rank: int | None, best_per_atom: float | None, multiple: bool) -> RankedRow:
     delta = None
-    if rec.energy_per_atom is not None and best_per_atom is not None:
-        delta = 1000.0 * (rec.energy_per_atom - best_per_atom)
+    if res.energy_per_atom is not None and best_per_atom is not None and rank is not None:
+        delta = 1000.0 * (res.energy_per_atom - best_per_atom)
+    gap, gap_method = _shown_gap(res, res.method)
     return RankedRow(
-        rank=rank, id=_record_id(rec, multiple), formula=rec.composition,
-        energy_eV=rec.energy, delta_meV_per_atom=delta, gap_eV=rec.gap,
-        # A wavelength is a claim about a result: only relaxed rows make it.
-        wavelength_nm=gap_to_nm(rec.gap) if rec.status == "relaxed" else None,
-        status=rec.status, method=rec.method, seed=rec.seed, record=rec,
-        anion_bonds=_anion_bonds(rec) if len(rec.atoms) else None,
+        rank=rank, id=_label(res, multiple), formula=res.composition, method=res.method,
+        energy_eV=res.energy, delta_meV_per_atom=delta, gap_eV=gap, gap_method=gap_method,
+        # A wavelength is a claim about a result: only relaxed rows with a real gap make it.
+        wavelength_nm=gap_wavelength_nm(gap) if res.status == "relaxed" else None,
+        status=res.status, seed=res.seed, result=res,
+        anion_bonds=_anion_bonds(res) if res.natoms else None,
     )
 
 
-COLUMNS = ["rank", "id", "formula", "energy_eV", "delta_meV_per_atom", "gap_eV", "wavelength_nm",
-           "point_group", "copies", "population", "anion_bonds", "status"]
-_FMT = {"energy_eV": "{:.4f}", "delta_meV_per_atom": "{:.1f}", "gap_eV": "{:.3f}", "wavelength_nm": "{:.0f}",
-        "population": "{:.3f}"}
+COLUMNS = ["rank", "id", "formula", "method", "energy_eV", "delta_meV_per_atom", "gap_eV", "wavelength_nm",
+           "point_group", "copies", "population", "anion_bonds", "other_ranks", "status"]
+_FMT = {"energy_eV": "{:.4f}", "delta_meV_per_atom": "{:.1f}", "wavelength_nm": "{:.0f}", "population": "{:.3f}"}
+_LEFT = ("formula", "status", "id", "point_group", "method", "other_ranks")
 
 
 def _fields(row: RankedRow) -> dict:
-    return {k: v for k, v in vars(row).items() if k != "record"}
+    return {k: v for k, v in vars(row).items() if k != "result"}
 
 
-def _cell(value, column: str) -> str:
+def _cell(row: RankedRow, column: str) -> str:
+    value = getattr(row, column)
+    if column == "method":
+        return short_method(value)
+    if column == "gap_eV":
+        text = describe_gap(value)
+        return text if not row.gap_method or row.gap_method == row.method or text == "-" else \
+            f"{text} ({short_method(row.gap_method)})"
+    if column == "other_ranks":
+        if not value:
+            return "-"
+        return " ".join(f"{short_method(m)}:{r}" for m, r in value.items()) + (" *" if row.disagree else "")
     if value is None:
         return "-"
     return _FMT.get(column, "{}").format(value)
 
 
 def format_rows(rows: list[RankedRow], fmt: str = "table", columns: list[str] | None = None) -> str:
-    """Render as an aligned ``table``, ``csv`` or ``json`` (numbers unrounded in csv/json)."""
+    """Render as an aligned ``table``, ``csv`` or ``json`` (numbers unrounded in csv/json).
+
+    In tables, ``other_ranks`` lists each other method's rank of the row, with ``*``
+    where the methods disagree; gaps under 0.1 eV read "open shell / metallic".
+    """
     columns = columns or COLUMNS
     if fmt == "json":
-        return json.dumps([{c: _fields(r)[c] for c in columns} for r in rows], indent=1)
+        return json.dumps([{c: _fields(r)[c] for c in columns} | {"gap_method": r.gap_method,
+                                                                   "disagree": r.disagree} for r in rows], indent=1)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         for r in rows:
             d = _fields(r)
-            writer.writerow(["" if d[c] is None else d[c] for c in columns])
+            writer.writerow(["" if d[c] is None else (" ".join(f"{m}={v}" for m, v in d[c].items())
+                                                      if isinstance(d[c], dict) else d[c]) for c in columns])
         return buf.getvalue().rstrip("\n")
     if fmt != "table":
         raise InputError(f"unknown format {fmt!r}: choose table, csv or json")
-    cells = [columns] + [[_cell(_fields(r)[c], c) for c in columns] for r in rows]
+    cells = [columns] + [[_cell(r, c) for c in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     lines = []
     for k, row in enumerate(cells):
-        lines.append("  ".join(v.rjust(w) if k and c not in ("formula", "status", "id", "point_group") else v.ljust(w)
+        lines.append("  ".join(v.rjust(w) if k and c not in _LEFT else v.ljust(w)
                                for v, w, c in zip(row, widths, columns)).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))

@@ -24,7 +24,7 @@ from airss_msc import __version__
 from airss_msc.analysis.bands import Band, Calibration, ev_to_nm, load_bands, load_calibration, match_bands
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
-from airss_msc.analysis.rank import RankedRow, format_rows, load_records, rank_records
+from airss_msc.analysis.rank import RankedRow, format_rows, load_results, rank_results
 from airss_msc.analysis.saxs import equivalent_diameter_nm, radius_of_gyration
 
 #: Overall cluster size measured by SAXS (Beaucage model) for the CdTe, CdSe and
@@ -74,12 +74,12 @@ def _lowest_gap(rows: list[RankedRow], formula: str) -> float | None:
 
 
 def analyse(db: str, top: int = 5, calibration_path: str | None = None,
-            bands_path: str | None = None, temperature: float = 298.15) -> Analysis:
+            bands_path: str | None = None, temperature: float = 298.15, energy: str | None = None) -> Analysis:
     """Rank, fingerprint and compare a results database with the measured data."""
-    records = load_records([db])
+    records = load_results([db])
     if not records:
         raise InputError(f"database {db} holds no results")
-    rows = rank_records(records, include_all=True, temperature=temperature)
+    rows = rank_results(records, energy=energy, include_all=True, temperature=temperature)
     bands = load_bands(bands_path)
     notes: list[str] = []
     calibration = None
@@ -93,7 +93,7 @@ def analyse(db: str, top: int = 5, calibration_path: str | None = None,
     for row in rows:
         if row.rank is None or row.rank > top:
             continue
-        atoms = row.record.atoms
+        atoms = row.result.atoms()
         # Electron-weighted size needs real elements (the LJ dummy X has Z = 0).
         has_electrons = bool(atoms.numbers.sum() > 0)
         cand = Candidate(row, radius_of_gyration(atoms) if has_electrons else None,
@@ -281,7 +281,7 @@ _COLORS = {"Cd": "#ffd98f", "Zn": "#7d80b0", "Se": "#ffa100", "Te": "#d47a00", "
 
 
 def _viewer_payload(atoms) -> str:
-    from airss_msc.calc.sanity import radius
+    from airss_msc.build.geometry import radius
 
     pos = atoms.positions
     syms = atoms.get_chemical_symbols()
@@ -335,12 +335,13 @@ def _band_text(analysis: Analysis) -> str:
 
 
 def write_report(db: str, output: str | Path, top: int = 5, calibration: str | None = None,
-                 bands: str | None = None, temperature: float = 298.15) -> Path:
+                 bands: str | None = None, temperature: float = 298.15, energy: str | None = None) -> Path:
     """Write ``report.html``, ``report.md`` and the PNG figures into ``output``.
 
     Returns the path of the HTML page.
     """
-    analysis = analyse(db, top=top, calibration_path=calibration, bands_path=bands, temperature=temperature)
+    analysis = analyse(db, top=top, calibration_path=calibration, bands_path=bands, temperature=temperature,
+                       energy=energy)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, Path]] = [("Energy spectrum", plot_spectrum(analysis, out / "energy_spectrum.png"))]
@@ -352,11 +353,11 @@ def write_report(db: str, output: str | Path, top: int = 5, calibration: str | N
     best = [c for c in analysis.candidates if c.row.rank == 1]
     structures = []
     for c in best:
-        png = plot_structure(c.row.record.atoms, out / f"best_{c.row.formula}.png")
+        png = plot_structure(c.row.result.atoms(), out / f"best_{c.row.formula}.png")
         xyz = out / f"best_{c.row.formula}.xyz"
         from airss_msc.results.formats import write_structures
 
-        atoms = c.row.record.atoms.copy()
+        atoms = c.row.result.atoms().copy()
         atoms.info.update(energy=c.row.energy_eV, formula=c.row.formula, id=c.row.id)
         write_structures(xyz, [atoms])
         structures.append((c, png, xyz))
@@ -417,7 +418,7 @@ def write_report(db: str, output: str | Path, top: int = 5, calibration: str | N
         parts.append(f"<h3>{html.escape(c.row.formula)} (id {html.escape(c.row.id)}, point group "
                      f"{html.escape(c.row.point_group)})</h3>")
         parts.append(f"<canvas class='cluster' width='320' height='320' "
-                     f"data-mol='{html.escape(_viewer_payload(c.row.record.atoms))}'></canvas>{img(png, c.row.formula)}")
+                     f"data-mol='{html.escape(_viewer_payload(c.row.result.atoms()))}'></canvas>{img(png, c.row.formula)}")
     parts += ["<h2>All rows</h2>", f"<pre>{html.escape(all_rows)}</pre>",
               f"<script>{_VIEWER_JS}</script></body></html>"]
     page = out / "report.html"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
+from airss_msc.build.geometry import point_group_analyzer
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
 
@@ -87,17 +88,15 @@ def atom_permutations(atoms: Atoms, tolerance: float = 0.3) -> np.ndarray:
     dropped, so the result is always a set of valid symmetries (at least the
     identity).
     """
-    from pymatgen.core import Molecule
-    from pymatgen.symmetry.analyzer import PointGroupAnalyzer
-
     symbols = atoms.get_chemical_symbols()
     pos = atoms.positions - atoms.positions.mean(axis=0)
     identity = np.arange(len(atoms))
     if len(atoms) < 2:
         return identity[None, :]
+    analyzer = point_group_analyzer(symbols, pos, tolerance)
+    if analyzer is None:
+        return identity[None, :]
     try:
-        mol = Molecule(["Ar" if s == "X" else s for s in symbols], pos)
-        analyzer = PointGroupAnalyzer(mol, tolerance=tolerance)
         centred = analyzer.centered_mol.cart_coords
         ops = analyzer.get_symmetry_operations()
     except Exception:  # pymatgen gives up on some degenerate geometries: no symmetry then

@@ -1,14 +1,17 @@
-"""The relaxation job: one structure in, a plain summary dict out.
+"""The relaxation job: one structure in, one :class:`~airss_msc.results.record.Result` out.
 
 ``relax_structure(atoms, settings)`` knows nothing of MPI, files or databases
 (as quacc jobs): the same function runs serially, in an MPI worker or under
-another executor. Its summary holds only picklable built-in types and NumPy
-arrays, never a calculator.
+another executor. It asks the engine registry for calculators and
+capabilities and never names an engine itself.
 
-Statuses: ``relaxed`` (converged and physically sane), ``max_steps`` (step or
-wall-time limit reached, sane), ``collapsed`` / ``fragmented`` (sanity guard
-tripped, see :mod:`airss_msc.calc.sanity`), ``scf_failed`` (SCF did not converge even
-after the recovery ladder) and ``error`` (anything else, with its message).
+A relaxation runs the protocol's stages in order. Within a stage, an SCF
+failure climbs the engine's recovery ladder from the last geometry whose SCF
+converged; an optimizer whose line search gives up hands over to the fallback
+optimizer from the current geometry (the result's ``optimizer`` says so); the
+sanity guard stops a collapse early on engines that can collapse. After the
+last stage the structure is checked once more and scored with every method in
+``single_points`` (energies side by side on the record).
 """
 
 from __future__ import annotations
@@ -27,9 +30,14 @@ from ase.optimize.precon import PreconLBFGS
 from ase.parallel import DummyMPI
 
 from airss_msc import __version__
-from airss_msc.calc.engines import SCFError, engine_version, make_calculator, parse_method
+from airss_msc.calc.engines import (
+    SCFError, capabilities, check_available, comparable_rung, engine_version, make_calculator, parse_method, scf_ladder,
+)
+from airss_msc.build.geometry import anion_bonds, shortest_contact
+from airss_msc.calc.sanity import check_geometry
+from airss_msc.calc.single_point import single_point
 from airss_msc.errors import InputError
-from airss_msc.calc.sanity import DISTANCE_FLOOR, anion_bonds, check_geometry, shortest_contact
+from airss_msc.results.record import Result
 
 #: Consecutive guard checks below the distance floor that count as a collapse.
 COLLAPSE_PERSISTENCE = 3
@@ -38,49 +46,46 @@ HARD_FLOOR = 0.65
 
 #: PreconLBFGS (LBFGS with an Armijo line search; small clusters get no
 #: preconditioner) is the default: every step is downhill, and it needs the
-#: fewest force calls (Cd13Se13: 10/10 relaxed, median 90 calls vs 118 for
-#: `xtb --opt` and ~200 for BFGS; benchmarks/default_protocol.py). ASE's plain
-#: LBFGS stores negative-curvature pairs from random starts and walks uphill
-#: until atoms fly off (13/24 small starts relaxed).
+#: fewest force calls (Cd13Se13 with GFN1-xTB: 10/10 relaxed, median 90 calls
+#: vs 118 for `xtb --opt` and ~200 for BFGS; benchmarks/default_protocol.py).
+#: ASE's plain LBFGS stores negative-curvature pairs from random starts and
+#: walks uphill until atoms fly off (13/24 small starts relaxed).
 OPTIMIZERS = {"PreconLBFGS": PreconLBFGS, "BFGS": BFGS, "LBFGS": LBFGS,
               "LBFGSLineSearch": LBFGSLineSearch, "FIRE": FIRE}
 
-STATUSES = ("relaxed", "max_steps", "collapsed", "fragmented", "scf_failed", "error")
-
-#: SCF recovery ladder: each rung's parameters replace the defaults on a retry
-#: from the last good geometry. Higher electronic temperature smooths level
-#: crossings; stronger damping and more iterations tame charge sloshing.
-SCF_LADDER = (
-    {},
-    {"electronic_temperature": 1000.0, "mixer_damping": 0.2, "max_iterations": 500},
-    {"electronic_temperature": 3000.0, "mixer_damping": 0.1, "max_iterations": 1000},
-)
+#: Default geometry engine (see README "Which energy model" and BENCHMARKS.md).
+DEFAULT_METHOD = "tblite:GFN1-xTB"
 
 
 @dataclass(frozen=True)
 class RelaxSettings:
     """How one structure is relaxed.
 
-    method: ``GFN1-xTB`` | ``GFN2-xTB`` | ``tblite:...`` | ``xtb:...`` | ``lj``.
+    method: a method name the engine registry knows (``chgnet``, ``GFN1-xTB``,
+        ``pyscf:PBE/def2-SVP``, ``lj``, ...); stored in canonical form.
     fmax: force convergence, eV/Angstrom (epsilon/sigma for LJ).
     steps: optimizer step limit. max_seconds: wall-time limit per structure (None: none).
     optimizer: ``PreconLBFGS`` | ``BFGS`` | ``LBFGS`` | ``LBFGSLineSearch`` | ``FIRE``.
+    fallback_optimizer: takes over from the current geometry when the optimizer's
+        line search gives up ("" to stop with an error instead).
     maxstep: largest atom move per step, Angstrom.
-    electronic_temperature: K, for the first SCF rung.
-    check_every: run the sanity guard every this many steps (collapse is caught early).
-    stages: a staged protocol, e.g. a hot GFN1-xTB pre-relaxation then a finish:
-        ``({"electronic_temperature": 3000, "fmax": 0.3}, {"fmax": 0.05})``;
-        each dict overrides these settings for one stage.
+    electronic_temperature: K, for the first SCF rung of xTB engines.
+    check_every: run the collapse guard every this many steps.
+    single_points: methods scored on the final geometry, stored beside the energy.
+    stages: a staged protocol; each dict overrides these settings for one stage,
+        e.g. ``({"method": "chgnet", "fmax": 0.1}, {"method": "GFN1-xTB"})``.
     """
 
-    method: str = "GFN1-xTB"
+    method: str = DEFAULT_METHOD
     fmax: float = 0.05
     steps: int = 500
     max_seconds: float | None = None
     optimizer: str = "PreconLBFGS"
+    fallback_optimizer: str = "BFGS"
     maxstep: float = 0.2
     electronic_temperature: float = 300.0
     check_every: int = 5
+    single_points: tuple[str, ...] = ()
     stages: tuple = ()
 
     def protocol(self) -> tuple["RelaxSettings", ...]:
@@ -91,30 +96,48 @@ class RelaxSettings:
         return tuple(replace(self, stages=(), **dict(stage)) for stage in self.stages)
 
     def describe(self) -> str:
-        return f"{self.method} T_el={self.electronic_temperature:g}K fmax={self.fmax:g} steps={self.steps}"
+        return f"{self.method} fmax={self.fmax:g} steps={self.steps}"
 
     def validate(self) -> "RelaxSettings":
+        """Check every value and return the settings with method names in canonical form."""
         if self.stages:
-            known = {f.name for f in fields(self)} - {"stages"}
+            known = {f.name for f in fields(self)} - {"stages", "single_points"}
             for k, stage in enumerate(self.stages, 1):
                 if not isinstance(stage, dict):
                     raise InputError(f"relax stage {k} must be a table of settings")
                 bad = set(stage) - known
                 if bad:
                     raise InputError(f"unknown key(s) {', '.join(sorted(bad))} in relax stage {k}")
-            for stage in self.protocol():
-                stage.validate()
-            return self
-        parse_method(self.method)
-        if self.optimizer not in OPTIMIZERS:
-            raise InputError(f"unknown optimizer {self.optimizer!r}: choose {', '.join(OPTIMIZERS)}")
+            stages = tuple({**stage, "method": str(parse_method(stage.get("method", self.method)))}
+                           for stage in self.stages)
+            out = replace(self, method=str(parse_method(self.method)), stages=stages,
+                          single_points=tuple(str(parse_method(m)) for m in self.single_points))
+            for stage in out.protocol():
+                replace(stage, single_points=()).validate()
+            return out
+        method = parse_method(self.method)
+        if not capabilities(method).gradients:
+            raise InputError(f"method {method} gives no forces: it can score, not relax")
+        for name in (self.optimizer, self.fallback_optimizer):
+            if name and name not in OPTIMIZERS:
+                raise InputError(f"unknown optimizer {name!r}: choose {', '.join(OPTIMIZERS)}")
         if not (self.fmax > 0):
             raise InputError(f"fmax must be positive, got {self.fmax!r}")
         if not (isinstance(self.steps, int) and self.steps >= 0):
             raise InputError(f"steps must be a non-negative integer, got {self.steps!r}")
         if self.max_seconds is not None and not (self.max_seconds > 0):
             raise InputError(f"max_seconds must be positive, got {self.max_seconds!r}")
-        return self
+        if not (self.maxstep > 0):
+            raise InputError(f"maxstep must be positive, got {self.maxstep!r}")
+        return replace(self, method=str(method),
+                       single_points=tuple(str(parse_method(m)) for m in self.single_points))
+
+    def check_engines(self) -> None:
+        """Fail early, with an install hint, if an engine the protocol needs is missing."""
+        for stage in self.protocol():
+            check_available(stage.method)
+        for method in self.single_points:
+            check_available(method)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -145,17 +168,31 @@ class _Stop(Exception):
         self.message = message
 
 
-def _counting(calc):
-    """Wrap ``calc.calculate`` to count real force evaluations."""
-    count = {"n": 0}
-    original = calc.calculate
+class _Counter:
+    """Wraps ``calc.calculate`` to count real force evaluations and remember SCF failures
+    (line searches swallow the calculator's exceptions)."""
 
-    def calculate(*args, **kwargs):
-        count["n"] += 1
-        return original(*args, **kwargs)
+    def __init__(self, calc):
+        self.n = 0
+        self.scf_error: SCFError | None = None
+        original = calc.calculate
 
-    calc.calculate = calculate
-    return count
+        def calculate(*args, **kwargs):
+            self.n += 1
+            try:
+                out = original(*args, **kwargs)
+            except SCFError as exc:
+                self.scf_error = exc
+                raise
+            self.scf_error = None
+            return out
+
+        calc.calculate = calculate
+
+
+def _line_search_failed(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, (RuntimeError, ValueError)) and ("linesearch" in text or "line search" in text)
 
 
 @dataclass
@@ -165,31 +202,31 @@ class _StageOutcome:
     steps: int
     force_calls: int
     scf_retries: int
+    optimizer: str = ""
+    rung: int = 0
 
 
 def _run_stage(work: Atoms, settings: RelaxSettings, start: float) -> _StageOutcome:
-    """One optimizer stage on ``work`` (positions updated in place, calculator left on).
-
-    SCF failures climb :data:`SCF_LADDER` and restart from the last geometry
-    whose SCF converged; the sanity guard and wall-time limit stop it early.
-    """
-    spec = parse_method(settings.method)
+    """One stage on ``work`` (positions updated in place, the calculator left on)."""
+    method = parse_method(settings.method)
+    caps = capabilities(method)
+    ladder = scf_ladder(method, settings.electronic_temperature)
     steps_done = force_calls = rung = below_floor = 0
+    optimizer_name = settings.optimizer
+    used = [optimizer_name]
     last_good = work.positions.copy()
     while True:
-        params = {"electronic_temperature": settings.electronic_temperature, **SCF_LADDER[rung]}
-        calc = make_calculator(spec, **({} if spec.is_lj else params))
-        counter = _counting(calc)
+        calc = make_calculator(method, **ladder[rung])
+        counter = _Counter(calc)
         work.calc = calc
         # A dummy communicator: ASE's default (COMM_WORLD once mpi4py is
         # imported) makes optimizers in MPI workers wait on broadcasts.
         with _quiet():
-            optimizer = OPTIMIZERS[settings.optimizer](work, logfile=None, maxstep=settings.maxstep, comm=DummyMPI())
+            optimizer = OPTIMIZERS[optimizer_name](work, logfile=None, maxstep=settings.maxstep, comm=DummyMPI())
 
         def guard(opt=optimizer):
             nonlocal last_good, below_floor
-            # Lennard-Jones cannot collapse: its first steps may dip below the floor.
-            if not spec.is_lj and opt.nsteps % settings.check_every == 0:
+            if caps.can_collapse and opt.nsteps % settings.check_every == 0:
                 verdict = check_geometry(work)
                 # A random start may brush past the floor for a step or two;
                 # a collapse persists (or goes deep at once).
@@ -201,65 +238,89 @@ def _run_stage(work: Atoms, settings: RelaxSettings, start: float) -> _StageOutc
                 raise _Stop("max_steps", f"wall-time limit {settings.max_seconds:g} s reached")
 
         optimizer.attach(guard, interval=1)
+        done = " -> ".join(used)
         try:
-            with _quiet():
-                converged = optimizer.run(fmax=settings.fmax, steps=max(settings.steps - steps_done, 0))
+            try:
+                with _quiet():
+                    converged = optimizer.run(fmax=settings.fmax, steps=max(settings.steps - steps_done, 0))
+            except (RuntimeError, ValueError) as exc:
+                if isinstance(exc, SCFError) or not _line_search_failed(exc):
+                    raise
+                if counter.scf_error is not None:
+                    raise counter.scf_error from exc
+                steps_done += optimizer.nsteps
+                force_calls += counter.n
+                fallback = settings.fallback_optimizer
+                if not fallback or fallback == optimizer_name:
+                    return _StageOutcome("error", f"{optimizer_name}: {exc}", steps_done, force_calls, rung, done, rung)
+                # Go on from the current geometry with an optimizer that needs no line search.
+                optimizer_name = fallback
+                used.append(f"{fallback} (line search failed at step {steps_done})")
+                continue
             steps_done += optimizer.nsteps
-            force_calls += counter["n"]
+            force_calls += counter.n
             if converged:
-                return _StageOutcome("relaxed", "", steps_done, force_calls, rung)
-            return _StageOutcome("max_steps", f"step limit {settings.steps} reached", steps_done, force_calls, rung)
+                return _StageOutcome("relaxed", "", steps_done, force_calls, rung, done, rung)
+            return _StageOutcome("max_steps", f"step limit {settings.steps} reached", steps_done, force_calls,
+                                 rung, done, rung)
         except SCFError as exc:
             steps_done += optimizer.nsteps
-            force_calls += counter["n"]
+            force_calls += counter.n
             rung += 1
-            if rung >= len(SCF_LADDER):
+            if rung >= len(ladder):
                 return _StageOutcome("scf_failed", f"{exc} (after {rung - 1} recovery attempts)",
-                                     steps_done, force_calls, rung - 1)
+                                     steps_done, force_calls, rung - 1, done, rung - 1)
             # Restart from the last geometry whose SCF converged.
             work.positions = last_good
         except _Stop as stop:
             steps_done += optimizer.nsteps
-            force_calls += counter["n"]
-            return _StageOutcome(stop.status, stop.message, steps_done, force_calls, rung)
+            force_calls += counter.n
+            return _StageOutcome(stop.status, stop.message, steps_done, force_calls, rung, done, rung)
 
 
-def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> dict:
-    """Relax a copy of ``atoms`` through the protocol's stages and summarise.
+def _final_energy(work: Atoms, stage: RelaxSettings, out: _StageOutcome) -> tuple[float, float | None, float]:
+    """(energy eV, gap eV or None, max force eV/A) of the final geometry by the stage that ran.
 
-    Returns a dict with ``status``, ``message``, ``symbols``, ``positions`` (final,
-    Angstrom), ``energy`` (eV), ``energy_per_atom`` (eV), ``gap`` (HOMO-LUMO, eV or
-    None), ``fmax`` (final max force, eV/Angstrom), ``steps``, ``force_calls``,
-    ``scf_retries`` (summed over stages), ``wall_seconds``, ``method`` (of the
-    last stage run), ``protocol``, ``engine_version``, ``airss_msc_version`` and
-    ``info`` (the input structure's info). Never raises for a failed
-    relaxation: failures become statuses. A stage that ends ``relaxed`` or
-    ``max_steps`` hands its geometry to the next; any other status ends the run.
+    After SCF retries the calculator on ``work`` ran a hotter or damped rung: the
+    energy is recomputed with the stage's own first rung so rows stay comparable.
+    """
+    if out.rung:
+        ladder = scf_ladder(stage.method, stage.electronic_temperature)
+        work.calc = make_calculator(stage.method, **comparable_rung(stage.method, ladder[out.rung],
+                                                                     stage.electronic_temperature))
+    energy = float(work.get_potential_energy())
+    forces = work.get_forces()
+    gap = work.calc.results.get("homo_lumo_gap")
+    gap = None if gap is None or not np.isfinite(gap) else float(gap)
+    return energy, gap, float(np.sqrt((forces ** 2).sum(axis=1)).max())
+
+
+def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> Result:
+    """Relax a copy of ``atoms`` through the protocol's stages; never raises for a failed
+    relaxation (failures become statuses). The input is not modified.
+
+    A stage that ends ``relaxed`` or ``max_steps`` hands its geometry to the next;
+    any other status ends the run. ``atoms.info`` becomes the result's provenance.
     """
     settings = (settings or RelaxSettings()).validate()
     stages = settings.protocol()
     work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
     start = time.perf_counter()
-    summary = {
-        "status": "error", "message": "", "energy": None, "energy_per_atom": None,
-        "gap": None, "fmax": None, "steps": 0, "force_calls": 0, "scf_retries": 0,
-        "method": str(parse_method(stages[-1].method)),
-        "engine_version": engine_version(parse_method(stages[-1].method)),
-        "protocol": " -> ".join(stage.describe() for stage in stages),
-        "airss_msc_version": __version__, "info": dict(atoms.info),
-        "symbols": work.get_chemical_symbols(),
-        "initial_positions": atoms.get_positions(),
-        "settings": settings.as_dict(),
-    }
-    status, message = "error", ""
+    result = Result(
+        symbols=tuple(work.get_chemical_symbols()), positions=work.get_positions(), status="error",
+        method=stages[-1].method, engine_version=engine_version(stages[-1].method),
+        protocol=" -> ".join(stage.describe() for stage in stages), airss_msc_version=__version__,
+        provenance=dict(atoms.info), initial_positions=atoms.get_positions(), settings=settings.as_dict(),
+    )
+    status, message, optimizers = "error", "", []
     try:
         for k, stage in enumerate(stages):
             out = _run_stage(work, stage, start)
-            summary["steps"] += out.steps
-            summary["force_calls"] += out.force_calls
-            summary["scf_retries"] += out.scf_retries
-            spec = parse_method(stage.method)
-            summary["method"], summary["engine_version"] = str(spec), engine_version(spec)
+            result.steps += out.steps
+            result.force_calls += out.force_calls
+            result.scf_retries += out.scf_retries
+            result.method, result.engine_version = stage.method, engine_version(stage.method)
+            optimizers.append(out.optimizer)
             status, message = out.status, out.message
             if len(stages) > 1 and message:
                 message = f"stage {k + 1}/{len(stages)}: {message}"
@@ -270,33 +331,27 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> dict
             if not verdict.ok:
                 status, message = verdict.status, verdict.message
         if status in ("relaxed", "max_steps", "collapsed", "fragmented") and work.calc is not None:
-            if out.scf_retries and not spec.is_lj:
-                # The ladder ran the last stage's SCF hotter: report the energy at that
-                # stage's own method and electronic temperature, comparable with other rows.
-                work.calc = make_calculator(spec, electronic_temperature=stage.electronic_temperature)
             try:
-                energy = float(work.get_potential_energy())
-                forces = work.get_forces()
-                summary["energy"] = energy
-                summary["energy_per_atom"] = energy / len(work)
-                summary["fmax"] = float(np.sqrt((forces ** 2).sum(axis=1)).max())
-                gap = work.calc.results.get("homo_lumo_gap")
-                summary["gap"] = None if gap is None or not np.isfinite(gap) else float(gap)
-                summary["anion_bonds"] = anion_bonds(work)
+                result.energy, result.gap, result.fmax = _final_energy(work, stage, out)
+                result.with_single_point(stage.method, result.energy, result.gap)
+                result.anion_bonds = anion_bonds(work)
             except SCFError as exc:
                 if status in ("relaxed", "max_steps"):
                     status, message = "scf_failed", f"final single point: {exc}"
+        if status == "relaxed":
+            for method in settings.single_points:
+                sp = single_point(work, method, settings.electronic_temperature)
+                result.with_single_point(method, sp.energy, sp.gap)
+                if sp.message:
+                    message = "; ".join(filter(None, [message, f"{method}: {sp.message}"]))
     except Exception as exc:  # a job must report, not crash the search
         status, message = "error", f"{type(exc).__name__}: {exc}"
-    summary.update(status=status, message=message, positions=work.get_positions(),
-                   wall_seconds=time.perf_counter() - start)
+    result.status, result.message = status, message
+    result.positions = work.get_positions()
+    result.optimizer = "; ".join(optimizers)
+    result.wall_seconds = time.perf_counter() - start
     work.calc = None
-    return summary
+    return result
 
 
-def summary_to_atoms(summary: dict) -> Atoms:
-    """The relaxed structure of a summary as :class:`ase.Atoms` (no calculator)."""
-    return Atoms(summary["symbols"], positions=summary["positions"])
-
-
-__all__ = ["RelaxSettings", "relax_structure", "summary_to_atoms", "STATUSES", "DISTANCE_FLOOR"]
+__all__ = ["RelaxSettings", "relax_structure", "OPTIMIZERS", "DEFAULT_METHOD"]

@@ -50,6 +50,8 @@ from airss_msc.errors import InputError
 
 #: File extension -> format name.
 FORMATS = {".xyz": "xyz", ".extxyz": "extxyz", ".res": "res"}
+#: Extensions read as structure files (anything else given to ``rank`` is a database).
+STRUCTURE_SUFFIXES = frozenset(FORMATS)
 
 #: Minimum gap (Angstrom) between a cluster and its periodic images in the box
 #: written to ``.res`` files; enough that codes treating the box as periodic

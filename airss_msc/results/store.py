@@ -21,7 +21,6 @@ import os
 import sqlite3
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +28,10 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
-from airss_msc.composition import canonical_formula
 from airss_msc.errors import DatabaseBusyError, InputError
+from airss_msc.results.record import (
+    FLOAT_PROVENANCE, INT_PROVENANCE, STATUSES, Excitations, Result, method_key,
+)
 
 #: An ASE ``.lock`` file untouched this long belongs to a dead writer (ASE holds
 #: it only for the duration of one write).
@@ -64,23 +65,6 @@ def _check_sqlite(path: Path) -> None:
         raise InputError(f"cannot read database {path}: {exc.strerror}") from None
     if head and not head.startswith(b"SQLite format 3"):
         raise InputError(f"{path} is not an SQLite/ASE database (corrupt or wrong file)")
-
-
-@dataclass
-class Record:
-    """One stored result, as rank and report see it (energies eV, gap eV)."""
-
-    id: int
-    composition: str
-    status: str
-    energy: float | None
-    energy_per_atom: float | None
-    gap: float | None
-    seed: int | None
-    method: str
-    atoms: Atoms
-    key_value_pairs: dict
-    source: str = ""
 
 
 class ResultsDB:
@@ -165,58 +149,73 @@ class ResultsDB:
                 out.add((kv["composition"], int(kv["seed"])))
         return out
 
-    def add(self, summary: dict, extra: dict | None = None) -> int:
-        """Store one relaxation summary (see :func:`airss_msc.calc.relax.relax_structure`).
+    def add(self, result: Result, extra: dict | None = None) -> int:
+        """Store one :class:`Result`; returns the new row id.
 
-        Returns the new row id. The row is committed at once, so a crash right
-        after loses nothing already stored.
+        The row is committed at once, so a crash right after loses nothing already stored.
         """
         if not self.write:
             raise RuntimeError("ResultsDB opened read-only")
-        info = summary.get("info", {})
-        atoms = Atoms(summary["symbols"], positions=summary["positions"])
-        if summary.get("energy") is not None:
-            atoms.calc = SinglePointCalculator(atoms, energy=summary["energy"])
-        kv = {
-            "composition": canonical_formula(info.get("formula") or atoms.get_chemical_formula()),
-            "status": summary["status"],
-            "method": summary["method"],
-            "steps": int(summary["steps"]),
-            "force_calls": int(summary["force_calls"]),
-            "scf_retries": int(summary.get("scf_retries", 0)),
-            "wall_s": round(float(summary["wall_seconds"]), 3),
-            "engine_version": summary["engine_version"],
-            "airss_msc": summary["airss_msc_version"],
-        }
-        for key in ("seed", "candidate", "attempts", "parent", "multiplicity"):
-            if info.get(key) is not None:
-                kv[key] = int(info[key])
-        if info.get("parent_energy") is not None:
-            kv["parent_energy"] = float(info["parent_energy"])
-        for key in ("minsep", "shape", "symmetry", "generator", "source", "strategy", "move",
-                    "template", "substitution", "sites"):
-            if info.get(key):
-                kv[key] = str(info[key])
-        if summary.get("energy_per_atom") is not None:
-            kv["e_per_atom"] = float(summary["energy_per_atom"])
-        if summary.get("gap") is not None:
-            kv["gap"] = float(summary["gap"])
-        if summary.get("anion_bonds") is not None:
-            kv["anion_bonds"] = int(summary["anion_bonds"])
-        if summary.get("fmax") is not None:
-            kv["final_fmax"] = float(summary["fmax"])
-        if summary.get("protocol") and " -> " in summary["protocol"]:
-            kv["protocol"] = summary["protocol"]
-        if summary.get("message"):
-            kv["message"] = str(summary["message"])[:500]
+        atoms = Atoms(result.symbols, positions=result.positions)
+        if result.energy is not None:
+            atoms.calc = SinglePointCalculator(atoms, energy=result.energy)
+        kv = {key: value for key, value in (_provenance_pairs(result.provenance)).items()}
+        kv.update({
+            "composition": result.composition or "",
+            "status": result.status,
+            "method": result.method,
+            "steps": int(result.steps),
+            "force_calls": int(result.force_calls),
+            "scf_retries": int(result.scf_retries),
+            "wall_s": round(float(result.wall_seconds), 3),
+            "engine_version": result.engine_version,
+            "airss_msc": result.airss_msc_version,
+        })
+        optional = {"e_per_atom": result.energy_per_atom, "gap": result.gap, "anion_bonds": result.anion_bonds,
+                    "final_fmax": result.fmax, "optimizer": result.optimizer or None,
+                    "protocol": result.protocol or None,
+                    "message": str(result.message)[:500] if result.message else None}
+        kv.update({k: v for k, v in optional.items() if v is not None})
+        kv.update(_energy_pairs(result.energies, result.gaps))
         kv.update(extra or {})
-        data = {"initial_positions": np.asarray(summary.get("initial_positions", []), dtype=float)}
-        if summary.get("settings"):
-            data["settings"] = summary["settings"]
+        self._remember(set(result.energies) | set(result.gaps) | {result.method} - {""})
+        data = {"initial_positions": np.asarray(result.initial_positions if result.initial_positions is not None
+                                                else [], dtype=float)}
+        if result.settings:
+            data["settings"] = result.settings
+        if result.excitations:
+            data["excitations"] = {m: e.as_data() for m, e in result.excitations.items()}
         try:
             return self._db.write(atoms, key_value_pairs=kv, data=data)
         except sqlite3.OperationalError as exc:
             raise DatabaseBusyError(f"cannot write to {self.path}: {exc}") from None
+
+    def _methods(self) -> dict[str, str]:
+        return dict((self._db.metadata or {}).get("methods", {}))
+
+    def _remember(self, methods) -> None:
+        """Keep key -> method in the database metadata so keys read back as method names."""
+        known = self._methods()
+        new = {method_key(m): m for m in methods if method_key(m) not in known}
+        if new:
+            meta = dict(self._db.metadata or {})
+            meta["methods"] = {**known, **new}
+            self._db.metadata = meta
+
+    def set_single_point(self, row_id: int, method: str, energy: float | None, gap: float | None = None) -> None:
+        """Store a single point of ``method`` on row ``row_id`` beside its other energies."""
+        self._remember([method])
+        self.set_values(row_id, **_energy_pairs({method: energy} if energy is not None else {},
+                                                {method: gap} if gap is not None else {}))
+
+    def set_excitations(self, row_id: int, excitations: Excitations) -> None:
+        """Store (or replace) the excitations of one method on row ``row_id``."""
+        if not self.write:
+            raise RuntimeError("ResultsDB opened read-only")
+        row = self._db.get(id=row_id)
+        stored = dict(row.data.get("excitations", {}))
+        stored[excitations.method] = excitations.as_data()
+        self._db.update(row_id, data={"excitations": stored})
 
     def set_values(self, row_id: int, **values) -> None:
         """Add or change key-value pairs of one stored row (committed at once)."""
@@ -224,30 +223,104 @@ class ResultsDB:
             raise RuntimeError("ResultsDB opened read-only")
         self._db.update(row_id, **values)
 
-    def records(self, status: str | None = None) -> list[Record]:
-        """Every stored row as a :class:`Record` (optionally one status only)."""
+    def records(self, status: str | None = None) -> list[Result]:
+        """Every stored row as a :class:`Result` (optionally one status only)."""
         if not self.path.exists():
             return []
-        out = []
         selection = {"status": status} if status else {}
         try:
-            rows = list(self._db.select(include_data=False, **selection))
+            rows = list(self._db.select(include_data=True, **selection))
         except sqlite3.DatabaseError as exc:
             raise InputError(f"database {self.path} is unreadable: {exc}") from None
-        for row in rows:
-            kv = dict(row.key_value_pairs)
-            energy = row.get("energy")
-            out.append(Record(
-                id=row.id,
-                composition=kv.get("composition", row.formula),
-                status=kv.get("status", "relaxed" if energy is not None else "unknown"),
-                energy=energy,
-                energy_per_atom=kv.get("e_per_atom", energy / row.natoms if energy is not None else None),
-                gap=kv.get("gap"),
-                seed=kv.get("seed"),
-                method=kv.get("method", ""),
-                atoms=row.toatoms(),
-                key_value_pairs=kv,
-                source=str(self.path),
-            ))
-        return out
+        methods = self._methods()
+        return [result_from_row(row, str(self.path), methods) for row in rows]
+
+    def get(self, row_id: int) -> Result:
+        try:
+            return result_from_row(self._db.get(id=row_id), str(self.path), self._methods())
+        except KeyError:
+            raise InputError(f"database {self.path} has no row {row_id}") from None
+
+
+#: Key-value pairs that are fields of the record (everything else is provenance).
+_RECORD_KEYS = {"composition", "status", "method", "steps", "force_calls", "scf_retries", "wall_s",
+                "engine_version", "airss_msc", "e_per_atom", "gap", "anion_bonds", "final_fmax", "optimizer",
+                "protocol", "message"}
+
+
+def _provenance_pairs(provenance: dict) -> dict:
+    """Provenance as storable key-value pairs (ints, floats, short strings; no clash with ASE's own keys)."""
+    out = {}
+    for key, value in provenance.items():
+        if value is None or value == "" or key in _RECORD_KEYS or key in _ASE_RESERVED or not key.isidentifier():
+            continue
+        if key.startswith(("e_", "gap_")):
+            continue
+        if key in INT_PROVENANCE:
+            out[key] = int(value)
+        elif key in FLOAT_PROVENANCE or (isinstance(value, (float, np.floating)) and not isinstance(value, bool)):
+            out[key] = float(value)
+        elif isinstance(value, (bool, np.bool_)):
+            out[key] = bool(value)
+        elif isinstance(value, (int, np.integer)):
+            out[key] = int(value)
+        elif isinstance(value, str):
+            out[key] = value[:500]
+    return out
+
+
+#: ASE reserves these names for its own columns.
+_ASE_RESERVED = {"id", "unique_id", "ctime", "mtime", "user", "calculator", "energy", "natoms", "formula",
+                 "age", "charge", "mass", "magmom", "fmax", "smax", "volume", "pbc", "energy_per_atom", "name"}
+
+
+def _energy_pairs(energies: dict, gaps: dict) -> dict:
+    out = {f"e_{method_key(m)}": float(e) for m, e in energies.items() if e is not None}
+    out.update({f"gap_{method_key(m)}": float(g) for m, g in gaps.items() if g is not None})
+    return out
+
+
+#: Keys written before methods named their engine (``rescore`` stored ``e_gfn2_xtb``).
+LEGACY_METHOD_KEYS = {"gfn1_xtb": "tblite:GFN1-xTB", "gfn2_xtb": "tblite:GFN2-xTB",
+                      "ipea1_xtb": "tblite:IPEA1-xTB", "gfn_ff": "xtb:GFN-FF"}
+
+
+def result_from_row(row, source: str = "", methods: dict[str, str] | None = None) -> Result:
+    """A stored ASE database row as a :class:`Result` (old databases included).
+
+    methods: stored key -> canonical method (the database's metadata), for the
+    ``e_<key>``/``gap_<key>`` single points; legacy keys are always understood.
+    """
+    kv = dict(row.key_value_pairs)
+    keys = {**LEGACY_METHOD_KEYS, **(methods or {})}
+    method = str(kv.get("method", ""))
+    if method:
+        keys.setdefault(method_key(method), method)
+    energies, gaps, provenance = {}, {}, {}
+    for key, value in kv.items():
+        if key.startswith("e_") and key != "e_per_atom" and key[2:] in keys:
+            energies[keys[key[2:]]] = float(value)
+        elif key.startswith("gap_") and key[4:] in keys:
+            gaps[keys[key[4:]]] = float(value)
+        elif key not in _RECORD_KEYS:
+            provenance[key] = value
+    energy = row.get("energy")
+    if "composition" in kv:
+        provenance["formula"] = kv["composition"]
+    status = kv.get("status", "relaxed" if energy is not None else "error")
+    data = row.get("data") or {}
+    excitations = {m: Excitations.from_data(d) for m, d in (data.get("excitations") or {}).items()}
+    if energy is not None and method:
+        energies.setdefault(method, float(energy))
+    return Result(
+        symbols=tuple(row.symbols), positions=row.positions, status=status if status in STATUSES else "error",
+        message=str(kv.get("message", "")), method=method, energy=energy, gap=kv.get("gap"),
+        energies=energies, gaps=gaps, excitations=excitations, fmax=kv.get("final_fmax"),
+        steps=int(kv.get("steps", 0)), force_calls=int(kv.get("force_calls", 0)),
+        scf_retries=int(kv.get("scf_retries", 0)), wall_seconds=float(kv.get("wall_s", 0.0)),
+        optimizer=str(kv.get("optimizer", "")), engine_version=str(kv.get("engine_version", "")),
+        protocol=str(kv.get("protocol", "")), airss_msc_version=str(kv.get("airss_msc", "")),
+        anion_bonds=kv.get("anion_bonds"), provenance=provenance,
+        initial_positions=data.get("initial_positions"), settings=dict(data.get("settings") or {}),
+        id=row.id, source=source,
+    )

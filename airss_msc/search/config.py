@@ -15,9 +15,10 @@ from pathlib import Path
 
 from airss_msc.composition import expand_compositions
 from airss_msc.errors import InputError
-from airss_msc.build.generate import GeneratorSettings, prepare
+from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare
 from airss_msc.calc.relax import RelaxSettings
-from airss_msc.search.strategies import StrategySettings
+from airss_msc.build.moves import MOVES
+from airss_msc.search.strategy import StrategySettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,16 +46,15 @@ class SearchConfig:
         """Check everything that can be checked before any work starts."""
         if not isinstance(self.candidates, int) or self.candidates < 0:
             raise InputError(f"negative or non-integer candidates {self.candidates!r}: need an integer >= 0")
-        self.relax.validate()
+        relax = self.relax.validate()
+        relax.check_engines()
         self.strategy.validate()
-        from airss_msc.build.generate import generate_cluster
-
         for formula in self.compositions:
             prepare(formula, self.generate)
             # One trial structure: catches separations that pass the packing
             # bound but still cannot be met, before any job is started.
             generate_cluster(formula, 0, self.generate)
-        return self
+        return replace(self, relax=relax)
 
 
 def parse_walltime(value) -> float | None:
@@ -101,9 +101,10 @@ _SEARCH_KEYS = {"compositions": (list, str), "candidates": int, "seed": int, "db
                 "walltime": (str, int, float), "threads": int}
 _GENERATE_KEYS = {"minsep": dict, "slack": _NUM, "shape": str, "radius": _NUM, "axes": list,
                   "inner": _NUM, "symmetry": str, "max_attempts": int}
-_STRATEGY_KEYS = {"name": str, "random_starts": int, "pool": int, "amplitude": _NUM, "swaps": int}
+_STRATEGY_KEYS = {"name": str, "random_starts": int, "pool": int, "amplitude": _NUM, "swaps": int,
+                  "temperature": _NUM, "moves": dict, **{name: dict for name in MOVES}}
 _RELAX_KEYS = {f.name: (_NUM if f.type in ("float", "float | None") else (int if f.type == "int" else str))
-               for f in fields(RelaxSettings) if f.name != "stages"}
+               for f in fields(RelaxSettings) if f.name not in ("stages", "single_points")}
 
 
 def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
@@ -125,10 +126,18 @@ def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
         if key in g:
             g[key] = float(g[key])
     st = _take(doc.get("strategy", {}), "strategy", _STRATEGY_KEYS)
-    if "amplitude" in st:
-        st["amplitude"] = float(st["amplitude"])
-    r = _take(doc.get("relax", {}), "relax", {**_RELAX_KEYS, "stage": list})
+    for key in ("amplitude", "temperature"):
+        if key in st:
+            st[key] = float(st[key])
+    if "moves" in st:
+        st["moves"] = tuple((str(k), float(v)) for k, v in st["moves"].items())
+    own = {name: st.pop(name) for name in list(st) if name in MOVES}
+    if own:
+        st["move_settings"] = tuple((name, tuple(sorted(table.items()))) for name, table in own.items())
+    r = _take(doc.get("relax", {}), "relax", {**_RELAX_KEYS, "stage": list, "single_points": list})
     stages = r.pop("stage", [])
+    if "single_points" in r:
+        r["single_points"] = tuple(str(m) for m in r["single_points"])
     for k, table in enumerate([r] + stages):
         if k:
             _take(table, f"relax.stage {k}", _RELAX_KEYS)

@@ -2,7 +2,7 @@
 
 ``mpiexec -n N airss-msc search CONFIG`` runs one coordinator (rank 0, which
 alone touches the database) and N-1 workers serving
-:func:`airss_msc.search.farm.run_candidate` through mpi4py.futures'
+:func:`airss_msc.search.farm` jobs through mpi4py.futures'
 ``MPICommExecutor``. Without a launcher, or with one rank, nothing here imports
 mpi4py and the search runs in process.
 """
@@ -52,21 +52,6 @@ def check_launch(comm_size: int) -> None:
             f"the launcher announced {announced} processes but MPI sees 1: the mpi4py/MPI library "
             f"does not match the launcher (use the mpiexec of the same MPI as mpi4py)"
         )
-
-
-def threads_per_rank(requested: int | None, ranks_on_node: int = 1) -> int:
-    """OpenMP threads per rank: the request, SLURM_CPUS_PER_TASK, or 1.
-
-    A request that would oversubscribe the node's cores is refused.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    n = requested or (int(slurm) if slurm.isdigit() else 1)
-    if n * ranks_on_node > max(cores, 1) and requested:
-        raise InputError(
-            f"{n} threads x {ranks_on_node} ranks would oversubscribe the {cores} cores available"
-        )
-    return max(1, n)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ from ase.db import connect
 from airss_msc.search.config import config_from_dict
 from airss_msc.errors import InputError
 from airss_msc.search.parallel import check_launch
-from airss_msc.search.farm import StopFlag, plan_tasks, run_search
+from airss_msc.search.candidates import plan_tasks, run_search
+from airss_msc.search.farm import StopFlag
 
 BIN = Path(sys.executable).parent
 MPIEXEC = shutil.which("mpiexec", path=str(BIN)) or shutil.which("mpiexec")
@@ -122,7 +123,7 @@ def test_stop_flag_before_start_runs_nothing(tmp_path):
 
 
 def test_worker_exception_becomes_an_error_row(tmp_path, monkeypatch):
-    import airss_msc.search.farm as search
+    import airss_msc.search.candidates as search
 
     original = search.relax_structure
 

@@ -4,7 +4,7 @@ import pytest
 
 from airss_msc.search.config import config_from_dict
 from airss_msc.analysis.report import write_report
-from airss_msc.search.farm import run_search
+from airss_msc.search.candidates import run_search
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,10 @@ from ase import Atoms
 from ase.calculators.fd import calculate_numerical_forces
 
 from airss_msc.calc.engines import (
-    LennardJonesCluster, MethodSpec, TightBinding, homo_lumo_gap, make_calculator, parse_method,
+    ENGINES, Method, capabilities, homo_lumo_gap, known_methods, make_calculator, parse_method,
 )
+from airss_msc.calc.engines.lj import LennardJonesCluster
+from airss_msc.calc.engines.tightbinding import TightBindingCalculator
 from airss_msc.errors import InputError
 
 
@@ -16,14 +18,45 @@ def _cd2se2():
 
 
 def test_parse_method_names():
-    assert parse_method("GFN1-xTB") == MethodSpec("tblite", "GFN1-xTB")
-    assert parse_method("gfn2") == MethodSpec("tblite", "GFN2-xTB")
-    assert parse_method("xtb:GFN-FF") == MethodSpec("xtb", "GFN-FF")
-    assert parse_method("lj").is_lj
-    with pytest.raises(InputError, match="unknown method"):
-        parse_method("B3LYP")
-    with pytest.raises(InputError, match="GFN-FF is not in tblite"):
-        parse_method("GFN-FF")
+    assert parse_method("GFN1-xTB") == Method("tblite", "GFN1-xTB")
+    assert parse_method("gfn2") == Method("tblite", "GFN2-xTB")
+    assert parse_method("xtb:GFN-FF") == Method("xtb", "GFN-FF")
+    assert parse_method("GFN-FF") == Method("xtb", "GFN-FF")  # only xtb-python has it
+    assert str(parse_method("lj")) == "lj"
+    assert str(parse_method("chgnet")) == "chgnet:0.3.0"
+    assert str(parse_method("chgnet:R2SCAN")) == "chgnet:r2scan"
+    assert str(parse_method("sevennet")) == "sevennet:7net-0"
+    assert str(parse_method("pyscf")) == "pyscf:PBE/def2-SVP"
+    assert str(parse_method("pyscf:pbe0/DEF2-svp")) == "pyscf:PBE0/def2-SVP"
+    # canonical names parse to themselves
+    assert all(str(parse_method(m)) == m for m in known_methods())
+
+
+@pytest.mark.parametrize("text,match", [
+    ("B3LYP", "unknown method"),
+    ("r2scan", "needs its engine"),          # chgnet:r2scan? a bare functional name is ambiguous
+    ("chgnet:0.4.0", "unknown model '0.4.0' for engine 'chgnet'"),
+    ("gaussian:B3LYP", "unknown engine 'gaussian'"),
+    ("tblite:GFN-FF", "unknown model"),
+])
+def test_unknown_methods_are_refused_with_the_known_names(text, match):
+    with pytest.raises(InputError, match=match):
+        parse_method(text)
+
+
+def test_capabilities_come_from_the_registry():
+    assert capabilities("GFN2-xTB").gap and capabilities("GFN2-xTB").scf and capabilities("GFN2-xTB").can_collapse
+    ml = capabilities("chgnet")
+    assert not ml.gap and not ml.scf and ml.periodic_box and ml.gradients
+    assert capabilities("sevennet") == ml
+    dft = capabilities("pyscf:PBE/def2-SVP")
+    assert dft.gap and dft.scf and dft.gradients and dft.excitations
+    assert not capabilities("pyscf:TDA-PBE0/def2-SVP").gradients  # an excitation method does not relax
+    assert capabilities("lj").energy_unit == "epsilon"
+    # every engine declares every field for every model
+    for engine in ENGINES.values():
+        for model in engine.models:
+            assert engine.capabilities(model) is not None and engine.version()
 
 
 def test_tblite_forces_match_finite_differences_and_gap_is_physical():
@@ -43,7 +76,7 @@ def test_calculator_pickles_without_library_handles():
     atoms.calc = calc
     atoms.get_potential_energy()
     clone = pickle.loads(pickle.dumps(calc))
-    assert isinstance(clone, TightBinding) and clone._lib is None
+    assert isinstance(clone, TightBindingCalculator) and clone._lib is None
 
 
 def test_xtb_python_engine_agrees_with_tblite():

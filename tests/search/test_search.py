@@ -10,8 +10,8 @@ from ase.db import connect
 from airss_msc.search.config import config_from_dict, load_config
 from airss_msc.errors import DatabaseBusyError, InputError
 from airss_msc.build.generate import generate_cluster
-from airss_msc.analysis.rank import load_records, rank_records
-from airss_msc.search.farm import run_search
+from airss_msc.analysis.rank import load_results, rank_results
+from airss_msc.search.candidates import run_search
 from airss_msc.results.store import ResultsDB
 
 
@@ -50,7 +50,7 @@ def test_stored_seed_reproduces_the_start(tmp_path):
 def test_rank_sorts_per_composition_with_relative_energies(tmp_path):
     db = tmp_path / "r.db"
     run_search(lj_config(db, candidates=5), log=lambda s: None)
-    rows = rank_records(load_records([str(db)]))
+    rows = rank_results(load_results([str(db)]))
     for formula in ("X7", "X8"):
         mine = [r for r in rows if r.formula == formula]
         energies = [r.energy_eV for r in mine]
@@ -75,7 +75,7 @@ def test_real_xtb_search_on_cd2se2(tmp_path):
     records = ResultsDB(db).records()
     assert all(r.method == "tblite:GFN1-xTB" for r in records)
     relaxed = [r for r in records if r.status == "relaxed"]
-    assert relaxed, [r.key_value_pairs.get("message") for r in records]
+    assert relaxed, [r.message for r in records]
     assert all(r.gap is not None and r.gap > 0.3 for r in relaxed)
 
 

@@ -1,0 +1,251 @@
+"""Search moves: each one small class that makes a new start from its parents (in the spirit of ASE-GA).
+
+A move takes the relaxed parents it needs (``parents`` of them: 0 for fresh
+starts, 1 for a shake or a swap, 2 for cut-and-splice) and a random stream,
+and returns the new start as :class:`ase.Atoms` with its lineage in ``info``.
+The search loop knows none of their names: it asks :data:`MOVES` by the name
+the config gives. Adding a move is one class here plus one line in
+:data:`MOVES`; its settings are its dataclass fields (config table
+``[strategy.<name>]``). Lengths in Angstrom (sigma for Lennard-Jones).
+
+Every derived start has overlaps pushed apart to the composition's drawn
+minimum separations, so moves cannot hand the relaxation a collapsed start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from airss_msc.build.confinement import Sphere
+from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare, push_apart
+from airss_msc.build.separations import ANIONS, CATIONS, format_minsep, minsep_matrix
+from airss_msc.errors import InputError
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A relaxed structure that moves start from (database row, energy eV, positions Angstrom)."""
+
+    row: int
+    energy: float
+    symbols: tuple[str, ...]
+    positions: np.ndarray
+
+
+@dataclass(frozen=True)
+class Move:
+    """Base of every move: ``name``, how many ``parents`` it takes, and :meth:`new_candidate`."""
+
+    name: ClassVar[str]
+    parents: ClassVar[int]
+
+    def new_candidate(self, formula: str, seed: int, parents: Sequence[Parent],
+                      generate: GeneratorSettings) -> Atoms:
+        """A new start of ``formula`` from ``parents``, reproducible from ``seed``."""
+        raise NotImplementedError
+
+    def validate(self) -> "Move":
+        return self
+
+    @classmethod
+    def settings_keys(cls) -> dict[str, type]:
+        return {f.name: f.type for f in fields(cls)}
+
+
+def relieve_overlaps(formula: str, symbols: Sequence[str], positions: np.ndarray, rng: np.random.Generator,
+                     generate: GeneratorSettings) -> tuple[np.ndarray, str]:
+    """Push atoms apart to the composition's minimum separations (drawn from ``rng``).
+
+    No confinement beyond a generous sphere: the parents already have their shape.
+    Returns the positions (centred) and the drawn separations as text.
+    """
+    _, rules, _ = prepare(formula, generate)
+    drawn = rules.draw(rng)
+    pos = np.asarray(positions, dtype=float) - np.asarray(positions, dtype=float).mean(axis=0)
+    free = Sphere(float(np.linalg.norm(pos, axis=1).max()) + 10.0)
+    pos, _ = push_apart(pos, minsep_matrix(list(symbols), drawn), free, rng, generate.push_iterations)
+    return pos, format_minsep(drawn)
+
+
+def _derived(formula: str, seed: int, symbols, positions, rng, generate, move: str,
+             parents: Sequence[Parent]) -> Atoms:
+    pos, minsep = relieve_overlaps(formula, symbols, positions, rng, generate)
+    atoms = Atoms(list(symbols), positions=pos)
+    atoms.info.update(seed=int(seed), formula=formula, minsep=minsep, move=move,
+                      parent=parents[0].row, parent_energy=float(parents[0].energy),
+                      generator=f"{move.split()[0]} move")
+    if len(parents) > 1:
+        atoms.info["parent2"] = parents[1].row
+    return atoms
+
+
+def shake_positions(positions: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.ndarray:
+    """Displace every atom uniformly within a ball of radius ``amplitude``."""
+    v = rng.normal(size=positions.shape)
+    v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-12
+    r = amplitude * rng.random(len(positions)) ** (1.0 / 3.0)
+    return positions + v * r[:, None]
+
+
+@dataclass(frozen=True)
+class RandomStart(Move):
+    """A fresh random structure (AIRSS buildcell): no parents."""
+
+    name: ClassVar[str] = "random"
+    parents: ClassVar[int] = 0
+
+    def new_candidate(self, formula, seed, parents, generate):
+        atoms = generate_cluster(formula, seed, generate)
+        atoms.info["move"] = "random"
+        return atoms
+
+
+@dataclass(frozen=True)
+class SymmetricStart(Move):
+    """A fresh random structure with a random feasible point group (``group`` to fix one)."""
+
+    name: ClassVar[str] = "symmetric"
+    parents: ClassVar[int] = 0
+    group: str = "random"
+
+    def new_candidate(self, formula, seed, parents, generate):
+        atoms = generate_cluster(formula, seed, replace(generate, symmetry=self.group))
+        atoms.info["move"] = f"symmetric {atoms.info.get('symmetry', self.group)}"
+        return atoms
+
+
+@dataclass(frozen=True)
+class Shake(Move):
+    """Relax-and-shake (AIRSS ``-amp``): every atom of the parent displaced by up to ``amplitude``."""
+
+    name: ClassVar[str] = "shake"
+    parents: ClassVar[int] = 1
+    amplitude: float = 0.6
+
+    def validate(self):
+        if not self.amplitude > 0:
+            raise InputError(f"shake amplitude must be positive, got {self.amplitude!r}")
+        return self
+
+    def new_candidate(self, formula, seed, parents, generate):
+        rng = np.random.default_rng(seed)
+        pos = shake_positions(parents[0].positions, self.amplitude, rng)
+        return _derived(formula, seed, parents[0].symbols, pos, rng, generate, f"shake amp={self.amplitude:g}",
+                        parents)
+
+
+def mixed_sublattice(symbols: Sequence[str]) -> list[str] | None:
+    """Elements of the sublattice (cations or anions) that holds more than one element."""
+    present = set(symbols)
+    for lattice in (CATIONS, ANIONS):
+        mine = sorted(present & lattice)
+        if len(mine) >= 2:
+            return mine
+    others = sorted(present - CATIONS - ANIONS)
+    return others if len(others) >= 2 else None
+
+
+@dataclass(frozen=True)
+class Swap(Move):
+    """Homotop move for alloys: exchange ``swaps`` pairs of unlike atoms on the mixed sublattice
+    (Zn/Cd or Te/Se), plus a small shake (``amplitude``) that lets the swap relax.
+    A parent with no mixed sublattice is shaken instead."""
+
+    name: ClassVar[str] = "swap"
+    parents: ClassVar[int] = 1
+    swaps: int = 1
+    amplitude: float = 0.15
+
+    def validate(self):
+        if self.swaps < 1 or not self.amplitude >= 0:
+            raise InputError("swap: swaps must be >= 1 and amplitude >= 0")
+        return self
+
+    def new_candidate(self, formula, seed, parents, generate):
+        rng = np.random.default_rng(seed)
+        symbols = list(parents[0].symbols)
+        lattice = mixed_sublattice(symbols)
+        if lattice is None:
+            pos = shake_positions(parents[0].positions, max(self.amplitude, 0.3), rng)
+            return _derived(formula, seed, symbols, pos, rng, generate, "shake (nothing to swap)", parents)
+        done = []
+        for _ in range(self.swaps):
+            a, b = rng.choice(lattice, size=2, replace=False)
+            i = int(rng.choice([k for k, s in enumerate(symbols) if s == a]))
+            j = int(rng.choice([k for k, s in enumerate(symbols) if s == b]))
+            symbols[i], symbols[j] = symbols[j], symbols[i]
+            done.append(f"{i}<->{j}")
+        pos = shake_positions(parents[0].positions, self.amplitude, rng)
+        return _derived(formula, seed, symbols, pos, rng, generate, "swap " + " ".join(done), parents)
+
+
+@dataclass(frozen=True)
+class CutAndSplice(Move):
+    """Deaven-Ho cut-and-splice: a random plane through both parents' centres; the new
+    start takes the atoms above it from the first parent and below it from the second,
+    element by element, so the composition is exact. ``amplitude`` adds a small shake."""
+
+    name: ClassVar[str] = "cut_splice"
+    parents: ClassVar[int] = 2
+    amplitude: float = 0.1
+
+    def new_candidate(self, formula, seed, parents, generate):
+        rng = np.random.default_rng(seed)
+        a, b = parents[0], parents[1]
+        normal = rng.normal(size=3)
+        normal /= np.linalg.norm(normal)
+        # Random orientations of the parents relative to each other: a plane alone
+        # would always splice the same halves of two aligned minima.
+        rot = _random_rotation(rng)
+        pa = np.asarray(a.positions) - np.asarray(a.positions).mean(axis=0)
+        pb = (np.asarray(b.positions) - np.asarray(b.positions).mean(axis=0)) @ rot.T
+        sa, sb = np.array(a.symbols), np.array(b.symbols)
+        ha, hb = pa @ normal, pb @ normal
+        # How many of each element come from A: those above the plane in A.
+        symbols, positions = [], []
+        for element in sorted(set(a.symbols)):
+            ia = np.nonzero(sa == element)[0]
+            ib = np.nonzero(sb == element)[0]
+            if len(ia) != len(ib):
+                raise InputError(f"cut-and-splice needs parents of one composition, got {element} "
+                                 f"{len(ia)} and {len(ib)}")
+            take_a = int((ha[ia] > 0).sum())
+            above_a = ia[np.argsort(-ha[ia])][:take_a]
+            below_b = ib[np.argsort(hb[ib])][:len(ib) - take_a]
+            symbols += [element] * len(ia)
+            positions += [pa[above_a], pb[below_b]]
+        pos = shake_positions(np.vstack(positions), self.amplitude, rng) if self.amplitude > 0 else np.vstack(positions)
+        return _derived(formula, seed, symbols, pos, rng, generate, "cut_splice", parents)
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q = rng.normal(size=4)
+    q /= np.linalg.norm(q)
+    w, x, y, z = q
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+#: Every move, by config name.
+MOVES: dict[str, type[Move]] = {cls.name: cls for cls in (RandomStart, SymmetricStart, Shake, Swap, CutAndSplice)}
+
+
+def make_move(name: str, **settings) -> Move:
+    """The move called ``name`` with its settings; unknown names or keys are an :class:`InputError`."""
+    cls = MOVES.get(name)
+    if cls is None:
+        raise InputError(f"unknown move {name!r}: choose {', '.join(MOVES)}")
+    known = cls.settings_keys()
+    bad = set(settings) - set(known)
+    if bad:
+        raise InputError(f"unknown setting(s) {', '.join(sorted(bad))} for move {name!r}; "
+                         f"it takes {', '.join(known) or 'none'}")
+    try:
+        return cls(**settings).validate()
+    except TypeError as exc:
+        raise InputError(f"move {name!r}: {exc}") from None

@@ -1,0 +1,12 @@
+"""Energy engines behind one registry (:mod:`.registry`): tblite and xtb-python (xTB),
+CHGNet and SevenNet (machine-learned potentials), PySCF (DFT), Lennard-Jones (tests)."""
+
+from airss_msc.calc.engines.base import Capabilities, Engine, Method, SCFError, homo_lumo_gap
+from airss_msc.calc.engines.registry import (
+    ENGINES, capabilities, check_available, comparable_rung, engine_of, engine_version, known_methods, make_calculator,
+    parse_method, scf_ladder,
+)
+
+__all__ = ["Capabilities", "Engine", "Method", "SCFError", "homo_lumo_gap", "ENGINES", "capabilities",
+           "check_available", "comparable_rung", "engine_of", "engine_version", "known_methods", "make_calculator",
+           "parse_method", "scf_ladder"]

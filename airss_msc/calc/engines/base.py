@@ -1,0 +1,199 @@
+"""What every energy engine is: a name, its models, its capabilities and one calculator factory.
+
+An engine hands out ASE calculators (``get_potential_energy`` in eV,
+``get_forces`` in eV/Angstrom, and ``results["homo_lumo_gap"]`` in eV when it
+has orbitals). Everything an engine-agnostic caller needs to know about it is
+in :class:`Capabilities`; nothing outside an engine's own module asks which
+engine it is. Heavy libraries (torch, PySCF, tblite) are imported inside the
+factory on purpose, so listing or parsing methods stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
+
+from airss_msc.errors import InputError
+
+
+class SCFError(CalculationFailed):
+    """The self-consistent field did not converge (or the engine failed inside it)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine's calculators can do; callers branch on these, never on names.
+
+    gap: results carry a HOMO-LUMO gap (eV).
+    scf: energies come from an SCF that can fail; :meth:`Engine.scf_ladder` recovers it.
+    can_collapse: known to fall into unphysical holes: relaxations watch the sanity floor.
+    periodic_box: the model needs a periodic cell; the engine puts clusters in a box itself.
+    gradients: forces are available (relaxation possible).
+    excitations: can compute vertical excitations (see :mod:`airss_msc.calc.excite`).
+    elements: symbols the model covers (None: any).
+    energy_unit: "eV", or "epsilon" for reduced Lennard-Jones units.
+    """
+
+    gap: bool = False
+    scf: bool = False
+    can_collapse: bool = False
+    periodic_box: bool = False
+    gradients: bool = True
+    excitations: bool = False
+    elements: frozenset[str] | None = None
+    energy_unit: str = "eV"
+
+
+@dataclass(frozen=True)
+class Method:
+    """An engine and one of its models, e.g. ``Method("tblite", "GFN1-xTB")``.
+
+    ``str(method)`` is the canonical name stored with every energy
+    (``tblite:GFN1-xTB``, ``chgnet:0.3.0``, ``pyscf:PBE/def2-SVP``, ``lj``).
+    """
+
+    engine: str
+    model: str
+
+    def __str__(self) -> str:
+        return self.engine if self.model == self.engine else f"{self.engine}:{self.model}"
+
+
+class Engine:
+    """Base of every engine: a thin subclass sets the class attributes and :meth:`_calculator`.
+
+    models: canonical model names; aliases: lower-case alias -> canonical model.
+    distribution: the pip distribution whose version is stored with results.
+    """
+
+    name: ClassVar[str]
+    distribution: ClassVar[str]
+    install_hint: ClassVar[str]
+    models: ClassVar[tuple[str, ...]]
+    default_model: ClassVar[str]
+    aliases: ClassVar[dict[str, str]] = {}
+    #: Models accepted only as ``engine:model`` (a bare name would be ambiguous).
+    qualified_only: ClassVar[tuple[str, ...]] = ()
+    #: Calculator parameters that change the physics (energies differ with them): SCF
+    #: recovery may change every other parameter, never these, when energies are compared.
+    physical_parameters: ClassVar[tuple[str, ...]] = ()
+    #: Modules imported by :meth:`check_available`.
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def capabilities(self, model: str) -> Capabilities:
+        raise NotImplementedError
+
+    def canonical_model(self, text: str) -> str | None:
+        """The canonical model for ``text`` (case-insensitive, aliases), or None."""
+        low = text.strip().lower()
+        for model in self.models:
+            if model.lower() == low:
+                return model
+        return self.aliases.get(low)
+
+    def version(self) -> str:
+        try:
+            return f"{self.distribution} {importlib.metadata.version(self.distribution)}"
+        except importlib.metadata.PackageNotFoundError:
+            return f"{self.distribution} (not installed)"
+
+    def check_available(self) -> None:
+        """Fail early, with an install hint, if the engine's library cannot be imported."""
+        for module in self.requires:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise InputError(f"engine {self.name!r} is not available ({exc}); install it: "
+                                 f"{self.install_hint}") from None
+
+    def scf_ladder(self, model: str, electronic_temperature: float) -> tuple[dict, ...]:
+        """Calculator parameters for the first SCF attempt and each recovery rung."""
+        return ({},)
+
+    def comparable(self, model: str, rung: dict, electronic_temperature: float) -> dict:
+        """``rung`` with its physical parameters reset to the first rung's, so its energy
+        compares with every other row's."""
+        first = self.scf_ladder(model, electronic_temperature)[0]
+        return {**rung, **{k: first[k] for k in self.physical_parameters if k in first}}
+
+    def calculator(self, model: str, **parameters) -> Calculator:
+        """A fresh calculator for ``model`` (parameters from :meth:`scf_ladder` or the caller)."""
+        self.check_available()
+        return self._calculator(model, **parameters)
+
+    def _calculator(self, model: str, **parameters) -> Calculator:
+        raise NotImplementedError
+
+
+def homo_lumo_gap(orbital_energies: np.ndarray, occupations: np.ndarray) -> float:
+    """HOMO-LUMO gap (unit of the orbital energies) from orbitals and occupations.
+
+    Works for fractional (Fermi-smeared) occupations: the HOMO is the orbital
+    holding the last of the electrons counted from the bottom, the LUMO the
+    next one. Spin-resolved input (shape [2, norb], occupations <= 1) gives
+    the gap between the highest occupied and lowest empty level of either spin.
+    """
+    eps = np.asarray(orbital_energies, dtype=float)
+    occ = np.asarray(occupations, dtype=float)
+    if eps.ndim == 2:
+        homo = max(_frontier(e, o, 1.0)[0] for e, o in zip(eps, occ))
+        lumo = min(_frontier(e, o, 1.0)[1] for e, o in zip(eps, occ))
+        return float(lumo - homo)
+    homo, lumo = _frontier(eps, occ, 2.0)
+    return float(lumo - homo)
+
+
+def _frontier(eps: np.ndarray, occ: np.ndarray, per_orbital: float) -> tuple[float, float]:
+    order = np.argsort(eps)
+    eps, occ = eps[order], occ[order]
+    n_filled = int(np.ceil(round(occ.sum(), 6) / per_orbital))
+    if n_filled <= 0 or n_filled >= len(eps):
+        return float("nan"), float("nan")
+    return float(eps[n_filled - 1]), float(eps[n_filled])
+
+
+def box_side(atoms: Atoms, cutoff: float, margin: float = 2.0) -> float:
+    """Side (Angstrom) of a cubic box in which no atom sees a periodic image within ``cutoff``."""
+    extent = np.ptp(atoms.positions, axis=0).max() if len(atoms) else 0.0
+    return float(extent + 2.0 * cutoff + margin)
+
+
+class ClusterInBox(Calculator):
+    """Runs a periodic-only model on a bare cluster by boxing a copy of it.
+
+    The cluster is centred in a cube of :func:`box_side` (every periodic image
+    farther than the model's cutoff), so the energy is the isolated cluster's.
+    Users pass plain clusters; the box never leaves this calculator.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, inner: Calculator, cutoff: float, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = inner
+        self.cutoff = float(cutoff)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        boxed = Atoms(self.atoms.get_chemical_symbols(), positions=self.atoms.positions)
+        boxed.set_cell([box_side(boxed, self.cutoff)] * 3)
+        boxed.center()
+        boxed.pbc = True
+        boxed.calc = self.inner
+        energy = float(boxed.get_potential_energy())
+        forces = np.asarray(boxed.get_forces(), dtype=float)
+        if not np.isfinite(energy) or not np.all(np.isfinite(forces)):
+            raise CalculationFailed("non-finite energy or forces")
+        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
+
+    def __getstate__(self):
+        # Model weights are not shipped between MPI ranks: each process loads its own.
+        state = self.__dict__.copy()
+        state["inner"] = None
+        state["atoms"] = None
+        return state

@@ -1,0 +1,228 @@
+"""PySCF density functional theory: ``pyscf:PBE/def2-SVP`` (the reference) and friends.
+
+Kohn-Sham DFT with def2 basis sets and the def2 effective core potentials
+where def2 defines them (Cd, Te: ECP; Zn, Se: all-electron), density fitting
+(def2-universal-jkfit), grid level 3. Energies, analytic gradients and the
+HOMO-LUMO gap, so it can score, relax and refine small clusters.
+
+SCF failures climb a ladder inside one call (each rung from the previous
+density): DIIS; DIIS with level shift and damping; second-order SCF (Newton);
+Fermi smearing as a last resort (the result then says so). A closed-shell
+solution with a gap under :data:`OPEN_SHELL_GAP_EV` is checked against an
+unrestricted (UKS) broken-symmetry solution and the lower is kept. Optional
+GPU acceleration through gpu4pyscf where it is installed.
+
+``pyscf:TDA-PBE0/def2-SVP`` names an excitation method (Tamm-Dancoff TDDFT on
+the PBE0 ground state); it scores and excites, it does not relax.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import tempfile
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+from ase.units import Bohr, Hartree
+
+from airss_msc.calc.engines.base import Capabilities, Engine, SCFError, homo_lumo_gap
+from airss_msc.calc.threads import current_threads
+
+#: Exchange-correlation functionals offered (PySCF/libxc names in lower case).
+FUNCTIONALS = {"PBE": "pbe", "PBE0": "pbe0", "B3LYP": "b3lyp", "r2SCAN": "r2scan", "TPSS": "tpss",
+               "BP86": "bp86", "CAM-B3LYP": "camb3lyp"}
+BASES = ("def2-SVP", "def2-SV(P)", "def2-TZVP")
+#: A closed-shell gap below this (eV) triggers the unrestricted check.
+OPEN_SHELL_GAP_EV = 0.1
+
+
+def _models() -> tuple[str, ...]:
+    ground = [f"{xc}/{basis}" for xc in FUNCTIONALS for basis in BASES]
+    return tuple(ground + [f"TDA-{m}" for m in ground])
+
+
+def split_model(model: str) -> tuple[str, str, bool]:
+    """``TDA-PBE0/def2-SVP`` -> ("pbe0", "def2-svp", True)."""
+    tda = model.startswith("TDA-")
+    xc, basis = model[4 if tda else 0:].split("/")
+    return FUNCTIONALS[xc], basis.lower(), tda
+
+
+def has_gpu4pyscf() -> bool:
+    return importlib.util.find_spec("gpu4pyscf") is not None
+
+
+@contextlib.contextmanager
+def _scratch():
+    """PySCF writes integrals and checkpoints to PYSCF_TMPDIR: keep them out of the working directory."""
+    with tempfile.TemporaryDirectory(prefix="airss-msc-pyscf-") as tmp:
+        old = os.environ.get("PYSCF_TMPDIR")
+        os.environ["PYSCF_TMPDIR"] = tmp
+        try:
+            yield tmp
+        finally:
+            if old is None:
+                os.environ.pop("PYSCF_TMPDIR", None)
+            else:
+                os.environ["PYSCF_TMPDIR"] = old
+
+
+def build_molecule(symbols, positions: np.ndarray, basis: str, charge: int = 0, spin: int = 0):
+    """A PySCF Mole with ``basis`` and the def2 ECPs where def2 has them (Angstrom in)."""
+    from pyscf import gto
+
+    atom = [(s, tuple(map(float, p))) for s, p in zip(symbols, positions)]
+    return gto.M(atom=atom, basis=basis, ecp=basis, charge=charge, spin=spin, unit="Angstrom",
+                 verbose=0, output=os.devnull)
+
+
+def _mean_field(mol, xc: str, unrestricted: bool, grid_level: int):
+    from pyscf import dft
+
+    mf = (dft.UKS if unrestricted else dft.RKS)(mol, xc=xc).density_fit(auxbasis="def2-universal-jkfit")
+    mf.grids.level = grid_level
+    mf.chkfile = None
+    mf.verbose = 0
+    return mf
+
+
+def _gap_ev(mf) -> float:
+    return homo_lumo_gap(np.asarray(mf.mo_energy), np.asarray(mf.mo_occ)) * Hartree
+
+
+class PySCFCluster(Calculator):
+    """Kohn-Sham energy (eV), forces (eV/Angstrom) and HOMO-LUMO gap (eV) of a bare cluster.
+
+    Parameters: ``xc``, ``basis``, ``charge``, ``spin`` (2S), ``grid_level``,
+    ``conv_tol`` (Hartree), ``max_cycle``, ``smearing`` (Hartree, last rung).
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "homo_lumo_gap"]
+    default_parameters = {"xc": "pbe", "basis": "def2-svp", "charge": 0, "spin": 0, "grid_level": 3,
+                          "conv_tol": 1e-8, "max_cycle": 100, "smearing": 0.005}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._dm = None  # the last converged density: the next geometry's first guess
+        self.mf = None
+        self.notes: list[str] = []
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.update(_dm=None, mf=None, atoms=None)
+        return state
+
+    def _rungs(self):
+        """(label, how to prepare the mean field) for each SCF attempt."""
+
+        def plain(mf):
+            return mf
+
+        def shifted(mf):
+            mf.level_shift = 0.2
+            mf.damp = 0.5
+            mf.diis_start_cycle = 4
+            mf.max_cycle = 2 * int(self.parameters.max_cycle)
+            return mf
+
+        def newton(mf):
+            return mf.newton()
+
+        def smeared(mf):
+            from pyscf.scf import addons
+
+            return addons.smearing_(mf, sigma=float(self.parameters.smearing), method="fermi")
+
+        return (("DIIS", plain), ("level shift", shifted), ("second-order SCF", newton), ("Fermi smearing", smeared))
+
+    def _converge(self, mol, unrestricted: bool, dm0):
+        from pyscf import lib
+
+        lib.num_threads(current_threads())
+        p = self.parameters
+        errors = []
+        for label, prepare in self._rungs():
+            mf = _mean_field(mol, p.xc, unrestricted, int(p.grid_level))
+            mf.conv_tol = float(p.conv_tol)
+            mf.max_cycle = int(p.max_cycle)
+            mf = prepare(mf)
+            if has_gpu4pyscf():
+                mf = mf.to_gpu()
+            try:
+                mf.kernel(dm0=dm0)
+            except Exception as exc:  # linear algebra failures inside the SCF
+                errors.append(f"{label}: {type(exc).__name__}")
+                continue
+            if mf.converged:
+                return mf, label
+            errors.append(f"{label}: not converged in {mf.max_cycle} cycles")
+            dm0 = mf.make_rdm1()
+        raise SCFError(f"pyscf {p.xc}/{p.basis}: SCF failed ({'; '.join(errors)})")
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        p = self.parameters
+        with _scratch():
+            mol = build_molecule(self.atoms.get_chemical_symbols(), self.atoms.positions, p.basis,
+                                 int(p.charge), int(p.spin))
+            unrestricted = bool(mol.spin) or mol.nelectron % 2 == 1
+            dm0 = self._dm if self._dm is not None and np.ndim(self._dm) == (3 if unrestricted else 2) else None
+            mf, label = self._converge(mol, unrestricted, dm0)
+            notes = [] if label == "DIIS" else [f"SCF converged by {label}"]
+            gap = _gap_ev(mf)
+            if not unrestricted and gap < OPEN_SHELL_GAP_EV:
+                # A near-zero closed-shell gap may hide a lower open-shell (broken-symmetry) solution.
+                alt = self._unrestricted_check(mol, mf)
+                if alt is not None and alt.e_tot < mf.e_tot - 1e-6:
+                    notes.append(f"UKS below RKS by {(mf.e_tot - alt.e_tot) * Hartree:.3f} eV (kept)")
+                    mf, gap = alt, _gap_ev(alt)
+            energy = float(mf.e_tot) * Hartree
+            self.results = {"energy": energy, "free_energy": energy, "homo_lumo_gap": gap}
+            if "forces" in properties:
+                grad = mf.nuc_grad_method().kernel()
+                self.results["forces"] = -np.asarray(grad, dtype=float) * Hartree / Bohr
+        self._dm = mf.make_rdm1()
+        self.mf = mf
+        self.notes = notes
+
+    def _unrestricted_check(self, mol, closed):
+        """A UKS solution started from the closed-shell density with alpha/beta symmetry broken."""
+        from pyscf import lib
+
+        lib.num_threads(current_threads())
+        dm = np.asarray(closed.make_rdm1()) / 2.0
+        rng = np.random.default_rng(0)
+        noise = rng.normal(scale=1e-2, size=dm.shape)
+        noise = (noise + noise.T) / 2.0
+        mf = _mean_field(mol, self.parameters.xc, True, int(self.parameters.grid_level))
+        mf.conv_tol = float(self.parameters.conv_tol)
+        mf.max_cycle = int(self.parameters.max_cycle)
+        try:
+            mf.kernel(dm0=np.array([dm + noise, dm - noise]))
+        except Exception:
+            return None
+        return mf if mf.converged else None
+
+
+class PySCFEngine(Engine):
+    name = "pyscf"
+    distribution = "pyscf"
+    install_hint = "pip install 'airss-msc[dft]' (pyscf; gpu4pyscf optional for a GPU)"
+    models = _models()
+    default_model = "PBE/def2-SVP"
+    qualified_only = _models()
+    requires = ("pyscf.dft",)
+
+    def canonical_model(self, text: str) -> str | None:
+        found = super().canonical_model(text.replace(" ", ""))
+        return found
+
+    def capabilities(self, model: str) -> Capabilities:
+        tda = model.startswith("TDA-")
+        return Capabilities(gap=True, scf=True, can_collapse=False, gradients=not tda, excitations=True)
+
+    def _calculator(self, model: str, **parameters):
+        xc, basis, _ = split_model(model)
+        return PySCFCluster(xc=xc, basis=basis, **parameters)

@@ -1,0 +1,71 @@
+"""SevenNet (MIT): ``sevennet`` = SevenNet-0 (``7net-0``), also ``sevennet:7net-l3i5``.
+
+The checkpoints ship inside the sevenn wheel; their path is resolved here and
+handed over as a file, so sevenn never reaches for its download link. The model
+sees the cluster in a cubic box beyond its cutoff (isolated-cluster energies).
+Each process loads a model once and keeps it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from functools import lru_cache
+
+from ase.calculators.calculator import all_changes
+
+from airss_msc.calc.engines.base import Capabilities, ClusterInBox, Engine
+from airss_msc.calc.engines.chgnet import ML_CAPABILITIES, torch_device, use_threads
+from airss_msc.errors import InputError
+
+#: Model name -> checkpoint constant in sevenn._const (files inside the wheel).
+CHECKPOINTS = {"7net-0": "SEVENNET_0_11Jul2024", "7net-l3i5": "SEVENNET_l3i5"}
+
+
+def checkpoint_path(model: str) -> str:
+    """The installed checkpoint file of ``model``; an error (never a download) if it is absent."""
+    from sevenn import _const
+
+    path = getattr(_const, CHECKPOINTS[model])
+    if not os.path.isfile(path):
+        raise InputError(f"SevenNet checkpoint for {model} is not installed at {path}; reinstall sevenn "
+                         f"(airss-msc never downloads model weights at run time)")
+    return path
+
+
+@lru_cache(maxsize=None)
+def _calculator(model: str, device: str):
+    from sevenn.calculator import SevenNetCalculator
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return SevenNetCalculator(model=checkpoint_path(model), file_type="checkpoint", device=device)
+
+
+class SevenNetCluster(ClusterInBox):
+    """Energy and forces from a SevenNet model (loaded once per process)."""
+
+    def __init__(self, model: str, **kwargs):
+        inner = _calculator(model, torch_device())
+        super().__init__(inner, cutoff=float(inner.cutoff), **kwargs)
+        self.model = model
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        use_threads()
+        super().calculate(atoms, properties, system_changes)
+
+
+class SevenNetEngine(Engine):
+    name = "sevennet"
+    distribution = "sevenn"
+    install_hint = "pip install 'airss-msc[ml]' (sevenn; its wheel carries the SevenNet-0 weights)"
+    models = tuple(CHECKPOINTS)
+    default_model = "7net-0"
+    aliases = {"sevennet-0": "7net-0", "sevennet-l3i5": "7net-l3i5"}
+    requires = ("sevenn.calculator", "torch")
+
+    def capabilities(self, model: str) -> Capabilities:
+        return ML_CAPABILITIES
+
+    def _calculator(self, model: str, **parameters):
+        return SevenNetCluster(model)

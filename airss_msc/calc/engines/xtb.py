@@ -1,0 +1,101 @@
+"""xtb-python (the ``[xtb]`` extra; wheels only for CPython <= 3.11): GFN1-xTB, GFN2-xTB and GFN-FF.
+
+No longer developed upstream (tblite is its successor) but about twice as fast
+per call here, and the only source of GFN-FF.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+import numpy as np
+from ase.units import Bohr
+
+from airss_msc.calc.engines.base import Capabilities, Engine, homo_lumo_gap
+from airss_msc.calc.engines.tightbinding import (
+    FORCE_FIELD_CAPABILITIES, XTB_CAPABILITIES, TightBindingCalculator, xtb_ladder,
+)
+
+_SCRATCH: str | None = None
+
+
+@contextlib.contextmanager
+def _scratch_dir():
+    """GFN-FF writes topology files (gfnff_topo, gfnff_adjacency) into the working
+    directory, which MPI workers share: run it in a per-process scratch directory."""
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = tempfile.mkdtemp(prefix="airss-msc-gfnff-")
+    here = os.getcwd()
+    os.chdir(_SCRATCH)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+class XTBCalculator(TightBindingCalculator):
+    def _new_library(self, atoms):
+        from xtb.interface import Calculator as Library, Param
+        from xtb.libxtb import VERBOSITY_MUTED
+
+        param = {"GFN1-xTB": Param.GFN1xTB, "GFN2-xTB": Param.GFN2xTB, "GFN-FF": Param.GFNFF}[self.model]
+        p = self.parameters
+        with self._where():
+            lib = Library(param, atoms.numbers, atoms.positions / Bohr, float(p.charge), int(p.uhf))
+        lib.set_verbosity(VERBOSITY_MUTED)
+        lib.set_accuracy(float(p.accuracy))
+        lib.set_max_iterations(int(p.max_iterations))
+        lib.set_electronic_temperature(float(p.electronic_temperature))
+        return lib
+
+    def _where(self):
+        return contextlib.nullcontext()
+
+    def _singlepoint(self, atoms):
+        with self._where():
+            self._res = self._lib.singlepoint(self._res)
+        res = self._res
+        gap = homo_lumo_gap(res.get_orbital_eigenvalues(), res.get_orbital_occupations())
+        return float(res.get_energy()), np.asarray(res.get_gradient()), np.asarray(res.get_charges()), gap
+
+
+class GFNFFCalculator(XTBCalculator):
+    """GFN-FF fixes its bond topology when the library object is built: rebuild it at
+    every geometry, or a relaxed structure is scored with its start's bonds."""
+
+    rebuild_every_step = True
+
+    def _where(self):
+        return _scratch_dir()
+
+    def _singlepoint(self, atoms):
+        with self._where():
+            self._res = self._lib.singlepoint(self._res)
+        # a force field: no orbitals, and the API holds no charges for it
+        return float(self._res.get_energy()), np.asarray(self._res.get_gradient()), np.zeros(len(atoms)), float("nan")
+
+
+class XTBPython(Engine):
+    name = "xtb"
+    distribution = "xtb"
+    install_hint = "pip install 'airss-msc[xtb]' (xtb-python; CPython <= 3.11)"
+    models = ("GFN1-xTB", "GFN2-xTB", "GFN-FF")
+    default_model = "GFN1-xTB"
+    aliases = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB", "gfnff": "GFN-FF"}
+    physical_parameters = ("electronic_temperature",)
+    requires = ("xtb.interface",)
+
+    def capabilities(self, model: str) -> Capabilities:
+        return FORCE_FIELD_CAPABILITIES if model == "GFN-FF" else XTB_CAPABILITIES
+
+    def scf_ladder(self, model: str, electronic_temperature: float) -> tuple[dict, ...]:
+        if model == "GFN-FF":
+            return ({},)
+        return xtb_ladder(electronic_temperature)
+
+    def _calculator(self, model: str, **parameters):
+        cls = GFNFFCalculator if model == "GFN-FF" else XTBCalculator
+        return cls(model, **parameters)

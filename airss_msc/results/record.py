@@ -1,0 +1,176 @@
+"""The one typed record every result travels in: relaxation -> storage -> ranking -> report.
+
+A :class:`Result` is one cluster with everything computed on it: the status of
+its relaxation, the energy of the method that made its geometry, single-point
+energies (and gaps) of other methods side by side, excitations, and the
+provenance that regenerates its start (seed, separations, lineage). It holds
+only built-in types and NumPy arrays, so it pickles back from MPI workers.
+
+Units: Angstrom, eV, eV/Angstrom, seconds. Methods are named by their
+canonical string (``tblite:GFN1-xTB``, ``chgnet:0.3.0``, ``pyscf:PBE/def2-SVP``);
+see :mod:`airss_msc.calc.engines`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+
+from airss_msc.composition import canonical_formula
+
+#: Every status a result can have, in report order. Only ``relaxed`` is ranked.
+STATUSES = ("relaxed", "max_steps", "collapsed", "fragmented", "scf_failed", "error")
+
+#: What each status means (shown by ``rank --all`` and the report).
+STATUS_MEANING = {
+    "relaxed": "converged and physically sane",
+    "max_steps": "step or wall-time limit reached before convergence (sane)",
+    "collapsed": "a pair closer than the sanity floor (unphysical hole)",
+    "fragmented": "the cluster split or lost an atom",
+    "scf_failed": "the SCF did not converge, even after the recovery ladder",
+    "error": "anything else, with its message",
+}
+
+#: Provenance keys stored as integers / floats; every other provenance key is text.
+INT_PROVENANCE = ("seed", "candidate", "attempts", "parent", "parent2", "multiplicity", "bare_parent")
+FLOAT_PROVENANCE = ("parent_energy",)
+
+
+def method_key(method: str) -> str:
+    """Database-safe key of a canonical method: ``tblite:GFN2-xTB`` -> ``tblite_gfn2_xtb``."""
+    return re.sub(r"[^a-z0-9]+", "_", str(method).lower()).strip("_")
+
+
+@dataclass
+class Excitations:
+    """Vertical excitations of one structure by one method (eV, dimensionless f)."""
+
+    method: str
+    energies_eV: np.ndarray
+    oscillator_strengths: np.ndarray
+    status: str = "done"
+    message: str = ""
+    wall_seconds: float = 0.0
+
+    def first_bright(self, threshold: float = 0.01) -> tuple[float, float] | None:
+        """(energy eV, f) of the lowest excitation with f >= ``threshold``; None if none."""
+        for e, f in zip(self.energies_eV, self.oscillator_strengths):
+            if f >= threshold:
+                return float(e), float(f)
+        return None
+
+    def as_data(self) -> dict:
+        return {"method": self.method, "energies_eV": np.asarray(self.energies_eV, float),
+                "oscillator_strengths": np.asarray(self.oscillator_strengths, float),
+                "status": self.status, "message": self.message, "wall_seconds": float(self.wall_seconds)}
+
+    @classmethod
+    def from_data(cls, data: dict) -> "Excitations":
+        return cls(str(data["method"]), np.asarray(data["energies_eV"], float),
+                   np.asarray(data["oscillator_strengths"], float), str(data.get("status", "done")),
+                   str(data.get("message", "")), float(data.get("wall_seconds", 0.0)))
+
+
+@dataclass
+class Result:
+    """One cluster and what was computed on it.
+
+    ``energy`` (eV) and ``gap`` (HOMO-LUMO, eV; None for engines without
+    orbitals, never 0 in their place) belong to ``method``, the engine that
+    made the geometry. ``energies``/``gaps`` hold single points of other
+    methods on the same geometry, keyed by canonical method (the geometry
+    method is included). ``provenance`` is how the start was made (formula,
+    seed, separations, shape, symmetry, parent rows, move, ...). ``id`` and
+    ``source`` say where a stored result lives (database row or file frame).
+    """
+
+    symbols: tuple[str, ...]
+    positions: np.ndarray
+    status: str = "error"
+    message: str = ""
+    method: str = ""
+    energy: float | None = None
+    gap: float | None = None
+    energies: dict[str, float] = field(default_factory=dict)
+    gaps: dict[str, float] = field(default_factory=dict)
+    excitations: dict[str, Excitations] = field(default_factory=dict)
+    fmax: float | None = None
+    steps: int = 0
+    force_calls: int = 0
+    scf_retries: int = 0
+    wall_seconds: float = 0.0
+    optimizer: str = ""
+    engine_version: str = ""
+    protocol: str = ""
+    airss_msc_version: str = ""
+    anion_bonds: int | None = None
+    provenance: dict = field(default_factory=dict)
+    initial_positions: np.ndarray | None = None
+    settings: dict = field(default_factory=dict)
+    id: int | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.symbols = tuple(self.symbols)
+        self.positions = np.asarray(self.positions, dtype=float).reshape(-1, 3)
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}; statuses are {', '.join(STATUSES)}")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def natoms(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def composition(self) -> str:
+        """Canonical formula (cations first), from the provenance or the symbols."""
+        formula = self.provenance.get("formula")
+        if formula:
+            return canonical_formula(str(formula))
+        if not self.symbols:
+            return ""
+        return canonical_formula(Atoms(self.symbols).get_chemical_formula())
+
+    @property
+    def energy_per_atom(self) -> float | None:
+        return None if self.energy is None or not self.natoms else self.energy / self.natoms
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.provenance.get("seed")
+        return None if seed is None else int(seed)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "relaxed"
+
+    def atoms(self) -> Atoms:
+        """The structure as :class:`ase.Atoms` (no calculator; provenance in ``info``)."""
+        atoms = Atoms(self.symbols, positions=self.positions)
+        atoms.info.update(self.provenance)
+        return atoms
+
+    def energy_by(self, method: str | None) -> float | None:
+        """Energy (eV) of ``method`` on this geometry (None: ``method``'s own), or None."""
+        if method is None or method == self.method:
+            return self.energy if self.energy is not None else self.energies.get(self.method)
+        return self.energies.get(method)
+
+    def gap_by(self, method: str | None) -> float | None:
+        if method is None or method == self.method:
+            return self.gap
+        return self.gaps.get(method)
+
+    def with_single_point(self, method: str, energy: float | None, gap: float | None = None) -> "Result":
+        """Add (in place) a single point of ``method``; returns self."""
+        if energy is not None:
+            self.energies[method] = float(energy)
+        if gap is not None and np.isfinite(gap):
+            self.gaps[method] = float(gap)
+        return self
+
+
+__all__ = ["Result", "Excitations", "STATUSES", "STATUS_MEANING", "method_key"]

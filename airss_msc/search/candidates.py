@@ -1,0 +1,158 @@
+"""The structure search: plan candidates, make each start by a move, relax it, store it.
+
+The unit of work is :func:`run_candidate`, a :class:`CandidateTask` in and a
+:class:`~airss_msc.results.record.Result` out, which knows nothing of
+databases or MPI. :func:`run_search` plans every candidate of a config, skips
+those already stored (resume: a candidate is its composition and seed),
+chooses moves and parents from the pool at submission and runs the rest on
+the task farm, storing each result as it arrives.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from airss_msc.build.generate import GeneratorSettings, derive_seed
+from airss_msc.build.moves import Move, Parent, RandomStart
+from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.errors import InputError
+from airss_msc.results.record import Result
+from airss_msc.results.store import ResultsDB
+from airss_msc.search.config import SearchConfig
+from airss_msc.search.farm import Farm, FarmOutcome, StopFlag, run_farm, stop_on_signals, summary_line
+from airss_msc.search.pool import Pool
+from airss_msc.search.strategy import StrategySettings
+
+
+@dataclass(frozen=True)
+class CandidateTask:
+    """Everything needed to build and relax one candidate (picklable).
+
+    ``move`` makes the start from ``parents`` (none for a random start), drawing
+    from ``seed``; the stored seed and parent rows reproduce the start.
+    """
+
+    formula: str
+    index: int
+    seed: int
+    generate: GeneratorSettings
+    relax: RelaxSettings
+    strategy: StrategySettings = StrategySettings()
+    move: Move = RandomStart()
+    parents: tuple[Parent, ...] = ()
+
+
+def build_start(task: CandidateTask):
+    """The start of ``task`` as :class:`ase.Atoms` (lineage and seed in ``info``)."""
+    atoms = task.move.new_candidate(task.formula, task.seed, task.parents, task.generate)
+    atoms.info.update(candidate=task.index, strategy=task.strategy.name)
+    return atoms
+
+
+def run_candidate(task: CandidateTask) -> Result:
+    """Build candidate ``task.index`` and relax it. Always returns a :class:`Result`;
+    a generation failure becomes an ``error`` result so the search goes on."""
+    try:
+        atoms = build_start(task)
+    except InputError as exc:
+        return failed_candidate(task, f"generation failed: {exc}")
+    return relax_structure(atoms, task.relax)
+
+
+def failed_candidate(task: CandidateTask, message: str) -> Result:
+    """An ``error`` result for a task that could not run (stored, so it is not retried forever)."""
+    return Result(symbols=(), positions=np.zeros((0, 3)), status="error", message=message,
+                  method=task.relax.method,
+                  provenance={"formula": task.formula, "seed": task.seed, "candidate": task.index,
+                              "move": task.move.name})
+
+
+def plan_tasks(config: SearchConfig) -> list[CandidateTask]:
+    """All candidates of a search in a fixed order (composition, index), as random starts;
+    moves and parents are chosen at submission, from the minima stored by then."""
+    return [
+        CandidateTask(formula, index, derive_seed(config.seed, formula, index), config.generate, config.relax,
+                      config.strategy)
+        for formula in config.compositions
+        for index in range(config.candidates)
+    ]
+
+
+def _line(task: CandidateTask, result: Result) -> str:
+    parts = [f"{task.formula} #{task.index}", result.status]
+    if task.move.name != "random":
+        parts.append(f"({task.move.name})")
+    if result.energy is not None:
+        parts.append(f"E={result.energy:.4f} eV")
+    if result.gap is not None:
+        parts.append(f"gap={result.gap:.2f} eV")
+    parts.append(f"{result.steps} steps {result.wall_seconds:.1f} s")
+    if result.message and result.status != "relaxed":
+        parts.append(f"({result.message})")
+    return "  ".join(parts)
+
+
+def _pool_from(db: ResultsDB, config: SearchConfig) -> Pool:
+    """The population as stored: relaxed rows of the search's compositions and final method."""
+    pool = Pool(size=config.strategy.pool, temperature=config.strategy.temperature)
+    if not config.strategy.uses_parents:
+        return pool
+    method = config.relax.protocol()[-1].method
+    wanted = set(config.compositions)
+    for res in db.records(status="relaxed"):
+        if res.composition in wanted and res.method == method and res.energy is not None:
+            pool.add(res.composition, Parent(res.id, res.energy, res.symbols, res.positions))
+    return pool
+
+
+def run_search(config: SearchConfig, executor: Executor | None = None, workers: int = 1,
+               log: Callable[[str], None] | None = None, stop: StopFlag | None = None,
+               progress_every: float = 60.0) -> FarmOutcome:
+    """Run (or resume) a search; results go to ``config.db`` one row at a time.
+
+    executor: where :func:`run_candidate` runs (in process when None).
+    stop: set it (signals do) to stop handing out work; tasks in flight are
+        stored, the rest stay for the next run. ``config.walltime`` does the same.
+    """
+    tasks = plan_tasks(config)
+    stop = stop if stop is not None else StopFlag()
+    strategy = config.strategy
+    with ResultsDB(config.db, write=True) as db, stop_on_signals(stop):
+        done = db.done_seeds()
+        pending = [t for t in tasks if (t.formula, t.seed) not in done]
+        pool = _pool_from(db, config)
+
+        def prepare(task: CandidateTask) -> CandidateTask:
+            # parents from their own stream, so the move's stream (the seed) is untouched
+            move, parents = strategy.choose(task.formula, task.index, pool, np.random.default_rng([task.seed, 1]))
+            return replace(task, move=move, parents=tuple(parents))
+
+        def store(task: CandidateTask, result: Result) -> tuple[str, bool]:
+            row = db.add(result, extra={"search": config.name})
+            if result.status == "relaxed" and strategy.uses_parents and result.energy is not None:
+                parent = Parent(row, result.energy, result.symbols, result.positions)
+                pool.add(task.formula, parent)
+                if strategy.walks and task.parents:
+                    pool.metropolis(task.formula, parent, np.random.default_rng([task.seed, 2]))
+            return _line(task, result), result.status == "relaxed"
+
+        farm = Farm(work=run_candidate, store=store, on_error=failed_candidate,
+                    prepare=prepare if strategy.uses_parents else None)
+        say_ = log
+        headline = (f"search {config.name}: {len(tasks)} candidates over {len(config.compositions)} "
+                    f"composition(s), {len(tasks) - len(pending)} already in {config.db}, {len(pending)} to run "
+                    f"({config.relax.method}, strategy {strategy.name}, {max(workers, 1)} worker(s))")
+        outcome = run_farm(farm, pending, planned=len(tasks), skipped=len(tasks) - len(pending),
+                           executor=executor, workers=workers, stop=stop, walltime=config.walltime,
+                           say=say_, progress_every=progress_every, headline=headline)
+    (log or _stderr)(summary_line(f"search {config.name}", outcome))
+    return outcome
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,127 @@
+"""Workflows over stored rows: rescore every relaxed row, refine the best ones with DFT.
+
+Both run on the task farm (serially or spread over MPI ranks, resumable like
+``search``). A single point is stored on its row beside the other energies
+(``e_<method>``, ``gap_<method>``); a failed one leaves ``sp_<method>`` with its
+status, so a rerun neither repeats it nor loses it. A refining relaxation is a
+new row linked to the one it started from (``refined_from``).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+from ase import Atoms
+
+from airss_msc.analysis.rank import rank_results
+from airss_msc.calc.engines import capabilities, check_available, parse_method
+from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.calc.single_point import SinglePoint, single_point
+from airss_msc.errors import InputError
+from airss_msc.results.record import Result, method_key
+from airss_msc.results.store import ResultsDB
+from airss_msc.search.farm import Farm, FarmOutcome, StopFlag, run_farm, stop_on_signals, summary_line
+
+
+@dataclass(frozen=True)
+class RowTask:
+    """One stored structure and what to do with it (picklable)."""
+
+    row: int
+    formula: str
+    symbols: tuple[str, ...]
+    positions: np.ndarray
+    method: str
+    relax: RelaxSettings | None = None
+    electronic_temperature: float = 300.0
+
+    def atoms(self) -> Atoms:
+        atoms = Atoms(list(self.symbols), positions=self.positions)
+        atoms.info.update(formula=self.formula, refined_from=self.row, move=f"refine {self.method}",
+                          generator="refine")
+        return atoms
+
+
+def run_row(task: RowTask) -> SinglePoint | Result:
+    """A single point (``task.relax`` None) or a relaxation of one stored structure."""
+    if task.relax is None:
+        return single_point(task.atoms(), task.method, task.electronic_temperature)
+    return relax_structure(task.atoms(), task.relax)
+
+
+def _failed(task: RowTask, message: str) -> SinglePoint:
+    return SinglePoint(task.method, None, None, "error", message)
+
+
+def _task(res: Result, method: str, relax: RelaxSettings | None, temperature: float) -> RowTask:
+    return RowTask(res.id, res.composition, res.symbols, res.positions, method, relax, temperature)
+
+
+def select_rows(results: list[Result], top: int | None, energy: str | None = None) -> list[Result]:
+    """The ``top`` lowest unique relaxed structures per composition (all relaxed rows if None),
+    ranked by ``energy`` (a method) or each row's own method."""
+    if top is None:
+        return [r for r in results if r.status == "relaxed"]
+    rows = rank_results(results, energy=energy, top=top, symmetry_tol=None)
+    wanted = {(row.result.source, row.result.id) for row in rows if row.rank is not None}
+    return [r for r in results if (r.source, r.id) in wanted]
+
+
+def _done_single_point(res: Result, method: str) -> bool:
+    key = method_key(method)
+    return method in res.energies or f"sp_{key}" in res.provenance
+
+
+def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: str | None = None,
+             relax: RelaxSettings | None = None, electronic_temperature: float = 300.0,
+             executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
+             walltime: float | None = None, log: Callable[[str], None] | None = None,
+             name: str = "refine") -> FarmOutcome:
+    """Single points (or, with ``relax``, relaxations) by ``method`` of stored structures.
+
+    top: the K lowest unique structures per composition (ranked by ``rank_energy``);
+        None takes every relaxed row (``rescore``). Rows already done are skipped.
+    """
+    method = str(parse_method(method))
+    check_available(method)
+    if relax is not None:
+        relax = replace(relax, method=method).validate()
+        if not capabilities(method).gradients:
+            raise InputError(f"{method} gives no forces: refine it without --relax")
+    stop = stop if stop is not None else StopFlag()
+    with ResultsDB(db_path, write=True) as db, stop_on_signals(stop):
+        results = db.records()
+        chosen = select_rows(results, top, rank_energy)
+        if relax is None:
+            pending = [r for r in chosen if not _done_single_point(r, method)]
+        else:
+            refined = {(r.provenance.get("refined_from"), r.method) for r in results}
+            pending = [r for r in chosen if (r.id, method) not in refined]
+        tasks = [_task(r, method, relax, electronic_temperature) for r in pending]
+
+        def store(task: RowTask, outcome) -> tuple[str, bool]:
+            if isinstance(outcome, Result):
+                row = db.add(outcome, extra={"search": name})
+                energy = f"  E={outcome.energy:.4f} eV" if outcome.energy is not None else ""
+                return (f"{task.formula} row {task.row} -> row {row}: {outcome.status}{energy}"
+                        + (f"  ({outcome.message})" if outcome.message else "")), outcome.status == "relaxed"
+            if outcome.energy is not None:
+                db.set_single_point(task.row, method, outcome.energy, outcome.gap)
+            else:
+                db.set_values(task.row, **{f"sp_{method_key(method)}": f"{outcome.status}: {outcome.message}"[:300]})
+            text = f"E={outcome.energy:.4f} eV" if outcome.energy is not None else outcome.message
+            gap = f"  gap={outcome.gap:.2f} eV" if outcome.gap is not None else ""
+            return f"{task.formula} row {task.row}: {outcome.status}  {text}{gap}  {outcome.seconds:.1f} s", \
+                outcome.status == "ok"
+
+        what = "relaxations" if relax is not None else "single points"
+        headline = (f"{name}: {len(chosen)} structure(s) chosen, {len(chosen) - len(pending)} already done, "
+                    f"{len(pending)} {what} with {method}")
+        outcome = run_farm(Farm(work=run_row, store=store, on_error=_failed), tasks, planned=len(chosen),
+                           skipped=len(chosen) - len(pending), executor=executor, workers=workers, stop=stop,
+                           walltime=walltime, say=log, headline=headline)
+    (log or print)(summary_line(name, outcome, "failed"))
+    return outcome

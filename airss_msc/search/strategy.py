@@ -1,0 +1,113 @@
+"""Search strategies: which move makes the next start, and from which parents.
+
+A strategy is a weighted mix of moves (:mod:`airss_msc.build.moves`) over a
+population (:class:`~airss_msc.search.pool.Pool`). The first ``random_starts``
+candidates of each composition are random starts; after that each candidate
+draws a move by weight and its parents from the ``pool`` lowest unique minima
+(``basin`` instead walks from one current minimum with Metropolis acceptance
+at ``temperature``). Named presets keep old configs working:
+
+- ``random``: every candidate a fresh random structure (AIRSS).
+- ``shake``: relax-and-shake from the pool (AIRSS ``-num/-amp``).
+- ``basin``: basin hopping: shakes of the current minimum, Metropolis acceptance.
+- ``swap``: homotop swaps on the mixed sublattice (alloys).
+- ``ga``: cut-and-splice of two pool members, with shakes and swaps as mutations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from airss_msc.build.moves import MOVES, Move, Parent, make_move
+from airss_msc.errors import InputError
+from airss_msc.search.pool import Pool
+
+#: Preset name -> move weights (an empty mix: random starts only).
+PRESETS: dict[str, dict[str, float]] = {
+    "random": {},
+    "shake": {"shake": 1.0},
+    "basin": {"shake": 1.0},
+    "swap": {"swap": 1.0},
+    "ga": {"cut_splice": 0.6, "shake": 0.2, "swap": 0.2},
+}
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """How starts are chosen. Lengths in Angstrom (sigma for LJ); temperature in energy units.
+
+    moves: (move, weight) pairs; empty uses the preset's mix.
+    move_settings: (move, ((key, value), ...)) pairs: each move's own settings.
+    amplitude / swaps: shortcuts for the shake amplitude and the number of swaps.
+    """
+
+    name: str = "random"
+    random_starts: int = 10
+    pool: int = 5
+    temperature: float = 0.1
+    moves: tuple[tuple[str, float], ...] = ()
+    move_settings: tuple[tuple[str, tuple], ...] = ()
+    amplitude: float | None = None
+    swaps: int | None = None
+
+    def validate(self) -> "StrategySettings":
+        if self.name not in PRESETS:
+            raise InputError(f"unknown strategy {self.name!r}: choose {', '.join(PRESETS)}")
+        if self.random_starts < 1 or self.pool < 1:
+            raise InputError("random_starts and pool must be >= 1")
+        if self.temperature < 0:
+            raise InputError(f"temperature must be >= 0, got {self.temperature!r}")
+        if any(w < 0 for _, w in self.moves) or (self.moves and not sum(w for _, w in self.moves) > 0):
+            raise InputError("move weights must be >= 0 with a positive sum")
+        self.mix()  # builds every move: unknown names and settings fail here
+        return self
+
+    @property
+    def walks(self) -> bool:
+        """Basin hopping: moves start from one current minimum, accepted by Metropolis."""
+        return self.name == "basin"
+
+    @property
+    def uses_parents(self) -> bool:
+        return bool(self.weights())
+
+    def weights(self) -> dict[str, float]:
+        return dict(self.moves) if self.moves else dict(PRESETS[self.name])
+
+    def _settings_of(self, name: str) -> dict:
+        own = dict(dict(self.move_settings).get(name, ()))
+        if self.amplitude is not None and "amplitude" in MOVES.get(name, Move).settings_keys() and name == "shake":
+            own.setdefault("amplitude", float(self.amplitude))
+        if self.swaps is not None and name == "swap":
+            own.setdefault("swaps", int(self.swaps))
+        return own
+
+    def mix(self) -> list[tuple[Move, float]]:
+        return [(make_move(name, **self._settings_of(name)), float(w)) for name, w in self.weights().items() if w > 0]
+
+    def choose(self, formula: str, index: int, pool: Pool, rng: np.random.Generator) -> tuple[Move, list[Parent]]:
+        """The move and parents of candidate ``index`` (a random start when none applies)."""
+        random = make_move("random")
+        mix = self.mix()
+        if not mix or index < self.random_starts:
+            return random, []
+        if self.walks:
+            walker = pool.walker(formula)
+            if walker is None:
+                return random, []
+            moves = [(m, w) for m, w in mix if m.parents <= 1]
+            move = _draw(moves, rng) if moves else random
+            return move, [walker] if move.parents else []
+        available = len(pool.lowest(formula))
+        usable = [(m, w) for m, w in mix if m.parents <= available]
+        if not usable:
+            return random, []
+        move = _draw(usable, rng)
+        return move, pool.choose(formula, move.parents, rng) or []
+
+
+def _draw(mix: list[tuple[Move, float]], rng: np.random.Generator) -> Move:
+    weights = np.array([w for _, w in mix], dtype=float)
+    return mix[int(rng.choice(len(mix), p=weights / weights.sum()))][0]

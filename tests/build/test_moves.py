@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from airss_msc.build.generate import GeneratorSettings, generate_cluster
+from airss_msc.build.geometry import distances
+from airss_msc.build.moves import (
+    MOVES, CutAndSplice, Parent, Shake, Swap, make_move, mixed_sublattice, shake_positions,
+)
+from airss_msc.build.separations import minsep_matrix
+from airss_msc.errors import InputError
+
+SETTINGS = GeneratorSettings()
+
+
+def _parent(formula, seed, row=1, energy=-10.0):
+    atoms = generate_cluster(formula, seed)
+    return Parent(row, energy, tuple(atoms.get_chemical_symbols()), atoms.positions)
+
+
+def _meets_separations(atoms):
+    drawn = {tuple(k.split("-")): float(v) for k, v in (p.split("=") for p in atoms.info["minsep"].split())}
+    need = minsep_matrix(atoms.get_chemical_symbols(), drawn)
+    d = distances(atoms.positions)
+    np.fill_diagonal(d, np.inf)
+    return bool((d >= need - 1e-6).all())
+
+
+def test_every_move_is_registered_with_its_parent_count():
+    assert {"random", "symmetric", "shake", "swap", "cut_splice"} <= set(MOVES)
+    assert MOVES["cut_splice"].parents == 2 and MOVES["shake"].parents == 1 and MOVES["random"].parents == 0
+
+
+@pytest.mark.parametrize("move,parents", [
+    (Shake(amplitude=0.6), 1), (Swap(swaps=2), 1), (CutAndSplice(), 2),
+])
+def test_moves_keep_composition_meet_separations_and_record_lineage(move, parents):
+    ps = [_parent("Zn2Cd2Se4", 3, row=4), _parent("Zn2Cd2Se4", 8, row=9)][:parents]
+    atoms = move.new_candidate("Zn2Cd2Se4", 123, ps, SETTINGS)
+    assert sorted(atoms.get_chemical_symbols()) == sorted(ps[0].symbols)
+    assert atoms.info["parent"] == 4 and atoms.info["seed"] == 123
+    assert (atoms.info.get("parent2") == 9) == (parents == 2)
+    assert _meets_separations(atoms)
+    # the stored seed (and parents) reproduce the start exactly
+    again = move.new_candidate("Zn2Cd2Se4", 123, ps, SETTINGS)
+    assert np.array_equal(again.positions, atoms.positions)
+    assert again.get_chemical_symbols() == atoms.get_chemical_symbols()
+
+
+def test_swap_exchanges_unlike_atoms_on_the_mixed_sublattice_only():
+    parent = _parent("Zn2Cd2Se4", 5)
+    atoms = Swap(swaps=1, amplitude=0.0).new_candidate("Zn2Cd2Se4", 7, [parent], SETTINGS)
+    i, j = map(int, atoms.info["move"].split()[1].split("<->"))
+    assert {parent.symbols[i], parent.symbols[j]} == {"Zn", "Cd"}
+    new = atoms.get_chemical_symbols()
+    assert (new[i], new[j]) == (parent.symbols[j], parent.symbols[i])
+    assert [s for k, s in enumerate(new) if k not in (i, j)] == [s for k, s in enumerate(parent.symbols) if k not in (i, j)]
+    assert mixed_sublattice(["Cd", "Cd", "Te", "Se"]) == ["Se", "Te"]
+    assert mixed_sublattice(["Cd", "Se"]) is None
+
+
+def test_cut_and_splice_takes_a_piece_of_each_parent():
+    a, b = _parent("Cd6Se6", 1, row=1), _parent("Cd6Se6", 2, row=2)
+    atoms = CutAndSplice(amplitude=0.0).new_candidate("Cd6Se6", 42, [a, b], SETTINGS)
+    assert sorted(atoms.get_chemical_symbols()) == sorted(a.symbols)
+    # some atoms come from each parent: neither parent alone is reproduced (up to a shift)
+    pos = atoms.positions - atoms.positions.mean(axis=0)
+    for p in (a, b):
+        ref = p.positions - p.positions.mean(axis=0)
+        assert not np.allclose(np.sort(distances(pos).ravel()), np.sort(distances(ref).ravel()), atol=1e-3)
+
+
+def test_shake_amplitude_bounds_the_displacement():
+    moved = shake_positions(np.zeros((500, 3)), 0.7, np.random.default_rng(0))
+    r = np.linalg.norm(moved, axis=1)
+    assert r.max() <= 0.7 + 1e-12 and r.mean() > 0.4  # uniform in the ball: mean 3/4 amplitude
+
+
+def test_make_move_checks_names_and_settings():
+    assert make_move("shake", amplitude=0.3).amplitude == 0.3
+    with pytest.raises(InputError, match="unknown move"):
+        make_move("teleport")
+    with pytest.raises(InputError, match="unknown setting"):
+        make_move("swap", amplitude=0.1, hops=3)
+    with pytest.raises(InputError, match="amplitude"):
+        make_move("shake", amplitude=0.0)
