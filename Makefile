@@ -1,5 +1,6 @@
 # `make demo` and `make test` work on a fresh machine with Python 3.11, pip and
-# the Debian archive: each creates .venv if missing and installs what it needs.
+# the Debian archive: each creates .venv if missing and installs the exact
+# versions tested (requirements.lock), then the package itself.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_STACKSIZE ?= 1G
 
-.PHONY: demo test system-deps clean
+.PHONY: demo test test-fast test-latest bench-quick lock system-deps clean
 
 # One coordinator (mostly asleep) and one worker per core.
 NPROC := $(shell nproc 2>/dev/null || echo 2)
@@ -19,6 +20,29 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The fast loop: everything but real xTB/ML/DFT/MPI runs (marked slow).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The newest versions the ranges in pyproject.toml allow (not in CI): catches upstream drift.
+test-latest: | system-deps
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install -q --upgrade pip
+	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test,xtb]'
+	.venv-latest/bin/python -m pytest -q
+
+# Headline speed figures in a few minutes (compare with BENCHMARKS.md).
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/quick.py
+
+# Regenerate the lock from the ranges (then run `make test` on it before committing).
+lock:
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/python -m pip install -q pip-tools
+	.venv-tools/bin/pip-compile -q --strip-extras --extra test --extra xtb --no-emit-index-url \
+		--no-emit-find-links -c lock-constraints.txt -o requirements.lock pyproject.toml
+	sed -i -E 's/^([A-Za-z0-9_.-]+==[0-9][0-9a-z.]*)\+[A-Za-z0-9.]+/\1/' requirements.lock
 
 # tblite needs the GNU OpenMP runtime from the Debian archive.
 system-deps:
@@ -31,10 +55,11 @@ system-deps:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python system-deps
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python system-deps
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,xtb]'
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) .venv-latest .venv-tools demo-output .pytest_cache

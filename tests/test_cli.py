@@ -165,3 +165,21 @@ def test_rescore_then_rank_by_the_single_points(tmp_path, run_cli):
     # a rerun skips the rows already scored
     code, out, err = run_cli("rescore", db, "--method", "GFN2-xTB")
     assert code == 0 and "0 single point(s)" in out and "2 already done" in err
+
+
+def test_usage_error_through_the_installed_command_is_one_line():
+    """typer 0.29 vendors click and stopped installing it: the error path must not import click."""
+    from pathlib import Path
+    import shutil
+
+    exe = shutil.which("airss-msc", path=str(Path(sys.executable).parent))
+    assert exe, "the airss-msc console script is not installed beside this Python"
+    # "Cd-Cd=3.0" without its own --minsep is an unexpected extra argument
+    proc = subprocess.run([exe, "generate", "Cd4Se4", "-n", "2", "-o", "x.extxyz", "--minsep", "Cd-Se=2.5",
+                           "Cd-Cd=3.0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("airss-msc: error:") and "Cd-Cd=3.0" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    proc = subprocess.run([exe, "rank"], capture_output=True, text=True, timeout=120)  # missing argument
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Missing argument" in proc.stderr

@@ -25,6 +25,7 @@ import tempfile
 
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
+from ase.data import atomic_numbers
 from ase.units import Bohr, Hartree
 
 from airss_msc.calc.engines.base import Capabilities, Engine, SCFError, homo_lumo_gap
@@ -34,6 +35,8 @@ from airss_msc.calc.threads import current_threads
 FUNCTIONALS = {"PBE": "pbe", "PBE0": "pbe0", "B3LYP": "b3lyp", "r2SCAN": "r2scan", "TPSS": "tpss",
                "BP86": "bp86", "CAM-B3LYP": "camb3lyp"}
 BASES = ("def2-SVP", "def2-SV(P)", "def2-TZVP")
+#: def2 effective core potentials start at Rb (Z = 37).
+DEF2_ECP_FROM = 37
 #: A closed-shell gap below this (eV) triggers the unrestricted check.
 OPEN_SHELL_GAP_EV = 0.1
 
@@ -74,7 +77,9 @@ def build_molecule(symbols, positions: np.ndarray, basis: str, charge: int = 0, 
     from pyscf import gto
 
     atom = [(s, tuple(map(float, p))) for s, p in zip(symbols, positions)]
-    return gto.M(atom=atom, basis=basis, ecp=basis, charge=charge, spin=spin, unit="Angstrom",
+    # def2 replaces the core of elements beyond Kr (Cd, Te) by an ECP; Zn and Se are all-electron.
+    ecp = {el: basis for el in set(symbols) if atomic_numbers[el] > DEF2_ECP_FROM - 1}
+    return gto.M(atom=atom, basis=basis, ecp=ecp, charge=charge, spin=spin, unit="Angstrom",
                  verbose=0, output=os.devnull)
 
 
