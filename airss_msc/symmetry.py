@@ -24,7 +24,7 @@ import numpy as np
 from airss_msc.composition import format_formula, symbols_of
 from airss_msc.confinement import Confinement, Ellipsoid, Shell, make_confinement
 from airss_msc.errors import InputError
-from airss_msc.separations import SeparationRules, minsep_matrix
+from airss_msc.separations import SeparationRules, meets, minsep_matrix, push_displacement
 
 #: Largest principal-axis order n offered for Cn, Cnv, Cnh, Dn, Dnh, Dnd and S2n.
 MAX_AXIS_ORDER = 8
@@ -650,30 +650,6 @@ def choose_group(counts: dict[str, int], name_or_random: str, rng: np.random.Gen
     return groups[int(rng.integers(len(groups)))]
 
 
-def _push_step(pos: np.ndarray, need: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
-    """Push-apart displacement (N, 3) of every atom, or None when nothing overlaps.
-
-    Each overlapping pair moves apart by a little more than its overlap, half
-    each, as in :func:`airss_msc.generate.push_apart`. ``need`` has a zero diagonal.
-    """
-    diff = pos[:, None, :] - pos[None, :, :]
-    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-    overlap = need - dist
-    bad = overlap > 1e-9
-    if not bad.any():
-        return None
-    np.fill_diagonal(dist, 1.0)  # the diagonal has zero weight; avoid 0 / 0
-    same = bad & (dist <= 1e-8)
-    if same.any():  # coincident atoms: separate along a random direction
-        for i, j in zip(*np.nonzero(np.triu(same))):
-            r = rng.normal(size=3)
-            diff[i, j] = r / np.linalg.norm(r)
-            diff[j, i] = -diff[i, j]
-            dist[i, j] = dist[j, i] = 1.0
-    weight = np.where(bad, (0.5 * 1.05 * overlap + 1e-6) / dist, 0.0)
-    return np.einsum("ij,ijk->ik", weight, diff)
-
-
 def symmetric_cluster(
     counts: dict[str, int], group: str, drawn: dict[tuple[str, str], float],
     confinement: Confinement, rng: np.random.Generator, iterations: int = 300,
@@ -684,6 +660,13 @@ def symmetric_cluster(
     the origin, and ok: True only if every pair meets its drawn separation and
     every atom is inside ``confinement``. Raises InputError when the group cannot
     build the composition in this confinement at all.
+
+    Only orbit representatives move: each sweep takes the push-apart field of
+    the whole cluster (:func:`airss_msc.separations.push_displacement`, the same
+    rule as for random clusters), averages it over each orbit back to the
+    representative, projects that onto the representative's site (axis, plane
+    or free) and rebuilds the orbits, so every intermediate structure is exactly
+    symmetric.
     """
     name = canonical_group(group)
     reason = _infeasible_reason(counts, name, drawn, confinement)
@@ -720,7 +703,7 @@ def symmetric_cluster(
 
     for _ in range(iterations):
         pos = place(reps_arr)
-        disp = _push_step(pos, need, rng)
+        disp = push_displacement(pos, need, rng)
         if disp is None and bool(confinement.contains(pos).all()):
             break
         if disp is not None:
@@ -729,11 +712,25 @@ def symmetric_cluster(
         # Radial projections commute with the operations, so orbits stay symmetric.
         reps_arr = confinement.project(reps_arr)
     pos = place(reps_arr)
-    diff = pos[:, None, :] - pos[None, :, :]
-    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-    np.fill_diagonal(dist, np.inf)
-    ok = bool((dist >= need - 1e-9).all()) and bool(confinement.contains(pos).all())
+    ok = meets(pos, need) and bool(confinement.contains(pos).all())
     return symbols, pos, ok
+
+
+def is_symmetric(symbols, positions: np.ndarray, group: str, tol: float = 1e-6) -> bool:
+    """Whether every operation of ``group`` maps the cluster onto itself: each atom to
+    within ``tol`` (Angstrom) of an atom of its own species."""
+    pos = np.asarray(positions, dtype=float)
+    species = np.unique(np.asarray(symbols), return_inverse=True)[1]
+    alike = species[:, None] == species[None, :]
+    ops = _operations(canonical_group(group))
+    chunk = max(1, 200_000 // max(len(pos) ** 2, 1))  # operations per vectorised block
+    for k in range(0, len(ops), chunk):
+        moved = np.einsum("gij,nj->gni", ops[k:k + chunk], pos)  # (ops, atoms, 3)
+        diff = moved[:, :, None, :] - pos[None, None, :, :]
+        close = (np.einsum("gnmk,gnmk->gnm", diff, diff) <= tol * tol) & alike
+        if not close.any(axis=2).all():
+            return False
+    return True
 
 
 def detected_by_pymatgen(symbols, positions: np.ndarray, group: str, tolerance: float = 0.1) -> bool:
