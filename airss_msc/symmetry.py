@@ -733,23 +733,53 @@ def is_symmetric(symbols, positions: np.ndarray, group: str, tol: float = 1e-6) 
     return True
 
 
+@functools.lru_cache(maxsize=None)
+def _pymatgen_species(symbol: str):
+    """One shared pymatgen Composition per element, its mass already a plain float.
+
+    PointGroupAnalyzer weighs every site by ``site.species.weight``, which pymatgen
+    computes with unit-carrying arithmetic for every site of every molecule (a fifth
+    of the analysis time). The value is the same float either way, so sharing one
+    Composition per element with the weight cached as a float changes no result.
+    """
+    from pymatgen.core import Composition, Element
+
+    comp = Composition({Element(symbol): 1})
+    weight = float(comp.weight)
+    if isinstance(getattr(type(comp), "weight", None), functools.cached_property):
+        comp.__dict__["weight"] = weight  # where cached_property keeps its value
+    return comp
+
+
+#: Closures of pymatgen's operations beyond this many matrices are not a point group
+#: (the largest has 120): pymatgen warns and, left alone, can run for hours.
+_PYMATGEN_RUNAWAY = "matrices have been generated"
+
+
 def detected_by_pymatgen(symbols, positions: np.ndarray, group: str, tolerance: float = 0.1) -> bool:
     """Whether pymatgen's PointGroupAnalyzer (``tolerance`` Angstrom) finds ``group``
     or a larger group in the structure.
 
     Our structures are exact to 1e-15 Angstrom, but pymatgen misses about 3 % of them
     when two moments of inertia nearly coincide; the generator redraws those so every
-    symmetric structure it writes is recognised by standard tools.
+    symmetric structure it writes is recognised by standard tools. A structure on
+    which pymatgen fails, or starts generating more operations than any point group
+    has (it found an operation that holds only within the tolerance), counts as
+    not detected.
     """
+    import warnings
+
     from pymatgen.core import Molecule
     from pymatgen.symmetry.analyzer import PointGroupAnalyzer
 
-    mol = Molecule(["Ar" if s == "X" else s for s in symbols], np.asarray(positions))
+    mol = Molecule([_pymatgen_species("Ar" if s == "X" else s) for s in symbols], np.asarray(positions))
     try:
-        found = PointGroupAnalyzer(mol, tolerance=tolerance)
-        # pymatgen lists S2n groups with half their operations: compare by name first
-        if found.sch_symbol == canonical_group(group):
-            return True
-        return len(found.get_pointgroup()) >= group_order(group)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=f".*{_PYMATGEN_RUNAWAY}")
+            found = PointGroupAnalyzer(mol, tolerance=tolerance)
+            # pymatgen lists S2n groups with half their operations: compare by name first
+            if found.sch_symbol == canonical_group(group):
+                return True
+            return len(found.get_pointgroup()) >= group_order(group)
     except Exception:  # pymatgen gives up on some geometries
         return False
