@@ -245,8 +245,8 @@ def push_displacement(pos: np.ndarray, need: np.ndarray,
     bad = overlap > OVERLAP_TOLERANCE
     if not bad.any():
         return None
-    same = bad & (dist <= COINCIDENT)
-    if same.any():
+    if dist[bad].min() <= COINCIDENT:
+        same = bad & (dist <= COINCIDENT)
         for i, j in zip(*np.nonzero(np.triu(same))):  # separate along a random direction
             r = rng.normal(size=3)
             diff[i, j] = r / np.linalg.norm(r)
