@@ -192,10 +192,12 @@ class SiteKind:
     cosets: np.ndarray = field(repr=False)
     on_line: int = 0
 
-    @property
+    @functools.cached_property
     def projector(self) -> np.ndarray:
         """Orthogonal projector (3, 3) onto the representative subspace."""
-        return self.basis.T @ self.basis
+        proj = self.basis.T @ self.basis
+        proj.flags.writeable = False
+        return proj
 
     def draw(self, rng: np.random.Generator, confinement: Confinement) -> np.ndarray:
         """A random point (3,) on this site, uniform over its section of ``confinement``."""
@@ -499,6 +501,27 @@ class _Plan:
     def total(self) -> float:
         return float(sum(self.tables[-1].values()))
 
+    @functools.cached_property
+    def sampler(self) -> tuple:
+        """What :func:`_sample_plan` draws from, worked out once per plan: the final
+        states with their probabilities, and per species (last first) the
+        (previous state, option) pairs leading to each state with theirs."""
+        final = sorted(self.tables[-1].items())
+        weights = np.array([w for _, w in final])
+        steps = []
+        for j in range(len(self.options) - 1, -1, -1):
+            leading: dict = {}
+            for prev, w in sorted(self.tables[j].items()):
+                for opt in self.options[j]:
+                    state = _add(prev, opt, self.caps)
+                    if state is not None:
+                        cands, ws = leading.setdefault(state, ([], []))
+                        cands.append((prev, opt))
+                        ws.append(w * opt.weight)
+            steps.append({state: (cands, np.array(ws) / np.array(ws).sum())
+                          for state, (cands, ws) in leading.items()})
+        return [state for state, _ in final], weights / weights.sum(), steps
+
 
 def _add(state: tuple, opt: _Option, caps: tuple[int, ...]) -> tuple | None:
     use, centre = state
@@ -528,19 +551,12 @@ def _plan(name: str, counts_key: tuple, room: _Room) -> _Plan:
 
 def _sample_plan(plan: _Plan, rng: np.random.Generator) -> list[_Option]:
     """One joint split, drawn with probability proportional to its weight."""
-    final = sorted(plan.tables[-1].items())
-    weights = np.array([w for _, w in final])
-    state = final[int(rng.choice(len(final), p=weights / weights.sum()))][0]
+    finals, p_final, steps = plan.sampler
+    state = finals[int(rng.choice(len(finals), p=p_final))]
     chosen: list[_Option] = []
-    for j in range(len(plan.options) - 1, -1, -1):
-        cands, ws = [], []
-        for prev, w in sorted(plan.tables[j].items()):
-            for opt in plan.options[j]:
-                if _add(prev, opt, plan.caps) == state:
-                    cands.append((prev, opt))
-                    ws.append(w * opt.weight)
-        ws_arr = np.array(ws)
-        prev, opt = cands[int(rng.choice(len(cands), p=ws_arr / ws_arr.sum()))]
+    for leading in steps:
+        cands, p = leading[state]
+        prev, opt = cands[int(rng.choice(len(cands), p=p))]
         chosen.append(opt)
         state = prev
     return chosen[::-1]
@@ -569,7 +585,6 @@ def _infeasible_reason(counts: dict[str, int], name: str, drawn: dict,
     """Why ``name`` cannot build ``counts`` here, or None if it can."""
     if name == "C1":
         return None
-    formula = format_formula(counts)
     if not _compatible(name, confinement):
         return (f"point group {name} does not map {confinement.describe()} onto itself; "
                 f"use a sphere or shell (or an ellipsoid with matching axes) for {name}")
@@ -577,6 +592,7 @@ def _infeasible_reason(counts: dict[str, int], name: str, drawn: dict,
     room = _room(name, key, drawn, confinement)
     if _plan(name, key, room).total > 0:
         return None
+    formula = format_formula(counts)
     sizes = ", ".join(str(k.size) for k in _site_kinds(name))
     loose = _plan(name, key, _Room.unlimited(name, key))
     if loose.total == 0:
@@ -631,12 +647,17 @@ def feasible_groups(counts: dict[str, int], drawn: dict | None = None,
     ``drawn`` (Angstrom) and ``confinement`` default to the generator's defaults.
     """
     drawn, confinement = _resolve_geometry(counts, drawn, confinement)
-    key = _counts_key(counts)
+    return list(_feasible_for(_counts_key(counts), tuple(sorted(drawn.items())), confinement))
+
+
+@functools.lru_cache(maxsize=4096)
+def _feasible_for(counts_key: tuple, drawn_key: tuple, confinement: Confinement) -> tuple[str, ...]:
+    drawn = dict(drawn_key)
     # Feasibility depends on the geometry only through the room it leaves, so
-    # cache on that rather than on every drawn separation.
-    rooms = tuple(_room(name, key, drawn, confinement) if _compatible(name, confinement) else None
+    # cache the plans on that rather than on every drawn separation.
+    rooms = tuple(_room(name, counts_key, drawn, confinement) if _compatible(name, confinement) else None
                   for name in GROUP_NAMES[1:])
-    return list(_feasible_cached(key, rooms))
+    return _feasible_cached(counts_key, rooms)
 
 
 def choose_group(counts: dict[str, int], name_or_random: str, rng: np.random.Generator,
