@@ -242,6 +242,21 @@ def test_same_seed_same_structure(group):
     assert not np.allclose(a.positions, c.positions)
 
 
+def test_stored_seeds_give_the_symmetric_structures_earlier_versions_gave():
+    # As generated before the generator was sped up (commit 1e95f91).
+    a = generate_cluster("Cd13Se13", 7, GeneratorSettings(symmetry="random"))
+    assert a.info["symmetry"] == "C6v" and a.info["attempts"] == 1
+    assert np.allclose(a.positions[:3], [[0.0, 0.0, -3.7229990194514353],
+                                         [-5.642862850881348, -1.5120000081151217, -0.8368844449692353],
+                                         [-1.5120010078907016, -5.642862582992288, -0.8368844449692353]],
+                       rtol=0, atol=1e-9)
+    b = generate_cluster("Cd4Se4", 2, GeneratorSettings(symmetry="Td"))
+    assert b.info["attempts"] == 2
+    assert np.allclose(b.positions[:2], [[1.7340175898416494, 1.7340175898416497, 1.73401758984165],
+                                         [-1.7340175898416494, -1.7340175898416497, 1.73401758984165]],
+                       rtol=0, atol=1e-9)
+
+
 def test_symmetric_cluster_direct_call_is_deterministic_and_honest():
     counts, rules, conf = prepare("Cd13Se13", GeneratorSettings())
     drawn = rules.draw(np.random.default_rng(0))
