@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from airss_msc.composition import symbols_of
 from airss_msc.errors import InputError
 
 #: Bulk CdSe volume per atom is about 1.52 b^3 (b = bond length); random starts
@@ -24,6 +25,12 @@ LOOSENESS = 1.35
 CLOSE_PACKED_VOLUME_IN_BOND3 = 0.70
 
 _EPS = 1e-9
+
+
+def _norms(pos: np.ndarray, keepdims: bool = False) -> np.ndarray:
+    """Row norms, exactly as ``np.linalg.norm(pos, axis=1)`` computes them (without
+    its argument handling, which costs more than the arithmetic for a cluster)."""
+    return np.sqrt(np.add.reduce(pos * pos, axis=1, keepdims=keepdims))
 
 
 def _unit_ball(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -43,11 +50,14 @@ class Sphere:
         return _unit_ball(rng, n) * self.radius
 
     def project(self, pos: np.ndarray) -> np.ndarray:
-        r = np.linalg.norm(pos, axis=1, keepdims=True)
-        return np.where(r > self.radius, pos * (self.radius / (r + _EPS)), pos)
+        r = _norms(pos, keepdims=True)
+        outside = r > self.radius
+        if not outside.any():
+            return np.array(pos, dtype=float)
+        return np.where(outside, pos * (self.radius / (r + _EPS)), pos)
 
     def contains(self, pos: np.ndarray, tol: float = 1e-6) -> np.ndarray:
-        return np.linalg.norm(pos, axis=1) <= self.radius + tol
+        return _norms(pos) <= self.radius + tol
 
     @property
     def volume(self) -> float:
@@ -77,11 +87,11 @@ class Ellipsoid:
     def project(self, pos: np.ndarray) -> np.ndarray:
         # Radial scaling in the normalised frame: cheap, and lands on the surface.
         ax = np.asarray(self.axes)
-        s = np.linalg.norm(pos / ax, axis=1, keepdims=True)
+        s = _norms(pos / ax, keepdims=True)
         return np.where(s > 1.0, pos / (s + _EPS), pos)
 
     def contains(self, pos: np.ndarray, tol: float = 1e-6) -> np.ndarray:
-        return np.linalg.norm(pos / np.asarray(self.axes), axis=1) <= 1.0 + tol / min(self.axes)
+        return _norms(pos / np.asarray(self.axes)) <= 1.0 + tol / min(self.axes)
 
     @property
     def volume(self) -> float:
@@ -115,14 +125,14 @@ class Shell:
         return v * r[:, None]
 
     def project(self, pos: np.ndarray) -> np.ndarray:
-        r = np.linalg.norm(pos, axis=1, keepdims=True)
+        r = _norms(pos, keepdims=True)
         target = np.clip(r, self.inner, self.outer)
         # An atom exactly at the centre has no direction: push it along +z.
         direction = np.where(r > _EPS, pos / (r + _EPS), np.array([0.0, 0.0, 1.0]))
         return np.where((r < self.inner) | (r > self.outer), direction * target, pos)
 
     def contains(self, pos: np.ndarray, tol: float = 1e-6) -> np.ndarray:
-        r = np.linalg.norm(pos, axis=1)
+        r = _norms(pos)
         return (r >= self.inner - tol) & (r <= self.outer + tol)
 
     @property
@@ -188,6 +198,16 @@ def make_confinement(
             raise InputError(f"impossible shell: inner radius {rin:.3g} >= outer radius {outer:.3g}")
         return Shell(float(rin), float(outer))
     raise InputError(f"unknown shape {shape!r}: choose sphere, ellipsoid or shell")
+
+
+def default_confinement(counts: dict[str, int], rules, shape: str = "sphere", radius: float | None = None,
+                        axes: tuple[float, float, float] | None = None,
+                        inner: float | None = None) -> "Confinement":
+    """The confinement of ``shape`` for a composition, sized from its separation ``rules``
+    (a :class:`~airss_msc.build.separations.SeparationRules`) where unset."""
+    symbols = symbols_of(counts)
+    return make_confinement(shape, len(symbols), rules.typical_bond(symbols), radius=radius, axes=axes,
+                            inner=inner, close_packed=set(symbols) == {"X"})
 
 
 def parse_axes(text: str) -> tuple[float, float, float]:

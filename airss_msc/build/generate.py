@@ -12,20 +12,24 @@ is redrawn. The seed, drawn separations, shape and symmetry go into
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from ase import Atoms
+from ase.data import atomic_numbers
 
 from airss_msc import __version__
 from airss_msc.composition import format_formula, parse_formula, symbols_of
-from airss_msc.build.confinement import Confinement, make_confinement
+from airss_msc.build import symmetry
+from airss_msc.build.confinement import Confinement, default_confinement
 from airss_msc.errors import InputError
 from airss_msc.build.separations import (
-    CATION_ANION_SCALE,
     SeparationRules,
     format_minsep,
+    meets,
     minsep_matrix,
+    push_displacement,
+    species_table,
 )
 
 #: Densest packing of equal spheres; no arrangement of hard spheres fills more.
@@ -76,16 +80,6 @@ def derive_seed(base_seed: int, formula: str, index: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(2))
 
 
-def typical_bond(rules: SeparationRules, symbols) -> float:
-    """Mean nearest-neighbour distance implied by the separations (Angstrom)."""
-    lo = {pair: r[0] for pair, r in rules.ranges.items()}
-    need = minsep_matrix(symbols, lo)
-    np.fill_diagonal(need, np.inf)
-    if len(symbols) < 2:
-        return float(min(lo.values())) / CATION_ANION_SCALE
-    return float(np.mean(need.min(axis=1)) / CATION_ANION_SCALE)
-
-
 def check_feasible(symbols, drawn: dict, confinement: Confinement) -> None:
     """Refuse separations that no cluster in this confinement can satisfy.
 
@@ -122,38 +116,22 @@ def push_apart(
     """Move overlapping atoms apart until every pair meets ``need`` (Angstrom).
 
     Each sweep moves both atoms of every overlapping pair half the overlap (a
-    little more, to converge) along their separation, then projects into the
+    little more, to converge) along their separation
+    (:func:`airss_msc.build.separations.push_displacement`), then projects into the
     confinement. Returns the positions and whether all constraints hold.
     """
-    pos = positions.copy()
-    n = len(pos)
-    iu = np.triu_indices(n, k=1)
-    need_u = need[iu]
+    pos = np.array(positions, dtype=float)
+    need = np.array(need, dtype=float)
+    np.fill_diagonal(need, 0.0)
     for _ in range(iterations):
-        diff = pos[iu[0]] - pos[iu[1]]
-        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        overlap = need_u - dist
-        bad = overlap > 1e-9
-        if not bad.any() and bool(confinement.contains(pos).all()):
-            return pos, True
-        if not bad.any():
+        disp = push_displacement(pos, need, rng)
+        if disp is None:
+            if bool(confinement.contains(pos).all()):
+                return pos, True
             pos = confinement.project(pos)
             continue
-        d = dist[bad]
-        u = np.empty((int(bad.sum()), 3))
-        ok = d > 1e-8
-        u[ok] = diff[bad][ok] / d[ok, None]
-        if (~ok).any():  # coincident atoms: separate along a random direction
-            r = rng.normal(size=(int((~ok).sum()), 3))
-            u[~ok] = r / np.linalg.norm(r, axis=1, keepdims=True)
-        step = (0.5 * 1.05 * overlap[bad] + 1e-6)[:, None] * u
-        disp = np.zeros_like(pos)
-        np.add.at(disp, iu[0][bad], step)
-        np.add.at(disp, iu[1][bad], -step)
         pos = confinement.project(pos + disp)
-    diff = pos[iu[0]] - pos[iu[1]]
-    ok = bool((np.sqrt(np.einsum("ij,ij->i", diff, diff)) >= need_u - 1e-9).all())
-    return pos, ok and bool(confinement.contains(pos).all())
+    return pos, meets(pos, need) and bool(confinement.contains(pos).all())
 
 
 def start_positions(rng: np.random.Generator, need: np.ndarray, confinement: Confinement,
@@ -162,34 +140,35 @@ def start_positions(rng: np.random.Generator, need: np.ndarray, confinement: Con
     of ``trials`` positions drawn uniformly in the confinement.
 
     The push-apart then needs a few sweeps instead of dozens (about 3x faster
-    for Cd13Se13), and the starts are less clumped.
+    for Cd13Se13), and the starts are less clumped. The overlap of every trial
+    position with the atoms placed so far is kept up to date as each atom is
+    placed, one vectorised update per atom.
     """
     n = len(need)
     if trials <= 1 or n < 2:
         return confinement.sample(rng, n)
     order = rng.permutation(n)
-    trial = confinement.sample(rng, n * trials).reshape(n, trials, 3)
-    pos = np.empty((n, 3))
-    pos[order[0]] = trial[0, 0]
+    trial = confinement.sample(rng, n * trials)  # rows k*trials.. : candidates of the k-th atom placed
+    # need_to[k, row]: separation between the k-th atom placed and the atom of trial row
+    need_to = np.repeat(need[np.ix_(order, order)], trials, axis=1)
+    overlap = np.zeros(n * trials)  # of every trial with the atoms placed so far
+    chosen = np.empty(n, dtype=np.intp)
+    chosen[0] = c = 0
     for k in range(1, n):
-        i = order[k]
-        placed = order[:k]
-        diff = trial[k][:, None, :] - pos[placed][None, :, :]
-        dist = np.sqrt(np.einsum("tpj,tpj->tp", diff, diff))
-        overlap = np.maximum(need[i, placed][None, :] - dist, 0.0).sum(axis=1)
-        pos[i] = trial[k][np.argmin(overlap)]
+        later = k * trials
+        diff = trial[later:] - trial[c]
+        ov = need_to[k - 1, later:] - np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        overlap[later:] += np.maximum(ov, 0.0, out=ov)
+        chosen[k] = c = later + int(overlap[later:later + trials].argmin())
+    pos = np.empty((n, 3))
+    pos[order] = trial[chosen]
     return pos
 
 
 def confinement_for(counts: dict[str, int], rules: SeparationRules,
                     settings: GeneratorSettings) -> Confinement:
     """The confinement ``settings`` ask for, sized from the composition where unset."""
-    symbols = symbols_of(counts)
-    return make_confinement(
-        settings.shape, len(symbols), typical_bond(rules, symbols),
-        radius=settings.radius, axes=settings.axes, inner=settings.inner,
-        close_packed=set(symbols) == {"X"},
-    )
+    return default_confinement(counts, rules, settings.shape, settings.radius, settings.axes, settings.inner)
 
 
 def prepare(formula: str, settings: GeneratorSettings) -> tuple[dict[str, int], SeparationRules, Confinement]:
@@ -198,15 +177,69 @@ def prepare(formula: str, settings: GeneratorSettings) -> tuple[dict[str, int], 
     Raises :class:`InputError` for bad formulas, separations or shapes, and for
     separations that are impossible even at the low end of their ranges.
     """
+    prepared = _prepared(formula, settings)
+    return dict(prepared.counts), prepared.rules, prepared.confinement
+
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """A validated generation request and what every structure drawn from it shares."""
+
+    counts: tuple[tuple[str, int], ...]
+    rules: SeparationRules
+    confinement: Confinement
+    formula: str  # canonical
+    shape: str  # confinement.describe()
+    species: tuple[str, ...]  # sorted, the order of separations.species_table
+    index: np.ndarray  # species index of every atom (canonical element order)
+    numbers: np.ndarray  # atomic numbers of every atom
+
+
+def _prepare(formula: str, settings: GeneratorSettings) -> _Prepared:
     counts = parse_formula(formula)
     rules = SeparationRules.build(counts, settings.minsep, settings.slack)
     confinement = confinement_for(counts, rules, settings)
-    check_feasible(symbols_of(counts), {p: r[0] * rules.slack for p, r in rules.ranges.items()}, confinement)
+    symbols = symbols_of(counts)
+    check_feasible(symbols, {p: r[0] * rules.slack for p, r in rules.ranges.items()}, confinement)
     if settings.symmetry not in (None, "", "C1", "c1"):
-        from airss_msc.build import symmetry
-
         symmetry.check_request(counts, settings.symmetry, confinement=confinement)
-    return counts, rules, confinement
+    species = tuple(sorted(set(symbols)))
+    index = np.array([species.index(s) for s in symbols], dtype=np.intp)
+    numbers = np.array([atomic_numbers[s] for s in symbols], dtype=int)
+    index.flags.writeable = numbers.flags.writeable = False
+    return _Prepared(tuple(counts.items()), rules, confinement, format_formula(counts),
+                     confinement.describe(), species, index, numbers)
+
+
+def _frozen(value):
+    """A hashable stand-in for a settings value; types are kept (True is not 1).
+    Raises TypeError for values that cannot be made hashable."""
+    if isinstance(value, dict):
+        return ("dict", tuple((_frozen(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    hash(value)
+    return (type(value).__name__, value)
+
+
+#: Validated requests by (formula, settings); parsing, separation rules, confinement
+#: and feasibility checks are done once per request, not once per structure.
+_PREPARED: dict = {}
+_PREPARED_MAX = 256
+
+
+def _prepared(formula: str, settings: GeneratorSettings) -> _Prepared:
+    try:
+        key = (formula, tuple(_frozen(getattr(settings, f.name)) for f in fields(settings)))
+    except TypeError:  # unhashable settings values: validate afresh every time
+        return _prepare(formula, settings)
+    found = _PREPARED.get(key)
+    if found is None:
+        found = _prepare(formula, settings)  # raises InputError for bad requests: never cached
+        if len(_PREPARED) >= _PREPARED_MAX:
+            _PREPARED.clear()
+        _PREPARED[key] = found
+    return found
 
 
 def generate_cluster(formula: str, seed: int, settings: GeneratorSettings | None = None) -> Atoms:
@@ -216,43 +249,51 @@ def generate_cluster(formula: str, seed: int, settings: GeneratorSettings | None
     ``seed``, ``formula``, ``minsep`` (drawn values), ``shape``, ``symmetry``,
     ``attempts`` and ``generator``. Raises :class:`InputError` when no valid
     structure was found in ``settings.max_attempts`` draws.
+
+    Every structure returned has been checked here: all pairs at or beyond their
+    drawn separations and every atom inside the confinement; a symmetric one also
+    maps onto itself under every operation of its group (1e-6 A) and is found by
+    pymatgen's PointGroupAnalyzer (0.1 A).
     """
     settings = settings or GeneratorSettings()
-    counts, rules, confinement = prepare(formula, settings)
+    prepared = _prepared(formula, settings)
+    confinement = prepared.confinement
     rng = np.random.default_rng(int(seed))
-    drawn = rules.draw(rng)
-    symbols = symbols_of(counts)
+    drawn = prepared.rules.draw(rng)
     group = "C1"
     if settings.symmetry not in (None, "", "C1", "c1"):
-        from airss_msc.build import symmetry
-
+        counts = dict(prepared.counts)
         group = symmetry.choose_group(counts, settings.symmetry, rng, drawn=drawn, confinement=confinement)
-    need = minsep_matrix(symbols, drawn)
+    need = species_table(prepared.species, drawn)[prepared.index[:, None], prepared.index]
     for attempt in range(1, settings.max_attempts + 1):
         if group == "C1":
             start = start_positions(rng, need, confinement, settings.placement_trials)
             pos, ok = push_apart(start, need, confinement, rng, settings.push_iterations)
-            syms = symbols
+            numbers, pos_need = prepared.numbers, need
         else:
-            from airss_msc.build import symmetry
-
             syms, pos, ok = symmetry.symmetric_cluster(counts, group, drawn, confinement, rng,
                                                        settings.push_iterations)
-            ok = ok and symmetry.detected_by_pymatgen(syms, pos, group)
+            numbers = np.array([atomic_numbers[s] for s in syms])
+            pos_need = minsep_matrix(syms, drawn)
+            ok = ok and symmetry.is_symmetric(syms, pos, group)
+        # The check every structure passes, independent of how it was made; pymatgen last (slowest).
+        ok = ok and meets(pos, pos_need) and bool(confinement.contains(pos).all())
+        if ok and group != "C1":
+            ok = symmetry.detected_by_pymatgen(syms, pos, group)
         if ok:
             break
     else:
         raise InputError(
-            f"impossible separations? could not place {format_formula(counts)} with separations {format_minsep(drawn)} "
+            f"impossible separations? could not place {prepared.formula} with separations {format_minsep(drawn)} "
             f"in {confinement.describe()} after {settings.max_attempts} attempts; "
             f"use a larger radius or smaller separations"
         )
-    atoms = Atoms(syms, positions=pos)
+    atoms = Atoms(numbers=numbers, positions=pos)
     atoms.info.update(
         seed=int(seed),
-        formula=format_formula(counts),
+        formula=prepared.formula,
         minsep=format_minsep(drawn),
-        shape=confinement.describe(),
+        shape=prepared.shape,
         symmetry=group,
         attempts=attempt,
         generator=f"airss-msc {__version__} random",

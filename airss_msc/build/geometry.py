@@ -7,10 +7,14 @@ radius 2^(1/6)/2 sigma.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import warnings
+
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
-from pymatgen.core import Molecule
+from pymatgen.core import Composition, Element, Molecule
 from pymatgen.symmetry.analyzer import PointGroupAnalyzer
 from scipy.sparse.csgraph import connected_components
 
@@ -88,15 +92,52 @@ def coordination(atoms: Atoms, factor: float = BOND_FACTOR) -> np.ndarray:
     return out
 
 
-def point_group_analyzer(symbols, positions: np.ndarray, tolerance: float = 0.1) -> PointGroupAnalyzer | None:
-    """pymatgen's PointGroupAnalyzer of a cluster (``tolerance`` Angstrom); None where it gives up.
+@functools.lru_cache(maxsize=None)
+def _species(symbol: str) -> Composition:
+    """One shared pymatgen Composition per element, its mass already a plain float.
 
+    PointGroupAnalyzer weighs every site by ``site.species.weight``, which pymatgen
+    computes with unit-carrying arithmetic for every site of every molecule (a fifth
+    of the analysis time). The value is the same float either way, so sharing one
+    Composition per element with the weight cached as a float changes no result.
     pymatgen has no dummy element: Ar stands in for the Lennard-Jones particle X.
     """
-    mol = Molecule(["Ar" if s == "X" else s for s in symbols], np.asarray(positions, dtype=float))
+    comp = Composition({Element("Ar" if symbol == "X" else symbol): 1})
+    weight = float(comp.weight)
+    if isinstance(getattr(type(comp), "weight", None), functools.cached_property):
+        comp.__dict__["weight"] = weight  # where cached_property keeps its value
+    return comp
+
+
+#: Closures of pymatgen's operations beyond this many matrices are not a point group
+#: (the largest has 120): pymatgen warns and, left alone, can run for hours.
+_PYMATGEN_RUNAWAY = "matrices have been generated"
+
+
+@contextlib.contextmanager
+def _runaway_is_an_error():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=f".*{_PYMATGEN_RUNAWAY}")
+        yield
+
+
+def point_group_analyzer(symbols, positions: np.ndarray, tolerance: float = 0.1) -> PointGroupAnalyzer | None:
+    """pymatgen's PointGroupAnalyzer of a cluster (``tolerance`` Angstrom), the one wrapper of it here;
+    None where pymatgen gives up or runs away (an operation true only within the tolerance)."""
+    mol = Molecule([_species(s) for s in symbols], np.asarray(positions, dtype=float))
     try:
-        return PointGroupAnalyzer(mol, tolerance=tolerance)
+        with _runaway_is_an_error():
+            return PointGroupAnalyzer(mol, tolerance=tolerance)
     except Exception:  # pymatgen fails on some degenerate geometries
+        return None
+
+
+def point_group_order(analyzer: PointGroupAnalyzer) -> int | None:
+    """Number of operations pymatgen's analyzer found (None if it fails or runs away)."""
+    try:
+        with _runaway_is_an_error():
+            return len(analyzer.get_pointgroup())
+    except Exception:
         return None
 
 

@@ -189,6 +189,15 @@ class SeparationRules:
             out[pair] = round(value * self.slack, 3)  # stored exactly with the structure
         return out
 
+    def typical_bond(self, symbols) -> float:
+        """Mean nearest-neighbour distance implied by the separations' low ends (Angstrom)."""
+        lo = {pair: r[0] for pair, r in self.ranges.items()}
+        if len(symbols) < 2:
+            return float(min(lo.values())) / CATION_ANION_SCALE
+        need = minsep_matrix(symbols, lo)
+        np.fill_diagonal(need, np.inf)
+        return float(np.mean(need.min(axis=1)) / CATION_ANION_SCALE)
+
     def largest(self) -> dict[tuple[str, str], float]:
         """Upper end of every range times the slack: the worst case for feasibility."""
         return {p: hi * self.slack for p, (lo, hi) in self.ranges.items()}
@@ -199,11 +208,71 @@ def minsep_matrix(symbols, drawn: dict[tuple[str, str], float]) -> np.ndarray:
     symbols = list(symbols)
     species = sorted(set(symbols))
     index = {el: i for i, el in enumerate(species)}
-    table = np.zeros((len(species), len(species)))
-    for a, b in itertools.combinations_with_replacement(species, 2):
-        table[index[a], index[b]] = table[index[b], index[a]] = drawn[_pair(a, b)]
     idx = np.array([index[s] for s in symbols])
-    return table[np.ix_(idx, idx)]
+    return species_table(species, drawn)[np.ix_(idx, idx)]
+
+
+def species_table(species, drawn: dict[tuple[str, str], float]) -> np.ndarray:
+    """(S, S) minimum separations (Angstrom) between the ``species`` in the given order.
+
+    ``species_table(species, drawn)[idx[:, None], idx]`` is :func:`minsep_matrix` for
+    symbols ``species[idx]``: callers that draw many structures of one composition
+    index it instead of rebuilding the matrix from symbols.
+    """
+    species = list(species)
+    table = np.zeros((len(species), len(species)))
+    for i, a in enumerate(species):
+        for j in range(i, len(species)):
+            table[i, j] = table[j, i] = drawn[_pair(a, species[j])]
+    return table
+
+
+#: Pairs closer than their minimum separation by at most this much (Angstrom) count as meeting it.
+OVERLAP_TOLERANCE = 1e-9
+
+#: Atoms closer than this (Angstrom) are coincident: they have no direction to be pushed
+#: along, so they are separated along a random one.
+COINCIDENT = 1e-8
+
+
+def push_displacement(pos: np.ndarray, need: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray | None:
+    """One push-apart step: the displacement (N, 3) of every atom, or None when no
+    pair overlaps.
+
+    The one push-apart rule of the package (random clusters, moves from parents
+    and symmetric clusters all use it): each pair closer than its minimum
+    separation ``need`` (N, N, Angstrom, zero diagonal) is pushed apart along the
+    line joining it by a little more than the overlap (1.05 x overlap + 1e-6 A in
+    all), half for each atom. Coincident atoms have no such line: they are pushed
+    along a random direction, three normals from ``rng`` per pair, pairs i < j in
+    row-major order.
+    """
+    diff = pos[:, None, :] - pos[None, :, :]
+    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    overlap = need - dist
+    bad = overlap > OVERLAP_TOLERANCE
+    if not bad.any():
+        return None
+    if dist[bad].min() <= COINCIDENT:
+        same = bad & (dist <= COINCIDENT)
+        for i, j in zip(*np.nonzero(np.triu(same))):  # separate along a random direction
+            r = rng.normal(size=3)
+            diff[i, j] = r / np.linalg.norm(r)
+            diff[j, i] = -diff[i, j]
+            dist[i, j] = dist[j, i] = 1.0
+    weight = np.zeros_like(dist)
+    np.divide(0.5 * 1.05 * overlap + 1e-6, dist, out=weight, where=bad)
+    return np.einsum("ij,ijk->ik", weight, diff)
+
+
+def meets(pos: np.ndarray, need: np.ndarray, tol: float = OVERLAP_TOLERANCE) -> bool:
+    """Whether every pair of atoms is at least its minimum separation ``need`` (N, N,
+    Angstrom; the diagonal is ignored) apart, within ``tol``."""
+    diff = pos[:, None, :] - pos[None, :, :]
+    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    np.fill_diagonal(dist, np.inf)
+    return bool((dist >= need - tol).all())
 
 
 def format_minsep(drawn: dict[tuple[str, str], float]) -> str:

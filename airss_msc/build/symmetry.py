@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from airss_msc.composition import format_formula, symbols_of
-from airss_msc.build.confinement import Confinement, Ellipsoid, Shell, make_confinement
+from airss_msc.build.confinement import Confinement, Ellipsoid, Shell, default_confinement, make_confinement
+from airss_msc.build.geometry import point_group_analyzer, point_group_order
 from airss_msc.errors import InputError
-from airss_msc.build.separations import SeparationRules, minsep_matrix
+from airss_msc.build.separations import SeparationRules, meets, minsep_matrix, push_displacement
 
 #: Largest principal-axis order n offered for Cn, Cnv, Cnh, Dn, Dnh, Dnd and S2n.
 MAX_AXIS_ORDER = 8
@@ -192,10 +193,12 @@ class SiteKind:
     cosets: np.ndarray = field(repr=False)
     on_line: int = 0
 
-    @property
+    @functools.cached_property
     def projector(self) -> np.ndarray:
         """Orthogonal projector (3, 3) onto the representative subspace."""
-        return self.basis.T @ self.basis
+        proj = self.basis.T @ self.basis
+        proj.flags.writeable = False
+        return proj
 
     def draw(self, rng: np.random.Generator, confinement: Confinement) -> np.ndarray:
         """A random point (3,) on this site, uniform over its section of ``confinement``."""
@@ -499,6 +502,27 @@ class _Plan:
     def total(self) -> float:
         return float(sum(self.tables[-1].values()))
 
+    @functools.cached_property
+    def sampler(self) -> tuple:
+        """What :func:`_sample_plan` draws from, worked out once per plan: the final
+        states with their probabilities, and per species (last first) the
+        (previous state, option) pairs leading to each state with theirs."""
+        final = sorted(self.tables[-1].items())
+        weights = np.array([w for _, w in final])
+        steps = []
+        for j in range(len(self.options) - 1, -1, -1):
+            leading: dict = {}
+            for prev, w in sorted(self.tables[j].items()):
+                for opt in self.options[j]:
+                    state = _add(prev, opt, self.caps)
+                    if state is not None:
+                        cands, ws = leading.setdefault(state, ([], []))
+                        cands.append((prev, opt))
+                        ws.append(w * opt.weight)
+            steps.append({state: (cands, np.array(ws) / np.array(ws).sum())
+                          for state, (cands, ws) in leading.items()})
+        return [state for state, _ in final], weights / weights.sum(), steps
+
 
 def _add(state: tuple, opt: _Option, caps: tuple[int, ...]) -> tuple | None:
     use, centre = state
@@ -528,19 +552,12 @@ def _plan(name: str, counts_key: tuple, room: _Room) -> _Plan:
 
 def _sample_plan(plan: _Plan, rng: np.random.Generator) -> list[_Option]:
     """One joint split, drawn with probability proportional to its weight."""
-    final = sorted(plan.tables[-1].items())
-    weights = np.array([w for _, w in final])
-    state = final[int(rng.choice(len(final), p=weights / weights.sum()))][0]
+    finals, p_final, steps = plan.sampler
+    state = finals[int(rng.choice(len(finals), p=p_final))]
     chosen: list[_Option] = []
-    for j in range(len(plan.options) - 1, -1, -1):
-        cands, ws = [], []
-        for prev, w in sorted(plan.tables[j].items()):
-            for opt in plan.options[j]:
-                if _add(prev, opt, plan.caps) == state:
-                    cands.append((prev, opt))
-                    ws.append(w * opt.weight)
-        ws_arr = np.array(ws)
-        prev, opt = cands[int(rng.choice(len(cands), p=ws_arr / ws_arr.sum()))]
+    for leading in steps:
+        cands, p = leading[state]
+        prev, opt = cands[int(rng.choice(len(cands), p=p))]
         chosen.append(opt)
         state = prev
     return chosen[::-1]
@@ -549,12 +566,10 @@ def _sample_plan(plan: _Plan, rng: np.random.Generator) -> list[_Option]:
 @functools.lru_cache(maxsize=256)
 def _default_geometry(counts_key: tuple) -> tuple[tuple, Confinement]:
     """Separations (low ends) and sphere the generator uses for a composition by default."""
-    from airss_msc.build.generate import GeneratorSettings, confinement_for  # generate imports this module lazily
-
     counts = dict(counts_key)
     rules = SeparationRules.build(counts)
     drawn = tuple(sorted((pair, lo * rules.slack) for pair, (lo, _) in rules.ranges.items()))
-    return drawn, confinement_for(counts, rules, GeneratorSettings())
+    return drawn, default_confinement(counts, rules)
 
 
 def _resolve_geometry(counts: dict[str, int], drawn: dict | None,
@@ -569,7 +584,6 @@ def _infeasible_reason(counts: dict[str, int], name: str, drawn: dict,
     """Why ``name`` cannot build ``counts`` here, or None if it can."""
     if name == "C1":
         return None
-    formula = format_formula(counts)
     if not _compatible(name, confinement):
         return (f"point group {name} does not map {confinement.describe()} onto itself; "
                 f"use a sphere or shell (or an ellipsoid with matching axes) for {name}")
@@ -577,6 +591,7 @@ def _infeasible_reason(counts: dict[str, int], name: str, drawn: dict,
     room = _room(name, key, drawn, confinement)
     if _plan(name, key, room).total > 0:
         return None
+    formula = format_formula(counts)
     sizes = ", ".join(str(k.size) for k in _site_kinds(name))
     loose = _plan(name, key, _Room.unlimited(name, key))
     if loose.total == 0:
@@ -631,12 +646,17 @@ def feasible_groups(counts: dict[str, int], drawn: dict | None = None,
     ``drawn`` (Angstrom) and ``confinement`` default to the generator's defaults.
     """
     drawn, confinement = _resolve_geometry(counts, drawn, confinement)
-    key = _counts_key(counts)
+    return list(_feasible_for(_counts_key(counts), tuple(sorted(drawn.items())), confinement))
+
+
+@functools.lru_cache(maxsize=4096)
+def _feasible_for(counts_key: tuple, drawn_key: tuple, confinement: Confinement) -> tuple[str, ...]:
+    drawn = dict(drawn_key)
     # Feasibility depends on the geometry only through the room it leaves, so
-    # cache on that rather than on every drawn separation.
-    rooms = tuple(_room(name, key, drawn, confinement) if _compatible(name, confinement) else None
+    # cache the plans on that rather than on every drawn separation.
+    rooms = tuple(_room(name, counts_key, drawn, confinement) if _compatible(name, confinement) else None
                   for name in GROUP_NAMES[1:])
-    return list(_feasible_cached(key, rooms))
+    return _feasible_cached(counts_key, rooms)
 
 
 def choose_group(counts: dict[str, int], name_or_random: str, rng: np.random.Generator,
@@ -650,30 +670,6 @@ def choose_group(counts: dict[str, int], name_or_random: str, rng: np.random.Gen
     return groups[int(rng.integers(len(groups)))]
 
 
-def _push_step(pos: np.ndarray, need: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
-    """Push-apart displacement (N, 3) of every atom, or None when nothing overlaps.
-
-    Each overlapping pair moves apart by a little more than its overlap, half
-    each, as in :func:`airss_msc.build.generate.push_apart`. ``need`` has a zero diagonal.
-    """
-    diff = pos[:, None, :] - pos[None, :, :]
-    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-    overlap = need - dist
-    bad = overlap > 1e-9
-    if not bad.any():
-        return None
-    np.fill_diagonal(dist, 1.0)  # the diagonal has zero weight; avoid 0 / 0
-    same = bad & (dist <= 1e-8)
-    if same.any():  # coincident atoms: separate along a random direction
-        for i, j in zip(*np.nonzero(np.triu(same))):
-            r = rng.normal(size=3)
-            diff[i, j] = r / np.linalg.norm(r)
-            diff[j, i] = -diff[i, j]
-            dist[i, j] = dist[j, i] = 1.0
-    weight = np.where(bad, (0.5 * 1.05 * overlap + 1e-6) / dist, 0.0)
-    return np.einsum("ij,ijk->ik", weight, diff)
-
-
 def symmetric_cluster(
     counts: dict[str, int], group: str, drawn: dict[tuple[str, str], float],
     confinement: Confinement, rng: np.random.Generator, iterations: int = 300,
@@ -684,6 +680,13 @@ def symmetric_cluster(
     the origin, and ok: True only if every pair meets its drawn separation and
     every atom is inside ``confinement``. Raises InputError when the group cannot
     build the composition in this confinement at all.
+
+    Only orbit representatives move: each sweep takes the push-apart field of
+    the whole cluster (:func:`airss_msc.build.separations.push_displacement`, the same
+    rule as for random clusters), averages it over each orbit back to the
+    representative, projects that onto the representative's site (axis, plane
+    or free) and rebuilds the orbits, so every intermediate structure is exactly
+    symmetric.
     """
     name = canonical_group(group)
     reason = _infeasible_reason(counts, name, drawn, confinement)
@@ -720,7 +723,7 @@ def symmetric_cluster(
 
     for _ in range(iterations):
         pos = place(reps_arr)
-        disp = _push_step(pos, need, rng)
+        disp = push_displacement(pos, need, rng)
         if disp is None and bool(confinement.contains(pos).all()):
             break
         if disp is not None:
@@ -729,11 +732,25 @@ def symmetric_cluster(
         # Radial projections commute with the operations, so orbits stay symmetric.
         reps_arr = confinement.project(reps_arr)
     pos = place(reps_arr)
-    diff = pos[:, None, :] - pos[None, :, :]
-    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-    np.fill_diagonal(dist, np.inf)
-    ok = bool((dist >= need - 1e-9).all()) and bool(confinement.contains(pos).all())
+    ok = meets(pos, need) and bool(confinement.contains(pos).all())
     return symbols, pos, ok
+
+
+def is_symmetric(symbols, positions: np.ndarray, group: str, tol: float = 1e-6) -> bool:
+    """Whether every operation of ``group`` maps the cluster onto itself: each atom to
+    within ``tol`` (Angstrom) of an atom of its own species."""
+    pos = np.asarray(positions, dtype=float)
+    species = np.unique(np.asarray(symbols), return_inverse=True)[1]
+    alike = species[:, None] == species[None, :]
+    ops = _operations(canonical_group(group))
+    chunk = max(1, 200_000 // max(len(pos) ** 2, 1))  # operations per vectorised block
+    for k in range(0, len(ops), chunk):
+        moved = np.einsum("gij,nj->gni", ops[k:k + chunk], pos)  # (ops, atoms, 3)
+        diff = moved[:, :, None, :] - pos[None, None, :, :]
+        close = (np.einsum("gnmk,gnmk->gnm", diff, diff) <= tol * tol) & alike
+        if not close.any(axis=2).all():
+            return False
+    return True
 
 
 def detected_by_pymatgen(symbols, positions: np.ndarray, group: str, tolerance: float = 0.1) -> bool:
@@ -742,17 +759,19 @@ def detected_by_pymatgen(symbols, positions: np.ndarray, group: str, tolerance: 
 
     Our structures are exact to 1e-15 Angstrom, but pymatgen misses about 3 % of them
     when two moments of inertia nearly coincide; the generator redraws those so every
-    symmetric structure it writes is recognised by standard tools.
+    symmetric structure it writes is recognised by standard tools. A structure on
+    which pymatgen fails, or starts generating more operations than any point group
+    has (it found an operation that holds only within the tolerance), counts as
+    not detected.
     """
-    from pymatgen.core import Molecule
-    from pymatgen.symmetry.analyzer import PointGroupAnalyzer
-
-    mol = Molecule(["Ar" if s == "X" else s for s in symbols], np.asarray(positions))
+    found = point_group_analyzer(symbols, positions, tolerance)
+    if found is None:
+        return False
     try:
-        found = PointGroupAnalyzer(mol, tolerance=tolerance)
         # pymatgen lists S2n groups with half their operations: compare by name first
         if found.sch_symbol == canonical_group(group):
             return True
-        return len(found.get_pointgroup()) >= group_order(group)
-    except Exception:  # pymatgen gives up on some geometries
+    except Exception:
         return False
+    order = point_group_order(found)
+    return order is not None and order >= group_order(group)

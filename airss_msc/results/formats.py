@@ -27,9 +27,11 @@ file in the same directory, then :func:`os.replace`).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
+import numbers
 import os
 import re
 import secrets
@@ -134,8 +136,21 @@ def write_structures(path: str | os.PathLike, images: Atoms | Iterable[Atoms],
                 fh.write(_res_block(atoms, name, path))
     else:
         def write(fh: TextIO) -> None:
-            prepared = [_for_extxyz(a, path) for a in items]
-            ase.io.write(fh, prepared, format="extxyz", parallel=False)
+            # Frames are formatted here when ASE would write nothing but symbols,
+            # positions and scalar metadata (every generated or relaxed cluster),
+            # byte for byte as ASE does; anything else goes through ASE's writer.
+            chunk: list[str] = []
+            for atoms in items:
+                text = _extxyz_frame(atoms, path)
+                if text is not None:
+                    chunk.append(text)
+                    if len(chunk) < 256:
+                        continue
+                fh.write("".join(chunk))
+                chunk = []
+                if text is None:
+                    ase.io.write(fh, _for_extxyz(atoms, path), format="extxyz", parallel=False)
+            fh.write("".join(chunk))
     _atomic_write(path, write)
     return len(items)
 
@@ -342,6 +357,77 @@ def _for_extxyz(atoms: Atoms, path: Path) -> Atoms:
     if results:
         out.calc = SinglePointCalculator(out, **results)
     return out
+
+
+#: Columns of a frame with only symbols and positions, as ASE's extxyz writer formats them.
+_EXTXYZ_PROPERTIES = "Properties=species:S:1:pos:R:3"
+_EXTXYZ_ATOM = "%-2s %16.8f %16.8f %16.8f\n"
+
+
+def _extxyz_frame(atoms: Atoms, path: Path) -> str | None:
+    """The text ASE's extxyz writer produces for ``_for_extxyz(atoms)``, or None when
+    the frame needs ASE's writer.
+
+    Covers frames with no cell, no constraints, no per-atom arrays beyond numbers
+    and positions, at most an energy among calculator results, and only strings,
+    booleans and real numbers in ``info``: what the generator and the relaxation
+    write. It formats them as ASE 3.2x does (``key_val_dict_to_str``,
+    ``%-2s %16.8f %16.8f %16.8f`` atom lines), without copying each Atoms and
+    building a record array per frame.
+    """
+    _check_atoms(atoms, path)
+    if atoms.constraints or set(atoms.arrays) != {"numbers", "positions"} or atoms.cell.any():
+        return None
+    results = getattr(atoms.calc, "results", None) or {}
+    if any(key != "energy" for key in results):
+        return None
+    fields = []
+    for key, value in atoms.info.items():
+        if key == "energy" or value is None:
+            continue
+        text = _extxyz_scalar(value)
+        if text is None or not isinstance(key, str) or key == "pbc":
+            return None
+        fields.append(_extxyz_field(key, text))
+    energy = energy_of(atoms)
+    if energy is not None:
+        fields.append(_extxyz_field("energy", f"{energy}"))
+    fields.append('pbc="' + " ".join("T" if p else "F" for p in atoms.pbc) + '"')
+    comment = _EXTXYZ_PROPERTIES + " " + " ".join(fields).strip()
+    symbols = atoms.get_chemical_symbols()
+    n = len(symbols)
+    columns = [None] * (4 * n)  # symbol x y z of every atom, one format for the frame
+    columns[0::4] = symbols
+    columns[1::4], columns[2::4], columns[3::4] = atoms.positions.T.tolist()
+    return f"{n}\n{comment}\n" + (_EXTXYZ_ATOM * n) % tuple(columns)
+
+
+def _extxyz_scalar(value) -> str | None:
+    """An info value as ASE's extxyz writer spells it, or None if it is not a plain
+    string, boolean or real number (ASE writes those as JSON or arrays)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "T" if value else "F"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
+        return f"{value}"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)  # most values (formula, separations, shape) repeat
+def _extxyz_field(key: str, text: str) -> str:
+    """``key=value`` with both escaped as ASE's ``ase.io.extxyz.escape`` does."""
+    return f"{_extxyz_escape(key)}={_extxyz_escape(text)}"
+
+
+_EXTXYZ_QUOTE = re.compile(r"[ \"'{}\[\]]")
+
+
+def _extxyz_escape(text: str) -> str:
+    """ASE's ``ase.io.extxyz.escape``: quote text with blanks, quotes or brackets."""
+    if _EXTXYZ_QUOTE.search(text):
+        text = '"' + text.replace('"', '\\"') + '"'
+    return text
 
 
 # --------------------------------------------------------------------- AIRSS res

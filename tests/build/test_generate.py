@@ -110,3 +110,97 @@ def test_default_separations_follow_chemistry():
 def test_negative_count_refused():
     with pytest.raises(InputError, match="negative"):
         generate_many("Cd4Se4", -1, 1)
+
+
+# Structures as airss-msc generated them before the generator was sped up (commit
+# 1e95f91): a stored seed must keep giving the same structure.
+def test_stored_seeds_give_the_structures_earlier_versions_gave():
+    a = generate_cluster("Cd13Se13", 3)
+    assert a.info["minsep"] == "Cd-Cd=3.024 Cd-Se=2.42 Se-Se=3.419" and a.info["attempts"] == 1
+    assert np.allclose(a.positions[:3], [[4.22682652950185, 1.35340389179563, -2.1228065933421947],
+                                         [1.1684632407257485, 2.530578577274792, 1.8926832422871733],
+                                         [3.3362645997988505, -4.685558984679765, 0.8936866696889425]],
+                       rtol=0, atol=1e-9)
+    b = generate_cluster("Cd6Te2Se4", 5, GeneratorSettings(minsep=("Cd-Se=2.4-2.7",)))
+    assert b.info["minsep"] == "Cd-Cd=3.128 Cd-Se=2.642 Cd-Te=2.585 Se-Se=3.419 Se-Te=3.536 Te-Te=3.653"
+    assert b.info["shape"] == "sphere r=4.769"
+    assert np.allclose(b.positions[:2], [[1.899836957930812, 2.9885864505508812, -2.7165561443862853],
+                                         [1.8854248647808016, 0.7394905563421883, 3.1647338332649912]],
+                       rtol=0, atol=1e-9)
+
+
+def test_generate_many_gives_each_seed_its_own_structure_exactly():
+    settings = GeneratorSettings(radius=6.0, minsep=("Cd-Se=2.5", "Cd-Cd=3.0", "Se-Se=3.3"))
+    images = generate_many("Cd13Se13", 5, base_seed=11, settings=settings, start=3)
+    for k, atoms in enumerate(images, start=3):
+        single = generate_cluster("Cd13Se13", derive_seed(11, "Cd13Se13", k), settings)
+        assert np.array_equal(single.positions, atoms.positions)
+        assert single.get_chemical_symbols() == atoms.get_chemical_symbols()
+        assert atoms.info["candidate"] == k and atoms.info["seed"] == single.info["seed"]
+
+
+def test_prepared_requests_are_reused_but_never_shared_or_confused():
+    from airss_msc.build.generate import prepare
+
+    settings = GeneratorSettings(minsep={"Cd-Se": 2.5})
+    counts, rules, conf = prepare("Cd4Se4", settings)
+    counts["Cd"] = 99  # the caller's copy
+    assert prepare("Cd4Se4", settings)[0] == {"Cd": 4, "Se": 4}
+    assert prepare("Cd4Se4", GeneratorSettings(minsep={"Cd-Se": 2.5}))[1] is rules
+    # equal as Python values but not as settings: True is not a separation
+    with pytest.raises(InputError):
+        prepare("Cd4Se4", GeneratorSettings(minsep={"Cd-Se": True}))
+    with pytest.raises(InputError):  # refused every time, not remembered as valid
+        prepare("Cd4Se4", GeneratorSettings(radius=0.5))
+    with pytest.raises(InputError):
+        prepare("Cd4Se4", GeneratorSettings(radius=0.5))
+    # unhashable settings values still work
+    odd = GeneratorSettings(extra={"note": ["a", {"b"}]})
+    assert prepare("Cd4Se4", odd)[0] == {"Cd": 4, "Se": 4}
+
+
+def test_push_displacement_is_the_documented_rule():
+    from airss_msc.build.separations import push_displacement
+
+    rng = np.random.default_rng(0)
+    need = np.array([[0.0, 2.0], [2.0, 0.0]])
+    apart = np.array([[0.0, 0.0, 0.0], [2.5, 0.0, 0.0]])
+    assert push_displacement(apart, need, rng) is None
+    close = np.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0]])
+    disp = push_displacement(close, need, rng)
+    # each atom moves half of 1.05 x the overlap (+1e-6 A in all), away from the other
+    assert np.allclose(disp, [[-(0.525 * 0.5 + 1e-6), 0, 0], [0.525 * 0.5 + 1e-6, 0, 0]], rtol=0, atol=1e-15)
+    moved = close + disp
+    assert np.linalg.norm(moved[1] - moved[0]) >= 2.0
+    # coincident atoms: a random direction from the generator, the same for the same stream
+    same = np.zeros((2, 3))
+    d1 = push_displacement(same, need, np.random.default_rng(5))
+    d2 = push_displacement(same, need, np.random.default_rng(5))
+    assert np.array_equal(d1, d2) and np.allclose(d1[0], -d1[1])
+    assert np.linalg.norm(d1[0] - d1[1]) == pytest.approx(1.05 * 2.0 + 2e-6)
+    # many atoms: pairwise pushes cancel in total (no drift of the cluster)
+    pos = np.random.default_rng(1).normal(size=(20, 3))
+    big = np.full((20, 20), 1.5)
+    np.fill_diagonal(big, 0.0)
+    assert np.abs(push_displacement(pos, big, rng).sum(axis=0)).max() < 1e-12
+
+
+def test_start_positions_take_the_least_overlapping_trial_for_each_atom():
+    from airss_msc.build.confinement import Sphere
+    from airss_msc.build.generate import start_positions
+
+    conf = Sphere(5.0)
+    need = np.full((12, 12), 2.6)
+    for seed in range(5):
+        pos = start_positions(np.random.default_rng(seed), need, conf, trials=8)
+        # the same choice made step by step, the obvious way
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(12)
+        trial = conf.sample(rng, 12 * 8).reshape(12, 8, 3)
+        expected = np.empty((12, 3))
+        for k, i in enumerate(order):
+            placed = expected[order[:k]]
+            dist = np.linalg.norm(trial[k][:, None, :] - placed[None, :, :], axis=2)
+            overlap = np.maximum(need[i, order[:k]][None, :] - dist, 0.0).sum(axis=1)
+            expected[i] = trial[k][np.argmin(overlap)]
+        assert np.array_equal(pos, expected)

@@ -10,7 +10,7 @@ import pytest
 from pymatgen.core import Molecule
 from pymatgen.symmetry.analyzer import PointGroupAnalyzer
 
-from airss_msc.build import symmetry
+from airss_msc.build import geometry, symmetry
 from airss_msc.composition import parse_formula
 from airss_msc.build.confinement import Shell, Sphere
 from airss_msc.errors import InputError
@@ -242,6 +242,21 @@ def test_same_seed_same_structure(group):
     assert not np.allclose(a.positions, c.positions)
 
 
+def test_stored_seeds_give_the_symmetric_structures_earlier_versions_gave():
+    # As generated before the generator was sped up (commit 1e95f91).
+    a = generate_cluster("Cd13Se13", 7, GeneratorSettings(symmetry="random"))
+    assert a.info["symmetry"] == "C6v" and a.info["attempts"] == 1
+    assert np.allclose(a.positions[:3], [[0.0, 0.0, -3.7229990194514353],
+                                         [-5.642862850881348, -1.5120000081151217, -0.8368844449692353],
+                                         [-1.5120010078907016, -5.642862582992288, -0.8368844449692353]],
+                       rtol=0, atol=1e-9)
+    b = generate_cluster("Cd4Se4", 2, GeneratorSettings(symmetry="Td"))
+    assert b.info["attempts"] == 2
+    assert np.allclose(b.positions[:2], [[1.7340175898416494, 1.7340175898416497, 1.73401758984165],
+                                         [-1.7340175898416494, -1.7340175898416497, 1.73401758984165]],
+                       rtol=0, atol=1e-9)
+
+
 def test_symmetric_cluster_direct_call_is_deterministic_and_honest():
     counts, rules, conf = prepare("Cd13Se13", GeneratorSettings())
     drawn = rules.draw(np.random.default_rng(0))
@@ -261,6 +276,60 @@ def test_symmetric_cluster_direct_call_is_deterministic_and_honest():
             seen_ok += ok
             seen_fail += not ok
     assert seen_ok >= 10 and seen_fail >= 1
+
+
+def test_exact_symmetry_check_accepts_generated_and_rejects_broken_clusters():
+    atoms = generate_cluster("Cd13Se13", 3, GeneratorSettings(symmetry="C3v"))
+    symbols, pos = atoms.get_chemical_symbols(), atoms.positions
+    assert symmetry.is_symmetric(symbols, pos, "C3v")
+    assert symmetry.is_symmetric(symbols, pos, "C3")  # a subgroup holds too
+    assert not symmetry.is_symmetric(symbols, pos, "C6v")
+    moved = pos.copy()
+    moved[np.argmax(np.linalg.norm(pos[:, :2], axis=1))] += [0.0, 0.0, 1e-3]
+    assert not symmetry.is_symmetric(symbols, moved, "C3v")
+    swapped = list(symbols)
+    off_axis = [i for i in range(len(pos)) if np.linalg.norm(pos[i, :2]) > 1e-6]
+    i = next(i for i in off_axis if swapped[i] == "Cd")
+    j = next(j for j in off_axis if swapped[j] == "Se")
+    swapped[i], swapped[j] = swapped[j], swapped[i]
+    assert not symmetry.is_symmetric(swapped, pos, "C3v")
+
+
+def test_pymatgen_check_sees_what_stock_pymatgen_sees():
+    # The check builds its Molecule from shared per-element species with the mass
+    # cached as a float; pymatgen's analysis must come out exactly as on a plain Molecule.
+    for formula, group, seeds in [("Cd13Se13", "random", range(10)), ("X13", "Ih", range(2)),
+                                  ("Cd6Se6", "D3d", range(2))]:
+        for seed in seeds:
+            atoms = generate_cluster(formula, seed, GeneratorSettings(symmetry=group))
+            symbols = ["Ar" if s == "X" else s for s in atoms.get_chemical_symbols()]
+            stock = PointGroupAnalyzer(Molecule(symbols, atoms.positions), tolerance=0.1)
+            shared = PointGroupAnalyzer(Molecule([geometry._species(s) for s in symbols],
+                                                 atoms.positions), tolerance=0.1)
+            assert shared.sch_symbol == stock.sch_symbol
+            assert np.array_equal(shared.eigvals, stock.eigvals)
+            assert [op.affine_matrix.tolist() for op in shared.symmops] == \
+                [op.affine_matrix.tolist() for op in stock.symmops]
+            assert symmetry.detected_by_pymatgen(atoms.get_chemical_symbols(), atoms.positions,
+                                                 atoms.info["symmetry"])
+
+
+@pytest.mark.timeout(120)
+def test_pymatgen_runaway_counts_as_not_detected_and_the_generator_moves_on():
+    # Seed 83 of X38 with a random group first draws an exact S12 cluster on which
+    # pymatgen finds D6d with an operation that holds only within its tolerance;
+    # closing the operations then never ends (it ran for hours before this check).
+    settings = GeneratorSettings(symmetry="random")
+    counts, rules, conf = prepare("X38", settings)
+    rng = np.random.default_rng(83)
+    drawn = rules.draw(rng)
+    group = symmetry.choose_group(counts, "random", rng, drawn=drawn, confinement=conf)
+    syms, pos, ok = symmetry.symmetric_cluster(counts, group, drawn, conf, rng)
+    assert group == "S12" and ok and symmetry.is_symmetric(syms, pos, group)
+    assert not symmetry.detected_by_pymatgen(syms, pos, group)
+    atoms = generate_cluster("X38", 83, settings)
+    assert atoms.info["symmetry"] == "S12" and atoms.info["attempts"] == 2
+    assert_valid_symmetric(atoms, "S12", settings, "X38")
 
 
 def test_special_positions_are_kept():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import ase.io
 import numpy as np
 import pytest
@@ -240,3 +242,82 @@ def test_none_info_value_does_not_come_back_as_true_from_extxyz(tmp_path, cluste
     write_structures(tmp_path / "n.extxyz", cluster)
     (back,) = read_structures(tmp_path / "n.extxyz")
     assert back.info.get("gap_eV") is None
+
+
+def _frames_for_writer_tests():
+    """Frames the direct extxyz writer formats itself, and frames it leaves to ASE."""
+    plain = [generate_cluster("Cd13Se13", seed) for seed in range(6)]
+    plain[0].info.update(energy=-123.456789012, status="relaxed", method="GFN1-xTB", ok=True,
+                         flag=np.bool_(False), steps=np.int64(42), gap_eV=np.float32(1.1),
+                         note='a "quoted" {b} [c]', other="it's")
+    plain[1].calc = SinglePointCalculator(plain[1], energy=-5.5)  # energy from a calculator
+    plain[2].positions[0] = [-0.0, 1e-9, -123456.123456789]
+    plain[3].pbc = [True, False, True]
+    plain[4].info["energy"] = float("nan")
+    x13 = generate_cluster("X13", 1)  # one-letter symbol
+    forces = generate_cluster("Cd4Se4", 1)
+    forces.calc = SinglePointCalculator(forces, energy=-1.0, forces=np.ones((8, 3)))
+    listed = generate_cluster("Cd4Se4", 2)
+    listed.info["tags"] = ["a", "b"]
+    boxed = generate_cluster("Cd4Se4", 3)
+    boxed.cell = [20.0, 20.0, 20.0]
+    charges = generate_cluster("Cd4Se4", 4)
+    charges.set_initial_charges(np.arange(8.0))
+    return plain + [x13], [forces, listed, boxed, charges]
+
+
+def test_extxyz_frames_are_written_byte_for_byte_as_ase_writes_them():
+    from pathlib import Path
+
+    direct, left_to_ase = _frames_for_writer_tests()
+    for atoms in direct:
+        text = formats._extxyz_frame(atoms, Path("x.extxyz"))
+        expected = io.StringIO()
+        ase.io.write(expected, formats._for_extxyz(atoms, Path("x.extxyz")), format="extxyz",
+                     parallel=False)
+        assert text == expected.getvalue()
+    for atoms in left_to_ase:
+        assert formats._extxyz_frame(atoms, Path("x.extxyz")) is None
+
+
+@pytest.mark.parametrize("ext", ["extxyz", "xyz"])
+def test_extxyz_round_trip_through_ase_and_our_reader(tmp_path, ext):
+    direct, left_to_ase = _frames_for_writer_tests()
+    images = direct[:2] + left_to_ase[:1] + direct[2:] + left_to_ase[1:]  # mixed order
+    path = tmp_path / f"many.{ext}"
+    assert write_structures(path, images) == len(images)
+    by_ase = ase.io.read(path, index=":", format="extxyz", parallel=False)
+    ours = read_structures(path)
+    assert len(by_ase) == len(ours) == len(images)
+    for original, a, b in zip(images, by_ase, ours):
+        for back in (a, b):
+            assert back.get_chemical_symbols() == original.get_chemical_symbols()
+            assert np.abs(back.positions - original.positions).max() < 1e-6
+        keys = {k for k, v in original.info.items() if v is not None}
+        assert keys <= set(b.info) | {"energy"}
+        for key in ("seed", "formula", "minsep", "shape", "symmetry", "attempts", "generator"):
+            assert b.info[key] == original.info[key], key
+        energy = formats.energy_of(original)
+        if energy is None:
+            assert "energy" not in b.info
+        elif np.isfinite(energy):
+            assert b.info["energy"] == pytest.approx(energy, abs=1e-9)
+    first = ours[0]
+    assert first.info["status"] == "relaxed" and first.info["ok"] is True and first.info["flag"] is False
+    assert first.info["steps"] == 42 and first.info["gap_eV"] == pytest.approx(1.1)
+    assert first.info["note"] == 'a "quoted" {b} [c]' and first.info["other"] == "it's"
+    assert ours[1].info["energy"] == -5.5
+    assert ours[2].info["energy"] == -1.0 and ours[2].info["seed"] == 1  # written by ASE
+    assert ours[-3].info["tags"] == ["a", "b"]
+
+
+def test_large_extxyz_write_round_trips(tmp_path):
+    from airss_msc.build.generate import generate_many
+
+    images = generate_many("Cd13Se13", 300, base_seed=4)
+    path = tmp_path / "big.extxyz"
+    write_structures(path, images)
+    back = read_structures(path)
+    assert [a.info["seed"] for a in back] == [a.info["seed"] for a in images]
+    assert [a.info["candidate"] for a in back] == list(range(300))
+    assert max(np.abs(a.positions - b.positions).max() for a, b in zip(images, back)) < 1e-6
