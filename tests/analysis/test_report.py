@@ -36,10 +36,13 @@ def test_report_renders_all_figures_self_contained(lj_db, tmp_path):
 def test_report_ranks_copies_of_the_lj7_minimum(lj_db, tmp_path):
     write_report(str(lj_db), tmp_path / "rep")
     md = (tmp_path / "rep" / "report.md").read_text()
-    row = next(line for line in md.splitlines() if line.startswith("| 1 |") and "X7" in line)
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert float(cells[3]) == pytest.approx(-16.505384, abs=1e-3)  # LJ7 global minimum
-    assert cells[7] == "D5h"  # pentagonal bipyramid
+    lines = md.splitlines()
+    head = [c.strip() for c in next(line for line in lines if line.startswith("| rank |")).strip("|").split("|")]
+    row = next(line for line in lines if line.startswith("| 1 |") and "X7" in line)
+    cells = dict(zip(head, (c.strip() for c in row.strip("|").split("|"))))
+    assert float(cells["E (eV)"]) == pytest.approx(-16.505384, abs=1e-3)  # LJ7 global minimum
+    assert cells["point group"] == "D5h"  # pentagonal bipyramid
+    assert cells["energy by"] == "lj" and cells["gap nm"] == "-"
 
 
 def test_calibrated_report_flags_candidates_near_a_band(tmp_path):

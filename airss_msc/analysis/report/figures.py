@@ -1,0 +1,213 @@
+"""The report's figures (matplotlib, PNG): energies, mixing, bands, size, spectra, structures.
+
+Each function draws one figure from an :class:`~airss_msc.analysis.report.model.Analysis`
+and returns the path written (None when there is nothing to draw).
+Structure pictures are ball-and-stick in two perpendicular views, bonds from
+covalent radii, one clearly distinct colour per element and a legend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle
+
+from airss_msc.analysis.energetics import lower_hull
+from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis
+from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, spectrum_nm
+from airss_msc.build.geometry import bonds, radius
+from airss_msc.composition import canonical_formula
+
+#: Element colours, chosen to differ at a glance (and in grey scale): cations warm,
+#: chalcogens cool, ligand atoms in their usual CPK colours.
+ELEMENT_COLORS = {
+    "Cd": "#f0b429", "Zn": "#8c564b", "Hg": "#7f7f7f",
+    "Se": "#2ca02c", "Te": "#6a3d9a", "S": "#d4d41a", "O": "#d62728",
+    "N": "#1f4fff", "C": "#404040", "H": "#f2f2f2", "P": "#ff7f0e", "X": "#9ecae1",
+}
+DEFAULT_COLOR = "#e377c2"
+#: Bonds drawn within this multiple of the covalent radii sum: Cd-Se to 2.9, Cd-Te to 3.2 A,
+#: but not the 3.3-4 A metal-metal contacts the fragment test (1.35) still counts.
+DRAWN_BOND_FACTOR = 1.12
+
+
+def color(symbol: str) -> str:
+    return ELEMENT_COLORS.get(symbol, DEFAULT_COLOR)
+
+
+def _figure(width: float, height: float, ncols: int = 1):
+    """A figure outside pyplot (no global state, no display needed) and its axes."""
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots(1, ncols)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Write a figure as PNG."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_energy_levels(analysis: Analysis, path: Path) -> Path:
+    """Relative energies (meV/atom) of the unique minima per composition."""
+    ranked = [r for r in analysis.rows if r.rank is not None]
+    groups = list(dict.fromkeys((r.formula, r.method) for r in ranked))
+    fig, ax = _figure(max(4.0, 1.3 * len(groups) + 2), 4.0)
+    for k, (f, m) in enumerate(groups):
+        for r in (r for r in ranked if (r.formula, r.method) == (f, m)):
+            ax.hlines(r.delta_meV_per_atom, k - 0.3, k + 0.3, color="C3" if r.rank == 1 else "C0", lw=2)
+            if r.copies and r.copies > 1:
+                ax.text(k + 0.32, r.delta_meV_per_atom, f"x{r.copies}", va="center", fontsize=7)
+    labels = [f if len({m for _, m in groups}) == 1 else f"{f}\n{m}" for f, m in groups]
+    ax.set_xticks(range(len(groups)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("E - E(lowest) (meV/atom)")
+    ax.set_title("Energy spectrum of unique minima (red: lowest)")
+    return _save(fig, path)
+
+
+def plot_mixing(analysis: Analysis, path: Path) -> Path | None:
+    """Mixing energy per atom of the lowest minimum vs composition, with the lower hull."""
+    if not analysis.mixing:
+        return None
+    pts = sorted(analysis.mixing, key=lambda p: p.x)
+    x = np.array([p.x for p in pts])
+    e = np.array([1000.0 * p.e_mix_per_atom for p in pts])
+    hull = lower_hull(x, e)
+    fig, ax = _figure(5.5, 4.0)
+    ax.plot(x, e, "o", color="C0")
+    ax.plot(x[hull], e[hull], "-", color="C3", label="lower hull")
+    for p, xi, ei in zip(pts, x, e):
+        ax.annotate(p.formula, (xi, ei), textcoords="offset points", xytext=(3, 4), fontsize=7)
+    a, _ = analysis.mixing_pair
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel(f"x = fraction of {a} on its sublattice")
+    ax.set_ylabel("mixing energy (meV/atom)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def _band_lines(ax, analysis: Analysis, label: bool = True) -> None:
+    for b in analysis.bands:
+        ax.axvline(b.wavelength_nm, color="C3" if b.target else "grey", lw=2 if b.target else 0.7,
+                   alpha=0.9 if b.target else 0.5, zorder=0)
+        if label:
+            ax.text(b.wavelength_nm, 1.0, f" {b.wavelength_nm:.0f}", rotation=90, va="top", ha="right",
+                    fontsize=6, color="C3" if b.target else "grey", transform=ax.get_xaxis_transform())
+
+
+def plot_bands(analysis: Analysis, path: Path) -> Path:
+    """Gap wavelengths, first bright excitations and calibrated estimates beside the measured bands."""
+    cands = [c for c in analysis.candidates if c.row.wavelength_nm or c.bright_nm or c.band_nm]
+    fig, ax = _figure(7.5, 0.35 * max(len(cands), 4) + 1.6)
+    _band_lines(ax, analysis)
+    shown = set()
+
+    def mark(x, k, style, colour, name, **kw):
+        ax.plot(x, k, style, color=colour, label=None if name in shown else name, **kw)
+        shown.add(name)
+
+    for k, c in enumerate(cands):
+        if c.row.wavelength_nm:
+            mark(c.row.wavelength_nm, k, "o", "C0", "HOMO-LUMO gap (not a band)", mfc="none")
+        if c.bright_nm:
+            mark(c.bright_nm, k, "D", "C2", "first bright excitation")
+        if c.band_nm is not None:
+            ax.errorbar(c.band_nm, k, xerr=c.band_unc_nm or 0, fmt="s", color="C4",
+                        label=None if "cal" in shown else "calibrated gap")
+            shown.add("cal")
+    ax.set_yticks(range(len(cands)), [f"{c.row.formula} #{c.row.rank}" for c in cands], fontsize=7)
+    ax.set_xlabel("wavelength (nm); red: MSC-399 target, grey: other measured bands")
+    xs = [v for c in cands for v in (c.row.wavelength_nm, c.bright_nm, c.band_nm) if v]
+    ax.set_xlim(250, max([700.0] + [min(v, 3000) * 1.05 for v in xs]))
+    if cands:
+        ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_absorption(analysis: Analysis, path: Path, fwhm_eV: float = DEFAULT_FWHM_EV) -> Path | None:
+    """Broadened absorption spectra of the candidates with excitations, on the measured bands' axis."""
+    cands = [c for c in analysis.candidates if c.excitations is not None]
+    if not cands:
+        return None
+    grid = np.linspace(250.0, 700.0, 901)
+    fig, ax = _figure(7.5, 4.2)
+    _band_lines(ax, analysis)
+    for k, c in enumerate(cands):
+        y = spectrum_nm(c.excitations, grid, fwhm_eV)
+        peak = y.max()
+        ax.plot(grid, y / peak if peak > 0 else y, color=f"C{k % 10}", lw=1.3,
+                label=f"{c.row.formula} #{c.row.rank} ({c.excitations.method.split(':')[-1]})")
+    ax.set_xlabel("wavelength (nm)")
+    ax.set_ylabel("absorption (normalised per structure)")
+    ax.set_title(f"Computed spectra, Gaussian FWHM {fwhm_eV:g} eV; red: MSC-399")
+    ax.legend(fontsize=6, loc="upper right")
+    return _save(fig, path)
+
+
+def plot_size(analysis: Analysis, path: Path) -> Path:
+    """Equivalent-sphere diameter (nm) of the candidates against the SAXS range."""
+    cands = [c for c in analysis.candidates if c.diameter_nm is not None]
+    fig, ax = _figure(6.0, 0.3 * max(len(cands), 4) + 1.5)
+    ax.axvspan(*SAXS_DIAMETER_NM, color="C1", alpha=0.25, label="SAXS 0.8-1.0 nm")
+    for k, c in enumerate(cands):
+        ax.plot(c.diameter_nm, k, "o", color="C0")
+    ax.set_yticks(range(len(cands)), [f"{c.row.formula} #{c.row.rank}" for c in cands], fontsize=7)
+    ax.set_xlabel("equivalent sphere diameter D = 2 sqrt(5/3) Rg (nm)")
+    ax.set_xlim(0.0, max([2.0] + [1.1 * c.diameter_nm for c in cands]))
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _rotation(axis: str, degrees: float) -> np.ndarray:
+    a = np.radians(degrees)
+    c, s = np.cos(a), np.sin(a)
+    return {"x": np.array([[1, 0, 0], [0, c, -s], [0, s, c]]),
+            "y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])}[axis]
+
+
+def _ball_and_stick(ax, atoms: Atoms, rotation: np.ndarray) -> None:
+    pos = (atoms.positions - atoms.positions.mean(axis=0)) @ rotation.T
+    symbols = atoms.get_chemical_symbols()
+    r = np.array([0.3 * radius(s) + 0.12 for s in symbols])  # Angstrom: balls well apart along bonds
+    pairs = bonds(atoms, DRAWN_BOND_FACTOR)
+    # painter's algorithm: bonds and atoms sorted back to front by depth (z toward the viewer)
+    items = [(pos[i, 2], "atom", i) for i in range(len(atoms))]
+    items += [((pos[i, 2] + pos[j, 2]) / 2 - 0.01, "bond", (i, j)) for i, j in pairs]
+    for _, kind, what in sorted(items, key=lambda t: t[0]):
+        if kind == "bond":
+            i, j = what
+            mid = (pos[i] + pos[j]) / 2
+            for end in (i, j):  # each half in its atom's colour
+                ax.plot([pos[end, 0], mid[0]], [pos[end, 1], mid[1]], color="#333333", lw=4.2,
+                        solid_capstyle="round", zorder=1)
+                ax.plot([pos[end, 0], mid[0]], [pos[end, 1], mid[1]], color=color(symbols[end]), lw=2.6,
+                        solid_capstyle="round", zorder=1)
+        else:
+            ax.add_patch(Circle(pos[what, :2], r[what], facecolor=color(symbols[what]),
+                                    edgecolor="#222222", lw=0.8, zorder=2))
+    span = np.abs(pos[:, :2]).max() + r.max() + 0.3 if len(atoms) else 1.0
+    ax.set_xlim(-span, span)
+    ax.set_ylim(-span, span)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+
+
+def plot_structure(atoms: Atoms, path: Path, title: str = "") -> Path:
+    """Ball-and-stick picture of a cluster: front view and a view rotated 90 degrees about y,
+    bonds within 1.12 x the covalent radii sum, a legend of the elements present."""
+    fig, axes = _figure(6.6, 3.5, ncols=2)
+    for ax, (rot, label) in zip(axes, ((np.eye(3), "front"), (_rotation("y", 90.0), "side (90 deg about y)"))):
+        _ball_and_stick(ax, atoms, rot)
+        ax.set_title(label, fontsize=8)
+    present = list(dict.fromkeys(atoms.get_chemical_symbols()))
+    handles = [Line2D([], [], marker="o", ls="", markersize=9, markerfacecolor=color(s), markeredgecolor="#222222",
+                      label=s) for s in present]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(title or canonical_formula(atoms.get_chemical_formula()), fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=110)
+    return path
