@@ -25,6 +25,7 @@ from airss_msc.build.confinement import parse_axes
 from airss_msc.build.generate import GeneratorSettings, generate_many, prepare
 from airss_msc.build.substitute import parse_substitution, substituted_structures
 from airss_msc.calc.engines import ENGINES, Method, parse_method
+from airss_msc.calc.excite import DEFAULT_EXCITATION_METHOD, DEFAULT_STATES, check_excitation_method
 from airss_msc.calc.relax import DEFAULT_METHOD, OPTIMIZERS, RelaxSettings
 from airss_msc.calc.threads import set_threads
 from airss_msc.composition import FAMILIES, canonical_formula, parse_range
@@ -244,14 +245,36 @@ def refine(
     _rows(db, method, top, energy, settings, threads, serial, "refine")
 
 
-def _rows(db, method, top, energy, settings, threads, serial, name):
+@app.command()
+def spectrum(
+    db: Path = typer.Argument(..., help="Results database."),
+    top: int = typer.Option(3, "--top", help="Lowest unique structures per composition."),
+    method: str = typer.Option(DEFAULT_EXCITATION_METHOD, "--method", help="Excitation method (TDDFT/TDA)."),
+    states: int = typer.Option(DEFAULT_STATES, "--states", help="Number of excited singlets."),
+    energy: Optional[str] = typer.Option(None, "--energy", help="Choose the top structures by this method's energies."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
+    serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
+) -> None:
+    """Vertical excitations (energies, oscillator strengths) of the K lowest unique structures per
+    composition; resumable, spread over MPI ranks; the report shows the spectra against the bands."""
+    if top < 1 or states < 1:
+        raise InputError("--top and --states must be >= 1")
+    check_excitation_method(method)
+    _rows(db, method, top, energy, None, threads, serial, "spectrum", nstates=states)
+
+
+def _rows(db, method, top, energy, settings, threads, serial, name, nstates: int = 0):
     outcome = _farmed(lambda executor, workers: run_rows(
-        str(db), method, top=top, rank_energy=energy, relax=settings, executor=executor, workers=workers,
-        log=lambda line: typer.echo(line, err=True), name=name), threads, serial)
-    what = "relaxation(s)" if settings is not None else "single point(s)"
-    key = f"e_{method_key(str(parse_method(method)))}"
-    typer.echo(f"{outcome.done - outcome.failed} {what} with {parse_method(method)} stored as {key} in {db}; "
-               f"{outcome.failed} failed, {outcome.remaining} remaining")
+        str(db), method, top=top, rank_energy=energy, relax=settings, nstates=nstates, executor=executor,
+        workers=workers, log=lambda line: typer.echo(line, err=True), name=name), threads, serial)
+    canonical = parse_method(method)
+    if nstates:
+        typer.echo(f"{outcome.done - outcome.failed} excitation run(s) with {canonical} stored in {db}; "
+                   f"{outcome.failed} failed, {outcome.remaining} remaining")
+    else:
+        what = "relaxation(s)" if settings is not None else "single point(s)"
+        typer.echo(f"{outcome.done - outcome.failed} {what} with {canonical} stored as e_{method_key(str(canonical))} "
+                   f"in {db}; {outcome.failed} failed, {outcome.remaining} remaining")
     if outcome.interrupted:
         raise typer.Exit(3)
 

@@ -1,14 +1,17 @@
-"""Workflows over stored rows: rescore every relaxed row, refine the best ones with DFT.
+"""Workflows over stored rows: rescore every relaxed row, refine the best ones with DFT,
+compute excitations of the best ones.
 
-Both run on the task farm (serially or spread over MPI ranks, resumable like
+All run on the task farm (serially or spread over MPI ranks, resumable like
 ``search``). A single point is stored on its row beside the other energies
 (``e_<method>``, ``gap_<method>``); a failed one leaves ``sp_<method>`` with its
 status, so a rerun neither repeats it nor loses it. A refining relaxation is a
-new row linked to the one it started from (``refined_from``).
+new row linked to the one it started from (``refined_from``). Excitations are
+stored in the row's data under their method, with their status.
 """
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -17,11 +20,13 @@ import numpy as np
 from ase import Atoms
 
 from airss_msc.analysis.rank import rank_results
+from airss_msc.analysis.bands import HC_EV_NM
 from airss_msc.calc.engines import capabilities, check_available, parse_method
+from airss_msc.calc.excite import check_excitation_method, excite
 from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.calc.single_point import SinglePoint, single_point
 from airss_msc.errors import InputError
-from airss_msc.results.record import Result, method_key
+from airss_msc.results.record import Excitations, Result, method_key
 from airss_msc.results.store import ResultsDB
 from airss_msc.search.farm import Farm, FarmOutcome, StopFlag, run_farm, stop_on_signals, summary_line
 
@@ -37,6 +42,7 @@ class RowTask:
     method: str
     relax: RelaxSettings | None = None
     electronic_temperature: float = 300.0
+    nstates: int = 0
 
     def atoms(self) -> Atoms:
         atoms = Atoms(list(self.symbols), positions=self.positions)
@@ -45,19 +51,23 @@ class RowTask:
         return atoms
 
 
-def run_row(task: RowTask) -> SinglePoint | Result:
-    """A single point (``task.relax`` None) or a relaxation of one stored structure."""
-    if task.relax is None:
-        return single_point(task.atoms(), task.method, task.electronic_temperature)
-    return relax_structure(task.atoms(), task.relax)
+def run_row(task: RowTask) -> SinglePoint | Result | Excitations:
+    """Excitations (``nstates`` > 0), a relaxation (``relax`` set) or a single point of one stored structure."""
+    if task.nstates:
+        return excite(task.atoms(), task.method, task.nstates)
+    if task.relax is not None:
+        return relax_structure(task.atoms(), task.relax)
+    return single_point(task.atoms(), task.method, task.electronic_temperature)
 
 
-def _failed(task: RowTask, message: str) -> SinglePoint:
+def _failed(task: RowTask, message: str) -> SinglePoint | Excitations:
+    if task.nstates:
+        return Excitations(task.method, np.zeros(0), np.zeros(0), "error", message)
     return SinglePoint(task.method, None, None, "error", message)
 
 
-def _task(res: Result, method: str, relax: RelaxSettings | None, temperature: float) -> RowTask:
-    return RowTask(res.id, res.composition, res.symbols, res.positions, method, relax, temperature)
+def _task(res: Result, method: str, relax: RelaxSettings | None, temperature: float, nstates: int) -> RowTask:
+    return RowTask(res.id, res.composition, res.symbols, res.positions, method, relax, temperature, nstates)
 
 
 def select_rows(results: list[Result], top: int | None, energy: str | None = None) -> list[Result]:
@@ -76,16 +86,17 @@ def _done_single_point(res: Result, method: str) -> bool:
 
 
 def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: str | None = None,
-             relax: RelaxSettings | None = None, electronic_temperature: float = 300.0,
+             relax: RelaxSettings | None = None, electronic_temperature: float = 300.0, nstates: int = 0,
              executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
              walltime: float | None = None, log: Callable[[str], None] | None = None,
              name: str = "refine") -> FarmOutcome:
-    """Single points (or, with ``relax``, relaxations) by ``method`` of stored structures.
+    """Single points (or, with ``relax``, relaxations; with ``nstates``, excitations) by ``method``
+    of stored structures.
 
     top: the K lowest unique structures per composition (ranked by ``rank_energy``);
         None takes every relaxed row (``rescore``). Rows already done are skipped.
     """
-    method = str(parse_method(method))
+    method = check_excitation_method(method) if nstates else str(parse_method(method))
     check_available(method)
     if relax is not None:
         relax = replace(relax, method=method).validate()
@@ -95,14 +106,23 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
     with ResultsDB(db_path, write=True) as db, stop_on_signals(stop):
         results = db.records()
         chosen = select_rows(results, top, rank_energy)
-        if relax is None:
+        if nstates:
+            pending = [r for r in chosen if method not in r.excitations]
+        elif relax is None:
             pending = [r for r in chosen if not _done_single_point(r, method)]
         else:
             refined = {(r.provenance.get("refined_from"), r.method) for r in results}
             pending = [r for r in chosen if (r.id, method) not in refined]
-        tasks = [_task(r, method, relax, electronic_temperature) for r in pending]
+        tasks = [_task(r, method, relax, electronic_temperature, nstates) for r in pending]
 
         def store(task: RowTask, outcome) -> tuple[str, bool]:
+            if isinstance(outcome, Excitations):
+                db.set_excitations(task.row, outcome)
+                bright = outcome.first_bright()
+                text = (f"first bright {HC_EV_NM / bright[0]:.0f} nm (f={bright[1]:.3f})" if bright
+                        else outcome.message or "no bright state")
+                return (f"{task.formula} row {task.row}: {outcome.status}  {len(outcome.energies_eV)} states  "
+                        f"{text}  {outcome.wall_seconds:.1f} s"), outcome.status == "done"
             if isinstance(outcome, Result):
                 row = db.add(outcome, extra={"search": name})
                 energy = f"  E={outcome.energy:.4f} eV" if outcome.energy is not None else ""
@@ -117,11 +137,15 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
             return f"{task.formula} row {task.row}: {outcome.status}  {text}{gap}  {outcome.seconds:.1f} s", \
                 outcome.status == "ok"
 
-        what = "relaxations" if relax is not None else "single points"
+        what = "excitation runs" if nstates else ("relaxations" if relax is not None else "single points")
         headline = (f"{name}: {len(chosen)} structure(s) chosen, {len(chosen) - len(pending)} already done, "
                     f"{len(pending)} {what} with {method}")
         outcome = run_farm(Farm(work=run_row, store=store, on_error=_failed), tasks, planned=len(chosen),
                            skipped=len(chosen) - len(pending), executor=executor, workers=workers, stop=stop,
                            walltime=walltime, say=log, headline=headline)
-    (log or print)(summary_line(name, outcome, "failed"))
+    (log or _stderr)(summary_line(name, outcome, "failed"))
     return outcome
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

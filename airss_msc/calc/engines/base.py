@@ -129,6 +129,13 @@ class Engine:
     def _calculator(self, model: str, **parameters) -> Calculator:
         raise NotImplementedError
 
+    def excitations(self, model: str, atoms: Atoms, nstates: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """Vertical excitation energies (eV), oscillator strengths and a note, lowest first.
+
+        Only engines whose capabilities say ``excitations`` implement it.
+        """
+        raise InputError(f"{self.name}:{model} cannot compute excitations")
+
 
 def homo_lumo_gap(orbital_energies: np.ndarray, occupations: np.ndarray) -> float:
     """HOMO-LUMO gap (unit of the orbital energies) from orbitals and occupations.

@@ -231,3 +231,29 @@ class PySCFEngine(Engine):
     def _calculator(self, model: str, **parameters):
         xc, basis, _ = split_model(model)
         return PySCFCluster(xc=xc, basis=basis, **parameters)
+
+    def excitations(self, model: str, atoms, nstates: int):
+        """Tamm-Dancoff TDDFT singlets (restricted ground state; spin-conserving on a UKS one)
+        on this model's functional: energies (eV) and length-gauge oscillator strengths."""
+        from pyscf import lib
+
+        self.check_available()
+        xc, basis, _ = split_model(model)
+        calc = PySCFCluster(xc=xc, basis=basis)
+        work = atoms.copy()
+        work.calc = calc
+        work.get_potential_energy()  # the ground state, with the SCF ladder
+        with _scratch():
+            lib.num_threads(current_threads())
+            td = calc.mf.TDA()
+            td.nstates = int(nstates)
+            td.verbose = 0
+            td.kernel()
+            energies = np.asarray(td.e, dtype=float) * Hartree
+            strengths = np.asarray(td.oscillator_strength(gauge="length"), dtype=float)
+        notes = list(calc.notes)
+        converged = np.atleast_1d(getattr(td, "converged", True))
+        if not np.all(converged):
+            notes.append(f"{int((~converged.astype(bool)).sum())} of {len(converged)} states not converged")
+        order = np.argsort(energies)
+        return energies[order], strengths[order], "; ".join(notes)

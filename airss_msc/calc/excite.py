@@ -1,0 +1,48 @@
+"""The excitation job: one geometry and one method in, vertical excitations out.
+
+``pyscf:TDA-PBE0/def2-SVP`` (Tamm-Dancoff TDDFT) gives the lowest singlets
+with oscillator strengths; the report turns them into a broadened spectrum
+and takes the first bright one as the band estimate. Failures (no converged
+SCF, a method without excitations) become a status with a reason, never an
+exception.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from ase import Atoms
+
+from airss_msc.calc.engines import SCFError, capabilities, engine_of, parse_method
+from airss_msc.errors import InputError
+from airss_msc.results.record import Excitations
+
+#: Default excitation method and number of states (PBE0 is the best functional for
+#: (CdSe)n excitations against RI-CC2 in Azpiroz, Ugalde and Infante, JCTC 2014).
+DEFAULT_EXCITATION_METHOD = "pyscf:TDA-PBE0/def2-SVP"
+DEFAULT_STATES = 10
+
+
+def check_excitation_method(method: str) -> str:
+    """The canonical method, or an :class:`InputError` if it cannot give excitations."""
+    canonical = str(parse_method(method))
+    if not capabilities(canonical).excitations:
+        raise InputError(f"{canonical} cannot compute excitations: use e.g. {DEFAULT_EXCITATION_METHOD}")
+    return canonical
+
+
+def excite(atoms: Atoms, method: str = DEFAULT_EXCITATION_METHOD, nstates: int = DEFAULT_STATES) -> Excitations:
+    """The lowest ``nstates`` vertical excitations of ``atoms`` (eV, oscillator strengths)."""
+    start = time.perf_counter()
+    empty = np.zeros(0)
+    try:
+        canonical = check_excitation_method(method)
+        m = parse_method(canonical)
+        energies, strengths, note = engine_of(m).excitations(m.model, atoms, nstates)
+        return Excitations(canonical, energies, strengths, "done", note, time.perf_counter() - start)
+    except SCFError as exc:
+        return Excitations(str(method), empty, empty, "scf_failed", str(exc), time.perf_counter() - start)
+    except Exception as exc:  # a job reports, it does not crash the run
+        return Excitations(str(method), empty, empty, "error", f"{type(exc).__name__}: {exc}",
+                           time.perf_counter() - start)
