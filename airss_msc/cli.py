@@ -34,6 +34,7 @@ from airss_msc.results.record import method_key
 from airss_msc.results.formats import convert as convert_files, read_structures, write_structures
 from airss_msc.search.candidates import run_search
 from airss_msc.search.config import default_config, default_config_text, load_config
+from airss_msc.search.farm import StopFlag, stop_on_signals
 from airss_msc.search.files import relax_file
 from airss_msc.search.parallel import task_executor
 from airss_msc.search.rows import run_rows
@@ -172,12 +173,15 @@ def _farmed(job, threads: int | None, serial: bool = False):
     """Run ``job(executor, workers)`` serially or, under an MPI launcher, as a task farm.
 
     Returns the job's outcome on the coordinator; worker ranks exit when done.
+    Stop handlers go in first, on every rank: a SIGTERM during MPI start-up or the
+    job's preparation is kept and stops the job cleanly (its own handlers inherit it).
     """
-    set_threads(threads)  # every rank, before any engine library is loaded
-    with task_executor(force_serial=serial) as (executor, workers, coordinator):
-        if not coordinator:
-            raise typer.Exit(0)
-        return job(executor, max(workers, 1))
+    with stop_on_signals(StopFlag()):
+        set_threads(threads)  # every rank, before any engine library is loaded
+        with task_executor(force_serial=serial) as (executor, workers, coordinator):
+            if not coordinator:
+                raise typer.Exit(0)
+            return job(executor, max(workers, 1))
 
 
 @app.command()

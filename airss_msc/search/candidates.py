@@ -119,10 +119,12 @@ def run_search(config: SearchConfig, executor: Executor | None = None, workers: 
     stop: set it (signals do) to stop handing out work; tasks in flight are
         stored, the rest stay for the next run. ``config.walltime`` does the same.
     """
-    tasks = plan_tasks(config)
     stop = stop if stop is not None else StopFlag()
-    strategy = config.strategy
-    with ResultsDB(config.db, write=True) as db, stop_on_signals(stop):
+    # Handlers first: planning and reading a large database take a while. The
+    # headline run_farm prints is the readiness line: from then on a signal stops cleanly.
+    with stop_on_signals(stop), ResultsDB(config.db, write=True) as db:
+        tasks = plan_tasks(config)
+        strategy = config.strategy
         done = db.done_seeds()
         pending = [t for t in tasks if (t.formula, t.seed) not in done]
         pool = _pool_from(db, config)

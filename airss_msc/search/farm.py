@@ -72,9 +72,20 @@ class StopFlag:
             self.reason = reason
 
 
+#: The signals that stop a farm gracefully (batch systems send SIGTERM or SIGUSR1 before the walltime).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
 @contextlib.contextmanager
 def stop_on_signals(flag: StopFlag):
-    """Turn the first SIGTERM/SIGUSR1/SIGINT into a graceful stop (main thread only)."""
+    """Turn the first SIGTERM/SIGUSR1/SIGINT into a graceful stop (main thread only).
+
+    Nests: a stop that reached an enclosing ``stop_on_signals`` before this one
+    was entered carries over to ``flag``, so a command can install its handlers
+    first thing and the job's own handlers lose nothing. On exit the previous
+    handlers come back, unless something else replaced these meanwhile (an MPI
+    worker's SIG_IGN stays).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -85,13 +96,19 @@ def stop_on_signals(flag: StopFlag):
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
         flag.set(signal.Signals(signum).name)
 
-    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+    handler.stop_flag = flag
+    for sig in STOP_SIGNALS:
         previous[sig] = signal.signal(sig, handler)
+    for old in previous.values():
+        outer = getattr(old, "stop_flag", None)
+        if outer:
+            flag.set(outer.reason)
     try:
         yield
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, old)
 
 
 @dataclass

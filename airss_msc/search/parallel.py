@@ -79,6 +79,9 @@ def task_executor(force_serial: bool = False) -> Iterator[tuple[object | None, i
         # decides to stop. A worker finishes its relaxation and is then released.
         for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
+    # Rank 0 goes on (and prints the search's readiness line) only once every
+    # worker ignores signals: a SIGTERM forwarded by the launcher then kills no one.
+    comm.Barrier()
     with MPICommExecutor(comm, root=0, backoff=POLL_SECONDS) as executor:
         if executor is not None:
             yield executor, comm.Get_size() - 1, True
