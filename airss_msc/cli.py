@@ -267,12 +267,40 @@ def spectrum(
     _rows(db, method, top, energy, None, threads, serial, "spectrum", nstates=states)
 
 
-def _rows(db, method, top, energy, settings, threads, serial, name, nstates: int = 0):
+@app.command()
+def cap(
+    db: Path = typer.Argument(..., help="Results database."),
+    ligand: str = typer.Option("NH3", "--ligand", help="Model amine: NH3 | CH3NH2."),
+    sites: str = typer.Option("auto", "--sites", help="'auto' (every Cd/Zn with fewer than 4 anion neighbours) "
+                              "or how many, least coordinated first."),
+    top: int = typer.Option(3, "--top", help="Lowest unique bare structures per composition to cap."),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", help="Engine that relaxes the capped cluster "
+                               "(it must know C, N, H: the ML potentials do)."),
+    fmax: float = typer.Option(0.05, "--fmax", help="Force convergence, eV/Angstrom."),
+    steps: int = typer.Option(500, "--steps", help="Step limit per capped relaxation."),
+    energy: Optional[str] = typer.Option(None, "--energy", help="Choose the top structures by this method's energies."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
+    serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
+) -> None:
+    """Put model amine ligands on the under-coordinated surface cations of the best structures,
+    relax them and store each capped cluster as a new row linked to its bare parent."""
+    if top < 1:
+        raise InputError(f"--top must be >= 1, got {top}")
+    settings = RelaxSettings(method=method, fmax=fmax, steps=steps)
+    _rows(db, method, top, energy, settings, threads, serial, "cap", ligand=ligand, sites=sites)
+
+
+def _rows(db, method, top, energy, settings, threads, serial, name, nstates: int = 0, ligand: str = "",
+          sites: str = "auto"):
     outcome = _farmed(lambda executor, workers: run_rows(
-        str(db), method, top=top, rank_energy=energy, relax=settings, nstates=nstates, executor=executor,
-        workers=workers, log=lambda line: typer.echo(line, err=True), name=name), threads, serial)
+        str(db), method, top=top, rank_energy=energy, relax=settings, nstates=nstates, ligand=ligand,
+        sites=sites, executor=executor, workers=workers, log=lambda line: typer.echo(line, err=True), name=name),
+        threads, serial)
     canonical = parse_method(method)
-    if nstates:
+    if ligand:
+        typer.echo(f"{outcome.done - outcome.failed} {ligand}-capped relaxation(s) with {canonical} stored in {db}; "
+                   f"{outcome.failed} failed, {outcome.remaining} remaining")
+    elif nstates:
         typer.echo(f"{outcome.done - outcome.failed} excitation run(s) with {canonical} stored in {db}; "
                    f"{outcome.failed} failed, {outcome.remaining} remaining")
     else:

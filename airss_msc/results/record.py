@@ -35,7 +35,8 @@ STATUS_MEANING = {
 }
 
 #: Provenance keys stored as integers / floats; every other provenance key is text.
-INT_PROVENANCE = ("seed", "candidate", "attempts", "parent", "parent2", "multiplicity", "bare_parent")
+INT_PROVENANCE = ("seed", "candidate", "attempts", "parent", "parent2", "multiplicity", "bare_parent",
+                  "refined_from", "ligands")
 FLOAT_PROVENANCE = ("parent_energy",)
 
 

@@ -20,11 +20,13 @@ import numpy as np
 from ase import Atoms
 
 from airss_msc.analysis.rank import rank_results
+from airss_msc.build.ligands import cap, get_ligand
 from airss_msc.analysis.bands import HC_EV_NM
 from airss_msc.calc.engines import capabilities, check_available, parse_method
 from airss_msc.calc.excite import check_excitation_method, excite
 from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.calc.single_point import SinglePoint, single_point
+from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
 from airss_msc.results.record import Excitations, Result, method_key
 from airss_msc.results.store import ResultsDB
@@ -43,6 +45,8 @@ class RowTask:
     relax: RelaxSettings | None = None
     electronic_temperature: float = 300.0
     nstates: int = 0
+    ligand: str = ""
+    sites: str = "auto"
 
     def atoms(self) -> Atoms:
         atoms = Atoms(list(self.symbols), positions=self.positions)
@@ -51,8 +55,25 @@ class RowTask:
         return atoms
 
 
+def capped_start(task: RowTask) -> Atoms:
+    """The stored structure with model ligands on its under-coordinated cations (lineage in ``info``)."""
+    bare = Atoms(list(task.symbols), positions=task.positions)
+    capped = cap(bare, task.ligand, task.sites, seed=task.row)
+    capped.info.update(formula=canonical_formula(capped.get_chemical_formula()), bare_parent=task.row,
+                       bare_formula=task.formula, move=f"cap {task.ligand}", generator="cap")
+    return capped
+
+
 def run_row(task: RowTask) -> SinglePoint | Result | Excitations:
-    """Excitations (``nstates`` > 0), a relaxation (``relax`` set) or a single point of one stored structure."""
+    """Excitations (``nstates`` > 0), a capped relaxation (``ligand``), a relaxation (``relax`` set)
+    or a single point of one stored structure."""
+    if task.ligand:
+        try:
+            start = capped_start(task)
+        except InputError as exc:
+            return Result(symbols=(), positions=np.zeros((0, 3)), status="error", message=str(exc),
+                          method=task.method, provenance={"bare_parent": task.row, "ligand": task.ligand})
+        return relax_structure(start, task.relax)
     if task.nstates:
         return excite(task.atoms(), task.method, task.nstates)
     if task.relax is not None:
@@ -66,8 +87,10 @@ def _failed(task: RowTask, message: str) -> SinglePoint | Excitations:
     return SinglePoint(task.method, None, None, "error", message)
 
 
-def _task(res: Result, method: str, relax: RelaxSettings | None, temperature: float, nstates: int) -> RowTask:
-    return RowTask(res.id, res.composition, res.symbols, res.positions, method, relax, temperature, nstates)
+def _task(res: Result, method: str, relax: RelaxSettings | None, temperature: float, nstates: int,
+          ligand: str = "", sites: str = "auto") -> RowTask:
+    return RowTask(res.id, res.composition, res.symbols, res.positions, method, relax, temperature, nstates,
+                   ligand, sites)
 
 
 def select_rows(results: list[Result], top: int | None, energy: str | None = None) -> list[Result]:
@@ -87,6 +110,7 @@ def _done_single_point(res: Result, method: str) -> bool:
 
 def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: str | None = None,
              relax: RelaxSettings | None = None, electronic_temperature: float = 300.0, nstates: int = 0,
+             ligand: str = "", sites: str = "auto",
              executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
              walltime: float | None = None, log: Callable[[str], None] | None = None,
              name: str = "refine") -> FarmOutcome:
@@ -98,7 +122,10 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
     """
     method = check_excitation_method(method) if nstates else str(parse_method(method))
     check_available(method)
-    if relax is not None:
+    if ligand:
+        get_ligand(ligand)
+        relax = replace(relax or RelaxSettings(), method=method).validate()
+    elif relax is not None:
         relax = replace(relax, method=method).validate()
         if not capabilities(method).gradients:
             raise InputError(f"{method} gives no forces: refine it without --relax")
@@ -106,14 +133,18 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
     with ResultsDB(db_path, write=True) as db, stop_on_signals(stop):
         results = db.records()
         chosen = select_rows(results, top, rank_energy)
-        if nstates:
+        if ligand:
+            chosen = [r for r in chosen if "ligand" not in r.provenance]  # cap bare clusters only
+            capped = {(r.provenance.get("bare_parent"), r.provenance.get("ligand"), r.method) for r in results}
+            pending = [r for r in chosen if (r.id, ligand, method) not in capped]
+        elif nstates:
             pending = [r for r in chosen if method not in r.excitations]
         elif relax is None:
             pending = [r for r in chosen if not _done_single_point(r, method)]
         else:
             refined = {(r.provenance.get("refined_from"), r.method) for r in results}
             pending = [r for r in chosen if (r.id, method) not in refined]
-        tasks = [_task(r, method, relax, electronic_temperature, nstates) for r in pending]
+        tasks = [_task(r, method, relax, electronic_temperature, nstates, ligand, sites) for r in pending]
 
         def store(task: RowTask, outcome) -> tuple[str, bool]:
             if isinstance(outcome, Excitations):
@@ -137,7 +168,8 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
             return f"{task.formula} row {task.row}: {outcome.status}  {text}{gap}  {outcome.seconds:.1f} s", \
                 outcome.status == "ok"
 
-        what = "excitation runs" if nstates else ("relaxations" if relax is not None else "single points")
+        what = ("capped relaxations" if ligand else "excitation runs" if nstates
+                else "relaxations" if relax is not None else "single points")
         headline = (f"{name}: {len(chosen)} structure(s) chosen, {len(chosen) - len(pending)} already done, "
                     f"{len(pending)} {what} with {method}")
         outcome = run_farm(Farm(work=run_row, store=store, on_error=_failed), tasks, planned=len(chosen),
