@@ -25,3 +25,42 @@ def run_cli(capsys):
         return code, out, err
 
     return run
+
+
+# --------------------------------------------------------------------------- slow tests
+# `pytest -m "not slow"` is the quick loop (make test-fast). Tests that run a real engine
+# (xTB, an ML potential, DFT) or mpiexec carry @pytest.mark.slow; besides, any test whose
+# module or function name has one of these words (split at "_") is marked here, so new
+# engine test modules (test_chgnet.py, test_pyscf_refine.py, test_ml_engines.py, ...) are
+# slow without further ado.
+SLOW_WORDS = frozenset({"xtb", "tblite", "gfn1", "gfn2", "ml", "chgnet", "sevenn", "sevennet", "mace", "torch",
+                        "dft", "pyscf", "tddft", "mpi", "mpiexec"})
+
+#: A test not marked slow that takes longer than this (s) is listed at the end of the run.
+FAST_LIMIT = 10.0
+
+
+def _named_slow(item) -> bool:
+    words = set(item.path.stem.lower().split("_")) | set(getattr(item, "originalname", item.name).lower().split("_"))
+    return bool(words & SLOW_WORDS)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") is None and _named_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
+_unmarked_slow: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.duration > FAST_LIMIT and "slow" not in report.keywords:
+        _unmarked_slow.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _unmarked_slow:
+        terminalreporter.section("tests over the quick-loop budget, not marked slow")
+        for nodeid, seconds in _unmarked_slow:
+            terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}  (mark it @pytest.mark.slow if it must be slow)")

@@ -142,6 +142,7 @@ def test_generate_from_template_substitutes_exactly(tmp_path, run_cli):
     assert code == 2 and "not Cd4Se4" in err
 
 
+@pytest.mark.slow
 def test_rescore_then_rank_by_the_single_points(tmp_path, run_cli):
     from airss_msc.calc.engines import make_calculator
 

@@ -45,6 +45,7 @@ def test_report_ranks_copies_of_the_lj7_minimum(lj_db, tmp_path):
     assert cells["energy by"] == "lj" and cells["gap nm"] == "-"
 
 
+@pytest.mark.slow
 def test_calibrated_report_flags_candidates_near_a_band(tmp_path):
     """A constructed calibration maps the Cd2Se2 gap exactly onto 399 nm: it must be flagged."""
     from airss_msc.analysis.bands import nm_to_ev

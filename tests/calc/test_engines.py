@@ -59,6 +59,7 @@ def test_capabilities_come_from_the_registry():
             assert engine.capabilities(model) is not None and engine.version()
 
 
+@pytest.mark.slow
 def test_tblite_forces_match_finite_differences_and_gap_is_physical():
     atoms = _cd2se2()
     atoms.calc = make_calculator("GFN1-xTB")
@@ -70,6 +71,7 @@ def test_tblite_forces_match_finite_differences_and_gap_is_physical():
     assert np.isclose(atoms.get_potential_energy(), atoms.calc.results["energy"])
 
 
+@pytest.mark.slow
 def test_calculator_pickles_without_library_handles():
     atoms = _cd2se2()
     calc = make_calculator("GFN1-xTB")
@@ -79,6 +81,7 @@ def test_calculator_pickles_without_library_handles():
     assert isinstance(clone, TightBindingCalculator) and clone._lib is None
 
 
+@pytest.mark.slow
 def test_xtb_python_engine_agrees_with_tblite():
     pytest.importorskip("xtb.interface")
     a, b = _cd2se2(), _cd2se2()
@@ -109,6 +112,7 @@ def test_homo_lumo_gap_from_occupations():
     assert homo_lumo_gap(eps[::-1], [0, 0, 2, 2, 2]) == pytest.approx(1.5)
 
 
+@pytest.mark.slow
 def test_gfnff_scores_the_current_geometry_and_leaves_no_files(tmp_path, monkeypatch):
     pytest.importorskip("xtb.interface")
     monkeypatch.chdir(tmp_path)

@@ -10,6 +10,7 @@ from airss_msc.calc.sanity import check_geometry
 LJ13 = -44.326801  # Cambridge Cluster Database, epsilon
 
 
+@pytest.mark.slow
 def test_cd2se2_relaxes_to_a_sane_rhombus_with_gfn1():
     atoms = generate_cluster("Cd2Se2", 3)
     s = relax_structure(atoms, RelaxSettings(method="GFN1-xTB", fmax=0.03, steps=300))
@@ -43,6 +44,7 @@ def test_step_limit_gives_max_steps():
     assert s.status == "max_steps" and s.steps == 3
 
 
+@pytest.mark.slow
 def test_guard_stops_a_deep_contact_at_once_but_lets_a_shallow_one_relax():
     deep = Atoms("CdSeCdSe", positions=[[0.8, 0, 0], [-0.8, 0, 0], [0, 2.6, 0], [0, -2.6, 0]])
     assert check_geometry(deep).status == "collapsed"
@@ -105,6 +107,7 @@ def test_anion_bonds_are_counted():
     assert anion_bonds(Atoms("CdCd", positions=[[0, 0, 0], [2.5, 0, 0]])) == 0  # cations do not count
 
 
+@pytest.mark.slow
 def test_default_optimizer_relaxes_starts_that_lbfgs_loses():
     """From this Cd4Se4 start ASE's LBFGS walks uphill until atoms fly off; the default
     (PreconLBFGS, line-searched) and BFGS relax it."""
@@ -117,6 +120,7 @@ def test_default_optimizer_relaxes_starts_that_lbfgs_loses():
     assert good.anion_bonds is not None
 
 
+@pytest.mark.slow
 def test_real_gfn2_collapse_is_caught_not_ranked():
     """GFN2-xTB on bare Cd13Se13 falls into a hole (science.md): from this stored onset
     geometry the energy plunges by tens of eV with Cd-Cd near 2.1 A; the guard must stop it."""
@@ -131,6 +135,7 @@ def test_real_gfn2_collapse_is_caught_not_ranked():
     assert s.steps < 200  # stopped at the collapse, not by the step limit
 
 
+@pytest.mark.slow
 def test_scf_recovery_ladder_on_a_real_non_converging_case():
     """Separated Se and Te atoms (12 A) do not converge at 300 K in 250 cycles; the ladder
     (hotter, damped, longer SCF) recovers, and the result is reported as fragmented."""
@@ -139,6 +144,7 @@ def test_scf_recovery_ladder_on_a_real_non_converging_case():
     assert s.status == "fragmented"
 
 
+@pytest.mark.slow
 def test_scf_failed_when_the_ladder_is_exhausted(monkeypatch):
     monkeypatch.setattr(TBLite, "scf_ladder", lambda self, model, t: ({"electronic_temperature": t},))  # no rungs
     s = relax_structure(Atoms("SeTe", positions=[[0, 0, 0], [12, 0, 0]]), RelaxSettings(steps=20))
@@ -146,6 +152,7 @@ def test_scf_failed_when_the_ladder_is_exhausted(monkeypatch):
     assert s.energy is None
 
 
+@pytest.mark.slow
 def test_energy_after_scf_retries_is_at_the_requested_electronic_temperature(monkeypatch):
     """The ladder may finish the SCF at 1000-3000 K; the stored energy must be the 300 K one."""
     from airss_msc.calc.engines import make_calculator
@@ -164,6 +171,7 @@ def test_energy_after_scf_retries_is_at_the_requested_electronic_temperature(mon
     assert abs(s.energy - hot.get_potential_energy()) > 1e-4
 
 
+@pytest.mark.slow
 def test_energy_of_a_stopped_stage_comes_from_that_stage_method(monkeypatch):
     """A first stage that ends the run after SCF retries must have its energy recomputed
     with its own method, not with a later, never-run stage's method."""

@@ -64,6 +64,7 @@ def test_rank_sorts_per_composition_with_relative_energies(tmp_path):
     assert min(r.energy_eV for r in rows if r.formula == "X7") == pytest.approx(-16.505384, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_real_xtb_search_on_cd2se2(tmp_path):
     db = tmp_path / "cd.db"
     cfg = config_from_dict({
