@@ -31,7 +31,9 @@ from airss_msc.calc.threads import set_threads
 from airss_msc.composition import FAMILIES, canonical_formula, parse_range
 from airss_msc.errors import DatabaseBusyError, InputError
 from airss_msc.results.record import method_key
-from airss_msc.results.formats import convert as convert_files, read_structures, write_structures
+from airss_msc.results.formats import (
+    convert as convert_files, export_database, read_structures, write_structures,
+)
 from airss_msc.search.candidates import run_search
 from airss_msc.search.config import default_config, default_config_text, load_config
 from airss_msc.search.farm import StopFlag, stop_on_signals
@@ -391,6 +393,25 @@ def convert(
     """Convert structure files between xyz, extxyz and AIRSS .res."""
     count = convert_files(source, destination)
     typer.echo(f"converted {count} structure(s) to {destination}")
+
+
+@app.command()
+def export(
+    db: Path = typer.Argument(..., help="Results database."),
+    out_dir: Path = typer.Argument(..., help="Directory for the .res files (created if needed)."),
+    all_rows: bool = typer.Option(False, "--all", help="Also rows that are not 'relaxed' (enthalpy n/a in "
+                                  "TITL, any energy in a REM line)."),
+    energy: Optional[str] = typer.Option(None, "--energy", help="Write this method's stored energies "
+                                         "(from 'rescore'/'refine') instead of each row's own."),
+) -> None:
+    """Write relaxed rows as AIRSS .res files, one per row: cat OUT_DIR/*.res | cryan -cl -r.
+
+    Files are named <composition>-r<row id>.res (Cd6Se6-r12.res); seed, status, method
+    and gap go in REM lines, and 'airss-msc rank OUT_DIR/*.res' reads them back.
+    """
+    paths, left_out = export_database(db, out_dir, include_all=all_rows, energy=energy)
+    skipped = "; ".join(f"{n} row(s) {reason} left out" for reason, n in left_out.items())
+    typer.echo(f"exported {len(paths)} structure(s) to {out_dir}" + (f" ({skipped})" if skipped else ""))
 
 
 @app.command()

@@ -184,3 +184,105 @@ def test_usage_error_through_the_installed_command_is_one_line():
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     proc = subprocess.run([exe, "rank"], capture_output=True, text=True, timeout=120)  # missing argument
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Missing argument" in proc.stderr
+
+
+# ------------------------------------------------------------ export to AIRSS .res
+
+def _lj_db(tmp_path, run_cli):
+    """A small Lennard-Jones search, plus one unfinished row."""
+    import numpy as np
+
+    from airss_msc.results.record import Result
+    from airss_msc.results.store import ResultsDB
+
+    db = tmp_path / "r.db"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[search]\ncompositions = ["X7", "X8"]\ncandidates = 4\nseed = 3\ndb = "{db}"\n'
+                   '[relax]\nmethod = "lj"\nfmax = 0.01\nsteps = 500\n')
+    code, _, err = run_cli("search", cfg)
+    assert code == 0, err
+    with ResultsDB(db, write=True) as store:
+        store.add(Result(symbols=("X",) * 7, positions=np.random.default_rng(1).normal(size=(7, 3)) * 1.5,
+                         status="max_steps", method="lj", energy=-12.0, provenance={"formula": "X7", "seed": 99}))
+    return db
+
+
+def _rank_csv(run_cli, *args, drop=("id",)):
+    code, out, err = run_cli("rank", *map(str, args), "--format", "csv")
+    assert code == 0, err
+    return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(io.StringIO(out))]
+
+
+def test_export_writes_relaxed_rows_that_rank_as_the_database(tmp_path, run_cli):
+    from airss_msc.results.formats import read_structures
+
+    db = _lj_db(tmp_path, run_cli)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli("export", db, out)
+    assert code == 0, err
+    assert "exported 8 structure(s)" in stdout and "1 row(s) not relaxed left out" in stdout
+    files = sorted(out.glob("*.res"))
+    assert len(files) == 8 and all(len(p.stem) <= 20 for p in files)
+    assert {p.stem for p in files} == {f"X{7 + (k - 1) // 4}-r{k}" for k in range(1, 9)}
+    rows = {r.id: r for r in connect(db).select()}
+    for path in files:
+        (atoms,) = read_structures(path)
+        row = rows[atoms.info["row"]]
+        assert atoms.info["seed"] == row.seed and atoms.info["status"] == "relaxed"
+        assert atoms.info["method"] == "lj" and atoms.info["energy"] == row.energy
+    # airss-msc rank of the files is airss-msc rank of the database (but for the id column)
+    assert _rank_csv(run_cli, *files) == _rank_csv(run_cli, db)
+    # --all adds the unfinished row, with no energy where cryan would rank it
+    code, stdout, err = run_cli("export", db, tmp_path / "all", "--all")
+    assert code == 0 and "exported 9 structure(s)" in stdout, err
+    unfinished = (tmp_path / "all" / "X7-r9.res").read_text().splitlines()
+    assert unfinished[0].split()[4] == "n/a" and "REM status=max_steps" in unfinished
+    assert _rank_csv(run_cli, *sorted((tmp_path / "all").glob("*.res")), "--all") == _rank_csv(run_cli, db, "--all")
+
+
+def test_export_by_another_methods_energy(tmp_path, run_cli):
+    from airss_msc.results.formats import read_structures
+    from airss_msc.results.store import ResultsDB
+
+    db = _lj_db(tmp_path, run_cli)
+    with ResultsDB(db, write=True) as store:  # stored single points, as 'rescore' leaves them
+        for row in list(connect(db).select(status="relaxed"))[:5]:
+            store.set_single_point(row.id, "tblite:GFN2-xTB", -100.0 - row.id, gap=2.0 + row.id / 10)
+    code, stdout, err = run_cli("export", db, tmp_path / "out", "--energy", "gfn2")
+    assert code == 0 and "exported 5 structure(s)" in stdout, err
+    assert "3 row(s) without a tblite:GFN2-xTB energy left out" in stdout
+    for path in (tmp_path / "out").glob("*.res"):
+        (atoms,) = read_structures(path)
+        assert atoms.info["energy"] == -100.0 - atoms.info["row"]
+        assert atoms.info["method"] == "tblite:GFN2-xTB" and atoms.info["geometry_method"] == "lj"
+        assert atoms.info["gap_eV"] == pytest.approx(2.0 + atoms.info["row"] / 10)
+    files = sorted((tmp_path / "out").glob("*.res"))
+    assert _rank_csv(run_cli, *files, drop=("id", "other_ranks")) == \
+        _rank_csv(run_cli, db, "--energy", "GFN2-xTB", drop=("id", "other_ranks"))
+
+
+def test_convert_database_writes_the_export_into_one_file(tmp_path, run_cli):
+    from airss_msc.results.formats import read_structures
+
+    db = _lj_db(tmp_path, run_cli)
+    code, stdout, err = run_cli("convert", db, tmp_path / "all.res")
+    assert code == 0 and "converted 8 structure(s)" in stdout, err
+    assert run_cli("export", db, tmp_path / "out")[0] == 0
+    together = (tmp_path / "all.res").read_text()
+    assert together == "".join(p.read_text() for p in sorted((tmp_path / "out").glob("*.res"),
+                                                             key=lambda p: int(p.stem.split("-r")[1])))
+    assert len(read_structures(tmp_path / "all.res")) == 8
+    code, stdout, err = run_cli("convert", db, tmp_path / "all.extxyz")
+    assert code == 0 and read_structures(tmp_path / "all.extxyz")[0].info["name"] == "X7-r1"
+
+
+def test_export_errors_are_one_line(tmp_path, run_cli):
+    code, _, err = run_cli("export", tmp_path / "missing.db", tmp_path / "out")
+    assert code == 2 and "no such database" in err and len(err.strip().splitlines()) == 1
+    db = _lj_db(tmp_path, run_cli)
+    code, _, err = run_cli("export", db, tmp_path / "out", "--energy", "pyscf")
+    assert code == 2 and "nothing to export" in err and "without a pyscf:PBE/def2-SVP energy" in err
+    code, _, err = run_cli("export", db, tmp_path / "out", "--energy", "nonsense")
+    assert code == 2 and "unknown" in err
+    code, _, err = run_cli("convert", db, tmp_path / "out.pdb")
+    assert code == 2 and "unknown structure file extension" in err

@@ -19,6 +19,21 @@ ours and we read AIRSS's::
 
 Several TITL..END blocks may follow each other in one file (``cat *.res``).
 
+A structure without an energy, or one whose relaxation did not finish
+(``status`` other than ``relaxed``), has ``n/a`` as its enthalpy, as AIRSS
+writes ``(n/a)`` for an unknown symmetry: AIRSS has no other mark for "no
+energy" (``buildcell | cabal cell res`` writes 0.0, which cryan ranks as a
+real energy), cryan 0.9.1 keeps its "unknown" value for a field it cannot
+read (the structure sorts last or is left out, never ranked as 0 eV), and
+cabal 0.9.1 does not read the TITL numbers. An energy of an unfinished
+relaxation stays in ``REM energy=``. Names are kept to
+:data:`CRYAN_NAME_WIDTH` characters (cryan cuts longer ones) and no REM line
+contains ``TITL`` (cryan starts a new structure at any line that does).
+
+:func:`export_res` writes database rows (:class:`~airss_msc.results.record.Result`)
+as one ``.res`` per row, named ``<composition>-r<row id>`` (``Cd6Se6-r12``),
+with seed, status, method and gap in REM lines.
+
 ASE's ``read``/``write`` are always called with ``parallel=False``: once
 mpi4py is imported ASE would otherwise broadcast from rank 0 and hang in
 worker ranks that read files on their own. All writes are atomic (temporary
@@ -49,6 +64,7 @@ from ase.geometry import cellpar_to_cell
 
 from airss_msc.composition import format_formula
 from airss_msc.errors import InputError
+from airss_msc.results.record import Result
 
 #: File extension -> format name.
 FORMATS = {".xyz": "xyz", ".extxyz": "extxyz", ".res": "res"}
@@ -65,6 +81,13 @@ _RES_WAVELENGTH = 1.54180
 
 #: Info keys that live in the TITL line rather than in REM lines.
 _TITL_KEYS = ("name", "energy", "symmetry")
+
+#: The enthalpy field of a TITL line for a structure without one (see the module docstring).
+NO_ENERGY = "n/a"
+
+#: Longest structure name cryan 0.9.1 shows whole: it prints names in 20 columns and
+#: cuts longer ones to their first 8 and last 9 characters (``Cd6Se6-1*456789012``).
+CRYAN_NAME_WIDTH = 20
 
 _REM_KEY_VALUE = re.compile(r"REM\s+([A-Za-z_][A-Za-z0-9_.\-]*)=(.*)", re.IGNORECASE)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+\-]")
@@ -185,8 +208,127 @@ def write_res_files(directory: str | os.PathLike, images: Atoms | Iterable[Atoms
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     """Read every structure of ``src`` and write them to ``dst`` (formats from the
-    extensions); returns the number converted."""
+    extensions); returns the number converted.
+
+    A results database as ``src`` gives its relaxed rows as :func:`export_res`
+    writes them (into one file: a ``.res`` destination holds what
+    ``cat OUT_DIR/*.res`` of an export would).
+    """
+    if _is_database(src):
+        format_of(dst)  # an unknown destination is refused before the database is read
+        results, left_out = select_rows(src)
+        if not results:
+            raise InputError(f"{src}: no relaxed rows to convert ({_left_out_text(left_out)}); "
+                             f"'airss-msc export {src} OUT_DIR --all' writes the others")
+        return write_structures(dst, [result_atoms(r) for r in results])
     return write_structures(dst, read_structures(src))
+
+
+def result_atoms(result: Result, energy: str | None = None) -> Atoms:
+    """A database row as :class:`ase.Atoms` for writing: its short unique name (see
+    :func:`export_name`), the energy of ``energy`` (a canonical method; None: the
+    row's own) and, in ``info``, formula, seed, status, method, gap and row id."""
+    method = energy or result.method
+    value = result.energy_by(energy)
+    gap = result.gap_by(energy)
+    atoms = Atoms(result.symbols, positions=result.positions, pbc=False)
+    info = {
+        "name": export_name(result),
+        "energy": value,
+        "formula": result.composition,
+        "seed": result.seed,
+        "status": result.status,
+        "method": method,
+        "geometry_method": result.method if method != result.method else None,
+        "gap_eV": gap,
+        "anion_bonds": result.anion_bonds,
+        "row": result.id,
+        "db": Path(result.source).name if result.source else None,
+        "search": result.provenance.get("search"),
+    }
+    atoms.info.update({k: v for k, v in info.items() if v is not None and v != ""})
+    return atoms
+
+
+def export_name(result: Result) -> str:
+    """``<composition>-r<row id>`` (``Cd6Se6-r12``): short, unique within a database and
+    whole in cryan's output; ``r<row id>`` alone when that would pass
+    :data:`CRYAN_NAME_WIDTH` characters. The seed (19 digits) goes in a REM line."""
+    if result.id is None:
+        raise InputError(f"cannot name a {result.composition or 'structure'} without a database row id")
+    tail = f"r{result.id}"
+    name = f"{result.composition}-{tail}" if result.composition else tail
+    return name if len(name) <= CRYAN_NAME_WIDTH else tail
+
+
+def export_res(results: Iterable[Result], directory: str | os.PathLike,
+               energy: str | None = None) -> list[Path]:
+    """One AIRSS ``.res`` per result in ``directory`` (created if needed): TITL with the
+    short name, the energy (eV) and the atom count; seed, status, method, gap, row and
+    database in REM lines. ``energy``: a canonical method whose stored energy to write
+    instead of the row's own. Results without an energy, or not ``relaxed``, get
+    ``n/a`` in place of the enthalpy. Returns the paths written."""
+    return write_res_files(directory, [result_atoms(r, energy) for r in results])
+
+
+def select_rows(db: str | os.PathLike, include_all: bool = False,
+                energy: str | None = None) -> tuple[list[Result], dict[str, int]]:
+    """The rows of a results database to export, and how many were left out, by reason.
+
+    Only ``relaxed`` rows unless ``include_all`` (rows with no atoms, from failed
+    generations, are always left out); with ``energy`` (any spelling of a method)
+    only rows with a stored energy of that method.
+    """
+    from airss_msc.calc.engines import parse_method  # the engine registry: only load it here
+    from airss_msc.results.store import ResultsDB  # ASE's database: slow to import
+
+    if not Path(db).is_file():
+        raise InputError(f"{db}: no such database")
+    method = str(parse_method(energy)) if energy else None
+    chosen: list[Result] = []
+    left_out: dict[str, int] = {}
+    for result in ResultsDB(db).records():
+        if not result.natoms:
+            reason = "without atoms"
+        elif result.status != "relaxed" and not include_all:
+            reason = "not relaxed"
+        elif method is not None and result.energy_by(method) is None:
+            reason = f"without a {method} energy"
+        else:
+            chosen.append(result)
+            continue
+        left_out[reason] = left_out.get(reason, 0) + 1
+    return chosen, left_out
+
+
+def export_database(db: str | os.PathLike, directory: str | os.PathLike, include_all: bool = False,
+                    energy: str | None = None) -> tuple[list[Path], dict[str, int]]:
+    """:func:`export_res` of the rows :func:`select_rows` chooses; returns the paths
+    written and the rows left out by reason. No rows to write is an :class:`InputError`."""
+    from airss_msc.calc.engines import parse_method
+
+    method = str(parse_method(energy)) if energy else None
+    results, left_out = select_rows(db, include_all, method)
+    if not results:
+        raise InputError(f"{db}: nothing to export ({_left_out_text(left_out) or 'no rows'})"
+                         + ("; --all also exports rows that are not relaxed" if not include_all else ""))
+    return export_res(results, directory, method), left_out
+
+
+def _left_out_text(left_out: dict[str, int]) -> str:
+    return ", ".join(f"{n} row(s) {reason}" for reason, n in left_out.items())
+
+
+def _is_database(path: str | os.PathLike) -> bool:
+    """An SQLite file (a results database) named without a structure-file extension."""
+    path = Path(path)
+    if path.suffix.lower() in FORMATS or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16).startswith(b"SQLite format 3")
+    except OSError:
+        return False
 
 
 def energy_of(atoms: Atoms) -> float | None:
@@ -471,11 +613,14 @@ def _parse_titl(line: str, where: str) -> tuple[dict, int | None]:
         raise InputError(f"{where}: malformed TITL line (expected name pressure volume enthalpy "
                          f"spin |spin| natoms (symm) n - times): {line[:80]!r}")
     try:
-        pressure, _volume, enthalpy, _spin, _modspin = (float(t) for t in tokens[1:6])
+        pressure, _volume = (float(t) for t in tokens[1:3])
+        enthalpy = None if tokens[3].lower() == NO_ENERGY else float(tokens[3])
+        _spin, _modspin = (float(t) for t in tokens[4:6])
         natoms = int(tokens[6])
     except ValueError:
         raise InputError(f"{where}: bad number in TITL line {line[:80]!r}") from None
-    info["energy"] = enthalpy
+    if enthalpy is not None:
+        info["energy"] = enthalpy
     if pressure != 0.0:  # clusters are relaxed at zero pressure; only keep the unusual
         info["pressure"] = pressure
     symm = re.search(r"\(([^)]*)\)", " ".join(tokens[7:]))
@@ -625,22 +770,28 @@ def _res_block(atoms: Atoms, name: str, path: Path) -> str:
 
     energy = energy_of(atoms)
     rem: dict = {k: v for k, v in atoms.info.items() if k not in _TITL_KEYS}
-    if energy is None or not math.isfinite(energy):
-        # AIRSS has no "unknown" enthalpy; write 0 for cryan and record the truth.
-        rem["energy"] = energy
-        energy = 0.0
+    enthalpy = NO_ENERGY
+    if energy is not None and math.isfinite(energy):
+        if str(atoms.info.get("status", "relaxed")) == "relaxed":
+            enthalpy = repr(energy)
+        else:
+            rem["energy"] = energy  # not a minimum: kept, but not where cryan would rank it
     symmetry = str(atoms.info.get("symmetry") or "").strip()
     if symmetry and re.search(r"[\s()]", symmetry):
         rem["symmetry"] = symmetry  # cannot sit between TITL's parentheses
         symmetry = ""
 
     lines = [
-        f"TITL {name} 0.00 {box ** 3:.6f} {energy!r} 0 0 {len(atoms)} ({symmetry or 'n/a'}) n - "
+        f"TITL {name} 0.00 {box ** 3:.6f} {enthalpy} 0 0 {len(atoms)} ({symmetry or 'n/a'}) n - "
         f"{int(atoms.info.get('times_found', 1) or 1)}"
     ]
     for key, value in rem.items():
-        if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", key):
-            lines.append(f"REM {key}={_encode_value(value)}")
+        # cryan takes any line containing TITL for the start of a structure
+        if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", key) and "TITL" not in key:
+            text = _encode_value(value)
+            if "TITL" in text:  # only inside a string: the JSON escape reads back the same
+                text = json.dumps(_plain(value)).replace("TITL", "\\u0054ITL")
+            lines.append(f"REM {key}={text}")
     lines.append(f"CELL {_RES_WAVELENGTH:.5f} {box:.6f} {box:.6f} {box:.6f} 90.000000 90.000000 90.000000")
     lines.append("LATT -1")
     lines.append("SFAC " + " ".join(species))

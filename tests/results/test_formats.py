@@ -321,3 +321,104 @@ def test_large_extxyz_write_round_trips(tmp_path):
     assert [a.info["seed"] for a in back] == [a.info["seed"] for a in images]
     assert [a.info["candidate"] for a in back] == list(range(300))
     assert max(np.abs(a.positions - b.positions).max() for a, b in zip(images, back)) < 1e-6
+
+
+# ------------------------------------------------------------ export of database rows to AIRSS .res
+
+SEED19 = 1234567890123456789  # derived seeds have 19 digits: too long for a cryan name
+
+
+def _row(row_id, status="relaxed", energy=-60.25, gap=1.5, formula="Cd6Se6", seed=SEED19, shift=0.0):
+    from airss_msc.results.record import Result
+
+    atoms = generate_cluster(formula, row_id)
+    return Result(symbols=tuple(atoms.get_chemical_symbols()), positions=atoms.positions + shift, status=status,
+                  method="tblite:GFN2-xTB", energy=energy, gap=gap, provenance={"formula": formula, "seed": seed},
+                  id=row_id, source="/runs/r.db")
+
+
+def test_export_res_round_trips_rows_with_seed_gap_status_method_in_rem(tmp_path):
+    from airss_msc.results.formats import export_res
+
+    rows = [_row(12), _row(13, energy=-60.5, gap=None)]
+    paths = export_res(rows, tmp_path / "out")
+    assert [p.name for p in paths] == ["Cd6Se6-r12.res", "Cd6Se6-r13.res"]
+    text = paths[0].read_text()
+    titl = text.splitlines()[0].split()
+    assert titl[1] == "Cd6Se6-r12" and float(titl[4]) == -60.25 and titl[7] == "12"
+    assert str(SEED19) not in text.splitlines()[0]  # the seed is in a REM line, not the name
+    for line in (f"REM seed={SEED19}", "REM status=relaxed", "REM method=tblite:GFN2-xTB", "REM gap_eV=1.5",
+                 "REM formula=Cd6Se6", "REM row=12", "REM db=r.db"):
+        assert line in text.splitlines(), line
+    for result, path in zip(rows, paths):
+        (back,) = read_structures(path)
+        assert back.get_chemical_symbols() == list(result.symbols)
+        assert np.abs(centred(back) - (result.positions - result.positions.mean(axis=0))).max() < 1e-6
+        assert back.info["energy"] == result.energy and back.info["seed"] == SEED19
+        assert back.info["status"] == "relaxed" and back.info["method"] == "tblite:GFN2-xTB"
+        assert back.info["row"] == result.id and back.info.get("gap_eV") == result.gap
+
+
+def test_unrelaxed_structures_carry_no_energy_in_titl(tmp_path):
+    """cryan ranks whatever number stands in TITL: a structure without an energy, or one whose
+    relaxation did not finish, has n/a there (AIRSS's mark for an unknown field), never 0.0."""
+    from airss_msc.results.formats import NO_ENERGY, export_res
+
+    unfinished, none = _row(2, status="max_steps", energy=-58.0), _row(3, status="collapsed", energy=None, gap=None)
+    generated = generate_cluster("Cd6Se6", 4)  # no energy, no status
+    paths = export_res([unfinished, none], tmp_path / "out")
+    write_structures(tmp_path / "gen.res", generated)
+    for path in paths + [tmp_path / "gen.res"]:
+        lines = path.read_text().splitlines()
+        assert lines[0].split()[4] == NO_ENERGY == "n/a", lines[0]
+    assert "REM energy=-58.0" in paths[0].read_text().splitlines()  # kept, away from cryan's ranking
+    back = [read_structures(p)[0] for p in paths + [tmp_path / "gen.res"]]
+    assert back[0].info["energy"] == -58.0 and back[0].info["status"] == "max_steps"
+    assert "energy" not in back[1].info and back[1].info["status"] == "collapsed"
+    assert "energy" not in back[2].info and back[2].info["seed"] == 4
+    # a relaxed structure keeps its energy in TITL; any other number there is still refused
+    relaxed = export_res([_row(5)], tmp_path / "ok")[0]
+    assert float(relaxed.read_text().split()[4]) == -60.25
+    bad = tmp_path / "bad.res"
+    bad.write_text(relaxed.read_text().replace(" -60.25 ", " n/a/b ", 1))
+    with pytest.raises(InputError, match="bad number in TITL"):
+        read_structures(bad)
+
+
+def test_airss_res_with_unknown_enthalpy_reads_without_energy(tmp_path):
+    path = tmp_path / "gen.res"
+    path.write_text("TITL Cd2-1 0.0 1000.0 n/a 0 0 2 (n/a) n - 1\nCELL 1.54180 10 10 10 90 90 90\nLATT -1\n"
+                    "SFAC Cd\nCd 1 0.40 0.5 0.5 1.0\nCd 1 0.65 0.5 0.5 1.0\nEND\n")
+    (atoms,) = read_structures(path)
+    assert "energy" not in atoms.info and atoms.info["name"] == "Cd2-1"
+    assert atoms.get_distance(0, 1) == pytest.approx(2.5)
+
+
+def test_export_names_are_short_unique_and_whole_in_cryan(tmp_path):
+    from airss_msc.results.formats import CRYAN_NAME_WIDTH, export_name, export_res
+
+    rows = [_row(k, seed=SEED19 + k) for k in (1, 2, 999999)]
+    names = [export_name(r) for r in rows]
+    assert names == ["Cd6Se6-r1", "Cd6Se6-r2", "Cd6Se6-r999999"]
+    long = _row(123456, formula="Zn6Cd12Te6Se12")
+    assert len("Zn6Cd12Te6Se12-r123456") > CRYAN_NAME_WIDTH == 20
+    assert export_name(long) == "r123456"  # cryan would show Zn6Cd12*-r123456
+    assert all(len(n) <= CRYAN_NAME_WIDTH and " " not in n for n in names)
+    paths = export_res(rows + [long], tmp_path / "out")
+    assert len({p.name for p in paths}) == 4
+    # the same row twice (two databases into one call) is refused, nothing half-written
+    with pytest.raises(InputError, match="both named 'Cd6Se6-r1'"):
+        export_res([rows[0], _row(1, shift=1.0)], tmp_path / "dup")
+    assert not (tmp_path / "dup").exists()
+
+
+def test_no_rem_line_contains_titl(tmp_path):
+    """cryan starts a new structure at any line containing TITL."""
+    atoms = generate_cluster("Cd4Se4", 1)
+    atoms.info.update(energy=-1.0, note="TITL inside", tags=["a TITL b"], TITLE="dropped")
+    path = tmp_path / "t.res"
+    write_structures(path, atoms)
+    lines = path.read_text().splitlines()
+    assert [k for k, line in enumerate(lines) if "TITL" in line] == [0]
+    (back,) = read_structures(path)
+    assert back.info["note"] == "TITL inside" and back.info["tags"] == ["a TITL b"] and "TITLE" not in back.info
