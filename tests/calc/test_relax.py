@@ -190,3 +190,32 @@ def test_energy_of_a_stopped_stage_comes_from_that_stage_method(monkeypatch):
     cold = start.copy()
     cold.calc = make_calculator("GFN1-xTB")
     assert s.energy == pytest.approx(cold.get_potential_energy(), abs=1e-6)
+
+
+def test_line_search_failure_falls_back_to_bfgs_from_the_last_geometry(monkeypatch):
+    """PreconLBFGS can give up ("Armijo linesearch failed after reset of Hessian"): the
+    relaxation goes on with BFGS from where it stopped, and the result says so."""
+    import airss_msc.calc.relax as relax
+    from ase.optimize.precon import PreconLBFGS
+
+    class GivesUp(PreconLBFGS):
+        def step(self, f=None):
+            if self.nsteps >= 3:
+                raise RuntimeError("Armijo linesearch failed after reset of Hessian, aborting")
+            return super().step(f)
+
+    monkeypatch.setitem(relax.OPTIMIZERS, "PreconLBFGS", GivesUp)
+    s = relax_structure(generate_cluster("X13", 2), RelaxSettings(method="lj", fmax=1e-3, steps=2000))
+    assert s.status == "relaxed" and s.fmax < 1e-3
+    assert s.optimizer == "PreconLBFGS -> BFGS (line search failed at step 3)"
+    no_fallback = relax_structure(generate_cluster("X13", 2),
+                                  RelaxSettings(method="lj", fmax=1e-3, steps=2000, fallback_optimizer=""))
+    assert no_fallback.status == "error" and "linesearch failed" in no_fallback.message
+
+
+def test_single_points_are_stored_beside_the_geometry_energy():
+    s = relax_structure(generate_cluster("Cd2Se2", 3), RelaxSettings(method="GFN1-xTB", steps=300,
+                                                                     single_points=("GFN2-xTB",)))
+    assert s.status == "relaxed"
+    assert set(s.energies) == {"tblite:GFN1-xTB", "tblite:GFN2-xTB"}
+    assert s.energies["tblite:GFN1-xTB"] == s.energy and s.gaps["tblite:GFN2-xTB"] > 0.3

@@ -1,0 +1,67 @@
+"""One typed record from relaxation to storage and back; old databases still read."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db import connect
+
+from airss_msc.results.record import STATUSES, Excitations, Result, method_key
+from airss_msc.results.store import ResultsDB
+
+
+def _result(**kw):
+    base = dict(symbols=("Cd", "Se", "Cd", "Se"), positions=np.arange(12.0).reshape(4, 3), status="relaxed",
+                method="chgnet:0.3.0", energy=-10.5, gap=None,
+                energies={"chgnet:0.3.0": -10.5, "tblite:GFN2-xTB": -600.25},
+                gaps={"tblite:GFN2-xTB": 1.75}, steps=40, force_calls=44, wall_seconds=3.2,
+                optimizer="PreconLBFGS -> BFGS (line search failed at step 12)", engine_version="chgnet 0.4.2",
+                anion_bonds=0, provenance={"formula": "Cd2Se2", "seed": 2 ** 61 + 7, "minsep": "Cd-Se=2.4",
+                                           "candidate": 3, "move": "shake amp=0.6", "parent": 5},
+                initial_positions=np.zeros((4, 3)), settings={"fmax": 0.05})
+    base.update(kw)
+    return Result(**base)
+
+
+def test_result_round_trips_through_the_database(tmp_path):
+    r = _result()
+    r.excitations["pyscf:TDA-PBE0/def2-SVP"] = Excitations("pyscf:TDA-PBE0/def2-SVP", np.array([2.9, 3.1]),
+                                                           np.array([0.0, 0.2]))
+    with ResultsDB(tmp_path / "r.db", write=True) as db:
+        row = db.add(r, extra={"search": "t"})
+        db.set_single_point(row, "pyscf:PBE/def2-SVP", -139794.3, 1.01)
+    back = ResultsDB(tmp_path / "r.db").get(row)
+    assert back.status == "relaxed" and back.method == "chgnet:0.3.0" and back.energy == pytest.approx(-10.5)
+    assert back.gap is None  # an ML row has no gap, not a zero one
+    assert back.energies == pytest.approx({"chgnet:0.3.0": -10.5, "tblite:GFN2-xTB": -600.25,
+                                           "pyscf:PBE/def2-SVP": -139794.3})
+    assert back.gaps == pytest.approx({"tblite:GFN2-xTB": 1.75, "pyscf:PBE/def2-SVP": 1.01})
+    assert back.seed == 2 ** 61 + 7 and back.provenance["move"] == "shake amp=0.6"
+    assert back.provenance["parent"] == 5 and back.provenance["search"] == "t"
+    assert back.optimizer.endswith("(line search failed at step 12)")
+    assert np.allclose(back.positions, r.positions) and back.composition == "Cd2Se2"
+    exc = back.excitations["pyscf:TDA-PBE0/def2-SVP"]
+    assert exc.first_bright() == pytest.approx((3.1, 0.2))
+    # and `ase db` sees the energies side by side as plain columns
+    kv = connect(tmp_path / "r.db").get(id=row).key_value_pairs
+    assert kv["e_tblite_gfn2_xtb"] == -600.25 and kv["e_pyscf_pbe_def2_svp"] == -139794.3
+
+
+def test_unknown_status_is_refused_and_statuses_are_one_list():
+    assert STATUSES[0] == "relaxed" and "scf_failed" in STATUSES
+    with pytest.raises(ValueError, match="unknown status"):
+        _result(status="finished")
+
+
+def test_database_written_before_the_engine_registry_still_reads(tmp_path):
+    """Rows of airss-msc 0.1 (method 'tblite:GFN1-xTB', rescore key 'e_gfn2_xtb', no optimizer)."""
+    path = tmp_path / "old.db"
+    atoms = Atoms("CdSe", positions=[[0, 0, 0], [2.6, 0, 0]])
+    atoms.calc = SinglePointCalculator(atoms, energy=-120.0)
+    connect(str(path)).write(atoms, composition="CdSe", status="relaxed", method="tblite:GFN1-xTB", steps=9,
+                             force_calls=10, wall_s=0.5, engine_version="tblite 0.4", airss_msc="0.1.0",
+                             seed=11, gap=2.2, e_gfn2_xtb=-118.5, anion_bonds=0)
+    (r,) = ResultsDB(path).records()
+    assert r.energy == -120.0 and r.gap == 2.2 and r.seed == 11
+    assert r.energies == {"tblite:GFN1-xTB": -120.0, "tblite:GFN2-xTB": -118.5}
+    assert method_key("tblite:GFN2-xTB") == "tblite_gfn2_xtb"

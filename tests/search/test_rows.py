@@ -1,0 +1,80 @@
+"""rescore, refine, spectrum and cap over stored rows (real engines on Cd2Se2)."""
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from airss_msc.results.store import ResultsDB
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cd2se2_db(tmp_path_factory):
+    from airss_msc.cli import main
+
+    tmp = tmp_path_factory.mktemp("rows")
+    src, db = tmp / "s.extxyz", tmp / "r.db"
+    for args in (["generate", "Cd2Se2", "-n", "2", "-o", src, "--seed", "4"],
+                 ["relax", src, "--db", db, "--method", "chgnet", "--steps", "300"]):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            assert exc.code in (0, None)
+    return db
+
+
+@pytest.mark.timeout(1800)
+def test_refine_stores_pbe_single_points_and_rank_uses_them(cd2se2_db, run_cli):
+    code, out, err = run_cli("refine", cd2se2_db, "--top", "1", "--method", "pyscf:PBE/def2-SVP")
+    assert code == 0, err
+    refined = [r for r in ResultsDB(cd2se2_db).records() if "pyscf:PBE/def2-SVP" in r.energies]
+    assert len(refined) == 1 and refined[0].gaps["pyscf:PBE/def2-SVP"] > 0.3
+    code, out, err = run_cli("rank", cd2se2_db, "--energy", "pyscf:PBE/def2-SVP", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 1 and rows[0]["method"] == "pyscf:PBE/def2-SVP"
+    assert float(rows[0]["energy_eV"]) == pytest.approx(refined[0].energies["pyscf:PBE/def2-SVP"])
+    # resumable: nothing left to do on a rerun
+    code, out, err = run_cli("refine", cd2se2_db, "--top", "1", "--method", "pyscf:PBE/def2-SVP")
+    assert code == 0 and out.startswith("0 single point(s)") and "1 already done" in err
+
+
+@pytest.mark.timeout(1800)
+def test_spectrum_stores_excitations_and_the_report_shows_them(cd2se2_db, run_cli, tmp_path):
+    code, out, err = run_cli("spectrum", cd2se2_db, "--top", "1", "--states", "4")
+    assert code == 0, err
+    (row,) = [r for r in ResultsDB(cd2se2_db).records() if r.excitations]
+    exc = row.excitations["pyscf:TDA-PBE0/def2-SVP"]
+    assert exc.status == "done" and len(exc.energies_eV) == 4
+    code, out, err = run_cli("report", cd2se2_db, "-o", tmp_path / "rep")
+    assert code == 0, err
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Computed absorption" in md and "TDA-PBE0" in md and (tmp_path / "rep" / "absorption.png").exists()
+
+
+def test_cap_adds_ligands_and_links_the_bare_parent(cd2se2_db, run_cli):
+    code, out, err = run_cli("cap", cd2se2_db, "--ligand", "NH3", "--top", "1", "--method", "chgnet")
+    assert code == 0, err
+    results = ResultsDB(cd2se2_db).records()
+    (capped,) = [r for r in results if r.provenance.get("ligand") == "NH3"]
+    bare = next(r for r in results if r.id == capped.provenance["bare_parent"])
+    assert capped.status == "relaxed" and capped.composition == "Cd2Se2H6N2"  # both Cd were two-coordinated
+    symbols = np.array(capped.symbols)
+    d = np.linalg.norm(capped.positions[symbols == "Cd"][:, None] - capped.positions[symbols == "N"][None], axis=-1)
+    assert np.all((d.min(axis=1) > 2.1) & (d.min(axis=1) < 2.7))  # every Cd holds one amine at a Cd-N bond
+    assert bare.provenance.get("ligand") is None
+    code, out, err = run_cli("cap", cd2se2_db, "--ligand", "NH3", "--top", "1", "--method", "chgnet")
+    assert code == 0 and "1 already done" in err
+
+
+@pytest.mark.parametrize("args,match", [
+    (["spectrum", "{db}", "--method", "GFN2-xTB"], "cannot compute excitations"),
+    (["cap", "{db}", "--ligand", "PPh3"], "unknown ligand"),
+    (["refine", "{db}", "--method", "pyscf:PBE/def2-QZVPPD"], "unknown model"),
+    (["refine", "{db}", "--method", "pyscf:TDA-PBE0/def2-SVP", "--relax"], "gives no forces"),
+])
+def test_bad_row_workflow_input_is_one_line(cd2se2_db, run_cli, args, match):
+    code, out, err = run_cli(*[a.format(db=cd2se2_db) for a in args])
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1
