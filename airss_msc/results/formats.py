@@ -27,8 +27,10 @@ real energy), cryan 0.9.1 keeps its "unknown" value for a field it cannot
 read (the structure sorts last or is left out, never ranked as 0 eV), and
 cabal 0.9.1 does not read the TITL numbers. An energy of an unfinished
 relaxation stays in ``REM energy=``. Names are kept to
-:data:`CRYAN_NAME_WIDTH` characters (cryan cuts longer ones) and no REM line
-contains ``TITL`` (cryan starts a new structure at any line that does).
+:data:`CRYAN_NAME_WIDTH` characters (cryan cuts longer ones), no REM line
+contains ``TITL`` (cryan starts a new structure at any line that does), and
+the structures of one write share one cubic box that holds any orientation of
+each (:func:`res_box`), so cryan can recognise rotated copies.
 
 :func:`export_res` writes database rows (:class:`~airss_msc.results.record.Result`)
 as one ``.res`` per row, named ``<composition>-r<row id>`` (``Cd6Se6-r12``),
@@ -144,7 +146,8 @@ def write_structures(path: str | os.PathLike, images: Atoms | Iterable[Atoms],
 
     The format comes from ``fmt`` or the extension. ``.xyz`` is written as
     extended XYZ (still readable by plain-XYZ programs) so metadata survives.
-    A ``.res`` file holds one TITL..END block per structure.
+    A ``.res`` file holds one TITL..END block per structure, all in one box
+    (see :func:`res_box`).
     """
     path = Path(path)
     kind = format_of(path, fmt)
@@ -155,8 +158,9 @@ def write_structures(path: str | os.PathLike, images: Atoms | Iterable[Atoms],
         def write(fh: TextIO) -> None:
             # Blocks are rendered one at a time so that a bad structure late in
             # the list fails inside the temporary file, never in ``path``.
+            box = res_box(items, path)
             for atoms, name in zip(items, names):
-                fh.write(_res_block(atoms, name, path))
+                fh.write(_res_block(atoms, name, path, box))
     else:
         def write(fh: TextIO) -> None:
             # Frames are formatted here when ASE would write nothing but symbols,
@@ -183,7 +187,8 @@ def write_res_files(directory: str | os.PathLike, images: Atoms | Iterable[Atoms
 
     Names come from ``info["name"]`` or ``<formula>-<seed>`` (see
     :func:`structure_name`). Two structures with the same name are refused
-    rather than one silently overwriting the other. Returns the paths written.
+    rather than one silently overwriting the other. All files have the same
+    box (:func:`res_box`). Returns the paths written.
     """
     directory = Path(directory)
     items = _as_list(images, directory)
@@ -194,6 +199,7 @@ def write_res_files(directory: str | os.PathLike, images: Atoms | Iterable[Atoms
             raise InputError(f"{directory}: two structures are both named {name!r}; "
                              f"give them distinct info['name'] or seeds")
         seen.add(name)
+    box = res_box(items, directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -201,7 +207,7 @@ def write_res_files(directory: str | os.PathLike, images: Atoms | Iterable[Atoms
     paths = []
     for atoms, name in zip(items, names):
         target = directory / f"{name}.res"
-        _atomic_write(target, lambda fh, a=atoms, n=name, t=target: fh.write(_res_block(a, n, t)))
+        _atomic_write(target, lambda fh, a=atoms, n=name, t=target: fh.write(_res_block(a, n, t, box)))
         paths.append(target)
     return paths
 
@@ -752,18 +758,32 @@ def _unwrap(frac: np.ndarray) -> np.ndarray:
     return out
 
 
-def _res_block(atoms: Atoms, name: str, path: Path) -> str:
-    """One AIRSS TITL..END block: cluster centred in a cubic box with RES_VACUUM."""
+def res_box(images: list[Atoms], path: Path) -> float:
+    """Edge (Angstrom) of the cubic box the structures of one write share in ``.res``.
+
+    Each cluster sits with its centroid at the centre, so the box holds any
+    orientation of any of them with at least :data:`RES_VACUUM` between images:
+    a rotated copy gets the same box. One box for all matters to cryan: it
+    rescales distances by the volumes of the two structures it compares (AIRSS
+    cluster searches use one fixed box), so different boxes keep duplicates apart.
+    """
+    radius = 0.0
+    for atoms in images:
+        _check_atoms(atoms, path)
+        positions = np.asarray(atoms.positions, dtype=float)
+        radius = max(radius, float(np.sqrt(((positions - positions.mean(axis=0)) ** 2).sum(axis=1)).max()))
+    return math.ceil((2.0 * radius + RES_VACUUM) * 1e6) / 1e6  # as written (6 decimals), never smaller
+
+
+def _res_block(atoms: Atoms, name: str, path: Path, box: float) -> str:
+    """One AIRSS TITL..END block: the cluster's centroid at the centre of a cubic box of edge
+    ``box`` (Angstrom; see :func:`res_box`)."""
     _check_atoms(atoms, path)
     positions = np.asarray(atoms.positions, dtype=float)
-    lo, hi = positions.min(axis=0), positions.max(axis=0)
-    # Centre the bounding box (not the centroid) so the vacuum is the same on
-    # both sides of every face and the images stay RES_VACUUM apart.
-    centred = positions - (lo + hi) / 2.0
-    span = float((hi - lo).max())
+    centred = positions - positions.mean(axis=0)
     # Fractions are computed against the box length exactly as written, so
     # reading back reproduces positions to ~1e-11 Angstrom.
-    box = float(f"{span + RES_VACUUM:.6f}")
+    box = float(f"{box:.6f}")
     frac = centred / box + 0.5
     symbols = atoms.get_chemical_symbols()
     species = list(dict.fromkeys(symbols))  # first-appearance order

@@ -422,3 +422,28 @@ def test_no_rem_line_contains_titl(tmp_path):
     assert [k for k, line in enumerate(lines) if "TITL" in line] == [0]
     (back,) = read_structures(path)
     assert back.info["note"] == "TITL inside" and back.info["tags"] == ["a TITL b"] and "TITLE" not in back.info
+
+
+def test_structures_of_one_write_share_one_box_whatever_their_orientation(tmp_path):
+    """cryan scales distances by the volumes it compares: a rotated copy in a box of another
+    size would never merge with its original (AIRSS cluster searches use one fixed box)."""
+    from scipy.spatial.transform import Rotation
+
+    from airss_msc.results.formats import export_res
+
+    original = _row(1)
+    rotated = _row(2, energy=original.energy)
+    rotated.positions = original.positions @ Rotation.from_euler("zyx", [40, 25, 70], degrees=True).as_matrix().T
+    bigger = _row(3, formula="Cd13Se13")
+    paths = export_res([original, rotated, bigger], tmp_path / "out")
+    texts = [p.read_text().splitlines() for p in paths]
+    cells = {next(line for line in t if line.startswith("CELL")) for t in texts}
+    volumes = {t[0].split()[3] for t in texts}
+    assert len(cells) == 1 and len(volumes) == 1
+    box = float(cells.pop().split()[2])
+    for t in texts:  # every cluster, in any orientation, keeps RES_VACUUM from its images
+        frac = np.array([[float(v) for v in line.split()[2:5]] for line in t if line.split()[0] in ("Cd", "Se")])
+        radius = np.sqrt((((frac - 0.5) * box) ** 2).sum(axis=1)).max()
+        assert box - 2 * radius >= formats.RES_VACUUM - 1e-6
+    back = [read_structures(p)[0] for p in paths[:2]]
+    assert np.allclose(sorted(back[0].get_all_distances().ravel()), sorted(back[1].get_all_distances().ravel()))
