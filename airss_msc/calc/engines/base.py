@@ -173,8 +173,10 @@ def box_side(atoms: Atoms, cutoff: float, margin: float = 2.0) -> float:
 class ClusterInBox(Calculator):
     """Runs a periodic-only model on a bare cluster by boxing a copy of it.
 
-    The cluster is centred in a cube of :func:`box_side` (every periodic image
-    farther than the model's cutoff), so the energy is the isolated cluster's.
+    The cluster is centred in a cube of :func:`box_side`, recomputed at every call
+    (atoms move): every periodic image lies farther than twice the model's cutoff,
+    so the energy is the isolated cluster's (images stop mattering beyond span +
+    cutoff; the second cutoff is margin). Users pass plain clusters.
     Users pass plain clusters; the box never leaves this calculator.
     """
 
@@ -187,6 +189,9 @@ class ClusterInBox(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        if not np.all(np.isfinite(self.atoms.positions)):
+            # ML models return a finite energy and zero forces for NaN coordinates
+            raise CalculationFailed("non-finite positions")
         boxed = Atoms(self.atoms.get_chemical_symbols(), positions=self.atoms.positions)
         boxed.set_cell([box_side(boxed, self.cutoff)] * 3)
         boxed.center()

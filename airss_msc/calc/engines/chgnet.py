@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -45,9 +46,11 @@ def use_threads() -> None:
 def _model(name: str, device: str):
     from chgnet.model import CHGNet
 
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints the device it runs on
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its size and the device it runs on
         model = CHGNet.load(model_name=name, use_device=device, verbose=False)
     model.eval()
+    # our own sanity checks report detached atoms; CHGNet would warn on every call
+    model.graph_converter.set_isolated_atom_response("ignore")
     return model
 
 
@@ -65,6 +68,9 @@ class CHGNetCluster(Calculator):
         from pymatgen.core import Lattice, Structure
 
         super().calculate(atoms, properties, system_changes)
+        if not np.all(np.isfinite(self.atoms.positions)):
+            # the models return a finite energy and zero forces for NaN coordinates
+            raise CalculationFailed(f"chgnet:{self.model_name}: non-finite positions")
         use_threads()
         model = _model(self.model_name, self.device)
         cutoff = float(model.graph_converter.atom_graph_cutoff)
@@ -73,7 +79,10 @@ class CHGNetCluster(Calculator):
         structure = Structure(Lattice.cubic(side), self.atoms.get_chemical_symbols(), centred,
                               coords_are_cartesian=True)
         graph = model.graph_converter(structure)
-        prediction = model.predict_graph(graph.to(self.device), task="ef")
+        with warnings.catch_warnings():
+            # torch 2.13 warns once about a tensor-to-scalar conversion inside chgnet
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+            prediction = model.predict_graph(graph.to(self.device), task="ef")
         per_atom = float(np.asarray(prediction["e"]).reshape(-1)[0])
         energy = per_atom * len(self.atoms) if model.is_intensive else per_atom
         forces = np.asarray(prediction["f"], dtype=float).reshape(-1, 3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from functools import lru_cache
 
 from ase.calculators.calculator import all_changes
@@ -38,7 +39,9 @@ def checkpoint_path(model: str) -> str:
 def _calculator(model: str, device: str):
     from sevenn.calculator import SevenNetCalculator
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # the CUDA tensor-product accelerators do not exist on CPU; the warning says nothing new
+        warnings.filterwarnings("ignore", message="No tensor product accelerator")
         return SevenNetCalculator(model=checkpoint_path(model), file_type="checkpoint", device=device)
 
 
