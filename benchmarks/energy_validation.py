@@ -1,0 +1,616 @@
+#!/usr/bin/env python
+"""Which engine ranks small Cd/Zn/Te/Se cluster isomers like PBE/def2-SVP, how fast, how robustly?
+
+Reads the reference set (``benchmarks/reference/structures.extxyz``) and its PBE/def2-SVP
+single points (``benchmarks/reference/pbe_def2svp.jsonl``; missing ones are skipped and
+counted), then
+
+1. single points of every engine on the SAME geometries (chgnet, chgnet:r2scan,
+   sevennet, tblite:GFN1-xTB, tblite:GFN2-xTB, xtb:GFN-FF when xtb-python is installed),
+   cached in ``benchmarks/reference/engine_single_points.jsonl``;
+2. per engine, within each formula (structures on the CHGNet 0.3.0 geometries, the main
+   set): Spearman and Kendall rank correlation with PBE (scipy.stats), mean absolute
+   error of relative isomer energies (meV/atom, each method relative to its own lowest
+   structure of the formula), whether PBE's lowest is ranked first; formulas count when
+   at least 3 of their structures have a PBE energy;
+3. the sign of E(anion-anion bonded) - E(alternating) per pair: per formula and geometry
+   set (CHGNet geometries, GFN1-xTB geometries), the anion-bonded and the alternating
+   structure that are lowest in PBE;
+4. protocols "relax with X, rank with Y": each reference structure relaxed with X
+   (chgnet, sevennet, tblite:GFN1-xTB; fmax 0.05, 500 steps) from its reference geometry
+   (cached in ``benchmarks/reference/protocol_relax.jsonl``); only structures that stay
+   in their basin (RMSD <= 0.5 A after superposition and the same cation-anion and
+   anion-anion bonds) are ranked; Y's single points at X's geometry are compared with PBE
+   at the reference geometry (an approximation: PBE is not recomputed on X's geometry);
+5. CPU seconds per energy+forces call per engine on 12-atom (Cd6Se6-size) clusters;
+6. robustness: ``--robustness-starts`` random Cd13Se13 starts (``generate_cluster("Cd13Se13",
+   ROBUST_SEED + i)``) relaxed with chgnet, sevennet, GFN1-xTB and GFN2-xTB (default
+   protocol, fmax 0.05, 500 steps), share ending ``relaxed`` with the sanity floors held,
+   median wall / CPU seconds and force calls (``--robustness`` computes them, resumable, in
+   ``benchmarks/reference/robustness_cd13se13.jsonl``; without it the table uses what exists).
+
+Prints Markdown tables and writes them to ``benchmarks/out/energy_validation.md`` with the
+git commit and the machine load.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/energy_validation.py                  # compute missing, report
+    OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/energy_validation.py --robustness --no-report \\
+        > benchmarks/reference/logs/robustness.log 2>&1 &                                 # Cd13Se13 runs
+    .venv/bin/python benchmarks/energy_validation.py --no-compute                          # tables from the caches
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("OMP_STACKSIZE", "1G")
+
+import argparse  # noqa: E402
+import fcntl  # noqa: E402
+import hashlib  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from ase import Atoms  # noqa: E402
+from ase.io import read  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REF = HERE / "reference"
+STRUCTURES = REF / "structures.extxyz"
+PBE = REF / "pbe_def2svp.jsonl"
+PBE_RELAX = REF / "pbe_relax.jsonl"
+SP_CACHE = REF / "engine_single_points.jsonl"
+PROTO_CACHE = REF / "protocol_relax.jsonl"
+ROBUST_CACHE = REF / "robustness_cd13se13.jsonl"
+OUT = HERE / "out" / "energy_validation.md"
+
+PBE_METHOD = "pyscf:PBE/def2-SVP"
+MAIN_GEOMETRY = "chgnet:0.3.0"
+GFN1 = "tblite:GFN1-xTB"
+ENGINES = ["chgnet:0.3.0", "chgnet:r2scan", "sevennet:7net-0", GFN1, "tblite:GFN2-xTB", "xtb:GFN-FF"]
+SHORT = {"chgnet:0.3.0": "CHGNet 0.3.0", "chgnet:r2scan": "CHGNet r2scan", "sevennet:7net-0": "SevenNet-0",
+         GFN1: "GFN1-xTB", "tblite:GFN2-xTB": "GFN2-xTB", "xtb:GFN-FF": "GFN-FF", PBE_METHOD: "PBE/def2-SVP"}
+PROTOCOL_RELAX = ["chgnet:0.3.0", "sevennet:7net-0", GFN1]
+PROTOCOL_FMAX = 0.05
+PROTOCOL_STEPS = 500
+BASIN_RMSD = 0.5
+ROBUST_ENGINES = ["chgnet:0.3.0", "sevennet:7net-0", GFN1, "tblite:GFN2-xTB"]
+ROBUST_SEED = 13000
+ROBUST_STEPS = 500
+MIN_PER_FORMULA = 3
+
+
+# --------------------------------------------------------------------------- #
+# Files
+# --------------------------------------------------------------------------- #
+
+def fingerprint(atoms: Atoms) -> str:
+    """Same as compute_reference.fingerprint: symbols + positions to 1e-4 A."""
+    text = " ".join(atoms.get_chemical_symbols()) + "|" + " ".join(f"{x:.4f}" for x in atoms.positions.ravel())
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def append_jsonl(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.write(json.dumps(row) + "\n")
+        fh.flush()
+        fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                              timeout=20).stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def available_engines() -> list[str]:
+    out = []
+    for m in ENGINES:
+        if m.startswith("xtb:") and importlib.util.find_spec("xtb") is None:
+            continue
+        out.append(m)
+    return out
+
+
+def load_set() -> list[Atoms]:
+    return read(STRUCTURES, index=":", format="extxyz") if STRUCTURES.exists() else []
+
+
+def pbe_energies(images: list[Atoms]) -> tuple[dict[str, dict], dict]:
+    """name -> PBE row for the structures' current geometries; and counts."""
+    rows = {}
+    for r in read_jsonl(PBE):
+        if r.get("type") == "single_point":
+            rows[(r["name"], r["fingerprint"])] = r
+    out, failed = {}, []
+    for a in images:
+        r = rows.get((a.info["name"], fingerprint(a)))
+        if r is None:
+            continue
+        if r["status"] == "ok" and r["energy_eV"] is not None:
+            out[a.info["name"]] = r
+        else:
+            failed.append(a.info["name"])
+    return out, {"structures": len(images), "pbe_ok": len(out), "pbe_failed": failed}
+
+
+# --------------------------------------------------------------------------- #
+# Computing (cached)
+# --------------------------------------------------------------------------- #
+
+def sp_cache() -> dict[tuple, dict]:
+    return {(r["fingerprint"], r["method"]): r for r in read_jsonl(SP_CACHE) if r.get("type") == "single_point"}
+
+
+def engine_single_points(named: list[tuple[str, str, Atoms]], methods: list[str], log) -> None:
+    """Single points of every method on every (name, geometry tag, atoms); cached by fingerprint."""
+    from airss_msc.calc.single_point import single_point
+
+    cache = sp_cache()
+    todo = [(n, tag, a, m) for m in methods for n, tag, a in named if (fingerprint(a), m) not in cache]
+    if todo:
+        log(f"engine single points: {len(todo)} to compute")
+    for k, (name, tag, atoms, method) in enumerate(todo):
+        t0 = time.process_time()
+        sp = single_point(atoms, method)
+        row = {"type": "single_point", "name": name, "geometry": tag, "fingerprint": fingerprint(atoms),
+               "natoms": len(atoms), "method": method, "energy": sp.energy, "gap": sp.gap, "status": sp.status,
+               "message": sp.message, "seconds": round(sp.seconds, 3), "cpu_seconds": round(time.process_time() - t0, 3)}
+        append_jsonl(SP_CACHE, row)
+        if (k + 1) % 50 == 0:
+            log(f"  {k + 1}/{len(todo)}")
+
+
+def timing(images: list[Atoms], methods: list[str], log, retime: bool = False) -> None:
+    """CPU seconds per energy+forces call on 12-atom structures (one warm-up call first)."""
+    from airss_msc.calc.engines import make_calculator
+
+    have = {r["method"] for r in read_jsonl(SP_CACHE) if r.get("type") == "timing"}
+    twelve = [a for a in images if len(a) == 12 and a.info.get("geometry_engine") == MAIN_GEOMETRY][:6]
+    if not twelve:
+        return
+    rng = np.random.default_rng(0)
+    for method in methods:
+        if method in have and not retime:
+            continue
+        calc = make_calculator(method)
+        warm = Atoms(twelve[0].get_chemical_symbols(), positions=twelve[0].positions)
+        warm.calc = calc
+        try:
+            warm.get_forces()
+        except Exception as exc:
+            log(f"timing {method}: warm-up failed ({exc})")
+        cpu, wall = [], []
+        for a in twelve:
+            for _ in range(2):
+                w = Atoms(a.get_chemical_symbols(), positions=a.positions + rng.normal(scale=0.01, size=a.positions.shape))
+                w.calc = calc
+                t0, c0 = time.perf_counter(), time.process_time()
+                try:
+                    w.get_forces()
+                except Exception:
+                    continue
+                cpu.append(time.process_time() - c0)
+                wall.append(time.perf_counter() - t0)
+        if cpu:
+            append_jsonl(SP_CACHE, {"type": "timing", "method": method, "natoms": 12, "calls": len(cpu),
+                                    "cpu_median": statistics.median(cpu), "wall_median": statistics.median(wall),
+                                    "load": round(os.getloadavg()[0], 2)})
+            log(f"timing {method}: {statistics.median(cpu):.3f} CPU s per energy+forces call (12 atoms)")
+
+
+def kabsch_rmsd(p: np.ndarray, q: np.ndarray) -> float:
+    """RMSD (A) of two conformations of the same atoms (same order) after the best rotation."""
+    p = p - p.mean(axis=0)
+    q = q - q.mean(axis=0)
+    u, _, vt = np.linalg.svd(p.T @ q)
+    d = np.sign(np.linalg.det(u @ vt))
+    r = u @ np.diag([1.0, 1.0, d]) @ vt
+    return float(np.sqrt(((p @ r - q) ** 2).sum(axis=1).mean()))
+
+
+def bonding_signature(atoms: Atoms) -> tuple[frozenset, frozenset]:
+    """(cation-anion bonds within 1.2 x radii sum, anion-anion bonds within 1.1 x), by atom index."""
+    from airss_msc.build.geometry import ANIONS, distances, radii_sums
+
+    sym = atoms.get_chemical_symbols()
+    d = distances(atoms.positions)
+    rs = radii_sums(sym)
+    ca, aa = set(), set()
+    for i in range(len(atoms)):
+        for j in range(i + 1, len(atoms)):
+            ai, aj = sym[i] in ANIONS, sym[j] in ANIONS
+            if ai != aj and d[i, j] < 1.2 * rs[i, j]:
+                ca.add((i, j))
+            elif ai and aj and d[i, j] < 1.1 * rs[i, j]:
+                aa.add((i, j))
+    return frozenset(ca), frozenset(aa)
+
+
+def protocol_relaxations(images: list[Atoms], methods: list[str], log) -> None:
+    """Relax every main-set structure with each protocol engine from its reference geometry (cached)."""
+    from airss_msc.build.geometry import anion_bonds
+    from airss_msc.calc.relax import RelaxSettings, relax_structure
+
+    have = {(r["fingerprint_ref"], r["method"]) for r in read_jsonl(PROTO_CACHE)}
+    todo = [(a, m) for m in methods for a in images if (fingerprint(a), m) not in have]
+    if todo:
+        log(f"protocol relaxations: {len(todo)} to run")
+    for k, (a, method) in enumerate(todo):
+        c0 = time.process_time()
+        res = relax_structure(a, RelaxSettings(method=method, fmax=PROTOCOL_FMAX, steps=PROTOCOL_STEPS))
+        out = Atoms(list(res.symbols), positions=np.asarray(res.positions))
+        rmsd = kabsch_rmsd(a.positions, out.positions)
+        same = rmsd <= BASIN_RMSD and bonding_signature(a) == bonding_signature(out)
+        append_jsonl(PROTO_CACHE, {
+            "name": a.info["name"], "formula": a.info["formula"], "fingerprint_ref": fingerprint(a), "method": method,
+            "status": res.status, "message": res.message, "energy": res.energy, "steps": res.steps,
+            "force_calls": res.force_calls, "wall": round(res.wall_seconds, 2), "cpu": round(time.process_time() - c0, 2),
+            "rmsd": round(rmsd, 4), "same_basin": bool(same), "anion_bonds": anion_bonds(out),
+            "fingerprint": fingerprint(out), "symbols": list(res.symbols),
+            "positions": np.round(np.asarray(res.positions), 6).tolist()})
+        if (k + 1) % 20 == 0:
+            log(f"  {k + 1}/{len(todo)}")
+
+
+def robustness(n_starts: int, log) -> None:
+    """Random Cd13Se13 starts with each geometry engine, seeds fixed; one JSON line per run."""
+    from airss_msc.build.generate import generate_cluster
+    from airss_msc.build.geometry import anion_bonds
+    from airss_msc.calc.relax import RelaxSettings, relax_structure
+    from airss_msc.calc.sanity import check_geometry
+
+    have = {(r["seed"], r["method"]) for r in read_jsonl(ROBUST_CACHE)}
+    for i in range(n_starts):
+        seed = ROBUST_SEED + i
+        start = generate_cluster("Cd13Se13", seed)
+        for method in ROBUST_ENGINES:
+            if (seed, method) in have:
+                continue
+            c0 = time.process_time()
+            res = relax_structure(start, RelaxSettings(method=method, fmax=0.05, steps=ROBUST_STEPS))
+            out = Atoms(list(res.symbols), positions=np.asarray(res.positions))
+            verdict = check_geometry(out)
+            row = {"seed": seed, "method": method, "status": res.status, "message": res.message[:300],
+                   "energy": res.energy, "steps": res.steps, "force_calls": res.force_calls,
+                   "wall": round(res.wall_seconds, 2), "cpu": round(time.process_time() - c0, 2),
+                   "sane": verdict.ok, "sanity": verdict.status, "anion_bonds": anion_bonds(out),
+                   "optimizer": res.optimizer, "load": round(os.getloadavg()[0], 2)}
+            append_jsonl(ROBUST_CACHE, row)
+            log(f"robustness seed {seed} {method}: {res.status} ({res.steps} steps, {row['cpu']} CPU s)")
+
+
+# --------------------------------------------------------------------------- #
+# Analysis
+# --------------------------------------------------------------------------- #
+
+def rank_stats(e_ref: list[float], e_m: list[float], natoms: int) -> dict:
+    from scipy.stats import kendalltau, spearmanr
+
+    a, b = np.asarray(e_ref, float), np.asarray(e_m, float)
+    rho = spearmanr(a, b).statistic
+    tau = kendalltau(a, b).statistic
+    rel_a = (a - a.min()) / natoms * 1000.0
+    rel_b = (b - b.min()) / natoms * 1000.0
+    return {"n": len(a), "spearman": float(rho), "kendall": float(tau), "mae": float(np.abs(rel_a - rel_b).mean()),
+            "first": bool(int(np.argmin(a)) == int(np.argmin(b)))}
+
+
+def summarise(per_formula: dict[str, dict]) -> dict:
+    vals = [v for v in per_formula.values() if v is not None]
+    sp = [v["spearman"] for v in vals if np.isfinite(v["spearman"])]
+    kt = [v["kendall"] for v in vals if np.isfinite(v["kendall"])]
+    return {"formulas": len(vals), "spearman_median": statistics.median(sp) if sp else float("nan"),
+            "spearman_mean": statistics.fmean(sp) if sp else float("nan"),
+            "kendall_median": statistics.median(kt) if kt else float("nan"),
+            "kendall_mean": statistics.fmean(kt) if kt else float("nan"),
+            "mae_mean": statistics.fmean([v["mae"] for v in vals]) if vals else float("nan"),
+            "mae_median": statistics.median([v["mae"] for v in vals]) if vals else float("nan"),
+            "first": sum(v["first"] for v in vals)}
+
+
+def fmt(x, nd=2) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "-"
+    return f"{x:.{nd}f}"
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def report(images: list[Atoms], methods: list[str]) -> list[str]:
+    pbe, counts = pbe_energies(images)
+    sps = sp_cache()
+    lines: list[str] = []
+    load = os.getloadavg()
+    lines += ["# Energy validation against PBE/def2-SVP (small Cd/Zn/Te/Se clusters)", "",
+              f"`python benchmarks/energy_validation.py` on commit {git_commit()}, "
+              f"{time.strftime('%Y-%m-%d %H:%M')}; machine: 2 cores shared with other jobs, load average "
+              f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when the report was written; "
+              "timings are CPU seconds of one thread (OMP_NUM_THREADS=1), wall times are inflated by the load.", ""]
+    main = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
+    n_main_pbe = sum(a.info["name"] in pbe for a in main)
+    lines += [f"Reference set: {counts['structures']} structures ({len(main)} on CHGNet 0.3.0 geometries, "
+              f"{sum(a.info.get('geometry_engine') == GFN1 for a in images)} on GFN1-xTB geometries, "
+              f"{sum(a.info.get('kind') == 'pbe_relaxed' for a in images)} PBE-relaxed). PBE energies available: "
+              f"{counts['pbe_ok']} ({n_main_pbe} of the CHGNet-geometry set); SCF failed: "
+              f"{len(counts['pbe_failed'])}{' ' + str(counts['pbe_failed']) if counts['pbe_failed'] else ''}. "
+              f"Rankings use formulas with >= {MIN_PER_FORMULA} PBE energies; structures without a PBE energy are left out.", ""]
+
+    # --- per engine on the reference geometries
+    by_formula: dict[str, list[Atoms]] = defaultdict(list)
+    for a in main:
+        if a.info["name"] in pbe:
+            by_formula[a.info["formula"]].append(a)
+    formulas = [f for f, group in by_formula.items() if len(group) >= MIN_PER_FORMULA]
+    per_engine: dict[str, dict[str, dict]] = {}
+    for m in methods:
+        per_engine[m] = {}
+        for f in formulas:
+            group = by_formula[f]
+            rows = [(pbe[a.info["name"]]["energy_eV"], sps.get((fingerprint(a), m), {})) for a in group]
+            rows = [(e, r["energy"]) for e, r in rows if r.get("status") == "ok" and r.get("energy") is not None]
+            per_engine[m][f] = rank_stats([r[0] for r in rows], [r[1] for r in rows], len(group[0])) \
+                if len(rows) >= MIN_PER_FORMULA else None
+    summaries = {m: summarise(per_engine[m]) for m in methods}
+
+    # --- anion-bond sign pairs
+    pairs = []
+    for geo in (MAIN_GEOMETRY, GFN1):
+        groups: dict[str, list[Atoms]] = defaultdict(list)
+        for a in images:
+            if a.info.get("geometry_engine") == geo and a.info["name"] in pbe:
+                groups[a.info["formula"]].append(a)
+        for f, group in groups.items():
+            bonded = [a for a in group if int(a.info["anion_bonds"]) > 0]
+            alt = [a for a in group if int(a.info["anion_bonds"]) == 0]
+            if bonded and alt:
+                b = min(bonded, key=lambda a: pbe[a.info["name"]]["energy_eV"])
+                c = min(alt, key=lambda a: pbe[a.info["name"]]["energy_eV"])
+                d = {PBE_METHOD: pbe[b.info["name"]]["energy_eV"] - pbe[c.info["name"]]["energy_eV"]}
+                for m in methods:
+                    rb, rc = sps.get((fingerprint(b), m), {}), sps.get((fingerprint(c), m), {})
+                    if rb.get("energy") is not None and rc.get("energy") is not None:
+                        d[m] = rb["energy"] - rc["energy"]
+                pairs.append((f, SHORT.get(geo, geo), b.info["name"], c.info["name"], d))
+    sign = {m: (sum(1 for p in pairs if m in p[4] and np.sign(p[4][m]) == np.sign(p[4][PBE_METHOD])),
+                sum(1 for p in pairs if m in p[4])) for m in methods}
+
+    # --- timing
+    timings = {r["method"]: r for r in read_jsonl(SP_CACHE) if r.get("type") == "timing"}
+    pbe12 = [r["cpu_seconds"] for r in pbe.values() if r["natoms"] == 12]
+    pbe_relax = [r for r in read_jsonl(PBE_RELAX) if r.get("type") == "relax_chunk" and r.get("force_calls")]
+
+    # --- robustness
+    rob = defaultdict(list)
+    for r in read_jsonl(ROBUST_CACHE):
+        rob[r["method"]].append(r)
+
+    def rob_cell(m):
+        rs = rob.get(m, [])
+        if not rs:
+            return "not run", "-", "-", "-"
+        ok = [r for r in rs if r["status"] == "relaxed" and r["sane"]]
+        share = f"{len(ok)}/{len(rs)} ({100 * len(ok) / len(rs):.0f} %)"
+        return (share, fmt(statistics.median([r["wall"] for r in ok]), 1) if ok else "-",
+                fmt(statistics.median([r["cpu"] for r in ok]), 1) if ok else "-",
+                fmt(statistics.median([r["force_calls"] for r in ok]), 0) if ok else "-")
+
+    # --- summary table
+    lines += ["## Summary per engine (CHGNet 0.3.0 reference geometries)", ""]
+    rows = []
+    for m in methods:
+        s = summaries[m]
+        t = timings.get(m)
+        rows.append([SHORT.get(m, m), s["formulas"], fmt(s["spearman_median"]), fmt(s["spearman_mean"]),
+                     fmt(s["kendall_median"]), fmt(s["mae_mean"], 1), fmt(s["mae_median"], 1),
+                     f"{s['first']}/{s['formulas']}", f"{sign[m][0]}/{sign[m][1]}",
+                     fmt(t["cpu_median"], 3) if t else "-", rob_cell(m)[0] if m in ROBUST_ENGINES else "-"])
+    rows.append(["PBE/def2-SVP (reference)", len(formulas), "1", "1", "1", "0", "0", f"{len(formulas)}/{len(formulas)}",
+                 f"{len(pairs)}/{len(pairs)}", (fmt(statistics.median(pbe12), 0) + " (energy only)") if pbe12 else "-",
+                 "-"])
+    lines += table(["engine", "formulas", "Spearman median", "Spearman mean", "Kendall median",
+                    "MAE meV/atom (mean)", "MAE meV/atom (median)", "PBE lowest ranked first",
+                    "anion-bond sign = PBE", "CPU s/call (12 atoms)", "Cd13Se13 relaxed & sane"], rows)
+    lines += ["", "MAE: mean absolute error of relative isomer energies, each method relative to its own lowest "
+              "structure of the formula, per atom. Sign: pairs (anion-bonded, alternating) below. "
+              "CPU s/call: one energy+forces call, median over 12-atom reference structures after a warm-up "
+              "(PBE: energy only, from the reference run)."]
+    if pbe_relax:
+        per_call = [r["cpu"] / r["force_calls"] for r in pbe_relax if r["force_calls"]]
+        lines += [f"PBE energy+gradient during the PBE relaxations: median {statistics.median(per_call):.0f} CPU s "
+                  f"per force call over {len(per_call)} chunks (Cd2Se2 .. Cd6Se6)."]
+    lines += [""]
+
+    # --- per-formula table
+    lines += ["## Spearman rho per formula (CHGNet 0.3.0 geometries; n = structures with PBE energies)", ""]
+    rows = []
+    for f in sorted(formulas, key=lambda f: (len(by_formula[f][0]), f)):
+        cells = [f, len(by_formula[f])]
+        for m in methods:
+            v = per_engine[m].get(f)
+            cells.append(f"{fmt(v['spearman'])} / {fmt(v['mae'], 0)}{' *' if v['first'] else ''}" if v else "-")
+        rows.append(cells)
+    lines += table(["formula", "n"] + [SHORT.get(m, m) for m in methods], rows)
+    lines += ["", "Cells: Spearman rho / MAE meV/atom; * = PBE's lowest ranked first. Kendall tau per formula is in "
+              "the detail table at the end.", ""]
+
+    # --- sign table
+    lines += ["## Sign of E(anion-anion bonded) - E(alternating), eV", "",
+              "Per formula and geometry set: the anion-bonded and the alternating structure lowest in PBE.", ""]
+    rows = []
+    for f, geo, b, c, d in pairs:
+        rows.append([f, geo, b.split("-", 1)[1], c.split("-", 1)[1], fmt(d[PBE_METHOD])] +
+                    [(fmt(d[m]) + ("" if np.sign(d[m]) == np.sign(d[PBE_METHOD]) else " (x)")) if m in d else "-"
+                     for m in methods])
+    lines += table(["formula", "geometries", "anion-bonded", "alternating", "PBE"] + [SHORT.get(m, m) for m in methods],
+                   rows)
+    lines += ["", "(x): sign differs from PBE.", ""]
+
+    # --- protocols
+    proto = [r for r in read_jsonl(PROTO_CACHE)]
+    by_ref = {(r["fingerprint_ref"], r["method"]): r for r in proto}
+    lines += ["## Protocols: relax with X, rank with Y", "",
+              "Each CHGNet-geometry reference structure relaxed with X from its reference geometry (fmax "
+              f"{PROTOCOL_FMAX}, {PROTOCOL_STEPS} steps); structures that left their basin (RMSD > {BASIN_RMSD} A "
+              "or changed cation-anion / anion-anion bonds) or did not relax are left out. **Approximation:** Y's "
+              "single points at X's geometry are ranked against PBE at the reference (CHGNet) geometry; PBE is not "
+              "recomputed at X's geometry.", ""]
+    rows = []
+    for x in PROTOCOL_RELAX:
+        stays = [by_ref.get((fingerprint(a), x)) for a in main]
+        stays = [r for r in stays if r is not None]
+        n_same = sum(1 for r in stays if r["same_basin"] and r["status"] == "relaxed")
+        for y in methods:
+            per = {}
+            for f in formulas:
+                vals = []
+                for a in by_formula[f]:
+                    r = by_ref.get((fingerprint(a), x))
+                    if r is None or not r["same_basin"] or r["status"] != "relaxed":
+                        continue
+                    s = sps.get((r["fingerprint"], y), {})
+                    if s.get("energy") is not None and s.get("status") == "ok":
+                        vals.append((pbe[a.info["name"]]["energy_eV"], s["energy"]))
+                per[f] = rank_stats([v[0] for v in vals], [v[1] for v in vals], len(by_formula[f][0])) \
+                    if len(vals) >= MIN_PER_FORMULA else None
+            s = summarise(per)
+            rows.append([SHORT.get(x, x), SHORT.get(y, y), f"{n_same}/{len(stays)}", s["formulas"],
+                         fmt(s["spearman_median"]), fmt(s["spearman_mean"]), fmt(s["kendall_median"]),
+                         fmt(s["mae_mean"], 1), f"{s['first']}/{s['formulas']}"])
+    lines += table(["relax with X", "rank with Y", "stayed in basin", "formulas", "Spearman median", "Spearman mean",
+                    "Kendall median", "MAE meV/atom", "PBE lowest first"], rows)
+    if proto:
+        by_x = defaultdict(list)
+        for r in proto:
+            by_x[r["method"]].append(r)
+        lines += ["", "Relaxation from the reference geometry: " + "; ".join(
+            f"{SHORT.get(x, x)}: median RMSD {statistics.median([r['rmsd'] for r in rs]):.2f} A, "
+            f"{sum(r['status'] == 'relaxed' for r in rs)}/{len(rs)} relaxed, "
+            f"{sum(r['anion_bonds'] > 0 for r in rs)} with anion-anion bonds after"
+            for x, rs in by_x.items())]
+    lines += [""]
+
+    # --- robustness
+    lines += ["## Robustness: random Cd13Se13 starts", "",
+              f"`generate_cluster(\"Cd13Se13\", seed)`, seeds {ROBUST_SEED}..{ROBUST_SEED + 29} (first 30), default "
+              f"relaxation protocol (PreconLBFGS, fmax 0.05, {ROBUST_STEPS} steps), one process; 'relaxed & sane' = "
+              "status relaxed and check_geometry ok (no pair below 0.80 x covalent radii, one fragment).", ""]
+    rows = []
+    for m in ROBUST_ENGINES:
+        rs = rob.get(m, [])
+        statuses = defaultdict(int)
+        for r in rs:
+            statuses[r["status"]] += 1
+        share, wall, cpu, calls = rob_cell(m)
+        ab = [r["anion_bonds"] for r in rs if r["status"] == "relaxed"]
+        rows.append([SHORT.get(m, m), share, ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "-",
+                     wall, cpu, calls, fmt(statistics.median(ab), 0) if ab else "-"])
+    lines += table(["engine", "relaxed & sane", "statuses", "median wall s", "median CPU s", "median force calls",
+                    "median anion-anion bonds (relaxed)"], rows)
+    lines += [""]
+
+    # --- PBE relaxed vs CHGNet geometry
+    relaxed = [a for a in images if a.info.get("kind") == "pbe_relaxed" and a.info["name"] in pbe]
+    if relaxed:
+        from airss_msc.analysis.duplicates import alignment_rmsd
+
+        lines += ["## PBE-relaxed structures vs their CHGNet starting geometries", ""]
+        rows = []
+        start_of = {}
+        for r in read_jsonl(PBE_RELAX):
+            if r.get("type") == "relax_chunk":
+                start_of[r["name"]] = r
+        named = {a.info["name"]: a for a in images}
+        for a in relaxed:
+            r = start_of.get(a.info["name"], {})
+            s = named.get(r.get("start"))
+            if s is None or s.info["name"] not in pbe:
+                continue
+            de = pbe[s.info["name"]]["energy_eV"] - pbe[a.info["name"]]["energy_eV"]
+            rows.append([a.info["formula"], s.info["name"], r.get("status"), r.get("steps_total"),
+                         fmt(alignment_rmsd(a, s), 3), fmt(de, 3), fmt(1000 * de / len(a), 1)])
+        lines += table(["formula", "start (CHGNet geometry)", "PBE relaxation", "steps", "RMSD A",
+                        "E_PBE(CHGNet geom) - E_PBE(PBE geom) eV", "meV/atom"], rows)
+        lines += [""]
+
+    # --- detail
+    lines += ["## Detail: Kendall tau per formula", ""]
+    rows = []
+    for f in sorted(formulas, key=lambda f: (len(by_formula[f][0]), f)):
+        rows.append([f] + [fmt(per_engine[m][f]["kendall"]) if per_engine[m].get(f) else "-" for m in methods])
+    lines += table(["formula"] + [SHORT.get(m, m) for m in methods], rows)
+    lines += [""]
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--no-compute", action="store_true", help="tables from the caches only")
+    ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--no-protocols", action="store_true")
+    ap.add_argument("--robustness", action="store_true", help="run the Cd13Se13 robustness relaxations (long)")
+    ap.add_argument("--robustness-starts", type=int, default=30)
+    ap.add_argument("--retime", action="store_true")
+    args = ap.parse_args(argv)
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    images = load_set()
+    methods = available_engines()
+    if not args.no_compute or args.robustness:
+        import torch
+
+        torch.set_num_threads(1)
+    if not args.no_compute:
+        named = [(a.info["name"], "reference", a) for a in images]
+        engine_single_points(named, methods, log)
+        timing(images, methods, log, args.retime)
+        if not args.no_protocols:
+            main_set = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
+            protocol_relaxations(main_set, PROTOCOL_RELAX, log)
+            relaxed = [r for r in read_jsonl(PROTO_CACHE) if r["status"] == "relaxed" and r["same_basin"]]
+            named = [(r["name"], f"relaxed:{r['method']}", Atoms(r["symbols"], positions=np.asarray(r["positions"])))
+                     for r in relaxed]
+            engine_single_points(named, methods, log)
+    if args.robustness:
+        robustness(args.robustness_starts, log)
+    if not args.no_report:
+        lines = report(images, methods)
+        text = "\n".join(lines) + "\n"
+        print(text)
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
