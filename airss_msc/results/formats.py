@@ -354,15 +354,22 @@ def energy_of(atoms: Atoms) -> float | None:
 def structure_name(atoms: Atoms, index: int = 0) -> str:
     """Name used in ``.res`` TITL lines and file names.
 
-    ``info["name"]`` if set, else ``<formula>-<seed>``, else ``<formula>-<index+1>``;
-    characters other than letters, digits and ``._+-`` become ``_`` because
-    AIRSS splits TITL lines at whitespace.
+    ``info["name"]`` if set, else ``<formula>-c<candidate>`` for generated structures,
+    else ``<formula>-<seed>`` for a short seed, else ``<formula>-<index+1>``; a 19-digit
+    derived seed goes into a REM line, not the name,
+    because cryan shows at most 20 characters of a name. Characters other than letters,
+    digits and ``._+-`` become ``_`` because AIRSS splits TITL lines at whitespace.
     """
     name = str(atoms.info.get("name") or "").strip()
     if not name:
         formula = atoms.info.get("formula") or format_formula(_counts(atoms))
-        seed = atoms.info.get("seed")
-        name = f"{formula}-{seed}" if seed is not None else f"{formula}-{index + 1}"
+        candidate, seed = atoms.info.get("candidate"), atoms.info.get("seed")
+        if candidate is not None:
+            name = f"{formula}-c{candidate}"
+        elif seed is not None and len(str(seed)) <= 8:
+            name = f"{formula}-{seed}"
+        else:
+            name = f"{formula}-{index + 1}"
     return _SAFE_NAME.sub("_", name)
 
 
