@@ -1,8 +1,11 @@
 """Search moves: each one small class that makes a new start from its parents (in the spirit of ASE-GA).
 
 A move takes the relaxed parents it needs (``parents`` of them: 0 for fresh
-starts, 1 for a shake or a swap, 2 for cut-and-splice) and a random stream,
-and returns the new start as :class:`ase.Atoms` with its lineage in ``info``.
+starts, 1 for a shake, twist, relocation, swap or permutation, 2 for
+cut-and-splice) and a random stream, and returns the new start as
+:class:`ase.Atoms` with its lineage in ``info``. A move that cannot make
+anything new for a composition says so in :meth:`Move.applies` (a swap needs
+two elements on one sublattice), and the strategy leaves it out there.
 The search loop knows none of their names: it asks :data:`MOVES` by the name
 the config gives. Adding a move is one class here plus one line in
 :data:`MOVES`; its settings are its dataclass fields (config table
@@ -22,6 +25,7 @@ from ase import Atoms
 
 from airss_msc.build.confinement import Sphere
 from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare, push_apart
+from airss_msc.build.geometry import distances, radii_sums
 from airss_msc.build.separations import ANIONS, CATIONS, format_minsep, minsep_matrix
 from airss_msc.errors import InputError
 
@@ -50,6 +54,10 @@ class Move:
 
     def validate(self) -> "Move":
         return self
+
+    def applies(self, symbols: Sequence[str]) -> bool:
+        """Whether this move can make a new start for a cluster of these elements."""
+        return True
 
     @classmethod
     def settings_keys(cls) -> dict[str, type]:
@@ -165,6 +173,9 @@ class Swap(Move):
             raise InputError("swap: swaps must be >= 1 and amplitude >= 0")
         return self
 
+    def applies(self, symbols):
+        return mixed_sublattice(symbols) is not None
+
     def new_candidate(self, formula, seed, parents, generate):
         rng = np.random.default_rng(seed)
         symbols = list(parents[0].symbols)
@@ -222,6 +233,133 @@ class CutAndSplice(Move):
         return _derived(formula, seed, symbols, pos, rng, generate, "cut_splice", parents)
 
 
+@dataclass(frozen=True)
+class Permute(Move):
+    """Random homotop: the elements of the mixed sublattice (Zn/Cd or Te/Se) dealt out
+    afresh over its sites, the frame kept, plus a small shake (``amplitude``). Where a
+    swap takes one step between homotops, this jumps to any of them."""
+
+    name: ClassVar[str] = "permute"
+    parents: ClassVar[int] = 1
+    amplitude: float = 0.1
+
+    def validate(self):
+        if not self.amplitude >= 0:
+            raise InputError("permute: amplitude must be >= 0")
+        return self
+
+    def applies(self, symbols):
+        return mixed_sublattice(symbols) is not None
+
+    def new_candidate(self, formula, seed, parents, generate):
+        rng = np.random.default_rng(seed)
+        symbols = list(parents[0].symbols)
+        lattice = mixed_sublattice(symbols)
+        if lattice is None:
+            pos = shake_positions(parents[0].positions, max(self.amplitude, 0.3), rng)
+            return _derived(formula, seed, symbols, pos, rng, generate, "shake (nothing to permute)", parents)
+        sites = [k for k, s in enumerate(symbols) if s in lattice]
+        dealt = [symbols[k] for k in sites]
+        rng.shuffle(dealt)
+        for k, s in zip(sites, dealt):
+            symbols[k] = s
+        pos = shake_positions(parents[0].positions, self.amplitude, rng) if self.amplitude > 0 \
+            else np.asarray(parents[0].positions, dtype=float)
+        return _derived(formula, seed, symbols, pos, rng, generate, "permute", parents)
+
+
+@dataclass(frozen=True)
+class Twist(Move):
+    """Deaven-Ho twist: the atoms on one side of a random plane through the centre turn
+    by a random angle (uniform in ``min_angle``..360 - ``min_angle`` degrees) about the
+    plane's normal; ``amplitude`` adds a small shake."""
+
+    name: ClassVar[str] = "twist"
+    parents: ClassVar[int] = 1
+    min_angle: float = 30.0
+    amplitude: float = 0.05
+
+    def validate(self):
+        if not 0 <= self.min_angle < 180 or not self.amplitude >= 0:
+            raise InputError("twist: min_angle must be in [0, 180) degrees and amplitude >= 0")
+        return self
+
+    def new_candidate(self, formula, seed, parents, generate):
+        rng = np.random.default_rng(seed)
+        pos = np.asarray(parents[0].positions, dtype=float)
+        pos = pos - pos.mean(axis=0)
+        normal = rng.normal(size=3)
+        normal /= np.linalg.norm(normal)
+        angle = np.radians(rng.uniform(self.min_angle, 360.0 - self.min_angle))
+        upper = pos @ normal > 0
+        pos = pos.copy()
+        pos[upper] = pos[upper] @ rotation_about(normal, angle).T
+        if self.amplitude > 0:
+            pos = shake_positions(pos, self.amplitude, rng)
+        return _derived(formula, seed, parents[0].symbols, pos, rng, generate,
+                        f"twist {np.degrees(angle):.0f} deg", parents)
+
+
+@dataclass(frozen=True)
+class Relocate(Move):
+    """Surface move: the ``count`` least-coordinated atoms (ties broken at random) leave
+    their sites and each lands beside a random surface atom (a counter-ion where the
+    cluster has two sublattices), on the outward side, at the parent's typical bond
+    length. Keeps the core, reshapes the surface (the angular moves of Doye and Wales)."""
+
+    name: ClassVar[str] = "relocate"
+    parents: ClassVar[int] = 1
+    count: int = 1
+
+    def validate(self):
+        if self.count < 1:
+            raise InputError("relocate: count must be >= 1")
+        return self
+
+    def new_candidate(self, formula, seed, parents, generate):
+        rng = np.random.default_rng(seed)
+        symbols = list(parents[0].symbols)
+        pos = np.asarray(parents[0].positions, dtype=float)
+        pos = pos - pos.mean(axis=0)
+        n = len(pos)
+        count = min(self.count, max(n - 2, 1))
+        d = distances(pos)
+        np.fill_diagonal(d, np.inf)
+        coordination = (d < 1.35 * radii_sums(symbols)).sum(axis=1)
+        # least coordinated first, random among equals
+        order = np.lexsort((rng.random(n), coordination))
+        movers = [int(i) for i in order[:count]]
+        bond = float(np.median(d.min(axis=1)))
+        stay = np.array([k for k in range(n) if k not in movers])
+        radial = np.linalg.norm(pos[stay], axis=1)
+        surface = stay[radial >= np.median(radial)]
+        new = pos.copy()
+        for i in movers:
+            hosts = [int(j) for j in surface if _counter_ion(symbols[i], symbols[j])] or [int(j) for j in surface]
+            j = hosts[int(rng.integers(len(hosts)))]
+            out = pos[j] / (np.linalg.norm(pos[j]) + 1e-12)
+            for _ in range(100):  # a random direction on the outward hemisphere of the host
+                u = rng.normal(size=3)
+                u /= np.linalg.norm(u)
+                if u @ out > 0.3:
+                    break
+            new[i] = pos[j] + bond * u
+        return _derived(formula, seed, symbols, new, rng, generate,
+                        "relocate " + ",".join(str(i) for i in movers), parents)
+
+
+def _counter_ion(a: str, b: str) -> bool:
+    """Whether ``b`` is on the other sublattice from ``a`` (cation next to anion)."""
+    return (a in CATIONS and b in ANIONS) or (a in ANIONS and b in CATIONS)
+
+
+def rotation_about(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rotation matrix by ``angle`` (radians) about the unit vector ``axis`` (Rodrigues)."""
+    x, y, z = axis
+    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * (k @ k)
+
+
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
@@ -232,7 +370,8 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 #: Every move, by config name.
-MOVES: dict[str, type[Move]] = {cls.name: cls for cls in (RandomStart, SymmetricStart, Shake, Swap, CutAndSplice)}
+MOVES: dict[str, type[Move]] = {cls.name: cls for cls in (RandomStart, SymmetricStart, Shake, Swap, CutAndSplice,
+                                                           Permute, Twist, Relocate)}
 
 
 def make_move(name: str, **settings) -> Move:

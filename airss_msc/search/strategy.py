@@ -2,16 +2,22 @@
 
 A strategy is a weighted mix of moves (:mod:`airss_msc.build.moves`) over a
 population (:class:`~airss_msc.search.pool.Pool`). The first ``random_starts``
-candidates of each composition are random starts; after that each candidate
-draws a move by weight and its parents from the ``pool`` lowest unique minima
-(``basin`` instead walks from one current minimum with Metropolis acceptance
-at ``temperature``). Named presets keep old configs working:
+candidates of each composition are fresh starts (drawn by weight from the
+mix's fresh-start moves, ``random`` and ``symmetric``, or plain random starts
+if it has none); after that each candidate draws a move by weight and its
+parents from the ``pool`` lowest unique minima (``basin`` instead walks from
+one current minimum with Metropolis acceptance at ``temperature``). Moves that
+cannot act on a composition (a swap without a mixed sublattice) are left out
+for it. ``random_starts = 0`` continues from minima already in the database
+(seeded searches; with none stored yet, the first candidates are random starts).
+Named presets keep old configs working:
 
 - ``random``: every candidate a fresh random structure (AIRSS).
 - ``shake``: relax-and-shake from the pool (AIRSS ``-num/-amp``).
 - ``basin``: basin hopping: shakes of the current minimum, Metropolis acceptance.
 - ``swap``: homotop swaps on the mixed sublattice (alloys).
 - ``ga``: cut-and-splice of two pool members, with shakes and swaps as mutations.
+- ``mix``: cut-and-splice, twists, shakes, surface relocations and homotop deals.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from airss_msc.build.moves import MOVES, Move, Parent, make_move
+from airss_msc.composition import parse_formula, symbols_of
 from airss_msc.errors import InputError
 from airss_msc.search.pool import Pool
 
@@ -29,8 +36,12 @@ PRESETS: dict[str, dict[str, float]] = {
     "random": {},
     "shake": {"shake": 1.0},
     "basin": {"shake": 1.0},
-    "swap": {"swap": 1.0},
+    "swap": {"swap": 0.8, "shake": 0.2},
     "ga": {"cut_splice": 0.6, "shake": 0.2, "swap": 0.2},
+    # every move of the pool: Deaven-Ho mating, twists and surface relocations keep
+    # good cores, shakes and homotop deals explore near them (swap/permute only where
+    # a sublattice is mixed)
+    "mix": {"cut_splice": 0.4, "twist": 0.2, "shake": 0.2, "relocate": 0.1, "permute": 0.1},
 }
 
 
@@ -55,8 +66,8 @@ class StrategySettings:
     def validate(self) -> "StrategySettings":
         if self.name not in PRESETS:
             raise InputError(f"unknown strategy {self.name!r}: choose {', '.join(PRESETS)}")
-        if self.random_starts < 1 or self.pool < 1:
-            raise InputError("random_starts and pool must be >= 1")
+        if self.random_starts < 0 or self.pool < 1:
+            raise InputError("random_starts must be >= 0 and pool >= 1")
         if self.temperature < 0:
             raise InputError(f"temperature must be >= 0, got {self.temperature!r}")
         if any(w < 0 for _, w in self.moves) or (self.moves and not sum(w for _, w in self.moves) > 0):
@@ -88,24 +99,25 @@ class StrategySettings:
         return [(make_move(name, **self._settings_of(name)), float(w)) for name, w in self.weights().items() if w > 0]
 
     def choose(self, formula: str, index: int, pool: Pool, rng: np.random.Generator) -> tuple[Move, list[Parent]]:
-        """The move and parents of candidate ``index`` (a random start when none applies)."""
-        random = make_move("random")
-        mix = self.mix()
-        if not mix or index < self.random_starts:
-            return random, []
+        """The move and parents of candidate ``index`` (a fresh start when no move applies)."""
+        elements = _elements(formula)
+        mix = [(m, w) for m, w in self.mix() if m.applies(elements)]
+        fresh = [(m, w) for m, w in mix if m.parents == 0] or [(make_move("random"), 1.0)]
+        if index < self.random_starts:
+            return _draw(fresh, rng), []
         if self.walks:
             walker = pool.walker(formula)
-            if walker is None:
-                return random, []
-            moves = [(m, w) for m, w in mix if m.parents <= 1]
-            move = _draw(moves, rng) if moves else random
+            moves = [(m, w) for m, w in mix if m.parents <= (1 if walker is not None else 0)]
+            move = _draw(moves or fresh, rng)
             return move, [walker] if move.parents else []
         available = len(pool.lowest(formula))
         usable = [(m, w) for m, w in mix if m.parents <= available]
-        if not usable:
-            return random, []
-        move = _draw(usable, rng)
+        move = _draw(usable or fresh, rng)
         return move, pool.choose(formula, move.parents, rng) or []
+
+
+def _elements(formula: str) -> tuple[str, ...]:
+    return tuple(symbols_of(parse_formula(formula)))
 
 
 def _draw(mix: list[tuple[Move, float]], rng: np.random.Generator) -> Move:

@@ -4,7 +4,8 @@ import pytest
 from airss_msc.build.generate import GeneratorSettings, generate_cluster
 from airss_msc.build.geometry import distances
 from airss_msc.build.moves import (
-    MOVES, CutAndSplice, Parent, Shake, Swap, make_move, mixed_sublattice, shake_positions,
+    MOVES, CutAndSplice, Parent, Permute, Relocate, Shake, Swap, Twist, make_move, mixed_sublattice,
+    rotation_about, shake_positions,
 )
 from airss_msc.build.separations import minsep_matrix
 from airss_msc.errors import InputError
@@ -32,6 +33,7 @@ def test_every_move_is_registered_with_its_parent_count():
 
 @pytest.mark.parametrize("move,parents", [
     (Shake(amplitude=0.6), 1), (Swap(swaps=2), 1), (CutAndSplice(), 2),
+    (Permute(), 1), (Twist(), 1), (Relocate(count=2), 1),
 ])
 def test_moves_keep_composition_meet_separations_and_record_lineage(move, parents):
     ps = [_parent("Zn2Cd2Se4", 3, row=4), _parent("Zn2Cd2Se4", 8, row=9)][:parents]
@@ -83,3 +85,43 @@ def test_make_move_checks_names_and_settings():
         make_move("swap", amplitude=0.1, hops=3)
     with pytest.raises(InputError, match="amplitude"):
         make_move("shake", amplitude=0.0)
+
+
+def test_permute_deals_the_mixed_sublattice_afresh_and_keeps_the_other():
+    parent = _parent("Zn2Cd2Se4", 5)
+    atoms = Permute(amplitude=0.0).new_candidate("Zn2Cd2Se4", 11, [parent], SETTINGS)
+    new = atoms.get_chemical_symbols()
+    assert [k for k, s in enumerate(new) if s == "Se"] == [k for k, s in enumerate(parent.symbols) if s == "Se"]
+    assert sorted(new) == sorted(parent.symbols)
+    # over a few seeds the homotops differ (a permute that never permutes is a bug)
+    dealt = {tuple(Permute(amplitude=0.0).new_candidate("Zn2Cd2Se4", s, [parent], SETTINGS).get_chemical_symbols())
+             for s in range(12)}
+    assert len(dealt) > 1
+
+
+def test_moves_that_need_a_mixed_sublattice_say_where_they_apply():
+    assert not Swap().applies(["Cd", "Cd", "Se", "Se"]) and not Permute().applies(["Cd", "Se"])
+    assert Swap().applies(["Zn", "Cd", "Se", "Se"]) and Permute().applies(["Cd", "Cd", "Te", "Se"])
+    assert Twist().applies(["Cd", "Se"]) and Relocate().applies(["Cd", "Se"])
+
+
+def test_twist_turns_one_half_rigidly_about_the_plane_normal():
+    r = rotation_about(np.array([0.0, 0.0, 1.0]), np.pi / 2)
+    assert np.allclose(r @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+    assert np.allclose(r @ r.T, np.eye(3))
+    parent = _parent("Cd6Se6", 2)
+    atoms = Twist(amplitude=0.0).new_candidate("Cd6Se6", 4, [parent], SETTINGS)
+    # every interatomic distance within each half survives; only distances across the cut change
+    before = distances(parent.positions - parent.positions.mean(axis=0))
+    after = distances(atoms.positions)
+    same = np.isclose(before, after, atol=1e-6)
+    assert same.sum() > len(parent.symbols)  # more than the diagonal: rigid halves
+    assert not same.all()  # something turned
+
+
+def test_relocate_moves_only_the_requested_number_of_atoms_to_the_surface():
+    parent = _parent("Cd6Se6", 2)
+    atoms = Relocate(count=1).new_candidate("Cd6Se6", 9, [parent], SETTINGS)
+    moved = [int(k) for k in atoms.info["move"].split()[1].split(",")]
+    assert len(moved) == 1
+    assert atoms.get_chemical_symbols() == list(parent.symbols)
