@@ -19,7 +19,7 @@ from airss_msc import __version__
 from airss_msc.analysis.isotopes import (
     isotope_pattern, match_species, monoisotopic_mass, most_abundant_mass, read_peaks_csv,
 )
-from airss_msc.analysis.rank import format_rows, load_results, rank_results
+from airss_msc.analysis.rank import format_rows, load_results, rank_results, ranking_energy
 from airss_msc.analysis.report import write_report
 from airss_msc.build.confinement import parse_axes
 from airss_msc.build.generate import GeneratorSettings, generate_many, prepare
@@ -39,7 +39,8 @@ from airss_msc.search.config import default_config, default_config_text, load_co
 from airss_msc.search.farm import StopFlag, stop_on_signals
 from airss_msc.search.files import relax_file
 from airss_msc.search.parallel import task_executor
-from airss_msc.search.rows import run_rows
+from airss_msc.search.rows import ROW_KINDS, run_rows
+from airss_msc.search.study import load_study, run_study
 
 app = typer.Typer(
     add_completion=False,
@@ -198,7 +199,8 @@ def rank(
     energy_tol: float = typer.Option(1e-3, "--energy-tol", help="Duplicate energy window, eV/atom."),
     rmsd_tol: float = typer.Option(0.1, "--rmsd-tol", help="Duplicate RMSD after species-aware alignment, Angstrom."),
     energy: Optional[str] = typer.Option(None, "--energy", help="Rank by this method's stored energies "
-                                         "(from 'rescore'/'refine'), e.g. GFN2-xTB or pyscf:PBE/def2-SVP."),
+                                         "(from 'rescore'/'refine'), e.g. GFN2-xTB or pyscf:PBE/def2-SVP; 'own' for each row's "
+                                         "own method. Default: the search's rank_energy."),
 ) -> None:
     """Rank stored structures per composition, lowest energy first.
 
@@ -210,6 +212,7 @@ def rank(
     if energy_tol < 0 or rmsd_tol < 0:
         raise InputError("--energy-tol and --rmsd-tol must be >= 0")
     results = load_results(sources)
+    energy = ranking_energy(energy, sources)
     if energy and not any(str(parse_method(energy)) in r.energies for r in results):
         raise InputError(f"no stored {energy} energies: run 'airss-msc rescore DB --method {energy}' first")
     rows = rank_results(results, energy=energy, include_all=all_rows, top=top, merge=not no_merge,
@@ -258,6 +261,7 @@ def spectrum(
     method: str = typer.Option(DEFAULT_EXCITATION_METHOD, "--method", help="Excitation method (TDDFT/TDA)."),
     states: int = typer.Option(DEFAULT_STATES, "--states", help="Number of excited singlets."),
     energy: Optional[str] = typer.Option(None, "--energy", help="Choose the top structures by this method's energies."),
+    rows: str = typer.Option("all", "--rows", help=f"Which rows: {' | '.join(ROW_KINDS)} (bare or ligand-capped)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
@@ -266,7 +270,7 @@ def spectrum(
     if top < 1 or states < 1:
         raise InputError("--top and --states must be >= 1")
     check_excitation_method(method)
-    _rows(db, method, top, energy, None, threads, serial, "spectrum", nstates=states)
+    _rows(db, method, top, energy, None, threads, serial, "spectrum", nstates=states, rows=rows)
 
 
 @app.command()
@@ -293,11 +297,11 @@ def cap(
 
 
 def _rows(db, method, top, energy, settings, threads, serial, name, nstates: int = 0, ligand: str = "",
-          sites: str = "auto"):
+          sites: str = "auto", rows: str = "all"):
     outcome = _farmed(lambda executor, workers: run_rows(
         str(db), method, top=top, rank_energy=energy, relax=settings, nstates=nstates, ligand=ligand,
-        sites=sites, executor=executor, workers=workers, log=lambda line: typer.echo(line, err=True), name=name),
-        threads, serial)
+        sites=sites, rows=rows, executor=executor, workers=workers, log=lambda line: typer.echo(line, err=True),
+        name=name), threads, serial)
     canonical = parse_method(method)
     if ligand:
         typer.echo(f"{outcome.done - outcome.failed} {ligand}-capped relaxation(s) with {canonical} stored in {db}; "
@@ -309,6 +313,30 @@ def _rows(db, method, top, energy, settings, threads, serial, name, nstates: int
         what = "relaxation(s)" if settings is not None else "single point(s)"
         typer.echo(f"{outcome.done - outcome.failed} {what} with {canonical} stored as e_{method_key(str(canonical))} "
                    f"in {db}; {outcome.failed} failed, {outcome.remaining} remaining")
+    if outcome.interrupted:
+        raise typer.Exit(3)
+
+
+@app.command()
+def study(
+    config: Path = typer.Argument(..., help="Study config (TOML): a search plus \\[study] steps, e.g. "
+                                  "analysis/msc399/msc399.toml."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Apply the config's \\[mode.NAME] overrides "
+                                       "(e.g. reduced for a laptop, full for a cluster)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Override the database (the report goes beside it)."),
+    serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
+) -> None:
+    """Search, then the config's steps over the best rows (DFT refinement, spectra, ligand capping),
+    then the report; every stage resumes what is stored. Exit code 3: stopped early, rerun."""
+    plan = load_study(config, mode, db)
+    outcome = _farmed(lambda executor, workers: run_study(plan, executor, workers,
+                                                          log=lambda line: typer.echo(line, err=True)),
+                      plan.search.threads, serial)
+    for name, stage in outcome.stages:
+        typer.echo(f"{name}: {stage.done - stage.failed} done, {stage.failed} failed, {stage.skipped} already "
+                   f"stored, {stage.remaining} remaining ({stage.wall_seconds:.0f} s)")
+    if outcome.report is not None:
+        typer.echo(f"report: {outcome.report}")
     if outcome.interrupted:
         raise typer.Exit(3)
 

@@ -14,7 +14,7 @@ JOBS = Path(__file__).resolve().parent.parent / "jobs"
 def test_job_template_parses(script):
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     text = script.read_text()
-    assert "airss-msc search" in text
+    assert "airss-msc search" in text or "airss-msc study" in text
     if "srun" in text:
         assert "--mpi=pmi2" in text  # plain srun would duplicate the work
 

@@ -168,6 +168,56 @@ def load_bands(path: str | Path | None = None) -> list[Band]:
     return bands
 
 
+@dataclass(frozen=True)
+class LiteraturePair:
+    """A published (structure, lowest absorption band) pair (``data/literature_pairs.toml``)."""
+
+    structure: str
+    heavy_atoms: int
+    basis: str
+    source: str
+    band_nm: float | None = None
+    notes: str = ""
+
+    def calibrates(self, max_heavy_atoms: int) -> bool:
+        """Firm enough to calibrate computed excitations of clusters up to ``max_heavy_atoms``."""
+        return self.basis == "xrd" and self.band_nm is not None and self.heavy_atoms <= max_heavy_atoms
+
+
+#: A calibration needs at least this many firm pairs (a line through two points has no error).
+MIN_CALIBRATION_PAIRS = 3
+#: Largest inorganic core (heavy atoms) whose TDDFT spectrum this tool computes routinely.
+COMPUTABLE_HEAVY_ATOMS = 30
+_LIT_KEYS = {"structure", "heavy_atoms", "band_nm", "basis", "source", "notes"}
+_LIT_BASES = {"xrd", "ms", "exafs", "computation", "none"}
+
+
+def load_literature_pairs(path: str | Path | None = None) -> list[LiteraturePair]:
+    """Published (structure, band) pairs (default: the packaged ``data/literature_pairs.toml``)."""
+    data, where = _read_toml(path, "literature_pairs.toml")
+    pairs = []
+    for k, entry in enumerate(data.get("pair", []), 1):
+        here = f"{where}: pair {k}"
+        if not isinstance(entry, dict):
+            raise InputError(f"{here} must be a table")
+        unknown = set(entry) - _LIT_KEYS
+        if unknown:
+            raise InputError(f"{here}: unknown key {sorted(unknown)[0]!r}")
+        missing = {"structure", "heavy_atoms", "basis", "source"} - set(entry)
+        if missing:
+            raise InputError(f"{here}: missing {sorted(missing)[0]!r}")
+        basis = _text(entry["basis"], here, "basis")
+        if basis not in _LIT_BASES:
+            raise InputError(f"{here}: basis must be one of {', '.join(sorted(_LIT_BASES))}")
+        pairs.append(LiteraturePair(
+            structure=_text(entry["structure"], here, "structure"),
+            heavy_atoms=int(_number(entry["heavy_atoms"], here, "heavy_atoms")), basis=basis,
+            source=_text(entry["source"], here, "source"),
+            band_nm=_number(entry["band_nm"], here, "band_nm") if "band_nm" in entry else None,
+            notes=_text(entry.get("notes", ""), here, "notes")))
+    return pairs
+
+
 def find_band(name: str, bands: Sequence[Band] | None = None) -> Band:
     """The band called ``name`` (exact, then case-insensitive match)."""
     bands = load_bands() if bands is None else bands

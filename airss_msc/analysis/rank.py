@@ -121,6 +121,24 @@ def load_results(sources: list[str]) -> list[Result]:
     return results
 
 
+def stored_rank_energy(sources: list[str]) -> str | None:
+    """The ranking energy the databases among ``sources`` were searched with (``[search]
+    rank_energy``), if they agree on one; None ranks each row by its own method."""
+    chosen = set()
+    for src in sources:
+        path = Path(src)
+        if path.suffix.lower() not in STRUCTURE_SUFFIXES and path.exists():
+            chosen.add(ResultsDB(path).rank_energy)
+    return chosen.pop() if len(chosen) == 1 else None
+
+
+def ranking_energy(requested: str | None, sources: list[str]) -> str | None:
+    """``--energy`` as given, ``own`` for each row's own method, or the databases' stored choice."""
+    if requested is not None:
+        return None if requested.strip().lower() == "own" else requested
+    return stored_rank_energy(sources)
+
+
 def _label(result: Result, multiple_sources: bool) -> str:
     return f"{Path(result.source).name}:{result.id}" if multiple_sources else str(result.id)
 

@@ -21,6 +21,20 @@ DEFAULT_FWHM_EV = 0.15
 #: Oscillator strength from which an excitation counts as bright.
 BRIGHT_F = 0.01
 
+#: Error of a TDDFT lowest excitation (eV) quoted with every uncalibrated band estimate.
+#: Sources: no hybrid functional gets below 0.30 eV RMSE against measured 0-0 energies
+#: (organic benchmark, 36 functionals), and RI-CC2, the reference of the II-VI cluster
+#: benchmarks, is itself uncertain by 0.2-0.3 eV (Kannar and Szalay, JCTC 2014, 10, 3757);
+#: PBE0 is the best of 26 functionals for (MX)6 excitations against RI-CC2, GGAs such as
+#: PBE do poorly (Azpiroz, Ugalde and Infante, JCTC 2014). Bare clusters add the missing
+#: ligands' shift on top (amines: small; phosphines: blue shifts growing with coverage).
+TDDFT_ERROR_EV = 0.3
+
+
+def band_window_nm(energy_eV: float, error_eV: float = TDDFT_ERROR_EV) -> tuple[float, float]:
+    """(shortest, longest) wavelength, nm, of an excitation energy +- ``error_eV``."""
+    return HC_EV_NM / (energy_eV + error_eV), HC_EV_NM / max(energy_eV - error_eV, 1e-6)
+
 
 def broadened(excitations: Excitations, energies_eV: np.ndarray, fwhm_eV: float = DEFAULT_FWHM_EV) -> np.ndarray:
     """Sum of Gaussians (area f_i each, width ``fwhm_eV``) on the energy grid ``energies_eV``."""

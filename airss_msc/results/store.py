@@ -190,6 +190,19 @@ class ResultsDB:
         except sqlite3.OperationalError as exc:
             raise DatabaseBusyError(f"cannot write to {self.path}: {exc}") from None
 
+    @property
+    def rank_energy(self) -> str | None:
+        """The method this database's rows are ranked by by default (None: each row's own)."""
+        return (self._db.metadata or {}).get("rank_energy")
+
+    def set_rank_energy(self, method: str | None) -> None:
+        """Record the search's ranking energy (a method stored on every row beside its own)."""
+        if method == self.rank_energy:
+            return
+        meta = dict(self._db.metadata or {})
+        meta["rank_energy"] = method
+        self._db.metadata = meta
+
     def _methods(self) -> dict[str, str]:
         return dict((self._db.metadata or {}).get("methods", {}))
 

@@ -123,6 +123,8 @@ def run_search(config: SearchConfig, executor: Executor | None = None, workers: 
     # Handlers first: planning and reading a large database take a while. The
     # headline run_farm prints is the readiness line: from then on a signal stops cleanly.
     with stop_on_signals(stop), ResultsDB(config.db, write=True) as db:
+        if config.rank_energy:
+            db.set_rank_energy(config.rank_energy)
         tasks = plan_tasks(config)
         strategy = config.strategy
         done = db.done_seeds()

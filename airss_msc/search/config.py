@@ -16,6 +16,7 @@ from pathlib import Path
 from airss_msc.composition import expand_compositions
 from airss_msc.errors import InputError
 from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare
+from airss_msc.calc.engines import parse_method
 from airss_msc.calc.relax import RelaxSettings
 from airss_msc.build.moves import MOVES
 from airss_msc.search.strategy import StrategySettings
@@ -37,6 +38,8 @@ class SearchConfig:
     name: str = "search"
     walltime: float | None = None
     threads: int | None = None
+    #: rank by this method's energies (the relax method or one of its single points); None: own
+    rank_energy: str | None = None
     generate: GeneratorSettings = field(default_factory=GeneratorSettings)
     relax: RelaxSettings = field(default_factory=RelaxSettings)
     strategy: StrategySettings = field(default_factory=StrategySettings)
@@ -48,13 +51,20 @@ class SearchConfig:
             raise InputError(f"negative or non-integer candidates {self.candidates!r}: need an integer >= 0")
         relax = self.relax.validate()
         relax.check_engines()
+        rank_energy = self.rank_energy
+        if rank_energy is not None:
+            rank_energy = str(parse_method(rank_energy))
+            computed = {*(stage.method for stage in relax.protocol()), *relax.single_points}
+            if rank_energy not in computed:
+                raise InputError(f"[search] rank_energy = {self.rank_energy!r} is not computed by this search: "
+                                 f"add it to [relax] single_points or rank by {relax.method}")
         self.strategy.validate()
         for formula in self.compositions:
             prepare(formula, self.generate)
             # One trial structure: catches separations that pass the packing
             # bound but still cannot be met, before any job is started.
             generate_cluster(formula, 0, self.generate)
-        return replace(self, relax=relax)
+        return replace(self, relax=relax, rank_energy=rank_energy)
 
 
 def parse_walltime(value) -> float | None:
@@ -98,7 +108,7 @@ def _take(table: dict, section: str, allowed: dict[str, type | tuple]) -> dict:
 _NUM = (int, float)
 
 _SEARCH_KEYS = {"compositions": (list, str), "candidates": int, "seed": int, "db": str, "name": str,
-                "walltime": (str, int, float), "threads": int}
+                "walltime": (str, int, float), "threads": int, "rank_energy": str}
 _GENERATE_KEYS = {"minsep": dict, "slack": _NUM, "shape": str, "radius": _NUM, "axes": list,
                   "inner": _NUM, "symmetry": str, "max_attempts": int}
 _STRATEGY_KEYS = {"name": str, "random_starts": int, "pool": int, "amplitude": _NUM, "swaps": int,
@@ -154,6 +164,7 @@ def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
         name=s.get("name", Path(source).stem if source else "search"),
         walltime=parse_walltime(s.get("walltime")),
         threads=s.get("threads"),
+        rank_energy=s.get("rank_energy"),
         generate=GeneratorSettings(**g),
         relax=RelaxSettings(**r),
         strategy=StrategySettings(**st),

@@ -93,6 +93,14 @@ def _task(res: Result, method: str, relax: RelaxSettings | None, temperature: fl
                    ligand, sites)
 
 
+#: Which stored rows a workflow may pick: every row, bare clusters, ligand-capped ones.
+ROW_KINDS: dict[str, Callable[[Result], bool]] = {
+    "all": lambda r: True,
+    "bare": lambda r: "ligand" not in r.provenance,
+    "capped": lambda r: "ligand" in r.provenance,
+}
+
+
 def select_rows(results: list[Result], top: int | None, energy: str | None = None) -> list[Result]:
     """The ``top`` lowest unique relaxed structures per composition (all relaxed rows if None),
     ranked by ``energy`` (a method) or each row's own method."""
@@ -110,7 +118,7 @@ def _done_single_point(res: Result, method: str) -> bool:
 
 def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: str | None = None,
              relax: RelaxSettings | None = None, electronic_temperature: float = 300.0, nstates: int = 0,
-             ligand: str = "", sites: str = "auto",
+             ligand: str = "", sites: str = "auto", rows: str = "all",
              executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
              walltime: float | None = None, log: Callable[[str], None] | None = None,
              name: str = "refine") -> FarmOutcome:
@@ -119,7 +127,10 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
 
     top: the K lowest unique structures per composition (ranked by ``rank_energy``);
         None takes every relaxed row (``rescore``). Rows already done are skipped.
+    rows: ``all``, ``bare`` (no model ligands) or ``capped`` (ligand-capped rows only).
     """
+    if rows not in ROW_KINDS:
+        raise InputError(f"rows must be one of {', '.join(ROW_KINDS)}, got {rows!r}")
     method = check_excitation_method(method) if nstates else str(parse_method(method))
     check_available(method)
     if ligand:
@@ -132,7 +143,11 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
     stop = stop if stop is not None else StopFlag()
     with ResultsDB(db_path, write=True) as db, stop_on_signals(stop):
         results = db.records()
-        chosen = select_rows(results, top, rank_energy)
+        if rank_energy is None:
+            rank_energy = db.rank_energy
+        elif rank_energy.strip().lower() == "own":
+            rank_energy = None
+        chosen = select_rows([r for r in results if ROW_KINDS[rows](r)], top, rank_energy)
         if ligand:
             chosen = [r for r in chosen if "ligand" not in r.provenance]  # cap bare clusters only
             capped = {(r.provenance.get("bare_parent"), r.provenance.get("ligand"), r.method) for r in results}

@@ -5,7 +5,7 @@ import pytest
 from ase import Atoms
 
 from airss_msc.calc.engines import make_calculator
-from airss_msc.calc.engines.pyscf import build_molecule
+from airss_msc.calc.engines.pyscf import BASES, build_molecule
 from airss_msc.calc.excite import excite
 from airss_msc.calc.single_point import single_point
 
@@ -17,6 +17,13 @@ RHOMBUS = Atoms("CdSeCdSe", positions=[[1.95, 0, 0], [0, 1.75, 0], [-1.95, 0, 0]
 def test_def2_ecps_only_where_def2_has_them():
     mol = build_molecule(["Cd", "Se", "Te", "Zn"], np.eye(4, 3) * 3.0, "def2-svp")
     assert sorted(mol._ecp) == ["Cd", "Te"]  # Zn and Se are all-electron in def2
+
+
+@pytest.mark.parametrize("basis", BASES)
+def test_every_offered_basis_is_one_pyscf_has(basis):
+    # a model the registry offers must build (def2-SV(P) was offered and is not in PySCF)
+    mol = build_molecule(["Cd", "Se", "Zn", "Te", "N", "C", "H"], np.eye(7, 3) * 3.0 + np.arange(7)[:, None], basis)
+    assert mol.nao > 0
 
 
 @pytest.mark.timeout(1800)

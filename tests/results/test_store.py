@@ -65,3 +65,26 @@ def test_database_written_before_the_engine_registry_still_reads(tmp_path):
     assert r.energy == -120.0 and r.gap == 2.2 and r.seed == 11
     assert r.energies == {"tblite:GFN1-xTB": -120.0, "tblite:GFN2-xTB": -118.5}
     assert method_key("tblite:GFN2-xTB") == "tblite_gfn2_xtb"
+
+
+def test_the_searchs_ranking_energy_ranks_by_default_and_own_overrides_it(tmp_path):
+    from airss_msc.analysis.rank import load_results, rank_results, ranking_energy
+
+    db_path = str(tmp_path / "r.db")
+    # two Cd2Se2 minima on which CHGNet and GFN2 disagree about the order
+    a = _result(positions=np.array([[0, 0, 0], [2.6, 0, 0], [2.6, 2.6, 0], [0, 2.6, 0.0]]),
+                energy=-10.5, energies={"chgnet:0.3.0": -10.5, "tblite:GFN2-xTB": -600.0})
+    b = _result(positions=np.array([[0, 0, 0], [2.5, 0, 0], [5.0, 0.3, 0], [7.5, 0, 0.0]]),
+                energy=-10.0, energies={"chgnet:0.3.0": -10.0, "tblite:GFN2-xTB": -601.0})
+    with ResultsDB(db_path, write=True) as db:
+        ids = [db.add(a), db.add(b)]
+        assert db.rank_energy is None
+        db.set_rank_energy("tblite:GFN2-xTB")
+    assert ResultsDB(db_path).rank_energy == "tblite:GFN2-xTB"
+    assert ranking_energy(None, [db_path]) == "tblite:GFN2-xTB"
+    assert ranking_energy("own", [db_path]) is None
+    assert ranking_energy("pyscf:PBE/def2-SVP", [db_path]) == "pyscf:PBE/def2-SVP"
+    results = load_results([db_path])
+    first = [r for r in rank_results(results, energy=ranking_energy(None, [db_path]), symmetry_tol=None) if r.rank == 1]
+    own = [r for r in rank_results(results, energy=None, symmetry_tol=None) if r.rank == 1]
+    assert first[0].result.id == ids[1] and own[0].result.id == ids[0]

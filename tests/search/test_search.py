@@ -122,6 +122,8 @@ def test_corrupt_database_is_an_input_error_and_left_untouched(tmp_path):
     ({"search": {"compositions": ["Cd4Se4"]}, "relax": {"method": "DFT"}}, "unknown method"),
     ({"search": {"candidates": 2}}, "compositions"),
     ({"search": {"compositions": ["Cd4Se4"], "walltime": "soon"}}, "walltime"),
+    ({"search": {"compositions": ["Cd4Se4"], "rank_energy": "GFN2-xTB"}, "relax": {"method": "lj"}},
+     "not computed by this search"),
 ])
 def test_config_errors(doc, match):
     with pytest.raises(InputError, match=match):

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from airss_msc.analysis.bands import Band, Calibration, ev_to_nm, load_bands, load_calibration, match_bands, nm_to_ev
+from airss_msc.analysis.bands import (
+    COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, Band, Calibration, LiteraturePair, ev_to_nm, load_bands, load_calibration,
+    load_literature_pairs, match_bands, nm_to_ev,
+)
 from airss_msc.analysis.energetics import detect_mixing_pair, mixing_energies
-from airss_msc.analysis.rank import RankedRow, load_results, rank_results
+from airss_msc.analysis.rank import RankedRow, load_results, rank_results, ranking_energy
 from airss_msc.analysis.saxs import equivalent_diameter_nm, radius_of_gyration
-from airss_msc.analysis.spectra import BRIGHT_F, covered_to_nm, first_bright_nm
+from airss_msc.analysis.spectra import BRIGHT_F, band_window_nm, covered_to_nm, first_bright_nm
 from airss_msc.errors import InputError
 from airss_msc.results.record import STATUSES, Excitations
 
@@ -66,6 +69,12 @@ class Analysis:
     mixing: list | None
     mixing_pair: tuple[str, str] | None
     notes: list[str]
+    literature: list[LiteraturePair] = field(default_factory=list)
+
+    @property
+    def calibrating_pairs(self) -> list[LiteraturePair]:
+        """Published pairs firm and small enough to calibrate the computed excitations."""
+        return [p for p in self.literature if p.calibrates(COMPUTABLE_HEAVY_ATOMS)]
 
     @property
     def disagreements(self) -> list[RankedRow]:
@@ -80,9 +89,6 @@ def _lowest_gap(rows: list[RankedRow], formula: str) -> float | None:
 #: Excitation methods preferred for the band estimate, best first (others follow by name).
 EXCITATION_PREFERENCE = ("pyscf:TDA-PBE0/def2-SVP", "pyscf:TDA-B3LYP/def2-SVP", "pyscf:TDA-PBE/def2-SVP")
 
-#: Bands within this many nm of a first bright excitation are listed as near it
-#: (TDA-PBE0 on bare clusters: errors of a few tenths of an eV, i.e. tens of nm here).
-NEAR_BAND_NM = 25.0
 
 
 def _excitations_of(row: RankedRow) -> Excitations | None:
@@ -97,6 +103,7 @@ def _excitations_of(row: RankedRow) -> Excitations | None:
 def analyse(db: str, top: int = 5, calibration_path: str | None = None, bands_path: str | None = None,
             temperature: float = 298.15, energy: str | None = None) -> Analysis:
     """Rank, fingerprint and compare a results database with the measured data."""
+    energy = ranking_energy(energy, [db])
     results = load_results([db])
     if not results:
         raise InputError(f"database {db} holds no results")
@@ -114,7 +121,8 @@ def analyse(db: str, top: int = 5, calibration_path: str | None = None, bands_pa
     counts = {s: sum(r.status == s for r in results) for s in STATUSES}
     mixing, pair = _mixing(rows, notes)
     return Analysis(db, energy, rows, candidates, {s: n for s, n in counts.items() if n},
-                    sorted({r.method for r in results if r.method}), bands, calibration, mixing, pair, notes)
+                    sorted({r.method for r in results if r.method}), bands, calibration, mixing, pair, notes,
+                    load_literature_pairs())
 
 
 def _candidate(row: RankedRow, calibration: Calibration | None, bands: list[Band]) -> Candidate:
@@ -135,7 +143,8 @@ def _candidate(row: RankedRow, calibration: Calibration | None, bands: list[Band
         bright = first_bright_nm(exc, BRIGHT_F)
         if bright is not None:
             cand.bright_nm, cand.bright_f = bright
-            cand.near_bright = [b for b in bands if abs(b.wavelength_nm - cand.bright_nm) <= NEAR_BAND_NM]
+            lo, hi = band_window_nm(HC_EV_NM / cand.bright_nm)
+            cand.near_bright = [b for b in bands if lo <= b.wavelength_nm <= hi]
     return cand
 
 
@@ -155,4 +164,4 @@ def _mixing(rows: list[RankedRow], notes: list[str]):
         return None, None
 
 
-__all__ = ["Analysis", "Candidate", "analyse", "SAXS_DIAMETER_NM", "NEAR_BAND_NM", "covered_to_nm", "nm_to_ev"]
+__all__ = ["Analysis", "Candidate", "analyse", "SAXS_DIAMETER_NM", "covered_to_nm", "nm_to_ev"]

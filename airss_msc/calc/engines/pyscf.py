@@ -34,7 +34,7 @@ from airss_msc.calc.threads import current_threads
 #: Exchange-correlation functionals offered (PySCF/libxc names in lower case).
 FUNCTIONALS = {"PBE": "pbe", "PBE0": "pbe0", "B3LYP": "b3lyp", "r2SCAN": "r2scan", "TPSS": "tpss",
                "BP86": "bp86", "CAM-B3LYP": "camb3lyp"}
-BASES = ("def2-SVP", "def2-SV(P)", "def2-TZVP")
+BASES = ("def2-SVP", "def2-TZVP")
 #: def2 effective core potentials start at Rb (Z = 37).
 DEF2_ECP_FROM = 37
 #: A closed-shell gap below this (eV) triggers the unrestricted check.

@@ -1,0 +1,91 @@
+"""Study configs: a search plus steps over its rows and a report, with modes, in one resumable job."""
+
+import pytest
+
+from airss_msc.errors import InputError
+from airss_msc.results.store import ResultsDB
+from airss_msc.search.study import load_study, merge, run_study, study_from_dict
+
+LJ_STUDY = """
+[search]
+compositions = ["X7"]
+candidates = 4
+seed = 3
+db = "lj.db"
+[generate]
+radius = 1.1  # sigma: LJ7 starts dense enough to relax as one cluster
+[relax]
+method = "lj"
+fmax = 0.05
+steps = 300
+[study]
+steps = ["again"]
+report = "lj-report"
+[study.again]
+do = "refine"
+method = "lj"
+top = 1
+relax = true
+[mode.small.search]
+candidates = 2
+[mode.small.study.again]
+fmax = 0.5
+"""
+
+
+def test_modes_merge_table_by_table_and_unknown_modes_are_refused(tmp_path):
+    assert merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}
+    path = tmp_path / "s.toml"
+    path.write_text(LJ_STUDY)
+    full, small = load_study(path), load_study(path, "small")
+    assert full.search.candidates == 4 and small.search.candidates == 2
+    assert full.steps[0].fmax == 0.05 and small.steps[0].fmax == 0.5 and small.steps[0].top == 1
+    assert full.search.db == str(tmp_path / "lj.db") and full.report == str(tmp_path / "lj-report")
+    assert small.modes == ("small",)
+    with pytest.raises(InputError, match="unknown mode 'huge'.*small"):
+        load_study(path, "huge")
+
+
+@pytest.mark.parametrize("study, match", [
+    ({"steps": ["x"]}, "no \\[study.x\\] table"),
+    ({"steps": ["x"], "x": {"do": "dance"}}, "do = 'dance'"),
+    ({"steps": ["x"], "x": {"do": "refine", "topp": 1}}, "unknown key 'topp'"),
+    ({"steps": ["x"], "x": {"do": "spectrum", "method": "tblite:GFN2-xTB"}}, "cannot compute excitations"),
+    ({"steps": ["x"], "x": {"do": "refine", "top": "3"}}, "wrong type"),
+    ({"steps": ["x"], "x": {"do": "spectrum", "rows": "some"}}, "rows must be"),
+    ({"reprot": "r"}, "unknown key 'reprot'"),
+])
+def test_bad_study_tables_are_one_line_input_errors(study, match):
+    doc = {"search": {"compositions": ["Cd2Se2"], "candidates": 1}, "relax": {"method": "lj"}, "study": study}
+    with pytest.raises(InputError, match=match):
+        study_from_dict(doc)
+
+
+def test_a_study_runs_its_stages_in_order_writes_the_report_and_resumes(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(LJ_STUDY)
+    plan = load_study(path, "small")
+    first = run_study(plan)
+    assert [name for name, _ in first.stages] == ["search", "again"]
+    assert first.stages[0][1].done == 2 and first.stages[1][1].done == 1
+    assert first.report is not None and first.report.exists()
+    rows = ResultsDB(plan.search.db).records()
+    refined = [r for r in rows if "refined_from" in r.provenance]
+    assert len(rows) == 3 and len(refined) == 1
+    # the refinement started from the lowest search result
+    searched = [r for r in rows if "refined_from" not in r.provenance]
+    assert refined[0].provenance["refined_from"] == min(searched, key=lambda r: r.energy).id
+    # rerun: nothing new, nothing lost
+    again = run_study(plan)
+    assert all(stage.done == 0 for _, stage in again.stages)
+    assert len(ResultsDB(plan.search.db).records()) == 3
+
+
+def test_the_msc399_recipe_parses_in_every_mode():
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[2] / "analysis" / "msc399" / "msc399.toml"
+    for mode in (None, *load_study(recipe).modes):
+        plan = load_study(recipe, mode)
+        assert {"Cd7TeSe3", "Cd6Te2Se3"} <= set(plan.search.compositions)
+        assert [s.do for s in plan.steps].count("spectrum") >= 1
