@@ -39,8 +39,10 @@ def excite(atoms: Atoms, method: str = DEFAULT_EXCITATION_METHOD, nstates: int =
     try:
         canonical = check_excitation_method(method)
         m = parse_method(canonical)
-        energies, strengths, note = engine_of(m).excitations(m.model, atoms, nstates)
-        return Excitations(canonical, energies, strengths, "done", note, time.perf_counter() - start)
+        states = engine_of(m).excitations(m.model, atoms, nstates)
+        return Excitations(canonical, states.energies_eV, states.strengths, "done", states.note,
+                           time.perf_counter() - start, f"{m.engine}:{states.ground_model}",
+                           states.ground_energy_eV, states.ground_gap_eV)
     except SCFError as exc:
         return Excitations(str(method), empty, empty, "scf_failed", str(exc), time.perf_counter() - start)
     except Exception as exc:  # a job reports, it does not crash the run

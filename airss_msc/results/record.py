@@ -55,6 +55,10 @@ class Excitations:
     status: str = "done"
     message: str = ""
     wall_seconds: float = 0.0
+    #: the ground state the excitations were computed on (e.g. pyscf:PBE0/def2-SVP), eV
+    ground_method: str = ""
+    ground_energy_eV: float | None = None
+    ground_gap_eV: float | None = None
 
     def first_bright(self, threshold: float = 0.01) -> tuple[float, float] | None:
         """(energy eV, f) of the lowest excitation with f >= ``threshold``; None if none."""
@@ -66,13 +70,21 @@ class Excitations:
     def as_data(self) -> dict:
         return {"method": self.method, "energies_eV": np.asarray(self.energies_eV, float),
                 "oscillator_strengths": np.asarray(self.oscillator_strengths, float),
-                "status": self.status, "message": self.message, "wall_seconds": float(self.wall_seconds)}
+                "status": self.status, "message": self.message, "wall_seconds": float(self.wall_seconds),
+                "ground_method": self.ground_method, "ground_energy_eV": self.ground_energy_eV,
+                "ground_gap_eV": self.ground_gap_eV}
 
     @classmethod
     def from_data(cls, data: dict) -> "Excitations":
         return cls(str(data["method"]), np.asarray(data["energies_eV"], float),
                    np.asarray(data["oscillator_strengths"], float), str(data.get("status", "done")),
-                   str(data.get("message", "")), float(data.get("wall_seconds", 0.0)))
+                   str(data.get("message", "")), float(data.get("wall_seconds", 0.0)),
+                   str(data.get("ground_method", "")), _optional_float(data.get("ground_energy_eV")),
+                   _optional_float(data.get("ground_gap_eV")))
+
+
+def _optional_float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass

@@ -164,6 +164,9 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
         def store(task: RowTask, outcome) -> tuple[str, bool]:
             if isinstance(outcome, Excitations):
                 db.set_excitations(task.row, outcome)
+                if outcome.ground_energy_eV is not None:  # the SCF under the excitations is a single point too
+                    db.set_single_point(task.row, outcome.ground_method, outcome.ground_energy_eV,
+                                        outcome.ground_gap_eV)
                 bright = outcome.first_bright()
                 text = (f"first bright {HC_EV_NM / bright[0]:.0f} nm (f={bright[1]:.3f})" if bright
                         else outcome.message or "no bright state")

@@ -48,6 +48,9 @@ def test_spectrum_stores_excitations_and_the_report_shows_them(cd2se2_db, run_cl
     (row,) = [r for r in ResultsDB(cd2se2_db).records() if r.excitations]
     exc = row.excitations["pyscf:TDA-PBE0/def2-SVP"]
     assert exc.status == "done" and len(exc.energies_eV) == 4
+    # the ground state under the excitations is kept as a PBE0 single point (no second SCF for it)
+    assert exc.ground_method == "pyscf:PBE0/def2-SVP" and row.energies[exc.ground_method] == exc.ground_energy_eV
+    assert row.gaps[exc.ground_method] > 0.5 and exc.energies_eV[0] > 0.5 * row.gaps[exc.ground_method]
     code, out, err = run_cli("report", cd2se2_db, "-o", tmp_path / "rep")
     assert code == 0, err
     md = (tmp_path / "rep" / "report.md").read_text()

@@ -129,12 +129,25 @@ class Engine:
     def _calculator(self, model: str, **parameters) -> Calculator:
         raise NotImplementedError
 
-    def excitations(self, model: str, atoms: Atoms, nstates: int) -> tuple[np.ndarray, np.ndarray, str]:
-        """Vertical excitation energies (eV), oscillator strengths and a note, lowest first.
+    def excitations(self, model: str, atoms: Atoms, nstates: int) -> "ExcitedStates":
+        """Vertical excitations, lowest first, and the ground state they were computed on.
 
         Only engines whose capabilities say ``excitations`` implement it.
         """
         raise InputError(f"{self.name}:{model} cannot compute excitations")
+
+
+@dataclass(frozen=True)
+class ExcitedStates:
+    """What an excitation run gives: energies (eV), oscillator strengths, a note, and the
+    ground state's model, energy and HOMO-LUMO gap (eV), so the SCF is not paid twice."""
+
+    energies_eV: np.ndarray
+    strengths: np.ndarray
+    note: str
+    ground_model: str
+    ground_energy_eV: float
+    ground_gap_eV: float | None
 
 
 def homo_lumo_gap(orbital_energies: np.ndarray, occupations: np.ndarray) -> float:

@@ -28,7 +28,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.data import atomic_numbers
 from ase.units import Bohr, Hartree
 
-from airss_msc.calc.engines.base import Capabilities, Engine, SCFError, homo_lumo_gap
+from airss_msc.calc.engines.base import Capabilities, Engine, ExcitedStates, SCFError, homo_lumo_gap
 from airss_msc.calc.threads import current_threads
 
 #: Exchange-correlation functionals offered (PySCF/libxc names in lower case).
@@ -51,6 +51,11 @@ def split_model(model: str) -> tuple[str, str, bool]:
     tda = model.startswith("TDA-")
     xc, basis = model[4 if tda else 0:].split("/")
     return FUNCTIONALS[xc], basis.lower(), tda
+
+
+def ground_model(model: str) -> str:
+    """``TDA-PBE0/def2-SVP`` -> ``PBE0/def2-SVP`` (the ground state of an excitation model)."""
+    return model[4:] if model.startswith("TDA-") else model
 
 
 def has_gpu4pyscf() -> bool:
@@ -242,7 +247,8 @@ class PySCFEngine(Engine):
         calc = PySCFCluster(xc=xc, basis=basis)
         work = atoms.copy()
         work.calc = calc
-        work.get_potential_energy()  # the ground state, with the SCF ladder
+        ground_energy = float(work.get_potential_energy())  # the ground state, with the SCF ladder
+        ground_gap = calc.results.get("homo_lumo_gap")
         with _scratch():
             lib.num_threads(current_threads())
             td = calc.mf.TDA()
@@ -256,4 +262,5 @@ class PySCFEngine(Engine):
         if not np.all(converged):
             notes.append(f"{int((~converged.astype(bool)).sum())} of {len(converged)} states not converged")
         order = np.argsort(energies)
-        return energies[order], strengths[order], "; ".join(notes)
+        return ExcitedStates(energies[order], strengths[order], "; ".join(notes), ground_model(model),
+                             ground_energy, None if ground_gap is None else float(ground_gap))
