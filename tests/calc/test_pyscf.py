@@ -47,3 +47,18 @@ def test_pbe_forces_are_the_energy_gradient_and_the_gap_is_physical():
 def test_a_method_without_excitations_is_a_status_not_a_crash():
     exc = excite(RHOMBUS, "GFN2-xTB", nstates=3)
     assert exc.status == "error" and "cannot compute excitations" in exc.message
+
+
+@pytest.mark.timeout(1800)
+def test_the_coarse_response_grid_keeps_the_excitation_energies(monkeypatch):
+    """TDA's response kernel runs on a coarse grid (6x faster on Cd3Se3): the excitations must not move."""
+    import airss_msc.calc.engines.pyscf as engine
+
+    dimer = Atoms("CdSe", positions=[[0, 0, 0], [2.45, 0.1, 0.05]])
+    coarse = excite(dimer, "pyscf:TDA-PBE/def2-SVP", 3)
+    monkeypatch.setattr(engine, "RESPONSE_GRID_LEVEL", 3)
+    fine = excite(dimer, "pyscf:TDA-PBE/def2-SVP", 3)
+    assert coarse.status == fine.status == "done"
+    assert np.allclose(coarse.energies_eV, fine.energies_eV, atol=0.005)  # eV
+    assert np.allclose(coarse.oscillator_strengths, fine.oscillator_strengths, atol=1e-3)
+    assert coarse.ground_energy_eV == pytest.approx(fine.ground_energy_eV, abs=1e-6)  # same ground state
