@@ -158,20 +158,22 @@ def study_from_dict(doc: dict, source: str = "", mode: str | None = None, db: st
         raise InputError("[study] must be a table")
     names = table.get("steps", [])
     own = {k: v for k, v in table.items() if k in _STUDY_KEYS}
-    unknown = [k for k in table if k not in _STUDY_KEYS and k not in names]
+    # step tables may be defined and left out of a mode's steps; any other key is a typo
+    unknown = [k for k in table if k not in _STUDY_KEYS and not isinstance(table[k], dict)]
     if unknown:
         raise InputError(f"unknown key {unknown[0]!r} in [study]; known keys: {', '.join(sorted(_STUDY_KEYS))} "
-                         "and the step tables named in steps")
+                         "and step tables")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise InputError("[study] steps must be a list of step names")
     for key, kind in _STUDY_KEYS.items():
         if key in own and not isinstance(own[key], kind):
             raise InputError(f"[study] {key} = {own[key]!r} has the wrong type")
+    missing = [n for n in names if not isinstance(table.get(n), dict)]
+    if missing:
+        raise InputError(f"step {missing[0]!r} named in [study] steps has no [study.{missing[0]}] table")
     steps = []
-    for name in names:
-        spec = table.get(name)
-        if not isinstance(spec, dict):
-            raise InputError(f"step {name!r} named in [study] steps has no [study.{name}] table")
+    for name in [k for k in table if isinstance(table[k], dict)]:
+        spec = table[name]
         bad = [k for k in spec if k not in _STEP_KEYS]
         if bad:
             raise InputError(f"unknown key {bad[0]!r} in [study.{name}]; known keys: {', '.join(sorted(_STEP_KEYS))}")
@@ -184,6 +186,7 @@ def study_from_dict(doc: dict, source: str = "", mode: str | None = None, db: st
         if "fmax" in values:
             values["fmax"] = float(values["fmax"])
         steps.append(StudyStep(name=name, do=do, **values).validate())
+    steps = [next(s for s in steps if s.name == n) for n in names]  # every table checked, listed ones run
     search = config_from_dict(doc, source)
     if db:
         search = replace(search, db=db)
