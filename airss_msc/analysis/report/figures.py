@@ -18,7 +18,8 @@ from matplotlib.patches import Circle
 
 from airss_msc.analysis.energetics import lower_hull
 from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis
-from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, spectrum_nm
+from airss_msc.analysis.bands import HC_EV_NM
+from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, covered_to_nm, spectrum_nm
 from airss_msc.build.geometry import bonds, radius
 from airss_msc.composition import canonical_formula
 
@@ -133,14 +134,24 @@ def plot_absorption(analysis: Analysis, path: Path, fwhm_eV: float = DEFAULT_FWH
     cands = [c for c in analysis.candidates if c.excitations is not None]
     if not cands:
         return None
-    grid = np.linspace(250.0, 700.0, 901)
+    # the axis reaches the lowest computed state of every structure (bare Cd-rich clusters
+    # absorb far in the red), and the part no structure's states cover is marked, so that an
+    # empty stretch there reads 'not computed', not 'no absorption'
+    longest = max(HC_EV_NM / float(np.min(c.excitations.energies_eV)) for c in cands)
+    top = min(max(700.0, 1.1 * longest), 3000.0)
+    grid = np.linspace(250.0, top, 1201)
     fig, ax = _figure(7.5, 4.2)
     _band_lines(ax, analysis)
+    reach = max(covered_to_nm(c.excitations) or 250.0 for c in cands)
+    if reach > 250.0:
+        ax.axvspan(250.0, reach, color="0.85", alpha=0.5, lw=0,
+                   label=f"shorter than the computed states reach ({reach:.0f} nm)")
     for k, c in enumerate(cands):
         y = spectrum_nm(c.excitations, grid, fwhm_eV)
         peak = y.max()
         ax.plot(grid, y / peak if peak > 0 else y, color=f"C{k % 10}", lw=1.3,
                 label=f"{c.row.formula} #{c.row.rank} ({c.excitations.method.split(':')[-1]})")
+    ax.set_xlim(250.0, top)
     ax.set_xlabel("wavelength (nm)")
     ax.set_ylabel("absorption (normalised per structure)")
     ax.set_title(f"Computed spectra, Gaussian FWHM {fwhm_eV:g} eV; red: MSC-399")
