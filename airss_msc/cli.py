@@ -366,7 +366,11 @@ def demo(
     output.mkdir(parents=True, exist_ok=True)
     cfg = default_config(str(output / "results.db"))
     outcome = _farmed(lambda executor, workers: run_search(cfg, executor=executor, workers=workers), cfg.threads)
-    typer.echo(format_rows(rank_results(load_results([cfg.db]), include_all=True), "table"))
+    energy = ranking_energy(None, [cfg.db])
+    if energy:
+        typer.echo(f"ranked by {energy} (the search's rank_energy; 'airss-msc rank DB --energy own' for each "
+                   "row's own method)")
+    typer.echo(format_rows(rank_results(load_results([cfg.db]), energy=energy, include_all=True), "table"))
     path = write_report(cfg.db, output / "report")
     typer.echo(f"\nreport: {path}")
     if outcome.interrupted:

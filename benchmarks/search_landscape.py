@@ -80,7 +80,7 @@ AIRSS = {
     "airss: shake": (_st("shake", random_starts=10, pool=5), {}),
     f"airss: basin (T={KT:g} eV)": (_st("basin", random_starts=1, temperature=KT), {}),
     "airss: ga": (_st("ga", random_starts=10, pool=8), {}),
-    "airss: default": (_st("default"), {}),
+    "airss: mix": (_st("mix", random_starts=10, pool=8), {}),
 }
 PEERS = {
     f"ASE BasinHopping (kT={KT:g} eV, dr=0.5 A)": (lambda s, seed, t, w: run_ase_bh(s, seed, t, kT=KT, dr=0.5),
@@ -92,7 +92,7 @@ PEERS = {
                                           {"kT": KT, "box": "2.5 r"}),
 }
 #: Cd13Se13: 500 relaxations per strategy (one run each, then a second where time allows)
-BIG_METHODS = ["airss: random, symmetric starts", "airss: default", "airss: random", "airss: ga"]
+BIG_METHODS = ["airss: random, symmetric starts", "airss: mix", "airss: random", "airss: ga"]
 #: Homotop searches on a fixed frame (seeded: random_starts = 0; the pool holds the first homotop)
 HOMOTOP_METHODS = {
     "airss: permute (random homotops)": _st("shake", random_starts=0, pool=5, moves={"permute": 1.0},
@@ -252,7 +252,7 @@ class Bench:
     def explore(self, formula: str, relaxations: int) -> None:
         """Reference searches: the default strategy and symmetric random starts, ``relaxations`` each."""
         sys_ = self.system(formula)
-        for name in ("airss: default", "airss: random, symmetric starts"):
+        for name in ("airss: mix", "airss: random, symmetric starts"):
             strategy, generate = AIRSS[name]
             settings = {"strategy": strategy, "generate": generate, "relax": sys_.relax_table(),
                         "relaxations": relaxations, "engine": self.engine}
