@@ -20,7 +20,8 @@ Per formula:
    chgnet, sevennet and tblite:GFN1-xTB (fmax 0.05, 300 steps); each engine's
    lowest and its next distinct minima are kept;
 3. everything is re-relaxed with CHGNet (fmax 0.02, 500 steps); structures that
-   CHGNet takes into an already kept one (``same_structure``, RMSD 0.1 A) are
+   CHGNet takes into an already kept one (``same_structure``, RMSD 0.1 A; or RMSD 0.3 A
+   when the CHGNet energies differ by < 2 meV/atom: soft-mode variants of one minimum) are
    dropped (listed in ``sets/<formula>.log``); at most ``cap`` per formula,
    prototypes first, then each engine's lowest, then the rest by CHGNet energy.
 
@@ -72,6 +73,10 @@ SEARCH_FMAX = 0.05
 SEARCH_STEPS = 300
 SEARCH_SEED = 2026
 DUP_RMSD = 0.1
+#: Floppy small clusters: CHGNet (float32) leaves soft-mode variants of one minimum a few meV
+#: apart; within this energy window (eV per atom) a looser RMSD also counts as the same structure.
+DUP_SOFT_RMSD = 0.3
+DUP_SOFT_WINDOW = 0.002
 
 #: Formulas in build order (small first, so the DFT can start early), with the
 #: family and the maximum number of CHGNet-geometry structures kept.
@@ -417,7 +422,6 @@ def metal_rich_prototypes(formula: str) -> list[tuple[str, str, Atoms, bool]]:
 
 def search_candidates(formula: str, starts: int, engines, others: int, log) -> list[tuple[str, str, Atoms, dict]]:
     """Each engine's lowest and up to ``others`` next distinct minima from ``starts`` random starts."""
-    from airss_msc.analysis.duplicates import same_structure
     from airss_msc.build.generate import derive_seed, generate_cluster
 
     picked = []
@@ -432,12 +436,12 @@ def search_candidates(formula: str, starts: int, engines, others: int, log) -> l
         rows.sort(key=lambda t: t[0])
         log(f"  search {engine}: {len(rows)}/{starts} relaxed; energies {[round(r[0] - rows[0][0], 3) for r in rows]}" if rows
             else f"  search {engine}: none relaxed")
-        kept: list[Atoms] = []
+        kept: list[tuple[Atoms, float]] = []
         for energy, i, seed, row in rows:
             a = atoms_of(row)
-            if any(same_structure(a, b) for b in kept):
+            if any(duplicate(a, energy, b, eb) for b, eb in kept):
                 continue
-            kept.append(a)
+            kept.append((a, energy))
             rank = len(kept)
             picked.append((f"search-{engine.split(':')[0]}-{rank}", engine, a,
                            {"seed": seed, "search_rank": rank, "search_energy": energy,
@@ -447,9 +451,18 @@ def search_candidates(formula: str, starts: int, engines, others: int, log) -> l
     return picked
 
 
+def duplicate(a: Atoms, ea: float, b: Atoms, eb: float) -> bool:
+    """Same structure: ``same_structure`` within DUP_RMSD, or within DUP_SOFT_RMSD when the
+    energies (same engine) differ by less than DUP_SOFT_WINDOW eV/atom."""
+    from airss_msc.analysis.duplicates import same_structure
+
+    if same_structure(a, b, rmsd_tol=DUP_RMSD):
+        return True
+    return abs(ea - eb) < DUP_SOFT_WINDOW * len(a) and same_structure(a, b, rmsd_tol=DUP_SOFT_RMSD)
+
+
 def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
     """The CHGNet-geometry structures (and GFN1 ones) of one formula, as Atoms with info."""
-    from airss_msc.analysis.duplicates import same_structure
     from airss_msc.build.geometry import anion_bonds, point_group
     from airss_msc.calc.sanity import check_geometry
 
@@ -486,7 +499,7 @@ def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
     relaxed = [t for t in relaxed if t[0] == 0] + sorted([t for t in relaxed if t[0] > 0], key=lambda t: (t[0], t[1]))
     for prio, energy, label, kind, origin, extra, row in relaxed:
         a = atoms_of(row)
-        dup = next((b for b in kept if same_structure(a, b, rmsd_tol=DUP_RMSD)), None)
+        dup = next((b for b in kept if duplicate(a, row["energy"], b, b.info["geometry_energy"])), None)
         if dup is not None:
             dup.info.setdefault("also_found_by", "")
             dup.info["also_found_by"] = ",".join(filter(None, [dup.info["also_found_by"], origin]))
@@ -518,7 +531,7 @@ def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
                 log(f"  drop {lab}@GFN1: {row['status']} {row['message']}")
                 continue
             g = atoms_of(row)
-            dup = next((b for b in gfn1 if same_structure(g, b, rmsd_tol=DUP_RMSD)), None)
+            dup = next((b for b in gfn1 if duplicate(g, row["energy"], b, b.info["geometry_energy"])), None)
             if dup is not None:
                 log(f"  drop {lab}@GFN1: GFN1 relaxes it into {dup.info['name']}")
                 continue
