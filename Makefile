@@ -10,13 +10,17 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_STACKSIZE ?= 1G
 
-.PHONY: demo test test-fast test-latest bench-quick lock system-deps clean
+.PHONY: demo msc399 test test-fast test-latest bench-quick lock system-deps clean
 
 # One coordinator (mostly asleep) and one worker per core.
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 demo: $(STAMP)
 	$(BIN)/mpiexec -n $$(( $(NPROC) + 1 )) $(BIN)/airss-msc demo -o demo-output
+
+# The MSC-399 study in its reduced (laptop) mode: analysis/msc399/report/report.html
+msc399: $(STAMP)
+	$(BIN)/mpiexec -n $$(( $(NPROC) + 1 )) $(BIN)/airss-msc study analysis/msc399/msc399.toml --mode reduced
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

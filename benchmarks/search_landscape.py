@@ -170,7 +170,8 @@ def describe(atoms: Atoms) -> dict:
     unlike = anion[:, None] != anion[None, :]
     cn = ((d < 3.1) & unlike).sum(axis=1)
     core = []
-    if len(atoms) >= 8:
+    flat = np.linalg.svd(pos, compute_uv=False)[-1] < 0.3  # a planar ring has no inside
+    if len(atoms) >= 8 and not flat:
         hull = ConvexHull(pos)
         eq = hull.equations  # n.x + c <= 0 inside
         depth = -(pos @ eq[:, :3].T + eq[:, 3]).max(axis=1)  # distance inside the nearest facet
