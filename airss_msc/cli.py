@@ -243,6 +243,7 @@ def refine(
     fmax: float = typer.Option(0.05, "--fmax", help="Force convergence for --relax, eV/Angstrom."),
     steps: int = typer.Option(100, "--steps", help="Step limit for --relax."),
     energy: Optional[str] = typer.Option(None, "--energy", help="Choose the top structures by this method's energies."),
+    formula: Optional[List[str]] = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
@@ -251,7 +252,7 @@ def refine(
     if top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
     settings = RelaxSettings(method=method, fmax=fmax, steps=steps) if relax_ else None
-    _rows(db, method, top, energy, settings, threads, serial, "refine")
+    _rows(db, method, top, energy, settings, threads, serial, "refine", formulas=formula)
 
 
 @app.command()
@@ -262,6 +263,7 @@ def spectrum(
     states: int = typer.Option(DEFAULT_STATES, "--states", help="Number of excited singlets."),
     energy: Optional[str] = typer.Option(None, "--energy", help="Choose the top structures by this method's energies."),
     rows: str = typer.Option("all", "--rows", help=f"Which rows: {' | '.join(ROW_KINDS)} (bare or ligand-capped)."),
+    formula: Optional[List[str]] = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
@@ -270,7 +272,7 @@ def spectrum(
     if top < 1 or states < 1:
         raise InputError("--top and --states must be >= 1")
     check_excitation_method(method)
-    _rows(db, method, top, energy, None, threads, serial, "spectrum", nstates=states, rows=rows)
+    _rows(db, method, top, energy, None, threads, serial, "spectrum", nstates=states, rows=rows, formulas=formula)
 
 
 @app.command()
@@ -285,6 +287,7 @@ def cap(
     fmax: float = typer.Option(0.05, "--fmax", help="Force convergence, eV/Angstrom."),
     steps: int = typer.Option(500, "--steps", help="Step limit per capped relaxation."),
     energy: Optional[str] = typer.Option(None, "--energy", help="Choose the top structures by this method's energies."),
+    formula: Optional[List[str]] = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
@@ -293,14 +296,15 @@ def cap(
     if top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
     settings = RelaxSettings(method=method, fmax=fmax, steps=steps)
-    _rows(db, method, top, energy, settings, threads, serial, "cap", ligand=ligand, sites=sites)
+    _rows(db, method, top, energy, settings, threads, serial, "cap", ligand=ligand, sites=sites, formulas=formula)
 
 
 def _rows(db, method, top, energy, settings, threads, serial, name, nstates: int = 0, ligand: str = "",
-          sites: str = "auto", rows: str = "all"):
+          sites: str = "auto", rows: str = "all", formulas=None):
     outcome = _farmed(lambda executor, workers: run_rows(
         str(db), method, top=top, rank_energy=energy, relax=settings, nstates=nstates, ligand=ligand,
-        sites=sites, rows=rows, executor=executor, workers=workers, log=lambda line: typer.echo(line, err=True),
+        sites=sites, rows=rows, formulas=tuple(formulas or ()), executor=executor, workers=workers,
+        log=lambda line: typer.echo(line, err=True),
         name=name), threads, serial)
     canonical = parse_method(method)
     if ligand:
@@ -324,6 +328,7 @@ def study(
     mode: Optional[str] = typer.Option(None, "--mode", help="Apply the config's \\[mode.NAME] overrides "
                                        "(e.g. reduced for a laptop, full for a cluster)."),
     db: Optional[str] = typer.Option(None, "--db", help="Override the database (the report goes beside it)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process (overrides [search] threads)."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """Search, then the config's steps over the best rows (DFT refinement, spectra, ligand capping),
@@ -331,7 +336,7 @@ def study(
     plan = load_study(config, mode, db)
     outcome = _farmed(lambda executor, workers: run_study(plan, executor, workers,
                                                           log=lambda line: typer.echo(line, err=True)),
-                      plan.search.threads, serial)
+                      threads or plan.search.threads, serial)
     for name, stage in outcome.stages:
         typer.echo(f"{name}: {stage.done - stage.failed} done, {stage.failed} failed, {stage.skipped} already "
                    f"stored, {stage.remaining} remaining ({stage.wall_seconds:.0f} s)")

@@ -118,7 +118,7 @@ def _done_single_point(res: Result, method: str) -> bool:
 
 def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: str | None = None,
              relax: RelaxSettings | None = None, electronic_temperature: float = 300.0, nstates: int = 0,
-             ligand: str = "", sites: str = "auto", rows: str = "all",
+             ligand: str = "", sites: str = "auto", rows: str = "all", formulas: tuple[str, ...] = (),
              executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
              walltime: float | None = None, log: Callable[[str], None] | None = None,
              name: str = "refine") -> FarmOutcome:
@@ -128,6 +128,7 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
     top: the K lowest unique structures per composition (ranked by ``rank_energy``);
         None takes every relaxed row (``rescore``). Rows already done are skipped.
     rows: ``all``, ``bare`` (no model ligands) or ``capped`` (ligand-capped rows only).
+    formulas: only these compositions (all when empty).
     """
     if rows not in ROW_KINDS:
         raise InputError(f"rows must be one of {', '.join(ROW_KINDS)}, got {rows!r}")
@@ -147,7 +148,9 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
             rank_energy = db.rank_energy
         elif rank_energy.strip().lower() == "own":
             rank_energy = None
-        chosen = select_rows([r for r in results if ROW_KINDS[rows](r)], top, rank_energy)
+        wanted = {canonical_formula(f) for f in formulas}
+        chosen = select_rows([r for r in results if ROW_KINDS[rows](r) and (not wanted or r.composition in wanted)],
+                             top, rank_energy)
         if ligand:
             chosen = [r for r in chosen if "ligand" not in r.provenance]  # cap bare clusters only
             capped = {(r.provenance.get("bare_parent"), r.provenance.get("ligand"), r.method) for r in results}

@@ -34,6 +34,7 @@ from airss_msc.analysis.report import write_report
 from airss_msc.calc.engines import parse_method
 from airss_msc.calc.excite import DEFAULT_EXCITATION_METHOD, DEFAULT_STATES, check_excitation_method
 from airss_msc.calc.relax import DEFAULT_METHOD, RelaxSettings
+from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
 from airss_msc.search.candidates import run_search
 from airss_msc.search.config import SearchConfig, config_from_dict
@@ -53,7 +54,7 @@ STEP_KINDS: dict[str, str] = {
     "cap": DEFAULT_METHOD,
 }
 
-_STEP_KEYS = {"do": str, "method": str, "top": int, "energy": str, "rows": str, "relax": bool,
+_STEP_KEYS = {"do": str, "method": str, "top": int, "energy": str, "rows": str, "relax": bool, "compositions": list,
               "fmax": (int, float), "steps": int, "states": int, "ligand": str, "sites": str}
 _STUDY_KEYS = {"steps": list, "report": str, "report_energy": str, "report_top": int, "calibration": str,
                "bands": str}
@@ -75,8 +76,11 @@ class StudyStep:
     states: int = DEFAULT_STATES
     ligand: str = "NH3"
     sites: str = "auto"
+    compositions: tuple[str, ...] = ()  # only these formulas (all when empty)
 
     def validate(self) -> "StudyStep":
+        for formula in self.compositions:
+            canonical_formula(formula)
         if self.do not in STEP_KINDS:
             raise InputError(f"[study.{self.name}] do = {self.do!r}: choose {', '.join(STEP_KINDS)}")
         if self.top is not None and self.top < 1:
@@ -100,7 +104,7 @@ class StudyStep:
             db, self.method, top=None if self.do == "rescore" else self.top, rank_energy=self.energy,
             relax=RelaxSettings(method=self.method, fmax=self.fmax, steps=self.steps) if relaxes else None,
             nstates=self.states if self.do == "spectrum" else 0, ligand=self.ligand if self.do == "cap" else "",
-            sites=self.sites, rows=self.rows, executor=executor, workers=workers, stop=stop, log=log,
+            sites=self.sites, rows=self.rows, formulas=self.compositions, executor=executor, workers=workers, stop=stop, log=log,
             name=f"{self.name} ({self.do})")
 
 
@@ -185,6 +189,8 @@ def study_from_dict(doc: dict, source: str = "", mode: str | None = None, db: st
         values.setdefault("method", STEP_KINDS.get(do, ""))
         if "fmax" in values:
             values["fmax"] = float(values["fmax"])
+        if "compositions" in values:
+            values["compositions"] = tuple(str(f) for f in values["compositions"])
         steps.append(StudyStep(name=name, do=do, **values).validate())
     steps = [next(s for s in steps if s.name == n) for n in names]  # every table checked, listed ones run
     search = config_from_dict(doc, source)

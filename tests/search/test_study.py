@@ -89,3 +89,16 @@ def test_the_msc399_recipe_parses_in_every_mode():
         plan = load_study(recipe, mode)
         assert {"Cd7TeSe3", "Cd6Te2Se3"} <= set(plan.search.compositions)
         assert [s.do for s in plan.steps].count("spectrum") >= 1
+
+
+def test_a_step_can_be_limited_to_some_compositions(tmp_path):
+    doc = {"search": {"compositions": ["X7", "X8"], "candidates": 2, "seed": 3, "db": str(tmp_path / "two.db")},
+           "generate": {"radius": 1.1}, "relax": {"method": "lj", "fmax": 0.05, "steps": 300},
+           "study": {"steps": ["again"], "report": str(tmp_path / "rep"),
+                     "again": {"do": "refine", "method": "lj", "relax": True, "compositions": ["X7"]}}}
+    run_study(study_from_dict(doc))
+    rows = ResultsDB(tmp_path / "two.db").records()
+    refined = [r for r in rows if "refined_from" in r.provenance]
+    assert len(refined) == 1 and refined[0].composition == "X7"
+    with pytest.raises(InputError, match="unknown element"):
+        study_from_dict({**doc, "study": {"steps": ["x"], "x": {"do": "refine", "compositions": ["Cd7Zz"]}}})
