@@ -584,6 +584,8 @@ def main(argv=None) -> int:
     ap.add_argument("--robustness-xtb-starts", type=int, default=None,
                     help="xTB (GFN1/GFN2) runs only on the first N starts (each GFN2 run costs minutes)")
     ap.add_argument("--retime", action="store_true")
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only the CPU-per-call timings (then the report from the caches)")
     args = ap.parse_args(argv)
 
     def log(text: str) -> None:
@@ -591,11 +593,13 @@ def main(argv=None) -> int:
 
     images = load_set()
     methods = available_engines()
-    if not args.no_compute or args.robustness:
+    if not args.no_compute or args.robustness or args.timing_only:
         import torch
 
         torch.set_num_threads(1)
-    if not args.no_compute:
+    if args.timing_only:
+        timing(images, methods, log, args.retime)
+    elif not args.no_compute:
         named = [(a.info["name"], "reference", a) for a in images]
         engine_single_points(named, methods, log)
         timing(images, methods, log, args.retime)
