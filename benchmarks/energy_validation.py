@@ -22,7 +22,7 @@ counted), then
    in their basin (RMSD <= 0.5 A after superposition and the same cation-anion and
    anion-anion bonds) are ranked; Y's single points at X's geometry are compared with PBE
    at the reference geometry (an approximation: PBE is not recomputed on X's geometry);
-5. CPU seconds per energy+forces call per engine on 12-atom (Cd6Se6-size) clusters;
+5. CPU seconds per energy+forces call per engine on the largest (8-atom) reference clusters;
 6. robustness: ``--robustness-starts`` random Cd13Se13 starts (``generate_cluster("Cd13Se13",
    ROBUST_SEED + i)``) relaxed with chgnet, sevennet, GFN1-xTB and GFN2-xTB (default
    protocol, fmax 0.05, 500 steps), share ending ``relaxed`` with the sanity floors held,
@@ -186,11 +186,13 @@ def engine_single_points(named: list[tuple[str, str, Atoms]], methods: list[str]
 
 
 def timing(images: list[Atoms], methods: list[str], log, retime: bool = False) -> None:
-    """CPU seconds per energy+forces call on 12-atom structures (one warm-up call first)."""
+    """CPU seconds per energy+forces call on the largest reference structures (one warm-up call first)."""
     from airss_msc.calc.engines import make_calculator
 
     have = {r["method"] for r in read_jsonl(SP_CACHE) if r.get("type") == "timing"}
-    twelve = [a for a in images if len(a) == 12 and a.info.get("geometry_engine") == MAIN_GEOMETRY][:6]
+    main = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
+    size = max((len(a) for a in main), default=0)
+    twelve = [a for a in main if len(a) == size][:6]
     if not twelve:
         return
     rng = np.random.default_rng(0)
@@ -220,7 +222,7 @@ def timing(images: list[Atoms], methods: list[str], log, retime: bool = False) -
             append_jsonl(SP_CACHE, {"type": "timing", "method": method, "natoms": 12, "calls": len(cpu),
                                     "cpu_median": statistics.median(cpu), "wall_median": statistics.median(wall),
                                     "load": round(os.getloadavg()[0], 2)})
-            log(f"timing {method}: {statistics.median(cpu):.3f} CPU s per energy+forces call (12 atoms)")
+            log(f"timing {method}: {statistics.median(cpu):.3f} CPU s per energy+forces call ({size} atoms)")
 
 
 def kabsch_rmsd(p: np.ndarray, q: np.ndarray) -> float:
@@ -441,16 +443,31 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
                  "-"])
     lines += table(["engine", "formulas", "Spearman median", "Spearman mean", "Kendall median",
                     "MAE meV/atom (mean)", "MAE meV/atom (median)", "PBE lowest ranked first",
-                    "anion-bond sign = PBE", "CPU s/call (12 atoms)", "Cd13Se13 relaxed & sane"], rows)
+                    "anion-bond sign = PBE", "CPU s/call (8 atoms)", "Cd13Se13 relaxed & sane"], rows)
     lines += ["", "MAE: mean absolute error of relative isomer energies, each method relative to its own lowest "
               "structure of the formula, per atom. Sign: pairs (anion-bonded, alternating) below. "
-              "CPU s/call: one energy+forces call, median over 12-atom reference structures after a warm-up "
+              "CPU s/call: one energy+forces call, median over the 8-atom reference structures after a warm-up "
               "(PBE: energy only, from the reference run)."]
     if pbe_relax:
         per_call = [r["cpu"] / r["force_calls"] for r in pbe_relax if r["force_calls"]]
         lines += [f"PBE energy+gradient during the PBE relaxations: median {statistics.median(per_call):.0f} CPU s "
                   f"per force call over {len(per_call)} chunks (Cd2Se2 .. Cd6Se6)."]
     lines += [""]
+    # the cost of the reference itself, by cluster size (one core, SCF ladder included)
+    by_size = defaultdict(list)
+    for r in read_jsonl(PBE):
+        if r.get("type") == "single_point" and r.get("status") == "ok":
+            by_size[r["natoms"]].append(r)
+    if by_size:
+        lines += ["PBE/def2-SVP single points of the reference set, CPU seconds on one core:", ""]
+        rows = []
+        for n in sorted(by_size):
+            cpu = [r["cpu_seconds"] for r in by_size[n]]
+            ladder = sum(1 for r in by_size[n] if (r.get("scf_notes") or {}).get("notes"))
+            rows.append([str(n), str(len(cpu)), f"{statistics.median(cpu):.0f}", f"{min(cpu):.0f}-{max(cpu):.0f}",
+                         str(ladder)])
+        lines += table(["atoms", "single points", "median CPU s", "range", "needed the SCF ladder"], rows)
+        lines += [""]
 
     # --- per-formula table
     lines += ["## Spearman rho per formula (CHGNet 0.3.0 geometries; n = structures with PBE energies)", ""]
