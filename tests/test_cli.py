@@ -148,7 +148,7 @@ def test_rescore_then_rank_by_the_single_points(tmp_path, run_cli):
 
     src, db = tmp_path / "c.extxyz", tmp_path / "r.db"
     assert run_cli("generate", "Cd2Se2", "-n", "2", "-o", src, "--seed", "4")[0] == 0
-    assert run_cli("relax", src, "--db", db, "--steps", "300")[0] == 0
+    assert run_cli("relax", src, "--db", db, "--steps", "300", "--method", "GFN1-xTB")[0] == 0
     code, out, err = run_cli("rescore", db, "--method", "GFN2-xTB")
     assert code == 0 and "stored as e_tblite_gfn2_xtb" in out, err
     rows = list(connect(db).select(status="relaxed"))
