@@ -47,10 +47,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("OMP_STACKSIZE", "1G")
 
 import argparse  # noqa: E402
-import fcntl  # noqa: E402
-import hashlib  # noqa: E402
 import importlib.util  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -92,31 +89,11 @@ MIN_PER_FORMULA = 3
 # Files
 # --------------------------------------------------------------------------- #
 
-def fingerprint(atoms: Atoms) -> str:
-    """Same as compute_reference.fingerprint: symbols + positions to 1e-4 A."""
-    text = " ".join(atoms.get_chemical_symbols()) + "|" + " ".join(f"{x:.4f}" for x in atoms.positions.ravel())
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
-def append_jsonl(path: Path, row: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.write(json.dumps(row) + "\n")
-        fh.flush()
-        fcntl.flock(fh, fcntl.LOCK_UN)
+sys.path.insert(0, str(REF))
+# one fingerprint, one JSON-lines reader and one locked appender for the whole reference set:
+# a result counts only for the geometry it was computed on, so the fingerprint must be the same
+from build_reference import append_jsonl  # noqa: E402
+from compute_reference import fingerprint, read_jsonl  # noqa: E402
 
 
 def git_commit() -> str:
@@ -219,7 +196,7 @@ def timing(images: list[Atoms], methods: list[str], log, retime: bool = False) -
                 cpu.append(time.process_time() - c0)
                 wall.append(time.perf_counter() - t0)
         if cpu:
-            append_jsonl(SP_CACHE, {"type": "timing", "method": method, "natoms": 12, "calls": len(cpu),
+            append_jsonl(SP_CACHE, {"type": "timing", "method": method, "natoms": size, "calls": len(cpu),
                                     "cpu_median": statistics.median(cpu), "wall_median": statistics.median(wall),
                                     "load": round(os.getloadavg()[0], 2)})
             log(f"timing {method}: {statistics.median(cpu):.3f} CPU s per energy+forces call ({size} atoms)")
