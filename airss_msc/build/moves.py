@@ -158,13 +158,39 @@ def mixed_sublattice(symbols: Sequence[str]) -> list[str] | None:
 
 
 @dataclass(frozen=True)
-class Swap(Move):
+class HomotopMove(Move):
+    """A move that rearranges the elements of the mixed sublattice (Zn/Cd or Te/Se) of one
+    parent; a parent without a mixed sublattice is shaken instead. Subclasses give
+    ``amplitude`` and :meth:`rearrange`."""
+
+    parents: ClassVar[int] = 1
+
+    def applies(self, symbols):
+        return mixed_sublattice(symbols) is not None
+
+    def rearrange(self, symbols: list[str], lattice: list[str], positions: np.ndarray,
+                  rng: np.random.Generator) -> tuple[str, np.ndarray]:
+        """Change ``symbols`` in place; return the move's label and the new positions (Angstrom)."""
+        raise NotImplementedError
+
+    def new_candidate(self, formula, seed, parents, generate):
+        rng = np.random.default_rng(seed)
+        symbols = list(parents[0].symbols)
+        lattice = mixed_sublattice(symbols)
+        if lattice is None:
+            pos = shake_positions(parents[0].positions, max(self.amplitude, 0.3), rng)
+            return _derived(formula, seed, symbols, pos, rng, generate, f"shake (nothing to {self.name})", parents)
+        label, pos = self.rearrange(symbols, lattice, parents[0].positions, rng)
+        return _derived(formula, seed, symbols, pos, rng, generate, label, parents)
+
+
+@dataclass(frozen=True)
+class Swap(HomotopMove):
     """Homotop move for alloys: exchange ``swaps`` pairs of unlike atoms on the mixed sublattice
     (Zn/Cd or Te/Se), plus a small shake (``amplitude``) that lets the swap relax.
     A parent with no mixed sublattice is shaken instead."""
 
     name: ClassVar[str] = "swap"
-    parents: ClassVar[int] = 1
     swaps: int = 1
     amplitude: float = 0.15
 
@@ -173,16 +199,7 @@ class Swap(Move):
             raise InputError("swap: swaps must be >= 1 and amplitude >= 0")
         return self
 
-    def applies(self, symbols):
-        return mixed_sublattice(symbols) is not None
-
-    def new_candidate(self, formula, seed, parents, generate):
-        rng = np.random.default_rng(seed)
-        symbols = list(parents[0].symbols)
-        lattice = mixed_sublattice(symbols)
-        if lattice is None:
-            pos = shake_positions(parents[0].positions, max(self.amplitude, 0.3), rng)
-            return _derived(formula, seed, symbols, pos, rng, generate, "shake (nothing to swap)", parents)
+    def rearrange(self, symbols, lattice, positions, rng):
         done = []
         for _ in range(self.swaps):
             a, b = rng.choice(lattice, size=2, replace=False)
@@ -190,8 +207,7 @@ class Swap(Move):
             j = int(rng.choice([k for k, s in enumerate(symbols) if s == b]))
             symbols[i], symbols[j] = symbols[j], symbols[i]
             done.append(f"{i}<->{j}")
-        pos = shake_positions(parents[0].positions, self.amplitude, rng)
-        return _derived(formula, seed, symbols, pos, rng, generate, "swap " + " ".join(done), parents)
+        return "swap " + " ".join(done), shake_positions(positions, self.amplitude, rng)
 
 
 @dataclass(frozen=True)
@@ -234,13 +250,12 @@ class CutAndSplice(Move):
 
 
 @dataclass(frozen=True)
-class Permute(Move):
+class Permute(HomotopMove):
     """Random homotop: the elements of the mixed sublattice (Zn/Cd or Te/Se) dealt out
     afresh over its sites, the frame kept, plus a small shake (``amplitude``). Where a
     swap takes one step between homotops, this jumps to any of them."""
 
     name: ClassVar[str] = "permute"
-    parents: ClassVar[int] = 1
     amplitude: float = 0.1
 
     def validate(self):
@@ -248,24 +263,15 @@ class Permute(Move):
             raise InputError("permute: amplitude must be >= 0")
         return self
 
-    def applies(self, symbols):
-        return mixed_sublattice(symbols) is not None
-
-    def new_candidate(self, formula, seed, parents, generate):
-        rng = np.random.default_rng(seed)
-        symbols = list(parents[0].symbols)
-        lattice = mixed_sublattice(symbols)
-        if lattice is None:
-            pos = shake_positions(parents[0].positions, max(self.amplitude, 0.3), rng)
-            return _derived(formula, seed, symbols, pos, rng, generate, "shake (nothing to permute)", parents)
+    def rearrange(self, symbols, lattice, positions, rng):
         sites = [k for k, s in enumerate(symbols) if s in lattice]
         dealt = [symbols[k] for k in sites]
         rng.shuffle(dealt)
         for k, s in zip(sites, dealt):
             symbols[k] = s
-        pos = shake_positions(parents[0].positions, self.amplitude, rng) if self.amplitude > 0 \
-            else np.asarray(parents[0].positions, dtype=float)
-        return _derived(formula, seed, symbols, pos, rng, generate, "permute", parents)
+        pos = shake_positions(positions, self.amplitude, rng) if self.amplitude > 0 \
+            else np.asarray(positions, dtype=float)
+        return "permute", pos
 
 
 @dataclass(frozen=True)
