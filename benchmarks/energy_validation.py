@@ -22,7 +22,8 @@ counted), then
    in their basin (RMSD <= 0.5 A after superposition and the same cation-anion and
    anion-anion bonds) are ranked; Y's single points at X's geometry are compared with PBE
    at the reference geometry (an approximation: PBE is not recomputed on X's geometry);
-5. CPU seconds per energy+forces call per engine on the largest (8-atom) reference clusters;
+5. CPU seconds per energy+forces call per engine on the largest (8-atom) reference clusters,
+   and against size on random (CdSe)n starts of 14, 26, 50 and 100 atoms (``SIZE_SCALING``);
 6. robustness: ``--robustness-starts`` random Cd13Se13 starts (``generate_cluster("Cd13Se13",
    ROBUST_SEED + i)``) relaxed with chgnet, sevennet, GFN1-xTB and GFN2-xTB (default
    protocol, fmax 0.05, 500 steps), share ending ``relaxed`` with the sanity floors held,
@@ -200,6 +201,46 @@ def timing(images: list[Atoms], methods: list[str], log, retime: bool = False) -
                                     "cpu_median": statistics.median(cpu), "wall_median": statistics.median(wall),
                                     "load": round(os.getloadavg()[0], 2)})
             log(f"timing {method}: {statistics.median(cpu):.3f} CPU s per energy+forces call ({size} atoms)")
+
+
+#: (CdSe)n clusters for the cost-versus-size table (atoms: 14, 26, 50, 100)
+SIZE_SCALING = (7, 13, 25, 50)
+SIZE_SEED = 4242
+
+
+def size_scaling(methods: list[str], log, retime: bool = False) -> None:
+    """CPU seconds per energy+forces call against cluster size: random (CdSe)n starts from the generator,
+    one warm-up call per engine, then the median of 3 calls on slightly displaced copies."""
+    from airss_msc.build.generate import generate_cluster
+    from airss_msc.calc.engines import make_calculator
+
+    have = {(r["method"], r["natoms"]) for r in read_jsonl(SP_CACHE) if r.get("type") == "size_timing"}
+    rng = np.random.default_rng(0)
+    for method in methods:
+        calc = None
+        for n in SIZE_SCALING:
+            if (method, 2 * n) in have and not retime:
+                continue
+            if calc is None:
+                calc = make_calculator(method)
+            start = generate_cluster(f"Cd{n}Se{n}", SIZE_SEED + n)
+            cpu, failed = [], 0
+            for k in range(4):  # the first call of each size warms up (graph sizes, SCF guess)
+                w = Atoms(start.get_chemical_symbols(),
+                          positions=start.positions + rng.normal(scale=0.01, size=start.positions.shape))
+                w.calc = calc
+                c0 = time.process_time()
+                try:
+                    w.get_forces()
+                except Exception:
+                    failed += 1
+                    continue
+                if k:
+                    cpu.append(time.process_time() - c0)
+            row = {"type": "size_timing", "method": method, "natoms": 2 * n, "calls": len(cpu), "failed": failed,
+                   "cpu_median": statistics.median(cpu) if cpu else None, "load": round(os.getloadavg()[0], 2)}
+            append_jsonl(SP_CACHE, row)
+            log(f"size timing {method} {2 * n} atoms: {row['cpu_median']} CPU s/call ({failed} failed)")
 
 
 def kabsch_rmsd(p: np.ndarray, q: np.ndarray) -> float:
@@ -445,6 +486,27 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
                          str(ladder)])
         lines += table(["atoms", "single points", "median CPU s", "range", "needed the SCF ladder"], rows)
         lines += [""]
+    # --- cost against cluster size (random (CdSe)n starts)
+    sized = defaultdict(dict)
+    for r in read_jsonl(SP_CACHE):
+        if r.get("type") == "size_timing":
+            sized[r["method"]][r["natoms"]] = r  # the last measurement of a size wins
+    if sized:
+        sizes = sorted({n for d in sized.values() for n in d})
+        lines += ["CPU seconds per energy+forces call against cluster size (random (CdSe)n starts from the "
+                  "generator, median of 3 calls after a warm-up, one thread); exponent: least-squares slope of "
+                  "log(CPU) on log(atoms):", ""]
+        rows = []
+        for m in methods:
+            d = sized.get(m, {})
+            ok = [(n, d[n]["cpu_median"]) for n in sizes if n in d and d[n]["cpu_median"]]
+            slope = (f"{np.polyfit(np.log([n for n, _ in ok]), np.log([c for _, c in ok]), 1)[0]:.1f}"
+                     if len(ok) >= 2 else "-")
+            rows.append([SHORT.get(m, m)] + [
+                (fmt(d[n]["cpu_median"], 3) if d[n]["cpu_median"] else f"failed {d[n]['failed']}/4") if n in d else "-"
+                for n in sizes] + [slope])
+        lines += table(["engine"] + [f"{n} atoms" for n in sizes] + ["CPU ~ atoms^k"], rows)
+        lines += [""]
 
     # --- per-formula table
     lines += ["## Spearman rho per formula (CHGNet 0.3.0 geometries; n = structures with PBE energies)", ""]
@@ -593,10 +655,12 @@ def main(argv=None) -> int:
         torch.set_num_threads(1)
     if args.timing_only:
         timing(images, methods, log, args.retime)
+        size_scaling(methods, log, args.retime)
     elif not args.no_compute:
         named = [(a.info["name"], "reference", a) for a in images]
         engine_single_points(named, methods, log)
         timing(images, methods, log, args.retime)
+        size_scaling(methods, log, args.retime)
         if not args.no_protocols:
             main_set = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
             protocol_relaxations(main_set, PROTOCOL_RELAX, log)

@@ -10,7 +10,8 @@ against the stored reference geometry, RMSD 0.15 A, or an energy within 1
 meV/atom of it) or at the budget. Cd13Se13 gets 500 relaxations per strategy
 and the lowest each finds is analysed (point group, coordination, anion-anion
 bonds, core/cage). A Zn2Cd11Se13 homotop case runs on the frame of the lowest
-Cd13Se13: every homotop of the frame is relaxed once to know the lowest, then
+Cd13Se13 (the committed parent in structures/, relaxed by the engine, until a
+500-relaxation run finds a lower one): every homotop of the frame is relaxed once to know the lowest, then
 seeded searches (from one random homotop) look for it.
 
 Lowest known structures: for Cd3Se3, Cd4Se4 and Cd6Se6 the DFT minima of the
@@ -63,6 +64,7 @@ CASES = {
 BIG = "Cd13Se13"
 BIG_RELAXATIONS = 500
 HOMOTOP = "Zn2Cd11Se13"
+PARENTS = Path(__file__).resolve().parent.parent / "structures"
 HOMOTOP_RUNS = 10
 HOMOTOP_BUDGET = 6_000
 
@@ -133,6 +135,10 @@ def known_structures(formula: str) -> dict[str, Atoms]:
         sym_top = "SeCdSeCdSeCd"
         out["hexagonal drum (D3d, two Cd3Se3 rings)"] = Atoms(sym_bottom + sym_top, positions=np.vstack([ring, top]))
         out["planar ring (D6h)"] = Atoms("CdSe" * 6, positions=_ring(6))
+    if formula == BIG:
+        # the committed parent (core-cage prototype among 16 starts, structures/README.md): the frame the
+        # homotop case substitutes into when no 500-relaxation run has raised the reference yet
+        out["committed parent structures/Cd13Se13.xyz"] = read(PARENTS / "Cd13Se13.xyz")
     return out
 
 
@@ -324,9 +330,11 @@ class Bench:
 
     def homotop(self, runs: int) -> None:
         """Zn2Cd11Se13 on the lowest Cd13Se13 frame: all 78 homotops, then seeded searches."""
+        if self.refs.get(self.ref_key(BIG)) is None:
+            self.known(BIG)
         big = self.refs.get(self.ref_key(BIG))
         if big is None:
-            self.say("homotop case: no Cd13Se13 frame yet")
+            self.say(f"homotop case: no {BIG} frame (the committed parent did not relax)")
             return
         frame = ref_atoms(big)
         cations = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Cd"]
@@ -362,8 +370,13 @@ class Bench:
 
             def runner(seed, tally, strategy=strategy):
                 return self.seeded_run(sys_, frame, cations, strategy, seed, tally)
-            run_method(self.store, HOMOTOP, method, settings, range(1, runs + 1), runner,
-                       lambda: Tally(target, HOMOTOP_BUDGET), say=self.say, deadline=self.deadline)
+            cell = run_method(self.store, HOMOTOP, method, settings, range(1, runs + 1), runner,
+                              lambda: Tally(target, HOMOTOP_BUDGET), say=self.say, deadline=self.deadline)
+            for r in cell:
+                # a search that relaxes the frame into a lower minimum raises the reference (the next
+                # invocation reruns every method against it: the settings name the reference energy)
+                if r.get("below_reference") is not None:
+                    self.update_ref_from_run(HOMOTOP, r, f"lowest of a benchmark run ({method}, seed {r['seed']})")
 
     def seeded_run(self, sys_: System, frame: Atoms, cations: list[int], strategy: dict, seed: int,
                    tally: Tally) -> dict:
