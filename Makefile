@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_STACKSIZE ?= 1G
 
-.PHONY: demo msc399 test test-fast test-latest bench-quick lock system-deps clean
+.PHONY: demo msc399 test test-fast test-latest bench-quick bench-doc lock system-deps clean
 
 # One coordinator (mostly asleep) and one worker per core.
 NPROC := $(shell nproc 2>/dev/null || echo 2)
@@ -40,6 +40,10 @@ test-latest: | system-deps
 # Headline speed figures in a few minutes (compare with BENCHMARKS.md).
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/quick.py
+
+# BENCHMARKS.md from benchmarks/narrative.md and the tables the scripts wrote to benchmarks/out/.
+bench-doc: $(STAMP)
+	$(BIN)/python benchmarks/assemble_benchmarks.py
 
 # Regenerate the lock from the ranges (then run `make test` on it before committing).
 lock:
