@@ -51,6 +51,7 @@ from airss_msc.analysis.duplicates import same_structure  # noqa: E402
 from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare  # noqa: E402
 from airss_msc.calc.engines import make_calculator  # noqa: E402
 from airss_msc.calc.relax import OPTIMIZERS  # noqa: E402
+from airss_msc.calc.sanity import check_geometry  # noqa: E402
 from airss_msc.results.store import ResultsDB  # noqa: E402
 from airss_msc.search.candidates import run_search  # noqa: E402
 from airss_msc.search.config import config_from_dict  # noqa: E402
@@ -132,6 +133,11 @@ class Tally:
     best_positions: list = field(default_factory=list)
     trace: list = field(default_factory=list)  # [force calls so far, energy or None] per relaxation
     note: str = ""
+    #: real clusters: a minimum that fails airss-msc's sanity floors (check_geometry: collapsed or
+    #: fragmented) counts as failed, as it does in airss-msc's own relaxations; the peers' minima get
+    #: the same check (an ML potential can pull two anions to 0.3 A and call it a deep minimum)
+    sanity: bool = False
+    insane: int = 0
 
     def relaxed(self, force_calls: int, energy: float | None, symbols=None, positions=None, ok: bool = True,
                 counted: bool = True) -> bool:
@@ -139,6 +145,10 @@ class Tally:
         if counted:
             self.relaxations += 1
         self.force_calls += int(force_calls)
+        if ok and self.sanity and energy is not None and symbols is not None and positions is not None:
+            if not check_geometry(Atoms(list(symbols), positions=np.asarray(positions))).ok:
+                ok = False
+                self.insane += 1
         if not ok or energy is None or not np.isfinite(energy):
             self.failed += 1
             energy = None
@@ -164,7 +174,7 @@ class Tally:
     def record(self, **extra) -> dict:
         return {"relaxations": self.relaxations, "force_calls": self.force_calls, "failed": self.failed,
                 "hit_relaxations": self.hit_relaxations, "hit_force_calls": self.hit_force_calls,
-                "below_reference": self.below_reference,
+                "below_reference": self.below_reference, "insane": self.insane,
                 "best": None if not np.isfinite(self.best) else self.best,
                 "best_symbols": self.best_symbols, "best_positions": self.best_positions,
                 "trace": self.trace, "note": self.note, **extra}

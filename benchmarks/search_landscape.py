@@ -49,6 +49,7 @@ from search_common import (  # noqa: E402
 from airss_msc.analysis.duplicates import same_structure  # noqa: E402
 from airss_msc.build.geometry import anion_bonds, point_group  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
+from airss_msc.calc.sanity import check_geometry  # noqa: E402
 from airss_msc.results.record import Result  # noqa: E402
 from airss_msc.results.store import ResultsDB  # noqa: E402
 
@@ -215,6 +216,10 @@ class Bench:
         return f"{formula}|{self.engine}"
 
     def set_ref(self, formula: str, energy: float, atoms: Atoms, source: str) -> None:
+        verdict = check_geometry(atoms)
+        if not verdict.ok:  # never a reference: runs stored before the tally checked sanity may hold one
+            self.say(f"not a reference for {formula}: {verdict.status} ({verdict.message}), {source}")
+            return
         old = self.refs.get(self.ref_key(formula))
         if old is not None and old["energy"] <= energy:
             return
@@ -267,7 +272,7 @@ class Bench:
             runs = run_method(self.store, formula, f"reference search: {name}", settings, [1],
                               lambda seed, tally: run_airss(sys_, strategy, generate, 500 + seed, tally, self.work,
                                                             keep_db=db_dir / f"{formula}_{settings_tag(settings)}.db"),
-                              lambda: Tally(None, None, relaxations), say=self.say, deadline=self.deadline)
+                              lambda: Tally(None, None, relaxations, sanity=True), say=self.say, deadline=self.deadline)
             for r in runs:
                 self.update_ref_from_run(formula, r, f"lowest of the reference search '{name}'")
 
@@ -300,7 +305,7 @@ class Bench:
             def runner(seed, tally):
                 return fn(sys_, seed, tally, self.work)
         return run_method(self.store, formula, method, settings, range(1, runs + 1), runner,
-                          lambda: Tally(target, budget), say=self.say, deadline=self.deadline)
+                          lambda: Tally(target, budget, sanity=True), say=self.say, deadline=self.deadline)
 
     def small(self, formula: str, methods: list[str], runs: int | None) -> None:
         spec = CASES[formula]
@@ -324,7 +329,7 @@ class Bench:
                 self.store, BIG, method, settings, range(1, repeats + 1),
                 lambda seed, tally, s=strategy, g=generate, t=tag: run_airss(
                     sys_, s, g, 2000 + seed, tally, self.work, keep_db=self.work / "big" / f"{BIG}_{t}_{seed}.db"),
-                lambda: Tally(None, None, BIG_RELAXATIONS), say=self.say, deadline=self.deadline)
+                lambda: Tally(None, None, BIG_RELAXATIONS, sanity=True), say=self.say, deadline=self.deadline)
             for r in runs:
                 self.update_ref_from_run(BIG, r, f"lowest of a {BIG_RELAXATIONS}-relaxation run ({method})")
 
@@ -374,7 +379,7 @@ class Bench:
             def runner(seed, tally, strategy=strategy):
                 return self.seeded_run(sys_, frame, cations, strategy, seed, tally)
             cell = run_method(self.store, HOMOTOP, method, settings, range(1, runs + 1), runner,
-                              lambda: Tally(target, HOMOTOP_BUDGET), say=self.say, deadline=self.deadline)
+                              lambda: Tally(target, HOMOTOP_BUDGET, sanity=True), say=self.say, deadline=self.deadline)
             for r in cell:
                 # a search that relaxes the frame into a lower minimum raises the reference (the next
                 # invocation reruns every method against it: the settings name the reference energy)
