@@ -82,6 +82,9 @@ PROTOCOL_STEPS = 500
 BASIN_RMSD = 0.5
 ROBUST_ENGINES = ["chgnet:0.3.0", "sevennet:7net-0", GFN1, "tblite:GFN2-xTB"]
 ROBUST_SEED = 13000
+#: PBE single points whose converged HOMO-LUMO gap is below this (eV) are left out of the rankings:
+#: a closed-shell SCF with degenerate frontier orbitals half filled is not the ground state
+PBE_GAP_FLOOR = 0.01
 ROBUST_STEPS = 500
 MIN_PER_FORMULA = 3
 
@@ -124,16 +127,18 @@ def pbe_energies(images: list[Atoms]) -> tuple[dict[str, dict], dict]:
     for r in read_jsonl(PBE):
         if r.get("type") == "single_point":
             rows[(r["name"], r["fingerprint"])] = r
-    out, failed = {}, []
+    out, failed, suspect = {}, [], []
     for a in images:
         r = rows.get((a.info["name"], fingerprint(a)))
         if r is None:
             continue
-        if r["status"] == "ok" and r["energy_eV"] is not None:
+        if r["status"] == "ok" and r["energy_eV"] is not None and (r.get("gap_eV") or 1.0) < PBE_GAP_FLOOR:
+            suspect.append(a.info["name"])
+        elif r["status"] == "ok" and r["energy_eV"] is not None:
             out[a.info["name"]] = r
         else:
             failed.append(a.info["name"])
-    return out, {"structures": len(images), "pbe_ok": len(out), "pbe_failed": failed}
+    return out, {"structures": len(images), "pbe_ok": len(out), "pbe_failed": failed, "pbe_suspect": suspect}
 
 
 # --------------------------------------------------------------------------- #
@@ -384,7 +389,9 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
               f"{sum(a.info.get('geometry_engine') == GFN1 for a in images)} on GFN1-xTB geometries, "
               f"{sum(a.info.get('kind') == 'pbe_relaxed' for a in images)} PBE-relaxed). PBE energies available: "
               f"{counts['pbe_ok']} ({n_main_pbe} of the CHGNet-geometry set); SCF failed: "
-              f"{len(counts['pbe_failed'])}{' ' + str(counts['pbe_failed']) if counts['pbe_failed'] else ''}. "
+              f"{len(counts['pbe_failed'])}{' ' + str(counts['pbe_failed']) if counts['pbe_failed'] else ''}; "
+              f"left out for a HOMO-LUMO gap below {PBE_GAP_FLOOR} eV (not the ground state): "
+              f"{len(counts['pbe_suspect'])}{' ' + str(counts['pbe_suspect']) if counts['pbe_suspect'] else ''}. "
               f"Rankings use formulas with >= {MIN_PER_FORMULA} PBE energies; structures without a PBE energy are left out.", ""]
 
     # --- per engine on the reference geometries
