@@ -572,6 +572,7 @@ def run_agox(system: System, seed: int, tally: Tally, workdir: Path, kind: str, 
     from agox.databases import Database
     from agox.evaluators import LocalOptimizationEvaluator
 
+    workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = workdir / f"agox_{os.getpid()}.db"
     db_path.unlink(missing_ok=True)
@@ -651,7 +652,8 @@ def run_agox(system: System, seed: int, tally: Tally, workdir: Path, kind: str, 
         raise ValueError(kind)
     with timed(out):
         try:
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # AGOX writes its confinement plots to the working directory
+            with contextlib.chdir(workdir), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 agox = AGOX(*modules, seed=seed)
                 agox.run(N_iterations=10**6)
