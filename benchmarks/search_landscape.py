@@ -475,6 +475,10 @@ class Bench:
         for method in methods:
             cell = [r for r in self.store.runs.values() if r["case"] == case and r["method"] == method
                     and r.get("budget") == budget]
+            # only the runs made against the current reference (a raised reference reruns every method)
+            ref = self.refs.get(self.ref_key(case))
+            if ref is not None:
+                cell = [r for r in cell if (r.get("settings") or {}).get("reference") in (None, round(ref["energy"], 4))]
             if not cell:
                 continue
             tag = max(cell, key=lambda r: r["date"])["tag"]
