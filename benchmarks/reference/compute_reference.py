@@ -355,6 +355,15 @@ def status(images: list[Atoms], relax_formulas) -> None:
             print(f"{formula}-pbe_relaxed: not started")
     pending = pending_jobs(images, done, relax, relax_formulas)
     print(f"pending jobs: {len(pending)}: {[j[2] for j in pending][:12]}{' ...' if len(pending) > 12 else ''}")
+    # per formula, in the set's order: the table of the README's "Status"
+    print("\n| formula | structures | PBE single points |\n|---|---|---|")
+    per: dict[str, list[int]] = {}
+    for a in images:
+        row = per.setdefault(a.info["formula"], [0, 0])
+        row[0] += 1
+        row[1] += (a.info["name"], fingerprint(a)) in done
+    for formula, (n, n_done) in per.items():
+        print(f"| {formula} | {n} | {n_done} |")
 
 
 def main(argv=None) -> int:
