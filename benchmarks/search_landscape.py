@@ -525,7 +525,7 @@ class Bench:
         return lines + [""]
 
     def report_homotop(self) -> list[str]:
-        lines = [f"## {HOMOTOP} homotops on the lowest {BIG} frame", ""]
+        lines = [f"## {HOMOTOP} homotops on the {BIG} reference frame", ""]
         rec = next((r for r in self.store.runs.values() if r["case"] == HOMOTOP and r["method"] == "all homotops"),
                    None)
         if rec is None:
