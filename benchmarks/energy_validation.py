@@ -50,7 +50,6 @@ os.environ.setdefault("OMP_STACKSIZE", "1G")
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
@@ -97,15 +96,7 @@ sys.path.insert(0, str(REF))
 # one fingerprint, one JSON-lines reader and one locked appender for the whole reference set:
 # a result counts only for the geometry it was computed on, so the fingerprint must be the same
 from build_reference import append_jsonl  # noqa: E402
-from compute_reference import fingerprint, read_jsonl  # noqa: E402
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                              timeout=20).stdout.strip() or "unknown"
-    except Exception:
-        return "unknown"
+from compute_reference import fingerprint, git_commit, read_jsonl  # noqa: E402
 
 
 def available_engines() -> list[str]:
@@ -132,12 +123,12 @@ def pbe_energies(images: list[Atoms]) -> tuple[dict[str, dict], dict]:
         r = rows.get((a.info["name"], fingerprint(a)))
         if r is None:
             continue
-        if r["status"] == "ok" and r["energy_eV"] is not None and (r.get("gap_eV") or 1.0) < PBE_GAP_FLOOR:
-            suspect.append(a.info["name"])
-        elif r["status"] == "ok" and r["energy_eV"] is not None:
-            out[a.info["name"]] = r
-        else:
+        if r["status"] != "ok" or r["energy_eV"] is None:
             failed.append(a.info["name"])
+        elif r.get("gap_eV") is not None and r["gap_eV"] < PBE_GAP_FLOOR:
+            suspect.append(a.info["name"])
+        else:
+            out[a.info["name"]] = r
     return out, {"structures": len(images), "pbe_ok": len(out), "pbe_failed": failed, "pbe_suspect": suspect}
 
 
@@ -175,22 +166,22 @@ def timing(images: list[Atoms], methods: list[str], log, retime: bool = False) -
     have = {r["method"] for r in read_jsonl(SP_CACHE) if r.get("type") == "timing"}
     main = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
     size = max((len(a) for a in main), default=0)
-    twelve = [a for a in main if len(a) == size][:6]
-    if not twelve:
+    largest = [a for a in main if len(a) == size][:6]
+    if not largest:
         return
     rng = np.random.default_rng(0)
     for method in methods:
         if method in have and not retime:
             continue
         calc = make_calculator(method)
-        warm = Atoms(twelve[0].get_chemical_symbols(), positions=twelve[0].positions)
+        warm = Atoms(largest[0].get_chemical_symbols(), positions=largest[0].positions)
         warm.calc = calc
         try:
             warm.get_forces()
         except Exception as exc:
             log(f"timing {method}: warm-up failed ({exc})")
         cpu, wall = [], []
-        for a in twelve:
+        for a in largest:
             for _ in range(2):
                 w = Atoms(a.get_chemical_symbols(), positions=a.positions + rng.normal(scale=0.01, size=a.positions.shape))
                 w.calc = calc

@@ -11,8 +11,9 @@ meV/atom of it) or at the budget. Cd13Se13 gets 500 relaxations per strategy
 and the lowest each finds is analysed (point group, coordination, anion-anion
 bonds, core/cage). A Zn2Cd11Se13 homotop case runs on the frame of the lowest
 Cd13Se13 (the core-cage parent in structures/, relaxed by the engine, until a
-500-relaxation run finds a lower one): every homotop of the frame is relaxed once to know the lowest, then
-seeded searches (from one random homotop) look for it.
+500-relaxation run finds a lower one): every homotop of the frame is relaxed
+once to know the lowest, then seeded searches (from one random homotop) look
+for it.
 
 Lowest known structures: for Cd3Se3, Cd4Se4 and Cd6Se6 the DFT minima of the
 literature (ring, cube, hexagonal drum), built, relaxed with the engine and
@@ -367,9 +368,7 @@ class Bench:
         low = min(ok, key=lambda r: r["energy"])
         self.set_ref(HOMOTOP, low["energy"], Atoms(low["symbols"], positions=np.array(low["positions"])),
                      f"lowest of all {len(rec['homotops'])} homotops of the {BIG} reference frame")
-        # minima stored by earlier runs (against any earlier reference) count as known structures too
-        for r in [r for r in self.store.runs.values() if r["case"] == HOMOTOP and r.get("best") is not None]:
-            self.update_ref_from_run(HOMOTOP, r, f"lowest of a benchmark run ({r['method']}, seed {r['seed']})")
+        self.refs_from_runs(HOMOTOP)
         target = self.target(HOMOTOP, tol_total=2e-3)
         sys_ = self.system(HOMOTOP)
         for method, strategy in HOMOTOP_METHODS.items():
@@ -378,13 +377,16 @@ class Bench:
 
             def runner(seed, tally, strategy=strategy):
                 return self.seeded_run(sys_, frame, cations, strategy, seed, tally)
-            cell = run_method(self.store, HOMOTOP, method, settings, range(1, runs + 1), runner,
-                              lambda: Tally(target, HOMOTOP_BUDGET, sanity=True), say=self.say, deadline=self.deadline)
-            for r in cell:
-                # a search that relaxes the frame into a lower minimum raises the reference (the next
-                # invocation reruns every method against it: the settings name the reference energy)
-                if r.get("below_reference") is not None:
-                    self.update_ref_from_run(HOMOTOP, r, f"lowest of a benchmark run ({method}, seed {r['seed']})")
+            run_method(self.store, HOMOTOP, method, settings, range(1, runs + 1), runner,
+                       lambda: Tally(target, HOMOTOP_BUDGET, sanity=True), say=self.say, deadline=self.deadline)
+        # a search that relaxed the frame into a lower minimum raises the reference (the next invocation
+        # reruns every method against it: the settings name the reference energy)
+        self.refs_from_runs(HOMOTOP)
+
+    def refs_from_runs(self, case: str) -> None:
+        """Minima stored by any run of ``case`` (against any earlier reference) count as known structures."""
+        for r in [r for r in self.store.runs.values() if r["case"] == case and r.get("best") is not None]:
+            self.update_ref_from_run(case, r, f"lowest of a benchmark run ({r['method']}, seed {r['seed']})")
 
     def seeded_run(self, sys_: System, frame: Atoms, cations: list[int], strategy: dict, seed: int,
                    tally: Tally) -> dict:
