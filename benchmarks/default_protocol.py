@@ -29,6 +29,7 @@ from ase.io import read, write  # noqa: E402
 
 from airss_msc.calc.relax import DEFAULT_METHOD, RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.sanity import check_geometry  # noqa: E402
+from provenance import git_commit  # noqa: E402
 
 HERE = Path(__file__).parent
 
@@ -86,9 +87,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     (HERE / "out").mkdir(exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=HERE).stdout.strip()
-    (HERE / "out" / "default_protocol.md").write_text(f"Commit {commit}, one core.\n\n{table}\n")
+    (HERE / "out" / "default_protocol.md").write_text(f"Commit {git_commit()}, one core.\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ sys.path.insert(0, str(REF))
 # one fingerprint, one JSON-lines reader and one locked appender for the whole reference set:
 # a result counts only for the geometry it was computed on, so the fingerprint must be the same
 from build_reference import append_jsonl  # noqa: E402
-from compute_reference import fingerprint, git_commit, read_jsonl  # noqa: E402
+from compute_reference import fingerprint, read_jsonl  # noqa: E402
+from provenance import git_commit  # noqa: E402
 
 
 def available_engines() -> list[str]:
@@ -159,6 +160,27 @@ def engine_single_points(named: list[tuple[str, str, Atoms]], methods: list[str]
             log(f"  {k + 1}/{len(todo)}")
 
 
+def time_force_calls(calc, structures: list[Atoms], calls_each: int, rng: np.random.Generator,
+                     uncounted: int = 0) -> tuple[list[float], list[float], int]:
+    """(CPU s, wall s, failures) of energy+forces calls of ``calc`` on copies of ``structures`` displaced by
+    ~0.01 A; the first ``uncounted`` calls on each structure warm up (graph sizes, SCF guess) and are not timed."""
+    cpu, wall, failed = [], [], 0
+    for a in structures:
+        for k in range(calls_each):
+            w = Atoms(a.get_chemical_symbols(), positions=a.positions + rng.normal(scale=0.01, size=a.positions.shape))
+            w.calc = calc
+            t0, c0 = time.perf_counter(), time.process_time()
+            try:
+                w.get_forces()
+            except Exception:
+                failed += 1
+                continue
+            if k >= uncounted:
+                cpu.append(time.process_time() - c0)
+                wall.append(time.perf_counter() - t0)
+    return cpu, wall, failed
+
+
 def timing(images: list[Atoms], methods: list[str], log, retime: bool = False) -> None:
     """CPU seconds per energy+forces call on the largest reference structures (one warm-up call first)."""
     from airss_msc.calc.engines import make_calculator
@@ -174,24 +196,9 @@ def timing(images: list[Atoms], methods: list[str], log, retime: bool = False) -
         if method in have and not retime:
             continue
         calc = make_calculator(method)
-        warm = Atoms(largest[0].get_chemical_symbols(), positions=largest[0].positions)
-        warm.calc = calc
-        try:
-            warm.get_forces()
-        except Exception as exc:
-            log(f"timing {method}: warm-up failed ({exc})")
-        cpu, wall = [], []
-        for a in largest:
-            for _ in range(2):
-                w = Atoms(a.get_chemical_symbols(), positions=a.positions + rng.normal(scale=0.01, size=a.positions.shape))
-                w.calc = calc
-                t0, c0 = time.perf_counter(), time.process_time()
-                try:
-                    w.get_forces()
-                except Exception:
-                    continue
-                cpu.append(time.process_time() - c0)
-                wall.append(time.perf_counter() - t0)
+        if time_force_calls(calc, largest[:1], 1, rng, uncounted=1)[2]:
+            log(f"timing {method}: warm-up failed")
+        cpu, wall, _ = time_force_calls(calc, largest, 2, rng)
         if cpu:
             append_jsonl(SP_CACHE, {"type": "timing", "method": method, "natoms": size, "calls": len(cpu),
                                     "cpu_median": statistics.median(cpu), "wall_median": statistics.median(wall),
@@ -220,19 +227,7 @@ def size_scaling(methods: list[str], log, retime: bool = False) -> None:
             if calc is None:
                 calc = make_calculator(method)
             start = generate_cluster(f"Cd{n}Se{n}", SIZE_SEED + n)
-            cpu, failed = [], 0
-            for k in range(4):  # the first call of each size warms up (graph sizes, SCF guess)
-                w = Atoms(start.get_chemical_symbols(),
-                          positions=start.positions + rng.normal(scale=0.01, size=start.positions.shape))
-                w.calc = calc
-                c0 = time.process_time()
-                try:
-                    w.get_forces()
-                except Exception:
-                    failed += 1
-                    continue
-                if k:
-                    cpu.append(time.process_time() - c0)
+            cpu, _, failed = time_force_calls(calc, [start], 4, rng, uncounted=1)
             row = {"type": "size_timing", "method": method, "natoms": 2 * n, "calls": len(cpu), "failed": failed,
                    "cpu_median": statistics.median(cpu) if cpu else None, "load": round(os.getloadavg()[0], 2)}
             append_jsonl(SP_CACHE, row)

@@ -47,22 +47,10 @@ from ase.data import atomic_numbers  # noqa: E402
 from airss_msc.composition import symbols_of  # noqa: E402
 from airss_msc.build.generate import GeneratorSettings, generate_cluster, generate_many, prepare  # noqa: E402
 from airss_msc.build.separations import minsep_matrix  # noqa: E402
+from provenance import git_commit  # noqa: E402
 
 CLI_ARGS = ["-n", "2000", "--radius", "6.0", "--minsep", "Cd-Se=2.5", "--minsep", "Cd-Cd=3.0",
             "--minsep", "Se-Se=3.3"]
-
-
-def git_commit() -> str:
-    """Short commit of the code measured, with ``+dirty`` when the tree has changes."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def is_valid(positions: np.ndarray, symbols, drawn: dict, radius: float,

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import git_commit
+
 BIN = Path(sys.executable).parent
 
 
@@ -54,10 +56,8 @@ def main() -> None:
             wall, cpu, done = run(ranks, cfg)
             rows.append((label, done, wall, done / wall * 60, cpu, 100 * cpu / wall if ranks else float("nan")))
     base = next(r for r in rows if "1 worker" in r[0])[3]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
     lines = [f"{args.candidates} GFN1-xTB relaxations of random {args.formula} starts, "
-             f"{os.cpu_count()} cores, OMP_NUM_THREADS=1; commit {commit}, load average "
+             f"{os.cpu_count()} cores, OMP_NUM_THREADS=1; commit {git_commit()}, load average "
              f"{os.getloadavg()[0]:.1f} at the end", "",
              "| run | relaxations | wall s | per minute | speed-up vs 1 worker | coordinator CPU s | coordinator CPU % of a core |",
              "|---|---|---|---|---|---|---|"]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -34,20 +33,9 @@ from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.single_point import single_point  # noqa: E402
 from airss_msc.calc.threads import set_threads  # noqa: E402
 from airss_msc.results.formats import write_structures  # noqa: E402
+from provenance import git_commit  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
-
-
-def git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "airss_msc"],
-                               cwd=here, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def clock(fn):

@@ -34,7 +34,6 @@ import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
@@ -56,20 +55,10 @@ from airss_msc.results.store import ResultsDB  # noqa: E402
 from airss_msc.search.candidates import run_search  # noqa: E402
 from airss_msc.search.config import config_from_dict  # noqa: E402
 from airss_msc.search.farm import InProcessExecutor, StopFlag  # noqa: E402
+from provenance import git_commit  # noqa: E402,F401 (the search benchmarks import it from here)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-
-
-def git_commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "airss_msc", "benchmarks/search_common.py"],
-                               cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
-        return head + (" (+ uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 # ---------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from ase.io import read  # noqa: E402
 from airss_msc.build.generate import generate_cluster  # noqa: E402
 from airss_msc.calc.excite import excite  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
+from provenance import git_commit  # noqa: E402
 
 HERE = Path(__file__).parent
 OUT = HERE / "out"
@@ -65,13 +65,8 @@ def measure(formula: str, method: str, states: int) -> dict:
             "status": exc.status, "message": exc.message[:200], "cpu_s": round(time.process_time() - c0, 1),
             "wall_s": round(time.perf_counter() - w0, 1), "load": round(os.getloadavg()[0], 2),
             "first_bright_eV": None if bright is None else round(bright[0], 3),
-            "energies_eV": [round(float(e), 3) for e in exc.energies_eV], "commit": commit(),
+            "energies_eV": [round(float(e), 3) for e in exc.energies_eV], "commit": git_commit(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
-
-
-def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=HERE).stdout.strip()
 
 
 def stored() -> list[dict]:
@@ -81,7 +76,7 @@ def stored() -> list[dict]:
 
 
 def report(rows: list[dict]) -> str:
-    lines = [f"`OMP_NUM_THREADS=1 python benchmarks/tda_timing.py` (table written on commit {commit()}); one core, "
+    lines = [f"`OMP_NUM_THREADS=1 python benchmarks/tda_timing.py` (table written on commit {git_commit()}); one core, "
              "CPU seconds of `excite()` (PBE/PBE0 ground state with the SCF ladder, then TDA Davidson), "
              "def2-SVP with def2 ECPs on Cd/Te, density fitting (def2-universal-jkfit), grid level 3.", "",
              "| formula | atoms | method | states | status | CPU s | wall s (load) | first bright (eV) | commit |",

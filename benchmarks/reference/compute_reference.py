@@ -57,7 +57,6 @@ import hashlib  # noqa: E402
 import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import zlib  # noqa: E402
@@ -69,7 +68,9 @@ from ase.io import read  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))
 import build_reference as br  # noqa: E402
+from provenance import git_commit  # noqa: E402
 
 METHOD = "pyscf:PBE/def2-SVP"
 OUT = HERE / "pbe_def2svp.jsonl"
@@ -129,14 +130,6 @@ def relax_state() -> dict[str, list[dict]]:
         if row.get("type") == "relax_chunk":
             out.setdefault(row["name"], []).append(row)
     return out
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                              text=True, timeout=20).stdout.strip() or "unknown"
-    except Exception:
-        return "unknown"
 
 
 def version(dist: str) -> str:
