@@ -1,4 +1,7 @@
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -124,3 +127,18 @@ def test_gfnff_scores_the_current_geometry_and_leaves_no_files(tmp_path, monkeyp
     fresh.calc = make_calculator("xtb:GFN-FF")
     assert a.get_potential_energy() == pytest.approx(fresh.get_potential_energy(), abs=1e-8)
     assert np.isfinite(e0) and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_gfnff_scratch_directory_is_removed_when_the_process_exits(tmp_path):
+    pytest.importorskip("xtb.interface")
+    code = ("from ase import Atoms; from airss_msc.calc.engines import make_calculator; "
+            "a = Atoms('Cd2Se2', positions=[[0, 0, 0], [2.6, 0, 0], [2.6, 2.6, 0], [0, 2.6, 0]]); "
+            "a.calc = make_calculator('xtb:GFN-FF'); print(a.get_potential_energy())")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(scratch)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert np.isfinite(float(proc.stdout.split()[-1]))
+    assert list(scratch.iterdir()) == []

@@ -6,8 +6,10 @@ per call here, and the only source of GFN-FF.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -28,6 +30,8 @@ def _scratch_dir():
     global _SCRATCH
     if _SCRATCH is None:
         _SCRATCH = tempfile.mkdtemp(prefix="airss-msc-gfnff-")
+        # one directory per process for its whole life; removed when it exits (they piled up in /tmp)
+        atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
     here = os.getcwd()
     os.chdir(_SCRATCH)
     try:
