@@ -202,27 +202,51 @@ def rank_results(
             scored = _ranked_by(res, energy) if res.status == "relaxed" else None
             if scored is None or (exclude_anion_bonded and _anion_bonds(res)):
                 continue
-            rankable.setdefault(scored.method, []).append(scored)
+            rankable.setdefault(scored.method, []).append((scored, res))
         best = None
         for method in sorted(rankable, key=lambda m: -len(rankable[m])):
-            ok = sorted(rankable[method], key=lambda r: r.energy)
-            rows_here, best_here = _rank_group(ok, merge, energy_tol, rmsd_tol, temperature, symmetry_tol,
-                                               top, multiple)
+            pairs = sorted(rankable[method], key=lambda p: p[0].energy)
+            rows_here, best_here = _rank_group([s for s, _ in pairs], _window_energies(pairs), merge, energy_tol,
+                                               rmsd_tol, temperature, symmetry_tol, top, multiple)
             best = best if best is not None else best_here
             rows.extend(rows_here)
         if include_all:
-            ranked_keys = {(r.source, r.id) for m in rankable.values() for r in m}
+            ranked_keys = {(r.source, r.id) for m in rankable.values() for r, _ in m}
             rest = [r for r in group if (r.source, r.id) not in ranked_keys]
             rest.sort(key=lambda r: (r.energy is None, r.energy if r.energy is not None else 0.0))
             rows.extend(_row(r, None, best, multiple) for r in rest)
     return rows
 
 
-def _rank_group(ok: list[Result], merge, energy_tol, rmsd_tol, temperature, symmetry_tol, top, multiple):
+def _window_energies(pairs: list[tuple[Result, Result]]) -> list[float]:
+    """Energies (eV) for the duplicate window of (ranked, as stored) rows: the minimised energies when one
+    geometry engine relaxed them all, else the ranking energies.
+
+    A single point of another method on geometries converged to fmax 0.05 eV/A scatters by tens of meV for
+    one minimum (three copies of the Cd6Se6 drum: 0.2 meV/atom apart in CHGNet, 2.8 in SevenNet-0), so a
+    window on the ranking energy kept copies apart; the structural test still decides.
+    """
+    minimised = [_minimised(res) for _, res in pairs]
+    if len({m for m, _ in minimised}) == 1 and all(e is not None for _, e in minimised):
+        return [float(e) for _, e in minimised]
+    return [scored.energy for scored, _ in pairs]
+
+
+def _minimised(res: Result) -> tuple[str, float | None]:
+    """(method, energy in eV) of the engine that relaxed ``res``: the row's own, or for a structure file
+    exported by another method's energy, the ``geometry_method``/``geometry_energy`` it carries."""
+    if "geometry_method" in res.provenance:
+        return str(res.provenance["geometry_method"]), res.provenance.get("geometry_energy")
+    return res.method, res.energy
+
+
+def _rank_group(ok: list[Result], window: list[float], merge, energy_tol, rmsd_tol, temperature, symmetry_tol,
+                top, multiple):
+    """Rows of one composition and ranking method (``ok`` sorted by energy); ``window``: energies for the
+    duplicate window. A group of copies is shown by its member lowest in the ranking energy."""
     if merge and len(ok) > 1:
-        groups = group_duplicates([r.atoms() for r in ok], [r.energy for r in ok],
-                                  energy_tol=energy_tol, rmsd_tol=rmsd_tol)
-        unique = sorted(((ok[g[0]], len(g)) for g in groups), key=lambda t: t[0].energy)
+        groups = group_duplicates([r.atoms() for r in ok], window, energy_tol=energy_tol, rmsd_tol=rmsd_tol)
+        unique = sorted(((ok[min(g)], len(g)) for g in groups), key=lambda t: t[0].energy)
     else:
         unique = [(r, 1) for r in ok]
     if not unique:

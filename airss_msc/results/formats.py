@@ -233,7 +233,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike) -> int:
 def result_atoms(result: Result, energy: str | None = None) -> Atoms:
     """A database row as :class:`ase.Atoms` for writing: its short unique name (see
     :func:`export_name`), the energy of ``energy`` (a canonical method; None: the
-    row's own) and, in ``info``, formula, seed, status, method, gap and row id."""
+    row's own) and, in ``info``, formula, seed, status, method, gap and row id (and, when
+    ``energy`` is another method's, the geometry engine and its energy)."""
     method = energy or result.method
     value = result.energy_by(energy)
     gap = result.gap_by(energy)
@@ -246,6 +247,8 @@ def result_atoms(result: Result, energy: str | None = None) -> Atoms:
         "status": result.status,
         "method": method,
         "geometry_method": result.method if method != result.method else None,
+        # the relaxing engine's own energy: ranking decides duplicates on it (see analysis.rank)
+        "geometry_energy": result.energy if method != result.method else None,
         "gap_eV": gap,
         "anion_bonds": result.anion_bonds,
         "row": result.id,
