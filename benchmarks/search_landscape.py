@@ -51,6 +51,7 @@ from airss_msc.analysis.duplicates import same_structure  # noqa: E402
 from airss_msc.build.geometry import anion_bonds, point_group  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.sanity import check_geometry  # noqa: E402
+from airss_msc.calc.single_point import single_point  # noqa: E402
 from airss_msc.results.record import Result  # noqa: E402
 from airss_msc.results.store import ResultsDB  # noqa: E402
 
@@ -97,6 +98,11 @@ PEERS = {
 }
 #: Cd13Se13: 500 relaxations per strategy (one run each, then a second where time allows)
 BIG_METHODS = ["airss: random, symmetric starts", "airss: mix", "airss: random", "airss: ga"]
+#: Cd13Se13 structures committed in structures/, compared with each strategy's lowest
+BIG_COMMITTED = {"core-cage (Cd13Se13_core_cage_C2v.xyz)": "Cd13Se13_core_cage_C2v.xyz",
+                 "committed parent (Cd13Se13.xyz)": "Cd13Se13.xyz"}
+#: single points of the default protocol on them: its ranking energy and the xTB beside it
+BIG_SCORERS = ("sevennet", "tblite:GFN2-xTB")
 #: Homotop searches on a fixed frame (seeded: random_starts = 0; the pool holds the first homotop)
 HOMOTOP_METHODS = {
     "airss: permute (random homotops)": _st("shake", random_starts=0, pool=5, moves={"permute": 1.0},
@@ -333,6 +339,41 @@ class Bench:
                 lambda: Tally(None, None, BIG_RELAXATIONS, sanity=True), say=self.say, deadline=self.deadline)
             for r in runs:
                 self.update_ref_from_run(BIG, r, f"lowest of a {BIG_RELAXATIONS}-relaxation run ({method})")
+        self.big_compare()
+
+    def big_compare(self) -> None:
+        """The committed (CdSe)13 structures, relaxed with the engine, beside the lowest of every 500-relaxation
+        run, all scored by the default protocol's single points (stored once per set of runs)."""
+        runs = sorted((r for r in self.store.runs.values() if r["case"] == BIG and r.get("best_positions")
+                       and r["method"] != "compared"), key=lambda r: (r["method"], r["seed"]))
+        if not runs:
+            return
+        key = RunStore.key(BIG, "compared", self.engine, "+".join(sorted(r["key"] for r in runs)))
+        if self.store.get(key):
+            return
+        entries = {}
+        for label, name in BIG_COMMITTED.items():
+            res = relax_once(read(PARENTS / name), self.engine)
+            entries[label] = {"status": res.status, "energy": res.energy, "symbols": list(res.symbols),
+                              "positions": np.round(res.positions, 5).tolist()}
+        for r in runs:
+            entries[f"{r['method']}, seed {r['seed']}"] = {"status": "relaxed", "energy": r["best"],
+                                                           "symbols": r["best_symbols"],
+                                                           "positions": r["best_positions"]}
+        parent = entries["committed parent (Cd13Se13.xyz)"]
+        for label, e in entries.items():
+            atoms = Atoms(e["symbols"], positions=np.array(e["positions"]))
+            e["describe"] = describe(atoms)
+            e["is_parent"] = parent["status"] == "relaxed" and same_structure(
+                atoms, Atoms(parent["symbols"], positions=np.array(parent["positions"])), rmsd_tol=0.15)
+            for method in BIG_SCORERS:
+                sp = single_point(atoms, method)
+                e[method] = sp.energy
+            self.say(f"{BIG} {label}: {e['energy']} eV, " + ", ".join(f"{m} {e[m]}" for m in BIG_SCORERS))
+        self.store.add({"key": key, "case": BIG, "method": "compared", "tag": self.engine, "seed": 0,
+                        "entries": entries, "relaxations": 0, "force_calls": 0, "hit_relaxations": None,
+                        "hit_force_calls": None, "failed": 0, "best": None, "error": "", "budget": None,
+                        "date": time.strftime("%Y-%m-%d %H:%M")})
 
     def homotop(self, runs: int) -> None:
         """Zn2Cd11Se13 on the lowest Cd13Se13 frame: all 78 homotops, then seeded searches."""
@@ -524,6 +565,28 @@ class Bench:
                          f"| {(r['cpu'] or 0) / max(r['relaxations'], 1):.1f} |")
         if ref:
             lines += ["", self.ref_text(BIG, ref)]
+        return lines + [""] + self.report_big_compared()
+
+    def report_big_compared(self) -> list[str]:
+        done = [r for r in self.store.runs.values() if r["case"] == BIG and r["method"] == "compared"]
+        if not done:
+            return []
+        entries = max(done, key=lambda r: r["date"])["entries"]
+        ok = {k: e for k, e in entries.items() if e["energy"] is not None}
+        base = {m: min((e[m] for e in ok.values() if e.get(m) is not None), default=None)
+                for m in ("energy", *BIG_SCORERS)}
+        names = {"energy": f"{self.engine} (geometry)", **{m: m for m in BIG_SCORERS}}
+        lines = [f"The committed (CdSe)13 structures relaxed with {self.engine}, beside each run's lowest, scored by "
+                 "the default protocol's single points (meV above the lowest in each column; the ranking energy is "
+                 "SevenNet-0):", "",
+                 "| structure | " + " | ".join(f"{names[m]} (meV)" for m in base) + " | point group | core atoms "
+                 "| anion-anion bonds | same as the committed parent |", "|---|" + "---|" * (len(base) + 4)]
+        for label, e in sorted(ok.items(), key=lambda kv: kv[1].get("sevennet") or 0.0):
+            d = e["describe"]
+            cells = [f"{1000 * (e[m] - base[m]):+.0f}" if e.get(m) is not None and base[m] is not None else "-"
+                     for m in base]
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {d['point_group']} | {len(d['core_atoms'])} "
+                         f"| {d['anion_bonds']} | {'yes' if e['is_parent'] else 'no'} |")
         return lines + [""]
 
     def report_homotop(self) -> list[str]:
