@@ -196,7 +196,7 @@ def rank(
     no_merge: bool = typer.Option(False, "--no-merge", help="List duplicates separately."),
     exclude_anion_bonded: bool = typer.Option(False, "--exclude-anion-bonded",
                                               help="Rank only structures without Se-Se/Te-Te/S-S bonds."),
-    energy_tol: float = typer.Option(1e-3, "--energy-tol", help="Duplicate energy window, eV/atom."),
+    energy_tol: float = typer.Option(1e-3, "--energy-tol", help="Duplicate energy window, eV/atom, on the relaxing engine's energy (rows of one engine)."),
     rmsd_tol: float = typer.Option(0.1, "--rmsd-tol", help="Duplicate RMSD after species-aware alignment, Angstrom."),
     energy: Optional[str] = typer.Option(None, "--energy", help="Rank by this method's stored energies "
                                          "(from 'rescore'/'refine'), e.g. GFN2-xTB or pyscf:PBE/def2-SVP; 'own' for each row's "

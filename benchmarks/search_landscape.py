@@ -99,8 +99,8 @@ PEERS = {
 #: Cd13Se13: 500 relaxations per strategy (one run each, then a second where time allows)
 BIG_METHODS = ["airss: random, symmetric starts", "airss: mix", "airss: random", "airss: ga"]
 #: Cd13Se13 structures committed in structures/, compared with each strategy's lowest
-BIG_COMMITTED = {"core-cage (Cd13Se13_core_cage_C2v.xyz)": "Cd13Se13_core_cage_C2v.xyz",
-                 "committed parent (Cd13Se13.xyz)": "Cd13Se13.xyz"}
+BIG_PARENT = "committed parent (Cd13Se13.xyz)"
+BIG_COMMITTED = {"core-cage (Cd13Se13_core_cage_C2v.xyz)": "Cd13Se13_core_cage_C2v.xyz", BIG_PARENT: "Cd13Se13.xyz"}
 #: single points of the default protocol on them: its ranking energy and the xTB beside it
 BIG_SCORERS = ("sevennet", "tblite:GFN2-xTB")
 #: Homotop searches on a fixed frame (seeded: random_starts = 0; the pool holds the first homotop)
@@ -344,8 +344,11 @@ class Bench:
     def big_compare(self) -> None:
         """The committed (CdSe)13 structures, relaxed with the engine, beside the lowest of every 500-relaxation
         run, all scored by the default protocol's single points (stored once per set of runs)."""
-        runs = sorted((r for r in self.store.runs.values() if r["case"] == BIG and r.get("best_positions")
-                       and r["method"] != "compared"), key=lambda r: (r["method"], r["seed"]))
+        runs = [r for r in self.store.runs.values() if r["case"] == BIG and r.get("best_positions")
+                and (r.get("settings") or {}).get("engine", self.engine) == self.engine]
+        newest = {r["method"]: max((q for q in runs if q["method"] == r["method"]), key=lambda q: q["date"])["tag"]
+                  for r in runs}  # a method rerun with other settings: its newest runs only
+        runs = sorted((r for r in runs if r["tag"] == newest[r["method"]]), key=lambda r: (r["method"], r["seed"]))
         if not runs:
             return
         key = RunStore.key(BIG, "compared", self.engine, "+".join(sorted(r["key"] for r in runs)))
@@ -360,7 +363,8 @@ class Bench:
             entries[f"{r['method']}, seed {r['seed']}"] = {"status": "relaxed", "energy": r["best"],
                                                            "symbols": r["best_symbols"],
                                                            "positions": r["best_positions"]}
-        parent = entries["committed parent (Cd13Se13.xyz)"]
+        parent = entries[BIG_PARENT]
+        failed = []
         for label, e in entries.items():
             atoms = Atoms(e["symbols"], positions=np.array(e["positions"]))
             e["describe"] = describe(atoms)
@@ -369,7 +373,12 @@ class Bench:
             for method in BIG_SCORERS:
                 sp = single_point(atoms, method)
                 e[method] = sp.energy
+                if sp.energy is None:
+                    failed.append(f"{label}: {method} {sp.status} ({sp.message[:200]})")
             self.say(f"{BIG} {label}: {e['energy']} eV, " + ", ".join(f"{m} {e[m]}" for m in BIG_SCORERS))
+        if failed:  # not stored: the next invocation tries again
+            self.say(f"{BIG} comparison not stored, single points failed: " + "; ".join(failed))
+            return
         self.store.add({"key": key, "case": BIG, "method": "compared", "tag": self.engine, "seed": 0,
                         "entries": entries, "relaxations": 0, "force_calls": 0, "hit_relaxations": None,
                         "hit_force_calls": None, "failed": 0, "best": None, "error": "", "budget": None,
@@ -568,11 +577,13 @@ class Bench:
         return lines + [""] + self.report_big_compared()
 
     def report_big_compared(self) -> list[str]:
-        done = [r for r in self.store.runs.values() if r["case"] == BIG and r["method"] == "compared"]
+        done = [r for r in self.store.runs.values()
+                if r["case"] == BIG and r["method"] == "compared" and r["tag"] == self.engine]
         if not done:
             return []
         entries = max(done, key=lambda r: r["date"])["entries"]
-        ok = {k: e for k, e in entries.items() if e["energy"] is not None}
+        ok = {k: e for k, e in entries.items() if e["energy"] is not None and e["status"] == "relaxed"}
+        left = [f"{k} ({e['status']})" for k, e in entries.items() if k not in ok]
         base = {m: min((e[m] for e in ok.values() if e.get(m) is not None), default=None)
                 for m in ("energy", *BIG_SCORERS)}
         names = {"energy": f"{self.engine} (geometry)", **{m: m for m in BIG_SCORERS}}
@@ -587,7 +598,7 @@ class Bench:
                      for m in base]
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {d['point_group']} | {len(d['core_atoms'])} "
                          f"| {d['anion_bonds']} | {'yes' if e['is_parent'] else 'no'} |")
-        return lines + [""]
+        return lines + [""] + ([f"Not relaxed by {self.engine}, left out: {', '.join(left)}.", ""] if left else [])
 
     def report_homotop(self) -> list[str]:
         lines = [f"## {HOMOTOP} homotops on the {BIG} reference frame", ""]

@@ -261,6 +261,24 @@ def test_export_by_another_methods_energy(tmp_path, run_cli):
         _rank_csv(run_cli, db, "--energy", "GFN2-xTB", drop=("id", "other_ranks"))
 
 
+def test_relaxing_an_export_again_keeps_none_of_the_old_result(tmp_path, run_cli):
+    from airss_msc.results.store import ResultsDB
+
+    db = _lj_db(tmp_path, run_cli)
+    with ResultsDB(db, write=True) as store:
+        row = next(iter(connect(db).select(status="relaxed")))
+        store.set_single_point(row.id, "tblite:GFN2-xTB", -100.0, gap=2.0)
+    assert run_cli("export", db, tmp_path / "out", "--energy", "gfn2")[0] == 0
+    (exported,) = (tmp_path / "out").glob("*.res")
+    again = tmp_path / "again.db"
+    code, _, err = run_cli("relax", exported, "--db", again, "--method", "lj")
+    assert code == 0, err
+    (res,) = ResultsDB(again).records()
+    assert res.method == "lj" and res.energy == pytest.approx(row.energy, abs=1e-3)
+    assert not {"geometry_method", "geometry_energy"} & set(res.provenance)
+    assert res.provenance["source"] == f"{exported.name}:1" and res.provenance["row"] == row.id
+
+
 def test_convert_database_writes_the_export_into_one_file(tmp_path, run_cli):
     from airss_msc.results.formats import read_structures
 

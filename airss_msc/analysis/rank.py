@@ -197,7 +197,7 @@ def rank_results(
     rows: list[RankedRow] = []
     for formula in sorted(by_comp, key=lambda f: (by_comp[f][0].natoms, f)):
         group = by_comp[formula]
-        rankable: dict[str, list[Result]] = {}
+        rankable: dict[str, list[tuple[Result, Result]]] = {}  # ranking method -> (as ranked, as stored)
         for res in group:
             scored = _ranked_by(res, energy) if res.status == "relaxed" else None
             if scored is None or (exclude_anion_bonded and _anion_bonds(res)):
@@ -206,8 +206,8 @@ def rank_results(
         best = None
         for method in sorted(rankable, key=lambda m: -len(rankable[m])):
             pairs = sorted(rankable[method], key=lambda p: p[0].energy)
-            rows_here, best_here = _rank_group([s for s, _ in pairs], _window_energies(pairs), merge, energy_tol,
-                                               rmsd_tol, temperature, symmetry_tol, top, multiple)
+            rows_here, best_here = _rank_group([s for s, _ in pairs], [_minimised(r) for _, r in pairs], merge,
+                                               energy_tol, rmsd_tol, temperature, symmetry_tol, top, multiple)
             best = best if best is not None else best_here
             rows.extend(rows_here)
         if include_all:
@@ -218,35 +218,54 @@ def rank_results(
     return rows
 
 
-def _window_energies(pairs: list[tuple[Result, Result]]) -> list[float]:
-    """Energies (eV) for the duplicate window of (ranked, as stored) rows: the minimised energies when one
-    geometry engine relaxed them all, else the ranking energies.
+def _minimised(res: Result) -> tuple[str | None, float | None]:
+    """(method, energy in eV) of the engine that relaxed ``res``: a database row's own, or for a structure
+    file exported by another method's energy, the ``geometry_method``/``geometry_energy`` it carries;
+    (None, None) when unknown."""
+    method, value = res.method, res.energy
+    if Path(res.source).suffix.lower() in STRUCTURE_SUFFIXES and "geometry_method" in res.provenance:
+        method, value = res.provenance["geometry_method"], res.provenance.get("geometry_energy")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None, None
+    return (str(method), value) if method and np.isfinite(value) else (None, None)
 
-    A single point of another method on geometries converged to fmax 0.05 eV/A scatters by tens of meV for
-    one minimum (three copies of the Cd6Se6 drum: 0.2 meV/atom apart in CHGNet, 2.8 in SevenNet-0), so a
-    window on the ranking energy kept copies apart; the structural test still decides.
+
+def merge_copies(ok: list[Result], minimised: list[tuple[str | None, float | None]], energy_tol: float,
+                 rmsd_tol: float) -> list[list[int]]:
+    """Copies of one minimum among ``ok`` (one composition, ranked energies), as lists of indices, the member
+    to show first.
+
+    Rows relaxed by one engine are windowed (``energy_tol`` eV/atom) on that engine's energy, ``minimised``,
+    and shown by their lowest copy in it: a single point of another method on geometries converged to
+    fmax 0.05 eV/A scatters over copies of one minimum (the Cd6Se6 drum: 0.2 meV/atom in CHGNet, 2.8 in
+    SevenNet-0), so a window on it kept copies apart and its lowest would bias the rank low. The groups of
+    different engines (and rows without one) then merge on the ranking energy.
     """
-    minimised = [_minimised(res) for _, res in pairs]
-    if len({m for m, _ in minimised}) == 1 and all(e is not None for _, e in minimised):
-        return [float(e) for _, e in minimised]
-    return [scored.energy for scored, _ in pairs]
+    by_engine: dict[str | None, list[int]] = {}
+    for i, (method, _) in enumerate(minimised):
+        by_engine.setdefault(method, []).append(i)
+    groups = []
+    for method, idx in by_engine.items():
+        window = [minimised[i][1] if method is not None else ok[i].energy for i in idx]
+        groups += [[idx[j] for j in g] for g in group_duplicates([ok[i].atoms() for i in idx], window,
+                                                                  energy_tol=energy_tol, rmsd_tol=rmsd_tol)]
+    if len(by_engine) == 1:
+        return groups
+    shown = [g[0] for g in groups]
+    across = group_duplicates([ok[i].atoms() for i in shown], [ok[i].energy for i in shown],
+                              energy_tol=energy_tol, rmsd_tol=rmsd_tol)
+    return [[i for k in g for i in groups[k]] for g in across]
 
 
-def _minimised(res: Result) -> tuple[str, float | None]:
-    """(method, energy in eV) of the engine that relaxed ``res``: the row's own, or for a structure file
-    exported by another method's energy, the ``geometry_method``/``geometry_energy`` it carries."""
-    if "geometry_method" in res.provenance:
-        return str(res.provenance["geometry_method"]), res.provenance.get("geometry_energy")
-    return res.method, res.energy
-
-
-def _rank_group(ok: list[Result], window: list[float], merge, energy_tol, rmsd_tol, temperature, symmetry_tol,
-                top, multiple):
-    """Rows of one composition and ranking method (``ok`` sorted by energy); ``window``: energies for the
-    duplicate window. A group of copies is shown by its member lowest in the ranking energy."""
+def _rank_group(ok: list[Result], minimised: list[tuple[str | None, float | None]], merge, energy_tol, rmsd_tol,
+                temperature, symmetry_tol, top, multiple):
+    """Rows of one composition and ranking method, ``ok`` sorted by energy; ``minimised``: their relaxing
+    engines and energies (see :func:`merge_copies`)."""
     if merge and len(ok) > 1:
-        groups = group_duplicates([r.atoms() for r in ok], window, energy_tol=energy_tol, rmsd_tol=rmsd_tol)
-        unique = sorted(((ok[min(g)], len(g)) for g in groups), key=lambda t: t[0].energy)
+        groups = merge_copies(ok, minimised, energy_tol, rmsd_tol)
+        unique = sorted(((ok[g[0]], len(g)) for g in groups), key=lambda t: t[0].energy)
     else:
         unique = [(r, 1) for r in ok]
     if not unique:

@@ -230,6 +230,11 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     return write_structures(dst, read_structures(src))
 
 
+#: What :func:`result_atoms` writes of a computed result, not of how the structure was made: a file
+#: relaxed again leaves these behind (they would describe the old relaxation).
+RESULT_INFO_KEYS = ("energy", "status", "method", "geometry_method", "geometry_energy", "gap_eV", "anion_bonds")
+
+
 def result_atoms(result: Result, energy: str | None = None) -> Atoms:
     """A database row as :class:`ase.Atoms` for writing: its short unique name (see
     :func:`export_name`), the energy of ``energy`` (a canonical method; None: the

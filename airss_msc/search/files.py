@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from airss_msc.calc.relax import RelaxSettings, relax_structure
-from airss_msc.results.formats import read_structures
+from airss_msc.results.formats import RESULT_INFO_KEYS, read_structures
 from airss_msc.results.store import ResultsDB
 
 
@@ -24,6 +24,8 @@ def relax_file(path: str | os.PathLike, db: str | os.PathLike, settings: RelaxSe
     with ResultsDB(db, write=True) as store:
         for k, atoms in enumerate(images, 1):
             atoms.info.setdefault("source", f"{path.name}:{k}")
+            for key in RESULT_INFO_KEYS:  # an exported result relaxed again: its old energy is not provenance
+                atoms.info.pop(key, None)
             result = relax_structure(atoms, settings)
             row = store.add(result)
             energy = f"  E={result.energy:.4f} eV" if result.energy is not None else ""

@@ -8,30 +8,64 @@ RING = np.array([[0.0, 0.0, 0.0], [2.6, 0.0, 0.0], [2.6, 2.6, 0.0], [0.0, 2.6, 0
 CHAIN = np.array([[0.0, 0.0, 0.0], [2.5, 0.0, 0.0], [5.0, 0.3, 0.0], [7.5, 0.0, 0.0]])
 
 
-def _copy(row: int, positions, geometry_eV: float, ranking_eV: float, method: str = "chgnet:0.3.0") -> Result:
+def _copy(row: int, positions, geometry_eV: float, ranking_eV: float, method: str = "chgnet:0.3.0",
+          **kw) -> Result:
     return Result(symbols=("Cd", "Se", "Cd", "Se"), positions=np.array(positions), status="relaxed", method=method,
-                  energy=geometry_eV, energies={method: geometry_eV, "sevennet:7net-0": ranking_eV}, id=row)
+                  energy=geometry_eV, energies={method: geometry_eV, "sevennet:7net-0": ranking_eV}, id=row,
+                  source="r.db", **kw)
+
+
+def _ring_copies(n: int = 3) -> list[Result]:
+    # loosely converged copies of the ring (0.02 A apart): 0.5 meV/atom apart in the geometry engine,
+    # 10 meV/atom in the ranking single point, which is not stationary on these geometries; the copy
+    # lowest in the geometry engine (row 2) is not the lowest single point (row 0)
+    rng = np.random.default_rng(3)
+    return [_copy(k, RING + rng.normal(scale=0.02, size=RING.shape), -10.500 - 0.001 * k, -9.00 + 0.04 * k)
+            for k in range(n)]
 
 
 def test_copies_of_one_minimum_merge_although_the_ranking_single_points_scatter():
-    # three loosely converged copies of the ring (0.02 A apart): 0.5 meV/atom apart in the geometry
-    # engine, 10 meV/atom in the ranking single point, which is not stationary on these geometries
-    rng = np.random.default_rng(3)
-    copies = [_copy(k, RING + rng.normal(scale=0.02, size=RING.shape), -10.500 + 0.001 * k, -9.00 + 0.04 * k)
-              for k in range(3)]
-    chain = _copy(9, CHAIN, -10.0, -9.05)
-    rows = rank_results(copies + [chain], energy="sevennet:7net-0", symmetry_tol=None)
-    assert [(r.result.id, r.copies) for r in rows] == [(9, 1), (0, 3)]
-    # shown by its copy lowest in the ranking energy; populations not split over copies
-    assert rows[1].energy_eV == -9.00 and rows[0].population + rows[1].population == pytest.approx(1.0)
+    rows = rank_results(_ring_copies() + [_copy(9, CHAIN, -10.0, -9.05)], energy="sevennet:7net-0",
+                        symmetry_tol=None)
+    assert [(r.result.id, r.copies) for r in rows] == [(9, 1), (2, 3)]
+    # shown by its best-converged copy (the lowest of scattered single points would bias it low);
+    # one population for the isomer, not split over its copies
+    assert rows[1].energy_eV == pytest.approx(-8.92)
+    assert rows[0].population + rows[1].population == pytest.approx(1.0)
 
 
-def test_rows_from_different_geometry_engines_keep_the_ranking_energy_window():
+def test_rows_from_different_geometry_engines_merge_on_the_ranking_energy():
     # a CHGNet and a GFN1 geometry of the same ring: their own energies are not comparable, so the window
-    # is the common ranking energy (here 0.1 eV/atom apart: two rows)
+    # between them is the common ranking energy (here 0.1 eV/atom apart: two rows)
     a = _copy(1, RING, -10.5, -9.0)
-    b = _copy(2, RING + 0.01, -600.0, -8.6, method="tblite:GFN1-xTB")
+    b = _copy(5, RING + 0.01, -600.0, -8.6, method="tblite:GFN1-xTB")
     rows = rank_results([a, b], energy="sevennet:7net-0", symmetry_tol=None)
-    assert [(r.result.id, r.copies) for r in rows] == [(1, 1), (2, 1)]
+    assert [(r.result.id, r.copies) for r in rows] == [(1, 1), (5, 1)]
     merged = rank_results([a, b], energy="sevennet:7net-0", symmetry_tol=None, energy_tol=0.2)
     assert [(r.result.id, r.copies) for r in merged] == [(1, 2)]
+    # copies from one engine still merge on its energy when a row of another engine is present
+    rows = rank_results(_ring_copies() + [b], energy="sevennet:7net-0", symmetry_tol=None)
+    assert [(r.result.id, r.copies) for r in rows] == [(2, 3), (5, 1)]
+
+
+def test_a_database_row_ignores_geometry_keys_left_in_its_provenance():
+    # a row relaxed from an exported file once kept the old export's geometry_method/geometry_energy:
+    # they describe another relaxation, not this row's
+    rows = [_copy(k, RING + 0.001 * k, -10.5 - 1e-4 * k, -9.0 - 1e-4 * k,
+                  provenance={"geometry_method": "chgnet:0.3.0", "geometry_energy": -10.5 + 0.2 * k})
+            for k in range(2)]
+    assert [r.copies for r in rank_results(rows, energy="sevennet:7net-0", symmetry_tol=None)] == [2]
+
+
+def test_a_structure_file_carries_its_geometry_energy():
+    rows = [Result(symbols=("Cd", "Se", "Cd", "Se"), positions=RING + 0.01 * k, status="relaxed",
+                   method="sevennet:7net-0", energy=-9.0 + 0.04 * k, energies={"sevennet:7net-0": -9.0 + 0.04 * k},
+                   id=k + 1, source="best.res",
+                   provenance={"geometry_method": "chgnet:0.3.0", "geometry_energy": -10.5 - 0.001 * k})
+            for k in range(2)]
+    (row,) = rank_results(rows, symmetry_tol=None)
+    assert row.copies == 2 and row.result.id == 2
+    # without the geometry energy (an older export) the ranking energy is the window: two rows
+    for r in rows:
+        del r.provenance["geometry_energy"]
+    assert [r.copies for r in rank_results(rows, symmetry_tol=None)] == [1, 1]

@@ -2,6 +2,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,11 +135,13 @@ def test_gfnff_scratch_directory_is_removed_when_the_process_exits(tmp_path):
     pytest.importorskip("xtb.interface")
     code = ("from ase import Atoms; from airss_msc.calc.engines import make_calculator; "
             "a = Atoms('Cd2Se2', positions=[[0, 0, 0], [2.6, 0, 0], [2.6, 2.6, 0], [0, 2.6, 0]]); "
-            "a.calc = make_calculator('xtb:GFN-FF'); print(a.get_potential_energy())")
+            "a.calc = make_calculator('xtb:GFN-FF'); e = a.get_potential_energy(); "
+            "import os, airss_msc.calc.engines.xtb as x; print(x._SCRATCH, os.path.isdir(x._SCRATCH), e)")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(scratch)},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert np.isfinite(float(proc.stdout.split()[-1]))
+    where, existed, energy = proc.stdout.split()[-3:]
+    assert np.isfinite(float(energy)) and existed == "True" and Path(where).parent == scratch
     assert list(scratch.iterdir()) == []
