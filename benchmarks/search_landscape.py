@@ -602,13 +602,22 @@ class Bench:
 
     def report_homotop(self) -> list[str]:
         lines = [f"## {HOMOTOP} homotops on the {BIG} reference frame", ""]
-        rec = next((r for r in self.store.runs.values() if r["case"] == HOMOTOP and r["method"] == "all homotops"),
-                   None)
-        if rec is None:
+        recs = [r for r in self.store.runs.values()
+                if r["case"] == HOMOTOP and r["method"] == "all homotops" and r["tag"] == self.engine]
+        if not recs:
             return lines + ["(not run yet)", ""]
+        # the frame is the current Cd13Se13 reference; each frame has its own record (keyed by its energy)
+        big = self.refs.get(self.ref_key(BIG))
+        current = [r for r in recs
+                   if big is not None and r["key"] == RunStore.key(HOMOTOP, "all homotops", self.engine,
+                                                                   round(big["energy"], 4))]
+        rec = current[0] if current else max(recs, key=lambda r: r["date"])
         ok = sorted(r["energy"] for r in rec["homotops"] if r["status"] == "relaxed" and r["energy"] is not None)
-        lines.append(f"All {len(rec['homotops'])} Zn2 placements on the 13 cation sites relaxed ({len(ok)} relaxed; "
-                     f"CPU {rec.get('cpu')} s): lowest {ok[0]:.4f} eV, next {1000 * (ok[1] - ok[0]):.1f} meV above, "
+        frame = (f"the frame E = {big['energy']:.4f} eV ({big['source']})" if current
+                 else f"an earlier frame, E = {rec['key'].split('|')[-1]} eV (not rerun on the current reference)")
+        lines.append(f"All {len(rec['homotops'])} Zn2 placements on the 13 cation sites of {frame} relaxed "
+                     f"({len(ok)} relaxed; CPU {rec.get('cpu') or 0:.0f} s): lowest {ok[0]:.4f} eV, "
+                     f"next {1000 * (ok[1] - ok[0]):.1f} meV above, "
                      f"spread {1000 * (ok[-1] - ok[0]):.0f} meV; "
                      f"{sum(e - ok[0] < 2e-3 for e in ok)} within 2 meV of the lowest.")
         lines.append("")
