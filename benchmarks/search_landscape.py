@@ -561,15 +561,18 @@ class Bench:
         if not rows:
             return lines + ["(not run yet)", ""]
         lines += ["| method | seed | relaxations done | lowest energy (eV) | vs overall lowest (meV) | first reached "
-                  "(relaxation) | point group | coordination (count) | anion-anion bonds | core atoms | "
-                  "CPU s / relaxation |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "(relaxation) | force calls until then | point group | coordination (count) | anion-anion bonds | core atoms | "
+                  "CPU s / relaxation |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         overall = min(r["best"] for r in rows)
         for r in sorted(rows, key=lambda r: (r["method"], r["seed"])):
             atoms = Atoms(r["best_symbols"], positions=np.array(r["best_positions"]))
             d = describe(atoms)
-            first = next((k + 1 for k, (_, e) in enumerate(r["trace"]) if e is not None and e <= r["best"] + 1e-3), None)
+            # trace: (force calls so far, energy) after each relaxation
+            first = next((k for k, (_, e) in enumerate(r["trace"]) if e is not None and e <= r["best"] + 1e-3), None)
+            calls = "-" if first is None else f"{r['trace'][first][0]:,}"
             lines.append(f"| {r['method']} | {r['seed']} | {r['relaxations']} | {r['best']:.4f} "
-                         f"| {1000 * (r['best'] - overall):+.0f} | {first} | {d['point_group']} | {d['coordination']} "
+                         f"| {1000 * (r['best'] - overall):+.0f} | {None if first is None else first + 1} | {calls} "
+                         f"| {d['point_group']} | {d['coordination']} "
                          f"| {d['anion_bonds']} | {len(d['core_atoms'])} ({', '.join(d['core_atoms'])}) "
                          f"| {(r['cpu'] or 0) / max(r['relaxations'], 1):.1f} |")
         if ref:
