@@ -163,6 +163,16 @@ def save_refs(path: Path, refs: dict) -> None:
     path.write_text(json.dumps(refs, indent=1))
 
 
+def newest_settings(runs: list[dict]) -> list[dict]:
+    """The runs made with the newest settings (tag) of their method, by seed: a method rerun with other
+    settings shows only its new runs."""
+    newest: dict[str, dict] = {}
+    for r in runs:
+        if r["method"] not in newest or r["date"] > newest[r["method"]]["date"]:
+            newest[r["method"]] = r
+    return sorted((r for r in runs if r["tag"] == newest[r["method"]]["tag"]), key=lambda r: (r["method"], r["seed"]))
+
+
 def ref_atoms(ref: dict) -> Atoms:
     return Atoms(ref["symbols"], positions=np.array(ref["positions"]))
 
@@ -346,9 +356,7 @@ class Bench:
         run, all scored by the default protocol's single points (stored once per set of runs)."""
         runs = [r for r in self.store.runs.values() if r["case"] == BIG and r.get("best_positions")
                 and (r.get("settings") or {}).get("engine", self.engine) == self.engine]
-        newest = {r["method"]: max((q for q in runs if q["method"] == r["method"]), key=lambda q: q["date"])["tag"]
-                  for r in runs}  # a method rerun with other settings: its newest runs only
-        runs = sorted((r for r in runs if r["tag"] == newest[r["method"]]), key=lambda r: (r["method"], r["seed"]))
+        runs = newest_settings(runs)
         if not runs:
             return
         key = RunStore.key(BIG, "compared", self.engine, "+".join(sorted(r["key"] for r in runs)))
@@ -363,13 +371,12 @@ class Bench:
             entries[f"{r['method']}, seed {r['seed']}"] = {"status": "relaxed", "energy": r["best"],
                                                            "symbols": r["best_symbols"],
                                                            "positions": r["best_positions"]}
-        parent = entries[BIG_PARENT]
+        parent = ref_atoms(entries[BIG_PARENT]) if entries[BIG_PARENT]["status"] == "relaxed" else None
         failed = []
         for label, e in entries.items():
-            atoms = Atoms(e["symbols"], positions=np.array(e["positions"]))
+            atoms = ref_atoms(e)
             e["describe"] = describe(atoms)
-            e["is_parent"] = parent["status"] == "relaxed" and same_structure(
-                atoms, Atoms(parent["symbols"], positions=np.array(parent["positions"])), rmsd_tol=0.15)
+            e["is_parent"] = parent is not None and same_structure(atoms, parent, rmsd_tol=0.15)
             for method in BIG_SCORERS:
                 sp = single_point(atoms, method)
                 e[method] = sp.energy
@@ -394,7 +401,7 @@ class Bench:
             return
         frame = ref_atoms(big)
         cations = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Cd"]
-        key = RunStore.key(HOMOTOP, "all homotops", self.engine, round(big["energy"], 4))
+        key = self.homotops_key(big)
         rec = self.store.get(key)
         if rec is None:
             out: dict = {}
@@ -432,6 +439,10 @@ class Bench:
         # a search that relaxed the frame into a lower minimum raises the reference (the next invocation
         # reruns every method against it: the settings name the reference energy)
         self.refs_from_runs(HOMOTOP)
+
+    def homotops_key(self, frame: dict) -> str:
+        """Store key of the all-homotops record of a Cd13Se13 frame (one record per frame, by its energy)."""
+        return RunStore.key(HOMOTOP, "all homotops", self.engine, round(frame["energy"], 4))
 
     def refs_from_runs(self, case: str) -> None:
         """Minima stored by any run of ``case`` (against any earlier reference) count as known structures."""
@@ -540,8 +551,7 @@ class Bench:
                 cell = current or cell
             if not cell:
                 continue
-            tag = max(cell, key=lambda r: r["date"])["tag"]
-            cell = sorted((r for r in cell if r["tag"] == tag), key=lambda r: r["seed"])
+            cell = newest_settings(cell)
             t = table_rows(cell)
             if all(r.get("error") for r in cell):
                 notes.append(f"- {method}: did not run: {t['errors'][0][:300]}")
@@ -612,8 +622,7 @@ class Bench:
         # the frame is the current Cd13Se13 reference; each frame has its own record (keyed by its energy)
         big = self.refs.get(self.ref_key(BIG))
         current = [r for r in recs
-                   if big is not None and r["key"] == RunStore.key(HOMOTOP, "all homotops", self.engine,
-                                                                   round(big["energy"], 4))]
+                   if big is not None and r["key"] == self.homotops_key(big)]
         rec = current[0] if current else max(recs, key=lambda r: r["date"])
         ok = sorted(r["energy"] for r in rec["homotops"] if r["status"] == "relaxed" and r["energy"] is not None)
         frame = (f"the frame E = {big['energy']:.4f} eV ({big['source']})" if current
