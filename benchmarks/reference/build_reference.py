@@ -582,12 +582,22 @@ def pbe_relaxed_structures() -> list[Atoms]:
     return out
 
 
+#: Sets written by build_large.py (formulas outside FORMULAS), in the order their PBE
+#: points run within one size: the (MX)13 pair the energies dispute most comes first.
+LARGE_ORDER = ("Cd6Te2Se3", "Zn13Se13", "Cd13Te13", "Cd13Se13", "Cd14Se13")
+
+
 def assemble() -> int:
     images: list[Atoms] = []
     for formula in FORMULAS:
         path = SETS / f"{formula}.extxyz"
         if path.exists():
             images.extend(read(path, index=":", format="extxyz"))
+    extra = [p.stem for p in SETS.glob("*.extxyz") if p.stem not in FORMULAS]
+    extra.sort(key=lambda f: (sum(formula_counts(f).values()),
+                              LARGE_ORDER.index(f) if f in LARGE_ORDER else len(LARGE_ORDER), f))
+    for formula in extra:
+        images.extend(read(SETS / f"{formula}.extxyz", index=":", format="extxyz"))
     images.extend(pbe_relaxed_structures())
     write_atomic(STRUCTURES, images)
     return len(images)

@@ -143,7 +143,7 @@ def settings_record(images: list[Atoms]) -> dict:
     """What the energies depend on, read from the package where it can be read."""
     from airss_msc.calc.engines import engine_version, parse_method
     from airss_msc.calc.engines.pyscf import (
-        DEF2_ECP_FROM, OPEN_SHELL_GAP_EV, PySCFCluster, _mean_field, build_molecule, split_model,
+        DAMPING, DEF2_ECP_FROM, DIVERGENCE_HARTREE, LEVEL_SHIFT, OPEN_SHELL_GAP_EV, PySCFCluster, _mean_field, build_molecule, split_model,
     )
     from airss_msc.calc.single_point import comparable_ladder
 
@@ -158,8 +158,9 @@ def settings_record(images: list[Atoms]) -> dict:
         "all_electron_elements": sorted(set(elements) - set(mol._ecp.keys())),
         "density_fitting_auxbasis": str(mf.with_df.auxbasis), "grid_level": int(mf.grids.level),
         "conv_tol": float(p["conv_tol"]), "max_cycle": int(p["max_cycle"]), "charge": 0, "spin": 0,
-        "scf_ladder": "DIIS -> level shift 0.2 + damping 0.5 -> second-order SCF -> Fermi smearing "
-                      f"{p['smearing']} Ha (recorded in scf_notes)",
+        "scf_ladder": f"DIIS -> level shift {LEVEL_SHIFT} + damping {DAMPING} -> second-order SCF -> Fermi smearing "
+                      f"{p['smearing']} Ha (recorded in scf_notes); a rung whose energy rises {DIVERGENCE_HARTREE} Ha "
+                      "above its lowest is abandoned and the next starts from the atomic guess",
         "open_shell_check": f"UKS broken-symmetry check when the RKS gap < {OPEN_SHELL_GAP_EV} eV; lower kept",
         "single_point_rungs": comparable_ladder(METHOD),
         "versions": {"pyscf": version("pyscf"), "airss-msc": version("airss-msc"), "numpy": version("numpy"),
@@ -367,6 +368,7 @@ def main(argv=None) -> int:
     ap.add_argument("--relax", default=",".join(DEFAULT_RELAX), help="formulas to PBE-relax ('' for none)")
     ap.add_argument("--no-single-points", action="store_true")
     ap.add_argument("--max-atoms", type=int, default=100)
+    ap.add_argument("--min-atoms", type=int, default=0, help="only structures of at least this many atoms")
     ap.add_argument("--follow", type=float, default=0.0,
                     help="when nothing is pending, wait up to this many seconds for new structures")
     ap.add_argument("--status", action="store_true", help="print what is done and pending, then exit")
@@ -388,8 +390,9 @@ def main(argv=None) -> int:
         relax = relax_state()
         jobs = [j for j in pending_jobs(images, done, relax, relax_formulas) if selected(j[2], args.only, args.worker,
                                                                                      args.workers)]
-        jobs = [j for j in jobs if (j[1] == "sp" and not args.no_single_points and len(j[3]) <= args.max_atoms)
-                or (j[1] == "relax" and sum(br.formula_counts(j[3]).values()) <= args.max_atoms)]
+        jobs = [j for j in jobs
+                if (j[1] == "sp" and not args.no_single_points and args.min_atoms <= len(j[3]) <= args.max_atoms)
+                or (j[1] == "relax" and args.min_atoms <= sum(br.formula_counts(j[3]).values()) <= args.max_atoms)]
         ran = False
         for prio, kind, name, payload in jobs:
             with Claim(name) as mine:
