@@ -32,12 +32,24 @@ from airss_msc.errors import InputError
 
 @dataclass(frozen=True)
 class Parent:
-    """A relaxed structure that moves start from (database row, energy eV, positions Angstrom)."""
+    """A relaxed structure that moves start from (database row, energy eV, positions Angstrom).
+
+    ``energy`` is the energy the search steers by (the ranking energy: a single point of the
+    validated method on this geometry); ``geometry_energy`` the relaxing engine's own energy,
+    which is stationary at the minimum and so tells copies of one minimum apart from
+    neighbours (None: the same as ``energy``).
+    """
 
     row: int
     energy: float
     symbols: tuple[str, ...]
     positions: np.ndarray
+    geometry_energy: float | None = None
+
+    @property
+    def window_energy(self) -> float:
+        """The energy duplicate tests compare (the relaxing engine's, where known)."""
+        return self.energy if self.geometry_energy is None else self.geometry_energy
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@ databases or MPI. :func:`run_search` plans every candidate of a config, skips
 those already stored (resume: a candidate is its composition and seed),
 chooses moves and parents from the pool at submission and runs the rest on
 the task farm, storing each result as it arrives.
+
+The search steers by ``config.rank_energy`` (the validated ranking energy, a
+single point scored in the worker right after each relaxation): the pool, its
+duplicate replacement, parent choice and the Metropolis rule all use it; the
+relaxing engine's energy only drives the relaxation and the duplicate window.
+Without a ``rank_energy`` the relaxing engine's energy steers.
 """
 
 from __future__ import annotations
@@ -83,12 +89,15 @@ def plan_tasks(config: SearchConfig) -> list[CandidateTask]:
     ]
 
 
-def _line(task: CandidateTask, result: Result) -> str:
+def _line(task: CandidateTask, result: Result, steer_energy: str | None = None) -> str:
     parts = [f"{task.formula} #{task.index}", result.status]
     if task.move.name != "random":
         parts.append(f"({task.move.name})")
     if result.energy is not None:
         parts.append(f"E={result.energy:.4f} eV")
+    if steer_energy and steer_energy != result.method and result.status == "relaxed":
+        ranked = result.energy_by(steer_energy)
+        parts.append(f"E[{steer_energy}]={ranked:.4f} eV" if ranked is not None else f"E[{steer_energy}]=failed")
     if result.gap is not None:
         parts.append(f"gap={result.gap:.2f} eV")
     parts.append(f"{result.steps} steps {result.wall_seconds:.1f} s")
@@ -97,16 +106,32 @@ def _line(task: CandidateTask, result: Result) -> str:
     return "  ".join(parts)
 
 
+def as_parent(result: Result, steer_energy: str | None, row: int | None = None) -> Parent | None:
+    """``result`` as a pool member steered by ``steer_energy`` (None: the relaxing engine's own
+    energy); None when that energy is missing (a failed single point keeps the row out of the
+    pool, never mixes two energies in one ranking)."""
+    if result.status != "relaxed" or result.energy is None:
+        return None
+    energy = result.energy_by(steer_energy)
+    if energy is None or not np.isfinite(energy):
+        return None
+    return Parent(result.id if row is None else row, float(energy), result.symbols, result.positions,
+                  geometry_energy=float(result.energy))
+
+
 def _pool_from(db: ResultsDB, config: SearchConfig) -> Pool:
-    """The population as stored: relaxed rows of the search's compositions and final method."""
+    """The population as stored: relaxed rows of the search's compositions and final method,
+    by the search's steering energy."""
     pool = Pool(size=config.strategy.pool, temperature=config.strategy.temperature)
     if not config.strategy.uses_parents:
         return pool
     method = config.relax.protocol()[-1].method
     wanted = set(config.compositions)
     for res in db.records(status="relaxed"):
-        if res.composition in wanted and res.method == method and res.energy is not None:
-            pool.add(res.composition, Parent(res.id, res.energy, res.symbols, res.positions))
+        if res.composition in wanted and res.method == method:
+            parent = as_parent(res, config.rank_energy)
+            if parent is not None:
+                pool.add(res.composition, parent)
     return pool
 
 
@@ -138,12 +163,12 @@ def run_search(config: SearchConfig, executor: Executor | None = None, workers: 
 
         def store(task: CandidateTask, result: Result) -> tuple[str, bool]:
             row = db.add(result, extra={"search": config.name})
-            if result.status == "relaxed" and strategy.uses_parents and result.energy is not None:
-                parent = Parent(row, result.energy, result.symbols, result.positions)
+            parent = as_parent(result, config.rank_energy, row) if strategy.uses_parents else None
+            if parent is not None:
                 pool.add(task.formula, parent)
                 if strategy.walks and task.parents:
                     pool.metropolis(task.formula, parent, np.random.default_rng([task.seed, 2]))
-            return _line(task, result), result.status == "relaxed"
+            return _line(task, result, config.rank_energy), result.status == "relaxed"
 
         farm = Farm(work=run_candidate, store=store, on_error=failed_candidate,
                     prepare=prepare if strategy.uses_parents else None)

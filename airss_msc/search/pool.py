@@ -3,9 +3,17 @@
 Kept by the coordinator only (workers receive their parents with the task), and
 rebuilt from the database on a restart, so it spans ranks and reruns alike.
 Uniqueness is species-aware (homotops stay apart): a new minimum that is a
-duplicate of a stored one (energy within ``energy_tol`` eV/atom and the same
-structure after alignment) replaces it only if lower. Basin hopping walks from
-a ``current`` minimum per composition, updated by the Metropolis rule.
+duplicate of a stored one (the relaxing engine's energy within ``energy_tol``
+eV/atom and the same structure after alignment) replaces it only if lower in the
+steering energy. Basin hopping walks from a ``current`` minimum per composition,
+updated by the Metropolis rule.
+
+Parents are ordered, drawn and accepted by :attr:`Parent.energy`, the energy the
+search steers by (the validated ranking energy when the search has one; CHGNet's
+own energy does not rank isomers, BENCHMARKS.md). The duplicate window uses the
+relaxing engine's energy: a single point of another method on copies of one
+minimum scatters by a few meV/atom (the relaxing engine's energy is stationary
+there), so windowing on it would keep copies apart.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ class Pool:
         known = self.minima.setdefault(formula, [])
         n = len(parent.symbols)
         for k, other in enumerate(known):
-            if abs(other.energy - parent.energy) > self.energy_tol * n:
+            if abs(other.window_energy - parent.window_energy) > self.energy_tol * n:
                 continue
             if same_structure(_atoms(other), _atoms(parent), rmsd_tol=self.rmsd_tol):
                 if parent.energy < other.energy:
