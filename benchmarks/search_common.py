@@ -14,6 +14,12 @@ when its force-call budget or its relaxation cap is spent:
   search, AGOX basin hopping and AGOX GOFEE. Peers are optional imports: a peer
   that is not installed or fails is reported, not fatal.
 
+Runs are judged on a *judging energy* (``System.judge``): for the real clusters the
+validated ranking energy (a SevenNet-0 single point on each relaxed minimum), since the
+geometry engine's own energy does not rank isomers; for Lennard-Jones the energy itself.
+airss-msc strategies also *steer* by it (``rank_energy``); the peers steer by their
+calculator's energy, as they are published, and each of their minima is scored for the tally.
+
 Force calls are calculator evaluations (airss-msc counts them in the relaxation;
 peers through a counting wrapper). Every finished run is one JSON line in a
 results file, keyed by case, method, settings and seed; a rerun skips those
@@ -91,6 +97,12 @@ class Target:
             return False
         return same_structure(self.atoms, Atoms(list(symbols), positions=positions), rmsd_tol=self.rmsd_tol)
 
+    def same(self, symbols, positions) -> bool:
+        """Whether a minimum is the reference structure itself."""
+        return (self.atoms is not None and symbols is not None and positions is not None
+                and same_structure(self.atoms, Atoms(list(symbols), positions=np.asarray(positions)),
+                                   rmsd_tol=self.rmsd_tol))
+
     def below(self, energy: float | None) -> bool:
         """A minimum clearly lower than the reference: the reference is not the lowest."""
         return energy is not None and energy < self.energy - self.tol
@@ -127,10 +139,15 @@ class Tally:
     #: the same check (an ML potential can pull two anions to 0.3 A and call it a deep minimum)
     sanity: bool = False
     insane: int = 0
+    #: the judging energy of a minimum, (symbols, positions) -> eV or None; None: the energy given
+    scorer: Callable | None = None
 
     def relaxed(self, force_calls: int, energy: float | None, symbols=None, positions=None, ok: bool = True,
-                counted: bool = True) -> bool:
-        """Record one minimisation (``force_calls`` it cost); returns whether the run is over."""
+                counted: bool = True, judged: float | None = None) -> bool:
+        """Record one minimisation (``force_calls`` it cost); returns whether the run is over.
+
+        With a ``scorer`` the minimum is judged on its score (``judged`` when the caller has it
+        already, e.g. the search's own ranking single point), not on ``energy``."""
         if counted:
             self.relaxations += 1
         self.force_calls += int(force_calls)
@@ -138,6 +155,8 @@ class Tally:
             if not check_geometry(Atoms(list(symbols), positions=np.asarray(positions))).ok:
                 ok = False
                 self.insane += 1
+        if ok and energy is not None and self.scorer is not None and symbols is not None:
+            energy = judged if judged is not None else self.scorer(symbols, positions)
         if not ok or energy is None or not np.isfinite(energy):
             self.failed += 1
             energy = None
@@ -148,7 +167,9 @@ class Tally:
                 self.best_symbols = list(symbols) if symbols is not None else []
                 self.best_positions = np.round(np.asarray(positions), 5).tolist() if positions is not None else []
             if self.target is not None:
-                if self.target.below(energy):
+                # a copy of the reference scored a little lower (single points scatter over copies of
+                # one minimum) is not a lower structure
+                if self.target.below(energy) and not self.target.same(symbols, positions):
                     self.below_reference = min(energy, self.below_reference or math.inf)
                 if self.hit_relaxations is None and self.target.hit(symbols, positions, energy):
                     self.hit_relaxations, self.hit_force_calls = self.relaxations, self.force_calls
@@ -236,6 +257,8 @@ class System:
     steps: int
     peer_formula: str
     lj: bool = False
+    #: the judging (and airss-msc's steering) energy, a method name; None: the engine's own energy
+    judge: str | None = None
 
     @property
     def natoms(self) -> int:
@@ -246,6 +269,20 @@ class System:
 
     def calculator(self):
         return make_calculator(self.method)
+
+    def score(self, symbols, positions) -> float | None:
+        """The judging energy of a minimum (eV; None when its single point fails)."""
+        if self.judge is None:
+            return None
+        from airss_msc.calc.single_point import single_point
+
+        sp = single_point(Atoms(list(symbols), positions=np.asarray(positions)), self.judge)
+        return sp.energy
+
+    def tally(self, target: "Target | None", budget: int | None, max_relaxations: int | None = None) -> "Tally":
+        """A fresh run tally judged on this system's judging energy."""
+        return Tally(target, budget, max_relaxations, sanity=not self.lj,
+                     scorer=self.score if self.judge is not None else None)
 
     def default_radius(self) -> float:
         return float(prepare(self.formula, GeneratorSettings())[2].extent)
@@ -267,9 +304,10 @@ class TallyExecutor(InProcessExecutor):
     """Runs each candidate at submission (the serial search) and feeds the tally;
     sets the search's stop flag when the run is over."""
 
-    def __init__(self, tally: Tally, stop: StopFlag):
+    def __init__(self, tally: Tally, stop: StopFlag, judge: str | None = None):
         self.tally = tally
         self.stop = stop
+        self.judge = judge
 
     def submit(self, fn, /, *args, **kwargs):
         future = super().submit(fn, *args, **kwargs)
@@ -279,7 +317,8 @@ class TallyExecutor(InProcessExecutor):
             self.tally.relaxed(0, None, ok=False)
         else:
             ok = res.status in ("relaxed", "max_steps") and res.energy is not None
-            self.tally.relaxed(res.force_calls, res.energy, res.symbols, res.positions, ok=ok)
+            judged = res.energies.get(self.judge) if self.judge else None
+            self.tally.relaxed(res.force_calls, res.energy, res.symbols, res.positions, ok=ok, judged=judged)
         if self.tally.done:
             self.stop.set("done")
         return future
@@ -296,14 +335,19 @@ def run_airss(system: System, strategy: dict, generate: dict, seed: int, tally: 
         if fresh:
             p.unlink(missing_ok=True)
     cap = tally.max_relaxations or max(200, (tally.budget or 0) // 10)
-    config = config_from_dict({
-        "search": {"compositions": [system.formula], "candidates": int(cap), "seed": int(seed), "db": str(db),
-                   "name": "bench"},
-        "generate": dict(generate), "relax": system.relax_table(), "strategy": dict(strategy)})
+    search = {"compositions": [system.formula], "candidates": int(cap), "seed": int(seed), "db": str(db),
+              "name": "bench"}
+    relax = system.relax_table()
+    if system.judge is not None:  # the search steers by the judging energy, scored in the worker
+        search["rank_energy"] = system.judge
+        relax["single_points"] = [system.judge]
+    config = config_from_dict({"search": search, "generate": dict(generate), "relax": relax,
+                               "strategy": dict(strategy)})
     stop = StopFlag()
     out: dict = {}
     with timed(out):
-        run_search(config, executor=TallyExecutor(tally, stop), log=lambda s: None, stop=stop, progress_every=1e9)
+        run_search(config, executor=TallyExecutor(tally, stop, config.rank_energy), log=lambda s: None, stop=stop,
+                   progress_every=1e9)
     if keep_db is None:
         db.unlink(missing_ok=True)
     Path(str(db) + ".writer").unlink(missing_ok=True)

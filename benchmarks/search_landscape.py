@@ -21,6 +21,11 @@ confirmed by the model's lowest over every run here; for the others the lowest
 found by any run (reference searches first; a run that finds a lower minimum
 is flagged and the reference is raised to it).
 
+Judged on the validated ranking energy (``--judge``, default SevenNet-0 single points on the
+engine's minima; ``--judge own`` judges on the engine's energy as before): references, hits and
+"the lowest found" are by it, and airss-msc's strategies steer by it too (``rank_energy``); the
+peers steer by the engine's energy, as published, and each of their minima is scored.
+
 Resumable (one JSON line per finished run in benchmarks/out/search_landscape_runs.jsonl).
 
     OMP_NUM_THREADS=1 nohup python benchmarks/search_landscape.py > benchmarks/out/search_landscape.log 2>&1 &
@@ -51,6 +56,7 @@ from airss_msc.analysis.duplicates import same_structure  # noqa: E402
 from airss_msc.build.geometry import anion_bonds, point_group  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.sanity import check_geometry  # noqa: E402
+from airss_msc.calc.engines import parse_method  # noqa: E402
 from airss_msc.calc.single_point import single_point  # noqa: E402
 from airss_msc.results.record import Result  # noqa: E402
 from airss_msc.results.store import ResultsDB  # noqa: E402
@@ -215,6 +221,9 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.engine = args.engine
+        self.judge = None if args.judge.strip().lower() == "own" else str(parse_method(args.judge))
+        #: the judging energy's name in tables
+        self.judged_on = self.judge or f"{self.engine} (own energy)"
         self.out = Path(args.outdir)
         self.store = RunStore(self.out / "search_landscape_runs.jsonl")
         self.refs_path = self.out / "search_landscape_refs.json"
@@ -227,10 +236,26 @@ class Bench:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     def system(self, formula: str) -> System:
-        return System(formula, formula, self.engine, FMAX, STEPS, formula)
+        return System(formula, formula, self.engine, FMAX, STEPS, formula, judge=self.judge)
 
     def ref_key(self, formula: str) -> str:
-        return f"{formula}|{self.engine}"
+        return f"{formula}|{self.engine}" + (f"|{self.judge}" if self.judge else "")
+
+    @property
+    def tag(self) -> str:
+        """Store tag of engine-level records (known structures, all homotops): engine and judge."""
+        return self.engine + (f"|{self.judge}" if self.judge else "")
+
+    def mine(self, rec: dict) -> bool:
+        """Whether a stored run was judged on this benchmark's judging energy (older runs: own energy)."""
+        return (rec.get("settings") or {}).get("judge") == self.judge
+
+    def judged(self, res: Result) -> float | None:
+        """The judging energy of a relaxed result (None unless it relaxed and its single point worked)."""
+        if res.status != "relaxed" or res.energy is None:
+            return None
+        return res.energy if self.judge is None else self.system(res.composition or "X").score(res.symbols,
+                                                                                             res.positions)
 
     def set_ref(self, formula: str, energy: float, atoms: Atoms, source: str) -> None:
         verdict = check_geometry(atoms)
@@ -256,7 +281,7 @@ class Bench:
     # -- references -----------------------------------------------------------
 
     def known(self, formula: str) -> None:
-        done = self.store.get(RunStore.key(formula, "known structures", self.engine, 0))
+        done = self.store.get(RunStore.key(formula, "known structures", self.tag, 0))
         if done:
             return
         rows = {}
@@ -265,15 +290,16 @@ class Bench:
             for label, atoms in known_structures(formula).items():
                 res = relax_once(atoms, self.engine)
                 relaxed = Atoms(list(res.symbols), positions=res.positions)
-                rows[label] = {"status": res.status, "energy": res.energy, "force_calls": res.force_calls,
-                               "describe": describe(relaxed)}
-                self.say(f"{formula} {label}: {res.status} {res.energy} eV")
-                if res.status == "relaxed" and res.energy is not None:
-                    self.set_ref(formula, res.energy, relaxed, f"literature minimum '{label}', relaxed")
+                energy = self.judged(res)
+                rows[label] = {"status": res.status, "energy": energy, "geometry_energy": res.energy,
+                               "force_calls": res.force_calls, "describe": describe(relaxed)}
+                self.say(f"{formula} {label}: {res.status} {res.energy} eV, judged {energy} eV")
+                if energy is not None:
+                    self.set_ref(formula, energy, relaxed, f"literature minimum '{label}', relaxed")
                     write(self.out / f"search_landscape_known_{formula}.extxyz",
-                          _with_info(relaxed, label=label, energy=res.energy), append=True)
-        self.store.add({"key": RunStore.key(formula, "known structures", self.engine, 0), "case": formula,
-                        "method": "known structures", "tag": self.engine, "seed": 0, "known": rows,
+                          _with_info(relaxed, label=label, energy=energy), append=True)
+        self.store.add({"key": RunStore.key(formula, "known structures", self.tag, 0), "case": formula,
+                        "method": "known structures", "tag": self.tag, "seed": 0, "known": rows,
                         "relaxations": len(rows), "force_calls": sum(r["force_calls"] for r in rows.values()),
                         "hit_relaxations": None, "hit_force_calls": None, "failed": 0, "best": None, "error": "",
                         "budget": None, "date": time.strftime("%Y-%m-%d %H:%M"), **out})
@@ -284,12 +310,12 @@ class Bench:
         for name in ("airss: mix", "airss: random, symmetric starts"):
             strategy, generate = AIRSS[name]
             settings = {"strategy": strategy, "generate": generate, "relax": sys_.relax_table(),
-                        "relaxations": relaxations, "engine": self.engine}
+                        "relaxations": relaxations, "engine": self.engine, "judge": self.judge}
             db_dir = self.work / "explore"
             runs = run_method(self.store, formula, f"reference search: {name}", settings, [1],
                               lambda seed, tally: run_airss(sys_, strategy, generate, 500 + seed, tally, self.work,
                                                             keep_db=db_dir / f"{formula}_{settings_tag(settings)}.db"),
-                              lambda: Tally(None, None, relaxations, sanity=True), say=self.say, deadline=self.deadline)
+                              lambda: sys_.tally(None, None, relaxations), say=self.say, deadline=self.deadline)
             for r in runs:
                 self.update_ref_from_run(formula, r, f"lowest of the reference search '{name}'")
 
@@ -311,18 +337,19 @@ class Bench:
         if method in AIRSS:
             strategy, generate = AIRSS[method]
             settings = {"strategy": strategy, "generate": generate, "relax": sys_.relax_table(), "budget": budget,
-                        "reference": ref_tag}
+                        "reference": ref_tag, "judge": self.judge}
 
             def runner(seed, tally):
                 return run_airss(sys_, strategy, generate, 1000 + seed, tally, self.work)
         else:
             fn, peer = PEERS[method]
-            settings = {"peer": peer, "relax": sys_.relax_table(), "budget": budget, "reference": ref_tag}
+            settings = {"peer": peer, "relax": sys_.relax_table(), "budget": budget, "reference": ref_tag,
+                        "judge": self.judge}
 
             def runner(seed, tally):
                 return fn(sys_, seed, tally, self.work)
         return run_method(self.store, formula, method, settings, range(1, runs + 1), runner,
-                          lambda: Tally(target, budget, sanity=True), say=self.say, deadline=self.deadline)
+                          lambda: sys_.tally(target, budget), say=self.say, deadline=self.deadline)
 
     def small(self, formula: str, methods: list[str], runs: int | None) -> None:
         spec = CASES[formula]
@@ -340,13 +367,13 @@ class Bench:
         for method in methods:
             strategy, generate = AIRSS[method]
             settings = {"strategy": strategy, "generate": generate, "relax": sys_.relax_table(),
-                        "relaxations": BIG_RELAXATIONS, "engine": self.engine}
+                        "relaxations": BIG_RELAXATIONS, "engine": self.engine, "judge": self.judge}
             tag = settings_tag(settings)
             runs = run_method(
                 self.store, BIG, method, settings, range(1, repeats + 1),
                 lambda seed, tally, s=strategy, g=generate, t=tag: run_airss(
                     sys_, s, g, 2000 + seed, tally, self.work, keep_db=self.work / "big" / f"{BIG}_{t}_{seed}.db"),
-                lambda: Tally(None, None, BIG_RELAXATIONS, sanity=True), say=self.say, deadline=self.deadline)
+                lambda: sys_.tally(None, None, BIG_RELAXATIONS), say=self.say, deadline=self.deadline)
             for r in runs:
                 self.update_ref_from_run(BIG, r, f"lowest of a {BIG_RELAXATIONS}-relaxation run ({method})")
         self.big_compare()
@@ -355,7 +382,7 @@ class Bench:
         """The committed (CdSe)13 structures, relaxed with the engine, beside the lowest of every 500-relaxation
         run, all scored by the default protocol's single points (stored once per set of runs)."""
         runs = [r for r in self.store.runs.values() if r["case"] == BIG and r.get("best_positions")
-                and (r.get("settings") or {}).get("engine", self.engine) == self.engine]
+                and (r.get("settings") or {}).get("engine", self.engine) == self.engine and self.mine(r)]
         runs = newest_settings(runs)
         if not runs:
             return
@@ -368,7 +395,10 @@ class Bench:
             entries[label] = {"status": res.status, "energy": res.energy, "symbols": list(res.symbols),
                               "positions": np.round(res.positions, 5).tolist()}
         for r in runs:
-            entries[f"{r['method']}, seed {r['seed']}"] = {"status": "relaxed", "energy": r["best"],
+            # r["best"] is the judging energy: the geometry column gets the engine's own single point
+            own = r["best"] if self.judge is None else single_point(
+                Atoms(r["best_symbols"], positions=np.array(r["best_positions"])), self.engine).energy
+            entries[f"{r['method']}, seed {r['seed']}"] = {"status": "relaxed", "energy": own,
                                                            "symbols": r["best_symbols"],
                                                            "positions": r["best_positions"]}
         parent = ref_atoms(entries[BIG_PARENT]) if entries[BIG_PARENT]["status"] == "relaxed" else None
@@ -412,10 +442,11 @@ class Bench:
                     for i in pair:
                         sym[i] = "Zn"
                     res = relax_once(Atoms(sym, positions=frame.positions), self.engine)
-                    rows.append({"zn": list(pair), "status": res.status, "energy": res.energy,
+                    rows.append({"zn": list(pair), "status": res.status, "energy": self.judged(res),
+                                 "geometry_energy": res.energy,
                                  "force_calls": res.force_calls, "positions": np.round(res.positions, 5).tolist(),
                                  "symbols": list(res.symbols)})
-            rec = {"key": key, "case": HOMOTOP, "method": "all homotops", "tag": self.engine, "seed": 0,
+            rec = {"key": key, "case": HOMOTOP, "method": "all homotops", "tag": self.tag, "seed": 0,
                    "homotops": rows, "relaxations": len(rows),
                    "force_calls": sum(r["force_calls"] for r in rows), "hit_relaxations": None,
                    "hit_force_calls": None, "failed": sum(r["status"] != "relaxed" for r in rows), "best": None,
@@ -430,23 +461,24 @@ class Bench:
         sys_ = self.system(HOMOTOP)
         for method, strategy in HOMOTOP_METHODS.items():
             settings = {"strategy": strategy, "relax": sys_.relax_table(), "budget": HOMOTOP_BUDGET,
-                        "frame": round(big["energy"], 4), "reference": round(target.energy, 4)}
+                        "frame": round(big["energy"], 4), "reference": round(target.energy, 4), "judge": self.judge}
 
             def runner(seed, tally, strategy=strategy):
                 return self.seeded_run(sys_, frame, cations, strategy, seed, tally)
             run_method(self.store, HOMOTOP, method, settings, range(1, runs + 1), runner,
-                       lambda: Tally(target, HOMOTOP_BUDGET, sanity=True), say=self.say, deadline=self.deadline)
+                       lambda: sys_.tally(target, HOMOTOP_BUDGET), say=self.say, deadline=self.deadline)
         # a search that relaxed the frame into a lower minimum raises the reference (the next invocation
         # reruns every method against it: the settings name the reference energy)
         self.refs_from_runs(HOMOTOP)
 
     def homotops_key(self, frame: dict) -> str:
         """Store key of the all-homotops record of a Cd13Se13 frame (one record per frame, by its energy)."""
-        return RunStore.key(HOMOTOP, "all homotops", self.engine, round(frame["energy"], 4))
+        return RunStore.key(HOMOTOP, "all homotops", self.tag, round(frame["energy"], 4))
 
     def refs_from_runs(self, case: str) -> None:
         """Minima stored by any run of ``case`` (against any earlier reference) count as known structures."""
-        for r in [r for r in self.store.runs.values() if r["case"] == case and r.get("best") is not None]:
+        for r in [r for r in self.store.runs.values() if r["case"] == case and r.get("best") is not None
+                  and self.mine(r)]:
             self.update_ref_from_run(case, r, f"lowest of a benchmark run ({r['method']}, seed {r['seed']})")
 
     def seeded_run(self, sys_: System, frame: Atoms, cations: list[int], strategy: dict, seed: int,
@@ -482,9 +514,15 @@ class Bench:
             f"Engine: `{self.engine}` (the default geometry engine); every method relaxes with airss-msc's default "
             f"optimizer (curvature-safe PreconLBFGS, maxstep 0.2 A) to fmax {FMAX} eV/A, at most {STEPS} steps.", "",
             "Commands: `OMP_NUM_THREADS=1 nohup python benchmarks/search_landscape.py --engine "
-            f"{self.engine} > benchmarks/out/search_landscape.log 2>&1 &` (resumable: finished runs in "
+            f"{self.engine} --judge {self.judge or 'own'} > benchmarks/out/search_landscape.log 2>&1 &` (resumable: "
+            "finished runs in "
             "`benchmarks/out/search_landscape_runs.jsonl` are skipped), then `python benchmarks/search_landscape.py "
             "--report`.", "",
+            f"**Judged on {self.judged_on}**" + (
+                " (single points on the engine's minima, the validated ranking energy: README 'Which energy model'); "
+                "airss-msc's strategies also steer by it (their pool, parents and Metropolis rule use it); the peers "
+                f"steer by {self.engine}'s energy, as published, and each of their minima is scored. "
+                if self.judge else ". ") +
             "A hit is a relaxed minimum that is the lowest known structure of the composition: the same structure "
             "as the stored reference (species-aware alignment, RMSD <= 0.15 A) or an energy within 1 meV/atom of it "
             "(homotops: 2 meV in total). Each run is an independent seeded search stopped at its first hit or when "
@@ -505,7 +543,7 @@ class Bench:
             if ref is None:
                 continue
             lines += [f"## {formula}", "", self.ref_text(formula, ref), ""]
-            known = self.store.get(RunStore.key(formula, "known structures", self.engine, 0))
+            known = self.store.get(RunStore.key(formula, "known structures", self.tag, 0))
             if known and known.get("known"):
                 lines.append("Literature structures relaxed with the engine: " + "; ".join(
                     f"{label}: {row['energy'] - ref['energy']:+.3f} eV ({row['describe']['point_group']})"
@@ -517,7 +555,8 @@ class Bench:
 
     def ref_text(self, formula: str, ref: dict) -> str:
         d = ref["describe"]
-        runs = [r for r in self.store.runs.values() if r["case"] == formula and r.get("best") is not None]
+        runs = [r for r in self.store.runs.values() if r["case"] == formula and r.get("best") is not None
+                and self.mine(r)]
         lowest = min((r["best"] for r in runs), default=None)
         confirm = ""
         if lowest is not None:
@@ -525,7 +564,8 @@ class Bench:
             confirm = (f" Lowest minimum over all {len(runs)} runs of this composition: {gap * 1000:+.1f} meV "
                        f"relative to it" + (" (the reference is the model's lowest)." if gap > -1e-3 * len(ref['symbols'])
                                             else " (LOWER: the reference was raised to it)."))
-        return (f"Reference: E = {ref['energy']:.4f} eV ({ref['source']}); point group {d['point_group']} "
+        return (f"Reference ({self.judged_on}): E = {ref['energy']:.4f} eV ({ref['source']}); point group "
+                f"{d['point_group']} "
                 f"(0.3 A; {d['point_group_tight']} at 0.1 A), coordination (unlike neighbours within 3.1 A: count) "
                 f"{d['coordination']}, {d['anion_bonds']} anion-anion bonds." + confirm)
 
@@ -537,7 +577,7 @@ class Bench:
         notes, stale = [], []
         for method in methods:
             cell = [r for r in self.store.runs.values() if r["case"] == case and r["method"] == method
-                    and r.get("budget") == budget]
+                    and r.get("budget") == budget and self.mine(r)]
             # only the runs made against the current reference (a raised reference reruns every method)
             ref = self.refs.get(self.ref_key(case))
             if ref is not None and cell:
@@ -567,7 +607,7 @@ class Bench:
     def report_big(self) -> list[str]:
         lines = [f"## {BIG}: {BIG_RELAXATIONS} relaxations per strategy", ""]
         ref = self.refs.get(self.ref_key(BIG))
-        rows = [r for r in self.store.runs.values() if r["case"] == BIG and r.get("best") is not None]
+        rows = [r for r in self.store.runs.values() if r["case"] == BIG and r.get("best") is not None and self.mine(r)]
         if not rows:
             return lines + ["(not run yet)", ""]
         lines += ["| method | seed | relaxations done | lowest energy (eV) | vs overall lowest (meV) | first reached "
@@ -616,7 +656,7 @@ class Bench:
     def report_homotop(self) -> list[str]:
         lines = [f"## {HOMOTOP} homotops on the {BIG} reference frame", ""]
         recs = [r for r in self.store.runs.values()
-                if r["case"] == HOMOTOP and r["method"] == "all homotops" and r["tag"] == self.engine]
+                if r["case"] == HOMOTOP and r["method"] == "all homotops" and r["tag"] == self.tag]
         if not recs:
             return lines + ["(not run yet)", ""]
         # the frame is the current Cd13Se13 reference; each frame has its own record (keyed by its energy)
@@ -663,6 +703,8 @@ def save_lowest(bench: Bench, cases: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", default="chgnet", help="geometry engine (a method airss-msc knows), default chgnet")
+    ap.add_argument("--judge", default="sevennet:7net-0",
+                    help="the energy runs are judged (and airss-msc steered) by: a method, or 'own' for the engine's")
     ap.add_argument("--cases", default=",".join(list(CASES) + [BIG, HOMOTOP]))
     ap.add_argument("--methods", default="", help="semicolon-separated method names (default: all)")
     ap.add_argument("--runs", type=int, default=None, help="runs per method (default per case)")

@@ -62,3 +62,66 @@ def test_the_coarse_response_grid_keeps_the_excitation_energies(monkeypatch):
     assert np.allclose(coarse.energies_eV, fine.energies_eV, atol=0.005)  # eV
     assert np.allclose(coarse.oscillator_strengths, fine.oscillator_strengths, atol=1e-3)
     assert coarse.ground_energy_eV == pytest.approx(fine.ground_energy_eV, abs=1e-6)  # same ground state
+
+
+def test_the_divergence_guard_stops_a_runaway_scf_and_lets_a_converging_one_be():
+    from airss_msc.calc.engines.pyscf import SCFDiverged, divergence_guard
+
+    converging = divergence_guard(1.0)
+    for cycle, e in enumerate([-100.0, -130.5, -130.9, -130.95, -130.949]):  # big first drop, tiny rise: fine
+        converging({"e_tot": e, "cycle": cycle})
+    runaway = divergence_guard(1.0)
+    runaway({"e_tot": -130.0, "cycle": 0})
+    with pytest.raises(SCFDiverged, match="rose"):
+        runaway({"e_tot": 870.0, "cycle": 1})  # the Cd13Se13 DIIS jump
+    with pytest.raises(SCFDiverged, match="not finite"):
+        divergence_guard()({"e_tot": float("nan"), "cycle": 0})
+
+
+@pytest.mark.timeout(1800)
+def test_a_diverging_first_rung_hands_over_with_the_density_fitting_tensor_built_once(monkeypatch):
+    """A divergence on the DIIS rung (forced here) moves to the level-shift rung from the atomic
+    guess, to the same energy; the rungs share one density-fitting object."""
+    import airss_msc.calc.engines.pyscf as engine
+
+    dimer = Atoms("CdSe", positions=[[0, 0, 0], [2.45, 0.1, 0.05]])
+    plain = single_point(dimer, "pyscf:PBE/def2-SVP")
+    guards, dfs = [], []
+    original_guard, original_mf = engine.divergence_guard, engine._mean_field
+
+    def first_rung_diverges(threshold=engine.DIVERGENCE_HARTREE):
+        guards.append(threshold)
+        return original_guard(-1e9 if len(guards) == 1 else threshold)  # any rise is a divergence
+
+    def spy(*args, **kwargs):
+        mf = original_mf(*args, **kwargs)
+        dfs.append(mf)
+        return mf
+
+    monkeypatch.setattr(engine, "divergence_guard", first_rung_diverges)
+    monkeypatch.setattr(engine, "_mean_field", spy)
+    atoms = dimer.copy()
+    atoms.calc = make_calculator("pyscf:PBE/def2-SVP")
+    energy = atoms.get_potential_energy()
+    assert len(guards) >= 2 and atoms.calc.notes[0] == "SCF converged by level shift"
+    assert energy == pytest.approx(plain.energy, abs=1e-5)
+    assert dfs[1].with_df is dfs[0].with_df and dfs[1].grids is dfs[0].grids
+    assert dfs[1].init_guess == "atom"  # the runaway density is not the next rung's start
+
+
+@pytest.mark.timeout(1800)
+def test_consecutive_single_points_in_a_fresh_process(tmp_path):
+    """PySCF imported for the first time inside a scratch directory kept that (deleted) directory
+    as its TMPDIR: the second single point of the process failed."""
+    import subprocess
+    import sys
+
+    code = ("from ase import Atoms\n"
+            "from airss_msc.calc.single_point import single_point\n"
+            "d = Atoms('CdSe', positions=[[0, 0, 0], [2.45, 0.1, 0.05]])\n"
+            "for k in range(2):\n"
+            "    sp = single_point(d, 'pyscf:PBE/def2-SVP')\n"
+            "    print(sp.status, sp.message)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=1500)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["ok", "ok"], run.stdout

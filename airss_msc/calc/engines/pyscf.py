@@ -154,6 +154,12 @@ def _mean_field(mol, xc: str, unrestricted: bool, grid_level: int):
 
     mf = (dft.UKS if unrestricted else dft.RKS)(mol, xc=xc).density_fit(auxbasis="def2-universal-jkfit")
     mf.grids.level = grid_level
+    # no checkpoint file: the temporary one PySCF opens in its constructor is closed (and so
+    # deleted) now, not when the garbage collector finds it after the scratch directory is gone
+    chk = getattr(mf, "_chkfile", None)
+    if chk is not None:
+        chk.close()
+        mf._chkfile = None
     mf.chkfile = None
     mf.verbose = 0
     return mf
