@@ -19,7 +19,7 @@ from airss_msc import __version__
 from airss_msc.analysis.isotopes import (
     isotope_pattern, match_species, monoisotopic_mass, most_abundant_mass, read_peaks_csv,
 )
-from airss_msc.analysis.rank import format_rows, load_results, rank_results, ranking_energy
+from airss_msc.analysis.rank import format_rows, load_results, rank_results, ranking_energy, ranking_note
 from airss_msc.analysis.report import write_report
 from airss_msc.build.confinement import parse_axes
 from airss_msc.build.generate import GeneratorSettings, generate_many, prepare
@@ -212,11 +212,13 @@ def rank(
     if energy_tol < 0 or rmsd_tol < 0:
         raise InputError("--energy-tol and --rmsd-tol must be >= 0")
     results = load_results(sources)
-    energy = ranking_energy(energy, sources)
+    energy = ranking_energy(energy, sources, results)
     if energy and not any(str(parse_method(energy)) in r.energies for r in results):
         raise InputError(f"no stored {energy} energies: run 'airss-msc rescore DB --method {energy}' first")
     rows = rank_results(results, energy=energy, include_all=all_rows, top=top, merge=not no_merge,
                         energy_tol=energy_tol, rmsd_tol=rmsd_tol, exclude_anion_bonded=exclude_anion_bonded)
+    # the table is for a person: the note goes above it; csv/json stay machine-readable (note on stderr)
+    typer.echo(ranking_note(rows, energy), err=fmt != "table")
     typer.echo(format_rows(rows, fmt))
 
 
@@ -371,11 +373,11 @@ def demo(
     output.mkdir(parents=True, exist_ok=True)
     cfg = default_config(str(output / "results.db"))
     outcome = _farmed(lambda executor, workers: run_search(cfg, executor=executor, workers=workers), cfg.threads)
-    energy = ranking_energy(None, [cfg.db])
-    if energy:
-        typer.echo(f"ranked by {energy} (the search's rank_energy; 'airss-msc rank DB --energy own' for each "
-                   "row's own method)")
-    typer.echo(format_rows(rank_results(load_results([cfg.db]), energy=energy, include_all=True), "table"))
+    results = load_results([cfg.db])
+    energy = ranking_energy(None, [cfg.db], results)
+    rows = rank_results(results, energy=energy, include_all=True)
+    typer.echo(ranking_note(rows, energy) + " ('airss-msc rank DB --energy own' ranks each row by its own method)")
+    typer.echo(format_rows(rows, "table"))
     path = write_report(cfg.db, output / "report")
     typer.echo(f"\nreport: {path}")
     if outcome.interrupted:

@@ -10,7 +10,11 @@ or unfinished structure must never look like a result.
 
 Duplicates are merged species-aware (:mod:`airss_msc.analysis.duplicates`;
 homotops stay apart): each ranked row is a unique minimum with ``copies`` and
-its Boltzmann population at 298 K. Where other methods' energies are stored on
+its Boltzmann population at 298 K: by the reference (DFT) energy where every unique
+minimum of the composition carries one (``refine``), otherwise by the ranking energy,
+whose measured error the row names (``population_method``): the validated ranking
+energies order isomers well but spread their energies wider than PBE, and populations
+feel the spread. Where other methods' energies are stored on
 every minimum of a group, each row also shows its rank by them, and rows whose
 order the methods disagree on are flagged.
 """
@@ -29,7 +33,7 @@ from airss_msc.analysis.bands import describe_gap, gap_wavelength_nm
 from airss_msc.analysis.duplicates import group_duplicates
 from airss_msc.analysis.energetics import boltzmann_populations
 from airss_msc.build.geometry import anion_bonds, point_group
-from airss_msc.calc.engines import parse_method
+from airss_msc.calc.engines import VALIDATED_RANKING, is_reference, measured_error, parse_method
 from airss_msc.errors import InputError
 from airss_msc.results.formats import STRUCTURE_SUFFIXES, energy_of, read_structures
 from airss_msc.results.record import Result
@@ -82,6 +86,8 @@ class RankedRow:
     population: float | None = None
     other_ranks: dict | None = None
     disagree: bool = False
+    #: the energy the population was computed with (a reference energy where all minima have it)
+    population_method: str = ""
     result: Result | None = None
 
 
@@ -132,11 +138,29 @@ def stored_rank_energy(sources: list[str]) -> str | None:
     return chosen.pop() if len(chosen) == 1 else None
 
 
-def ranking_energy(requested: str | None, sources: list[str]) -> str | None:
-    """``--energy`` as given, ``own`` for each row's own method, or the databases' stored choice."""
+def ranking_energy(requested: str | None, sources: list[str], results: list[Result] | None = None) -> str | None:
+    """``--energy`` as given, ``own`` for each row's own method, the databases' stored choice, or
+    else the validated ranking energy when the rows (``results``) carry it."""
     if requested is not None:
         return None if requested.strip().lower() == "own" else requested
-    return stored_rank_energy(sources)
+    stored = stored_rank_energy(sources)
+    if stored is None and results and any(VALIDATED_RANKING in r.energies for r in results):
+        return VALIDATED_RANKING
+    return stored
+
+
+def ranking_note(rows: list[RankedRow], energy: str | None) -> str:
+    """One line for a person: which energy ranked, which gave the populations, and how far each
+    has been measured to be from the reference."""
+    parts = [f"ranked by {energy}" if energy else "ranked by each row's own method (methods apart)"]
+    if energy and measured_error(energy):
+        parts.append(f"measured: {measured_error(energy)}")
+    pops = sorted({r.population_method for r in rows if r.population_method})
+    if pops and pops != [energy]:
+        parts.append("populations by " + ", ".join(pops))
+    elif energy and not is_reference(energy):
+        parts.append("populations by the ranking energy (no composition has the reference energy on every minimum)")
+    return "; ".join(parts)
 
 
 def _label(result: Result, multiple_sources: bool) -> str:
@@ -271,7 +295,8 @@ def _rank_group(ok: list[Result], minimised: list[tuple[str | None, float | None
     if not unique:
         return [], None
     best = unique[0][0].energy_per_atom
-    pops = boltzmann_populations(np.array([r.energy for r, _ in unique]), temperature)
+    pop_method = population_energy([r for r, _ in unique])
+    pops = boltzmann_populations(np.array([r.energy_by(pop_method) for r, _ in unique]), temperature)
     others = _other_ranks([r for r, _ in unique])
     ranked = unique[:top] if top else unique
     rows = []
@@ -279,12 +304,24 @@ def _rank_group(ok: list[Result], minimised: list[tuple[str | None, float | None
         row = _row(res, k, best, multiple)
         row.copies = copies
         row.population = float(pop)
+        row.population_method = pop_method
         row.other_ranks = {m: ranks[k - 1] for m, ranks in others.items()} or None
         row.disagree = any(r != k for r in (row.other_ranks or {}).values())
         if symmetry_tol is not None:
             row.point_group = point_group(res.atoms(), symmetry_tol)
         rows.append(row)
     return rows, best
+
+
+def population_energy(unique: list[Result]) -> str:
+    """The energy populations (and mixing energies) of these minima use: a reference (DFT) method
+    stored on every one of them, else their ranking method."""
+    ranking = unique[0].method
+    if is_reference(ranking):
+        return ranking
+    common = set.intersection(*(set(r.energies) for r in unique)) if unique else set()
+    references = sorted(m for m in common if is_reference(m) and all(np.isfinite(r.energies[m]) for r in unique))
+    return references[0] if references else ranking
 
 
 def _other_ranks(unique: list[Result]) -> dict[str, list[int]]:

@@ -16,9 +16,10 @@ from airss_msc.analysis.bands import (
     load_literature_pairs, match_bands, nm_to_ev,
 )
 from airss_msc.analysis.energetics import detect_mixing_pair, mixing_energies
-from airss_msc.analysis.rank import RankedRow, load_results, rank_results, ranking_energy
+from airss_msc.analysis.rank import RankedRow, load_results, population_energy, rank_results, ranking_energy
 from airss_msc.analysis.saxs import equivalent_diameter_nm, radius_of_gyration
 from airss_msc.analysis.spectra import BRIGHT_F, band_window_nm, covered_to_nm, first_bright_nm
+from airss_msc.calc.engines import is_reference, measured_error
 from airss_msc.errors import InputError
 from airss_msc.results.record import STATUSES, Excitations
 
@@ -103,10 +104,10 @@ def _excitations_of(row: RankedRow) -> Excitations | None:
 def analyse(db: str, top: int = 5, calibration_path: str | None = None, bands_path: str | None = None,
             temperature: float = 298.15, energy: str | None = None) -> Analysis:
     """Rank, fingerprint and compare a results database with the measured data."""
-    energy = ranking_energy(energy, [db])
     results = load_results([db])
     if not results:
         raise InputError(f"database {db} holds no results")
+    energy = ranking_energy(energy, [db], results)
     rows = rank_results(results, energy=energy, include_all=True, temperature=temperature)
     bands = load_bands(bands_path)
     notes: list[str] = []
@@ -149,19 +150,27 @@ def _candidate(row: RankedRow, calibration: Calibration | None, bands: list[Band
 
 
 def _mixing(rows: list[RankedRow], notes: list[str]):
-    """Mixing energies of the lowest minima, if the compositions form a pseudo-binary."""
-    lowest = {r.formula: r.energy_eV for r in rows if r.rank == 1}
-    if len(lowest) < 3:
+    """Mixing energies of the lowest minima, if the compositions form a pseudo-binary: by the
+    reference (DFT) energy when every composition's lowest carries it, else by the ranking
+    energy, whose measured error is noted."""
+    best = [r for r in rows if r.rank == 1 and r.result is not None]
+    if len({r.formula for r in best}) < 3:
         return None, None
-    if len({r.method for r in rows if r.rank == 1}) > 1:
+    if len({r.method for r in best}) > 1:
         notes.append("no mixing energies: the lowest structures were ranked by different methods")
         return None, None
+    method = population_energy([r.result for r in best])
+    lowest = {r.formula: r.result.energy_by(method) for r in best}
     try:
         pair = detect_mixing_pair(list(lowest))
-        return mixing_energies(lowest, pair), pair
+        points = mixing_energies(lowest, pair)
     except ValueError as exc:
         notes.append(f"no mixing energies: {exc}")
         return None, None
+    error = measured_error(method)
+    notes.append(f"mixing energies by {method}" + (f" ({error})" if error else "")
+                 + ("" if is_reference(method) else "; the reference (DFT) energy is not on every composition's lowest"))
+    return points, pair
 
 
 __all__ = ["Analysis", "Candidate", "analyse", "SAXS_DIAMETER_NM", "covered_to_nm", "nm_to_ev"]

@@ -3,10 +3,10 @@ CHGNet and SevenNet (machine-learned potentials), PySCF (DFT), Lennard-Jones (te
 
 from airss_msc.calc.engines.base import Capabilities, Engine, Method, SCFError, homo_lumo_gap
 from airss_msc.calc.engines.registry import (
-    ENGINES, capabilities, check_available, comparable_rung, engine_of, engine_version, known_methods, make_calculator,
-    parse_method, scf_ladder,
+    ENGINES, capabilities, check_available, comparable_rung, engine_of, engine_version, is_reference, known_methods,
+    make_calculator, measured_error, parse_method, scf_ladder, VALIDATED_RANKING,
 )
 
 __all__ = ["Capabilities", "Engine", "Method", "SCFError", "homo_lumo_gap", "ENGINES", "capabilities",
-           "check_available", "comparable_rung", "engine_of", "engine_version", "known_methods", "make_calculator",
-           "parse_method", "scf_ladder"]
+           "check_available", "comparable_rung", "engine_of", "engine_version", "is_reference", "known_methods",
+           "make_calculator", "measured_error", "parse_method", "scf_ladder", "VALIDATED_RANKING"]

@@ -37,6 +37,8 @@ class Capabilities:
     excitations: can compute vertical excitations (see :mod:`airss_msc.calc.excite`).
     elements: symbols the model covers (None: any).
     energy_unit: "eV", or "epsilon" for reduced Lennard-Jones units.
+    reference: a reference-level energy (DFT): where every minimum of a composition carries
+        it, Boltzmann populations and mixing energies use it rather than the ranking energy.
     """
 
     gap: bool = False
@@ -47,6 +49,7 @@ class Capabilities:
     excitations: bool = False
     elements: frozenset[str] | None = None
     energy_unit: str = "eV"
+    reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class Engine:
     physical_parameters: ClassVar[tuple[str, ...]] = ()
     #: Modules imported by :meth:`check_available`.
     requires: ClassVar[tuple[str, ...]] = ()
+    #: model -> its measured error against the PBE/def2-SVP reference, in words with numbers
+    #: (benchmarks/energy_validation.py, BENCHMARKS.md), stated beside energies it produces.
+    measured_error: ClassVar[dict[str, str]] = {}
 
     def capabilities(self, model: str) -> Capabilities:
         raise NotImplementedError

@@ -317,7 +317,8 @@ class PySCFEngine(Engine):
 
     def capabilities(self, model: str) -> Capabilities:
         tda = model.startswith("TDA-")
-        return Capabilities(gap=True, scf=True, can_collapse=False, gradients=not tda, excitations=True)
+        return Capabilities(gap=True, scf=True, can_collapse=False, gradients=not tda, excitations=True,
+                            reference=not tda)
 
     def _calculator(self, model: str, **parameters):
         xc, basis, _ = split_model(model)

@@ -23,6 +23,10 @@ from airss_msc.calc.engines.tblite import TBLite
 from airss_msc.calc.engines.xtb import XTBPython
 from airss_msc.errors import InputError
 
+#: The validated ranking energy (BENCHMARKS.md "Energy models against PBE/def2-SVP"): what ranks
+#: a database that does not name one, when its rows carry it.
+VALIDATED_RANKING = "sevennet:7net-0"
+
 #: Every engine, by name. Order matters only for bare model names.
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (
     TBLite(),
@@ -98,6 +102,28 @@ def comparable_rung(method: str | Method, rung: dict, electronic_temperature: fl
     """``rung`` of the SCF ladder with the first rung's physical parameters (comparable energies)."""
     m = parse_method(method)
     return ENGINES[m.engine].comparable(m.model, rung, electronic_temperature)
+
+
+def measured_error(method: str | Method | None) -> str | None:
+    """The measured error of ``method``'s energies against the DFT reference, in words (None: not
+    measured, or the method is the reference)."""
+    if not method:
+        return None
+    try:
+        m = parse_method(method)
+    except InputError:
+        return None
+    return ENGINES[m.engine].measured_error.get(m.model)
+
+
+def is_reference(method: str | Method | None) -> bool:
+    """Whether ``method`` is a reference-level (DFT) energy (see :class:`Capabilities`)."""
+    if not method:
+        return False
+    try:
+        return capabilities(method).reference
+    except InputError:
+        return False
 
 
 def make_calculator(method: str | Method, **parameters) -> Calculator:
