@@ -18,6 +18,11 @@ Every energy goes through the package's ``single_point(atoms,
 "pyscf:PBE/def2-SVP")`` (no DFT code here; the calculator is only looked at
 afterwards for its SCF notes).
 
+On a machine with an NVIDIA GPU and gpu4pyscf installed (``pip install 'airss-msc[gpu]'``)
+the same job runs each SCF on the GPU (``--gpu`` insists on it and stops with a one-line
+error where it is missing); the settings line records the device. Nothing else changes: the
+method, the ladder and the files are the same, so CPU and GPU rows sit in one file.
+
 PBE relaxations (``--relax``, default Cd2Se2, Cd3Se3, Cd4Se4, then Cd6Se6 last)
 start from the lowest structure of the formula among the CHGNet geometries (the
 lowest PBE single point once all of the formula's single points are done,
@@ -143,7 +148,7 @@ def settings_record(images: list[Atoms]) -> dict:
     """What the energies depend on, read from the package where it can be read."""
     from airss_msc.calc.engines import engine_version, parse_method
     from airss_msc.calc.engines.pyscf import (
-        DAMPING, DEF2_ECP_FROM, DIVERGENCE_HARTREE, LEVEL_SHIFT, OPEN_SHELL_GAP_EV, PySCFCluster, _mean_field, build_molecule, split_model,
+        DAMPING, DEF2_ECP_FROM, DIVERGENCE_HARTREE, LEVEL_SHIFT, OPEN_SHELL_GAP_EV, PySCFCluster, has_gpu4pyscf, _mean_field, build_molecule, split_model,
     )
     from airss_msc.calc.single_point import comparable_ladder
 
@@ -167,6 +172,7 @@ def settings_record(images: list[Atoms]) -> dict:
                      "ase": version("ase"), "scipy": version("scipy"), "python": platform.python_version(),
                      "engine": engine_version(METHOD)},
         "git_commit": git_commit(), "threads": os.environ.get("OMP_NUM_THREADS"),
+        "device": "gpu (gpu4pyscf)" if has_gpu4pyscf() else "cpu",
         "relaxation": {"fmax": RELAX_FMAX, "steps": RELAX_STEPS, "chunk_steps": CHUNK, "optimizer": "PreconLBFGS"},
     }
 
@@ -372,7 +378,16 @@ def main(argv=None) -> int:
     ap.add_argument("--follow", type=float, default=0.0,
                     help="when nothing is pending, wait up to this many seconds for new structures")
     ap.add_argument("--status", action="store_true", help="print what is done and pending, then exit")
+    ap.add_argument("--gpu", action="store_true",
+                    help="require the GPU path (gpu4pyscf and a CUDA device; without --gpu it is used when present)")
     args = ap.parse_args(argv)
+    if args.gpu:
+        from airss_msc.calc.engines.pyscf import has_gpu4pyscf
+
+        if not has_gpu4pyscf():
+            print("compute_reference: --gpu needs gpu4pyscf and a CUDA device (pip install 'airss-msc[gpu]'; "
+                  "cupy sees none here)", file=sys.stderr)
+            return 2
     if not 0 <= args.worker < args.workers:
         ap.error("need 0 <= --worker < --workers")
     relax_formulas = [f for f in args.relax.split(",") if f]

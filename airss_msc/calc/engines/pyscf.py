@@ -28,6 +28,7 @@ import contextlib
 import importlib.util
 import os
 import tempfile
+from functools import lru_cache
 
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
@@ -110,8 +111,18 @@ def ground_model(model: str) -> str:
     return model[4:] if model.startswith("TDA-") else model
 
 
+@lru_cache(maxsize=1)
 def has_gpu4pyscf() -> bool:
-    return importlib.util.find_spec("gpu4pyscf") is not None
+    """gpu4pyscf is installed and CuPy sees a CUDA device: the SCF then runs on the GPU
+    (``mf.to_gpu()``); otherwise on the CPU, the same method to the SCF tolerance."""
+    if importlib.util.find_spec("gpu4pyscf") is None:
+        return False
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDeviceCount()) > 0
+    except Exception:  # no driver, no device: the CPU path
+        return False
 
 
 @contextlib.contextmanager
