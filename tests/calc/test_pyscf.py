@@ -78,6 +78,22 @@ def test_the_divergence_guard_stops_a_runaway_scf_and_lets_a_converging_one_be()
         divergence_guard()({"e_tot": float("nan"), "cycle": 0})
 
 
+def test_the_level_shift_is_dropped_once_the_orbital_gradient_is_small():
+    from types import SimpleNamespace
+
+    from airss_msc.calc.engines.pyscf import divergence_guard
+
+    mf = SimpleNamespace(level_shift=0.25)
+    watch = divergence_guard(1.0, release_gradient=1e-2)
+    watch({"e_tot": -10.0, "cycle": 0, "norm_gorb": 0.3, "mf": mf})
+    assert mf.level_shift == 0.25  # early cycles keep it
+    watch({"e_tot": -10.5, "cycle": 1, "norm_gorb": 5e-3, "mf": mf})
+    assert mf.level_shift == 0.0
+    plain = SimpleNamespace(level_shift=0.25)
+    divergence_guard(1.0)({"e_tot": -10.0, "cycle": 0, "norm_gorb": 1e-6, "mf": plain})
+    assert plain.level_shift == 0.25  # only the rung that asks for it
+
+
 @pytest.mark.timeout(1800)
 def test_a_diverging_first_rung_hands_over_with_the_density_fitting_tensor_built_once(monkeypatch):
     """A divergence on the DIIS rung (forced here) moves to the level-shift rung from the atomic
