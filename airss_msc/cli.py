@@ -136,14 +136,24 @@ def relax(
     score: Optional[List[str]] = typer.Option(None, "--score", help="Also store single points of this method "
                                               "on each relaxed structure; repeatable."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process (default 1, or SLURM_CPUS_PER_TASK)."),
+    serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
-    """Relax every structure of a file; one database row per structure."""
+    """Relax every structure of a file; one database row per structure.
+
+    A rerun skips the structures already stored with the same method (exit code 3: stopped
+    early by a signal; rerun to resume).
+    """
     settings = RelaxSettings(method=method, fmax=fmax, steps=steps, optimizer=optimizer, max_seconds=max_seconds,
                              single_points=tuple(score or ())).validate()
     settings.check_engines()
-    set_threads(threads)
-    count = relax_file(input_file, db, settings, log=lambda line: typer.echo(line, err=True))
-    typer.echo(f"relaxed {count} structure(s) into {db}")
+    outcome = _farmed(lambda executor, workers: relax_file(input_file, db, settings,
+                                                          log=lambda line: typer.echo(line, err=True),
+                                                          executor=executor, workers=workers), threads, serial)
+    typer.echo(f"relaxed {outcome.done} structure(s) into {db} ({outcome.skipped} already there)")
+    if outcome.interrupted:
+        typer.echo(f"stopped early ({outcome.reason}): rerun the same command to relax the remaining "
+                   f"{outcome.remaining}", err=True)
+        raise typer.Exit(3)
 
 
 @app.command()
