@@ -99,7 +99,9 @@ def generate(
         raise InputError("give a FORMULA (or --template with --substitute)")
     settings = GeneratorSettings(minsep=tuple(minsep) if minsep else None, slack=slack, shape=shape, radius=radius,
                                  axes=parse_axes(axes) if axes else None, inner=inner, symmetry=symmetry)
-    prepare(formula, settings)
+    _, rules, _ = prepare(formula, settings)
+    for pair in rules.ignored:
+        typer.echo(f"warning: --minsep {pair} ignored: {canonical_formula(formula)} has no such pair", err=True)
     images = generate_many(formula, 1 if n is None else n, seed, settings)
     write_structures(output, images)
     typer.echo(f"wrote {len(images)} structure(s) of {images[0].info['formula'] if images else formula} to {output}")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 
+from airss_msc.build.geometry import BOND_FACTOR, radius
+from airss_msc.composition import FORMAL_CHARGE
 from airss_msc.errors import InputError
 
 CATIONS = {"Zn", "Cd", "Hg"}
@@ -136,6 +138,8 @@ class SeparationRules:
     elements: tuple[str, ...]
     ranges: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     slack: float = 1.0
+    #: overrides naming an element the cluster does not have (ignored; the CLI warns)
+    ignored: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -172,10 +176,22 @@ class SeparationRules:
                 items.append((_pair(m.group(1), m.group(2)), _range_from_value(value, str(key))))
         elif overrides:
             items = [parse_minsep_spec(s) for s in overrides]
+        ignored = []
         for pair, rng in items:
             if pair in ranges:
                 ranges[pair] = rng
-        return cls(elements, ranges, float(slack))
+            else:
+                ignored.append(f"{pair[0]}-{pair[1]}")
+        for (a, b), (lo, _) in ranges.items():
+            # a cation-anion pair kept beyond bonding distance cannot form a cluster: the
+            # generator would only make fragments (Cd3 beside Se3)
+            if FORMAL_CHARGE.get(a, 0) * FORMAL_CHARGE.get(b, 0) < 0:
+                reach = BOND_FACTOR * (radius(a) + radius(b))
+                if lo * slack >= reach:
+                    raise InputError(f"impossible separation {a}-{b} >= {lo * slack:.2f} A: {a} and {b} bond only "
+                                     f"below {reach:.2f} A ({BOND_FACTOR} x covalent radii), so no {a}-{b} bond could "
+                                     "form and the cluster would fall apart")
+        return cls(elements, ranges, float(slack), tuple(ignored))
 
     def draw(self, rng: np.random.Generator) -> dict[tuple[str, str], float]:
         """One value per pair (uniform in its range) times the slack, Angstrom.

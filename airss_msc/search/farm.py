@@ -162,7 +162,10 @@ def run_farm(farm: Farm, tasks: Iterable[T], *, planned: int, skipped: int = 0,
             if not inflight:
                 break
             finished, _ = wait(list(inflight), timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in finished:
+            # in submission order: ``wait`` returns a set, whose order varies from run to run, and the
+            # order results are stored in is what the next parents are drawn from (a serial search
+            # must be reproducible)
+            for future in [f for f in inflight if f in finished]:
                 task = inflight.pop(future)
                 try:
                     result = future.result()

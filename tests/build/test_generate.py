@@ -3,7 +3,7 @@ import pytest
 
 from airss_msc.build.confinement import Ellipsoid, Shell, Sphere
 from airss_msc.errors import InputError
-from airss_msc.build.generate import GeneratorSettings, derive_seed, generate_cluster, generate_many
+from airss_msc.build.generate import GeneratorSettings, derive_seed, generate_cluster, generate_many, prepare
 from airss_msc.build.separations import SeparationRules, parse_minsep_spec, violations
 
 
@@ -90,6 +90,23 @@ def test_confinement_shapes_hold(settings, cls):
 def test_impossible_requests_are_refused(settings):
     with pytest.raises(InputError, match="impossible"):
         generate_cluster("Cd13Se13", 1, settings)
+
+
+def test_a_cation_anion_separation_beyond_bonding_is_refused_not_fragmented():
+    # Cd-Se = 9 A with the radius left free: the generator used to enlarge the sphere and write a
+    # Cd3 fragment beside an Se3 one (exit 0)
+    with pytest.raises(InputError, match="impossible separation Cd-Se.*fall apart"):
+        prepare("Cd3Se3", GeneratorSettings(minsep={"Cd-Se": 9.0}))
+    with pytest.raises(InputError, match="impossible"):
+        prepare("Cd3Se3", GeneratorSettings(minsep={"Cd-Se": 3.0}, slack=1.3))  # 3.9 A after the slack
+    # wide like-pair separations are the point (no Se-Se bonds), and a pair the cluster lacks is ignored
+    _, rules, _ = prepare("Cd3Se3", GeneratorSettings(minsep=("Se-Se=4.0", "Zn-Se=2.4")))
+    assert rules.ranges[("Se", "Se")] == (4.0, 4.0) and rules.ignored == ("Se-Zn",)
+
+
+def test_generate_warns_about_a_pair_the_formula_lacks(tmp_path, run_cli):
+    code, out, err = run_cli("generate", "Cd3Se3", "--minsep", "Zn-Se=2.4", "-o", tmp_path / "a.xyz")
+    assert code == 0 and "warning: --minsep Se-Zn ignored" in err
 
 
 @pytest.mark.parametrize("spec", ["Cd-Se", "Cd-Se=abc", "Cd-Se=2.7-2.4", "Cd-Se=0", "Qq-Se=2.4"])
