@@ -342,7 +342,7 @@ def study(
     mode: Optional[str] = typer.Option(None, "--mode", help="Apply the config's \\[mode.NAME] overrides "
                                        "(e.g. reduced for a laptop, full for a cluster)."),
     db: Optional[str] = typer.Option(None, "--db", help="Override the database (the report goes beside it)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process (overrides [search] threads)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process (overrides \\[search] threads)."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """Search, then the config's steps over the best rows (DFT refinement, spectra, ligand capping),
@@ -399,7 +399,8 @@ def demo(
 @app.command()
 def methods() -> None:
     """List every engine, its models and what it can do (and whether it is installed)."""
-    typer.echo("method  installed  gap  scf  relaxes  excitations  needs_box  version")
+    header = ["method", "installed", "gap", "scf", "relaxes", "excitations", "needs_box", "version"]
+    table = []
     for engine in ENGINES.values():
         try:
             engine.check_available()
@@ -408,9 +409,11 @@ def methods() -> None:
             installed = "no"
         for model in engine.models:
             caps = engine.capabilities(model)
-            typer.echo("  ".join([str(Method(engine.name, model)), installed, _yn(caps.gap), _yn(caps.scf),
-                                  _yn(caps.gradients), _yn(caps.excitations), _yn(caps.periodic_box),
-                                  engine.version()]))
+            table.append([str(Method(engine.name, model)), installed, _yn(caps.gap), _yn(caps.scf),
+                          _yn(caps.gradients), _yn(caps.excitations), _yn(caps.periodic_box), engine.version()])
+    widths = [max(len(row[k]) for row in [header, *table]) for k in range(len(header))]
+    for row in [header, *table]:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
 def _yn(flag: bool) -> str:
@@ -427,11 +430,15 @@ def compositions(
     """List the formulas of a composition family, one per line."""
     name = family.lower()
     if name == "cdtese":
-        formulas = FAMILIES[name](parse_range(atoms, "atom range"), charge_balanced, binaries)
+        formulas = list(FAMILIES[name](parse_range(atoms, "atom range"), charge_balanced, binaries))
     elif name in FAMILIES:
-        formulas = FAMILIES[name]()
+        formulas = list(FAMILIES[name]())
     else:
         raise InputError(f"unknown family {family!r}: choose {' or '.join(FAMILIES)}")
+    if not formulas:
+        typer.echo(f"no {name} formulas with {atoms} atoms" + (" that are charge balanced" if charge_balanced else "")
+                   + (" (end members excluded: --binaries adds them)" if name == "cdtese" and not binaries else ""),
+                   err=True)
     for f in formulas:
         typer.echo(f)
 

@@ -304,3 +304,16 @@ def test_export_errors_are_one_line(tmp_path, run_cli):
     assert code == 2 and "unknown" in err
     code, _, err = run_cli("convert", db, tmp_path / "out.pdb")
     assert code == 2 and "unknown structure file extension" in err
+
+
+def test_an_empty_composition_family_says_so(run_cli):
+    code, out, err = run_cli("compositions", "cdtese", "--atoms", "11-11", "--charge-balanced")
+    assert code == 0 and out == "" and "no cdtese formulas with 11-11 atoms that are charge balanced" in err
+
+
+def test_methods_columns_line_up(run_cli):
+    code, out, _ = run_cli("methods")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) > 5
+    column = lines[0].index("installed")
+    assert all(line[column - 2:column] == "  " and line[column] != " " for line in lines)
