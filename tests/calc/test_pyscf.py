@@ -89,6 +89,10 @@ def test_the_level_shift_is_dropped_once_the_orbital_gradient_is_small():
     assert mf.level_shift == 0.25  # early cycles keep it
     watch({"e_tot": -10.5, "cycle": 1, "norm_gorb": 5e-3, "mf": mf})
     assert mf.level_shift == 0.0
+    watch({"e_tot": -10.4, "cycle": 2, "norm_gorb": 0.2, "mf": mf})  # unshifted DIIS runs away: back
+    assert mf.level_shift == 0.25
+    watch({"e_tot": -10.5, "cycle": 3, "norm_gorb": 1e-3, "mf": mf})  # and it stays
+    assert mf.level_shift == 0.25
     plain = SimpleNamespace(level_shift=0.25)
     divergence_guard(1.0)({"e_tot": -10.0, "cycle": 0, "norm_gorb": 1e-6, "mf": plain})
     assert plain.level_shift == 0.25  # only the rung that asks for it

@@ -73,7 +73,8 @@ def divergence_guard(threshold: float = DIVERGENCE_HARTREE, release_gradient: fl
     """A PySCF SCF callback that raises :class:`SCFDiverged` when the energy climbs more
     than ``threshold`` Hartree above the lowest energy of the run so far; with
     ``release_gradient`` it also drops the mean field's level shift once the orbital
-    gradient (``norm_gorb``, a.u.) is below it (the converged energy does not depend on it)."""
+    gradient (``norm_gorb``, a.u.) is below it (the converged energy does not depend on it),
+    and puts it back for good if the gradient then grows past ten times that."""
     lowest = [np.inf]
 
     def callback(envs: dict) -> None:
@@ -86,9 +87,17 @@ def divergence_guard(threshold: float = DIVERGENCE_HARTREE, release_gradient: fl
                               f"(cycle {envs.get('cycle', '?')})")
         lowest[0] = min(lowest[0], energy)
         gradient, mf = envs.get("norm_gorb"), envs.get("mf")
-        if release_gradient is not None and mf is not None and gradient is not None and gradient < release_gradient:
+        if release_gradient is None or mf is None or gradient is None:
+            return
+        if state["shift"] is None and gradient < release_gradient:
+            state["shift"] = mf.level_shift  # released once
             mf.level_shift = 0.0
+        elif state["shift"] is not None and not state["back"] and gradient > 10 * release_gradient:
+            # unshifted DIIS runs away on this (small-gap) system: the shift comes back for good
+            mf.level_shift = state["shift"]
+            state["back"] = True
 
+    state: dict = {"shift": None, "back": False}
     return callback
 
 
@@ -223,10 +232,11 @@ class PySCFCluster(Calculator):
             return mf
 
         def shifted(mf):
+            # max_cycle as the first rung: a shifted SCF that stalls hands over to the second-order
+            # rung, which converged the stalled metal-rich Cd7TeSe3 (200 shifted cycles did not)
             mf.level_shift = LEVEL_SHIFT
             mf.damp = DAMPING
             mf.diis_start_cycle = 4
-            mf.max_cycle = 2 * int(self.parameters.max_cycle)
             return mf
 
         def newton(mf):
