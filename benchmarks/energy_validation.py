@@ -426,7 +426,7 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     summaries = {m: summarise(per_engine[m]) for m in methods}
     # formulas with exactly two PBE energies (the 26-atom pairs while their sets grow): the sign
     # and size of the gap, per engine, on the same two geometries
-    pair_formulas = {f: group for f, group in by_formula.items() if len(group) == 2}
+    pair_formulas = {f: group for f, group in by_formula.items() if len(group) == 2 and len(group[0]) >= 20}
 
     # --- anion-bond sign pairs
     pairs = []
@@ -543,7 +543,7 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
         in_class = [f for f in formulas if lo <= len(by_formula[f][0]) <= hi]
         n_pbe = sum(len(by_formula[f]) for f in by_formula if lo <= len(by_formula[f][0]) <= hi)
         if not in_class:
-            rows.append([label, "0", f"{n_pbe} PBE points, no formula with {MIN_PER_FORMULA}"] + ["-"] * 4)
+            rows.append([label, "0", f"PBE points so far: {n_pbe}; no formula with {MIN_PER_FORMULA} yet"] + ["-"] * 4)
             continue
         for m in methods:
             s_ = summarise({f: per_engine[m].get(f) for f in in_class})

@@ -10,6 +10,11 @@ format (so ``compute_reference.py`` computes their PBE/def2-SVP single points un
   (ZnSe)13 and (CdTe)13 the SevenNet-0-lowest parent and the GFN2-xTB-lowest candidate, whose
   order the two energies dispute by 0.6-1.2 eV; for (CdSe)13 the search's parent and the
   literature's core-cage prototype.
+* **Cd14Se13** (``--cd14``): Th-symmetric random starts relaxed with CHGNet; the SevenNet-0-lowest
+  minimum that keeps a centred Se13 frame (the motif of the crystallised M14Se13 clusters) and
+  the SevenNet-0-lowest overall.
+* **Zn12CdSe13 homotops** (``--homotops``): every distinct single Cd substitution of the (ZnSe)13
+  parent, relaxed; the lowest, median and highest by SevenNet-0.
 * **ESI-MS-sized fragments and the (MX)6 drums** (``--search FORMULA``): distinct minima of a
   CHGNet random search (``--starts`` random starts, fmax 0.05, then re-relaxed to fmax 0.02),
   SevenNet-0 and GFN2-xTB single points beside; ``--keep`` isomers that span the ranking, not
@@ -19,6 +24,7 @@ format (so ``compute_reference.py`` computes their PBE/def2-SVP single points un
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference/build_large.py --large
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference/build_large.py --search Cd7TeSe3 --keep 8
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference/build_large.py --cd14 --homotops
 """
 
 from __future__ import annotations
@@ -84,6 +90,79 @@ def build_large() -> None:
         print(f"{formula}: {len(images)} structures -> sets/{formula}.extxyz", flush=True)
 
 
+def _relaxed_with_scores(images: list[Atoms]) -> list[tuple[Atoms, object]]:
+    """Each image relaxed with CHGNet (fmax 0.02), SevenNet-0 and GFN2-xTB single points beside."""
+    from airss_msc.calc.relax import RelaxSettings, relax_structure
+
+    fine = RelaxSettings(method=br.GEOMETRY_ENGINE, fmax=br.GEOMETRY_FMAX, steps=br.GEOMETRY_STEPS,
+                         single_points=(SEVENNET, GFN2))
+    out = []
+    for start in images:
+        res = relax_structure(Atoms(start.get_chemical_symbols(), positions=start.positions), fine)
+        if res.status == "relaxed" and res.energies.get(SEVENNET) is not None:
+            out.append((Atoms(list(res.symbols), positions=res.positions), res))
+    return out
+
+
+def _scored(a: Atoms, res, formula: str, label: str, kind: str, origin: str, **extra) -> Atoms:
+    gfn2 = res.energies.get(GFN2)
+    return _entry(a, formula, label, kind, origin, geometry_engine=br.GEOMETRY_ENGINE, geometry_fmax=br.GEOMETRY_FMAX,
+                  geometry_status=res.status, geometry_energy=float(res.energy),
+                  energy_sevennet=float(res.energies[SEVENNET]), energy_gfn2=np.nan if gfn2 is None else float(gfn2),
+                  **extra)
+
+
+def se13_frame(atoms: Atoms, tol: float = 0.15) -> bool:
+    """A centred Se13 frame: the Se nearest the centroid has the other 12 Se at one distance
+    (within ``tol`` of their mean), the motif of the crystallised M14Se13 clusters."""
+    p = atoms.positions - atoms.positions.mean(axis=0)
+    se = np.array([s == "Se" for s in atoms.get_chemical_symbols()])
+    if se.sum() != 13:
+        return False
+    centre = np.flatnonzero(se)[int(np.argmin(np.linalg.norm(p[se], axis=1)))]
+    d = np.linalg.norm(p[se] - p[centre], axis=1)
+    d = np.sort(d)[1:]
+    return bool(d.max() - d.min() < 2 * tol)
+
+
+def build_cd14se13(starts: int = 12, seed: int = 14) -> list[Atoms]:
+    """Cd14Se13: Th-symmetric random starts (Se@Se12 with Cd6 + Cd8 orbits), relaxed; kept: the
+    SevenNet-0-lowest minimum that keeps a centred Se13 frame (the M14Se13 motif) and the
+    SevenNet-0-lowest minimum overall."""
+    from airss_msc.build.generate import GeneratorSettings, generate_many
+
+    starts_ = generate_many("Cd14Se13", starts, seed, GeneratorSettings(symmetry="Th"))
+    found = sorted(_relaxed_with_scores(starts_), key=lambda t: t[1].energies[SEVENNET])
+    out = []
+    framed = [t for t in found if se13_frame(t[0])]
+    if framed:
+        a, res = framed[0]
+        out.append(_scored(a, res, "Cd14Se13", "se13_frame", "core_cage_se13", f"symmetric start Th, seed {seed}",
+                           why="lowest by SevenNet-0 with a centred Se13 frame (M14Se13 motif)"))
+    if found and (not framed or found[0][1] is not framed[0][1]):
+        a, res = found[0]
+        out.append(_scored(a, res, "Cd14Se13", "lowest", "search_minimum", f"symmetric start Th, seed {seed}",
+                           why=f"lowest by SevenNet-0 of {len(found)} relaxed Th starts"))
+    return out
+
+
+def build_homotops(template: str = "Zn13Se13.xyz", spec: str = "Zn:Cd=1") -> list[Atoms]:
+    """Zn12CdSe13 (the first Cd-for-Zn exchange step) on the (ZnSe)13 parent: every distinct
+    homotop relaxed; kept: the lowest, the median and the highest by SevenNet-0."""
+    from airss_msc.build.substitute import parse_substitution, substituted_structures
+
+    parent = read(ROOT / "structures" / template, format="extxyz")
+    images, _ = substituted_structures(parent, [parse_substitution(spec)])
+    found = sorted(_relaxed_with_scores(images), key=lambda t: t[1].energies[SEVENNET])
+    if not found:
+        return []
+    picks = sorted({0, len(found) // 2, len(found) - 1})
+    formula = found[0][1].composition
+    return [_scored(found[k][0], found[k][1], formula, f"homotop_rank{k + 1}", "homotop", f"substitution {spec} of "
+                    f"structures/{template}", why=f"rank {k + 1} of {len(found)} homotops by SevenNet-0",
+                    search_rank=k + 1, search_distinct=len(found)) for k in picks]
+
+
 def search_set(formula: str, starts: int, keep: int, log) -> list[Atoms]:
     """``keep`` distinct CHGNet minima of ``formula`` spanning the SevenNet-0 ranking."""
     from airss_msc.analysis.duplicates import same_structure
@@ -145,12 +224,27 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--large", action="store_true", help="the (MX)13 structures of structures/")
     ap.add_argument("--search", default="", help="comma-separated formulas for the random-search sets")
+    ap.add_argument("--cd14", action="store_true", help="Cd14Se13: the Se13-frame core-cage and the lowest")
+    ap.add_argument("--homotops", action="store_true", help="Zn12CdSe13 homotops of the (ZnSe)13 parent")
     ap.add_argument("--starts", type=int, default=40)
     ap.add_argument("--keep", type=int, default=8)
     args = ap.parse_args(argv)
     br.SETS.mkdir(parents=True, exist_ok=True)
     if args.large:
         build_large()
+    if args.cd14 or args.homotops:
+        import torch
+
+        torch.set_num_threads(1)
+    if args.cd14:
+        images = build_cd14se13()
+        br.write_atomic(br.SETS / "Cd14Se13.extxyz", images)
+        print(f"Cd14Se13: {[a.info['name'] for a in images]}", flush=True)
+    if args.homotops:
+        images = build_homotops()
+        if images:
+            br.write_atomic(br.SETS / f"{images[0].info['formula']}.extxyz", images)
+        print(f"homotops: {[a.info['name'] for a in images]}", flush=True)
     for formula in [f for f in args.search.split(",") if f]:
         import torch
 
