@@ -163,8 +163,9 @@ def settings_record(images: list[Atoms]) -> dict:
         "all_electron_elements": sorted(set(elements) - set(mol._ecp.keys())),
         "density_fitting_auxbasis": str(mf.with_df.auxbasis), "grid_level": int(mf.grids.level),
         "conv_tol": float(p["conv_tol"]), "max_cycle": int(p["max_cycle"]), "charge": 0, "spin": 0,
-        "scf_ladder": f"DIIS -> level shift {LEVEL_SHIFT} (dropped below an orbital gradient of {LEVEL_SHIFT_RELEASE}) "
-                      f"+ damping {DAMPING} -> second-order SCF -> Fermi smearing "
+        "scf_ladder": f"DIIS -> level shift {LEVEL_SHIFT} + damping {DAMPING}"
+                      + (f" (shift dropped below an orbital gradient of {LEVEL_SHIFT_RELEASE})" if LEVEL_SHIFT_RELEASE
+                         else "") + " -> second-order SCF -> Fermi smearing "
                       f"{p['smearing']} Ha (recorded in scf_notes); a rung whose energy rises {DIVERGENCE_HARTREE} Ha "
                       "above its lowest is abandoned and the next starts from the atomic guess",
         "open_shell_check": f"UKS broken-symmetry check when the RKS gap < {OPEN_SHELL_GAP_EV} eV; lower kept",
