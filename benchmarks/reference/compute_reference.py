@@ -148,7 +148,7 @@ def settings_record(images: list[Atoms]) -> dict:
     """What the energies depend on, read from the package where it can be read."""
     from airss_msc.calc.engines import engine_version, parse_method
     from airss_msc.calc.engines.pyscf import (
-        DAMPING, DEF2_ECP_FROM, DIVERGENCE_HARTREE, LEVEL_SHIFT, LEVEL_SHIFT_RELEASE, OPEN_SHELL_GAP_EV, PySCFCluster, has_gpu4pyscf, _mean_field, build_molecule, split_model,
+        DAMPING, DEF2_ECP_FROM, DIVERGENCE_HARTREE, LEVEL_SHIFT, LEVEL_SHIFT_RELEASE, OPEN_SHELL_GAP_EV, SHIFTED_MAX_CYCLE, PySCFCluster, has_gpu4pyscf, _mean_field, build_molecule, split_model,
     )
     from airss_msc.calc.single_point import comparable_ladder
 
@@ -163,7 +163,7 @@ def settings_record(images: list[Atoms]) -> dict:
         "all_electron_elements": sorted(set(elements) - set(mol._ecp.keys())),
         "density_fitting_auxbasis": str(mf.with_df.auxbasis), "grid_level": int(mf.grids.level),
         "conv_tol": float(p["conv_tol"]), "max_cycle": int(p["max_cycle"]), "charge": 0, "spin": 0,
-        "scf_ladder": f"DIIS -> level shift {LEVEL_SHIFT} + damping {DAMPING}"
+        "scf_ladder": f"DIIS -> level shift {LEVEL_SHIFT} + damping {DAMPING} (at most {SHIFTED_MAX_CYCLE} cycles)"
                       + (f" (shift dropped below an orbital gradient of {LEVEL_SHIFT_RELEASE})" if LEVEL_SHIFT_RELEASE
                          else "") + " -> second-order SCF -> Fermi smearing "
                       f"{p['smearing']} Ha (recorded in scf_notes); a rung whose energy rises {DIVERGENCE_HARTREE} Ha "

@@ -65,6 +65,8 @@ DAMPING = 0.5
 #: unshifted DIIS ran from a gradient of 0.009 to 0.30 and the restored shift crawled from there.
 #: A stalled shifted rung hands over to second-order SCF instead (the shifted rung's cycle limit).
 LEVEL_SHIFT_RELEASE: float | None = None
+#: Cycle limit of the level-shift rung (a stall hands over to second-order SCF).
+SHIFTED_MAX_CYCLE = 50
 
 
 class SCFDiverged(RuntimeError):
@@ -234,11 +236,13 @@ class PySCFCluster(Calculator):
             return mf
 
         def shifted(mf):
-            # max_cycle as the first rung: a shifted SCF that stalls hands over to the second-order
-            # rung, which converged the stalled metal-rich Cd7TeSe3 (200 shifted cycles did not)
+            # a shifted SCF that stalls hands over to the second-order rung, which converged the
+            # stalled metal-rich Cd7TeSe3 (200 shifted cycles did not); converging shifted runs
+            # took 16-19 cycles (Cd13Se13, Zn13Se13, Cd4TeSe2)
             mf.level_shift = LEVEL_SHIFT
             mf.damp = DAMPING
             mf.diis_start_cycle = 4
+            mf.max_cycle = min(int(self.parameters.max_cycle), SHIFTED_MAX_CYCLE)
             return mf
 
         def newton(mf):
