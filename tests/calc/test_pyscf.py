@@ -109,9 +109,9 @@ def test_a_diverging_first_rung_hands_over_with_the_density_fitting_tensor_built
     guards, dfs = [], []
     original_guard, original_mf = engine.divergence_guard, engine._mean_field
 
-    def first_rung_diverges(threshold=engine.DIVERGENCE_HARTREE):
+    def first_rung_diverges(threshold=engine.DIVERGENCE_HARTREE, release_gradient=None):
         guards.append(threshold)
-        return original_guard(-1e9 if len(guards) == 1 else threshold)  # any rise is a divergence
+        return original_guard(-1e9 if len(guards) == 1 else threshold, release_gradient)  # any rise diverges
 
     def spy(*args, **kwargs):
         mf = original_mf(*args, **kwargs)
