@@ -173,6 +173,12 @@ def search_set(formula: str, starts: int, keep: int, log) -> list[Atoms]:
     fine = RelaxSettings(method=br.GEOMETRY_ENGINE, fmax=br.GEOMETRY_FMAX, steps=br.GEOMETRY_STEPS,
                          single_points=(SEVENNET, GFN2))
     found: list[tuple[Atoms, object, int]] = []
+
+    def known(a: Atoms, energy: float) -> bool:
+        """A copy of a minimum already found (CHGNet energy within the window, same structure)."""
+        return any(abs(r.energy - energy) < br.DUP_SOFT_WINDOW * len(a) and same_structure(b, a, rmsd_tol=br.DUP_RMSD)
+                   for b, r, _ in found)
+
     for i in range(starts):
         seed = derive_seed(br.SEARCH_SEED, formula, i)
         start = generate_cluster(formula, seed, GeneratorSettings())
@@ -181,16 +187,14 @@ def search_set(formula: str, starts: int, keep: int, log) -> list[Atoms]:
             log(f"  start {i} (seed {seed}): {res.status}")
             continue
         a = Atoms(list(res.symbols), positions=res.positions)
-        if any(abs(r.energy - res.energy) < br.DUP_SOFT_WINDOW * len(a) and same_structure(b, a, rmsd_tol=br.DUP_RMSD)
-               for b, r, _ in found):
+        if known(a, res.energy):
             continue
         res = relax_structure(a, fine)
         if res.status != "relaxed" or res.energies.get(SEVENNET) is None:
             log(f"  start {i} (seed {seed}): fine relaxation {res.status}")
             continue
         a = Atoms(list(res.symbols), positions=res.positions)
-        if any(abs(r.energy - res.energy) < br.DUP_SOFT_WINDOW * len(a) and same_structure(b, a, rmsd_tol=br.DUP_RMSD)
-               for b, r, _ in found):
+        if known(a, res.energy):
             continue
         found.append((a, res, seed))
         log(f"  start {i} (seed {seed}): new minimum {len(found)}, CHGNet {res.energy:.4f} "

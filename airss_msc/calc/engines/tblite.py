@@ -6,7 +6,9 @@ import numpy as np
 from ase.units import Bohr, Hartree, kB
 
 from airss_msc.calc.engines.base import Capabilities, Engine, homo_lumo_gap
-from airss_msc.calc.engines.tightbinding import XTB_CAPABILITIES, TightBindingCalculator, xtb_ladder
+from airss_msc.calc.engines.tightbinding import (
+    XTB_CAPABILITIES, XTB_MEASURED_ERROR, TightBindingCalculator, xtb_ladder,
+)
 
 
 class TBLiteCalculator(TightBindingCalculator):
@@ -38,13 +40,7 @@ class TBLite(Engine):
     aliases = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB", "ipea1": "IPEA1-xTB"}
     physical_parameters = ("electronic_temperature",)
     requires = ("tblite.interface",)
-    measured_error = {"GFN2-xTB": ("GFN2-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
-                                   "median Spearman 0.70, PBE's lowest first in 5/8 formulas, mean absolute error "
-                                   "of relative isomer energies 83.9 meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md)"),
-                      "GFN1-xTB": ("GFN1-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
-                                   "median Spearman 0.80, PBE's lowest first in 5/8 formulas, mean absolute error "
-                                   "of relative isomer energies 108.5 meV/atom, the anion-anion bond sign wrong in "
-                                   "5/8 pairs (4-8 atoms; BENCHMARKS.md)")}
+    measured_error = XTB_MEASURED_ERROR
 
     def capabilities(self, model: str) -> Capabilities:
         return XTB_CAPABILITIES

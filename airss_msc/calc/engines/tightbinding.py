@@ -17,6 +17,14 @@ from airss_msc.calc.engines.base import Capabilities, SCFError
 #: of bare Cd clusters fall into unphysical holes (shared/science.md), so the
 #: collapse guard is on for every SCF method.
 XTB_CAPABILITIES = Capabilities(gap=True, scf=True, can_collapse=True, excitations=False)
+#: Measured against PBE/def2-SVP with tblite; xtb-python runs the same methods.
+XTB_MEASURED_ERROR = {"GFN2-xTB": ("GFN2-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
+                                   "median Spearman 0.70, PBE's lowest first in 5/8 formulas, mean absolute error "
+                                   "of relative isomer energies 83.9 meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md)"),
+                      "GFN1-xTB": ("GFN1-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
+                                   "median Spearman 0.80, PBE's lowest first in 5/8 formulas, mean absolute error "
+                                   "of relative isomer energies 108.5 meV/atom, the anion-anion bond sign wrong in "
+                                   "5/8 pairs (4-8 atoms; BENCHMARKS.md)")}
 #: GFN-FF: a force field, no orbitals, no SCF.
 FORCE_FIELD_CAPABILITIES = Capabilities(gap=False, scf=False, can_collapse=True)
 
@@ -90,7 +98,7 @@ class TightBindingCalculator(Calculator):
         atoms = self.atoms
         rebuild = (self._lib is None or self.rebuild_every_step
                    or any(c in system_changes for c in ("numbers", "pbc", "cell", "initial_charges",
-                                                        "initial_magmoms")))
+                                                            "initial_magmoms")))
         try:
             if rebuild:
                 self._lib = self._new_library(atoms)

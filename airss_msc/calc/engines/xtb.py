@@ -17,7 +17,7 @@ from ase.units import Bohr
 
 from airss_msc.calc.engines.base import Capabilities, Engine, homo_lumo_gap
 from airss_msc.calc.engines.tightbinding import (
-    FORCE_FIELD_CAPABILITIES, XTB_CAPABILITIES, TightBindingCalculator, xtb_ladder,
+    FORCE_FIELD_CAPABILITIES, XTB_CAPABILITIES, XTB_MEASURED_ERROR, TightBindingCalculator, xtb_ladder,
 )
 
 _SCRATCH: str | None = None
@@ -91,13 +91,7 @@ class XTBPython(Engine):
     aliases = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB", "gfnff": "GFN-FF"}
     physical_parameters = ("electronic_temperature",)
     requires = ("xtb.interface",)
-    measured_error = {"GFN2-xTB": ("GFN2-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
-                                   "median Spearman 0.70, PBE's lowest first in 5/8 formulas, mean absolute error "
-                                   "of relative isomer energies 83.9 meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md)"),
-                      "GFN1-xTB": ("GFN1-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
-                                   "median Spearman 0.80, PBE's lowest first in 5/8 formulas, mean absolute error "
-                                   "of relative isomer energies 108.5 meV/atom, the anion-anion bond sign wrong in "
-                                   "5/8 pairs (4-8 atoms; BENCHMARKS.md)")}
+    measured_error = XTB_MEASURED_ERROR
 
     def capabilities(self, model: str) -> Capabilities:
         return FORCE_FIELD_CAPABILITIES if model == "GFN-FF" else XTB_CAPABILITIES
