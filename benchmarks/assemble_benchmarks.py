@@ -3,7 +3,10 @@
 benchmark scripts wrote to ``benchmarks/out/*.md`` (each table names the commit it ran on).
 
 ``narrative.md`` holds sections that start with ``@@<key>``; a section ``<key>_after`` goes
-below its tables. A table that no script has written yet is shown as "(not run: ...)".
+below its tables. ``out/`` is not committed (the scripts' runs and logs live there), so a table
+missing from it is taken from the BENCHMARKS.md being replaced, where the prose around it still
+matches; one that neither has is shown as "(not run: ...)". A fresh checkout thus reassembles
+BENCHMARKS.md unchanged, and a rerun benchmark replaces only its own table.
 
     python benchmarks/assemble_benchmarks.py
 """
@@ -22,9 +25,13 @@ SECTIONS = [("quick", ["quick.md"]), ("generator", ["generator_speed.md"]), ("pa
             ("landscape_chgnet", ["search_landscape_chgnet_judged.md"]), ("tda", ["tda_timing.md"])]
 
 
-def table_file(name: str) -> str:
+def table_file(name: str, previous: dict[str, str] | None = None) -> str:
     path = OUT / name
-    return path.read_text().strip() if path.exists() else f"(not run: benchmarks/out/{name} missing)"
+    if path.exists():
+        return path.read_text().strip()
+    if previous and name in previous:
+        return previous[name]
+    return f"(not run: benchmarks/out/{name} missing)"
 
 
 def demote(text: str, levels: int = 2) -> str:
@@ -40,19 +47,50 @@ def narrative(path: Path) -> dict[str, str]:
     return sections
 
 
-def assemble(prose: dict[str, str]) -> str:
+def promote(text: str, levels: int = 2) -> str:
+    """Undo :func:`demote`."""
+    cut = "#" * levels
+    return "\n".join(line[levels:] if line.startswith(cut + "#") else line for line in text.splitlines())
+
+
+def previous_tables(page: str, prose: dict[str, str]) -> dict[str, str]:
+    """The tables of an assembled page, by file name, found between the prose that frames them.
+
+    Only sections with one table can be cut apart this way; a section whose prose changed since
+    the page was written is left out (its table must then come from ``out/``)."""
+    found: dict[str, str] = {}
+    for i, (key, files) in enumerate(SECTIONS):
+        if len(files) != 1:
+            continue
+        start = page.find(prose[key] + "\n")
+        following = prose.get(key + "_after") or (prose[SECTIONS[i + 1][0]] if i + 1 < len(SECTIONS) else None)
+        if start < 0:
+            continue
+        start += len(prose[key])
+        end = page.find(following, start) if following else len(page)
+        if end < 0:
+            continue
+        text = page[start:end].strip()
+        if text and not text.startswith("(not run:"):
+            found[files[0]] = promote(text)
+    return found
+
+
+def assemble(prose: dict[str, str], previous: dict[str, str] | None = None) -> str:
     doc = [prose["header"], ""]
     for key, files in SECTIONS:
         doc += [prose[key], ""]
         for name in files:
-            doc += [demote(table_file(name)), ""]
+            doc += [demote(table_file(name, previous)), ""]
         if key + "_after" in prose:
             doc += [prose[key + "_after"], ""]
     return "\n".join(doc).rstrip() + "\n"
 
 
 def main() -> None:
-    TARGET.write_text(assemble(narrative(HERE / "narrative.md")))
+    prose = narrative(HERE / "narrative.md")
+    previous = previous_tables(TARGET.read_text(), prose) if TARGET.exists() else {}
+    TARGET.write_text(assemble(prose, previous))
     print(f"{TARGET} written")
 
 
