@@ -39,7 +39,7 @@ from airss_msc.search.config import default_config, default_config_text, load_co
 from airss_msc.search.farm import StopFlag, stop_on_signals
 from airss_msc.search.files import relax_file
 from airss_msc.search.parallel import task_executor
-from airss_msc.search.rows import ROW_KINDS, run_rows
+from airss_msc.search.rows import EXIT_FAILED, ROW_KINDS, run_rows
 from airss_msc.search.study import load_study, run_study
 
 app = typer.Typer(
@@ -244,6 +244,7 @@ def rescore(
     """Single points of every relaxed structure with another method, stored beside its energy.
 
     Resumable and spread over MPI ranks like 'search'. Rows already scored are skipped.
+    Exit code 1: some single point failed (FAILED lines on stderr); 3: stopped early, rerun.
     """
     _rows(db, method, None, None, None, threads, serial, "rescore")
 
@@ -262,7 +263,9 @@ def refine(
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """DFT (or any method) single points or relaxations of the K lowest unique structures per
-    composition; resumable, spread over MPI ranks, used by 'rank --energy METHOD'."""
+    composition; resumable, spread over MPI ranks, used by 'rank --energy METHOD'.
+
+    Exit code 1: some structure failed (FAILED lines on stderr); 3: stopped early, rerun."""
     if top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
     settings = RelaxSettings(method=method, fmax=fmax, steps=steps) if relax_ else None
@@ -282,7 +285,9 @@ def spectrum(
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """Vertical excitations (energies, oscillator strengths) of the K lowest unique structures per
-    composition; resumable, spread over MPI ranks; the report shows the spectra against the bands."""
+    composition; resumable, spread over MPI ranks; the report shows the spectra against the bands.
+
+    Exit code 1: some structure failed (FAILED lines on stderr); 3: stopped early, rerun."""
     if top < 1 or states < 1:
         raise InputError("--top and --states must be >= 1")
     check_excitation_method(method)
@@ -306,7 +311,10 @@ def cap(
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """Put model amine ligands on the under-coordinated surface cations of the best structures,
-    relax them and store each capped cluster as a new row linked to its bare parent."""
+    relax them and store each capped cluster as a new row linked to its bare parent.
+
+    Exit code 1: some capped cluster did not relax intact, e.g. 'fragmented' (FAILED lines on
+    stderr); 3: stopped early, rerun."""
     if top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
     settings = RelaxSettings(method=method, fmax=fmax, steps=steps)
@@ -333,6 +341,8 @@ def _rows(db, method, top, energy, settings, threads, serial, name, nstates: int
                    f"in {db}; {outcome.failed} failed, {outcome.remaining} remaining")
     if outcome.interrupted:
         raise typer.Exit(3)
+    if outcome.failures:  # the FAILED lines went to stderr with the log
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
@@ -346,7 +356,11 @@ def study(
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """Search, then the config's steps over the best rows (DFT refinement, spectra, ligand capping),
-    then the report; every stage resumes what is stored. Exit code 3: stopped early, rerun."""
+    then the report; every stage resumes what is stored.
+
+    Exit code 3: stopped early, rerun to resume. Exit code 1: finished (report written), but a
+    step failed on some structure (the FAILED lines name it, the step and the status).
+    """
     plan = load_study(config, mode, db)
     outcome = _farmed(lambda executor, workers: run_study(plan, executor, workers,
                                                           log=lambda line: typer.echo(line, err=True)),
@@ -356,8 +370,12 @@ def study(
                    f"stored, {stage.remaining} remaining ({stage.wall_seconds:.0f} s)")
     if outcome.report is not None:
         typer.echo(f"report: {outcome.report}")
+    for line in outcome.failure_lines():  # again at the end: a long log buries the step's own lines
+        typer.echo(line, err=True)
     if outcome.interrupted:
         raise typer.Exit(3)
+    if outcome.failures:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()

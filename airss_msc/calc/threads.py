@@ -9,7 +9,9 @@ loaded; engines that keep their own thread pool (torch, PySCF) read
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 from airss_msc.errors import InputError
 
@@ -51,3 +53,27 @@ def current_threads() -> int:
     """The thread count :func:`set_threads` fixed (1 if it never ran)."""
     value = os.environ.get("OMP_NUM_THREADS", "1")
     return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
+@contextlib.contextmanager
+def threads_for(n: int) -> Iterator[int]:
+    """Compute with ``n`` threads inside the block, then with the previous count again.
+
+    Engines that keep their own pool read :func:`current_threads` on every call (torch
+    through ``chgnet.use_threads``, PySCF at every SCF), so the change takes effect in
+    this process at once; an OpenMP runtime already started (xTB) keeps its count, and
+    MPI workers (other processes) are not affected.
+    """
+    if n < 1:
+        raise InputError(f"threads must be >= 1, got {n}")
+    saved = {var: os.environ.get(var) for var in _VARIABLES}
+    for var in _VARIABLES:
+        os.environ[var] = str(n)
+    try:
+        yield n
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value

@@ -11,9 +11,10 @@ stored in the row's data under their method, with their status.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -28,7 +29,7 @@ from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.calc.single_point import SinglePoint, single_point
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
-from airss_msc.results.record import Excitations, Result, method_key
+from airss_msc.results.record import STATUS_MEANING, Excitations, Result, method_key
 from airss_msc.results.store import ResultsDB
 from airss_msc.search.farm import Farm, FarmOutcome, StopFlag, run_farm, stop_on_signals, summary_line
 
@@ -81,6 +82,64 @@ def run_row(task: RowTask) -> SinglePoint | Result | Excitations:
     return single_point(task.atoms(), task.method, task.electronic_temperature)
 
 
+#: Exit code of a row workflow (and a study) that finished but failed on some structure; 3 means
+#: "stopped early, rerun to resume", 2 bad input.
+EXIT_FAILED = 1
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    """One structure whose step result is a failure status (``stored``: found from an earlier run)."""
+
+    formula: str
+    row: int
+    status: str
+    message: str = ""
+    new_row: int | None = None  # the relaxation's own row (cap, refine --relax)
+    stored: bool = False
+
+    def line(self, step: str) -> str:
+        """``FAILED: cap: Cd7TeSe3 row 5 -> row 31: fragmented (the cluster split or lost an atom)``."""
+        target = f"row {self.row}" + (f" -> row {self.new_row}" if self.new_row is not None else "")
+        why = self.message or STATUS_MEANING.get(self.status, "")
+        return (f"FAILED: {step}: {self.formula} {target}: {self.status}" + (f" ({why})" if why else "")
+                + (" [stored by an earlier run]" if self.stored else ""))
+
+
+@dataclass
+class RowsOutcome(FarmOutcome):
+    """A farm outcome with the structures whose result was a failure, this run's and stored ones."""
+
+    failures: list[RowFailure] = field(default_factory=list)
+
+
+def _stored_failures(chosen: list[Result], results: list[Result], method: str, *, ligand: str, nstates: int,
+                     relax: RelaxSettings | None) -> list[RowFailure]:
+    """Failures an earlier run stored for the chosen rows (so a rerun reports them again, not 0 failed)."""
+    out = []
+    for r in chosen:
+        if ligand or relax is not None:
+            def made_from(x: Result) -> bool:
+                if ligand:
+                    return (x.provenance.get("bare_parent") == r.id and x.provenance.get("ligand") == ligand
+                            and x.method == method)
+                return x.provenance.get("refined_from") == r.id and x.method == method
+            made = [x for x in results if made_from(x)]
+            if made and not any(x.status == "relaxed" for x in made):
+                last = max(made, key=lambda x: x.id or 0)
+                out.append(RowFailure(r.composition, r.id, last.status, last.message, last.id, True))
+        elif nstates:
+            exc = r.excitations.get(method)
+            if exc is not None and exc.status != "done":
+                out.append(RowFailure(r.composition, r.id, exc.status, exc.message, None, True))
+        else:
+            note = r.provenance.get(f"sp_{method_key(method)}")
+            if method not in r.energies and note:
+                status, _, message = str(note).partition(": ")
+                out.append(RowFailure(r.composition, r.id, status, message, None, True))
+    return out
+
+
 def _failed(task: RowTask, message: str) -> SinglePoint | Excitations:
     if task.nstates:
         return Excitations(task.method, np.zeros(0), np.zeros(0), "error", message)
@@ -121,7 +180,7 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
              ligand: str = "", sites: str = "auto", rows: str = "all", formulas: tuple[str, ...] = (),
              executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
              walltime: float | None = None, log: Callable[[str], None] | None = None,
-             name: str = "refine") -> FarmOutcome:
+             name: str = "refine") -> RowsOutcome:
     """Single points (or, with ``relax``, relaxations; with ``nstates``, excitations) by ``method``
     of stored structures.
 
@@ -163,8 +222,17 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
             refined = {(r.provenance.get("refined_from"), r.method) for r in results}
             pending = [r for r in chosen if (r.id, method) not in refined]
         tasks = [_task(r, method, relax, electronic_temperature, nstates, ligand, sites) for r in pending]
+        pending_ids = {r.id for r in pending}
+        failures = _stored_failures([r for r in chosen if r.id not in pending_ids], results, method,
+                                    ligand=ligand, nstates=nstates, relax=relax)
 
         def store(task: RowTask, outcome) -> tuple[str, bool]:
+            line, ok, new_row = _store(task, outcome)
+            if not ok:
+                failures.append(RowFailure(task.formula, task.row, outcome.status, outcome.message, new_row))
+            return line, ok
+
+        def _store(task: RowTask, outcome) -> tuple[str, bool, int | None]:
             if isinstance(outcome, Excitations):
                 db.set_excitations(task.row, outcome)
                 if outcome.ground_energy_eV is not None:  # the SCF under the excitations is a single point too
@@ -174,12 +242,12 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
                 text = (f"first bright {HC_EV_NM / bright[0]:.0f} nm (f={bright[1]:.3f})" if bright
                         else outcome.message or "no bright state")
                 return (f"{task.formula} row {task.row}: {outcome.status}  {len(outcome.energies_eV)} states  "
-                        f"{text}  {outcome.wall_seconds:.1f} s"), outcome.status == "done"
+                        f"{text}  {outcome.wall_seconds:.1f} s"), outcome.status == "done", None
             if isinstance(outcome, Result):
                 row = db.add(outcome, extra={"search": name})
                 energy = f"  E={outcome.energy:.4f} eV" if outcome.energy is not None else ""
                 return (f"{task.formula} row {task.row} -> row {row}: {outcome.status}{energy}"
-                        + (f"  ({outcome.message})" if outcome.message else "")), outcome.status == "relaxed"
+                        + (f"  ({outcome.message})" if outcome.message else "")), outcome.status == "relaxed", row
             if outcome.energy is not None:
                 db.set_single_point(task.row, method, outcome.energy, outcome.gap)
             else:
@@ -187,16 +255,20 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
             text = f"E={outcome.energy:.4f} eV" if outcome.energy is not None else outcome.message
             gap = f"  gap={outcome.gap:.2f} eV" if outcome.gap is not None else ""
             return f"{task.formula} row {task.row}: {outcome.status}  {text}{gap}  {outcome.seconds:.1f} s", \
-                outcome.status == "ok"
+                outcome.status == "ok", None
 
         what = ("capped relaxations" if ligand else "excitation runs" if nstates
                 else "relaxations" if relax is not None else "single points")
         headline = (f"{name}: {len(chosen)} structure(s) chosen, {len(chosen) - len(pending)} already done, "
                     f"{len(pending)} {what} with {method}")
-        outcome = run_farm(Farm(work=run_row, store=store, on_error=_failed), tasks, planned=len(chosen),
-                           skipped=len(chosen) - len(pending), executor=executor, workers=workers, stop=stop,
-                           walltime=walltime, say=log, headline=headline)
-    (log or _stderr)(summary_line(name, outcome, "failed"))
+        farmed = run_farm(Farm(work=run_row, store=store, on_error=_failed), tasks, planned=len(chosen),
+                          skipped=len(chosen) - len(pending), executor=executor, workers=workers, stop=stop,
+                          walltime=walltime, say=log, headline=headline)
+    outcome = RowsOutcome(**dataclasses.asdict(farmed), failures=failures)
+    say = log or _stderr
+    say(summary_line(name, outcome, "failed"))
+    for failure in failures:
+        say(failure.line(name))
     return outcome
 
 

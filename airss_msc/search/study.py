@@ -19,6 +19,9 @@ file describes both scales::
     top = 1
 
 Every step skips what is already stored, so rerunning a stopped study resumes it.
+A step whose structures end in a failure status (a capped cluster ``fragmented``,
+an SCF that failed) is listed in :attr:`StudyOutcome.failures`, also on reruns
+(the stored status counts), so the command can exit non-zero for it.
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ from airss_msc.analysis.report import write_report
 from airss_msc.calc.engines import parse_method
 from airss_msc.calc.excite import DEFAULT_EXCITATION_METHOD, DEFAULT_STATES, check_excitation_method
 from airss_msc.calc.relax import DEFAULT_METHOD, RelaxSettings
+from airss_msc.calc.threads import current_threads, threads_for
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
 from airss_msc.search.candidates import run_search
 from airss_msc.search.config import SearchConfig, config_from_dict
 from airss_msc.search.farm import FarmOutcome, StopFlag
-from airss_msc.search.rows import ROW_KINDS, run_rows
+from airss_msc.search.rows import ROW_KINDS, RowFailure, RowsOutcome, run_rows
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -98,14 +102,19 @@ class StudyStep:
         return self
 
     def run(self, db: str, executor: Executor | None, workers: int, stop: StopFlag | None,
-            log: Callable[[str], None] | None) -> FarmOutcome:
+            log: Callable[[str], None] | None) -> RowsOutcome:
         relaxes = self.do == "cap" or (self.do == "refine" and self.relax)
         return run_rows(
             db, self.method, top=None if self.do == "rescore" else self.top, rank_energy=self.energy,
             relax=RelaxSettings(method=self.method, fmax=self.fmax, steps=self.steps) if relaxes else None,
             nstates=self.states if self.do == "spectrum" else 0, ligand=self.ligand if self.do == "cap" else "",
             sites=self.sites, rows=self.rows, formulas=self.compositions, executor=executor, workers=workers, stop=stop, log=log,
-            name=f"{self.name} ({self.do})")
+            name=self.label)
+
+    @property
+    def label(self) -> str:
+        """How lines (and the rows' ``search`` key) name the step: ``spectrum_capped (spectrum)``."""
+        return f"{self.name} ({self.do})"
 
 
 @dataclass(frozen=True)
@@ -125,14 +134,26 @@ class Study:
 
 @dataclass
 class StudyOutcome:
-    """What each stage did; ``interrupted`` when a stage stopped early (rerun to resume)."""
+    """What each stage did; ``interrupted`` when a stage stopped early (rerun to resume);
+    ``failures`` the structures a step failed on (step label, failure)."""
 
     stages: list[tuple[str, FarmOutcome]] = field(default_factory=list)
     report: Path | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # stage name -> label in lines
 
     @property
     def interrupted(self) -> bool:
         return any(o.interrupted for _, o in self.stages)
+
+    @property
+    def failures(self) -> list[tuple[str, RowFailure]]:
+        # the search's unrelaxed candidates are not failures: a search expects most starts to
+        # end elsewhere; a step's structure that fails is a result missing from the study
+        return [(self.labels.get(name, name), f) for name, o in self.stages if isinstance(o, RowsOutcome)
+                for f in o.failures]
+
+    def failure_lines(self) -> list[str]:
+        return [f.line(label) for label, f in self.failures]
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -223,19 +244,54 @@ def load_study(path: str | Path, mode: str | None = None, db: str | None = None)
     return study
 
 
+#: Engines a study stage keeps every requested thread for. Everything else (the ML potentials, xTB,
+#: Lennard-Jones) runs on one: relaxing 4 Cd7TeSe3 starts with CHGNet beside two busy DFT
+#: processes on 2 cores took 13 ms CPU / 31 ms wall per force call on 1 torch thread and
+#: 78 ms / 96 ms on 2 (issue 21; the study's search had shown 0.26 CPU s per step against
+#: 0.03 in the demo's single-threaded MPI ranks); DFT on ~100-400 basis functions does gain.
+MULTITHREADED_ENGINES = frozenset({"pyscf"})
+
+
+def stage_threads(methods: list[str], requested: int) -> int:
+    """Threads for a stage computing with ``methods``: ``requested`` if one is DFT, else 1."""
+    wide = any(parse_method(m).engine in MULTITHREADED_ENGINES for m in methods)
+    return requested if wide else 1
+
+
+def _search_methods(search: SearchConfig) -> list[str]:
+    return [*(stage.method for stage in search.relax.protocol()), *search.relax.single_points]
+
+
 def run_study(study: Study, executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
               log: Callable[[str], None] | None = None) -> StudyOutcome:
     """Search, then each step over the stored rows, then the report; stops after a stage that
     was interrupted (nothing stored is lost; rerun to resume)."""
     outcome = StudyOutcome()
-    outcome.stages.append(("search", run_search(study.search, executor=executor, workers=workers, log=log,
-                                                stop=stop)))
+    requested = current_threads()
+    say = log or _stderr
+
+    def threads(name: str, methods: list[str]) -> int:
+        n = stage_threads(methods, requested)
+        if n != requested:
+            say(f"{name}: {n} thread (not {requested}): {', '.join(dict.fromkeys(methods))} on small clusters "
+                f"run slower on more; the DFT steps use {requested}")
+        return n
+
+    with threads_for(threads("search", _search_methods(study.search))):
+        outcome.stages.append(("search", run_search(study.search, executor=executor, workers=workers, log=log,
+                                                    stop=stop)))
     for step in study.steps:
         if outcome.interrupted or (stop is not None and stop):
             return outcome
-        outcome.stages.append((step.name, step.run(study.search.db, executor, workers, stop, log)))
+        outcome.labels[step.name] = step.label
+        with threads_for(threads(step.label, [step.method])):
+            outcome.stages.append((step.name, step.run(study.search.db, executor, workers, stop, log)))
     if not outcome.interrupted:
         outcome.report = write_report(study.search.db, study.report, top=study.report_top,
                                       calibration=study.calibration, bands=study.bands,
                                       energy=study.report_energy)
     return outcome
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

@@ -102,3 +102,65 @@ def test_a_step_can_be_limited_to_some_compositions(tmp_path):
     assert len(refined) == 1 and refined[0].composition == "X7"
     with pytest.raises(InputError, match="unknown element"):
         study_from_dict({**doc, "study": {"steps": ["x"], "x": {"do": "refine", "compositions": ["Cd7Zz"]}}})
+
+
+@pytest.fixture
+def fragmenting_refine(monkeypatch):
+    """``refine --relax`` whose relaxations end ``fragmented`` (as the NH3-capped Cd7TeSe3 did)."""
+    import airss_msc.search.rows as rows
+
+    real = rows.relax_structure
+
+    def relax(atoms, settings):
+        res = real(atoms, settings)
+        res.status, res.message = "fragmented", "lost 1 atom"
+        return res
+
+    monkeypatch.setattr(rows, "relax_structure", relax)
+
+
+def test_a_step_that_fails_is_reported_and_exits_1_also_on_a_rerun(tmp_path, run_cli, fragmenting_refine):
+    path = tmp_path / "s.toml"
+    path.write_text(LJ_STUDY)
+    code, out, err = run_cli("study", path, "--mode", "small", "--serial")
+    (line,) = [x for x in err.splitlines() if x.startswith("FAILED")][-1:]
+    assert code == 1, err
+    assert "FAILED: again (refine): X7 row " in line and " -> row " in line and "fragmented (lost 1 atom)" in line
+    assert (tmp_path / "lj-report" / "report.html").exists()  # the report is still written
+    # the rerun does nothing new but still fails: the stored status counts
+    code, out, err = run_cli("study", path, "--mode", "small", "--serial")
+    assert code == 1 and "fragmented (lost 1 atom) [stored by an earlier run]" in err
+    # the step run alone says the same: the lowest row's stored failure, the second row's new one
+    code, out, err = run_cli("refine", tmp_path / "lj.db", "--method", "lj", "--relax", "--top", "2", "--serial")
+    assert code == 1 and err.count("FAILED: refine: X7 row ") == 2, err
+
+
+def test_a_step_that_succeeds_exits_0(tmp_path, run_cli):
+    path = tmp_path / "s.toml"
+    path.write_text(LJ_STUDY)
+    code, out, err = run_cli("study", path, "--mode", "small", "--serial")
+    assert code == 0 and "FAILED" not in err, err
+
+
+def test_the_search_and_ml_steps_run_on_one_thread_and_dft_steps_on_all(tmp_path, monkeypatch):
+    import airss_msc.search.study as study_mod
+    from airss_msc.calc.threads import current_threads
+    from airss_msc.search.farm import FarmOutcome
+    from airss_msc.search.rows import RowsOutcome
+
+    doc = {"search": {"compositions": ["Cd2Se2"], "candidates": 1, "db": str(tmp_path / "t.db")},
+           "relax": {"method": "chgnet", "single_points": ["sevennet:7net-0"]},
+           "study": {"steps": ["spectrum", "cap"], "spectrum": {"do": "spectrum"}, "cap": {"do": "cap"}}}
+    plan = study_from_dict(doc)
+    seen = {}
+    monkeypatch.setattr(study_mod, "run_search",
+                        lambda *a, **k: seen.setdefault("search", current_threads()) and FarmOutcome(0, 0))
+    monkeypatch.setattr(study_mod.StudyStep, "run",
+                        lambda self, *a: seen.setdefault(self.name, current_threads()) and RowsOutcome(0, 0))
+    monkeypatch.setattr(study_mod, "write_report", lambda *a, **k: tmp_path / "r.html")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    lines = []
+    run_study(plan, log=lines.append)
+    assert seen == {"search": 1, "spectrum": 2, "cap": 1}
+    assert current_threads() == 2  # restored after each stage
+    assert any(line.startswith("search: 1 thread (not 2): chgnet:0.3.0, sevennet:7net-0") for line in lines)
