@@ -16,9 +16,8 @@ import typer
 from ase.data import atomic_numbers
 
 from airss_msc import __version__
-from airss_msc.analysis.isotopes import (
-    isotope_pattern, match_species, monoisotopic_mass, most_abundant_mass, read_peaks_csv,
-)
+from airss_msc.analysis.isotopes import isotope_pattern, monoisotopic_mass, most_abundant_mass
+from airss_msc.analysis.peaks import match_species, read_peaks_csv
 from airss_msc.analysis.rank import format_rows, load_results, rank_results, ranking_energy, ranking_note
 from airss_msc.analysis.report import write_report
 from airss_msc.build.confinement import parse_axes
