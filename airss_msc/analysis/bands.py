@@ -8,7 +8,7 @@ about 1 eV below the measured bands), so band estimates go through an explicit
 linear calibration ``band_eV = slope * gap_eV + intercept`` fitted to reference
 pairs the user chooses and states (:func:`fit_calibration`,
 ``data/calibration.toml``). Which structure belongs to which band is an
-assumption, never a fact (shared/science.md).
+assumption, never a fact.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence
 
+import numpy as np
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -28,7 +30,7 @@ else:  # pragma: no cover
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
 
-#: h*c in eV nm (the conversion used throughout the project and in science.md).
+#: h*c in eV nm (the conversion used throughout the project).
 HC_EV_NM = 1239.84
 
 Model = Literal["auto", "linear", "shift"]
@@ -393,15 +395,14 @@ def fit_calibration(
             raise InputError(
                 "a linear calibration needs at least 2 pairs; with 1 use model='shift'"
             )
-        mean_g, mean_b = sum(gaps) / n, sum(bands) / n
+        mean_g = sum(gaps) / n
         sxx = sum((g - mean_g) ** 2 for g in gaps)
         # A relative test: gaps equal to rounding leave the slope undetermined.
         if sxx <= 1e-12 * max(1.0, mean_g * mean_g) * n:
             raise InputError(
                 "all calibration gaps are equal: the slope is undetermined; use model='shift'"
             )
-        slope = sum((g - mean_g) * (b - mean_b) for g, b in data) / sxx
-        intercept = mean_b - slope * mean_g
+        slope, intercept = (float(c) for c in np.polyfit(gaps, bands, 1))
         dof = n - 2
     elif model == "shift":
         slope = 1.0

@@ -2,8 +2,8 @@
 
 Defaults come from chemistry: cation-anion separations sit just below the bulk
 bond length, while cation-cation and anion-anion separations are wider, because
-random starts with anion-anion contacts relax into Se-Se bonded junk (see
-shared/science.md). A separation may be a range ``lo-hi``; one value is then
+random starts with anion-anion contacts relax into Se-Se bonded junk (as this
+project's first searches found). A separation may be a range ``lo-hi``; one value is then
 drawn per structure (as buildcell does) and stored with it.
 """
 

@@ -1,8 +1,8 @@
 """Physical-sanity verdicts on cluster geometries (pure functions).
 
 GFN2-xTB relaxations of bare Cd13Se13 fall into unphysical "holes" (Cd-Se
-1.8-2.0 Angstrom, Cd-Cd 2.0-2.3 Angstrom) while the energy keeps dropping (see
-shared/science.md). A structure that breaks these floors, splits into pieces or
+1.8-2.0 Angstrom, Cd-Cd 2.0-2.3 Angstrom) while the energy keeps dropping (one such
+onset is kept in tests/data/cd13se13_gfn2_collapse_onset.xyz). A structure that breaks these floors, splits into pieces or
 loses an atom must get a status, never a rank.
 """
 

@@ -8,7 +8,7 @@ hand-built prototype, a substitution of a prototype, or the random search of an
 engine). Anion-bonded / segregated prototypes and their alternating partners are
 also kept as GFN1-xTB-relaxed geometries (``kind`` ends in ``@GFN1``,
 ``geometry_engine`` tblite:GFN1-xTB): they are not CHGNet minima but they decide
-the GFN1 sign question (science.md).
+the GFN1 sign question (does GFN1-xTB put anion-bonded isomers below the alternating ones?).
 
 Per formula:
 

@@ -8,7 +8,7 @@ import pytest
 from airss_msc.analysis import bands as B
 from airss_msc.errors import InputError
 
-# (band nm, eV) from the table in shared/science.md.
+# (band nm, eV) as the papers tabulate them, typed here independently of bands.toml.
 SCIENCE_TABLE = {
     399: 3.107, 371: 3.342, 415: 2.988, 299: 4.147, 311: 3.987, 322: 3.850,
     464: 2.672, 520: 2.384, 330: 3.757, 360: 3.444, 390: 3.179,

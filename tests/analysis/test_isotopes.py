@@ -10,7 +10,7 @@ from airss_msc.errors import InputError
 
 M_E = 5.48579909065e-4  # electron mass, Da
 
-# Natural abundances (%) from shared/science.md, typed here independently of molmass.
+# Natural abundances (%) (IUPAC), typed here independently of molmass.
 CD = {106: 1.25, 108: 0.89, 110: 12.49, 111: 12.80, 112: 24.13, 113: 12.22, 114: 28.73, 116: 7.49}
 SE = {74: 0.89, 76: 9.37, 77: 7.63, 78: 23.77, 80: 49.61, 82: 8.73}
 # Lightest-isotope masses (AME/NIST), Da.

@@ -125,7 +125,7 @@ def test_default_optimizer_relaxes_starts_that_lbfgs_loses():
 
 @pytest.mark.slow
 def test_real_gfn2_collapse_is_caught_not_ranked():
-    """GFN2-xTB on bare Cd13Se13 falls into a hole (science.md): from this stored onset
+    """GFN2-xTB on bare Cd13Se13 falls into a hole (airss_msc.calc.sanity): from this stored onset
     geometry the energy plunges by tens of eV with Cd-Cd near 2.1 A; the guard must stop it."""
     from pathlib import Path
 

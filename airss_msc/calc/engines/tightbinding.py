@@ -14,7 +14,7 @@ from ase.units import Bohr, Hartree
 from airss_msc.calc.engines.base import Capabilities, SCFError
 
 #: GFN1/GFN2/IPEA1-xTB: orbitals (a gap) and an SCF that can fail. GFN2-xTB relaxations
-#: of bare Cd clusters fall into unphysical holes (shared/science.md), so the
+#: of bare Cd clusters fall into unphysical holes (airss_msc.calc.sanity), so the
 #: collapse guard is on for every SCF method.
 XTB_CAPABILITIES = Capabilities(gap=True, scf=True, can_collapse=True, excitations=False)
 #: Measured against PBE/def2-SVP with tblite; xtb-python runs the same methods.
