@@ -9,18 +9,22 @@ key-value pairs ``composition``, ``seed``, ``candidate``, ``status``, ``gap``,
 
 Locking: only one process writes (the search coordinator). It holds an
 ``fcntl`` lock on ``<db>.writer`` that the kernel releases when the process
-dies, so a killed job never leaves a lock that blocks the next one. ASE's own
-``<db>.lock`` file is not used; a stale one left by another ASE program (which
-would make ASE writers hang forever) is detected and removed.
+dies, so a killed job never leaves a lock that blocks the next one; the file
+names the writer (pid, host, since when) and is removed on a clean close. ASE's
+own ``<db>.lock`` file is not used; a stale one left by another ASE program
+(which would make ASE writers hang forever) is detected and removed. Every wait
+on a lock says at once what it waits for.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 import sqlite3
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +45,59 @@ STALE_LOCK_SECONDS = 30.0
 BUSY_TIMEOUT_SECONDS = 30.0
 
 
+#: Wait this long (s) for SQLite's lock before saying what is waited for: a writer's commit
+#: holds it for milliseconds, which is no news.
+BUSY_QUIET_SECONDS = 0.5
+
+
+def _say(text: str) -> None:
+    print(f"airss-msc: {text}", file=sys.stderr, flush=True)
+
+
+def writer_path(path: str | os.PathLike) -> Path:
+    """The lock file a writer of database ``path`` holds (``<db>.writer``)."""
+    return Path(str(path) + ".writer")
+
+
+def _writer_note(path: Path) -> str:
+    """Who the ``.writer`` file says writes ``path`` (pid, host, since), or ""."""
+    try:
+        owner = writer_path(path).read_text().strip()
+    except OSError:
+        return ""
+    match = re.match(r"pid (\d+) on (\S+)", owner)
+    if match and match.group(2) == os.uname().nodename and not _alive(int(match.group(1))):
+        return ""  # left by a killed writer: it holds nothing
+    return f"the writer is {owner}" if owner else ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _clear_stale_ase_lock(path: Path, wait: float = STALE_LOCK_SECONDS) -> None:
     lock = Path(str(path) + ".lock")
     deadline = time.monotonic() + wait
-    while lock.exists():
-        age = time.time() - lock.stat().st_mtime
+    told = False
+    while True:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if not told and age < STALE_LOCK_SECONDS:
+            told = True
+            _say(f"waiting for ASE's lock file {lock} ({age:.0f} s old: another ASE program is writing "
+                 f"{path.name}, or died; removed when {STALE_LOCK_SECONDS:.0f} s old)")
         if age >= STALE_LOCK_SECONDS or time.monotonic() >= deadline:
             try:
                 lock.unlink()
-                print(f"airss-msc: removed stale ASE lock file {lock} (age {age:.0f} s)", file=sys.stderr)
+                _say(f"removed stale ASE lock file {lock} (age {age:.0f} s)")
             except FileNotFoundError:
                 pass
             return
@@ -95,6 +143,8 @@ class ResultsDB:
             self._probe()
 
     def _probe(self) -> None:
+        """Read the row count; a lock held longer than a commit is announced, then waited for."""
+        self._wait_for_sqlite_lock()
         try:
             self._db.count()
         except sqlite3.OperationalError as exc:
@@ -104,27 +154,70 @@ class ResultsDB:
         except sqlite3.DatabaseError as exc:
             raise InputError(f"database {self.path} is corrupt: {exc}") from None
 
+    def _wait_for_sqlite_lock(self) -> None:
+        """Wait (up to ``BUSY_TIMEOUT_SECONDS``) for SQLite's lock, saying so at once.
+
+        On a connection of our own: ASE's connections wait a fixed 20 s, silently.
+        """
+        for timeout in (BUSY_QUIET_SECONDS, BUSY_TIMEOUT_SECONDS):
+            con = sqlite3.connect(self.path, timeout=timeout)
+            try:
+                con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    return  # not a lock: the probe through ASE says what it is
+                if timeout == BUSY_TIMEOUT_SECONDS:
+                    raise DatabaseBusyError(f"database {self.path} is locked by another process "
+                                            f"(waited {BUSY_TIMEOUT_SECONDS:.0f} s)") from None
+            except sqlite3.DatabaseError:
+                return
+            finally:
+                con.close()
+            note = "" if self.write else _writer_note(self.path)
+            _say(f"waiting for SQLite's lock on {self.path}, held by another process"
+                 + (f" ({note})" if note else "") + f"; giving up after {BUSY_TIMEOUT_SECONDS:.0f} s")
+
     def _acquire_writer_lock(self) -> None:
-        lock_path = Path(str(self.path) + ".writer")
-        fh = open(lock_path, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            owner = fh.read().strip() or "unknown"
-            fh.close()
-            raise DatabaseBusyError(
-                f"database {self.path} is being written by another airss-msc process ({owner}); "
-                f"wait for it to finish or stop it"
-            ) from None
+        """Hold ``<db>.writer`` (refused at once, naming the holder, if another process does).
+
+        A closing writer unlinks the file while it still holds the lock, so a process that
+        opened the old file and locked it after that holds a lock on nothing: it checks that
+        the path still names the file it locked, and starts again if not.
+        """
+        lock_path = writer_path(self.path)
+        while True:
+            fh = open(lock_path, "a+")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                owner = fh.read().strip() or "unknown"
+                fh.close()
+                raise DatabaseBusyError(
+                    f"database {self.path} is being written by another airss-msc process ({owner}); "
+                    f"wait for it to finish or stop it"
+                ) from None
+            try:
+                same = os.stat(lock_path).st_ino == os.fstat(fh.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            fh.close()  # unlinked (or replaced) by the writer we waited behind: lock the new file
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()} on {os.uname().nodename}")
+        fh.write(f"pid {os.getpid()} on {os.uname().nodename} since {datetime.now().isoformat(' ', 'seconds')}")
         fh.flush()
         self._lock_fh = fh
 
     def close(self) -> None:
+        """Release the writer lock; the ``.writer`` file goes too (unlinked while still held)."""
         if self._lock_fh is not None:
+            try:
+                os.unlink(writer_path(self.path))
+            except FileNotFoundError:
+                pass
             fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
             self._lock_fh.close()
             self._lock_fh = None

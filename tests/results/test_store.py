@@ -1,5 +1,7 @@
 """One typed record from relaxation to storage and back; old databases still read."""
 
+import os
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -88,3 +90,87 @@ def test_the_searchs_ranking_energy_ranks_by_default_and_own_overrides_it(tmp_pa
     first = [r for r in rank_results(results, energy=ranking_energy(None, [db_path]), symmetry_tol=None) if r.rank == 1]
     own = [r for r in rank_results(results, energy=None, symmetry_tol=None) if r.rank == 1]
     assert first[0].result.id == ids[1] and own[0].result.id == ids[0]
+
+
+# --------------------------------------------------------------------------- locks
+def test_the_writer_file_names_its_holder_and_goes_on_a_clean_close(tmp_path):
+
+    from airss_msc.errors import DatabaseBusyError
+    from airss_msc.results.store import writer_path
+
+    path = tmp_path / "r.db"
+    with ResultsDB(path, write=True) as db:
+        db.add(_result())
+        text = writer_path(path).read_text()
+        assert text.startswith(f"pid {os.getpid()} on ") and " since " in text
+        with pytest.raises(DatabaseBusyError, match=f"another airss-msc process \\(pid {os.getpid()} on .* since "):
+            ResultsDB(path, write=True)
+    assert not writer_path(path).exists()
+    with ResultsDB(path, write=True):  # and the next writer gets it
+        assert writer_path(path).exists()
+    assert not writer_path(path).exists()
+
+
+def test_a_writer_that_locked_the_file_a_closing_writer_unlinked_locks_the_new_one(tmp_path, monkeypatch):
+    """The race of unlinking a lock file: B opens the old file, A unlinks it and unlocks, B locks it."""
+    import airss_msc.results.store as store
+    from airss_msc.errors import DatabaseBusyError
+
+    path = tmp_path / "r.db"
+    opened = []
+
+    def open_then_unlink(name, mode="r", *a, **k):
+        fh = open(name, mode, *a, **k)
+        if not opened:  # the first open: the previous writer closes right after it
+            os.unlink(name)
+        opened.append(fh)
+        return fh
+
+
+    monkeypatch.setattr(store, "open", open_then_unlink, raising=False)
+    b = ResultsDB(path, write=True)
+    monkeypatch.undo()
+    assert len(opened) == 2  # it noticed its lock was on an unlinked file and locked the new one
+    assert os.stat(store.writer_path(path)).st_ino == os.fstat(b._lock_fh.fileno()).st_ino
+    with pytest.raises(DatabaseBusyError):  # so it really excludes the next writer
+        ResultsDB(path, write=True)
+    b.close()
+
+
+def test_a_wait_on_sqlites_lock_says_at_once_what_it_waits_for(tmp_path, monkeypatch, capsys):
+    import sqlite3
+    import time
+
+    import airss_msc.results.store as store
+    from airss_msc.errors import DatabaseBusyError
+
+    path = tmp_path / "r.db"
+    with ResultsDB(path, write=True) as db:
+        db.add(_result())
+    store.writer_path(path).write_text(f"pid {os.getpid()} on {os.uname().nodename} since 2025-01-01 10:00:00")
+    monkeypatch.setattr(store, "BUSY_QUIET_SECONDS", 0.05)
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_SECONDS", 0.5)
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN EXCLUSIVE")
+    start = time.monotonic()
+    try:
+        with pytest.raises(DatabaseBusyError, match="locked by another process"):
+            ResultsDB(path)
+    finally:
+        holder.rollback()
+        holder.close()
+    err = capsys.readouterr().err
+    assert f"waiting for SQLite's lock on {path}, held by another process (the writer is pid {os.getpid()}" in err
+    assert "giving up after 0 s" in err or "giving up after 1 s" in err
+    assert time.monotonic() - start < 5
+    assert len(ResultsDB(path)) == 1  # once released, it reads
+
+
+def test_a_fresh_ase_lock_file_is_announced_then_removed_when_stale(tmp_path, capsys):
+    from airss_msc.results.store import _clear_stale_ase_lock
+
+    lock = tmp_path / "r.db.lock"
+    lock.touch()
+    _clear_stale_ase_lock(tmp_path / "r.db", wait=0.3)
+    err = capsys.readouterr().err
+    assert err.index("waiting for ASE's lock file") < err.index("removed stale ASE lock file") and not lock.exists()
