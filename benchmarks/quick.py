@@ -82,13 +82,13 @@ def main() -> None:
                  "note": f"{ok}/{len(relaxed)} relaxed, median {statistics.median(r.force_calls for r, _, _ in relaxed):.0f}"
                          f" force calls (first includes loading the model)"}))
     best = min((r for r, _, _ in relaxed if r.energy is not None), key=lambda r: r.energy)
-    sp, wall, cpu = clock(lambda: single_point(best.atoms(), "GFN2-xTB"))
+    sp, wall, cpu = clock(lambda: single_point(best.atoms, "GFN2-xTB"))
     rows.append(show({"figure": "GFN2-xTB single point of a relaxed Cd13Se13", "wall": f"{wall:.2f} s",
                  "cpu": f"{cpu:.2f} s", "note": sp.status}))
     if not args.no_dft:
         start = Atoms("CdSeCdSe", positions=[[1.95, 0, 0], [0, 1.75, 0], [-1.95, 0, 0], [0, -1.75, 0]])
         # a relaxed rhombus: this distorted start needs the SCF recovery ladder (minutes)
-        rhombus = relax_structure(start, RelaxSettings(method="chgnet", fmax=0.01)).atoms()
+        rhombus = relax_structure(start, RelaxSettings(method="chgnet", fmax=0.01)).atoms
         sp, wall, cpu = clock(lambda: single_point(rhombus, "pyscf:PBE/def2-SVP"))
         rows.append(show({"figure": "PBE/def2-SVP single point of Cd2Se2 (PySCF)", "wall": f"{wall:.1f} s",
                      "cpu": f"{cpu:.1f} s", "note": f"{sp.status}, 126 basis functions"}))

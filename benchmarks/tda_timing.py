@@ -53,7 +53,7 @@ def geometry(formula: str) -> tuple[Atoms, str]:
             best = min(frames, key=lambda a: a.info["geometry_energy"])
             return Atoms(best.get_chemical_symbols(), positions=best.positions), f"reference {best.info['name']}"
     res = relax_structure(generate_cluster(formula, 7), RelaxSettings(method="chgnet", fmax=0.05, steps=300))
-    return res.atoms(), f"generate_cluster({formula!r}, 7) relaxed with CHGNet ({res.status})"
+    return res.atoms, f"generate_cluster({formula!r}, 7) relaxed with CHGNet ({res.status})"
 
 
 def measure(formula: str, method: str, states: int) -> dict:

@@ -6,6 +6,8 @@ import sys
 import pytest
 from ase.db import connect
 
+from airss_msc.composition import format_formula
+
 
 def test_generate_relax_rank_pipeline(tmp_path, run_cli):
     out = tmp_path / "x.extxyz"
@@ -85,9 +87,12 @@ def test_compositions_command(run_cli):
     formulas = out.split()
     assert code == 0 and "Cd7TeSe3" in formulas and "Cd6Te2Se3" in formulas
     code, out, _ = run_cli("compositions", "cdtese", "--atoms", "9-16", "--charge-balanced")
-    assert "Cd7TeSe3" not in out.split() and "Cd6Te2Se4" in out.split()
+    assert code == 0 and "Cd7TeSe3" not in out.split() and "Cd6Te2Se4" in out.split()
     code, out, _ = run_cli("compositions", "zncdse13")
-    assert out.split() == [f for f in out.split()] and len(out.split()) == 14
+    assert code == 0
+    assert out.split() == [format_formula({"Zn": x, "Cd": 13 - x, "Se": 13}) for x in range(14)]
+    code, out, err = run_cli("compositions", "cdtese", "--atoms", "11-11", "--charge-balanced")
+    assert code == 0 and out == "" and "no cdtese formulas with 11-11 atoms" in err
     assert run_cli("compositions", "gaas")[0] == 2
 
 

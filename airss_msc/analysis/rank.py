@@ -171,7 +171,7 @@ def _anion_bonds(result: Result) -> int:
     """Stored count, or computed for structure files that do not carry it."""
     if result.anion_bonds is not None:
         return int(result.anion_bonds)
-    return anion_bonds(result.atoms()) if result.natoms else 0
+    return anion_bonds(result.atoms) if result.natoms else 0
 
 
 def _shown_gap(result: Result, method: str) -> tuple[float | None, str]:
@@ -273,12 +273,12 @@ def merge_copies(ok: list[Result], minimised: list[tuple[str | None, float | Non
     groups = []
     for method, idx in by_engine.items():
         window = [minimised[i][1] if method is not None else ok[i].energy for i in idx]
-        groups += [[idx[j] for j in g] for g in group_duplicates([ok[i].atoms() for i in idx], window,
+        groups += [[idx[j] for j in g] for g in group_duplicates([ok[i].atoms for i in idx], window,
                                                                   energy_tol=energy_tol, rmsd_tol=rmsd_tol)]
     if len(by_engine) == 1:
         return groups
     shown = [g[0] for g in groups]
-    across = group_duplicates([ok[i].atoms() for i in shown], [ok[i].energy for i in shown],
+    across = group_duplicates([ok[i].atoms for i in shown], [ok[i].energy for i in shown],
                               energy_tol=energy_tol, rmsd_tol=rmsd_tol)
     return [[i for k in g for i in groups[k]] for g in across]
 
@@ -308,7 +308,7 @@ def _rank_group(ok: list[Result], minimised: list[tuple[str | None, float | None
         row.other_ranks = {m: ranks[k - 1] for m, ranks in others.items()} or None
         row.disagree = any(r != k for r in (row.other_ranks or {}).values())
         if symmetry_tol is not None:
-            row.point_group = point_group(res.atoms(), symmetry_tol)
+            row.point_group = point_group(res.atoms, symmetry_tol)
         rows.append(row)
     return rows, best
 

@@ -21,10 +21,9 @@ from ase import Atoms
 
 from airss_msc.composition import canonical_formula
 
-#: Every status a result can have, in report order. Only ``relaxed`` is ranked.
 STATUSES = ("relaxed", "max_steps", "collapsed", "fragmented", "scf_failed", "error")
+"""Every status a result can have, in report order. Only ``relaxed`` is ranked."""
 
-#: What each status means (shown by ``rank --all`` and the report).
 STATUS_MEANING = {
     "relaxed": "converged and physically sane",
     "max_steps": "step or wall-time limit reached before convergence (sane)",
@@ -33,11 +32,13 @@ STATUS_MEANING = {
     "scf_failed": "the SCF did not converge, even after the recovery ladder",
     "error": "anything else, with its message",
 }
+"""What each status means (shown by ``rank --all`` and the report)."""
 
-#: Provenance keys stored as integers / floats; every other provenance key is text.
 INT_PROVENANCE = ("seed", "candidate", "attempts", "parent", "parent2", "multiplicity", "bare_parent",
                   "refined_from", "ligands")
+"""Provenance keys stored as integers; every provenance key not here or in FLOAT_PROVENANCE is text."""
 FLOAT_PROVENANCE = ("parent_energy",)
+"""Provenance keys stored as floats."""
 
 
 def method_key(method: str) -> str:
@@ -47,7 +48,12 @@ def method_key(method: str) -> str:
 
 @dataclass
 class Excitations:
-    """Vertical excitations of one structure by one method (eV, dimensionless f)."""
+    """Vertical excitations of one structure by one method (eV, dimensionless f).
+
+    ``energies_eV`` and ``oscillator_strengths`` are parallel arrays, lowest
+    state first; ``status`` is ``done`` or a failure status with its ``message``;
+    ``wall_seconds`` is the time taken.
+    """
 
     method: str
     energies_eV: np.ndarray
@@ -55,10 +61,12 @@ class Excitations:
     status: str = "done"
     message: str = ""
     wall_seconds: float = 0.0
-    #: the ground state the excitations were computed on (e.g. pyscf:PBE0/def2-SVP), eV
     ground_method: str = ""
+    """The ground state the excitations were computed on (e.g. ``pyscf:PBE0/def2-SVP``)."""
     ground_energy_eV: float | None = None
+    """Total energy of that ground state, eV."""
     ground_gap_eV: float | None = None
+    """HOMO-LUMO gap of that ground state, eV."""
 
     def first_bright(self, threshold: float = 0.01) -> tuple[float, float] | None:
         """(energy eV, f) of the lowest excitation with f >= ``threshold``; None if none."""
@@ -68,6 +76,7 @@ class Excitations:
         return None
 
     def as_data(self) -> dict:
+        """Plain built-in types and arrays, for storage (inverse of :meth:`from_data`)."""
         return {"method": self.method, "energies_eV": np.asarray(self.energies_eV, float),
                 "oscillator_strengths": np.asarray(self.oscillator_strengths, float),
                 "status": self.status, "message": self.message, "wall_seconds": float(self.wall_seconds),
@@ -76,6 +85,7 @@ class Excitations:
 
     @classmethod
     def from_data(cls, data: dict) -> "Excitations":
+        """Rebuild from :meth:`as_data` output (missing optional keys take their defaults)."""
         return cls(str(data["method"]), np.asarray(data["energies_eV"], float),
                    np.asarray(data["oscillator_strengths"], float), str(data.get("status", "done")),
                    str(data.get("message", "")), float(data.get("wall_seconds", 0.0)),
@@ -91,13 +101,74 @@ def _optional_float(value) -> float | None:
 class Result:
     """One cluster and what was computed on it.
 
-    ``energy`` (eV) and ``gap`` (HOMO-LUMO, eV; None for engines without
-    orbitals, never 0 in their place) belong to ``method``, the engine that
-    made the geometry. ``energies``/``gaps`` hold single points of other
-    methods on the same geometry, keyed by canonical method (the geometry
-    method is included). ``provenance`` is how the start was made (formula,
-    seed, separations, shape, symmetry, parent rows, move, ...). ``id`` and
-    ``source`` say where a stored result lives (database row or file frame).
+    Made by :func:`airss_msc.calc.relax.relax_structure` (and the search,
+    refine and cap stages), stored by :class:`airss_msc.results.store.ResultsDB`
+    and read back by :func:`airss_msc.analysis.rank.load_results`. Units are
+    Angstrom, eV, eV/Angstrom and seconds throughout.
+
+    Structure:
+
+    - ``symbols``: element symbols, one per atom (a tuple).
+    - ``positions``: final Cartesian positions, shape (natoms, 3), Angstrom.
+    - ``initial_positions``: the start geometry, Angstrom (None if not kept).
+
+    Outcome:
+
+    - ``status``: one of :data:`STATUSES`; only ``relaxed`` is ranked:
+
+      - ``relaxed``: converged and physically sane;
+      - ``max_steps``: step or wall-time limit reached before convergence
+        (the geometry is sane);
+      - ``collapsed``: a pair of atoms closer than the sanity floor;
+      - ``fragmented``: the cluster split or lost an atom;
+      - ``scf_failed``: the SCF did not converge, even after the recovery
+        ladder;
+      - ``error``: anything else (the default until a stage sets it).
+
+      The same meanings, as text, are in :data:`STATUS_MEANING`.
+    - ``message``: why it failed, or warnings of a successful run ("" if none).
+
+    Energies (all eV, total energies of the whole cluster, not per atom):
+
+    - ``method``: canonical name of the method that made the geometry
+      (``chgnet:0.3.0``, ``tblite:GFN2-xTB``, ...).
+    - ``energy``: total energy of ``method`` on the final geometry, eV (None
+      if it could not be computed).
+    - ``gap``: HOMO-LUMO gap of ``method``, eV; None for engines without
+      orbitals (ML potentials, force fields), never 0 in their place.
+    - ``energies``: single points of other methods on the same geometry,
+      ``{canonical method: eV}``; ``method`` itself is included.
+    - ``gaps``: HOMO-LUMO gaps of those single points, ``{method: eV}``.
+    - ``excitations``: vertical excitations, ``{method: Excitations}``
+      (energies in eV, oscillator strengths dimensionless).
+
+    Run record:
+
+    - ``fmax``: largest atomic force at the end, eV/Angstrom (None if unknown).
+    - ``steps``: optimizer steps over all stages.
+    - ``force_calls``: energy/force evaluations over all stages.
+    - ``scf_retries``: rungs of the SCF recovery ladder climbed (0: none).
+    - ``wall_seconds``: wall time of the relaxation, seconds.
+    - ``optimizer``: the optimizer(s) used, one per stage, ``"; "``-separated.
+    - ``engine_version``: version of the package behind ``method``.
+    - ``protocol``: the stages run, e.g. ``chgnet fmax=0.05 steps=500``.
+    - ``airss_msc_version``: version of this package that made the result.
+    - ``anion_bonds``: number of anion-anion (S/Se/Te/O) bonds in the final
+      geometry; None if not computed.
+    - ``settings``: the :class:`~airss_msc.calc.relax.RelaxSettings` as a dict.
+
+    Provenance and storage:
+
+    - ``provenance``: how the start was made (``formula``, ``seed``,
+      separations, shape, symmetry, parent rows, move, ...); integer and float
+      keys are listed in :data:`INT_PROVENANCE` and :data:`FLOAT_PROVENANCE`.
+    - ``id``: database row id of a stored result (None until stored).
+    - ``source``: where a stored result was read from (database or file frame).
+
+    Derived: ``natoms``, ``composition`` (canonical formula), ``energy_per_atom``
+    (eV/atom), ``seed``, ``ok`` (``status == "relaxed"``) and ``atoms`` (the
+    structure as :class:`ase.Atoms`); :meth:`energy_by` and :meth:`gap_by` look
+    up a method's energy or gap, the geometry method's own when None.
     """
 
     symbols: tuple[str, ...]
@@ -135,6 +206,7 @@ class Result:
     # ------------------------------------------------------------------ derived
     @property
     def natoms(self) -> int:
+        """Number of atoms."""
         return len(self.symbols)
 
     @property
@@ -149,19 +221,26 @@ class Result:
 
     @property
     def energy_per_atom(self) -> float | None:
+        """``energy`` divided by ``natoms``, eV/atom (None without an energy)."""
         return None if self.energy is None or not self.natoms else self.energy / self.natoms
 
     @property
     def seed(self) -> int | None:
+        """The generator seed of the start (``provenance["seed"]``), or None."""
         seed = self.provenance.get("seed")
         return None if seed is None else int(seed)
 
     @property
     def ok(self) -> bool:
+        """True when ``status`` is ``relaxed`` (the only status that is ranked)."""
         return self.status == "relaxed"
 
+    @property
     def atoms(self) -> Atoms:
-        """The structure as :class:`ase.Atoms` (no calculator; provenance in ``info``)."""
+        """The structure as :class:`ase.Atoms` (no calculator; provenance in ``info``).
+
+        A new object on every access: editing it does not change the result.
+        """
         atoms = Atoms(self.symbols, positions=self.positions)
         atoms.info.update(self.provenance)
         return atoms
@@ -173,6 +252,7 @@ class Result:
         return self.energies.get(method)
 
     def gap_by(self, method: str | None) -> float | None:
+        """HOMO-LUMO gap (eV) of ``method`` on this geometry (None: ``method``'s own), or None."""
         if method is None or method == self.method:
             return self.gap
         return self.gaps.get(method)

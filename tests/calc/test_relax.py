@@ -19,7 +19,7 @@ def test_cd2se2_relaxes_to_a_sane_rhombus_with_gfn1():
     s = relax_structure(atoms, RelaxSettings(method="GFN1-xTB", fmax=0.03, steps=300))
     assert s.status == "relaxed", s.message
     assert s.fmax < 0.03
-    final = s.atoms()
+    final = s.atoms
     d = final.get_all_distances()
     sym = final.get_chemical_symbols()
     cdse = [d[i, j] for i in range(4) for j in range(4) if sym[i] == "Cd" and sym[j] == "Se"]
@@ -58,7 +58,7 @@ def test_guard_stops_a_deep_contact_at_once_but_lets_a_shallow_one_relax():
     assert check_geometry(shallow).status == "collapsed"
     s = relax_structure(shallow, RelaxSettings(method="GFN1-xTB", steps=300))
     assert s.status == "relaxed", s.message
-    assert check_geometry(s.atoms()).ok
+    assert check_geometry(s.atoms).ok
 
 
 def test_fragments_are_reported_not_ranked():
@@ -168,7 +168,7 @@ def test_energy_after_scf_retries_is_at_the_requested_electronic_temperature(mon
         {"electronic_temperature": 1000.0, "max_iterations": 500}))
     s = relax_structure(generate_cluster("Cd2Se2", 3), RelaxSettings(method=GFN1, steps=300))
     assert s.scf_retries == 1 and s.status == "relaxed", s.message
-    final = s.atoms()
+    final = s.atoms
     cold, hot = final.copy(), final.copy()
     cold.calc = make_calculator("GFN1-xTB")
     hot.calc = make_calculator("GFN1-xTB", electronic_temperature=1000.0, max_iterations=500)

@@ -37,7 +37,7 @@ def write_report(db: str, output: str | Path, top: int = 5, calibration: str | N
     }
     for c in (c for c in analysis.candidates if c.row.rank == 1):
         stem = f"best_{c.row.formula}" + ("" if _one_method(analysis, c) else f"_{_safe(short_method(c.row.method))}")
-        atoms = c.row.result.atoms()
+        atoms = c.row.result.atoms
         png = plot_structure(atoms, out / f"{stem}.png",
                              f"{c.row.formula}, lowest by {short_method(c.row.method)} (id {c.row.id})")
         atoms.info.update(energy=c.row.energy_eV, formula=c.row.formula, id=c.row.id, method=c.row.method)

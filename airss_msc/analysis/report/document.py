@@ -211,7 +211,7 @@ def bands_and_size(analysis: Analysis, figures: dict) -> Section:
 
 def structures(analysis: Analysis, figures: dict) -> Section:
     blocks = [Structure(f"{c.row.formula} (id {c.row.id}, point group {c.row.point_group}, "
-                        f"{short_method(c.row.method)})", c.row.result.atoms(), png, xyz)
+                        f"{short_method(c.row.method)})", c.row.result.atoms, png, xyz)
               for c, png, xyz in figures["structures"]]
     return Section("Lowest structures", blocks)
 

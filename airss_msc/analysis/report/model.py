@@ -127,7 +127,7 @@ def analyse(db: str, top: int = 5, calibration_path: str | None = None, bands_pa
 
 
 def _candidate(row: RankedRow, calibration: Calibration | None, bands: list[Band]) -> Candidate:
-    atoms = row.result.atoms()
+    atoms = row.result.atoms
     # Electron-weighted size needs real elements (the LJ dummy X has Z = 0).
     has_electrons = bool(atoms.numbers.sum() > 0)
     cand = Candidate(row, radius_of_gyration(atoms) if has_electrons else None,
