@@ -114,8 +114,8 @@ def _from_template(formula, template, substitute, n, seed):
         raise InputError(f"template {template} holds {len(parents)} structures; give a file with one")
     parent = parents[0]
     parent.info.setdefault("name", template.stem)
-    images, mode = substituted_structures(parent, [parse_substitution(s) for s in substitute], seed=seed,
-                                          max_count=n)
+    found = substituted_structures(parent, [parse_substitution(s) for s in substitute], seed=seed, max_count=n)
+    images, mode = found.structures, found.mode
     if formula and images and canonical_formula(formula) != images[0].info["formula"]:
         raise InputError(f"substituting {template} gives {images[0].info['formula']}, not {canonical_formula(formula)}")
     typer.echo(f"{len(images)} symmetry-distinct arrangement(s), {mode}", err=True)
@@ -216,7 +216,9 @@ def rank(
     """Rank stored structures per composition, lowest energy first.
 
     'other_ranks' shows each minimum's rank by every other stored method; '*'
-    marks rows whose order the methods disagree on.
+    marks rows whose order the methods disagree on. Exit code 1: nothing to rank
+    (no relaxed structure; one line on stderr says what is stored), as grep does
+    for no match, so a script's 'rank DB > table.csv && ...' stops there.
     """
     if top is not None and top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
@@ -228,9 +230,26 @@ def rank(
         raise InputError(f"no stored {energy} energies: run 'airss-msc rescore DB --method {energy}' first")
     rows = rank_results(results, energy=energy, include_all=all_rows, top=top, merge=not no_merge,
                         energy_tol=energy_tol, rmsd_tol=rmsd_tol, exclude_anion_bonded=exclude_anion_bonded)
+    if not rows:
+        raise typer.Exit(_nothing_ranked(sources, results, fmt, exclude_anion_bonded))
     # the table is for a person: the note goes above it; csv/json stay machine-readable (note on stderr)
     typer.echo(ranking_note(rows, energy), err=fmt != "table")
     typer.echo(format_rows(rows, fmt))
+
+
+def _nothing_ranked(sources: List[str], results, fmt: str, exclude_anion_bonded: bool) -> int:
+    """Say on stderr that nothing is ranked and what is stored; csv/json still get their empty table."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    stored = ", ".join(f"{n} {status}" for status, n in counts.items())
+    which = "relaxed structures without anion-anion bonds" if exclude_anion_bonded else "relaxed structures"
+    typer.echo(f"no {which} in {', '.join(sources)}"
+               + (f" ({len(results)} stored: {stored}; 'rank --all' lists them)" if results else " (no rows)"),
+               err=True)
+    if fmt != "table":
+        typer.echo(format_rows([], fmt))
+    return 1
 
 
 @app.command()

@@ -10,6 +10,11 @@ structure, so only one of each orbit is kept, with the orbit size as its
 multiplicity (its weight in configurational statistics). When the number of
 arrangements is too large to enumerate, random ones are drawn from the seed
 and deduplicated the same way; the result says which was done.
+
+Entry points: :func:`parse_substitution` (the ``OLD:NEW=N`` text form) and
+:func:`substituted_structures` (the structures, as a
+:class:`SubstitutedStructures`); :func:`arrangements` and
+:func:`atom_permutations` are the symmetry machinery underneath.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from airss_msc.build.geometry import point_group_analyzer
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
 
-#: Enumerate every arrangement up to this many combinations; sample beyond.
 ENUMERATION_LIMIT = 200_000
+"""Enumerate every arrangement up to this many combinations; sample beyond."""
 
 _SPEC = re.compile(r"^\s*([A-Z][a-z]?)\s*:\s*([A-Z][a-z]?)\s*=\s*([0-9.]+)\s*$")
 
@@ -169,18 +174,52 @@ def arrangements(
     return list(seen.values()), "sampled"
 
 
+@dataclass(frozen=True)
+class SubstitutedStructures:
+    """What :func:`substituted_structures` returns: the structures and how they were found.
+
+    ``structures``: the symmetry-distinct substituted clusters (:class:`ase.Atoms`,
+    the parent's positions in Angstrom), each with ``info`` holding ``formula``,
+    ``template``, ``substitution``, ``sites`` (0-based indices replaced, space
+    separated), ``multiplicity`` (orbit size: the weight in configurational
+    statistics), ``mode``, ``seed`` and ``generator``.
+
+    ``mode``: ``"enumerated"`` (every arrangement was enumerated; with
+    ``max_count`` possibly ``"enumerated (first N of M)"``) or ``"sampled"``
+    (too many to enumerate: random draws from the seed, deduplicated).
+
+    Not a tuple on purpose: ``images, mode = substituted_structures(...)``
+    raises rather than silently unpacking; use ``.structures`` and ``.mode``.
+    ``len()`` is the number of structures.
+    """
+
+    structures: list[Atoms]
+    mode: str
+
+    @property
+    def enumerated(self) -> bool:
+        """True when every arrangement was enumerated (not sampled)."""
+        return self.mode.startswith("enumerated")
+
+    def __len__(self) -> int:
+        return len(self.structures)
+
+
 def substituted_structures(
     template: Atoms, substitutions: list[Substitution], seed: int = 0,
     max_count: int | None = None, tolerance: float = 0.3,
-) -> tuple[list[Atoms], str]:
+) -> SubstitutedStructures:
     """Apply one or more substitutions (in order) to ``template``.
 
     With several substitutions the arrangements of each are combined with the
     distinct arrangements of the next on every intermediate structure (the
-    symmetry of each intermediate is recomputed). Returns the structures, each
-    with ``info`` holding ``formula``, ``template``, ``substitution``, ``sites``
-    (0-based indices replaced), ``multiplicity``, ``mode`` and ``seed``; and the
-    mode (``enumerated`` or ``sampled``).
+    symmetry of each intermediate is recomputed). ``seed`` drives the sampling
+    when there are too many arrangements to enumerate; ``max_count`` caps the
+    number returned; ``tolerance`` (Angstrom) is the symmetry tolerance.
+    Returns a :class:`SubstitutedStructures`: ``.structures`` (each with its
+    ``info``: ``formula``, ``sites``, ``multiplicity``, ...) and ``.mode``
+    (``enumerated`` or ``sampled``). Raises :class:`~airss_msc.errors.InputError`
+    for a substitution the template cannot take.
     """
     if not substitutions:
         raise InputError("no substitution given (e.g. --substitute Se:Te=2)")
@@ -216,4 +255,4 @@ def substituted_structures(
             "generator": "substitution",
         }
         out.append(atoms)
-    return out, mode
+    return SubstitutedStructures(out, mode)

@@ -152,7 +152,7 @@ def build_homotops(template: str = "Zn13Se13.xyz", spec: str = "Zn:Cd=1") -> lis
     from airss_msc.build.substitute import parse_substitution, substituted_structures
 
     parent = read(ROOT / "structures" / template, format="extxyz")
-    images, _ = substituted_structures(parent, [parse_substitution(spec)])
+    images = substituted_structures(parent, [parse_substitution(spec)]).structures
     found = sorted(_relaxed_with_scores(images), key=lambda t: t[1].energies[SEVENNET])
     if not found:
         return []

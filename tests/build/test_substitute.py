@@ -1,4 +1,5 @@
 import itertools
+from dataclasses import FrozenInstanceError
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ from ase import Atoms
 
 from airss_msc.errors import InputError
 from airss_msc.build.substitute import (
-    arrangements, atom_permutations, parse_substitution, substituted_structures,
+    SubstitutedStructures, arrangements, atom_permutations, parse_substitution, substituted_structures,
 )
 
 
@@ -57,8 +58,9 @@ def test_four_of_eight_cube_vertices_give_six_patterns():
 
 def test_substitution_keeps_the_parent_geometry_and_replaces_exactly_n():
     parent = cd4se4_cube()
-    out, mode = substituted_structures(parent, [parse_substitution("Se:Te=2")])
-    assert mode == "enumerated" and len(out) == 1  # all Se pairs equivalent in Td
+    found = substituted_structures(parent, [parse_substitution("Se:Te=2")])
+    out = found.structures
+    assert found.mode == "enumerated" and found.enumerated and len(out) == len(found) == 1  # all Se pairs equivalent in Td
     for atoms in out:
         assert np.array_equal(atoms.positions, parent.positions)
         assert atoms.get_chemical_symbols().count("Te") == 2
@@ -77,6 +79,22 @@ def test_sampling_when_arrangements_are_too_many(monkeypatch):
     assert mode_a == "sampled"
     assert [x.sites for x in a] == [x.sites for x in b]  # reproducible from the seed
     assert len({x.sites for x in a}) == len(a) <= 6
+
+
+def test_the_result_is_typed_and_not_a_tuple(monkeypatch):
+    import airss_msc.build.substitute as sub
+
+    found = substituted_structures(cd4se4_cube(), [parse_substitution("Se:Te=2")])
+    assert isinstance(found, SubstitutedStructures) and not isinstance(found, tuple)
+    assert all(isinstance(a, Atoms) for a in found.structures)
+    with pytest.raises(TypeError):  # the old `images, mode = ...` fails loudly
+        images, mode = found
+    with pytest.raises(FrozenInstanceError):
+        found.mode = "sampled"
+    monkeypatch.setattr(sub, "ENUMERATION_LIMIT", 1)
+    sampled = substituted_structures(cube(), [parse_substitution("Se:Te=4")], seed=3, max_count=4)
+    assert sampled.mode == "sampled" and not sampled.enumerated
+    assert {a.info["mode"] for a in sampled.structures} == {"sampled"} and 0 < len(sampled) <= 4
 
 
 def test_too_many_replacements_refused():
