@@ -17,6 +17,9 @@ from airss_msc.errors import InputError
 
 #: Formal charges used for charge balance (II-VI semiconductors).
 FORMAL_CHARGE = {"Zn": +2, "Cd": +2, "Hg": +2, "Te": -2, "Se": -2, "S": -2, "O": -2}
+#: The II-VI cations and chalcogen anions (from the formal charges: one definition).
+CATIONS = frozenset(el for el, q in FORMAL_CHARGE.items() if q > 0)
+ANIONS = frozenset(el for el, q in FORMAL_CHARGE.items() if q < 0)
 
 #: Display order; elements not listed follow alphabetically.
 _ORDER = ["Zn", "Cd", "Hg", "Te", "Se", "S", "O", "X"]

@@ -252,7 +252,8 @@ def kabsch_rmsd(p: np.ndarray, q: np.ndarray) -> float:
 
 def bonding_signature(atoms: Atoms) -> tuple[frozenset, frozenset]:
     """(cation-anion bonds within 1.2 x radii sum, anion-anion bonds within 1.1 x), by atom index."""
-    from airss_msc.build.geometry import ANIONS, distances, radii_sums
+    from airss_msc.build.geometry import distances, radii_sums
+    from airss_msc.composition import ANIONS
 
     sym = atoms.get_chemical_symbols()
     d = distances(atoms.positions)

@@ -18,6 +18,8 @@ from pymatgen.core import Composition, Element, Molecule
 from pymatgen.symmetry.analyzer import PointGroupAnalyzer
 from scipy.sparse.csgraph import connected_components
 
+from airss_msc.composition import ANIONS
+
 #: Half the LJ pair minimum 2^(1/6) sigma: the "covalent radius" of dummy X.
 LJ_RADIUS = 0.5 * 2 ** (1 / 6)
 #: Two atoms are bonded (same fragment; a bond in pictures) within this multiple of the radii sum.
@@ -25,7 +27,6 @@ BOND_FACTOR = 1.35
 #: Anion-anion contacts within this multiple of the radii sum count as bonds
 #: (Se-Se 2.64, Se-Te 2.84, Te-Te 3.04 Angstrom).
 ANION_BOND_FACTOR = 1.10
-ANIONS = frozenset({"O", "S", "Se", "Te"})
 
 
 def radius(symbol: str) -> float:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from airss_msc.build.geometry import ANIONS, distances, radius
+from airss_msc.build.geometry import distances, radius
+from airss_msc.composition import ANIONS
 from airss_msc.errors import InputError
 
 #: Metal-nitrogen bond lengths of amine complexes (Cd-N 2.25-2.35, Zn-N 2.05-2.15 A).

@@ -26,7 +26,8 @@ from ase import Atoms
 from airss_msc.build.confinement import Sphere
 from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare, push_apart
 from airss_msc.build.geometry import distances, radii_sums
-from airss_msc.build.separations import ANIONS, CATIONS, format_minsep, minsep_matrix
+from airss_msc.build.separations import format_minsep, minsep_matrix
+from airss_msc.composition import ANIONS, CATIONS
 from airss_msc.errors import InputError
 
 

@@ -17,11 +17,9 @@ import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 
 from airss_msc.build.geometry import BOND_FACTOR, radius
-from airss_msc.composition import FORMAL_CHARGE
+from airss_msc.composition import ANIONS, CATIONS, FORMAL_CHARGE
 from airss_msc.errors import InputError
 
-CATIONS = {"Zn", "Cd", "Hg"}
-ANIONS = {"S", "Se", "Te", "O"}
 
 #: Bulk (zinc blende / wurtzite) cation-anion bond lengths, Angstrom.
 BOND_LENGTH = {

@@ -270,7 +270,8 @@ def classify(atoms: Atoms) -> tuple[str, str]:
     kind: ``segregated`` (all anions in one bonded chain/ring, >= 3 anions),
     ``anion_bonded``, ``chain`` (an atom with one neighbour), ``ring`` (planar, every atom 2-coordinated), ``planar`` or ``cage`` (3D).
     """
-    from airss_msc.build.geometry import ANIONS, anion_bonds, coordination
+    from airss_msc.build.geometry import anion_bonds, coordination
+    from airss_msc.composition import ANIONS
 
     nab = anion_bonds(atoms)
     n_anion = sum(s in ANIONS for s in atoms.get_chemical_symbols())
