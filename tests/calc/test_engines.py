@@ -145,3 +145,18 @@ def test_gfnff_scratch_directory_is_removed_when_the_process_exits(tmp_path):
     where, existed, energy = proc.stdout.split()[-3:]
     assert np.isfinite(float(energy)) and existed == "True" and Path(where).parent == scratch
     assert list(scratch.iterdir()) == []
+
+
+def test_install_hints_name_only_extras_that_exist():
+    """A hint that sends a user to ``airss-msc[ml]`` when no such extra exists is a dead end."""
+    import re
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    extras = set(project["optional-dependencies"])
+    for name, engine in ENGINES.items():
+        for extra in re.findall(r"(?:airss-msc|\.)\[([\w,-]+)\]", engine.install_hint):
+            assert set(extra.split(",")) <= extras, (name, engine.install_hint)

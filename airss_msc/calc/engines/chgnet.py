@@ -94,7 +94,7 @@ class CHGNetCluster(Calculator):
 class CHGNetEngine(Engine):
     name = "chgnet"
     distribution = "chgnet"
-    install_hint = "pip install 'airss-msc[ml]' (chgnet; its wheel carries the weights)"
+    install_hint = "chgnet is a dependency of airss-msc: reinstall it (pip install -e . or make .venv/.installed); its wheel carries the weights"
     models = ("0.3.0", "r2scan")
     default_model = "0.3.0"
     aliases = {"chgnet-0.3.0": "0.3.0", "mptrj": "0.3.0", "chgnet-r2scan": "r2scan"}

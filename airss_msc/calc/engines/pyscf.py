@@ -342,7 +342,7 @@ class PySCFCluster(Calculator):
 class PySCFEngine(Engine):
     name = "pyscf"
     distribution = "pyscf"
-    install_hint = "pip install 'airss-msc[dft]' (pyscf; gpu4pyscf optional for a GPU)"
+    install_hint = "pyscf is a dependency of airss-msc: reinstall it (pip install -e .); for a GPU add the extra: pip install -e '.[gpu]'"
     models = _models()
     default_model = "PBE/def2-SVP"
     qualified_only = _models()

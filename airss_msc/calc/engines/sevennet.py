@@ -61,7 +61,7 @@ class SevenNetCluster(ClusterInBox):
 class SevenNetEngine(Engine):
     name = "sevennet"
     distribution = "sevenn"
-    install_hint = "pip install 'airss-msc[ml]' (sevenn; its wheel carries the SevenNet-0 weights)"
+    install_hint = "sevenn is a dependency of airss-msc: reinstall it (pip install -e . or make .venv/.installed); its wheel carries the SevenNet-0 weights"
     models = tuple(CHECKPOINTS)
     default_model = "7net-0"
     aliases = {"sevennet-0": "7net-0", "sevennet-l3i5": "7net-l3i5"}
