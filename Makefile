@@ -37,6 +37,11 @@ test-latest: | system-deps
 	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test,xtb]'
 	.venv-latest/bin/python -m pytest -q
 
+# The API reference (HTML, pdoc) from the docstrings into docs/api/; any warning is an error.
+.PHONY: docs
+docs: $(STAMP)
+	$(BIN)/python -W error docs/build_api.py docs/api
+
 # Headline speed figures in a few minutes (compare with BENCHMARKS.md).
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/quick.py

@@ -1,1 +1,23 @@
-"""analysis"""
+"""Analysis of stored results: ranking, energetics, spectra, mass spectra, size, and the report.
+
+Everything here reads :class:`~airss_msc.results.record.Result` records (from a
+results database or structure files) and computes nothing expensive. Main entry
+points:
+
+- :mod:`airss_msc.analysis.rank`: :func:`~airss_msc.analysis.rank.load_results` and
+  :func:`~airss_msc.analysis.rank.rank_results`, the ``rank`` stage (per composition,
+  lowest ranking energy first, duplicates merged, method disagreements flagged);
+- :mod:`airss_msc.analysis.energetics`: mixing energies, the lower convex hull and
+  Boltzmann populations of an alloy family;
+- :mod:`airss_msc.analysis.spectra` and :mod:`airss_msc.analysis.bands`: broadened
+  absorption spectra from excitations, matched against the measured bands (with a
+  gap calibration);
+- :mod:`airss_msc.analysis.isotopes`: isotope patterns of bare cluster ions
+  (:func:`~airss_msc.analysis.isotopes.isotope_pattern`), and
+  :mod:`airss_msc.analysis.peaks`: measured ESI-MS peak lists assigned to cluster
+  formulas;
+- :mod:`airss_msc.analysis.saxs`: radius of gyration and Guinier fits against SAXS;
+- :mod:`airss_msc.analysis.duplicates`: species-aware duplicate detection;
+- :mod:`airss_msc.analysis.report`: the ``report`` stage,
+  :func:`~airss_msc.analysis.report.write_report` (HTML and Markdown).
+"""
