@@ -54,11 +54,3 @@ def test_report_shows_the_spectrum_window_and_says_it_is_uncalibrated(tmp_path):
     lo, hi = band_window_nm(3.10)
     assert f"{lo:.0f}-{hi:.0f}" in md and "Uncalibrated" in md
     assert "CdTeSe MSC-399" in md.split("## Computed absorption")[1]  # 399 nm lies in the window
-
-
-def test_the_analysis_folder_copies_are_the_packaged_files():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    for name in ("literature_pairs.toml", "bands.toml"):
-        assert (root / "analysis" / name).read_text() == (root / "airss_msc" / "data" / name).read_text()
