@@ -232,14 +232,17 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike) -> int:
 
 #: What :func:`result_atoms` writes of a computed result, not of how the structure was made: a file
 #: relaxed again leaves these behind (they would describe the old relaxation).
-RESULT_INFO_KEYS = ("energy", "status", "method", "geometry_method", "geometry_energy", "gap_eV", "anion_bonds")
+RESULT_INFO_KEYS = ("energy", "status", "method", "geometry_method", "geometry_energy", "gap_eV", "gaps",
+                    "anion_bonds")
 
 
 def result_atoms(result: Result, energy: str | None = None) -> Atoms:
     """A database row as :class:`ase.Atoms` for writing: its short unique name (see
     :func:`export_name`), the energy of ``energy`` (a canonical method; None: the
     row's own) and, in ``info``, formula, seed, status, method, gap and row id (and, when
-    ``energy`` is another method's, the geometry engine and its energy)."""
+    ``energy`` is another method's, the geometry engine and its energy). ``gap_eV`` is the
+    written method's own gap (eV); ``gaps`` the other stored ones by method (an ML row's
+    GFN2-xTB or PBE gap: the ML engines have none)."""
     method = energy or result.method
     value = result.energy_by(energy)
     gap = result.gap_by(energy)
@@ -255,6 +258,7 @@ def result_atoms(result: Result, energy: str | None = None) -> Atoms:
         # the relaxing engine's own energy: ranking decides duplicates on it (see analysis.rank)
         "geometry_energy": result.energy if method != result.method else None,
         "gap_eV": gap,
+        "gaps": {m: float(g) for m, g in sorted(result.gaps.items()) if m != method} or None,
         "anion_bonds": result.anion_bonds,
         "row": result.id,
         "db": Path(result.source).name if result.source else None,

@@ -359,6 +359,27 @@ def test_export_res_round_trips_rows_with_seed_gap_status_method_in_rem(tmp_path
         assert back.info["row"] == result.id and back.info.get("gap_eV") == result.gap
 
 
+def test_an_ml_rows_stored_gaps_are_written_since_its_own_method_has_none(tmp_path):
+    """CHGNet geometry, SevenNet-0 and GFN2-xTB single points: the GFN2 gap must reach the .res."""
+    from dataclasses import replace
+
+    from airss_msc.results.formats import RESULT_INFO_KEYS, export_res
+
+    row = replace(_row(12, gap=None), method="chgnet:0.3.0",
+                  energies={"chgnet:0.3.0": -60.25, "sevennet:7net-0": -61.0, "tblite:GFN2-xTB": -600.0},
+                  gaps={"tblite:GFN2-xTB": 1.75})
+    (path,) = export_res([row], tmp_path / "own")
+    lines = path.read_text().splitlines()
+    assert 'REM gaps={"tblite:GFN2-xTB": 1.75}' in lines and not any(x.startswith("REM gap_eV") for x in lines)
+    (back,) = read_structures(path)
+    assert back.info["gaps"] == {"tblite:GFN2-xTB": 1.75}
+    assert "gaps" in RESULT_INFO_KEYS  # relaxed again (relax_file), the old gaps are not provenance
+    # written as GFN2-xTB energies: that gap is the method's own, and not repeated
+    (path,) = export_res([row], tmp_path / "gfn2", energy="tblite:GFN2-xTB")
+    lines = path.read_text().splitlines()
+    assert "REM gap_eV=1.75" in lines and not any(x.startswith("REM gaps=") for x in lines)
+
+
 def test_unrelaxed_structures_carry_no_energy_in_titl(tmp_path):
     """cryan ranks whatever number stands in TITL: a structure without an energy, or one whose
     relaxation did not finish, has n/a there (AIRSS's mark for an unknown field), never 0.0."""
