@@ -33,16 +33,33 @@ def test_report_renders_all_figures_self_contained(lj_db, tmp_path):
     assert "| 1 |" in md and "X7" in md and "![Energy spectrum](energy_spectrum.png)" in md
 
 
+def _table_after(md: str, heading: str) -> list[dict[str, str]]:
+    """The first Markdown table after ``heading``, as one dict per row."""
+    lines = md.split(heading, 1)[1].splitlines()
+    start = next(k for k, line in enumerate(lines) if line.startswith("|"))
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        block.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return [dict(zip(block[0], r)) for r in block[2:]]
+
+
 def test_report_ranks_copies_of_the_lj7_minimum(lj_db, tmp_path):
     write_report(str(lj_db), tmp_path / "rep")
     md = (tmp_path / "rep" / "report.md").read_text()
-    lines = md.splitlines()
-    head = [c.strip() for c in next(line for line in lines if line.startswith("| rank |")).strip("|").split("|")]
-    row = next(line for line in lines if line.startswith("| 1 |") and "X7" in line)
-    cells = dict(zip(head, (c.strip() for c in row.strip("|").split("|"))))
-    assert float(cells["E (eV)"]) == pytest.approx(-16.505384, abs=1e-3)  # LJ7 global minimum
-    assert cells["point group"] == "D5h"  # pentagonal bipyramid
-    assert cells["energy by"] == "lj" and cells["gap nm"] == "-"
+    best = _table_after(md, "### X7\n")
+    assert md.split("### X7\n")[1].strip().startswith("Ranked by lj.")
+    first = next(r for r in best if r["rank"] == "1")
+    assert first["point group"] == "D5h"  # pentagonal bipyramid
+    assert "HOMO-LUMO gap (eV)" not in first  # LJ has no gap: the empty column is left out
+    appendix = _table_after(md, "## Appendix: all rows")
+    ranked = next(r for r in appendix if r["row id"] == first["row id"])
+    assert float(ranked["energy of the relaxing method (eV)"]) == pytest.approx(-16.505384, abs=1e-3)  # LJ7 minimum
+    assert ranked["in the ranking"] == "rank 1" and ranked["relaxed by"] == "lj"
+    # every row is listed, the copies of the minimum among them
+    copies = [r for r in appendix if r["in the ranking"] == f"copy of row {first['row id']} (rank 1)"]
+    assert len(appendix) == 12 and len(copies) == int(first["times found"]) - 1
 
 
 @pytest.mark.slow

@@ -15,9 +15,13 @@ from ase import Atoms
 
 from airss_msc import __version__
 from airss_msc.analysis.bands import COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, MIN_CALIBRATION_PAIRS, describe_gap
-from airss_msc.analysis.rank import format_rows, short_method
-from airss_msc.analysis.report.model import Analysis, Candidate
+from airss_msc.analysis.rank import RankedRow, short_method
+from airss_msc.analysis.report.model import (
+    CONSISTENT, DARK, ELSEWHERE, EXCITATION_PREFERENCE, NOT_COMPUTED, SAXS_DIAMETER_NM, UNREACHED, Analysis,
+    BandVerdict, Candidate, band_applies, states_to_reach, validated_disagreement, validated_energy,
+)
 from airss_msc.analysis.spectra import BRIGHT_F, DEFAULT_FWHM_EV, TDDFT_ERROR_EV, band_window_nm, covered_to_nm
+from airss_msc.results.record import STATUS_MEANING
 
 
 @dataclass
@@ -26,9 +30,27 @@ class Text:
 
 
 @dataclass
+class Bullets:
+    """A list of short statements (one line each)."""
+
+    items: list[str]
+
+
+@dataclass
 class Table:
     head: list[str]
     body: list[list[str]]
+
+
+#: What an empty cell reads; columns holding only this are left out of a table.
+EMPTY = "-"
+
+
+def compact(table: Table) -> Table:
+    """``table`` without its empty columns (every cell ``-`` or blank): a column that says nothing
+    only widens the page."""
+    keep = [k for k in range(len(table.head)) if any(row[k] not in (EMPTY, "") for row in table.body)]
+    return Table([table.head[k] for k in keep], [[row[k] for k in keep] for row in table.body])
 
 
 @dataclass
@@ -65,46 +87,71 @@ def fmt(value, spec: str = "{:.3f}") -> str:
     return spec.format(value)
 
 
-def _other_ranks(c: Candidate) -> str:
-    ranks = c.row.other_ranks or {}
-    text = " ".join(f"{short_method(m)}:{r}" for m, r in ranks.items())
-    return (text + (" (disagree)" if c.row.disagree else "")) or "-"
+def _other_ranks(r: RankedRow) -> str:
+    """Each other energy's rank of this minimum; '(disagree)' only where a validated energy orders it
+    differently (unvalidated engines' ranks are shown, not trusted)."""
+    ranks = r.other_ranks or {}
+    text = " ".join(f"{short_method(m)}:{k}" for m, k in ranks.items())
+    return (text + (" (disagree)" if validated_disagreement(r) else "")) or EMPTY
 
 
-def _gap_cell(c: Candidate) -> str:
+def _gap_cell(c: Candidate, named: bool = True) -> str:
     text = describe_gap(c.row.gap_eV)
-    if text != "-" and c.row.gap_method and c.row.gap_method != c.row.method:
+    if named and text != "-" and c.row.gap_method and c.row.gap_method != c.row.method:
         text += f" ({short_method(c.row.gap_method)})"
     return text
 
 
-def candidate_table(analysis: Analysis) -> Table:
-    head = ["rank", "id", "formula", "energy by", "E (eV)", "dE (meV/atom)", "pop. 298 K", "copies", "point group",
-            "anion-anion bonds", "HOMO-LUMO gap (eV)", "gap nm", "first bright (nm, f)", "calibrated band (nm)",
-            "near band", "D (nm)", "SAXS", "rank by other methods"]
+def _saxs_head() -> str:
+    lo, hi = SAXS_DIAMETER_NM
+    return f"SAXS-equivalent diameter (nm; measured {lo}-{hi})"
+
+
+def _size_cell(c: Candidate) -> str:
+    if c.diameter_nm is None:
+        return EMPTY
+    lo, hi = SAXS_DIAMETER_NM
+    where = {True: "within", False: "smaller" if c.diameter_nm < lo else "larger"}[bool(c.in_saxs_range)]
+    return f"{c.diameter_nm:.2f} ({where})"
+
+
+def _population(value: float | None) -> str:
+    if value is None:
+        return EMPTY
+    return "<0.1%" if value < 5e-4 else f"{100 * value:.1f}%"
+
+
+def candidate_table(analysis: Analysis, cands: list[Candidate]) -> Table:
+    """The best structures of one composition (one ranking energy), empty columns left out."""
+    # one gap method for the whole table goes in its header, not in every cell
+    gap_methods = {c.row.gap_method for c in cands if c.row.gap_eV is not None}
+    one_gap = short_method(gap_methods.pop()) if len(gap_methods) == 1 else None
+    head = ["rank", "row id", "E above the lowest (meV/atom)", f"population at {analysis.temperature:.0f} K",
+            "times found", "point group", "anion-anion bonds",
+            f"HOMO-LUMO gap, {one_gap} (eV)" if one_gap else "HOMO-LUMO gap (eV)",
+            "first bright excitation (nm, f)", "calibrated band (nm)",
+            f"measured bands of its material within ±{TDDFT_ERROR_EV:g} eV", _saxs_head(), "rank by other energies"]
     body = []
-    for c in analysis.candidates:
+    for c in cands:
         r = c.row
-        est = "-" if c.band_nm is None else (f"{c.band_nm:.0f}" + (f" ± {c.band_unc_nm:.0f}" if c.band_unc_nm
-                                                                     else " (no unc.)"))
-        bright = "-" if c.bright_nm is None else f"{c.bright_nm:.0f} ({c.bright_f:.2f})"
-        near = sorted({b.name for b in c.matches} | {b.name for b in c.near_bright})
-        body.append([str(r.rank), r.id, r.formula, short_method(r.method), fmt(r.energy_eV, "{:.4f}"),
-                     fmt(r.delta_meV_per_atom, "{:.1f}"), fmt(r.population), str(r.copies), r.point_group,
-                     fmt(r.anion_bonds, "{}"), _gap_cell(c), fmt(r.wavelength_nm, "{:.0f}"), bright, est,
-                     ", ".join(near) or "-", fmt(c.diameter_nm, "{:.2f}"),
-                     {True: "yes", False: "no", None: "-"}[c.in_saxs_range], _other_ranks(c)])
-    return Table(head, body)
+        est = EMPTY if c.band_nm is None else (f"{c.band_nm:.0f}" + (f" ± {c.band_unc_nm:.0f}" if c.band_unc_nm
+                                                                       else " (no unc.)"))
+        bright = EMPTY if c.bright_nm is None else f"{c.bright_nm:.0f} ({c.bright_f:.2f})"
+        near = sorted({b.name for b in c.matches} | {b.name for b in c.near_bright if band_applies(b, r.formula)})
+        body.append([str(r.rank), r.id, fmt(r.delta_meV_per_atom, "{:.1f}"), _population(r.population),
+                     fmt(r.copies, "{}"), r.point_group or EMPTY, fmt(r.anion_bonds, "{}"), _gap_cell(c, not one_gap), bright,
+                     est, ", ".join(near) or EMPTY, _size_cell(c), _other_ranks(r)])
+    return compact(Table(head, body))
 
 
 def _band_text(analysis: Analysis) -> str:
     parts = ["A HOMO-LUMO gap is not an absorption band: bare-cluster gaps (xTB, and DFT with GGA functionals) "
-             "sit far below the measured bands and ligands are absent, so 'gap nm' is not a band prediction. "
+             "sit far below the measured bands and ligands are absent, so a gap is not a band prediction. "
              "Gaps under 0.1 eV read 'open shell / metallic' and get no wavelength."]
     if any(c.excitations is not None for c in analysis.candidates):
         parts.append(f"'first bright' is the lowest computed excitation with oscillator strength f >= {BRIGHT_F:g} "
-                     f"(method named per structure); bands within its error window (+-{TDDFT_ERROR_EV:g} eV) "
-                     "are listed as near.")
+                     f"(method named per structure); measured bands of the structure's material within its error window "
+                     f"(±{TDDFT_ERROR_EV:g} eV) are listed.")
         parts.append(_literature_text(analysis))
     else:
         parts.append("No excitations are stored: run `airss-msc spectrum DB` for TDDFT band estimates.")
@@ -124,22 +171,203 @@ def _literature_text(analysis: Analysis) -> str:
     return (f"Uncalibrated: of {known} published (structure, band) pairs collected (data/literature_pairs.toml), "
             f"{len(firm)} have a crystal structure, a known band and a core of <= {COMPUTABLE_HEAVY_ATOMS} heavy atoms "
             f"(a calibration needs {MIN_CALIBRATION_PAIRS}), so TDDFT band estimates are shown as computed, with "
-            f"the method's error of about +-{TDDFT_ERROR_EV:g} eV from its sources (see the spectra section).")
+            f"the method's error of about ±{TDDFT_ERROR_EV:g} eV from its sources (see Computed absorption).")
 
 
-def overview(analysis: Analysis, figures: dict) -> Section:
-    status = ", ".join(f"{s}: {n}" for s, n in analysis.status_counts.items())
-    energy = (f"ranked by {analysis.energy} energies" if analysis.energy
-              else "each structure ranked by the energy of the method that relaxed it (methods apart)")
-    blocks = [Text(f"airss-msc {__version__}; methods: {', '.join(analysis.methods)}; {energy}; rows by status: "
-                   f"{status}.")]
+def _names(cands: list[Candidate]) -> str:
+    """'Cd7TeSe3 #1, #2; Cd6Te2Se3 #1': structures grouped by formula."""
+    by: dict[str, list[str]] = {}
+    for c in cands:
+        by.setdefault(c.row.formula, []).append(f"#{c.row.rank}")
+    return "; ".join(f"{f} {', '.join(ranks)}" for f, ranks in by.items())
+
+
+def _method(c: Candidate) -> str:
+    return short_method(c.excitations.method) if c.excitations is not None else ""
+
+
+def _what_would_reach(v: BandVerdict, cands: list[Candidate], db: str) -> str:
+    """What calculation would bring the states far enough to judge the band."""
+    need_nm, _ = v.window_nm
+    need_eV = HC_EV_NM / need_nm
+    estimates = [n for n in (states_to_reach(c.excitations, need_eV) for c in cands) if n]
+    text = f"to judge it, the states must reach {need_nm:.0f} nm (the band + {TDDFT_ERROR_EV:g} eV)"
+    if estimates:
+        n = max(estimates)
+        text += (f": at least about {n} states by the computed state density "
+                 f"(`airss-msc spectrum {Path(db).name} --states {n}`)")
+    preferred = EXCITATION_PREFERENCE[0]
+    if any(c.excitations.method != preferred for c in cands):
+        text += f"; {short_method(preferred)} is the preferred method (see Computed absorption)"
+    return text
+
+
+def _consistent(c: Candidate) -> str:
+    return f"{c.label}, first bright excitation {c.bright_nm:.0f} nm (f {c.bright_f:.2f}, {_method(c)})"
+
+
+def _band_sentence(v: BandVerdict, db: str) -> str:
+    """The verdict on one band in plain words, every structure of its material accounted for."""
+    b = v.band
+    lo, hi = v.window_nm
+    head = f"{b.name} ({b.wavelength_nm:.0f} nm{', the target' if b.target else ''}): "
+    if not v.applicable:
+        return head + f"no {b.material} structure is among those shown: not judged."
+    consistent = v.of(CONSISTENT)
+    parts = []
+    if v.of(ELSEWHERE):
+        where = ", ".join(f"{c.row.formula} #{c.row.rank} at {c.bright_nm:.0f} nm" for c in v.of(ELSEWHERE))
+        parts.append(f"ruled out: the first bright excitation lies outside {lo:.0f}-{hi:.0f} nm ({where})")
+    if v.of(DARK):
+        parts.append(f"ruled out: no bright state down to {lo:.0f} nm ({_names(v.of(DARK))})")
+    if v.of(UNREACHED):
+        reach = ", ".join(f"{c.row.formula} #{c.row.rank} to {covered_to_nm(c.excitations):.0f} nm, "
+                          f"{len(c.excitations.energies_eV)} {_method(c)} states, none bright"
+                          for c in v.of(UNREACHED))
+        parts.append(f"the computed states stop short of it ({reach}); " + _what_would_reach(v, v.of(UNREACHED), db))
+    if v.of(NOT_COMPUTED):
+        parts.append(f"spectra not computed ({_names(v.of(NOT_COMPUTED))})")
+    if consistent:
+        text = head + "consistent with " + "; ".join(_consistent(c) for c in consistent) + (
+            f", within ±{TDDFT_ERROR_EV:g} eV ({lo:.0f}-{hi:.0f} nm)")
+        return text + (". Others: " + "; ".join(parts) + "." if parts else ".")
+    if not any(v.of(k) for k in (ELSEWHERE, DARK, UNREACHED)):
+        return head + f"not judged: no {b.material or ''} structure shown has a computed spectrum ".replace("  ", " ") + (
+            f"({_names(v.of(NOT_COMPUTED))})."
+        )
+    return head + "no computed structure is consistent with it: " + "; ".join(parts) + "."
+
+
+def _verdict_table(verdicts: list[BandVerdict]) -> Table:
+    body = []
+    for v in verdicts:
+        lo, hi = v.window_nm
+        body.append([v.band.name + (" (target)" if v.band.target else ""), f"{v.band.wavelength_nm:.0f}",
+                     f"{lo:.0f}-{hi:.0f}",
+                     "; ".join(f"{c.row.formula} #{c.row.rank} ({c.bright_nm:.0f})" for c in v.of(CONSISTENT))
+                     or ("none" if v.applicable else f"no {v.band.material} structure shown"),
+                     _names(v.of(ELSEWHERE) + v.of(DARK)) or EMPTY, _names(v.of(UNREACHED)) or EMPTY])
+    return compact(Table(["measured band", "peak (nm)", f"window ±{TDDFT_ERROR_EV:g} eV (nm)",
+                          "consistent structures (first bright, nm)", "ruled out (first bright elsewhere)",
+                          "states stop short of it"], body))
+
+
+def _size_line(analysis: Analysis) -> str | None:
+    sized = [c for c in analysis.candidates if c.diameter_nm is not None]
+    if not sized:
+        return None
+    lo, hi = SAXS_DIAMETER_NM
+    inside = [c for c in sized if c.in_saxs_range]
+    ds = [c.diameter_nm for c in sized]
+    return (f"Size: {len(inside)} of {len(sized)} structures shown have a SAXS-equivalent diameter within the "
+            f"measured {lo}-{hi} nm (theirs: {min(ds):.2f}-{max(ds):.2f} nm).")
+
+
+def _order_line(analysis: Analysis) -> str:
+    energy = analysis.energy
+    if energy is None:
+        trust = "each by the energy of the method that relaxed it"
+    elif validated_energy(energy):
+        trust = f"by {short_method(energy)} (validated against DFT)"
+    else:
+        trust = f"by {short_method(energy)}, not validated against DFT: the order is uncertain"
+    disputed = analysis.disagreements
+    return (f"Order: structures ranked {trust}; "
+            + (f"{len(disputed)} ranked minima are ordered differently by a validated energy "
+               "(see 'Isomers whose order the validated energies disagree on')." if disputed
+               else "no validated energy disputes the order."))
+
+
+def title(analysis: Analysis, figures: dict) -> Section:
+    status = ", ".join(f"{n} {s}" for s, n in analysis.status_counts.items())
+    roles: dict[str, list[str]] = {}
+    for u in analysis.method_uses:
+        roles.setdefault(u.role, []).append(u.method)
+    ran = "; ".join(f"{role}: {', '.join(ms)}" for role, ms in roles.items())
+    return Section(f"airss-msc report: {Path(analysis.db).name}", [
+        Text(f"{len(analysis.results)} structures ({status}). Methods that ran: {ran}. airss-msc {__version__}.")],
+        level=1)
+
+
+def verdict(analysis: Analysis, figures: dict) -> Section:
+    """Plain words first: which structures each measured band is consistent with, or why none is."""
+    cands = analysis.candidates
+    with_spectra = [c for c in cands if c.excitations is not None]
+    verdicts = analysis.verdicts
+    blocks: list = []
+    target = next((v for v in verdicts if v.band.target), None)
+    if not with_spectra:
+        name = f"{target.band.name} ({target.band.wavelength_nm:.0f} nm)" if target else "the measured bands"
+        blocks.append(Text(f"Spectra were not computed: none of the {len(cands)} structures shown can be compared "
+                           f"with {name} or any other measured band yet (`airss-msc spectrum "
+                           f"{Path(analysis.db).name} --top 3` computes TDDFT excitations of the lowest)."))
+    else:
+        if target is not None:
+            blocks.append(Text(_band_sentence(target, analysis.db)))
+        others = [v for v in verdicts if not v.band.target]
+        lines = [f"{v.band.name} ({v.band.wavelength_nm:.0f} nm): consistent with "
+                 + "; ".join(_consistent(c) for c in v.of(CONSISTENT)) + "." for v in others if v.of(CONSISTENT)]
+        unmatched = [v.band.name for v in others if not v.of(CONSISTENT)]
+        if unmatched:
+            lines.append(f"No computed structure is consistent with the other {len(unmatched)} measured bands "
+                         f"({', '.join(unmatched)}): the table says why.")
+        blocks.append(Bullets(lines))
+        missing = [c for c in cands if c.excitations is None]
+        if missing:
+            blocks.append(Text(f"Spectra were not computed for {len(missing)} of the {len(cands)} structures shown "
+                               f"({_names(missing)}): they are not judged against any band."))
+        blocks.append(_verdict_table(verdicts))
+        blocks.append(Text(f"A structure of a band's material (its elements, ligands aside) is consistent with the "
+                           f"band when its first bright excitation (f >= "
+                           f"{BRIGHT_F:g}) lies within ±{TDDFT_ERROR_EV:g} eV of it, the error of the method "
+                           "(see Computed absorption); 'states stop short' means no computed state is bright and "
+                           "the computed states end before the band's window, so more states are needed."))
+    tail = [line for line in (_size_line(analysis), _order_line(analysis)) if line]
+    blocks.append(Bullets(tail))
+    return Section("Verdict", blocks)
+
+
+def best_candidates(analysis: Analysis, figures: dict) -> list[Section]:
+    """One table per composition (and ranking energy), what each column holds said once."""
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for c in analysis.candidates:
+        groups.setdefault((c.row.formula, c.row.method), []).append(c)
+    several = {f for f, _ in groups if sum(g == f for g, _ in groups) > 1}
+    lo, hi = SAXS_DIAMETER_NM
+    intro = [Text("The lowest unique minima of each composition, one table each; columns with nothing to show are "
+                  "left out. What the columns hold:"), Bullets([
+        "E above the lowest: energy per atom above the composition's lowest, by the ranking energy;",
+        f"population: Boltzmann population at {analysis.temperature:.0f} K;",
+        "times found: how many relaxations ended in this minimum (copies merged);",
+        "anion-anion bonds: chalcogen-chalcogen bonds (unusual in II-VI clusters);",
+        f"first bright excitation: the lowest computed excitation with oscillator strength f >= {BRIGHT_F:g};",
+        "SAXS-equivalent diameter: 2·sqrt(5/3)·Rg, the diameter of the uniform sphere with the cluster's "
+        "electron-weighted radius of gyration Rg, which small-angle X-ray scattering (SAXS) measures; compared with "
+        f"the {lo}-{hi} nm measured for these samples;",
+        "rank by other energies: the rank each other stored energy gives the minimum, '(disagree)' where a "
+        "validated energy (the validated ranking energy or DFT) orders it differently."]),
+        Text(_band_text(analysis))]
+    out = [Section("Best structures per composition", intro)]
+    for (formula, method), cands in groups.items():
+        head = f"{formula}" + (f", ranked by {short_method(method)}" if formula in several else "")
+        pops = sorted({c.row.population_method for c in cands if c.row.population_method} - {method})
+        note = (f"Ranked by {short_method(method)}" + (" (validated)" if validated_energy(method) else "")
+                + (f"; populations by {', '.join(short_method(m) for m in pops)}" if pops else "") + ".")
+        out.append(Section(head, [Text(note), candidate_table(analysis, cands)], level=3))
+    return out
+
+
+def methods(analysis: Analysis, figures: dict) -> Section:
+    """Every method whose energies or spectra the database holds, as it ran."""
+    body = [[u.role, u.method, str(u.rows), u.detail or EMPTY] for u in analysis.method_uses]
+    blocks: list = [compact(Table(["role", "method", "rows", "details"], body))]
+    energy = (f"Ranked by {analysis.energy} energies." if analysis.energy
+              else "Each structure ranked by the energy of the method that relaxed it (methods apart).")
+    blocks.append(Text(energy + " Rows by status: " + "; ".join(
+        f"{s} {n} ({STATUS_MEANING.get(s, s)})" for s, n in analysis.status_counts.items()) + "."))
     if analysis.notes:
         blocks.append(Text("Notes: " + "; ".join(analysis.notes)))
-    return Section(f"airss-msc report: {Path(analysis.db).name}", blocks, level=1)
-
-
-def best_candidates(analysis: Analysis, figures: dict) -> Section:
-    return Section("Best candidates per composition", [candidate_table(analysis), Text(_band_text(analysis))])
+    return Section("Methods as they ran", blocks)
 
 
 def disagreements(analysis: Analysis, figures: dict) -> Section | None:
@@ -147,12 +375,12 @@ def disagreements(analysis: Analysis, figures: dict) -> Section | None:
     if not rows:
         return None
     body = [[r.formula, r.id, str(r.rank), short_method(r.method),
-             " ".join(f"{short_method(m)}:{k}" for m, k in (r.other_ranks or {}).items())] for r in rows]
-    return Section("Isomers whose order the methods disagree on", [
-        Text("These minima are ranked differently by another method stored on the same geometries "
-             "(`rescore`, `refine`): their order is uncertain. Trust the method validated against DFT "
-             "(README, 'Which energy model')."),
-        Table(["formula", "id", "rank", "ranked by", "rank by other methods"], body)])
+             " ".join(f"{short_method(m)}:{k}" for m, k in validated_disagreement(r).items())] for r in rows]
+    return Section("Isomers whose order the validated energies disagree on", [
+        Text("These minima are ranked differently by a validated energy (the validated ranking energy or DFT) "
+             "stored on the same geometries (`rescore`, `refine`): their order is uncertain. Ranks by energies "
+             "not validated against DFT are not counted (README, 'Which energy model')."),
+        Table(["formula", "row id", "rank", "ranked by", "rank by validated energies"], body)])
 
 
 def mixing(analysis: Analysis, figures: dict) -> Section | None:
@@ -192,15 +420,18 @@ def spectra(analysis: Analysis, figures: dict) -> Section | None:
                      ", ".join(b.name for b in c.near_bright) or "-"])
     return Section("Computed absorption", [
         Image(figures["absorption"], "Absorption spectra"),
-        Text(f"Each excitation is a Gaussian of FWHM {DEFAULT_FWHM_EV:g} eV (a display width, typical of "
-             f"room-temperature MSC bands). 'states reach' is the shortest wavelength the computed states "
-             f"cover: bands below it cannot be judged. Error window: +-{TDDFT_ERROR_EV:g} eV, no hybrid "
+        Text(f"Each computed state is a stick (its oscillator strength) and a Gaussian of FWHM {DEFAULT_FWHM_EV:g} eV "
+             "(a display width, typical of room-temperature MSC bands). Each curve stops one line width short of "
+             "the structure's highest computed state, since states above it (not computed) would add there; "
+             "the shaded wavelengths lie beyond the highest computed state: not computed, which is not the same "
+             "as no absorption. 'states reach' is that shortest wavelength: bands below it cannot be judged. "
+             f"Error window: ±{TDDFT_ERROR_EV:g} eV, no hybrid "
              "functional does better against measured excitation energies (Kannar and Szalay, JCTC 2014, 10, "
              "3757), PBE0 is the best of 26 functionals for (MX)6 against RI-CC2 and GGAs such as PBE do poorly "
              "(Azpiroz, Ugalde and Infante, JCTC 2014); bare clusters also lack the ligands' shift. "
              + _literature_text(analysis)),
-        Table(["formula", "rank", "method", "states", "first bright (nm)", "window (nm)", "f", "states reach (nm)",
-               "bands in the window"], body)])
+        compact(Table(["formula", "rank", "method", "states", "first bright (nm)", "window (nm)", "f",
+                       "states reach (nm)", "bands in the window"], body))])
 
 
 def bands_and_size(analysis: Analysis, figures: dict) -> Section:
@@ -216,14 +447,64 @@ def structures(analysis: Analysis, figures: dict) -> Section:
     return Section("Lowest structures", blocks)
 
 
+def _in_ranking(analysis: Analysis) -> dict[tuple[str, int | None], str]:
+    """(source, row id) -> 'rank k' for every row the ranking shows as a unique minimum."""
+    return {(r.result.source, r.result.id): f"rank {r.rank}" for r in analysis.rows
+            if r.rank is not None and r.result is not None}
+
+
 def all_rows(analysis: Analysis, figures: dict) -> Section:
-    return Section("All rows", [Code(format_rows(analysis.rows, "table"))])
+    """Appendix: every row of the database, one line each, grouped as the ranking orders compositions."""
+    energy = analysis.energy
+    shown = _in_ranking(analysis)
+    copies = analysis.copies()
+    lowest: dict[tuple[str, str], float] = {}
+    for r in analysis.rows:
+        if r.rank == 1 and r.result is not None and r.energy_eV is not None and r.result.natoms:
+            lowest[(r.formula, r.method)] = r.energy_eV / r.result.natoms
+    order = list(dict.fromkeys(r.formula for r in analysis.rows))
+    body = []
+    for res in sorted(analysis.results, key=lambda x: (order.index(x.composition) if x.composition in order
+                                                       else len(order), x.composition,
+                                                       x.energy_by(energy) is None, x.energy_by(energy) or 0.0)):
+        value = res.energy_by(energy)
+        base = lowest.get((res.composition, energy or res.method))
+        delta = (1000.0 * (value / res.natoms - base) if value is not None and base is not None and res.natoms
+                 and res.status == "relaxed" else None)
+        if (res.source, res.id) in shown:
+            ranking = shown[(res.source, res.id)]
+        elif res.status != "relaxed":
+            ranking = f"not ranked ({res.status})"
+        elif value is None:
+            ranking = f"not ranked (no {short_method(energy)} energy)"
+        elif (res.source, res.id) in copies and copies[(res.source, res.id)] in shown:
+            source, row = copies[(res.source, res.id)]
+            ranking = f"copy of row {row} ({shown[(source, row)]})"
+        else:
+            ranking = "merged copy"
+        body.append([str(res.id), res.composition, res.status, short_method(res.method), fmt(res.energy, "{:.4f}"),
+                     fmt(value, "{:.4f}") if energy else EMPTY, fmt(delta, "{:.1f}"),
+                     describe_gap(res.gap_by(res.method)), ranking])
+    head = ["row id", "formula", "status", "relaxed by", "energy of the relaxing method (eV)",
+            f"{short_method(energy)} energy (eV)" if energy else "ranking energy (eV)",
+            "E above the lowest (meV/atom)", "HOMO-LUMO gap of the relaxing method (eV)", "in the ranking"]
+    return Section("Appendix: all rows", [
+        Text(f"Every row of the database ({len(body)}), ordered by the ranking energy within each composition. "
+             "'copy of row N': the same minimum as ranked row N (species-aware structure match; the ranking shows "
+             "each minimum by its lowest copy in the relaxing method's energy), counted in its 'times found'; "
+             "'E above the lowest' is by the ranking energy."),
+        compact(Table(head, body))])
 
 
-#: The report, in order. A builder returns None to leave its section out.
-BUILDERS = (overview, best_candidates, disagreements, mixing, energy_levels, spectra, bands_and_size,
-            structures, all_rows)
+#: The report, in order. A builder returns None to leave its section out, or a list of sections
+#: (a section and its subsections).
+BUILDERS = (title, verdict, best_candidates, disagreements, spectra, bands_and_size, mixing, energy_levels,
+            structures, methods, all_rows)
 
 
 def sections(analysis: Analysis, figures: dict) -> list[Section]:
-    return [s for s in (build(analysis, figures) for build in BUILDERS) if s is not None]
+    out: list[Section] = []
+    for build in BUILDERS:
+        made = build(analysis, figures)
+        out += [] if made is None else made if isinstance(made, list) else [made]
+    return out

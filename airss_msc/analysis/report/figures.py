@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 
 from airss_msc.analysis.energetics import lower_hull
 from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis
-from airss_msc.analysis.bands import HC_EV_NM
+from airss_msc.analysis.bands import HC_EV_NM, Band
 from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, covered_to_nm, spectrum_nm
 from airss_msc.build.geometry import bonds, radius
 from airss_msc.composition import canonical_formula
@@ -41,8 +42,10 @@ def color(symbol: str) -> str:
 
 
 def _figure(width: float, height: float, ncols: int = 1):
-    """A figure outside pyplot (no global state, no display needed) and its axes."""
+    """A figure outside pyplot (no global state, no display needed) and its axes; an Agg canvas
+    so that text extents can be measured before saving."""
     fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
     return fig, fig.subplots(1, ncols)
 
 
@@ -91,19 +94,82 @@ def plot_mixing(analysis: Analysis, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _band_lines(ax, analysis: Analysis, label: bool = True) -> None:
+#: gid of the band names drawn above a band figure's axes (tests find them by it)
+BAND_LABEL_GID = "band-label"
+#: Height of a band name's leader line above the axes, points.
+_LEADER_PT = 9.0
+
+
+def _band_lines(ax, analysis: Analysis) -> None:
+    """The measured bands as vertical lines (red: the target) behind everything else."""
     for b in analysis.bands:
         ax.axvline(b.wavelength_nm, color="C3" if b.target else "grey", lw=2 if b.target else 0.7,
                    alpha=0.9 if b.target else 0.5, zorder=0)
-        if label:
-            ax.text(b.wavelength_nm, 1.0, f" {b.wavelength_nm:.0f}", rotation=90, va="top", ha="right",
-                    fontsize=6, color="C3" if b.target else "grey", transform=ax.get_xaxis_transform())
 
 
-def plot_bands(analysis: Analysis, path: Path) -> Path:
+def spread(targets: list[float], gap: float, low: float, high: float) -> list[float]:
+    """Positions as close as possible to the sorted ``targets`` but at least ``gap`` apart and
+    within [``low``, ``high``] (one unit throughout, e.g. points), order kept: clusters of
+    labels that would collide are laid out evenly around their targets' mean."""
+    clusters: list[list[float]] = []  # [left position, members' targets...]
+    for t in targets:
+        clusters.append([t, t])
+        while len(clusters) > 1:
+            a, b = clusters[-2], clusters[-1]
+            if a[0] + (len(a) - 1) * gap <= b[0]:
+                break
+            members = a[1:] + b[1:]
+            left = float(np.mean([m - i * gap for i, m in enumerate(members)]))
+            clusters[-2:] = [[left] + members]
+    out = []
+    for c in clusters:
+        out += [c[0] + i * gap for i in range(len(c) - 1)]
+    # shift the whole row inward where it spills over an end (the gaps stay)
+    if out and out[0] < low:
+        out = [x + low - out[0] for x in out]
+    for i in range(len(out) - 1, -1, -1):
+        limit = high - (len(out) - 1 - i) * gap
+        if out[i] > limit:
+            out[i] = limit
+    return out
+
+
+def _band_labels(ax, bands: list[Band]) -> float:
+    """Band names above the axes, rotated, spread apart where bands lie close and joined to
+    their lines by thin leaders; call after the x limits are final. Returns the points they
+    take above the axes (for the title's pad)."""
+    fig = ax.figure
+    lo, hi = ax.get_xlim()
+    shown = sorted((b for b in bands if lo <= b.wavelength_nm <= hi), key=lambda b: b.wavelength_nm)
+    if not shown:
+        return 0.0
+    labels = []
+    for b in shown:
+        colour = "C3" if b.target else "0.35"
+        labels.append(ax.annotate(
+            b.name, xy=(b.wavelength_nm, 1.0), xycoords=ax.get_xaxis_transform(), xytext=(0.0, _LEADER_PT),
+            textcoords="offset points", rotation=90, ha="center", va="bottom", fontsize=6.5, color=colour,
+            fontweight="bold" if b.target else "normal", annotation_clip=False, gid=BAND_LABEL_GID,
+            arrowprops=dict(arrowstyle="-", lw=0.5, color=colour, shrinkA=0, shrinkB=0)))
+    renderer = fig.canvas.get_renderer()
+    to_pt = 72.0 / fig.dpi
+    sizes = [t.get_window_extent(renderer) for t in labels]  # leaders still vertical: the text's own box
+    gap = 1.4 * max(bb.width for bb in sizes) * to_pt
+    height = max(bb.height for bb in sizes) * to_pt + _LEADER_PT
+    # lay out once for the final axes width, then spread the names in points along it
+    ax.set_title(ax.get_title(), pad=height + 4, fontsize=9)
+    fig.tight_layout()
+    width = ax.get_window_extent(renderer).width * to_pt
+    targets = [(b.wavelength_nm - lo) / (hi - lo) * width for b in shown]
+    for label, target, placed in zip(labels, targets, spread(targets, gap, 0.0, width)):
+        label.xyann = (placed - target, _LEADER_PT)
+    return height
+
+
+def bands_figure(analysis: Analysis) -> Figure:
     """Gap wavelengths, first bright excitations and calibrated estimates beside the measured bands."""
     cands = [c for c in analysis.candidates if c.row.wavelength_nm or c.bright_nm or c.band_nm]
-    fig, ax = _figure(7.5, 0.35 * max(len(cands), 4) + 1.6)
+    fig, ax = _figure(7.5, 0.35 * max(len(cands), 4) + 2.4)
     _band_lines(ax, analysis)
     shown = set()
 
@@ -121,53 +187,99 @@ def plot_bands(analysis: Analysis, path: Path) -> Path:
                         label=None if "cal" in shown else "calibrated gap")
             shown.add("cal")
     ax.set_yticks(range(len(cands)), [f"{c.row.formula} #{c.row.rank}" for c in cands], fontsize=7)
-    ax.set_xlabel("wavelength (nm); red: MSC-399 target, grey: other measured bands")
+    ax.set_xlabel("wavelength (nm); red: the target band, grey: other measured bands")
     xs = [v for c in cands for v in (c.row.wavelength_nm, c.bright_nm, c.band_nm) if v]
     ax.set_xlim(250, max([700.0] + [min(v, 3000) * 1.05 for v in xs]))
-    if cands:
-        ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    ax.set_title("Computed gaps and excitations against the measured bands")
+    if cands:  # below the axes: inside, it hid points
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+    _band_labels(ax, analysis.bands)
+    return fig
 
 
-def plot_absorption(analysis: Analysis, path: Path, fwhm_eV: float = DEFAULT_FWHM_EV) -> Path | None:
-    """Broadened absorption spectra of the candidates with excitations, on the measured bands' axis."""
+def plot_bands(analysis: Analysis, path: Path) -> Path:
+    """:func:`bands_figure` as PNG."""
+    fig = bands_figure(analysis)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def drawn_limit_nm(excitations, fwhm_eV: float = DEFAULT_FWHM_EV) -> float:
+    """Shortest wavelength (nm) a broadened spectrum is drawn to: one line width short of the
+    highest computed state, since states above it (not computed) would add there; a curve drawn
+    further would show the last state's half Gaussian as a peak."""
+    cut = float(np.max(excitations.energies_eV)) - fwhm_eV
+    return HC_EV_NM / cut if cut > 0 else float("inf")
+
+
+def absorption_figure(analysis: Analysis, fwhm_eV: float = DEFAULT_FWHM_EV) -> Figure | None:
+    """Broadened absorption spectra of the candidates with excitations, on the measured bands' axis:
+    each curve only where its computed states decide it, the states as sticks, and the wavelengths
+    beyond the highest computed state shaded 'not computed'."""
     cands = [c for c in analysis.candidates if c.excitations is not None]
     if not cands:
         return None
     # the axis reaches the lowest computed state of every structure (bare Cd-rich clusters
-    # absorb far in the red), and the part no structure's states cover is marked, so that an
-    # empty stretch there reads 'not computed', not 'no absorption'
+    # absorb far in the red)
     longest = max(HC_EV_NM / float(np.min(c.excitations.energies_eV)) for c in cands)
+    start = 250.0
     top = min(max(700.0, 1.1 * longest), 3000.0)
-    grid = np.linspace(250.0, top, 1201)
-    fig, ax = _figure(7.5, 4.2)
+    grid = np.linspace(start, top, 1201)
+    fig, ax = _figure(7.5, 4.6)
     _band_lines(ax, analysis)
-    reach = max(covered_to_nm(c.excitations) or 250.0 for c in cands)
-    if reach > 250.0:
-        ax.axvspan(250.0, reach, color="0.85", alpha=0.5, lw=0,
-                   label=f"shorter than the computed states reach ({reach:.0f} nm)")
+    reaches = [min(max(covered_to_nm(c.excitations) or start, start), top) for c in cands]
+    # an empty stretch there reads 'not computed', never 'no absorption'
+    if max(reaches) - min(reaches) > 1.0:
+        ax.axvspan(start, min(reaches), color="0.6", alpha=0.35, lw=0,
+                   label=f"not computed for any structure (< {min(reaches):.0f} nm)")
+        ax.axvspan(min(reaches), max(reaches), color="0.8", alpha=0.35, lw=0,
+                   label=f"not computed for some ({min(reaches):.0f}-{max(reaches):.0f} nm)")
+    elif max(reaches) > start:
+        ax.axvspan(start, max(reaches), color="0.7", alpha=0.35, lw=0,
+                   label=f"not computed: beyond the highest state ({max(reaches):.0f} nm)")
+    sigma = fwhm_eV / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     for k, c in enumerate(cands):
-        y = spectrum_nm(c.excitations, grid, fwhm_eV)
-        peak = y.max()
-        ax.plot(grid, y / peak if peak > 0 else y, color=f"C{k % 10}", lw=1.3,
-                label=f"{c.row.formula} #{c.row.rank} ({c.excitations.method.split(':')[-1]})")
-    ax.set_xlim(250.0, top)
+        exc, colour = c.excitations, f"C{k % 10}"
+        keep = grid >= drawn_limit_nm(exc, fwhm_eV)
+        y = spectrum_nm(exc, grid[keep], fwhm_eV) if keep.any() else np.zeros(0)
+        # a stick is as tall as its state's own broadened peak, so sticks and curve share a scale
+        sticks = np.asarray(exc.oscillator_strengths, float) / (sigma * np.sqrt(2.0 * np.pi))
+        scale = max(float(y.max()) if y.size else 0.0, float(sticks.max()) if sticks.size else 0.0)
+        scale = scale if scale > 0 else 1.0
+        label = f"{c.row.formula} #{c.row.rank} ({exc.method.split(':')[-1]})"
+        if y.size:
+            ax.plot(grid[keep], y / scale, color=colour, lw=1.3, label=label)
+        ax.vlines(HC_EV_NM / np.asarray(exc.energies_eV, float), 0.0, sticks / scale, color=colour, lw=0.9,
+                  alpha=0.8, label=None if y.size else label)
+    ax.set_xlim(start, top)
+    ax.set_ylim(0.0, 1.08)
     ax.set_xlabel("wavelength (nm)")
     ax.set_ylabel("absorption (normalised per structure)")
-    ax.set_title(f"Computed spectra, Gaussian FWHM {fwhm_eV:g} eV; red: MSC-399")
-    ax.legend(fontsize=6, loc="upper right")
-    return _save(fig, path)
+    ax.set_title(f"Computed spectra: Gaussian FWHM {fwhm_eV:g} eV, sticks = computed states; red: the target band")
+    ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    _band_labels(ax, analysis.bands)
+    return fig
+
+
+def plot_absorption(analysis: Analysis, path: Path, fwhm_eV: float = DEFAULT_FWHM_EV) -> Path | None:
+    """:func:`absorption_figure` as PNG (None when no structure has excitations)."""
+    fig = absorption_figure(analysis, fwhm_eV)
+    if fig is None:
+        return None
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def plot_size(analysis: Analysis, path: Path) -> Path:
     """Equivalent-sphere diameter (nm) of the candidates against the SAXS range."""
     cands = [c for c in analysis.candidates if c.diameter_nm is not None]
     fig, ax = _figure(6.0, 0.3 * max(len(cands), 4) + 1.5)
-    ax.axvspan(*SAXS_DIAMETER_NM, color="C1", alpha=0.25, label="SAXS 0.8-1.0 nm")
+    lo, hi = SAXS_DIAMETER_NM
+    ax.axvspan(lo, hi, color="C1", alpha=0.25, label=f"measured by SAXS (small-angle X-ray scattering): {lo}-{hi} nm")
     for k, c in enumerate(cands):
         ax.plot(c.diameter_nm, k, "o", color="C0")
     ax.set_yticks(range(len(cands)), [f"{c.row.formula} #{c.row.rank}" for c in cands], fontsize=7)
-    ax.set_xlabel("equivalent sphere diameter D = 2 sqrt(5/3) Rg (nm)")
+    ax.set_xlabel("SAXS-equivalent diameter D = 2 sqrt(5/3) Rg (nm)")
     ax.set_xlim(0.0, max([2.0] + [1.1 * c.diameter_nm for c in cands]))
     ax.legend(fontsize=7)
     return _save(fig, path)

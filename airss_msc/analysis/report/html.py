@@ -6,10 +6,11 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 
 import numpy as np
 
-from airss_msc.analysis.report.document import Code, Image, Section, Structure, Table, Text
+from airss_msc.analysis.report.document import Bullets, Code, Image, Section, Structure, Table, Text
 from airss_msc.analysis.report.figures import DRAWN_BOND_FACTOR, color
 from airss_msc.build.geometry import bonds, radius
 
@@ -47,8 +48,12 @@ document.querySelectorAll('canvas.cluster').forEach(cv => drawCluster(cv, JSON.p
 document.body.dataset.viewer = 'ok';  // tests read this back from the rendered page
 """
 
-_STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
-          "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+_STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;line-height:1.4}"
+          "table{border-collapse:collapse;font-size:12px;margin:0.5em 0}"
+          "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;vertical-align:top}"
+          "th{background:#f3f3f3;font-weight:600;text-align:center}"
+          # a table wider than the page scrolls inside its box rather than widening the page
+          ".table{overflow-x:auto;max-width:100%}td.text{text-align:left}ul.bullets li{margin:0.2em 0}"
           "img{max-width:100%}canvas.cluster{border:1px solid #ddd;cursor:grab}pre{font-size:11px;overflow-x:auto}"
           ".legend span{display:inline-block;margin-right:1em;font-size:12px}"
           ".legend i{display:inline-block;width:12px;height:12px;border:1px solid #333;border-radius:6px;"
@@ -73,13 +78,24 @@ def _legend(atoms) -> str:
         f"<span><i style='background:{color(s)}'></i>{html.escape(s)}</span>" for s in present) + "</div>"
 
 
+#: A cell that reads as a number (with a unit or note after it) is right-aligned, text left.
+_NUMERIC = re.compile(r"^[-+<]?\d")
+
+
+def _td(value: str) -> str:
+    return f"<td>{html.escape(value)}</td>" if _NUMERIC.match(value) or value == "-" else \
+        f"<td class='text'>{html.escape(value)}</td>"
+
+
 def _block(block) -> str:
     if isinstance(block, Text):
         return f"<p>{html.escape(block.text)}</p>"
+    if isinstance(block, Bullets):
+        return "<ul class='bullets'>" + "".join(f"<li>{html.escape(item)}</li>" for item in block.items) + "</ul>"
     if isinstance(block, Table):
         th = "".join(f"<th>{html.escape(h)}</th>" for h in block.head)
-        trs = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in block.body)
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+        trs = "".join("<tr>" + "".join(_td(v) for v in row) + "</tr>" for row in block.body)
+        return f"<div class='table'><table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>"
     if isinstance(block, Image):
         return f"<div class='fig'>{_img(block.path, block.alt)}</div>"
     if isinstance(block, Structure):

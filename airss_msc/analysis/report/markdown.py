@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airss_msc.analysis.report.document import Code, Image, Section, Structure, Table, Text
+from airss_msc.analysis.report.document import Bullets, Code, Image, Section, Structure, Table, Text
 
 
 def _table(t: Table) -> str:
@@ -14,6 +14,8 @@ def _table(t: Table) -> str:
 def _block(block) -> str:
     if isinstance(block, Text):
         return block.text
+    if isinstance(block, Bullets):
+        return "\n".join(f"- {item}" for item in block.items)
     if isinstance(block, Table):
         return _table(block)
     if isinstance(block, Image):

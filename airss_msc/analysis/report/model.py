@@ -3,12 +3,15 @@
 The ranked unique minima per composition, their fingerprints against
 experiment (size against SAXS, gap and first bright excitation against the
 measured bands, calibrated band estimates where a calibration is given),
-mixing energies against the binary end members, the methods used and where
-they disagree.
+the verdict per measured band (which structures' first bright excitation
+lies within the method's error of it, which were not computed far enough),
+mixing energies against the binary end members, every method whose energies
+or spectra the database holds, and where validated energies disagree.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from airss_msc.analysis.bands import (
@@ -16,12 +19,19 @@ from airss_msc.analysis.bands import (
     load_literature_pairs, match_bands, nm_to_ev,
 )
 from airss_msc.analysis.energetics import detect_mixing_pair, mixing_energies
-from airss_msc.analysis.rank import RankedRow, load_results, population_energy, rank_results, ranking_energy
+import inspect
+import re
+from dataclasses import replace
+
+from airss_msc.analysis.rank import (
+    RankedRow, _minimised, load_results, merge_copies, population_energy, rank_results, ranking_energy,
+)
 from airss_msc.analysis.saxs import equivalent_diameter_nm, radius_of_gyration
-from airss_msc.analysis.spectra import BRIGHT_F, band_window_nm, covered_to_nm, first_bright_nm
-from airss_msc.calc.engines import is_reference, measured_error
+from airss_msc.analysis.spectra import BRIGHT_F, TDDFT_ERROR_EV, band_window_nm, covered_to_nm, first_bright_nm
+from airss_msc.build.ligands import LIGANDS
+from airss_msc.calc.engines import VALIDATED_RANKING, is_reference, measured_error, parse_method
 from airss_msc.errors import InputError
-from airss_msc.results.record import STATUSES, Excitations
+from airss_msc.results.record import STATUSES, Excitations, Result
 
 #: Overall cluster size measured by SAXS (Beaucage model) for the CdTe, CdSe and
 #: mixed samples of the seed paper, nm.
@@ -50,9 +60,179 @@ class Candidate:
 
     @property
     def in_saxs_range(self) -> bool | None:
+        """Whether the SAXS-equivalent diameter lies in the measured range, at the 0.01 nm the
+        report shows (a diameter shown as 0.80 must not read 'outside 0.8-1.0')."""
         if self.diameter_nm is None:
             return None
-        return SAXS_DIAMETER_NM[0] <= self.diameter_nm <= SAXS_DIAMETER_NM[1]
+        return SAXS_DIAMETER_NM[0] <= round(self.diameter_nm, 2) <= SAXS_DIAMETER_NM[1]
+
+    @property
+    def label(self) -> str:
+        """How a person names this structure: formula, rank and database row."""
+        return f"{self.row.formula} #{self.row.rank} (row {self.row.id})"
+
+
+def validated_energy(method: str | None) -> bool:
+    """Whether ``method``'s energies order isomers validatedly: the registry's validated ranking
+    energy or a reference (DFT) energy. Other engines' ranks are shown, never trusted."""
+    if not method:
+        return False
+    try:
+        canonical = str(parse_method(method))
+    except InputError:
+        return False
+    return canonical == VALIDATED_RANKING or is_reference(canonical)
+
+
+def validated_disagreement(row: RankedRow) -> dict[str, int]:
+    """The validated energies (method -> rank) that order ``row`` differently from its rank."""
+    if row.rank is None:
+        return {}
+    return {m: k for m, k in (row.other_ranks or {}).items() if k != row.rank and validated_energy(m)}
+
+
+#: Elements of the model ligands of capped copies: not part of a cluster's material.
+LIGAND_ELEMENTS = frozenset(s for make in LIGANDS.values() for s in make().symbols)
+
+
+def _elements(formula: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[A-Z][a-z]?", formula))
+
+
+def band_applies(band: Band, formula: str) -> bool:
+    """Whether a structure of ``formula`` can be the cluster behind ``band``: its elements, less
+    any ligand's, are those of the band's material (a CdSe cluster is not a CdTeSe MSC). A band
+    with no material applies to every structure."""
+    if not band.material:
+        return True
+    return _elements(band.material) == _elements(formula) - LIGAND_ELEMENTS
+
+
+#: How each structure's spectrum bears on one measured band (see :func:`judge`).
+CONSISTENT, ELSEWHERE, DARK, UNREACHED, NOT_COMPUTED = "consistent", "elsewhere", "dark", "unreached", "not computed"
+
+
+def judge(cand: Candidate, band: Band, error_eV: float = TDDFT_ERROR_EV) -> str:
+    """One structure against one band: CONSISTENT (its first bright excitation lies within
+    ``error_eV`` of the band), ELSEWHERE (its first bright excitation is outside that window),
+    DARK (no bright state although the computed states reach past the window), UNREACHED (no
+    bright state, and the states stop short of the window: more states are needed) or
+    NOT_COMPUTED (no spectrum)."""
+    if cand.excitations is None:
+        return NOT_COMPUTED
+    if cand.bright_nm is not None:
+        return CONSISTENT if abs(HC_EV_NM / cand.bright_nm - band.energy_eV) <= error_eV else ELSEWHERE
+    reach = covered_to_nm(cand.excitations)
+    shortest, _ = band_window_nm(band.energy_eV, error_eV)
+    return DARK if reach is not None and reach <= shortest else UNREACHED
+
+
+def states_to_reach(excitations: Excitations, energy_eV: float) -> int | None:
+    """About how many states reach ``energy_eV`` (eV), extrapolating the computed states' mean
+    density linearly; a lower bound, since the density of states grows with energy. None with
+    fewer than two distinct states."""
+    e = sorted(float(x) for x in excitations.energies_eV)
+    if len(e) < 2 or e[-1] <= e[0]:
+        return None
+    if energy_eV <= e[-1]:
+        return len(e)
+    return math.ceil(1 + (len(e) - 1) * (energy_eV - e[0]) / (e[-1] - e[0]))
+
+
+@dataclass
+class BandVerdict:
+    """Which computed structures one measured band is consistent with, and why not the others."""
+
+    band: Band
+    judged: dict[str, list[Candidate]]
+
+    def of(self, kind: str) -> list[Candidate]:
+        return self.judged.get(kind, [])
+
+    @property
+    def applicable(self) -> list[Candidate]:
+        """Every structure of the band's material shown in the report."""
+        return [c for cands in self.judged.values() for c in cands]
+
+    @property
+    def window_nm(self) -> tuple[float, float]:
+        """Wavelengths (nm) a first bright excitation may have to be consistent with the band."""
+        return band_window_nm(self.band.energy_eV)
+
+
+@dataclass(frozen=True)
+class MethodUse:
+    """One method as it ran on the database: role (relaxation, single point, excitations),
+    how many rows it covers, and details (engine versions, states)."""
+
+    role: str
+    method: str
+    rows: int
+    detail: str = ""
+
+
+def copies_of(results: list[Result], energy: str | None) -> dict[tuple[str, int | None], tuple[str, int | None]]:
+    """(source, row id) of every merged copy -> (source, row id) of the row the ranking shows for it.
+
+    Redone with the ranking's own merge (:func:`~airss_msc.analysis.rank.merge_copies`, its inputs
+    and default tolerances), since the ranked rows keep only a count of their copies.
+    """
+    defaults = inspect.signature(rank_results).parameters
+    tol = {k: defaults[k].default for k in ("energy_tol", "rmsd_tol")}
+    canonical = str(parse_method(energy)) if energy else None
+    groups: dict[tuple[str, str], list[tuple[Result, Result]]] = {}
+    for res in results:
+        if res.status != "relaxed":
+            continue
+        value = res.energy_by(canonical) if canonical else res.energy
+        if value is None:
+            continue
+        scored = replace(res, energy=value, method=canonical or res.method)
+        groups.setdefault((res.composition, scored.method), []).append((scored, res))
+    out = {}
+    for pairs in groups.values():
+        if len(pairs) < 2:
+            continue
+        pairs.sort(key=lambda p: p[0].energy)
+        for members in merge_copies([s for s, _ in pairs], [_minimised(r) for _, r in pairs], **tol):
+            shown = pairs[members[0]][1]
+            out.update({(pairs[i][1].source, pairs[i][1].id): (shown.source, shown.id) for i in members[1:]})
+    return out
+
+
+def methods_used(results: list[Result]) -> list[MethodUse]:
+    """Every method whose energies or spectra the results hold, by role, in pipeline order."""
+    out: list[MethodUse] = []
+    relaxed: dict[str, list[Result]] = {}
+    for r in results:
+        if r.method:
+            relaxed.setdefault(r.method, []).append(r)
+    for method, rows in sorted(relaxed.items(), key=lambda kv: -len(kv[1])):
+        kinds = [f"{n} {what}" for what, key in (("DFT refinements (refine --relax)", "refined_from"),
+                                                  ("capped copies", "bare_parent"))
+                 if (n := sum(key in r.provenance for r in rows))]
+        versions = sorted({r.engine_version for r in rows if r.engine_version})
+        out.append(MethodUse("relaxation", method, len(rows), "; ".join(versions + kinds)))
+    points: dict[str, int] = {}
+    for r in results:
+        for m in r.energies:
+            if m != r.method:
+                points[m] = points.get(m, 0) + 1
+    out += [MethodUse("single-point energy", m, n, "validated ranking energy" if m == VALIDATED_RANKING
+                      else ("reference (DFT)" if is_reference(m) else ""))
+            for m, n in sorted(points.items(), key=lambda kv: -kv[1])]
+    spectra: dict[str, list[Excitations]] = {}
+    for r in results:
+        for m, e in r.excitations.items():
+            if e.status == "done" and len(e.energies_eV):
+                spectra.setdefault(m, []).append(e)
+    for m, done in sorted(spectra.items()):
+        counts = sorted({len(e.energies_eV) for e in done})
+        states = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+        grounds = sorted({e.ground_method for e in done if e.ground_method})
+        out.append(MethodUse("excitations", m, len(done), f"{states} states" + (
+            f" on the {', '.join(grounds)} ground state" if grounds else "")))
+    return out
 
 
 @dataclass
@@ -71,6 +251,14 @@ class Analysis:
     mixing_pair: tuple[str, str] | None
     notes: list[str]
     literature: list[LiteraturePair] = field(default_factory=list)
+    #: every row of the database as loaded, K of the populations, each method by role
+    results: list[Result] = field(default_factory=list)
+    temperature: float = 298.15
+    method_uses: list[MethodUse] = field(default_factory=list)
+
+    def copies(self) -> dict[tuple[str, int | None], tuple[str, int | None]]:
+        """Each merged copy's (source, row id) -> the shown row's (see :func:`copies_of`)."""
+        return copies_of(self.results, self.energy)
 
     @property
     def calibrating_pairs(self) -> list[LiteraturePair]:
@@ -79,7 +267,25 @@ class Analysis:
 
     @property
     def disagreements(self) -> list[RankedRow]:
-        return [r for r in self.rows if r.disagree]
+        """Ranked minima that a validated energy orders differently (unvalidated ones do not count)."""
+        return [r for r in self.rows if validated_disagreement(r)]
+
+    @property
+    def target(self) -> Band | None:
+        return next((b for b in self.bands if b.target), None)
+
+    @property
+    def verdicts(self) -> list[BandVerdict]:
+        """One verdict per measured band, the target first, then by wavelength; each band is judged
+        against the structures of its material only (:func:`band_applies`)."""
+        out = []
+        for band in sorted(self.bands, key=lambda b: (not b.target, b.wavelength_nm)):
+            judged: dict[str, list[Candidate]] = {}
+            for c in self.candidates:
+                if band_applies(band, c.row.formula):
+                    judged.setdefault(judge(c, band), []).append(c)
+            out.append(BandVerdict(band, judged))
+        return out
 
 
 def _lowest_gap(rows: list[RankedRow], formula: str) -> float | None:
@@ -121,9 +327,10 @@ def analyse(db: str, top: int = 5, calibration_path: str | None = None, bands_pa
     candidates = [_candidate(row, calibration, bands) for row in rows if row.rank is not None and row.rank <= top]
     counts = {s: sum(r.status == s for r in results) for s in STATUSES}
     mixing, pair = _mixing(rows, notes)
+    uses = methods_used(results)
     return Analysis(db, energy, rows, candidates, {s: n for s, n in counts.items() if n},
-                    sorted({r.method for r in results if r.method}), bands, calibration, mixing, pair, notes,
-                    load_literature_pairs())
+                    sorted({u.method for u in uses}), bands, calibration, mixing, pair, notes,
+                    load_literature_pairs(), results, temperature, uses)
 
 
 def _candidate(row: RankedRow, calibration: Calibration | None, bands: list[Band]) -> Candidate:
@@ -173,4 +380,6 @@ def _mixing(rows: list[RankedRow], notes: list[str]):
     return points, pair
 
 
-__all__ = ["Analysis", "Candidate", "analyse", "SAXS_DIAMETER_NM", "covered_to_nm", "nm_to_ev"]
+__all__ = ["Analysis", "BandVerdict", "band_applies", "Candidate", "MethodUse", "analyse", "judge", "methods_used",
+           "states_to_reach", "validated_disagreement", "validated_energy", "SAXS_DIAMETER_NM", "covered_to_nm",
+           "nm_to_ev"]
