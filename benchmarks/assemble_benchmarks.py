@@ -20,7 +20,7 @@ OUT = HERE / "out"
 TARGET = HERE.parent / "BENCHMARKS.md"
 #: narrative key -> the table files of that section, in page order
 SECTIONS = [("quick", ["quick.md"]), ("generator", ["generator_speed.md"]), ("parallel", ["parallel_scaling.md"]),
-            ("protocol", ["default_protocol.md"]), ("energy", ["energy_validation.md"]),
+            ("protocol", ["default_protocol.md"]), ("relaxcost", ["relax_cost.md"]), ("energy", ["energy_validation.md"]),
             ("lj", ["search_efficiency.md"]), ("landscape", ["search_landscape.md"]),
             ("landscape_chgnet", ["search_landscape_chgnet_judged.md"]), ("tda", ["tda_timing.md"])]
 
@@ -63,13 +63,15 @@ def previous_tables(page: str, prose: dict[str, str]) -> dict[str, str]:
         if len(files) != 1:
             continue
         start = page.find(prose[key] + "\n")
-        following = prose.get(key + "_after") or (prose[SECTIONS[i + 1][0]] if i + 1 < len(SECTIONS) else None)
         if start < 0:
             continue
         start += len(prose[key])
-        end = page.find(following, start) if following else len(page)
-        if end < 0:
-            continue
+        # the table ends where the next prose the page has begins (a section added since is not there)
+        later = [prose[key + "_after"]] if key + "_after" in prose else []
+        later += [prose[k] for k, _ in SECTIONS[i + 1:]] + [prose[k + "_after"] for k, _ in SECTIONS[i + 1:]
+                                                           if k + "_after" in prose]
+        ends = [e for e in (page.find(text, start) for text in later) if e >= 0]
+        end = min(ends) if ends else len(page)
         text = page[start:end].strip()
         if text and not text.startswith("(not run:"):
             found[files[0]] = promote(text)
