@@ -10,11 +10,13 @@ exception.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 from ase import Atoms
 
 from airss_msc.calc.engines import SCFError, capabilities, engine_of, parse_method
+from airss_msc.calc.progress import reporting
 from airss_msc.errors import InputError
 from airss_msc.results.record import Excitations
 
@@ -32,8 +34,19 @@ def check_excitation_method(method: str) -> str:
     return canonical
 
 
-def excite(atoms: Atoms, method: str = DEFAULT_EXCITATION_METHOD, nstates: int = DEFAULT_STATES) -> Excitations:
-    """The lowest ``nstates`` vertical excitations of ``atoms`` (eV, oscillator strengths)."""
+def excite(atoms: Atoms, method: str = DEFAULT_EXCITATION_METHOD, nstates: int = DEFAULT_STATES,
+           log: Callable[[str], None] | None = None) -> Excitations:
+    """The lowest ``nstates`` vertical excitations of ``atoms`` (eV, oscillator strengths).
+
+    ``log``: where progress lines go while it runs (the ground state's size and SCF cycles,
+    the Davidson iterations and converged roots; see :mod:`airss_msc.calc.progress`);
+    None keeps whatever reporting the caller installed (by default none).
+    """
+    with reporting(log):
+        return _excite(atoms, method, nstates)
+
+
+def _excite(atoms: Atoms, method: str, nstates: int) -> Excitations:
     start = time.perf_counter()
     empty = np.zeros(0)
     try:

@@ -11,8 +11,10 @@ stored in the row's data under their method, with their status.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
+import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -25,6 +27,7 @@ from airss_msc.build.ligands import cap, get_ligand
 from airss_msc.analysis.bands import HC_EV_NM
 from airss_msc.calc.engines import capabilities, check_available, parse_method
 from airss_msc.calc.excite import check_excitation_method, excite
+from airss_msc.calc.progress import reporting
 from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.calc.single_point import SinglePoint, single_point
 from airss_msc.composition import canonical_formula
@@ -65,9 +68,58 @@ def capped_start(task: RowTask) -> Atoms:
     return capped
 
 
+#: Engines slow enough (minutes to hours a structure) that a worker says when it starts one,
+#: with an estimate, and reports SCF cycles / Davidson iterations while it runs.
+SLOW_ENGINES = ("pyscf",)
+
+#: The last finished job per method in this process: (atoms, wall seconds), for the next estimate.
+_LAST_JOB: dict[str, tuple[int, float]] = {}
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def start_line(task: RowTask, what: str) -> str:
+    """``Cd7TeSe3 row 5: TDA ... started (11 atoms); expect about 6m29s (...)``.
+
+    The estimate scales the previous job of the same method in this process by atoms^3 (DFT and
+    TDA cost grow about so: BENCHMARKS.md, 'Excitations'); the first one has none.
+    """
+    natoms = len(task.symbols)
+    head = f"{task.formula} row {task.row}: {what} started ({natoms} atoms)"
+    last = _LAST_JOB.get(what)
+    if last is None:
+        return head + "; no estimate before the first one of this run finishes (SCF cycles below show the pace)"
+    n0, seconds = last
+    expect = seconds * (natoms / n0) ** 3
+    return head + f"; expect about {_duration(expect)} (the previous, {n0} atoms, took {_duration(seconds)})"
+
+
+@contextlib.contextmanager
+def _progress(task: RowTask, what: str):
+    """Start line and in-run progress (to stderr: under MPI this runs in a worker) for slow engines."""
+    if parse_method(task.method).engine not in SLOW_ENGINES:
+        yield
+        return
+    _stderr(start_line(task, what))
+    start = time.monotonic()
+    with reporting(_stderr, prefix=f"  {task.formula} row {task.row}: "):
+        yield
+    _LAST_JOB[what] = (len(task.symbols), time.monotonic() - start)
+
+
 def run_row(task: RowTask) -> SinglePoint | Result | Excitations:
     """Excitations (``nstates`` > 0), a capped relaxation (``ligand``), a relaxation (``relax`` set)
     or a single point of one stored structure."""
+    what = (f"{task.method} ({task.nstates} states)" if task.nstates
+            else f"{task.method} relaxation" if task.relax is not None else f"{task.method} single point")
+    with _progress(task, what):
+        return _run_row(task)
+
+
+def _run_row(task: RowTask) -> SinglePoint | Result | Excitations:
     if task.ligand:
         try:
             start = capped_start(task)

@@ -35,6 +35,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.data import atomic_numbers
 from ase.units import Bohr, Hartree
 
+from airss_msc.calc import progress
 from airss_msc.calc.engines.base import Capabilities, Engine, ExcitedStates, SCFError, homo_lumo_gap
 from airss_msc.calc.threads import current_threads
 
@@ -264,6 +265,8 @@ class PySCFCluster(Calculator):
         shared = None  # the first rung's density-fitting tensor and grid, reused by the others
         fresh = False  # after a divergence, start from the atomic guess, not the runaway density
         for label, prepare in self._rungs():
+            if errors:
+                progress.report(f"SCF {errors[-1]}; next: {label}")
             mf = _mean_field(mol, p.xc, unrestricted, int(p.grid_level))
             if shared is not None:
                 mf.with_df, mf.grids = shared
@@ -277,8 +280,8 @@ class PySCFCluster(Calculator):
                 mf = mf.to_gpu()
             else:
                 shared = shared or (_inner(mf).with_df, _inner(mf).grids)
-            mf.callback = divergence_guard(
-                release_gradient=LEVEL_SHIFT_RELEASE if label == "level shift" and LEVEL_SHIFT_RELEASE else None)
+            mf.callback = progress.scf_callback(divergence_guard(
+                release_gradient=LEVEL_SHIFT_RELEASE if label == "level shift" and LEVEL_SHIFT_RELEASE else None), label)
             try:
                 mf.kernel(dm0=dm0)
             except SCFDiverged as exc:
@@ -301,6 +304,8 @@ class PySCFCluster(Calculator):
             mol = build_molecule(self.atoms.get_chemical_symbols(), self.atoms.positions, p.basis,
                                  int(p.charge), int(p.spin))
             unrestricted = bool(mol.spin) or mol.nelectron % 2 == 1
+            progress.report(f"SCF {p.xc}/{p.basis}: {mol.natm} atoms, {mol.nao} basis functions, "
+                            f"{mol.nelectron} electrons" + (", from the previous density" if self._dm is not None else ""))
             dm0 = self._dm if self._dm is not None and np.ndim(self._dm) == (3 if unrestricted else 2) else None
             mf, label = self._converge(mol, unrestricted, dm0)
             notes = [] if label == "DIIS" else [f"SCF converged by {label}"]
@@ -378,7 +383,8 @@ class PySCFEngine(Engine):
             response_grid(calc.mf, RESPONSE_GRID_LEVEL)
             td = calc.mf.TDA()
             td.nstates = int(nstates)
-            td.verbose = 0
+            progress.watch_davidson(td, int(nstates))  # quiet, or Davidson iterations as progress lines
+            progress.report(f"TDA: {int(nstates)} singlets on the {xc} ground state")
             td.kernel()
             energies = np.asarray(td.e, dtype=float) * Hartree
             strengths = np.asarray(td.oscillator_strength(gauge="length"), dtype=float)

@@ -1,0 +1,142 @@
+"""Progress lines from inside long calculations (DFT SCF cycles, TDA Davidson iterations).
+
+A science function returns its result and nothing else; how far it has got goes
+to whoever asked, through a log callable installed for the duration of a job::
+
+    with reporting(print):
+        excite(atoms, "pyscf:TDA-PBE/def2-SVP", 4)
+
+Engines call :func:`report` (a no-op when nothing is installed) and attach
+:func:`scf_callback` / :func:`watch_davidson` to PySCF objects. Lines about
+iterations come at most every ``every`` seconds, so a refinement with hundreds
+of SCFs does not flood the log; start and end lines always come.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from contextvars import ContextVar
+from typing import Callable, Iterator
+
+#: Seconds between two iteration lines (SCF cycles, Davidson iterations).
+DEFAULT_EVERY = 15.0
+
+
+class Reporter:
+    """A log callable with a prefix and a rate limit for iteration lines."""
+
+    def __init__(self, log: Callable[[str], None], prefix: str = "", every: float = DEFAULT_EVERY,
+                 clock: Callable[[], float] = time.monotonic):
+        self.log = log
+        self.prefix = prefix
+        self.every = every
+        self.clock = clock
+        self._last = -float("inf")
+
+    def say(self, text: str, always: bool = True) -> None:
+        if not always:  # only iteration lines count for the rate: the first after a start line comes
+            now = self.clock()
+            if now - self._last < self.every:
+                return
+            self._last = now
+        self.log(f"{self.prefix}{text}")
+
+
+_current: ContextVar[Reporter | None] = ContextVar("airss_msc_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(log: Callable[[str], None] | None, prefix: str = "", every: float | None = None) -> Iterator[None]:
+    """Send :func:`report` lines to ``log`` inside the block (None: keep whatever is installed);
+    iteration lines at most every ``every`` s (None: :data:`DEFAULT_EVERY`)."""
+    if log is None:
+        yield
+        return
+    token = _current.set(Reporter(log, prefix, DEFAULT_EVERY if every is None else every))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def active() -> bool:
+    return _current.get() is not None
+
+
+def report(text: str, always: bool = True) -> None:
+    """One progress line (``always=False``: an iteration line, rate-limited)."""
+    reporter = _current.get()
+    if reporter is not None:
+        reporter.say(text, always)
+
+
+def scf_callback(inner: Callable[[dict], None] | None, label: str) -> Callable[[dict], None] | None:
+    """``inner`` (a PySCF SCF callback, e.g. the divergence guard) that also reports each cycle:
+    cycle, total energy (Hartree), orbital gradient and seconds per cycle. ``inner`` itself
+    when nothing is reporting."""
+    if not active():
+        return inner
+    last = [time.monotonic()]
+
+    def callback(envs: dict) -> None:
+        now = time.monotonic()
+        energy, gradient = envs.get("e_tot"), envs.get("norm_gorb")
+        report(f"SCF ({label}) cycle {envs.get('cycle', '?')}: E={float(energy):.8f} Ha"
+               + (f"  |g|={float(gradient):.1e}" if gradient is not None else "")
+               + f"  {now - last[0]:.1f} s/cycle", always=False)
+        last[0] = now
+        if inner is not None:
+            inner(envs)  # the guard may raise: the line about the cycle came first
+
+    return callback
+
+
+class _DavidsonLines:
+    """A write-only stream for a PySCF logger: Davidson lines become progress lines."""
+
+    _ITERATION = re.compile(r"(?:davidson|lr_eig|real_lr_eig)\s+(\d+)\s+(\d+)\s+\|r\|=\s*(\S+)")
+
+    def __init__(self, nroots: int):
+        self.nroots = nroots
+        self.converged: set[int] = set()
+        self.iteration = 0
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            self._line(line.strip())
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        root = re.match(r"root (\d+) converged", line)
+        if root:
+            self.converged.add(int(root.group(1)))
+            return
+        if line.startswith("converged "):
+            self.converged = set(range(self.nroots))
+            report(f"TDA Davidson converged: {self.nroots}/{self.nroots} roots after {self.iteration + 1} "
+                   f"iterations")
+            return
+        match = self._ITERATION.match(line)
+        if match:
+            self.iteration = int(match.group(1))
+            report(f"TDA Davidson iteration {self.iteration + 1}: {len(self.converged)}/{self.nroots} roots "
+                   f"converged, max |r|={match.group(3)}, subspace {match.group(2)}", always=False)
+
+    def flush(self) -> None:
+        pass
+
+
+def watch_davidson(td, nroots: int) -> None:
+    """Quiet ``td`` (a PySCF TDA/TDDFT object), or, when reporting, have its Davidson
+    iterations and converged roots reported (PySCF logs them at DEBUG level, no callback)."""
+    td.verbose = 0
+    if active():
+        from pyscf.lib import logger
+
+        td.verbose = logger.DEBUG
+        td.stdout = _DavidsonLines(nroots)
