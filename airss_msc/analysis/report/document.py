@@ -334,27 +334,31 @@ def best_candidates(analysis: Analysis, figures: dict) -> list[Section]:
         groups.setdefault((c.row.formula, c.row.method), []).append(c)
     several = {f for f, _ in groups if sum(g == f for g, _ in groups) > 1}
     lo, hi = SAXS_DIAMETER_NM
-    intro = [Text("The lowest unique minima of each composition, one table each; columns with nothing to show are "
-                  "left out. What the columns hold:"), Bullets([
-        "E above the lowest: energy per atom above the composition's lowest, by the ranking energy;",
-        f"population: Boltzmann population at {analysis.temperature:.0f} K;",
-        "times found: how many relaxations ended in this minimum (copies merged);",
-        "anion-anion bonds: chalcogen-chalcogen bonds (unusual in II-VI clusters);",
-        f"first bright excitation: the lowest computed excitation with oscillator strength f >= {BRIGHT_F:g};",
-        "SAXS-equivalent diameter: 2·sqrt(5/3)·Rg, the diameter of the uniform sphere with the cluster's "
-        "electron-weighted radius of gyration Rg, which small-angle X-ray scattering (SAXS) measures; compared with "
-        f"the {lo}-{hi} nm measured for these samples;",
-        "rank by other energies: the rank each other stored energy gives the minimum, '(disagree)' where a "
-        "validated energy (the validated ranking energy or DFT) orders it differently."]),
-        Text(_band_text(analysis))]
-    out = [Section("Best structures per composition", intro)]
+    glossary = {  # header start -> what the column holds, said only for columns some table shows
+        "E above the lowest": "energy per atom above the composition's lowest, by the ranking energy",
+        "population": f"Boltzmann population at {analysis.temperature:.0f} K",
+        "times found": "how many relaxations ended in this minimum (copies merged)",
+        "anion-anion bonds": "chalcogen-chalcogen bonds (unusual in II-VI clusters)",
+        "first bright excitation": f"the lowest computed excitation with oscillator strength f >= {BRIGHT_F:g}",
+        "calibrated band": "the HOMO-LUMO gap mapped onto the measured bands by the given calibration",
+        "SAXS-equivalent diameter": "2·sqrt(5/3)·Rg, the diameter of the uniform sphere with the cluster's "
+                                    "electron-weighted radius of gyration Rg, which small-angle X-ray scattering "
+                                    f"(SAXS) measures; compared with the {lo}-{hi} nm measured for these samples",
+        "rank by other energies": "the rank each other stored energy gives the minimum, '(disagree)' where a "
+                                  "validated energy (the validated ranking energy or DFT) orders it differently",
+    }
+    subsections = []
     for (formula, method), cands in groups.items():
         head = f"{formula}" + (f", ranked by {short_method(method)}" if formula in several else "")
         pops = sorted({c.row.population_method for c in cands if c.row.population_method} - {method})
         note = (f"Ranked by {short_method(method)}" + (" (validated)" if validated_energy(method) else "")
                 + (f"; populations by {', '.join(short_method(m) for m in pops)}" if pops else "") + ".")
-        out.append(Section(head, [Text(note), candidate_table(analysis, cands)], level=3))
-    return out
+        subsections.append(Section(head, [Text(note), candidate_table(analysis, cands)], level=3))
+    shown = {h for sub in subsections for h in sub.blocks[1].head}
+    items = [f"{name}: {text};" for name, text in glossary.items() if any(h.startswith(name) for h in shown)]
+    intro = [Text("The lowest unique minima of each composition, one table each; columns with nothing to show are "
+                  "left out. What the columns hold:"), Bullets(items), Text(_band_text(analysis))]
+    return [Section("Best structures per composition", intro)] + subsections
 
 
 def methods(analysis: Analysis, figures: dict) -> Section:

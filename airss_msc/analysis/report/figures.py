@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
+from matplotlib.transforms import offset_copy
 
 from airss_msc.analysis.energetics import lower_hull
 from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis
@@ -166,6 +167,14 @@ def _band_labels(ax, bands: list[Band]) -> float:
     return height
 
 
+def _legend_below(ax, ncol: int) -> None:
+    """The legend under the axis label (a fixed offset in points, whatever the axes' height), where
+    it hides no data."""
+    below = offset_copy(ax.transAxes, fig=ax.figure, y=-34, units="points")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncol=ncol,
+              frameon=False)
+
+
 def bands_figure(analysis: Analysis) -> Figure:
     """Gap wavelengths, first bright excitations and calibrated estimates beside the measured bands."""
     cands = [c for c in analysis.candidates if c.row.wavelength_nm or c.bright_nm or c.band_nm]
@@ -192,7 +201,7 @@ def bands_figure(analysis: Analysis) -> Figure:
     ax.set_xlim(250, max([700.0] + [min(v, 3000) * 1.05 for v in xs]))
     ax.set_title("Computed gaps and excitations against the measured bands")
     if cands:  # below the axes: inside, it hid points
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
+        _legend_below(ax, ncol=3)
     _band_labels(ax, analysis.bands)
     return fig
 
@@ -256,7 +265,7 @@ def absorption_figure(analysis: Analysis, fwhm_eV: float = DEFAULT_FWHM_EV) -> F
     ax.set_xlabel("wavelength (nm)")
     ax.set_ylabel("absorption (normalised per structure)")
     ax.set_title(f"Computed spectra: Gaussian FWHM {fwhm_eV:g} eV, sticks = computed states; red: the target band")
-    ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    _legend_below(ax, ncol=2)
     _band_labels(ax, analysis.bands)
     return fig
 

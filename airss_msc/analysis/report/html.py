@@ -53,7 +53,7 @@ _STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;
           "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;vertical-align:top}"
           "th{background:#f3f3f3;font-weight:600;text-align:center}"
           # a table wider than the page scrolls inside its box rather than widening the page
-          ".table{overflow-x:auto;max-width:100%}td.text{text-align:left}ul.bullets li{margin:0.2em 0}"
+          ".table{overflow-x:auto;max-width:100%}td.text{text-align:left}span.w{white-space:nowrap}ul.bullets li{margin:0.2em 0}"
           "img{max-width:100%}canvas.cluster{border:1px solid #ddd;cursor:grab}pre{font-size:11px;overflow-x:auto}"
           ".legend span{display:inline-block;margin-right:1em;font-size:12px}"
           ".legend i{display:inline-block;width:12px;height:12px;border:1px solid #333;border-radius:6px;"
@@ -78,13 +78,17 @@ def _legend(atoms) -> str:
         f"<span><i style='background:{color(s)}'></i>{html.escape(s)}</span>" for s in present) + "</div>"
 
 
-#: A cell that reads as a number (with a unit or note after it) is right-aligned, text left.
-_NUMERIC = re.compile(r"^[-+<]?\d")
+#: A cell that reads as a number (a range, a ± or a note in brackets after it) is right-aligned, text left.
+_NUMERIC = re.compile(r"^[-+<]?\d[\d.,:%-]*( ?± ?[\d.]+)?( \([^)]*\))?$")
 
 
 def _td(value: str) -> str:
-    return f"<td>{html.escape(value)}</td>" if _NUMERIC.match(value) or value == "-" else \
-        f"<td class='text'>{html.escape(value)}</td>"
+    if _NUMERIC.match(value) or value == "-":
+        return f"<td>{html.escape(value)}</td>"
+    # a line may break between words, never at a word's own hyphen ("GFN2-" / "xTB:1")
+    words = " ".join(f"<span class='w'>{html.escape(w)}</span>" if "-" in w else html.escape(w)
+                     for w in value.split(" "))
+    return f"<td class='text'>{words}</td>"
 
 
 def _block(block) -> str:
