@@ -22,7 +22,7 @@ from matplotlib.text import Text
 from airss_msc.analysis.bands import HC_EV_NM, default_target, load_bands
 from airss_msc.analysis.report import analyse, write_report
 from airss_msc.analysis.report.figures import BAND_LABEL_GID, absorption_figure, bands_figure, drawn_limit_nm, spread
-from airss_msc.analysis.report.model import states_to_reach, validated_energy
+from airss_msc.analysis.report.model import band_applies, states_to_reach, validated_energy
 from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, TDDFT_ERROR_EV, band_window_nm, covered_to_nm
 from airss_msc.calc.engines import VALIDATED_RANKING, is_reference, measured_error
 from airss_msc.calc.engines.registry import known_methods
@@ -126,6 +126,12 @@ def test_the_report_opens_with_a_verdict_on_the_target_band(study, report):
     cdse = [b for b in load_bands() if b.material == "CdSe" and abs(b.energy_eV - target.energy_eV) <= TDDFT_ERROR_EV]
     assert cdse and all("Cd2Se2 #1" in rows[b.name]["consistent structures (first bright, nm)"] for b in cdse)
     assert "Cd3TeSe2" not in " ".join(rows[b.name]["consistent structures (first bright, nm)"] for b in cdse)
+
+
+def test_a_band_is_judged_against_structures_of_its_material_ligands_aside():
+    target = default_target(load_bands())
+    assert band_applies(target, "Cd3TeSe2") and band_applies(target, "Cd3TeSe2H6N2")  # NH3-capped copy
+    assert not band_applies(target, "Cd2Se2") and not band_applies(target, "Cd3Te3")
 
 
 def test_no_spectra_at_all_reads_spectra_were_not_computed(tmp_path):

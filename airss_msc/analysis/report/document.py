@@ -110,7 +110,7 @@ def _saxs_head() -> str:
 def _size_cell(c: Candidate) -> str:
     if c.diameter_nm is None:
         return EMPTY
-    lo, hi = SAXS_DIAMETER_NM
+    lo, _ = SAXS_DIAMETER_NM
     where = {True: "within", False: "smaller" if c.diameter_nm < lo else "larger"}[bool(c.in_saxs_range)]
     return f"{c.diameter_nm:.2f} ({where})"
 
@@ -232,9 +232,7 @@ def _band_sentence(v: BandVerdict, db: str) -> str:
             f", within ±{TDDFT_ERROR_EV:g} eV ({lo:.0f}-{hi:.0f} nm)")
         return text + (". Others: " + "; ".join(parts) + "." if parts else ".")
     if not any(v.of(k) for k in (ELSEWHERE, DARK, UNREACHED)):
-        return head + f"not judged: no {b.material or ''} structure shown has a computed spectrum ".replace("  ", " ") + (
-            f"({_names(v.of(NOT_COMPUTED))})."
-        )
+        return head + f"not judged: spectra were not computed ({_names(v.of(NOT_COMPUTED))})."
     return head + "no computed structure is consistent with it: " + "; ".join(parts) + "."
 
 
