@@ -42,7 +42,7 @@ from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
 from airss_msc.search.candidates import run_search
 from airss_msc.search.config import SearchConfig, config_from_dict
-from airss_msc.search.farm import FarmOutcome, StopFlag
+from airss_msc.search.farm import FarmOutcome, InProcessExecutor, StopFlag
 from airss_msc.search.rows import ROW_KINDS, RowFailure, RowsOutcome, run_rows
 
 if sys.version_info >= (3, 11):
@@ -265,12 +265,15 @@ def _search_methods(search: SearchConfig) -> list[str]:
 def run_study(study: Study, executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
               log: Callable[[str], None] | None = None) -> StudyOutcome:
     """Search, then each step over the stored rows, then the report; stops after a stage that
-    was interrupted (nothing stored is lost; rerun to resume)."""
+    was interrupted (nothing stored is lost; rerun to resume). Run in this process, the search
+    and the steps that are not DFT compute on one thread (:func:`stage_threads`)."""
     outcome = StudyOutcome()
     requested = current_threads()
     say = log or _stderr
 
     def threads(name: str, methods: list[str]) -> int:
+        if executor is not None and not isinstance(executor, InProcessExecutor):
+            return requested  # the work runs in other processes (MPI ranks), on their own threads
         n = stage_threads(methods, requested)
         if n != requested:
             say(f"{name}: {n} thread (not {requested}): {', '.join(dict.fromkeys(methods))} on small clusters "

@@ -164,3 +164,10 @@ def test_the_search_and_ml_steps_run_on_one_thread_and_dft_steps_on_all(tmp_path
     assert seen == {"search": 1, "spectrum": 2, "cap": 1}
     assert current_threads() == 2  # restored after each stage
     assert any(line.startswith("search: 1 thread (not 2): chgnet:0.3.0, sevennet:7net-0") for line in lines)
+    # work handed to other processes (an MPI pool) runs on their threads: nothing changes here
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen.clear()
+    with ThreadPoolExecutor(1) as pool:
+        run_study(plan, executor=pool, log=lines.append)
+    assert seen == {"search": 2, "spectrum": 2, "cap": 2}
