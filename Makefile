@@ -34,7 +34,7 @@ test-fast: $(STAMP)
 test-latest: | system-deps
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python -m pip install -q --upgrade pip
-	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test,xtb]'
+	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test,xtb,dask]'
 	.venv-latest/bin/python -m pytest -q
 
 # The API reference (HTML, pdoc) from the docstrings into docs/api/; any warning is an error.
@@ -54,7 +54,7 @@ bench-doc: $(STAMP)
 lock:
 	$(PYTHON) -m venv .venv-tools
 	.venv-tools/bin/python -m pip install -q pip-tools
-	.venv-tools/bin/pip-compile -q --strip-extras --extra test --extra xtb --no-emit-index-url \
+	.venv-tools/bin/pip-compile -q --strip-extras --extra test --extra xtb --extra dask --no-emit-index-url \
 		--no-emit-find-links -c lock-constraints.txt -o requirements.lock pyproject.toml
 	sed -i -E 's/^([A-Za-z0-9_.-]+==[0-9][0-9a-z.]*)\+[A-Za-z0-9.]+/\1/' requirements.lock
 

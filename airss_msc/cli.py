@@ -35,6 +35,7 @@ from airss_msc.results.formats import (
 )
 from airss_msc.search.candidates import run_search
 from airss_msc.search.config import default_config, default_config_text, load_config
+from airss_msc.search.distributed import check_executor
 from airss_msc.search.farm import StopFlag, stop_on_signals
 from airss_msc.search.files import relax_file
 from airss_msc.search.parallel import task_executor
@@ -164,11 +165,15 @@ def search(
     db: Optional[str] = typer.Option(None, "--db", help="Override the database named in the config."),
     show_config: bool = typer.Option(False, "--show-default-config", help="Print the embedded default config and exit."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="Where relaxations run (overrides \\[search] "
+                                           "executor): 'mpi' (default), 'dask' (a local Dask cluster) or "
+                                           "'dask://HOST:PORT' (a running Dask scheduler)."),
 ) -> None:
     """Generate and relax candidates as the config says; rerunning resumes.
 
-    Under 'mpiexec -n N' rank 0 coordinates and N-1 ranks relax. Exit code 3
-    means the search stopped early (walltime or signal); rerun it to resume.
+    Under 'mpiexec -n N' rank 0 coordinates and N-1 ranks relax; with a Dask executor this
+    process coordinates the Dask workers. Exit code 3 means the search stopped early
+    (walltime or signal); rerun it to resume.
     """
     if show_config:
         typer.echo(default_config_text())
@@ -178,21 +183,25 @@ def search(
     cfg = default_config(db) if config is None else load_config(config)
     if db and config is not None:
         cfg = replace(cfg, db=db)
-    if _farmed(lambda executor, workers: run_search(cfg, executor=executor, workers=workers),
-               cfg.threads, serial).interrupted:
+    if executor is not None:
+        cfg = replace(cfg, executor=check_executor(executor))
+    if _farmed(lambda pool, workers: run_search(cfg, executor=pool, workers=workers),
+               cfg.threads, serial, cfg.executor).interrupted:
         raise typer.Exit(3)
 
 
-def _farmed(job, threads: int | None, serial: bool = False):
-    """Run ``job(executor, workers)`` serially or, under an MPI launcher, as a task farm.
+def _farmed(job, threads: int | None, serial: bool = False, executor_name: str | None = None):
+    """Run ``job(executor, workers)`` serially, under an MPI launcher as a task farm, or on the
+    Dask cluster ``executor_name`` names.
 
     Returns the job's outcome on the coordinator; worker ranks exit when done.
     Stop handlers go in first, on every rank: a SIGTERM during MPI start-up or the
     job's preparation is kept and stops the job cleanly (its own handlers inherit it).
     """
     with stop_on_signals(StopFlag()):
-        set_threads(threads)  # every rank, before any engine library is loaded
-        with task_executor(force_serial=serial) as (executor, workers, coordinator):
+        n = set_threads(threads)  # every rank, before any engine library is loaded
+        with task_executor(force_serial=serial, executor=executor_name, threads=n) as (executor, workers,
+                                                                                       coordinator):
             if not coordinator:
                 raise typer.Exit(0)
             return job(executor, max(workers, 1))
@@ -382,7 +391,7 @@ def study(
     plan = load_study(config, mode, db)
     outcome = _farmed(lambda executor, workers: run_study(plan, executor, workers,
                                                           log=lambda line: typer.echo(line, err=True)),
-                      threads or plan.search.threads, serial)
+                      threads or plan.search.threads, serial, plan.search.executor)
     for name, stage in outcome.stages:
         typer.echo(f"{name}: {stage.done - stage.failed} done, {stage.failed} failed, {stage.skipped} already "
                    f"stored, {stage.remaining} remaining ({stage.wall_seconds:.0f} s)")

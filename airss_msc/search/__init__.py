@@ -15,6 +15,7 @@ Main entry points:
 - :mod:`airss_msc.search.study`: :func:`~airss_msc.search.study.run_study`, one
   config chaining the search, the row workflows and the report;
 - :mod:`airss_msc.search.farm` and :mod:`airss_msc.search.parallel`: the task farm
-  every workflow runs on, in process or over MPI ranks;
+  every workflow runs on, in process or over MPI ranks, or on a Dask cluster
+  (:mod:`airss_msc.search.distributed`);
   :mod:`airss_msc.search.progress` reports its progress (a live bar or log lines).
 """

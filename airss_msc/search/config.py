@@ -19,6 +19,7 @@ from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepar
 from airss_msc.calc.engines import parse_method
 from airss_msc.calc.relax import RelaxSettings
 from airss_msc.build.moves import MOVES
+from airss_msc.search.distributed import check_executor
 from airss_msc.search.strategy import StrategySettings
 
 if sys.version_info >= (3, 11):
@@ -38,6 +39,8 @@ class SearchConfig:
     name: str = "search"
     walltime: float | None = None
     threads: int | None = None
+    #: where the tasks run: None (MPI under a launcher, else in process), "dask" or "dask://HOST:PORT"
+    executor: str | None = None
     #: rank by this method's energies (the relax method or one of its single points); None: own
     rank_energy: str | None = None
     generate: GeneratorSettings = field(default_factory=GeneratorSettings)
@@ -108,7 +111,7 @@ def _take(table: dict, section: str, allowed: dict[str, type | tuple]) -> dict:
 _NUM = (int, float)
 
 _SEARCH_KEYS = {"compositions": (list, str), "candidates": int, "seed": int, "db": str, "name": str,
-                "walltime": (str, int, float), "threads": int, "rank_energy": str}
+                "walltime": (str, int, float), "threads": int, "executor": str, "rank_energy": str}
 _GENERATE_KEYS = {"minsep": dict, "slack": _NUM, "shape": str, "radius": _NUM, "axes": list,
                   "inner": _NUM, "symmetry": str, "max_attempts": int}
 _STRATEGY_KEYS = {"name": str, "random_starts": int, "pool": int, "amplitude": _NUM, "swaps": int,
@@ -164,6 +167,7 @@ def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
         name=s.get("name", Path(source).stem if source else "search"),
         walltime=parse_walltime(s.get("walltime")),
         threads=s.get("threads"),
+        executor=check_executor(s.get("executor")),
         rank_energy=s.get("rank_energy"),
         generate=GeneratorSettings(**g),
         relax=RelaxSettings(**r),

@@ -55,14 +55,27 @@ def check_launch(comm_size: int) -> None:
 
 
 @contextlib.contextmanager
-def task_executor(force_serial: bool = False) -> Iterator[tuple[object | None, int, bool]]:
+def task_executor(force_serial: bool = False, executor: str | None = None,
+                  threads: int = 1) -> Iterator[tuple[object | None, int, bool]]:
     """Yield ``(executor, workers, is_coordinator)``.
 
     Serial (no launcher, one rank, or ``force_serial``): ``(None, 0, True)``.
+    ``executor`` naming Dask (:mod:`airss_msc.search.distributed`): this process coordinates a
+    Dask cluster whose workers run ``threads`` threads each.
     Under MPI with N ranks: rank 0 gets an ``MPICommExecutor`` with N-1 workers;
     worker ranks get ``(None, N-1, False)`` after serving tasks until the
     coordinator is done, and must then simply return.
     """
+    from airss_msc.search.distributed import check_executor, dask_executor
+
+    executor = check_executor(executor)
+    if executor and not force_serial:
+        if launched_size() > 1:
+            raise InputError(f"executor = {executor!r} under an MPI launcher: run one process (Dask "
+                             "starts or reaches the workers), or drop the executor setting to use MPI")
+        with dask_executor(executor, threads) as (pool, workers):
+            yield pool, workers, True
+        return
     if force_serial or launched_size() <= 1 and "SLURM_NTASKS" not in os.environ:
         yield None, 0, True
         return
