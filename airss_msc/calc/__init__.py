@@ -16,8 +16,10 @@ Main entry points:
   tblite and xtb-python xTB, GFN-FF, PySCF, Lennard-Jones for tests):
   :func:`~airss_msc.calc.engines.parse_method`,
   :func:`~airss_msc.calc.engines.make_calculator`, capabilities, measured errors;
-- :mod:`airss_msc.calc.sanity` (physical-sanity verdicts) and
-  :mod:`airss_msc.calc.threads` (how many threads each process computes with).
+- :mod:`airss_msc.calc.sanity` (physical-sanity verdicts),
+  :mod:`airss_msc.calc.threads` (how many threads each process computes with) and
+  :mod:`airss_msc.calc.progress` (progress lines from long DFT jobs: SCF cycles,
+  Davidson iterations, through a log callable).
 
 Engines are imported on first use, so importing this package loads no torch or
 PySCF.
