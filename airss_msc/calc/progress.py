@@ -83,7 +83,8 @@ def scf_callback(inner: Callable[[dict], None] | None, label: str) -> Callable[[
     def callback(envs: dict) -> None:
         now = time.monotonic()
         energy, gradient = envs.get("e_tot"), envs.get("norm_gorb")
-        report(f"SCF ({label}) cycle {envs.get('cycle', '?')}: E={float(energy):.8f} Ha"
+        cycle = envs.get("cycle", envs.get("imacro", "?"))  # the second-order solver counts macro steps
+        report(f"SCF ({label}) cycle {cycle}: " + (f"E={float(energy):.8f} Ha" if energy is not None else "E=?")
                + (f"  |g|={float(gradient):.1e}" if gradient is not None else "")
                + f"  {now - last[0]:.1f} s/cycle", always=False)
         last[0] = now

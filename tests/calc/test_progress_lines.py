@@ -18,6 +18,12 @@ def test_iteration_lines_are_rate_limited_but_start_lines_always_come():
     assert lines == ["  X: start", "  X: cycle at 0.0", "  X: cycle at 10.5", "  X: done"]
     progress.report("nobody listens")  # nothing installed: a no-op, not an error
     assert progress.scf_callback(None, "DIIS") is None  # and no wrapper on the SCF
+    seen = []
+    with progress.reporting(lines.append, every=0.0):
+        callback = progress.scf_callback(seen.append, "second-order SCF")
+        callback({"imacro": 3, "e_tot": -1.5, "norm_gorb": 0.1})  # what PySCF's Newton solver passes
+    assert lines[-1].startswith("SCF (second-order SCF) cycle 3: E=-1.50000000 Ha  |g|=1.0e-01")
+    assert len(seen) == 1  # the wrapped callback (the divergence guard) still runs
 
 
 def test_excitations_of_h2_report_scf_cycles_and_davidson_iterations(monkeypatch):
