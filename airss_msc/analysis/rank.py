@@ -16,7 +16,7 @@ whose measured error the row names (``population_method``): the validated rankin
 energies order isomers well but spread their energies wider than PBE, and populations
 feel the spread. Where other methods' energies are stored on
 every minimum of a group, each row also shows its rank by them, and rows whose
-order the methods disagree on are flagged.
+order a validated energy (the registry's ranking energy or a reference) disagrees with are flagged.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class RankedRow:
     """One line of the ranking (energies eV, relative energy meV/atom, gap eV, nm).
 
     other_ranks: rank of this minimum by each other method stored on the whole
-    group (method -> rank); disagree: some method orders this row differently.
+    group (method -> rank); disagree: a validated energy orders this row differently.
     """
 
     rank: int | None
@@ -147,6 +147,26 @@ def ranking_energy(requested: str | None, sources: list[str], results: list[Resu
     if stored is None and results and any(VALIDATED_RANKING in r.energies for r in results):
         return VALIDATED_RANKING
     return stored
+
+
+def validated_energy(method: str | None) -> bool:
+    """Whether ``method``'s energies order isomers validatedly: the registry's validated ranking
+    energy or a reference (DFT) energy. Other engines' ranks are shown, never trusted."""
+    if not method:
+        return False
+    try:
+        canonical = str(parse_method(method))
+    except InputError:
+        return False
+    return canonical == VALIDATED_RANKING or is_reference(canonical)
+
+
+def validated_disagreement(row: RankedRow) -> dict[str, int]:
+    """The validated energies (method -> rank) that order ``row`` differently from its rank."""
+    if row.rank is None:
+        return {}
+    return {m: k for m, k in (row.other_ranks or {}).items() if k != row.rank and validated_energy(m)}
+
 
 
 def ranking_note(rows: list[RankedRow], energy: str | None) -> str:
@@ -306,7 +326,7 @@ def _rank_group(ok: list[Result], minimised: list[tuple[str | None, float | None
         row.population = float(pop)
         row.population_method = pop_method
         row.other_ranks = {m: ranks[k - 1] for m, ranks in others.items()} or None
-        row.disagree = any(r != k for r in (row.other_ranks or {}).values())
+        row.disagree = bool(validated_disagreement(row))  # other engines' ranks are shown, not counted
         if symmetry_tol is not None:
             row.point_group = point_group(res.atoms, symmetry_tol)
         rows.append(row)

@@ -69,3 +69,18 @@ def test_a_structure_file_carries_its_geometry_energy():
     for r in rows:
         del r.provenance["geometry_energy"]
     assert [r.copies for r in rank_results(rows, symmetry_tol=None)] == [1, 1]
+
+
+def test_only_a_validated_energy_that_orders_differently_marks_a_disagreement():
+    # ranked by SevenNet-0: ring below chain. GFN2-xTB reverses them (shown, not counted);
+    # a PBE single point reversing them is a disagreement
+    ring, chain = _copy(1, RING, -10.0, -9.2), _copy(2, CHAIN, -10.1, -9.0)
+    for row in (ring, chain):
+        row.energies["tblite:GFN2-xTB"] = -30.0 if row is chain else -29.0
+    rows = rank_results([ring, chain], energy="sevennet:7net-0", symmetry_tol=None)
+    assert [r.result.id for r in rows] == [1, 2]
+    assert rows[0].other_ranks["tblite:GFN2-xTB"] == 2 and not any(r.disagree for r in rows)
+    for row in (ring, chain):
+        row.energies["pyscf:PBE/def2-SVP"] = -500.0 if row is chain else -499.0
+    rows = rank_results([ring, chain], energy="sevennet:7net-0", symmetry_tol=None)
+    assert all(r.disagree for r in rows)

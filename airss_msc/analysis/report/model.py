@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from airss_msc.analysis.rank import (
     RankedRow, _minimised, load_results, merge_copies, population_energy, rank_results, ranking_energy,
+    validated_disagreement, validated_energy,
 )
 from airss_msc.analysis.saxs import equivalent_diameter_nm, radius_of_gyration
 from airss_msc.analysis.spectra import BRIGHT_F, TDDFT_ERROR_EV, band_window_nm, covered_to_nm, first_bright_nm
@@ -70,25 +71,6 @@ class Candidate:
     def label(self) -> str:
         """How a person names this structure: formula, rank and database row."""
         return f"{self.row.formula} #{self.row.rank} (row {self.row.id})"
-
-
-def validated_energy(method: str | None) -> bool:
-    """Whether ``method``'s energies order isomers validatedly: the registry's validated ranking
-    energy or a reference (DFT) energy. Other engines' ranks are shown, never trusted."""
-    if not method:
-        return False
-    try:
-        canonical = str(parse_method(method))
-    except InputError:
-        return False
-    return canonical == VALIDATED_RANKING or is_reference(canonical)
-
-
-def validated_disagreement(row: RankedRow) -> dict[str, int]:
-    """The validated energies (method -> rank) that order ``row`` differently from its rank."""
-    if row.rank is None:
-        return {}
-    return {m: k for m, k in (row.other_ranks or {}).items() if k != row.rank and validated_energy(m)}
 
 
 #: Elements of the model ligands of capped copies: not part of a cluster's material.
