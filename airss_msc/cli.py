@@ -19,6 +19,7 @@ from airss_msc import __version__
 from airss_msc.analysis.isotopes import isotope_pattern, monoisotopic_mass, most_abundant_mass
 from airss_msc.analysis.peaks import match_species, read_peaks_csv
 from airss_msc.analysis.rank import format_rows, load_results, rank_results, ranking_energy, ranking_note
+from airss_msc.analysis.reactions import parse_reaction, reaction_energy, substitution_steps
 from airss_msc.analysis.report import write_report
 from airss_msc.build.confinement import parse_axes
 from airss_msc.build.generate import GeneratorSettings, generate_many, prepare
@@ -259,6 +260,50 @@ def _nothing_ranked(sources: List[str], results, fmt: str, exclude_anion_bonded:
     if fmt != "table":
         typer.echo(format_rows([], fmt))
     return 1
+
+
+@app.command()
+def reaction(
+    sources: List[str] = typer.Argument(..., help="Databases (and/or structure files) holding every species."),
+    equation: Optional[List[str]] = typer.Option(None, "--equation", "-e", help="A reaction, e.g. "
+                                                 "'Cd13Te13 + CdSe -> Cd13Te12Se + CdTe'; repeatable."),
+    parent: Optional[str] = typer.Option(None, "--parent", help="Write the stepwise substitution pathway from "
+                                         "this parent (with --replace and --unit)."),
+    replace_: Optional[str] = typer.Option(None, "--replace", help="OLD=NEW: the element each step replaces, "
+                                           "e.g. Te=Se, or Zn=Cd for the cation exchange."),
+    unit: Optional[str] = typer.Option(None, "--unit", help="The exchanged unit holding NEW (a monomer CdSe or a "
+                                       "fragment Cd2Se2); it leaves with one NEW turned into OLD."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Steps of the pathway (default: all)."),
+    energy: Optional[str] = typer.Option(None, "--energy", help="The one method every species is taken at "
+                                         "(default: the database's ranking energy)."),
+) -> None:
+    """Reaction energies (eV, products minus reactants), each species at its lowest stored energy.
+
+    One stated method for every species (its measured error is printed); where the reference
+    (DFT) energy is stored on every species' row, its reaction energy is shown beside it.
+    """
+    reactions = [parse_reaction(e) for e in equation or ()]
+    if parent or replace_ or unit:
+        if not (parent and replace_ and unit) or replace_.count("=") != 1:
+            raise InputError("a pathway needs --parent, --replace OLD=NEW and --unit together")
+        old, new = (s.strip() for s in replace_.split("="))
+        reactions += substitution_steps(parent, old, new, unit, steps)
+    if not reactions:
+        raise InputError("give --equation 'A + B -> C + D' or a pathway (--parent, --replace, --unit)")
+    results = load_results(sources)
+    method = ranking_energy(energy, sources, results)
+    if method is None:
+        raise InputError("these databases store no ranking energy: say which with --energy")
+    found = [reaction_energy(r, results, method) for r in reactions]
+    reference = next((f.reference for f in found if f.reference), None)
+    typer.echo(f"dE by {method} (eV, products minus reactants; each species at its lowest stored energy)"
+               + (f"; {reference} on the same rows where stored" if reference else ""))
+    width = max(len(str(f.reaction)) for f in found)
+    for f in found:
+        ref = f"   {reference}: {f.reference_delta_eV:+.3f}" if f.reference_delta_eV is not None else ""
+        typer.echo(f"{str(f.reaction):<{width}}  {f.delta_eV:+8.3f}  {'downhill' if f.downhill else 'uphill  '}{ref}")
+    if found[0].error:
+        typer.echo(f"measured error of {method}: {found[0].error}")
 
 
 @app.command()

@@ -9,6 +9,10 @@ points:
   lowest ranking energy first, duplicates merged, method disagreements flagged);
 - :mod:`airss_msc.analysis.energetics`: mixing energies, the lower convex hull and
   Boltzmann populations of an alloy family;
+- :mod:`airss_msc.analysis.reactions`: reaction energies of balanced equations between
+  stored clusters (:func:`~airss_msc.analysis.reactions.reaction_energy`) and the stepwise
+  substitution and cation-exchange pathways
+  (:func:`~airss_msc.analysis.reactions.substitution_steps`);
 - :mod:`airss_msc.analysis.spectra` and :mod:`airss_msc.analysis.bands`: broadened
   absorption spectra from excitations, matched against the measured bands (with a
   gap calibration);
