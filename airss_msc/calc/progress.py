@@ -36,7 +36,9 @@ class Reporter:
         self._last = -float("inf")
 
     def say(self, text: str, always: bool = True) -> None:
-        if not always:  # only iteration lines count for the rate: the first after a start line comes
+        if always:  # a new phase (an SCF, the Davidson): its first iteration line comes at once
+            self._last = -float("inf")
+        else:
             now = self.clock()
             if now - self._last < self.every:
                 return

@@ -14,8 +14,11 @@ def test_iteration_lines_are_rate_limited_but_start_lines_always_come():
     for t in (0.0, 3.0, 9.0, 10.5, 11.0):
         now[0] = t
         reporter.say(f"cycle at {t}", always=False)
-    reporter.say("done")
-    assert lines == ["  X: start", "  X: cycle at 0.0", "  X: cycle at 10.5", "  X: done"]
+    reporter.say("next phase")
+    now[0] = 12.0
+    reporter.say("its first cycle", always=False)  # not held back by the last phase's rate
+    assert lines == ["  X: start", "  X: cycle at 0.0", "  X: cycle at 10.5", "  X: next phase",
+                     "  X: its first cycle"]
     progress.report("nobody listens")  # nothing installed: a no-op, not an error
     assert progress.scf_callback(None, "DIIS") is None  # and no wrapper on the SCF
     seen = []
@@ -44,6 +47,12 @@ def test_excitations_of_h2_report_scf_cycles_and_davidson_iterations(monkeypatch
     iterations = [x for x in lines if x.startswith("TDA Davidson iteration ")]
     assert iterations and iterations[0].startswith("TDA Davidson iteration 1: ") and "/2 roots converged" in iterations[0]
     assert lines[-1].startswith("TDA Davidson converged: 2/2 roots after ")
+    # at the default rate (one iteration line per 15 s) each phase still shows its first iteration
+    monkeypatch.setattr(progress, "DEFAULT_EVERY", 15.0)
+    lines.clear()
+    excite(h2, "pyscf:TDA-PBE/def2-SVP", 2, log=lines.append)
+    assert sum(x.startswith("SCF (DIIS) cycle 0:") for x in lines) == 1
+    assert sum(x.startswith("TDA Davidson iteration 1:") for x in lines) == 1
     # nothing leaks into the next run: quiet without a log
     lines.clear()
     excite(h2, "pyscf:TDA-PBE/def2-SVP", 2)
