@@ -160,3 +160,15 @@ def test_install_hints_name_only_extras_that_exist():
     for name, engine in ENGINES.items():
         for extra in re.findall(r"(?:airss-msc|\.)\[([\w,-]+)\]", engine.install_hint):
             assert set(extra.split(",")) <= extras, (name, engine.install_hint)
+
+
+def test_each_role_defaults_to_a_canonical_method_that_can_do_the_job():
+    from airss_msc.calc.engines import DEFAULTS, Role, is_reference
+
+    assert set(DEFAULTS) == set(Role)
+    for role, method in DEFAULTS.items():
+        assert str(parse_method(method)) == method, role  # stored names are canonical
+    assert capabilities(DEFAULTS[Role.GEOMETRY]).gradients
+    assert capabilities(DEFAULTS[Role.CROSS_CHECK]).gap
+    assert is_reference(DEFAULTS[Role.REFINE]) and not is_reference(DEFAULTS[Role.RANKING])
+    assert capabilities(DEFAULTS[Role.EXCITATION]).excitations

@@ -10,6 +10,7 @@ tblite's; engines listed first win).
 
 from __future__ import annotations
 
+from enum import Enum
 from functools import lru_cache
 
 from ase.calculators.calculator import Calculator
@@ -23,9 +24,35 @@ from airss_msc.calc.engines.tblite import TBLite
 from airss_msc.calc.engines.xtb import XTBPython
 from airss_msc.errors import InputError
 
-#: The validated ranking energy (BENCHMARKS.md "Energy models against PBE/def2-SVP"): what ranks
-#: a database that does not name one, when its rows carry it.
-VALIDATED_RANKING = "sevennet:7net-0"
+class Role(str, Enum):
+    """The jobs a method is chosen for; :data:`DEFAULTS` names the default method of each."""
+
+    GEOMETRY = "geometry"        #: relaxes the search's candidates
+    RANKING = "ranking"          #: the single point that ranks isomers (validated against DFT)
+    CROSS_CHECK = "cross_check"  #: the single point ``rescore`` adds by default (orbitals: a gap)
+    REFINE = "refine"            #: the reference (DFT) refinement of the best
+    EXCITATION = "excitation"    #: vertical excitations (TDA-TDDFT) of the best
+
+
+#: The default method of each role: the one place outside the engine modules that names methods
+#: (BENCHMARKS.md "Energy models against PBE/def2-SVP" for geometry and ranking; the README's
+#: "Which energy model" for the rest). Everything else asks :func:`default_method`.
+DEFAULTS: dict[Role, str] = {
+    Role.GEOMETRY: "chgnet:0.3.0",
+    Role.RANKING: "sevennet:7net-0",
+    Role.CROSS_CHECK: "tblite:GFN2-xTB",
+    Role.REFINE: "pyscf:PBE/def2-SVP",
+    Role.EXCITATION: "pyscf:TDA-PBE0/def2-SVP",
+}
+
+
+def default_method(role: Role | str) -> str:
+    """The canonical default method for ``role`` (a :class:`Role` or its value)."""
+    return DEFAULTS[Role(role)]
+
+
+#: The validated ranking energy: what ranks a database that does not name one, when its rows carry it.
+VALIDATED_RANKING = DEFAULTS[Role.RANKING]
 
 #: Every engine, by name. Order matters only for bare model names.
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (
