@@ -20,7 +20,7 @@ OUT = HERE / "out"
 TARGET = HERE.parent / "BENCHMARKS.md"
 #: narrative key -> the table files of that section, in page order
 SECTIONS = [("quick", ["quick.md"]), ("generator", ["generator_speed.md"]), ("parallel", ["parallel_scaling.md"]),
-            ("protocol", ["default_protocol.md"]), ("relaxcost", ["relax_cost.md"]), ("energy", ["energy_validation.md"]),
+            ("protocol", ["default_protocol.md"]), ("relaxcost", ["relax_cost.md"]), ("capping", ["capping.md"]), ("energy", ["energy_validation.md"]),
             ("lj", ["search_efficiency.md"]), ("landscape", ["search_landscape.md"]),
             ("landscape_chgnet", ["search_landscape_chgnet_judged.md"]), ("tda", ["tda_timing.md"])]
 
