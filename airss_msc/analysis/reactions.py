@@ -116,15 +116,22 @@ class ReactionEnergy:
 def lowest_by_formula(results: list[Result], method: str) -> dict[str, Result]:
     """The lowest relaxed bare cluster of each formula by ``method``'s stored energy."""
     method = str(parse_method(method))
-    best: dict[str, Result] = {}
+    best: dict[str, tuple[float, Result]] = {}
     for r in results:
         e = r.energy_by(method)
         if not r.ok or e is None or r.provenance.get("bare_parent") is not None:
             continue
         f = r.composition
-        if f not in best or e < best[f].energy_by(method):
-            best[f] = r
-    return best
+        if f not in best or e < best[f][0]:
+            best[f] = (e, r)
+    return {f: r for f, (_, r) in best.items()}
+
+
+def _energy(row: Result, method: str) -> float:
+    value = row.energy_by(method)
+    if value is None:  # callers pick rows that carry it
+        raise InputError(f"row {row.id} has no {method} energy")
+    return float(value)
 
 
 def _reference_method(rows: list[Result]) -> str | None:
@@ -146,8 +153,8 @@ def reaction_energy(reaction: Reaction | str, results: list[Result], method: str
                          f"or score the stored rows (airss-msc rescore --method {method})")
     rows = [lowest[f] for f in reaction.species]
     reference = None if is_reference(method) else _reference_method(rows)
-    species = tuple(Species(f, r.id, r.source, float(r.energy_by(method)),
-                            None if reference is None else float(r.energy_by(reference)))
+    species = tuple(Species(f, r.id, r.source, _energy(r, method),
+                            None if reference is None else _energy(r, reference))
                     for f, r in zip(reaction.species, rows))
     energy = {s.formula: s for s in species}
 

@@ -28,7 +28,7 @@ CONNECT_TIMEOUT = 10.0
 
 def is_dask(executor: str | None) -> bool:
     """Whether an executor setting names Dask (``dask`` or ``dask://HOST:PORT``)."""
-    return bool(executor) and (executor == "dask" or executor.startswith("dask://"))
+    return executor is not None and (executor == "dask" or executor.startswith("dask://"))
 
 
 def check_executor(executor: str | None) -> str | None:

@@ -68,12 +68,12 @@ def task_executor(force_serial: bool = False, executor: str | None = None,
     """
     from airss_msc.search.distributed import check_executor, dask_executor
 
-    executor = check_executor(executor)
-    if executor and not force_serial:
+    address = check_executor(executor)
+    if address and not force_serial:
         if launched_size() > 1:
-            raise InputError(f"executor = {executor!r} under an MPI launcher: run one process (Dask "
+            raise InputError(f"executor = {address!r} under an MPI launcher: run one process (Dask "
                              "starts or reaches the workers), or drop the executor setting to use MPI")
-        with dask_executor(executor, threads) as (pool, workers):
+        with dask_executor(address, threads) as (pool, workers):
             yield pool, workers, True
         return
     if force_serial or launched_size() <= 1 and "SLURM_NTASKS" not in os.environ:
@@ -95,8 +95,8 @@ def task_executor(force_serial: bool = False, executor: str | None = None,
     # Rank 0 goes on (and prints the search's readiness line) only once every
     # worker ignores signals: a SIGTERM forwarded by the launcher then kills no one.
     comm.Barrier()
-    with MPICommExecutor(comm, root=0, backoff=POLL_SECONDS) as executor:
-        if executor is not None:
-            yield executor, comm.Get_size() - 1, True
+    with MPICommExecutor(comm, root=0, backoff=POLL_SECONDS) as pool:
+        if pool is not None:
+            yield pool, comm.Get_size() - 1, True
             return
     yield None, comm.Get_size() - 1, False
