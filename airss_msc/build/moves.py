@@ -18,6 +18,8 @@ minimum separations, so moves cannot hand the relaxation a collapsed start.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -27,7 +29,7 @@ from airss_msc.build.confinement import Sphere
 from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare, push_apart
 from airss_msc.build.geometry import distances, radii_sums
 from airss_msc.build.separations import format_minsep, minsep_matrix
-from airss_msc.composition import ANIONS, CATIONS
+from airss_msc.composition import ANIONS, CATIONS, parse_formula, symbols_of
 from airss_msc.errors import InputError
 
 
@@ -136,6 +138,84 @@ class SymmetricStart(Move):
     def new_candidate(self, formula, seed, parents, generate):
         atoms = generate_cluster(formula, seed, replace(generate, symmetry=self.group))
         atoms.info["move"] = f"symmetric {atoms.info.get('symmetry', self.group)}"
+        return atoms
+
+
+@lru_cache(maxsize=32)
+def _template(path: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """Symbols and positions (Angstrom, centred) of a template structure file."""
+    from ase.io import read
+
+    try:
+        atoms = read(path)
+    except FileNotFoundError:
+        raise InputError(f"frame template {path} not found") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
+        raise InputError(f"cannot read frame template {path}: {exc}") from None
+    pos = atoms.positions - atoms.positions.mean(axis=0)
+    pos.setflags(write=False)
+    return tuple(atoms.get_chemical_symbols()), pos
+
+
+def _sublattices(symbols: Sequence[str]) -> tuple[int, int, int]:
+    """How many cations, anions and other atoms."""
+    cations = sum(s in CATIONS for s in symbols)
+    anions = sum(s in ANIONS for s in symbols)
+    return cations, anions, len(symbols) - cations - anions
+
+
+@dataclass(frozen=True)
+class FrameStart(Move):
+    """A fresh start on the sites of a parent cluster: the formula's cations dealt at random over
+    the template's cation sites and its anions over the anion sites (a homotop of the frame, as
+    substitution or cation exchange would leave it), shaken by ``amplitude``. ``templates`` are
+    structure files (one is drawn per start from those whose sublattices fit the formula)."""
+
+    name: ClassVar[str] = "frame"
+    parents: ClassVar[int] = 0
+    templates: tuple[str, ...] = ()
+    amplitude: float = 0.1
+
+    def validate(self):
+        if not self.templates:
+            raise InputError("frame: give templates = [\"parent.xyz\", ...]")
+        if isinstance(self.templates, str):
+            raise InputError("frame: templates must be a list of files")
+        if self.amplitude < 0:
+            raise InputError(f"frame amplitude must be >= 0, got {self.amplitude!r}")
+        for path in self.templates:
+            _template(str(path))
+        return replace(self, templates=tuple(str(p) for p in self.templates))  # TOML gives a list
+
+    def fitting(self, symbols: Sequence[str]) -> list[str]:
+        """The templates whose cation, anion and other site counts are the formula's."""
+        want = _sublattices(symbols)
+        return [str(p) for p in self.templates if _sublattices(_template(str(p))[0]) == want]
+
+    def applies(self, symbols):
+        return bool(self.fitting(symbols))
+
+    def new_candidate(self, formula, seed, parents, generate):
+        rng = np.random.default_rng(seed)
+        wanted = symbols_of(parse_formula(formula))
+        choices = self.fitting(wanted)
+        if not choices:
+            raise InputError(f"frame: no template has the sublattices of {formula}")
+        path = choices[int(rng.integers(len(choices)))]
+        sites, pos = _template(path)
+        symbols = list(sites)
+        for lattice in (CATIONS, ANIONS, None):
+            def on(s, lattice=lattice):
+                return s in lattice if lattice is not None else s not in CATIONS and s not in ANIONS
+            where = [i for i, s in enumerate(sites) if on(s)]
+            mine = [s for s in wanted if on(s)]
+            for i, s in zip(where, rng.permutation(mine)):
+                symbols[i] = str(s)
+        new, minsep = relieve_overlaps(formula, symbols, shake_positions(np.array(pos), self.amplitude, rng),
+                                       rng, generate)
+        atoms = Atoms(symbols, positions=new)
+        atoms.info.update(seed=int(seed), formula=formula, minsep=minsep, move=f"frame {Path(path).name}",
+                          generator="frame move", template=Path(path).name)
         return atoms
 
 
@@ -389,8 +469,8 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 #: Every move, by config name.
-MOVES: dict[str, type[Move]] = {cls.name: cls for cls in (RandomStart, SymmetricStart, Shake, Swap, CutAndSplice,
-                                                           Permute, Twist, Relocate)}
+MOVES: dict[str, type[Move]] = {cls.name: cls for cls in (RandomStart, SymmetricStart, FrameStart, Shake, Swap,
+                                                           CutAndSplice, Permute, Twist, Relocate)}
 
 
 def make_move(name: str, **settings) -> Move:

@@ -125,3 +125,39 @@ def test_relocate_moves_only_the_requested_number_of_atoms_to_the_surface():
     moved = [int(k) for k in atoms.info["move"].split()[1].split(",")]
     assert len(moved) == 1
     assert atoms.get_chemical_symbols() == list(parent.symbols)
+
+
+def test_frame_start_deals_the_formula_over_the_parent_sublattices(tmp_path):
+    from pathlib import Path
+
+    from airss_msc.build.geometry import distances
+    from airss_msc.build.moves import make_move
+    from airss_msc.composition import ANIONS, CATIONS
+    from airss_msc.errors import InputError
+
+    root = Path(__file__).resolve().parents[2] / "structures"
+    parents = (str(root / "Cd13Se13.xyz"), str(root / "Zn13Se13.xyz"))
+    move = make_move("frame", templates=list(parents), amplitude=0.0)
+    assert isinstance(move.templates, tuple)
+    assert move.applies(["Zn"] * 4 + ["Cd"] * 9 + ["Se"] * 13) and not move.applies(["Cd"] * 7 + ["Se"] * 4)
+    from ase.io import read
+
+    frames = {str(p): read(p) for p in parents}
+    seen = set()
+    for seed in range(6):
+        a = move.new_candidate("Zn4Cd9Se13", seed, [], GeneratorSettings())
+        assert sorted(a.get_chemical_symbols()) == sorted(["Zn"] * 4 + ["Cd"] * 9 + ["Se"] * 13)
+        frame = frames[next(p for p in parents if Path(p).name == a.info["template"])]
+        # each site keeps its sublattice: cations where the parent had cations
+        for s, t in zip(a.get_chemical_symbols(), frame.get_chemical_symbols()):
+            assert (s in CATIONS) == (t in CATIONS) and (s in ANIONS) == (t in ANIONS)
+        d = distances(a.positions)
+        assert d[np.triu_indices(len(a), 1)].min() > 2.0  # no overlaps handed to the relaxation
+        again = move.new_candidate("Zn4Cd9Se13", seed, [], GeneratorSettings())
+        assert list(again.symbols) == list(a.symbols) and np.allclose(again.positions, a.positions)
+        seen.add(tuple(a.get_chemical_symbols()))
+    assert len(seen) > 1  # different seeds deal differently
+    with pytest.raises(InputError, match="not found"):
+        make_move("frame", templates=[str(tmp_path / "missing.xyz")])
+    with pytest.raises(InputError, match="templates"):
+        make_move("frame")
