@@ -8,6 +8,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
+from airss_msc.calc.engines import ENGINES  # noqa: E402
 from airss_msc.cli import main  # noqa: E402
 
 
@@ -32,9 +33,21 @@ def run_cli(capsys):
 # (xTB, an ML potential, DFT) or mpiexec carry @pytest.mark.slow; besides, any test whose
 # module or function name has one of these words (split at "_") is marked here, so new
 # engine test modules (test_chgnet.py, test_pyscf_refine.py, test_ml_engines.py, ...) are
-# slow without further ado.
-SLOW_WORDS = frozenset({"xtb", "tblite", "gfn1", "gfn2", "ml", "chgnet", "sevenn", "sevennet", "mace", "torch",
-                        "dft", "pyscf", "tddft", "mpi", "mpiexec"})
+# slow without further ado. The engine words come from the registry (every engine that needs a
+# library: its name, its distribution and its model aliases), so a new engine's tests are slow too;
+# Lennard-Jones needs none and stays in the quick loop.
+GENERIC_SLOW_WORDS = frozenset({"ml", "mace", "torch", "dft", "tddft", "mpi", "mpiexec"})
+
+
+def _engine_words() -> frozenset[str]:
+    words: set[str] = set()
+    for engine in ENGINES.values():
+        if engine.requires:
+            words |= {engine.name, engine.distribution, *engine.aliases}
+    return frozenset(words)
+
+
+SLOW_WORDS = GENERIC_SLOW_WORDS | _engine_words()
 
 #: A test not marked slow that takes longer than this (s) is listed at the end of the run.
 FAST_LIMIT = 10.0

@@ -33,33 +33,13 @@ from airss_msc.analysis.bands import describe_gap, gap_wavelength_nm
 from airss_msc.analysis.duplicates import group_duplicates
 from airss_msc.analysis.energetics import boltzmann_populations
 from airss_msc.build.geometry import anion_bonds, point_group
-from airss_msc.calc.engines import VALIDATED_RANKING, is_reference, measured_error, parse_method
+from airss_msc.calc.engines import (
+    VALIDATED_RANKING, is_reference, measured_error, parse_method, preferred_gap_method, short_name,
+)
 from airss_msc.errors import InputError
 from airss_msc.results.formats import STRUCTURE_SUFFIXES, energy_of, read_structures
-from airss_msc.results.record import Result
+from airss_msc.results.record import Result, Status
 from airss_msc.results.store import ResultsDB
-
-#: Methods whose gaps are shown when the ranking method has none, best first.
-GAP_PREFERENCE = ("pyscf:PBE0/def2-SVP", "pyscf:PBE/def2-SVP", "tblite:GFN2-xTB", "xtb:GFN2-xTB",
-                  "tblite:GFN1-xTB", "xtb:GFN1-xTB")
-
-
-def short_method(method: str) -> str:
-    """A compact label: ``tblite:GFN2-xTB`` -> ``GFN2-xTB``, ``pyscf:PBE/def2-SVP`` -> ``PBE/def2-SVP``,
-    ``chgnet:0.3.0`` -> ``chgnet``."""
-    if not method or method == "lj":
-        return method
-    engine, _, model = method.partition(":")
-    if engine in ("tblite", "pyscf"):
-        return model
-    if engine == "xtb":
-        return f"xtb:{model}"
-    try:
-        default = str(parse_method(engine))
-    except InputError:
-        return method
-    return engine if default == method else method
-
 
 @dataclass
 class RankedRow:
@@ -98,7 +78,7 @@ def results_from_files(paths: list[str]) -> list[Result]:
         for k, atoms in enumerate(read_structures(path)):
             energy = energy_of(atoms)
             info = dict(atoms.info)
-            status = str(info.pop("status", "relaxed" if energy is not None else "error"))
+            status = str(info.pop("status", Status.RELAXED if energy is not None else Status.ERROR))
             gap = info.pop("gap_eV", info.pop("gap", None))
             method = str(info.pop("method", ""))
             info.pop("energy", None)
@@ -198,9 +178,9 @@ def _shown_gap(result: Result, method: str) -> tuple[float | None, str]:
     gap = result.gap_by(method)
     if gap is not None:
         return gap, method
-    for other in GAP_PREFERENCE + tuple(sorted(result.gaps)):
-        if other in result.gaps:
-            return result.gaps[other], other
+    other = preferred_gap_method(result.gaps)
+    if other is not None:
+        return result.gaps[other], other
     if result.gap is not None:
         return result.gap, result.method
     return None, ""
@@ -243,7 +223,7 @@ def rank_results(
         group = by_comp[formula]
         rankable: dict[str, list[tuple[Result, Result]]] = {}  # ranking method -> (as ranked, as stored)
         for res in group:
-            scored = _ranked_by(res, energy) if res.status == "relaxed" else None
+            scored = _ranked_by(res, energy) if res.status == Status.RELAXED else None
             if scored is None or (exclude_anion_bonded and _anion_bonds(res)):
                 continue
             rankable.setdefault(scored.method, []).append((scored, res))
@@ -368,7 +348,7 @@ def _row(res: Result, rank: int | None, best_per_atom: float | None, multiple: b
         rank=rank, id=_label(res, multiple), formula=res.composition, method=res.method,
         energy_eV=res.energy, delta_meV_per_atom=delta, gap_eV=gap, gap_method=gap_method,
         # A wavelength is a claim about a result: only relaxed rows with a real gap make it.
-        wavelength_nm=gap_wavelength_nm(gap) if res.status == "relaxed" else None,
+        wavelength_nm=gap_wavelength_nm(gap) if res.status == Status.RELAXED else None,
         status=res.status, seed=res.seed, result=res,
         anion_bonds=_anion_bonds(res) if res.natoms else None,
     )
@@ -387,15 +367,15 @@ def _fields(row: RankedRow) -> dict:
 def _cell(row: RankedRow, column: str) -> str:
     value = getattr(row, column)
     if column == "method":
-        return short_method(value)
+        return short_name(value)
     if column == "gap_eV":
         text = describe_gap(value)
         return text if not row.gap_method or row.gap_method == row.method or text == "-" else \
-            f"{text} ({short_method(row.gap_method)})"
+            f"{text} ({short_name(row.gap_method)})"
     if column == "other_ranks":
         if not value:
             return "-"
-        return " ".join(f"{short_method(m)}:{r}" for m, r in value.items()) + (" *" if row.disagree else "")
+        return " ".join(f"{short_name(m)}:{r}" for m, r in value.items()) + (" *" if row.disagree else "")
     if value is None:
         return "-"
     return _FMT.get(column, "{}").format(value)

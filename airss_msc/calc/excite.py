@@ -15,14 +15,15 @@ from typing import Callable
 import numpy as np
 from ase import Atoms
 
-from airss_msc.calc.engines import SCFError, capabilities, engine_of, parse_method
+from airss_msc.calc.engines import Role, SCFError, capabilities, default_method, engine_of, parse_method
 from airss_msc.calc.progress import reporting
 from airss_msc.errors import InputError
-from airss_msc.results.record import Excitations
+from airss_msc.results.record import Excitations, JobStatus
 
-#: Default excitation method and number of states (PBE0 is the best functional for
-#: (CdSe)n excitations against RI-CC2 in Azpiroz, Ugalde and Infante, JCTC 2014).
-DEFAULT_EXCITATION_METHOD = "pyscf:TDA-PBE0/def2-SVP"
+#: Default excitation method: the registry's (PBE0 is the best functional for (CdSe)n
+#: excitations against RI-CC2 in Azpiroz, Ugalde and Infante, JCTC 2014).
+DEFAULT_EXCITATION_METHOD = default_method(Role.EXCITATION)
+#: Default number of singlet states.
 DEFAULT_STATES = 10
 
 
@@ -53,11 +54,11 @@ def _excite(atoms: Atoms, method: str, nstates: int) -> Excitations:
         canonical = check_excitation_method(method)
         m = parse_method(canonical)
         states = engine_of(m).excitations(m.model, atoms, nstates)
-        return Excitations(canonical, states.energies_eV, states.strengths, "done", states.note,
+        return Excitations(canonical, states.energies_eV, states.strengths, JobStatus.DONE, states.note,
                            time.perf_counter() - start, f"{m.engine}:{states.ground_model}",
                            states.ground_energy_eV, states.ground_gap_eV)
     except SCFError as exc:
-        return Excitations(str(method), empty, empty, "scf_failed", str(exc), time.perf_counter() - start)
+        return Excitations(str(method), empty, empty, JobStatus.SCF_FAILED, str(exc), time.perf_counter() - start)
     except Exception as exc:  # a job reports, it does not crash the run
-        return Excitations(str(method), empty, empty, "error", f"{type(exc).__name__}: {exc}",
+        return Excitations(str(method), empty, empty, JobStatus.ERROR, f"{type(exc).__name__}: {exc}",
                            time.perf_counter() - start)

@@ -6,8 +6,9 @@ to whoever asked, through a log callable installed for the duration of a job::
     with reporting(print):
         excite(atoms, "pyscf:TDA-PBE/def2-SVP", 4)
 
-Engines call :func:`report` (a no-op when nothing is installed) and attach
-:func:`scf_callback` / :func:`watch_davidson` to PySCF objects. Lines about
+Engines call :func:`report` (a no-op when nothing is installed) and :func:`active`, and
+wrap their SCF callbacks in :func:`scf_callback`; how an engine's own log becomes progress
+lines (PySCF's Davidson iterations) is the engine module's business. Lines about
 iterations come at most every ``every`` seconds, so a refinement with hundreds
 of SCFs does not flood the log; start and end lines always come.
 """
@@ -15,7 +16,6 @@ of SCFs does not flood the log; start and end lines always come.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from contextvars import ContextVar
 from typing import Callable, Iterator
@@ -94,52 +94,3 @@ def scf_callback(inner: Callable[[dict], None] | None, label: str) -> Callable[[
             inner(envs)  # the guard may raise: the line about the cycle came first
 
     return callback
-
-
-class _DavidsonLines:
-    """A write-only stream for a PySCF logger: Davidson lines become progress lines."""
-
-    _ITERATION = re.compile(r"(?:davidson|lr_eig|real_lr_eig)\s+(\d+)\s+(\d+)\s+\|r\|=\s*(\S+)")
-
-    def __init__(self, nroots: int):
-        self.nroots = nroots
-        self.converged: set[int] = set()
-        self.iteration = 0
-        self._buffer = ""
-
-    def write(self, text: str) -> int:
-        self._buffer += text
-        *lines, self._buffer = self._buffer.split("\n")
-        for line in lines:
-            self._line(line.strip())
-        return len(text)
-
-    def _line(self, line: str) -> None:
-        root = re.match(r"root (\d+) converged", line)
-        if root:
-            self.converged.add(int(root.group(1)))
-            return
-        if line.startswith("converged "):
-            self.converged = set(range(self.nroots))
-            report(f"TDA Davidson converged: {self.nroots}/{self.nroots} roots after {self.iteration + 1} "
-                   f"iterations")
-            return
-        match = self._ITERATION.match(line)
-        if match:
-            self.iteration = int(match.group(1))
-            report(f"TDA Davidson iteration {self.iteration + 1}: {len(self.converged)}/{self.nroots} roots "
-                   f"converged, max |r|={match.group(3)}, subspace {match.group(2)}", always=False)
-
-    def flush(self) -> None:
-        pass
-
-
-def watch_davidson(td, nroots: int) -> None:
-    """Quiet ``td`` (a PySCF TDA/TDDFT object), or, when reporting, have its Davidson
-    iterations and converged roots reported (PySCF logs them at DEBUG level, no callback)."""
-    td.verbose = 0
-    if active():
-        from pyscf.lib import logger
-
-        td.verbose = logger.DEBUG
-        td.stdout = _DavidsonLines(nroots)

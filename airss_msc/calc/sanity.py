@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ase import Atoms
 
 from airss_msc.build.geometry import BOND_FACTOR, fragments, radius, shortest_contact
+from airss_msc.results.record import JobStatus, Status
 
 #: Pair distance floor as a fraction of the sum of covalent radii.
 DISTANCE_FLOOR = 0.80
@@ -27,7 +28,7 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == JobStatus.OK
 
 
 def check_geometry(atoms: Atoms, floor: float = DISTANCE_FLOOR,
@@ -37,12 +38,12 @@ def check_geometry(atoms: Atoms, floor: float = DISTANCE_FLOOR,
     ratio, i, j, d = shortest_contact(atoms)
     syms = atoms.get_chemical_symbols()
     if ratio < floor:
-        return Verdict("collapsed", f"{syms[i]}{i}-{syms[j]}{j} at {d:.2f} A, below "
+        return Verdict(Status.COLLAPSED, f"{syms[i]}{i}-{syms[j]}{j} at {d:.2f} A, below "
                                     f"{floor:.2f} x covalent radii ({floor * (radius(syms[i]) + radius(syms[j])):.2f} A)")
     pieces = fragments(atoms, bond_factor)
     if len(pieces) > 1:
         sizes = sorted((len(p) for p in pieces), reverse=True)
         lone = [syms[p[0]] + str(p[0]) for p in pieces if len(p) == 1]
         detail = f"; detached atoms {', '.join(lone)}" if lone else ""
-        return Verdict("fragmented", f"{len(pieces)} fragments of sizes {sizes}{detail}")
-    return Verdict("ok")
+        return Verdict(Status.FRAGMENTED, f"{len(pieces)} fragments of sizes {sizes}{detail}")
+    return Verdict(JobStatus.OK)

@@ -16,13 +16,15 @@ import numpy as np
 from ase import Atoms
 
 from airss_msc.calc.engines import SCFError, comparable_rung, make_calculator, parse_method, scf_ladder
+from airss_msc.results.record import JobStatus
 
 
 @dataclass(frozen=True)
 class SinglePoint:
     """Energy (eV) and HOMO-LUMO gap (eV, None without orbitals) of one method on one geometry.
 
-    status: ``ok``, ``scf_failed`` or ``error`` (then ``message`` says why).
+    status: a :class:`~airss_msc.results.record.JobStatus`: ``ok``, ``scf_failed`` or ``error``
+    (then ``message`` says why).
     """
 
     method: str
@@ -57,13 +59,14 @@ def single_point(atoms: Atoms, method: str, electronic_temperature: float = 300.
             energy = float(work.get_potential_energy())
             gap = work.calc.results.get("homo_lumo_gap")
             gap = None if gap is None or not np.isfinite(gap) else float(gap)
-            return SinglePoint(canonical, energy, gap, "ok", "", time.perf_counter() - start, k)
+            return SinglePoint(canonical, energy, gap, JobStatus.OK, "", time.perf_counter() - start, k)
         except SCFError as exc:
             last = str(exc)
         except Exception as exc:  # a job reports, it does not crash the run
-            return SinglePoint(canonical, None, None, "error", f"{type(exc).__name__}: {exc}",
+            return SinglePoint(canonical, None, None, JobStatus.ERROR, f"{type(exc).__name__}: {exc}",
                                time.perf_counter() - start, k)
         finally:
             work.calc = None
-    return SinglePoint(canonical, None, None, "scf_failed", f"{last} (after {len(rungs) - 1} recovery attempts)",
+    return SinglePoint(canonical, None, None, JobStatus.SCF_FAILED,
+                       f"{last} (after {len(rungs) - 1} recovery attempts)",
                        time.perf_counter() - start, len(rungs) - 1)

@@ -15,24 +15,75 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 from ase import Atoms
 
 from airss_msc.composition import canonical_formula
 
-STATUSES = ("relaxed", "max_steps", "collapsed", "fragmented", "scf_failed", "error")
+class Status(str, Enum):
+    """The outcome of a relaxation, in report order; only ``RELAXED`` is ranked.
+
+    String-valued: a status is stored as its value (``"relaxed"``), so databases written
+    before the enum read back, and ``Status.RELAXED == "relaxed"`` holds.
+    """
+
+    RELAXED = "relaxed"
+    MAX_STEPS = "max_steps"
+    COLLAPSED = "collapsed"
+    FRAGMENTED = "fragmented"
+    SCF_FAILED = "scf_failed"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        # the stored word, also inside f-strings and formatted tables
+        return self.value
+
+    @property
+    def meaning(self) -> str:
+        """What the status means, in words (shown by ``rank --all`` and the report)."""
+        return _MEANING[self]
+
+    @classmethod
+    def parse(cls, text: "str | Status") -> "Status":
+        """The status named ``text``; a :class:`ValueError` naming every status otherwise."""
+        try:
+            return cls(text)
+        except ValueError:
+            raise ValueError(f"unknown status {text!r}; statuses are {', '.join(s.value for s in cls)}") from None
+
+
+_MEANING = {
+    Status.RELAXED: "converged and physically sane",
+    Status.MAX_STEPS: "step or wall-time limit reached before convergence (sane)",
+    Status.COLLAPSED: "a pair closer than the sanity floor (unphysical hole)",
+    Status.FRAGMENTED: "the cluster split or lost an atom",
+    Status.SCF_FAILED: "the SCF did not converge, even after the recovery ladder",
+    Status.ERROR: "anything else, with its message",
+}
+
+STATUSES: tuple[Status, ...] = tuple(Status)
 """Every status a result can have, in report order. Only ``relaxed`` is ranked."""
 
-STATUS_MEANING = {
-    "relaxed": "converged and physically sane",
-    "max_steps": "step or wall-time limit reached before convergence (sane)",
-    "collapsed": "a pair closer than the sanity floor (unphysical hole)",
-    "fragmented": "the cluster split or lost an atom",
-    "scf_failed": "the SCF did not converge, even after the recovery ladder",
-    "error": "anything else, with its message",
-}
-"""What each status means (shown by ``rank --all`` and the report)."""
+STATUS_MEANING: dict[Status, str] = {s: s.meaning for s in Status}
+"""What each status means (shown by ``rank --all`` and the report); plain strings look up too."""
+
+
+class JobStatus(str, Enum):
+    """The outcome of a single point (:class:`~airss_msc.calc.single_point.SinglePoint`), an
+    excitation run (:class:`Excitations`) or a sanity check: success has its own stored word
+    (``ok`` in single-point records and benchmarks/reference, ``done`` in stored excitations);
+    the failures are the relaxation's (:class:`Status`)."""
+
+    OK = "ok"
+    DONE = "done"
+    SCF_FAILED = Status.SCF_FAILED.value
+    ERROR = Status.ERROR.value
+
+    def __str__(self) -> str:
+        return self.value
+
 
 INT_PROVENANCE = ("seed", "candidate", "attempts", "parent", "parent2", "multiplicity", "bare_parent",
                   "refined_from", "ligands")
@@ -58,7 +109,7 @@ class Excitations:
     method: str
     energies_eV: np.ndarray
     oscillator_strengths: np.ndarray
-    status: str = "done"
+    status: str = JobStatus.DONE
     message: str = ""
     wall_seconds: float = 0.0
     ground_method: str = ""
@@ -79,7 +130,7 @@ class Excitations:
         """Plain built-in types and arrays, for storage (inverse of :meth:`from_data`)."""
         return {"method": self.method, "energies_eV": np.asarray(self.energies_eV, float),
                 "oscillator_strengths": np.asarray(self.oscillator_strengths, float),
-                "status": self.status, "message": self.message, "wall_seconds": float(self.wall_seconds),
+                "status": str(self.status), "message": self.message, "wall_seconds": float(self.wall_seconds),
                 "ground_method": self.ground_method, "ground_energy_eV": self.ground_energy_eV,
                 "ground_gap_eV": self.ground_gap_eV}
 
@@ -87,7 +138,7 @@ class Excitations:
     def from_data(cls, data: dict) -> "Excitations":
         """Rebuild from :meth:`as_data` output (missing optional keys take their defaults)."""
         return cls(str(data["method"]), np.asarray(data["energies_eV"], float),
-                   np.asarray(data["oscillator_strengths"], float), str(data.get("status", "done")),
+                   np.asarray(data["oscillator_strengths"], float), str(data.get("status", JobStatus.DONE)),
                    str(data.get("message", "")), float(data.get("wall_seconds", 0.0)),
                    str(data.get("ground_method", "")), _optional_float(data.get("ground_energy_eV")),
                    _optional_float(data.get("ground_gap_eV")))
@@ -173,7 +224,7 @@ class Result:
 
     symbols: tuple[str, ...]
     positions: np.ndarray
-    status: str = "error"
+    status: Status = Status.ERROR
     message: str = ""
     method: str = ""
     energy: float | None = None
@@ -200,8 +251,8 @@ class Result:
     def __post_init__(self) -> None:
         self.symbols = tuple(self.symbols)
         self.positions = np.asarray(self.positions, dtype=float).reshape(-1, 3)
-        if self.status not in STATUSES:
-            raise ValueError(f"unknown status {self.status!r}; statuses are {', '.join(STATUSES)}")
+        # a stored or typed string becomes the enum; a misspelt one is refused here, not ranked later
+        self.status = Status.parse(self.status)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -233,7 +284,7 @@ class Result:
     @property
     def ok(self) -> bool:
         """True when ``status`` is ``relaxed`` (the only status that is ranked)."""
-        return self.status == "relaxed"
+        return self.status == Status.RELAXED
 
     @property
     def atoms(self) -> Atoms:
@@ -266,4 +317,4 @@ class Result:
         return self
 
 
-__all__ = ["Result", "Excitations", "STATUSES", "STATUS_MEANING", "method_key"]
+__all__ = ["Result", "Excitations", "Status", "JobStatus", "STATUSES", "STATUS_MEANING", "method_key"]

@@ -32,9 +32,10 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
+from airss_msc.calc.engines import legacy_method_keys
 from airss_msc.errors import DatabaseBusyError, InputError
 from airss_msc.results.record import (
-    FLOAT_PROVENANCE, INT_PROVENANCE, STATUSES, Excitations, Result, method_key,
+    FLOAT_PROVENANCE, INT_PROVENANCE, STATUSES, Excitations, Result, Status, method_key,
 )
 
 #: An ASE ``.lock`` file untouched this long belongs to a dead writer (ASE holds
@@ -255,7 +256,7 @@ class ResultsDB:
         kv = {key: value for key, value in (_provenance_pairs(result.provenance)).items()}
         kv.update({
             "composition": result.composition or "",
-            "status": result.status,
+            "status": Status(result.status).value,  # the plain word: what older databases hold
             "method": result.method,
             "steps": int(result.steps),
             "force_calls": int(result.force_calls),
@@ -329,11 +330,12 @@ class ResultsDB:
             raise RuntimeError("ResultsDB opened read-only")
         self._db.update(row_id, **values)
 
-    def records(self, status: str | None = None) -> list[Result]:
-        """Every stored row as a :class:`Result` (optionally one status only)."""
+    def records(self, status: Status | str | None = None) -> list[Result]:
+        """Every stored row as a :class:`Result` (optionally one status only; a misspelt status is
+        a :class:`ValueError`, not an empty list)."""
         if not self.path.exists():
             return []
-        selection = {"status": status} if status else {}
+        selection = {"status": Status.parse(status).value} if status else {}
         try:
             rows = list(self._db.select(include_data=True, **selection))
         except sqlite3.DatabaseError as exc:
@@ -386,11 +388,6 @@ def _energy_pairs(energies: dict, gaps: dict) -> dict:
     return out
 
 
-#: Keys written before methods named their engine (``rescore`` stored ``e_gfn2_xtb``).
-LEGACY_METHOD_KEYS = {"gfn1_xtb": "tblite:GFN1-xTB", "gfn2_xtb": "tblite:GFN2-xTB",
-                      "ipea1_xtb": "tblite:IPEA1-xTB", "gfn_ff": "xtb:GFN-FF"}
-
-
 def result_from_row(row, source: str = "", methods: dict[str, str] | None = None) -> Result:
     """A stored ASE database row as a :class:`Result` (old databases included).
 
@@ -398,7 +395,7 @@ def result_from_row(row, source: str = "", methods: dict[str, str] | None = None
     ``e_<key>``/``gap_<key>`` single points; legacy keys are always understood.
     """
     kv = dict(row.key_value_pairs)
-    keys = {**LEGACY_METHOD_KEYS, **(methods or {})}
+    keys = {**legacy_method_keys(), **(methods or {})}
     method = str(kv.get("method", ""))
     if method:
         keys.setdefault(method_key(method), method)
@@ -413,13 +410,13 @@ def result_from_row(row, source: str = "", methods: dict[str, str] | None = None
     energy = row.get("energy")
     if "composition" in kv:
         provenance["formula"] = kv["composition"]
-    status = kv.get("status", "relaxed" if energy is not None else "error")
+    status = kv.get("status", Status.RELAXED if energy is not None else Status.ERROR)
     data = row.get("data") or {}
     excitations = {m: Excitations.from_data(d) for m, d in (data.get("excitations") or {}).items()}
     if energy is not None and method:
         energies.setdefault(method, float(energy))
     return Result(
-        symbols=tuple(row.symbols), positions=row.positions, status=status if status in STATUSES else "error",
+        symbols=tuple(row.symbols), positions=row.positions, status=status if status in STATUSES else Status.ERROR,
         message=str(kv.get("message", "")), method=method, energy=energy, gap=kv.get("gap"),
         energies=energies, gaps=gaps, excitations=excitations, fmax=kv.get("final_fmax"),
         steps=int(kv.get("steps", 0)), force_calls=int(kv.get("force_calls", 0)),

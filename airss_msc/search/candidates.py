@@ -27,7 +27,7 @@ from airss_msc.build.generate import GeneratorSettings, derive_seed
 from airss_msc.build.moves import Move, Parent, RandomStart
 from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.errors import InputError
-from airss_msc.results.record import Result
+from airss_msc.results.record import Result, Status
 from airss_msc.results.store import ResultsDB
 from airss_msc.search.config import SearchConfig
 from airss_msc.search.farm import Farm, FarmOutcome, StopFlag, run_farm, stop_on_signals, summary_line
@@ -72,7 +72,7 @@ def run_candidate(task: CandidateTask) -> Result:
 
 def failed_candidate(task: CandidateTask, message: str) -> Result:
     """An ``error`` result for a task that could not run (stored, so it is not retried forever)."""
-    return Result(symbols=(), positions=np.zeros((0, 3)), status="error", message=message,
+    return Result(symbols=(), positions=np.zeros((0, 3)), status=Status.ERROR, message=message,
                   method=task.relax.method,
                   provenance={"formula": task.formula, "seed": task.seed, "candidate": task.index,
                               "move": task.move.name})
@@ -95,13 +95,13 @@ def _line(task: CandidateTask, result: Result, steer_energy: str | None = None) 
         parts.append(f"({task.move.name})")
     if result.energy is not None:
         parts.append(f"E={result.energy:.4f} eV")
-    if steer_energy and steer_energy != result.method and result.status == "relaxed":
+    if steer_energy and steer_energy != result.method and result.status == Status.RELAXED:
         ranked = result.energy_by(steer_energy)
         parts.append(f"E[{steer_energy}]={ranked:.4f} eV" if ranked is not None else f"E[{steer_energy}]=failed")
     if result.gap is not None:
         parts.append(f"gap={result.gap:.2f} eV")
     parts.append(f"{result.steps} steps {result.wall_seconds:.1f} s")
-    if result.message and result.status != "relaxed":
+    if result.message and result.status != Status.RELAXED:
         parts.append(f"({result.message})")
     return "  ".join(parts)
 
@@ -110,7 +110,7 @@ def as_parent(result: Result, steer_energy: str | None, row: int | None = None) 
     """``result`` as a pool member steered by ``steer_energy`` (None: the relaxing engine's own
     energy); None when that energy is missing (a failed single point keeps the row out of the
     pool, never mixes two energies in one ranking)."""
-    if result.status != "relaxed" or result.energy is None:
+    if result.status != Status.RELAXED or result.energy is None:
         return None
     energy = result.energy_by(steer_energy)
     if energy is None or not np.isfinite(energy):
@@ -127,7 +127,7 @@ def _pool_from(db: ResultsDB, config: SearchConfig) -> Pool:
         return pool
     method = config.relax.protocol()[-1].method
     wanted = set(config.compositions)
-    for res in db.records(status="relaxed"):
+    for res in db.records(status=Status.RELAXED):
         if res.composition in wanted and res.method == method:
             parent = as_parent(res, config.rank_energy)
             if parent is not None:
@@ -168,7 +168,7 @@ def run_search(config: SearchConfig, executor: Executor | None = None, workers: 
                 pool.add(task.formula, parent)
                 if strategy.walks and task.parents:
                     pool.metropolis(task.formula, parent, np.random.default_rng([task.seed, 2]))
-            return _line(task, result, config.rank_energy), result.status == "relaxed"
+            return _line(task, result, config.rank_energy), result.status == Status.RELAXED
 
         farm = Farm(work=run_candidate, store=store, on_error=failed_candidate,
                     prepare=prepare if strategy.uses_parents else None)

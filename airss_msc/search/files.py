@@ -22,7 +22,7 @@ from ase import Atoms
 
 from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.results.formats import RESULT_INFO_KEYS, read_structures
-from airss_msc.results.record import Result
+from airss_msc.results.record import Result, Status
 from airss_msc.results.store import ResultsDB
 from airss_msc.search.farm import Farm, FarmOutcome, StopFlag, run_farm, stop_on_signals, summary_line
 
@@ -49,7 +49,7 @@ def relax_task(task: RelaxTask) -> Result:
 
 
 def _failed(task: RelaxTask, message: str) -> Result:
-    return Result(symbols=tuple(task.atoms.get_chemical_symbols()), positions=task.atoms.positions, status="error",
+    return Result(symbols=tuple(task.atoms.get_chemical_symbols()), positions=task.atoms.positions, status=Status.ERROR,
                   message=message, method=task.settings.protocol()[-1].method,
                   provenance={k: v for k, v in task.atoms.info.items() if isinstance(v, (str, int, float))})
 
@@ -78,7 +78,7 @@ def relax_file(path: str | os.PathLike, db: str | os.PathLike, settings: RelaxSe
             energy = f"  E={result.energy:.4f} eV" if result.energy is not None else ""
             line = (f"{result.composition} (frame {task.index} of {task.total}) -> row {row}: {result.status}{energy}"
                     + (f"  ({result.message})" if result.message else ""))
-            return line, result.status == "relaxed"
+            return line, result.status == Status.RELAXED
 
         skipped = len(images) - len(tasks)
         headline = (f"relax {path.name}: {len(images)} structure(s), {skipped} already in {db}, {len(tasks)} to relax "

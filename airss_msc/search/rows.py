@@ -32,7 +32,7 @@ from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.calc.single_point import SinglePoint, single_point
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
-from airss_msc.results.record import STATUS_MEANING, Excitations, Result, method_key
+from airss_msc.results.record import STATUS_MEANING, Excitations, JobStatus, Result, Status, method_key
 from airss_msc.results.store import ResultsDB
 from airss_msc.search.farm import Farm, FarmOutcome, StopFlag, run_farm, stop_on_signals, summary_line
 
@@ -68,10 +68,6 @@ def capped_start(task: RowTask) -> Atoms:
     return capped
 
 
-#: Engines slow enough (minutes to hours a structure) that a worker says when it starts one,
-#: with an estimate, and reports SCF cycles / Davidson iterations while it runs.
-SLOW_ENGINES = ("pyscf",)
-
 #: The last finished job per method in this process: (atoms, wall seconds), for the next estimate.
 _LAST_JOB: dict[str, tuple[int, float]] = {}
 
@@ -100,7 +96,9 @@ def start_line(task: RowTask, what: str) -> str:
 @contextlib.contextmanager
 def _progress(task: RowTask, what: str):
     """Start line and in-run progress (to stderr: under MPI this runs in a worker) for slow engines."""
-    if parse_method(task.method).engine not in SLOW_ENGINES:
+    # only slow engines (minutes to hours a structure: Capabilities.slow) announce each job with an
+    # estimate and report SCF cycles / Davidson iterations while it runs
+    if not capabilities(task.method).slow:
         yield
         return
     _stderr(start_line(task, what))
@@ -124,7 +122,7 @@ def _run_row(task: RowTask) -> SinglePoint | Result | Excitations:
         try:
             start = capped_start(task)
         except InputError as exc:
-            return Result(symbols=(), positions=np.zeros((0, 3)), status="error", message=str(exc),
+            return Result(symbols=(), positions=np.zeros((0, 3)), status=Status.ERROR, message=str(exc),
                           method=task.method, provenance={"bare_parent": task.row, "ligand": task.ligand})
         return relax_structure(start, task.relax)
     if task.nstates:
@@ -177,12 +175,12 @@ def _stored_failures(chosen: list[Result], results: list[Result], method: str, *
                             and x.method == method)
                 return x.provenance.get("refined_from") == r.id and x.method == method
             made = [x for x in results if made_from(x)]
-            if made and not any(x.status == "relaxed" for x in made):
+            if made and not any(x.status == Status.RELAXED for x in made):
                 last = max(made, key=lambda x: x.id or 0)
                 out.append(RowFailure(r.composition, r.id, last.status, last.message, last.id, True))
         elif nstates:
             exc = r.excitations.get(method)
-            if exc is not None and exc.status != "done":
+            if exc is not None and exc.status != JobStatus.DONE:
                 out.append(RowFailure(r.composition, r.id, exc.status, exc.message, None, True))
         else:
             note = r.provenance.get(f"sp_{method_key(method)}")
@@ -194,8 +192,8 @@ def _stored_failures(chosen: list[Result], results: list[Result], method: str, *
 
 def _failed(task: RowTask, message: str) -> SinglePoint | Excitations:
     if task.nstates:
-        return Excitations(task.method, np.zeros(0), np.zeros(0), "error", message)
-    return SinglePoint(task.method, None, None, "error", message)
+        return Excitations(task.method, np.zeros(0), np.zeros(0), JobStatus.ERROR, message)
+    return SinglePoint(task.method, None, None, JobStatus.ERROR, message)
 
 
 def _task(res: Result, method: str, relax: RelaxSettings | None, temperature: float, nstates: int,
@@ -216,7 +214,7 @@ def select_rows(results: list[Result], top: int | None, energy: str | None = Non
     """The ``top`` lowest unique relaxed structures per composition (all relaxed rows if None),
     ranked by ``energy`` (a method) or each row's own method."""
     if top is None:
-        return [r for r in results if r.status == "relaxed"]
+        return [r for r in results if r.status == Status.RELAXED]
     rows = rank_results(results, energy=energy, top=top, symmetry_tol=None)
     wanted = {(row.result.source, row.result.id) for row in rows if row.rank is not None}
     return [r for r in results if (r.source, r.id) in wanted]
@@ -294,12 +292,12 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
                 text = (f"first bright {HC_EV_NM / bright[0]:.0f} nm (f={bright[1]:.3f})" if bright
                         else outcome.message or "no bright state")
                 return (f"{task.formula} row {task.row}: {outcome.status}  {len(outcome.energies_eV)} states  "
-                        f"{text}  {outcome.wall_seconds:.1f} s"), outcome.status == "done", None
+                        f"{text}  {outcome.wall_seconds:.1f} s"), outcome.status == JobStatus.DONE, None
             if isinstance(outcome, Result):
                 row = db.add(outcome, extra={"search": name})
                 energy = f"  E={outcome.energy:.4f} eV" if outcome.energy is not None else ""
                 return (f"{task.formula} row {task.row} -> row {row}: {outcome.status}{energy}"
-                        + (f"  ({outcome.message})" if outcome.message else "")), outcome.status == "relaxed", row
+                        + (f"  ({outcome.message})" if outcome.message else "")), outcome.status == Status.RELAXED, row
             if outcome.energy is not None:
                 db.set_single_point(task.row, method, outcome.energy, outcome.gap)
             else:
@@ -307,7 +305,7 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
             text = f"E={outcome.energy:.4f} eV" if outcome.energy is not None else outcome.message
             gap = f"  gap={outcome.gap:.2f} eV" if outcome.gap is not None else ""
             return f"{task.formula} row {task.row}: {outcome.status}  {text}{gap}  {outcome.seconds:.1f} s", \
-                outcome.status == "ok", None
+                outcome.status == JobStatus.OK, None
 
         what = ("capped relaxations" if ligand else "excitation runs" if nstates
                 else "relaxations" if relax is not None else "single points")

@@ -7,14 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.calculators.calculator import all_changes
 from ase.calculators.fd import calculate_numerical_forces
 
 from airss_msc.calc.engines import (
-    ENGINES, Method, capabilities, homo_lumo_gap, known_methods, make_calculator, parse_method,
+    ENGINES, Method, capabilities, homo_lumo_gap, known_methods, make_calculator, parse_method, registry,
 )
+from airss_msc.calc.engines.base import Capabilities, Engine
 from airss_msc.calc.engines.lj import LennardJonesCluster
 from airss_msc.calc.engines.tightbinding import TightBindingCalculator
 from airss_msc.errors import InputError
+from airss_msc.results.record import JobStatus, Status
 
 
 def _cd2se2():
@@ -172,3 +175,104 @@ def test_each_role_defaults_to_a_canonical_method_that_can_do_the_job():
     assert capabilities(DEFAULTS[Role.CROSS_CHECK]).gap
     assert is_reference(DEFAULTS[Role.REFINE]) and not is_reference(DEFAULTS[Role.RANKING])
     assert capabilities(DEFAULTS[Role.EXCITATION]).excitations
+
+
+class _SpringsCalculator(LennardJonesCluster):
+    """Lennard-Jones scaled by ``depth`` (epsilon), with a constant 2 eV "gap": a toy with orbitals."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "homo_lumo_gap"]
+
+    def __init__(self, depth: float):
+        super().__init__()
+        self.depth = depth
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        for key in ("energy", "free_energy", "forces"):
+            self.results[key] = self.results[key] * self.depth
+        self.results["homo_lumo_gap"] = 2.0
+
+
+class _ToyEngine(Engine):
+    """A new engine is this class and one ENGINES entry: nothing else in the package changes."""
+
+    name = "toy"
+    distribution = "ase"
+    install_hint = "pip install ase"
+    models = ("shallow", "deep-springs")
+    default_model = "shallow"
+    aliases = {"deep": "deep-springs"}
+    legacy_keys = {"toy_v0": "deep-springs"}
+
+    def capabilities(self, model: str) -> Capabilities:
+        # ranked above every real engine for gaps, so preferred_gap_method must pick it
+        return Capabilities(gap=True, energy_unit="epsilon", gap_rank=-1, multithreaded=model == "deep-springs")
+
+    def short_name(self, model: str) -> str:
+        return f"toy/{model}"
+
+    def _calculator(self, model: str, **parameters):
+        return _SpringsCalculator(2.0 if model == "deep-springs" else 1.0)
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setitem(registry.ENGINES, "toy", _ToyEngine())
+    registry.parse_method.cache_clear()  # names parsed before the engine existed must not stick
+    yield
+    registry.parse_method.cache_clear()
+
+
+def test_a_new_engine_is_one_class_and_one_registry_entry(toy):
+    from airss_msc.calc.relax import RelaxSettings, relax_structure
+    from airss_msc.calc.single_point import single_point
+
+    assert parse_method("toy") == Method("toy", "shallow")
+    assert parse_method("deep") == Method("toy", "deep-springs")  # a bare alias no other engine owns
+    assert {"toy:shallow", "toy:deep-springs"} <= set(known_methods())
+    assert capabilities("toy:deep").multithreaded and not capabilities("toy").multithreaded
+    assert registry.short_name("toy:deep") == "toy/deep-springs"
+    assert registry.legacy_method_keys()["toy_v0"] == "toy:deep-springs"
+    assert registry.preferred_gap_method(["pyscf:PBE0/def2-SVP", "toy:deep-springs"]) == "toy:deep-springs"
+    dimer = Atoms("X2", positions=[[0, 0, 0], [0, 0, 1.3]])
+    dimer.calc = make_calculator("toy:deep")
+    assert dimer.get_potential_energy() == pytest.approx(2.0 * 4 * (1.3 ** -12 - 1.3 ** -6))
+    relaxed = relax_structure(dimer, RelaxSettings(method="toy:deep", fmax=1e-4, steps=200))
+    assert relaxed.status == Status.RELAXED and relaxed.method == "toy:deep-springs", relaxed.message
+    assert relaxed.energy == pytest.approx(-2.0, abs=1e-6) and relaxed.gap == pytest.approx(2.0)
+    point = single_point(relaxed.atoms, "toy")
+    assert point.status == JobStatus.OK and point.energy == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_gap_and_excitation_preferences_come_from_the_engines():
+    # DFT hybrid, then GGA, then GFN2 before GFN1; tblite before xtb-python; unranked ones by name
+    assert registry.preferred_gap_method(["xtb:GFN2-xTB", "tblite:GFN1-xTB", "tblite:GFN2-xTB"]) == "tblite:GFN2-xTB"
+    assert registry.preferred_gap_method(["tblite:GFN2-xTB", "pyscf:PBE/def2-SVP"]) == "pyscf:PBE/def2-SVP"
+    assert registry.preferred_gap_method(["tblite:IPEA1-xTB", "old-unknown", "xtb:GFN1-xTB"]) == "xtb:GFN1-xTB"
+    assert registry.preferred_gap_method(["zz:thing", "tblite:IPEA1-xTB"]) == "tblite:IPEA1-xTB"
+    assert registry.preferred_gap_method([]) is None
+    assert registry.preferred_excitation_method(
+        ["pyscf:TDA-PBE/def2-SVP", "pyscf:TDA-B3LYP/def2-SVP"]) == "pyscf:TDA-B3LYP/def2-SVP"
+    # the default excitation method is the one the engines prefer most
+    default = registry.default_method(registry.Role.EXCITATION)
+    assert registry.preferred_excitation_method(["pyscf:TDA-B3LYP/def2-SVP", default]) == default
+
+
+def test_short_names_and_legacy_keys():
+    labels = {m: registry.short_name(m) for m in ("tblite:GFN2-xTB", "xtb:GFN1-xTB", "chgnet:0.3.0", "chgnet:r2scan",
+                                                  "sevennet:7net-0", "pyscf:PBE/def2-SVP", "lj", "", "mystery:x")}
+    assert labels == {"tblite:GFN2-xTB": "GFN2-xTB", "xtb:GFN1-xTB": "xtb:GFN1-xTB", "chgnet:0.3.0": "chgnet",
+                      "chgnet:r2scan": "chgnet:r2scan", "sevennet:7net-0": "sevennet",
+                      "pyscf:PBE/def2-SVP": "PBE/def2-SVP", "lj": "lj", "": "", "mystery:x": "mystery:x"}
+    # a short name never collides with another method's (the report's columns are labelled by them)
+    shorts = [registry.short_name(m) for m in known_methods()]
+    assert len(shorts) == len(set(shorts))
+    legacy = registry.legacy_method_keys()
+    assert legacy["gfn2_xtb"] == "tblite:GFN2-xTB" and legacy["gfn_ff"] == "xtb:GFN-FF"
+    assert all(str(parse_method(m)) == m for m in legacy.values())
+
+
+def test_only_the_reference_engine_keeps_every_thread_and_reports_progress():
+    for method in known_methods():
+        caps = capabilities(method)
+        assert caps.multithreaded == caps.slow == (parse_method(method).engine == "pyscf"), method

@@ -8,7 +8,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
-from airss_msc.results.record import STATUSES, Excitations, Result, method_key
+from airss_msc.results.record import STATUS_MEANING, STATUSES, Excitations, Result, Status, method_key
 from airss_msc.results.store import ResultsDB
 
 
@@ -51,8 +51,22 @@ def test_result_round_trips_through_the_database(tmp_path):
 
 def test_unknown_status_is_refused_and_statuses_are_one_list():
     assert STATUSES[0] == "relaxed" and "scf_failed" in STATUSES
+    with pytest.raises(ValueError, match="unknown status 'relaxd'; statuses are relaxed, max_steps"):
+        _result(status="relaxd")  # a typo must not become a row that is silently never ranked
+    assert _result(status="max_steps").status is Status.MAX_STEPS  # stored strings become the enum
+    assert all(s.meaning and STATUS_MEANING[s.value] == s.meaning for s in Status)
+
+
+def test_every_status_round_trips_through_the_database(tmp_path):
+    with ResultsDB(tmp_path / "s.db", write=True) as db:
+        ids = {status: db.add(_result(status=status)) for status in Status}
+    db = ResultsDB(tmp_path / "s.db")
+    for status, row in ids.items():
+        assert db.get(row).status is status
+        assert [r.id for r in db.records(status=status)] == [row]
+        assert connect(tmp_path / "s.db").get(id=row).status == status.value  # the plain word on disk
     with pytest.raises(ValueError, match="unknown status"):
-        _result(status="finished")
+        db.records(status="relaxd")  # not an empty selection that looks like "nothing relaxed"
 
 
 def test_database_written_before_the_engine_registry_still_reads(tmp_path):

@@ -15,7 +15,7 @@ from airss_msc.analysis.report.figures import (
     plot_absorption, plot_bands, plot_energy_levels, plot_mixing, plot_size, plot_structure,
 )
 from airss_msc.analysis.report.model import Analysis, Candidate, analyse
-from airss_msc.analysis.rank import short_method
+from airss_msc.calc.engines import short_name
 from airss_msc.results.formats import write_structures
 
 
@@ -36,10 +36,10 @@ def write_report(db: str, output: str | Path, top: int = 5, calibration: str | N
         "structures": [],
     }
     for c in (c for c in analysis.candidates if c.row.rank == 1):
-        stem = f"best_{c.row.formula}" + ("" if _one_method(analysis, c) else f"_{_safe(short_method(c.row.method))}")
+        stem = f"best_{c.row.formula}" + ("" if _one_method(analysis, c) else f"_{_safe(short_name(c.row.method))}")
         atoms = c.row.result.atoms
         png = plot_structure(atoms, out / f"{stem}.png",
-                             f"{c.row.formula}, lowest by {short_method(c.row.method)} (id {c.row.id})")
+                             f"{c.row.formula}, lowest by {short_name(c.row.method)} (id {c.row.id})")
         atoms.info.update(energy=c.row.energy_eV, formula=c.row.formula, id=c.row.id, method=c.row.method)
         xyz = out / f"{stem}.xyz"
         write_structures(xyz, [atoms])

@@ -15,13 +15,14 @@ from ase import Atoms
 
 from airss_msc import __version__
 from airss_msc.analysis.bands import COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, MIN_CALIBRATION_PAIRS, describe_gap
-from airss_msc.analysis.rank import RankedRow, short_method
+from airss_msc.analysis.rank import RankedRow
 from airss_msc.analysis.report.model import (
-    CONSISTENT, DARK, ELSEWHERE, EXCITATION_PREFERENCE, NOT_COMPUTED, SAXS_DIAMETER_NM, UNREACHED, Analysis,
+    CONSISTENT, DARK, ELSEWHERE, NOT_COMPUTED, SAXS_DIAMETER_NM, UNREACHED, Analysis,
     BandVerdict, Candidate, band_applies, states_to_reach, validated_disagreement, validated_energy,
 )
 from airss_msc.analysis.spectra import BRIGHT_F, DEFAULT_FWHM_EV, TDDFT_ERROR_EV, band_window_nm, covered_to_nm
-from airss_msc.results.record import STATUS_MEANING
+from airss_msc.calc.engines import Role, default_method, short_name
+from airss_msc.results.record import Status
 
 
 @dataclass
@@ -91,14 +92,14 @@ def _other_ranks(r: RankedRow) -> str:
     """Each other energy's rank of this minimum; '(disagree)' only where a validated energy orders it
     differently (unvalidated engines' ranks are shown, not trusted)."""
     ranks = r.other_ranks or {}
-    text = " ".join(f"{short_method(m)}:{k}" for m, k in ranks.items())
+    text = " ".join(f"{short_name(m)}:{k}" for m, k in ranks.items())
     return (text + (" (disagree)" if validated_disagreement(r) else "")) or EMPTY
 
 
 def _gap_cell(c: Candidate, named: bool = True) -> str:
     text = describe_gap(c.row.gap_eV)
     if named and text != "-" and c.row.gap_method and c.row.gap_method != c.row.method:
-        text += f" ({short_method(c.row.gap_method)})"
+        text += f" ({short_name(c.row.gap_method)})"
     return text
 
 
@@ -125,7 +126,7 @@ def candidate_table(analysis: Analysis, cands: list[Candidate]) -> Table:
     """The best structures of one composition (one ranking energy), empty columns left out."""
     # one gap method for the whole table goes in its header, not in every cell
     gap_methods = {c.row.gap_method for c in cands if c.row.gap_eV is not None}
-    one_gap = short_method(gap_methods.pop()) if len(gap_methods) == 1 else None
+    one_gap = short_name(gap_methods.pop()) if len(gap_methods) == 1 else None
     head = ["rank", "row id", "E above the lowest (meV/atom)", f"population at {analysis.temperature:.0f} K",
             "times found", "point group", "anion-anion bonds",
             f"HOMO-LUMO gap, {one_gap} (eV)" if one_gap else "HOMO-LUMO gap (eV)",
@@ -183,7 +184,7 @@ def _names(cands: list[Candidate]) -> str:
 
 
 def _method(c: Candidate) -> str:
-    return short_method(c.excitations.method) if c.excitations is not None else ""
+    return short_name(c.excitations.method) if c.excitations is not None else ""
 
 
 def _what_would_reach(v: BandVerdict, cands: list[Candidate], db: str) -> str:
@@ -196,9 +197,9 @@ def _what_would_reach(v: BandVerdict, cands: list[Candidate], db: str) -> str:
         n = max(estimates)
         text += (f": at least about {n} states by the computed state density "
                  f"(`airss-msc spectrum {Path(db).name} --states {n}`)")
-    preferred = EXCITATION_PREFERENCE[0]
+    preferred = default_method(Role.EXCITATION)
     if any(c.excitations.method != preferred for c in cands):
-        text += f"; {short_method(preferred)} is the preferred method (see Computed absorption)"
+        text += f"; {short_name(preferred)} is the preferred method (see Computed absorption)"
     return text
 
 
@@ -266,9 +267,9 @@ def _order_line(analysis: Analysis) -> str:
     if energy is None:
         trust = "each by the energy of the method that relaxed it"
     elif validated_energy(energy):
-        trust = f"by {short_method(energy)} (validated against DFT)"
+        trust = f"by {short_name(energy)} (validated against DFT)"
     else:
-        trust = f"by {short_method(energy)}, not validated against DFT: the order is uncertain"
+        trust = f"by {short_name(energy)}, not validated against DFT: the order is uncertain"
     disputed = analysis.disagreements
     return (f"Order: structures ranked {trust}; "
             + (f"{len(disputed)} ranked minima are ordered differently by a validated energy "
@@ -347,10 +348,10 @@ def best_candidates(analysis: Analysis, figures: dict) -> list[Section]:
     }
     subsections = []
     for (formula, method), cands in groups.items():
-        head = f"{formula}" + (f", ranked by {short_method(method)}" if formula in several else "")
+        head = f"{formula}" + (f", ranked by {short_name(method)}" if formula in several else "")
         pops = sorted({c.row.population_method for c in cands if c.row.population_method} - {method})
-        note = (f"Ranked by {short_method(method)}" + (" (validated)" if validated_energy(method) else "")
-                + (f"; populations by {', '.join(short_method(m) for m in pops)}" if pops else "") + ".")
+        note = (f"Ranked by {short_name(method)}" + (" (validated)" if validated_energy(method) else "")
+                + (f"; populations by {', '.join(short_name(m) for m in pops)}" if pops else "") + ".")
         subsections.append(Section(head, [Text(note), candidate_table(analysis, cands)], level=3))
     shown = {h for sub in subsections for h in sub.blocks[1].head}
     items = [f"{name}: {text};" for name, text in glossary.items() if any(h.startswith(name) for h in shown)]
@@ -366,7 +367,7 @@ def methods(analysis: Analysis, figures: dict) -> Section:
     energy = (f"Ranked by {analysis.energy} energies." if analysis.energy
               else "Each structure ranked by the energy of the method that relaxed it (methods apart).")
     blocks.append(Text(energy + " Rows by status: " + "; ".join(
-        f"{s} {n} ({STATUS_MEANING.get(s, s)})" for s, n in analysis.status_counts.items()) + "."))
+        f"{s} {n} ({Status(s).meaning})" for s, n in analysis.status_counts.items()) + "."))
     if analysis.notes:
         blocks.append(Text("Notes: " + "; ".join(analysis.notes)))
     return Section("Methods as they ran", blocks)
@@ -376,8 +377,8 @@ def disagreements(analysis: Analysis, figures: dict) -> Section | None:
     rows = analysis.disagreements
     if not rows:
         return None
-    body = [[r.formula, r.id, str(r.rank), short_method(r.method),
-             " ".join(f"{short_method(m)}:{k}" for m, k in validated_disagreement(r).items())] for r in rows]
+    body = [[r.formula, r.id, str(r.rank), short_name(r.method),
+             " ".join(f"{short_name(m)}:{k}" for m, k in validated_disagreement(r).items())] for r in rows]
     return Section("Isomers whose order the validated energies disagree on", [
         Text("These minima are ranked differently by a validated energy (the validated ranking energy or DFT) "
              "stored on the same geometries (`rescore`, `refine`): their order is uncertain. Ranks by energies "
@@ -444,7 +445,7 @@ def bands_and_size(analysis: Analysis, figures: dict) -> Section:
 
 def structures(analysis: Analysis, figures: dict) -> Section:
     blocks = [Structure(f"{c.row.formula} (id {c.row.id}, point group {c.row.point_group}, "
-                        f"{short_method(c.row.method)})", c.row.result.atoms, png, xyz)
+                        f"{short_name(c.row.method)})", c.row.result.atoms, png, xyz)
               for c, png, xyz in figures["structures"]]
     return Section("Lowest structures", blocks)
 
@@ -472,23 +473,23 @@ def all_rows(analysis: Analysis, figures: dict) -> Section:
         value = res.energy_by(energy)
         base = lowest.get((res.composition, energy or res.method))
         delta = (1000.0 * (value / res.natoms - base) if value is not None and base is not None and res.natoms
-                 and res.status == "relaxed" else None)
+                 and res.status == Status.RELAXED else None)
         if (res.source, res.id) in shown:
             ranking = shown[(res.source, res.id)]
-        elif res.status != "relaxed":
+        elif res.status != Status.RELAXED:
             ranking = f"not ranked ({res.status})"
         elif value is None:
-            ranking = f"not ranked (no {short_method(energy)} energy)"
+            ranking = f"not ranked (no {short_name(energy)} energy)"
         elif (res.source, res.id) in copies and copies[(res.source, res.id)] in shown:
             source, row = copies[(res.source, res.id)]
             ranking = f"copy of row {row} ({shown[(source, row)]})"
         else:
             ranking = "merged copy"
-        body.append([str(res.id), res.composition, res.status, short_method(res.method), fmt(res.energy, "{:.4f}"),
+        body.append([str(res.id), res.composition, res.status, short_name(res.method), fmt(res.energy, "{:.4f}"),
                      fmt(value, "{:.4f}") if energy else EMPTY, fmt(delta, "{:.1f}"),
                      describe_gap(res.gap_by(res.method)), ranking])
     head = ["row id", "formula", "status", "relaxed by", "energy of the relaxing method (eV)",
-            f"{short_method(energy)} energy (eV)" if energy else "ranking energy (eV)",
+            f"{short_name(energy)} energy (eV)" if energy else "ranking energy (eV)",
             "E above the lowest (meV/atom)", "HOMO-LUMO gap of the relaxing method (eV)", "in the ranking"]
     return Section("Appendix: all rows", [
         Text(f"Every row of the database ({len(body)}), ordered by the ranking energy within each composition. "

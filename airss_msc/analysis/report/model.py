@@ -30,9 +30,11 @@ from airss_msc.analysis.rank import (
 from airss_msc.analysis.saxs import equivalent_diameter_nm, radius_of_gyration
 from airss_msc.analysis.spectra import BRIGHT_F, TDDFT_ERROR_EV, band_window_nm, covered_to_nm, first_bright_nm
 from airss_msc.build.ligands import LIGANDS
-from airss_msc.calc.engines import VALIDATED_RANKING, is_reference, measured_error, parse_method
+from airss_msc.calc.engines import (
+    VALIDATED_RANKING, is_reference, measured_error, parse_method, preferred_excitation_method,
+)
 from airss_msc.errors import InputError
-from airss_msc.results.record import STATUSES, Excitations, Result
+from airss_msc.results.record import Excitations, JobStatus, Result, Status
 
 #: Overall cluster size measured by SAXS (Beaucage model) for the CdTe, CdSe and
 #: mixed samples of the seed paper, nm.
@@ -164,7 +166,7 @@ def copies_of(results: list[Result], energy: str | None) -> dict[tuple[str, int 
     canonical = str(parse_method(energy)) if energy else None
     groups: dict[tuple[str, str], list[tuple[Result, Result]]] = {}
     for res in results:
-        if res.status != "relaxed":
+        if res.status != Status.RELAXED:
             continue
         value = res.energy_by(canonical) if canonical else res.energy
         if value is None:
@@ -206,7 +208,7 @@ def methods_used(results: list[Result]) -> list[MethodUse]:
     spectra: dict[str, list[Excitations]] = {}
     for r in results:
         for m, e in r.excitations.items():
-            if e.status == "done" and len(e.energies_eV):
+            if e.status == JobStatus.DONE and len(e.energies_eV):
                 spectra.setdefault(m, []).append(e)
     for m, done in sorted(spectra.items()):
         counts = sorted({len(e.energies_eV) for e in done})
@@ -275,18 +277,12 @@ def _lowest_gap(rows: list[RankedRow], formula: str) -> float | None:
     return best[0].gap_eV if best else None
 
 
-#: Excitation methods preferred for the band estimate, best first (others follow by name).
-EXCITATION_PREFERENCE = ("pyscf:TDA-PBE0/def2-SVP", "pyscf:TDA-B3LYP/def2-SVP", "pyscf:TDA-PBE/def2-SVP")
-
-
-
 def _excitations_of(row: RankedRow) -> Excitations | None:
     stored = row.result.excitations if row.result is not None else {}
-    done = {m: e for m, e in stored.items() if e.status == "done" and len(e.energies_eV)}
-    for method in EXCITATION_PREFERENCE + tuple(sorted(done)):
-        if method in done:
-            return done[method]
-    return None
+    done = {m: e for m, e in stored.items() if e.status == JobStatus.DONE and len(e.energies_eV)}
+    # the engines rank excitation methods for the band estimate (Capabilities.excitation_rank)
+    method = preferred_excitation_method(done)
+    return None if method is None else done[method]
 
 
 def analyse(db: str, top: int = 5, calibration_path: str | None = None, bands_path: str | None = None,
@@ -307,7 +303,7 @@ def analyse(db: str, top: int = 5, calibration_path: str | None = None, bands_pa
         if spec.method and spec.method not in methods:
             notes.append(f"calibration was made for {spec.method}, results use {', '.join(sorted(methods))}")
     candidates = [_candidate(row, calibration, bands) for row in rows if row.rank is not None and row.rank <= top]
-    counts = {s: sum(r.status == s for r in results) for s in STATUSES}
+    counts = {s: sum(r.status == s for r in results) for s in Status}
     mixing, pair = _mixing(rows, notes)
     uses = methods_used(results)
     return Analysis(db, energy, rows, candidates, {s: n for s, n in counts.items() if n},

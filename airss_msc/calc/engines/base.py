@@ -39,6 +39,14 @@ class Capabilities:
     energy_unit: "eV", or "epsilon" for reduced Lennard-Jones units.
     reference: a reference-level energy (DFT): where every minimum of a composition carries
         it, Boltzmann populations and mixing energies use it rather than the ranking energy.
+    gap_rank: how much its HOMO-LUMO gap is trusted when the ranking energy has none, lower first
+        (:func:`~airss_msc.calc.engines.registry.preferred_gap_method`): 0 hybrid DFT, 1 GGA DFT,
+        2 GFN2-xTB, 3 GFN1-xTB; None: after every ranked method, by name.
+    excitation_rank: the same for vertical excitations (the band estimate), lower first; None: by name.
+    multithreaded: the engine computes with every thread it is given (a DFT SCF); others run
+        best on one thread per process beside other jobs.
+    slow: minutes to hours a structure: a worker announces each job with an estimate and
+        reports its iterations while it runs.
     """
 
     gap: bool = False
@@ -50,6 +58,10 @@ class Capabilities:
     elements: frozenset[str] | None = None
     energy_unit: str = "eV"
     reference: bool = False
+    gap_rank: int | None = None
+    excitation_rank: int | None = None
+    multithreaded: bool = False
+    slow: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,9 @@ class Engine:
     #: model -> its measured error against the PBE/def2-SVP reference, in words with numbers
     #: (benchmarks/energy_validation.py, BENCHMARKS.md), stated beside energies it produces.
     measured_error: ClassVar[dict[str, str]] = {}
+    #: Database key (``e_<key>``, ``gap_<key>``) written before methods named their engine ->
+    #: this engine's model, so old databases read back (``rescore`` once stored ``e_gfn2_xtb``).
+    legacy_keys: ClassVar[dict[str, str]] = {}
 
     def capabilities(self, model: str) -> Capabilities:
         raise NotImplementedError
@@ -101,6 +116,12 @@ class Engine:
             if model.lower() == low:
                 return model
         return self.aliases.get(low)
+
+    def short_name(self, model: str) -> str:
+        """A compact display label of ``model``: the engine's name for its default model
+        (``chgnet``), else the canonical method (``chgnet:r2scan``); engines whose model names
+        say it all override this with the model alone."""
+        return self.name if model == self.default_model else str(Method(self.name, model))
 
     def version(self) -> str:
         try:

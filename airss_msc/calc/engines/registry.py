@@ -10,6 +10,7 @@ tblite's; engines listed first win).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from enum import Enum
 from functools import lru_cache
 
@@ -151,6 +152,61 @@ def is_reference(method: str | Method | None) -> bool:
         return capabilities(method).reference
     except InputError:
         return False
+
+
+def short_name(method: str | Method | None) -> str:
+    """A compact display label (``tblite:GFN2-xTB`` -> ``GFN2-xTB``, ``chgnet:0.3.0`` -> ``chgnet``,
+    ``xtb:GFN1-xTB`` stays); a name no engine knows (a structure file's) is shown as given."""
+    if not method:
+        return ""
+    try:
+        m = parse_method(method)
+    except InputError:
+        return str(method)
+    return ENGINES[m.engine].short_name(m.model)
+
+
+def legacy_method_keys() -> dict[str, str]:
+    """Database keys written before methods named their engine -> canonical method (engines
+    listed first win a key two engines claim)."""
+    out: dict[str, str] = {}
+    for engine in ENGINES.values():
+        for key, model in engine.legacy_keys.items():
+            out.setdefault(key, str(Method(engine.name, model)))
+    return out
+
+
+def _preferred(methods: Iterable[str], rank: Callable[[Capabilities], int | None]) -> str | None:
+    """The method of ``methods`` with the lowest ``rank`` of its capabilities (ties: the engine
+    listed first in :data:`ENGINES`), else the first unranked one by name (None: no methods)."""
+    order = {name: k for k, name in enumerate(ENGINES)}
+    ranked, unranked = [], []
+    for method in methods:
+        try:
+            m = parse_method(method)
+        except InputError:  # a name from an old database or a file: shown, never preferred
+            unranked.append(str(method))
+            continue
+        value = rank(ENGINES[m.engine].capabilities(m.model))
+        if value is None:
+            unranked.append(str(method))
+        else:
+            ranked.append((value, order[m.engine], str(method)))
+    if ranked:
+        return min(ranked)[2]
+    return min(unranked) if unranked else None
+
+
+def preferred_gap_method(methods: Iterable[str]) -> str | None:
+    """The method among ``methods`` whose HOMO-LUMO gap to show when the ranking energy has none
+    (:attr:`Capabilities.gap_rank`, best first; unranked methods by name)."""
+    return _preferred(methods, lambda c: c.gap_rank)
+
+
+def preferred_excitation_method(methods: Iterable[str]) -> str | None:
+    """The method among ``methods`` whose excitations give the band estimate
+    (:attr:`Capabilities.excitation_rank`, best first; unranked methods by name)."""
+    return _preferred(methods, lambda c: c.excitation_rank)
 
 
 def make_calculator(method: str | Method, **parameters) -> Calculator:

@@ -7,7 +7,7 @@ from ase.units import Bohr, Hartree, kB
 
 from airss_msc.calc.engines.base import Capabilities, Engine, homo_lumo_gap
 from airss_msc.calc.engines.tightbinding import (
-    XTB_CAPABILITIES, XTB_MEASURED_ERROR, TightBindingCalculator, xtb_ladder,
+    XTB_MEASURED_ERROR, TightBindingCalculator, xtb_capabilities, xtb_ladder,
 )
 
 
@@ -41,9 +41,14 @@ class TBLite(Engine):
     physical_parameters = ("electronic_temperature",)
     requires = ("tblite.interface",)
     measured_error = XTB_MEASURED_ERROR
+    legacy_keys = {"gfn1_xtb": "GFN1-xTB", "gfn2_xtb": "GFN2-xTB", "ipea1_xtb": "IPEA1-xTB"}
 
     def capabilities(self, model: str) -> Capabilities:
-        return XTB_CAPABILITIES
+        return xtb_capabilities(model)
+
+    def short_name(self, model: str) -> str:
+        # the bare model names are tblite's (parse_method), so the model alone says it all
+        return model
 
     def scf_ladder(self, model: str, electronic_temperature: float) -> tuple[dict, ...]:
         return xtb_ladder(electronic_temperature)

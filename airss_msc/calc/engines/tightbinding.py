@@ -7,6 +7,8 @@ failure becomes :class:`SCFError` so a relaxation can climb the ladder.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 from ase.units import Bohr, Hartree
@@ -17,6 +19,9 @@ from airss_msc.calc.engines.base import Capabilities, SCFError
 #: of bare Cd clusters fall into unphysical holes (airss_msc.calc.sanity), so the
 #: collapse guard is on for every SCF method.
 XTB_CAPABILITIES = Capabilities(gap=True, scf=True, can_collapse=True, excitations=False)
+#: Gap preference of the xTB models (the scale of :class:`Capabilities`): GFN2 is parametrised
+#: on more properties than GFN1; IPEA1 is for ionisation energies, not gaps (unranked).
+XTB_GAP_RANK = {"GFN2-xTB": 2, "GFN1-xTB": 3}
 #: Measured against PBE/def2-SVP with tblite; xtb-python runs the same methods.
 XTB_MEASURED_ERROR = {"GFN2-xTB": ("GFN2-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
                                    "median Spearman 0.70, PBE's lowest first in 5/8 formulas, mean absolute error "
@@ -34,6 +39,11 @@ LADDER_RUNGS = (
     {"electronic_temperature": 1000.0, "mixer_damping": 0.2, "max_iterations": 500},
     {"electronic_temperature": 3000.0, "mixer_damping": 0.1, "max_iterations": 1000},
 )
+
+
+def xtb_capabilities(model: str) -> Capabilities:
+    """:data:`XTB_CAPABILITIES` with the gap preference of ``model``."""
+    return replace(XTB_CAPABILITIES, gap_rank=XTB_GAP_RANK.get(model))
 
 
 def xtb_ladder(electronic_temperature: float) -> tuple[dict, ...]:

@@ -15,9 +15,9 @@ import tempfile
 import numpy as np
 from ase.units import Bohr
 
-from airss_msc.calc.engines.base import Capabilities, Engine, homo_lumo_gap
+from airss_msc.calc.engines.base import Capabilities, Engine, Method, homo_lumo_gap
 from airss_msc.calc.engines.tightbinding import (
-    FORCE_FIELD_CAPABILITIES, XTB_CAPABILITIES, XTB_MEASURED_ERROR, TightBindingCalculator, xtb_ladder,
+    FORCE_FIELD_CAPABILITIES, XTB_MEASURED_ERROR, TightBindingCalculator, xtb_capabilities, xtb_ladder,
 )
 
 _SCRATCH: str | None = None
@@ -92,9 +92,14 @@ class XTBPython(Engine):
     physical_parameters = ("electronic_temperature",)
     requires = ("xtb.interface",)
     measured_error = XTB_MEASURED_ERROR
+    legacy_keys = {"gfn_ff": "GFN-FF"}
 
     def capabilities(self, model: str) -> Capabilities:
-        return FORCE_FIELD_CAPABILITIES if model == "GFN-FF" else XTB_CAPABILITIES
+        return FORCE_FIELD_CAPABILITIES if model == "GFN-FF" else xtb_capabilities(model)
+
+    def short_name(self, model: str) -> str:
+        # always qualified: the bare GFN1/GFN2 names are tblite's
+        return str(Method(self.name, model))
 
     def scf_ladder(self, model: str, electronic_temperature: float) -> tuple[dict, ...]:
         if model == "GFN-FF":
