@@ -36,6 +36,7 @@ from airss_msc.calc.engines import (
 from airss_msc.build.geometry import anion_bonds, shortest_contact
 from airss_msc.calc.sanity import check_geometry
 from airss_msc.calc.single_point import single_point
+from airss_msc.calc.engines import Role, default_method
 from airss_msc.errors import InputError
 from airss_msc.results.record import Result
 
@@ -84,9 +85,9 @@ OPTIMIZERS = {"PreconLBFGS": CurvatureSafeLBFGS, "BFGS": BFGS, "LBFGS": LBFGS,
 #: line search that never ends must not hold an MPI worker forever.
 FORCE_CALLS_PER_STEP = 4
 
-#: Default geometry engine: CHGNet 0.3.0 relaxes every random Cd13Se13 start without collapse
-#: (GFN2-xTB collapses them, GFN1-xTB prefers anion-anion bonds); README "Which energy model".
-DEFAULT_METHOD = "chgnet:0.3.0"
+#: Default geometry engine: the registry's (CHGNet 0.3.0 relaxes every random Cd13Se13 start
+#: without collapse; README "Which energy model").
+DEFAULT_METHOD = default_method(Role.GEOMETRY)
 
 
 @dataclass(frozen=True)
