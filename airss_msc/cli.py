@@ -25,8 +25,9 @@ from airss_msc.build.confinement import parse_axes
 from airss_msc.build.generate import GeneratorSettings, generate_many, prepare
 from airss_msc.build.substitute import parse_substitution, substituted_structures
 from airss_msc.calc.engines import ENGINES, Method, parse_method
-from airss_msc.calc.excite import DEFAULT_EXCITATION_METHOD, DEFAULT_STATES, check_excitation_method
-from airss_msc.calc.relax import DEFAULT_METHOD, OPTIMIZERS, RelaxSettings
+from airss_msc.build.ligands import LIGANDS
+from airss_msc.calc.excite import check_excitation_method
+from airss_msc.calc.relax import RelaxSettings
 from airss_msc.calc.threads import set_threads
 from airss_msc.composition import FAMILIES, canonical_formula, parse_range
 from airss_msc.errors import DatabaseBusyError, InputError
@@ -40,8 +41,11 @@ from airss_msc.search.distributed import check_executor
 from airss_msc.search.farm import StopFlag, stop_on_signals
 from airss_msc.search.files import relax_file
 from airss_msc.search.parallel import task_executor
-from airss_msc.search.rows import EXIT_FAILED, ROW_KINDS, run_rows
-from airss_msc.search.study import load_study, run_study
+from airss_msc.search.rows import EXIT_FAILED, run_rows
+from airss_msc.search.study import (
+    Study, defaults_document, load_study, resolved_document, run_study, step_defaults,
+)
+from airss_msc.settings import cli_option
 
 app = typer.Typer(
     add_completion=False,
@@ -75,12 +79,13 @@ def generate(
     output: Path = typer.Option(..., "-o", "--output", help="Output file (.extxyz, .xyz or .res)."),
     seed: int = typer.Option(1, "--seed", help="Base seed; structure i gets a seed derived from it."),
     minsep: Optional[List[str]] = typer.Option(None, "--minsep", help="A-B=D or A-B=LO-HI (Angstrom); repeatable."),
-    slack: float = typer.Option(1.0, "--slack", help="Factor on all minimum separations."),
-    shape: str = typer.Option("sphere", "--shape", help="sphere | ellipsoid | shell."),
-    radius: Optional[float] = typer.Option(None, "--radius", help="Sphere/shell outer radius, Angstrom (default from composition)."),
-    axes: Optional[str] = typer.Option(None, "--axes", help="Ellipsoid semi-axes A,B,C in Angstrom."),
-    inner: Optional[float] = typer.Option(None, "--inner", help="Shell inner radius, Angstrom."),
-    symmetry: Optional[str] = typer.Option(None, "--symmetry", help="Point group (C2v, Td, Ih, ...) or 'random'."),
+    slack: float = cli_option(GeneratorSettings, "slack", "--slack"),
+    shape: str = cli_option(GeneratorSettings, "shape", "--shape"),
+    radius: Optional[float] = cli_option(GeneratorSettings, "radius", "--radius"),
+    axes: Optional[str] = cli_option(GeneratorSettings, "axes", "--axes", help="ellipsoid semi-axes A,B,C"),
+    inner: Optional[float] = cli_option(GeneratorSettings, "inner", "--inner"),
+    symmetry: Optional[str] = cli_option(GeneratorSettings, "symmetry", "--symmetry"),
+    max_attempts: int = cli_option(GeneratorSettings, "max_attempts", "--max-attempts"),
     template: Optional[Path] = typer.Option(None, "--template", help="Parent cluster to substitute into."),
     substitute: Optional[List[str]] = typer.Option(None, "--substitute", help="OLD:NEW=N or OLD:NEW=FRACTION; repeatable."),
 ) -> None:
@@ -99,7 +104,8 @@ def generate(
     if formula is None:
         raise InputError("give a FORMULA (or --template with --substitute)")
     settings = GeneratorSettings(minsep=tuple(minsep) if minsep else None, slack=slack, shape=shape, radius=radius,
-                                 axes=parse_axes(axes) if axes else None, inner=inner, symmetry=symmetry)
+                                 axes=parse_axes(axes) if axes else None, inner=inner, symmetry=symmetry,
+                                 max_attempts=max_attempts)
     _, rules, _ = prepare(formula, settings)
     for pair in rules.ignored:
         typer.echo(f"warning: --minsep {pair} ignored: {canonical_formula(formula)} has no such pair", err=True)
@@ -124,18 +130,21 @@ def _from_template(formula, template, substitute, n, seed):
     return images, mode
 
 
-_METHOD_HELP = "Engine method: chgnet | sevennet | GFN1-xTB | GFN2-xTB | pyscf:PBE/def2-SVP | lj ... ('airss-msc methods')."
+_METHOD_HELP = "Engine method: chgnet | sevennet | GFN1-xTB | GFN2-xTB | pyscf:PBE/def2-SVP | lj ... ('airss-msc methods')"
+
+# What each row command runs when no option is given: the same objects a study's steps start from.
+_REFINE, _RESCORE, _SPECTRUM, _CAP = (step_defaults(kind) for kind in ("refine", "rescore", "spectrum", "cap"))
 
 
 @app.command()
 def relax(
     input_file: Path = typer.Argument(..., help="Structures to relax (.extxyz, .xyz, .res)."),
     db: Path = typer.Option(..., "--db", help="Results database (ASE SQLite); rows are appended."),
-    method: str = typer.Option(DEFAULT_METHOD, "--method", help=_METHOD_HELP),
-    fmax: float = typer.Option(0.05, "--fmax", help="Force convergence, eV/Angstrom."),
-    steps: int = typer.Option(500, "--steps", help="Optimizer step limit per structure."),
-    optimizer: str = typer.Option("PreconLBFGS", "--optimizer", help=" | ".join(OPTIMIZERS) + "."),
-    max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="Wall-time limit per structure, s."),
+    method: str = cli_option(RelaxSettings, "method", "--method"),
+    fmax: float = cli_option(RelaxSettings, "fmax", "--fmax"),
+    steps: int = cli_option(RelaxSettings, "steps", "--steps"),
+    optimizer: str = cli_option(RelaxSettings, "optimizer", "--optimizer"),
+    max_seconds: Optional[float] = cli_option(RelaxSettings, "max_seconds", "--max-seconds"),
     score: Optional[List[str]] = typer.Option(None, "--score", help="Also store single points of this method "
                                               "on each relaxed structure; repeatable."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process (default 1, or SLURM_CPUS_PER_TASK)."),
@@ -206,6 +215,24 @@ def _farmed(job, threads: int | None, serial: bool = False, executor_name: str |
             if not coordinator:
                 raise typer.Exit(0)
             return job(executor, max(workers, 1))
+
+
+@app.command()
+def config(
+    path: Optional[Path] = typer.Argument(None, help="A search or study config: print it as read, every key "
+                                          "filled in. Omit with --defaults."),
+    defaults: bool = typer.Option(False, "--defaults", help="Print every config key with its default, unit and "
+                                  "meaning (TOML; the same defaults as the commands' options)."),
+    markdown: bool = typer.Option(False, "--markdown", help="With --defaults: the README's Markdown tables."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Apply the config's \\[mode.NAME] overrides first."),
+) -> None:
+    """Show what a config means: every key, its default and its unit."""
+    if defaults == (path is not None):
+        raise InputError("give a CONFIG.toml or --defaults")
+    if defaults:
+        typer.echo(defaults_document(markdown=markdown), nl=False)
+        return
+    typer.echo(resolved_document(load_study(path, mode)), nl=False)
 
 
 @app.command()
@@ -309,7 +336,7 @@ def reaction(
 @app.command()
 def rescore(
     db: Path = typer.Argument(..., help="Results database."),
-    method: str = typer.Option("GFN2-xTB", "--method", help=_METHOD_HELP),
+    method: str = cli_option(_RESCORE, "method", "--method", help=_METHOD_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
@@ -324,12 +351,13 @@ def rescore(
 @app.command()
 def refine(
     db: Path = typer.Argument(..., help="Results database."),
-    top: int = typer.Option(3, "--top", help="Lowest unique structures per composition to refine."),
-    method: str = typer.Option("pyscf:PBE/def2-SVP", "--method", help=_METHOD_HELP),
-    relax_: bool = typer.Option(False, "--relax", help="Relax with the method (new rows) instead of single points."),
-    fmax: float = typer.Option(0.05, "--fmax", help="Force convergence for --relax, eV/Angstrom."),
-    steps: int = typer.Option(100, "--steps", help="Step limit for --relax."),
-    energy: Optional[str] = typer.Option(None, "--energy", help="Choose the top structures by this method's energies."),
+    top: int = cli_option(_REFINE, "top", "--top", help="lowest unique structures per composition to refine"),
+    method: str = cli_option(_REFINE, "method", "--method", help=_METHOD_HELP),
+    relax_: bool = cli_option(_REFINE, "relax", "--relax", help="relax with the method (new rows) instead of "
+                              "single points"),
+    fmax: float = cli_option(_REFINE, "fmax", "--fmax", help="force convergence for --relax"),
+    steps: int = cli_option(_REFINE, "steps", "--steps", help="step limit for --relax"),
+    energy: Optional[str] = cli_option(_REFINE, "energy", "--energy"),
     formula: Optional[List[str]] = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
@@ -347,11 +375,11 @@ def refine(
 @app.command()
 def spectrum(
     db: Path = typer.Argument(..., help="Results database."),
-    top: int = typer.Option(3, "--top", help="Lowest unique structures per composition."),
-    method: str = typer.Option(DEFAULT_EXCITATION_METHOD, "--method", help="Excitation method (TDDFT/TDA)."),
-    states: int = typer.Option(DEFAULT_STATES, "--states", help="Number of excited singlets."),
-    energy: Optional[str] = typer.Option(None, "--energy", help="Choose the top structures by this method's energies."),
-    rows: str = typer.Option("all", "--rows", help=f"Which rows: {' | '.join(ROW_KINDS)} (bare or ligand-capped)."),
+    top: int = cli_option(_SPECTRUM, "top", "--top", help="lowest unique structures per composition"),
+    method: str = cli_option(_SPECTRUM, "method", "--method", help="excitation method (TDDFT/TDA)"),
+    states: int = cli_option(_SPECTRUM, "states", "--states", help="number of excited singlets"),
+    energy: Optional[str] = cli_option(_SPECTRUM, "energy", "--energy"),
+    rows: str = cli_option(_SPECTRUM, "rows", "--rows"),
     formula: Optional[List[str]] = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
@@ -369,15 +397,15 @@ def spectrum(
 @app.command()
 def cap(
     db: Path = typer.Argument(..., help="Results database."),
-    ligand: str = typer.Option("NH3", "--ligand", help="Model amine: NH3 | CH3NH2."),
-    sites: str = typer.Option("auto", "--sites", help="'auto' (every Cd/Zn with fewer than 4 anion neighbours) "
-                              "or how many, least coordinated first."),
-    top: int = typer.Option(3, "--top", help="Lowest unique bare structures per composition to cap."),
-    method: str = typer.Option(DEFAULT_METHOD, "--method", help="Engine that relaxes the capped cluster "
-                               "(it must know C, N, H: the ML potentials do)."),
-    fmax: float = typer.Option(0.05, "--fmax", help="Force convergence, eV/Angstrom."),
-    steps: int = typer.Option(500, "--steps", help="Step limit per capped relaxation."),
-    energy: Optional[str] = typer.Option(None, "--energy", help="Choose the top structures by this method's energies."),
+    ligand: str = cli_option(_CAP, "ligand", "--ligand", help="model amine: " + " | ".join(LIGANDS)),
+    sites: str = cli_option(_CAP, "sites", "--sites", help="'auto' (every Cd/Zn with fewer than 4 anion "
+                            "neighbours) or how many, least coordinated first"),
+    top: int = cli_option(_CAP, "top", "--top", help="lowest unique bare structures per composition to cap"),
+    method: str = cli_option(_CAP, "method", "--method", help="engine that relaxes the capped cluster "
+                             "(it must know C, N, H: the ML potentials do)"),
+    fmax: float = cli_option(_CAP, "fmax", "--fmax"),
+    steps: int = cli_option(_CAP, "steps", "--steps", help="step limit per capped relaxation"),
+    energy: Optional[str] = cli_option(_CAP, "energy", "--energy"),
     formula: Optional[List[str]] = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
@@ -454,7 +482,7 @@ def study(
 def report(
     db: Path = typer.Argument(..., help="Results database."),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="Output directory."),
-    top: int = typer.Option(5, "--top", help="Structures per composition shown in detail."),
+    top: int = cli_option(Study, "report_top", "--top"),
     energy: Optional[str] = typer.Option(None, "--energy", help="Rank by this method's stored energies."),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Gap-to-band calibration (TOML)."),
     bands: Optional[Path] = typer.Option(None, "--bands", help="Measured bands (TOML; default: packaged)."),

@@ -12,7 +12,7 @@ is redrawn. The seed, drawn separations, shape and symmetry go into
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from ase import Atoms
@@ -23,6 +23,7 @@ from airss_msc.composition import format_formula, parse_formula, symbols_of
 from airss_msc.build import symmetry
 from airss_msc.build.confinement import Confinement, default_confinement
 from airss_msc.errors import InputError
+from airss_msc.settings import documented, setting
 from airss_msc.build.separations import (
     SeparationRules,
     format_minsep,
@@ -36,32 +37,29 @@ from airss_msc.build.separations import (
 MAX_PACKING_FRACTION = 0.7405
 
 
+@documented
 @dataclass(frozen=True)
 class GeneratorSettings:
-    """How random clusters are drawn. Lengths in Angstrom (sigma for LJ ``X``).
+    """How random clusters are drawn (the ``[generate]`` table). Lengths in Angstrom (sigma for LJ ``X``)."""
 
-    minsep: per-pair overrides, ``{"Cd-Se": 2.4}`` or ``["Cd-Se=2.4-2.6"]``; defaults otherwise.
-    slack: factor on every separation.
-    shape: ``sphere`` | ``ellipsoid`` | ``shell``; radius/axes/inner size it
-        (defaults from composition and density).
-    symmetry: point group (``C2v``, ``Td``, ...), ``random`` or None for none (C1).
-    max_attempts: redraws before giving up on one structure.
-    push_iterations: push-apart sweeps per attempt.
-    placement_trials: uniform candidate positions drawn per atom; the one
-        overlapping the atoms already placed least is kept (1: plain uniform).
-    """
-
-    minsep: dict | tuple | None = None
-    slack: float = 1.0
-    shape: str = "sphere"
-    radius: float | None = None
-    axes: tuple[float, float, float] | None = None
-    inner: float | None = None
-    symmetry: str | None = None
-    max_attempts: int = 200
-    push_iterations: int = 300
-    placement_trials: int = 16
-    extra: dict = field(default_factory=dict)
+    minsep: dict | tuple | None = setting(
+        None, help='per-pair minimum separations over the chemistry-based ones: { "Cd-Se" = 2.4 } or '
+        '["Cd-Se=2.4-2.6"] (a range: drawn per structure)', unit="Angstrom", shown="chemistry-based",
+        expects="a table or a list of strings")
+    slack: float = setting(1.0, help="factor on every minimum separation")
+    shape: str = setting("sphere", help="confinement: sphere | ellipsoid | shell (radius, axes, inner size it)")
+    radius: float | None = setting(None, help="sphere or shell outer radius", unit="Angstrom",
+                                   shown="from composition and density")
+    axes: tuple[float, float, float] | None = setting(None, help="ellipsoid semi-axes [A, B, C]", unit="Angstrom",
+                                                      shown="from composition and density")
+    inner: float | None = setting(None, help="shell inner radius", unit="Angstrom", shown="40 % of the radius")
+    symmetry: str | None = setting(None, help="point group (C2v, Td, ...) or random", shown="none (C1)")
+    max_attempts: int = setting(200, help="redraws before giving up on one structure")
+    push_iterations: int = setting(300, help="push-apart sweeps per attempt")
+    placement_trials: int = setting(16, help="uniform positions drawn per atom; the one overlapping the atoms "
+                                    "already placed least is kept (1: plain uniform)")
+    extra: dict = setting(factory=dict, toml=False, help="free-form notes carried along by API callers "
+                          "(not a config key; never part of the generation)")
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None and k != "extra"}

@@ -31,14 +31,15 @@ from ase.parallel import DummyMPI
 
 from airss_msc import __version__
 from airss_msc.calc.engines import (
-    SCFError, capabilities, check_available, comparable_rung, engine_version, make_calculator, parse_method, scf_ladder,
+    Role, SCFError, capabilities, check_available, comparable_rung, default_method, engine_version, make_calculator,
+    parse_method, scf_ladder,
 )
 from airss_msc.build.geometry import anion_bonds, shortest_contact
 from airss_msc.calc.sanity import check_geometry
 from airss_msc.calc.single_point import single_point
-from airss_msc.calc.engines import Role, default_method
 from airss_msc.errors import InputError
 from airss_msc.results.record import Result
+from airss_msc.settings import documented, read_table, setting
 
 #: Consecutive guard checks below the distance floor that count as a collapse.
 COLLAPSE_PERSISTENCE = 3
@@ -90,36 +91,41 @@ FORCE_CALLS_PER_STEP = 4
 DEFAULT_METHOD = default_method(Role.GEOMETRY)
 
 
+def _read_stages(value, section: str) -> tuple[dict, ...]:
+    """``[[relax.stage]]`` tables: each overrides the settings above it for one stage."""
+    if not isinstance(value, list):
+        raise TypeError(value)
+    return tuple(read_table(RelaxSettings, table, f"{section}.stage {k}", exclude=_NOT_PER_STAGE)
+                 for k, table in enumerate(value, 1))
+
+
+#: Settings of the whole protocol, not of one stage.
+_NOT_PER_STAGE = ("stages", "single_points")
+
+
+@documented
 @dataclass(frozen=True)
 class RelaxSettings:
-    """How one structure is relaxed.
+    """How one structure is relaxed (the ``[relax]`` table); method names are stored in canonical form."""
 
-    method: a method name the engine registry knows (``chgnet``, ``GFN1-xTB``,
-        ``pyscf:PBE/def2-SVP``, ``lj``, ...); stored in canonical form.
-    fmax: force convergence, eV/Angstrom (epsilon/sigma for LJ).
-    steps: optimizer step limit. max_seconds: wall-time limit per structure (None: none).
-    optimizer: ``PreconLBFGS`` | ``BFGS`` | ``LBFGS`` | ``LBFGSLineSearch`` | ``FIRE``.
-    fallback_optimizer: takes over from the current geometry when the optimizer's
-        line search gives up ("" to stop with an error instead).
-    maxstep: largest atom move per step, Angstrom.
-    electronic_temperature: K, for the first SCF rung of xTB engines.
-    check_every: run the collapse guard every this many steps.
-    single_points: methods scored on the final geometry, stored beside the energy.
-    stages: a staged protocol; each dict overrides these settings for one stage,
-        e.g. ``({"method": "chgnet", "fmax": 0.1}, {"method": "GFN1-xTB"})``.
-    """
-
-    method: str = DEFAULT_METHOD
-    fmax: float = 0.05
-    steps: int = 500
-    max_seconds: float | None = None
-    optimizer: str = "PreconLBFGS"
-    fallback_optimizer: str = "BFGS"
-    maxstep: float = 0.2
-    electronic_temperature: float = 300.0
-    check_every: int = 5
-    single_points: tuple[str, ...] = ()
-    stages: tuple = ()
+    method: str = setting(DEFAULT_METHOD, help="the method that relaxes: chgnet | sevennet | GFN1-xTB | "
+                          "pyscf:PBE/def2-SVP | lj ... ('airss-msc methods')")
+    fmax: float = setting(0.05, help="force convergence", unit="eV/Angstrom (epsilon/sigma for LJ)")
+    steps: int = setting(500, help="optimizer step limit per structure")
+    max_seconds: float | None = setting(None, help="wall-time limit per structure", unit="s")
+    optimizer: str = setting("PreconLBFGS", help=" | ".join(OPTIMIZERS))
+    fallback_optimizer: str = setting("BFGS", help="takes over from the current geometry when the optimizer's "
+                                      "line search gives up (\"\": stop with an error instead)")
+    maxstep: float = setting(0.2, help="largest atom move per step", unit="Angstrom")
+    electronic_temperature: float = setting(300.0, help="electronic temperature of the first SCF rung (xTB)",
+                                            unit="K")
+    check_every: int = setting(5, help="run the collapse guard every this many steps")
+    single_points: tuple[str, ...] = setting((), help="methods scored on the final geometry, stored beside "
+                                             "the energy")
+    stages: tuple = setting((), toml="stage", parse=_read_stages, expects="[[relax.stage]] tables",
+                            help="a staged protocol: each [[relax.stage]] table overrides the keys above "
+                            "for one stage, e.g. a coarse chgnet stage at fmax 0.1 before the method",
+                            shown="one stage")
 
     def protocol(self) -> tuple["RelaxSettings", ...]:
         """The stages to run: each ``stages`` entry (a dict of overrides) on top of
@@ -134,7 +140,7 @@ class RelaxSettings:
     def validate(self) -> "RelaxSettings":
         """Check every value and return the settings with method names in canonical form."""
         if self.stages:
-            known = {f.name for f in fields(self)} - {"stages", "single_points"}
+            known = {f.name for f in fields(self)} - set(_NOT_PER_STAGE)
             for k, stage in enumerate(self.stages, 1):
                 if not isinstance(stage, dict):
                     raise InputError(f"relax stage {k} must be a table of settings")
@@ -389,4 +395,10 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> Resu
     return result
 
 
-__all__ = ["RelaxSettings", "relax_structure", "OPTIMIZERS", "DEFAULT_METHOD"]
+#: A refinement's relaxation (``refine --relax``, a study's refine step): the reference method,
+#: from a geometry already relaxed by the search, so fewer steps: PBE/def2-SVP took 3-6 from
+#: the CHGNet minima (BENCHMARKS.md "PBE-relaxed structures vs their CHGNet starting geometries")
+#: and each step is a DFT gradient; 100 stops a run that wanders instead of refining.
+REFINE_RELAX = RelaxSettings(method=default_method(Role.REFINE), steps=100)
+
+__all__ = ["RelaxSettings", "relax_structure", "OPTIMIZERS", "DEFAULT_METHOD", "REFINE_RELAX"]

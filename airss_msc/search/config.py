@@ -1,15 +1,17 @@
-"""Search configuration: a TOML file with ``[search]``, ``[generate]`` and ``[relax]``.
+"""Search configuration: a TOML file with ``[search]``, ``[generate]``, ``[relax]`` and ``[strategy]``.
 
 Every key is checked (a typo is an error, not silently ignored) and turned into
-the frozen settings objects the stages take. Lengths in Angstrom, forces in
-eV/Angstrom, times in seconds unless written ``HH:MM:SS``.
+the frozen settings objects the stages take. Each section's keys, types and
+defaults are those of its settings class (:data:`SECTIONS`), declared once with
+:func:`airss_msc.settings.setting`. Lengths in Angstrom, forces in eV/Angstrom,
+times in seconds unless written ``HH:MM:SS``.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -21,53 +23,12 @@ from airss_msc.calc.relax import RelaxSettings
 from airss_msc.build.moves import MOVES
 from airss_msc.search.distributed import check_executor
 from airss_msc.search.strategy import StrategySettings
+from airss_msc.settings import documented, read_table, setting
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """A whole search: what to build, how to relax it, where to store it."""
-
-    compositions: tuple[str, ...]
-    candidates: int = 8
-    seed: int = 1
-    db: str = "results.db"
-    name: str = "search"
-    walltime: float | None = None
-    threads: int | None = None
-    #: where the tasks run: None (MPI under a launcher, else in process), "dask" or "dask://HOST:PORT"
-    executor: str | None = None
-    #: rank by this method's energies (the relax method or one of its single points); None: own
-    rank_energy: str | None = None
-    generate: GeneratorSettings = field(default_factory=GeneratorSettings)
-    relax: RelaxSettings = field(default_factory=RelaxSettings)
-    strategy: StrategySettings = field(default_factory=StrategySettings)
-    source: str = ""
-
-    def validate(self) -> "SearchConfig":
-        """Check everything that can be checked before any work starts."""
-        if not isinstance(self.candidates, int) or self.candidates < 0:
-            raise InputError(f"negative or non-integer candidates {self.candidates!r}: need an integer >= 0")
-        relax = self.relax.validate()
-        relax.check_engines()
-        rank_energy = self.rank_energy
-        if rank_energy is not None:
-            rank_energy = str(parse_method(rank_energy))
-            computed = {*(stage.method for stage in relax.protocol()), *relax.single_points}
-            if rank_energy not in computed:
-                raise InputError(f"[search] rank_energy = {self.rank_energy!r} is not computed by this search: "
-                                 f"add it to [relax] single_points or rank by {relax.method}")
-        self.strategy.validate()
-        for formula in self.compositions:
-            prepare(formula, self.generate)
-            # One trial structure: catches separations that pass the packing
-            # bound but still cannot be met, before any job is started.
-            generate_cluster(formula, 0, self.generate)
-        return replace(self, relax=relax, rank_energy=rank_energy)
 
 
 def parse_walltime(value) -> float | None:
@@ -93,85 +54,108 @@ def parse_walltime(value) -> float | None:
     return seconds
 
 
-def _take(table: dict, section: str, allowed: dict[str, type | tuple]) -> dict:
-    """Type-check one TOML table against ``allowed`` (key -> accepted types)."""
-    if not isinstance(table, dict):
-        raise InputError(f"[{section}] must be a table")
-    out = {}
-    for key, value in table.items():
-        if key not in allowed:
-            raise InputError(f"unknown key {key!r} in [{section}]; known keys: {', '.join(sorted(allowed))}")
-        types = allowed[key]
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,))):
-            raise InputError(f"[{section}] {key} = {value!r} has the wrong type")
-        out[key] = value
-    return out
+def _read_walltime(value, section: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(value)
+    return parse_walltime(value)
 
 
-_NUM = (int, float)
+def _read_compositions(value, section: str) -> tuple[str, ...]:
+    """A formula or family, or a list of them -> the formulas, in order, without duplicates."""
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise TypeError(value)
+    return tuple(expand_compositions(entries))
 
-_SEARCH_KEYS = {"compositions": (list, str), "candidates": int, "seed": int, "db": str, "name": str,
-                "walltime": (str, int, float), "threads": int, "executor": str, "rank_energy": str}
-_GENERATE_KEYS = {"minsep": dict, "slack": _NUM, "shape": str, "radius": _NUM, "axes": list,
-                  "inner": _NUM, "symmetry": str, "max_attempts": int}
-_STRATEGY_KEYS = {"name": str, "random_starts": int, "pool": int, "amplitude": _NUM, "swaps": int,
-                  "temperature": _NUM, "moves": dict, **{name: dict for name in MOVES}}
-_RELAX_KEYS = {f.name: (_NUM if f.type in ("float", "float | None") else (int if f.type == "int" else str))
-               for f in fields(RelaxSettings) if f.name not in ("stages", "single_points")}
+
+def _read_executor(value, section: str) -> str | None:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return check_executor(value)
+
+
+@documented
+@dataclass(frozen=True)
+class SearchConfig:
+    """A whole search (the ``[search]`` table and the sections under it): what to build, how
+    to relax it, where to store it."""
+
+    compositions: tuple[str, ...] = setting(
+        help='formulas or families: "Cd6Te2Se4", "cdtese:9-16", "cdtese:12:balanced", "zncdse13"',
+        parse=_read_compositions, expects="a string or a list of strings")
+    candidates: int = setting(8, help="structures per composition")
+    seed: int = setting(1, help="base seed; each candidate's own seed is derived and stored with it")
+    db: str = setting("results.db", help="results database (relative to where the search runs)")
+    name: str = setting("search", help="the search's name, stored on its rows", shown="the config file's name")
+    walltime: float | None = setting(None, help='stop handing out work after this ("HH:MM:SS" or seconds); '
+                                     "rerun to resume", unit="s", parse=_read_walltime,
+                                     expects='"HH:MM:SS" or a number of seconds')
+    threads: int | None = setting(None, help="threads per process", shown="1, or SLURM_CPUS_PER_TASK")
+    executor: str | None = setting(None, help='where relaxations run: "mpi" (MPI under a launcher, else in '
+                                   'process), "dask" or "dask://HOST:PORT"', parse=_read_executor,
+                                   expects="a string", shown='"mpi"')
+    rank_energy: str | None = setting(None, help="rank and steer by this method's energies (the relax method "
+                                      "or one of its single points)", shown="the relax method's")
+    generate: GeneratorSettings = setting(factory=GeneratorSettings, toml=False, help="the [generate] table")
+    relax: RelaxSettings = setting(factory=RelaxSettings, toml=False, help="the [relax] table")
+    strategy: StrategySettings = setting(factory=StrategySettings, toml=False, help="the [strategy] table")
+    source: str = setting("", toml=False, help="the config file read (set by the loader)")
+
+    def validate(self) -> "SearchConfig":
+        """Check everything that can be checked before any work starts."""
+        if not isinstance(self.candidates, int) or self.candidates < 0:
+            raise InputError(f"negative or non-integer candidates {self.candidates!r}: need an integer >= 0")
+        relax = self.relax.validate()
+        relax.check_engines()
+        rank_energy = self.rank_energy
+        if rank_energy is not None:
+            rank_energy = str(parse_method(rank_energy))
+            computed = {*(stage.method for stage in relax.protocol()), *relax.single_points}
+            if rank_energy not in computed:
+                raise InputError(f"[search] rank_energy = {self.rank_energy!r} is not computed by this search: "
+                                 f"add it to [relax] single_points or rank by {relax.method}")
+        self.strategy.validate()
+        for formula in self.compositions:
+            prepare(formula, self.generate)
+            # One trial structure: catches separations that pass the packing
+            # bound but still cannot be met, before any job is started.
+            generate_cluster(formula, 0, self.generate)
+        return replace(self, relax=relax, rank_energy=rank_energy)
+
+
+#: The sections of a search config, with the settings class each one fills.
+SECTIONS: dict[str, type] = {"search": SearchConfig, "generate": GeneratorSettings, "relax": RelaxSettings,
+                             "strategy": StrategySettings}
 
 
 def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
     """Build and validate a :class:`SearchConfig` from a parsed TOML document."""
-    unknown = set(doc) - {"search", "generate", "relax", "strategy"}
+    unknown = set(doc) - set(SECTIONS)
     if unknown:
-        raise InputError(f"unknown section [{sorted(unknown)[0]}]; known: [search], [generate], [relax], [strategy]")
+        raise InputError(f"unknown section [{sorted(unknown)[0]}]; known: "
+                         + ", ".join(f"[{name}]" for name in SECTIONS))
     if "search" not in doc:
         raise InputError("config has no [search] section")
-    s = _take(doc["search"], "search", _SEARCH_KEYS)
+    s = read_table(SearchConfig, doc["search"], "search")
     if "compositions" not in s:
         raise InputError("[search] needs compositions = [\"Cd4Se4\", ...]")
-    comps = s.pop("compositions")
-    comps = [comps] if isinstance(comps, str) else comps
-    g = _take(doc.get("generate", {}), "generate", _GENERATE_KEYS)
-    if "axes" in g:
-        g["axes"] = tuple(float(a) for a in g["axes"])
-    for key in ("slack", "radius", "inner"):
-        if key in g:
-            g[key] = float(g[key])
-    st = _take(doc.get("strategy", {}), "strategy", _STRATEGY_KEYS)
-    for key in ("amplitude", "temperature"):
-        if key in st:
-            st[key] = float(st[key])
-    if "moves" in st:
-        st["moves"] = tuple((str(k), float(v)) for k, v in st["moves"].items())
-    own = {name: st.pop(name) for name in list(st) if name in MOVES}
+    st = doc.get("strategy", {})
+    if not isinstance(st, dict):
+        raise InputError("[strategy] must be a table")
+    # [strategy.MOVE] tables: each move's own settings (checked when the moves are built)
+    own = {name: st[name] for name in MOVES if name in st}
+    for name, table in own.items():
+        if not isinstance(table, dict):
+            raise InputError(f"[strategy.{name}] must be a table")
+    strategy = read_table(StrategySettings, {k: v for k, v in st.items() if k not in own}, "strategy",
+                          also=tuple(MOVES))
     if own:
-        st["move_settings"] = tuple((name, tuple(sorted(table.items()))) for name, table in own.items())
-    r = _take(doc.get("relax", {}), "relax", {**_RELAX_KEYS, "stage": list, "single_points": list})
-    stages = r.pop("stage", [])
-    if "single_points" in r:
-        r["single_points"] = tuple(str(m) for m in r["single_points"])
-    for k, table in enumerate([r] + stages):
-        if k:
-            _take(table, f"relax.stage {k}", _RELAX_KEYS)
-        for key in ("fmax", "max_seconds", "maxstep", "electronic_temperature"):
-            if key in table:
-                table[key] = float(table[key])
-    if stages:
-        r["stages"] = tuple(dict(t) for t in stages)
+        strategy["move_settings"] = tuple((name, tuple(sorted(table.items()))) for name, table in own.items())
     config = SearchConfig(
-        compositions=tuple(expand_compositions(comps)),
-        candidates=s.get("candidates", 8),
-        seed=s.get("seed", 1),
-        db=s.get("db", "results.db"),
-        name=s.get("name", Path(source).stem if source else "search"),
-        walltime=parse_walltime(s.get("walltime")),
-        threads=s.get("threads"),
-        executor=check_executor(s.get("executor")),
-        rank_energy=s.get("rank_energy"),
-        generate=GeneratorSettings(**g),
-        relax=RelaxSettings(**r),
-        strategy=StrategySettings(**st),
+        **{"name": Path(source).stem if source else "search", **s},
+        generate=GeneratorSettings(**read_table(GeneratorSettings, doc.get("generate", {}), "generate")),
+        relax=RelaxSettings(**read_table(RelaxSettings, doc.get("relax", {}), "relax")),
+        strategy=StrategySettings(**strategy),
         source=source,
     )
     if config.threads is not None and config.threads < 1:

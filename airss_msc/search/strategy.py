@@ -30,6 +30,7 @@ from airss_msc.build.moves import MOVES, Move, Parent, make_move
 from airss_msc.composition import parse_formula, symbols_of
 from airss_msc.errors import InputError
 from airss_msc.search.pool import Pool
+from airss_msc.settings import documented, setting
 
 #: Preset name -> move weights (an empty mix: random starts only).
 PRESETS: dict[str, dict[str, float]] = {
@@ -45,23 +46,34 @@ PRESETS: dict[str, dict[str, float]] = {
 }
 
 
+def _read_moves(value, section: str) -> tuple[tuple[str, float], ...]:
+    """``moves = { cut_splice = 0.5, shake = 0.5 }`` -> (move, weight) pairs."""
+    if not isinstance(value, dict) or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
+                                              for w in value.values()):
+        raise TypeError(value)
+    return tuple((str(name), float(weight)) for name, weight in value.items())
+
+
+@documented
 @dataclass(frozen=True)
 class StrategySettings:
-    """How starts are chosen. Lengths in Angstrom (sigma for LJ); temperature in energy units.
+    """How starts are chosen (the ``[strategy]`` table). Lengths in Angstrom (sigma for LJ);
+    temperature in energy units. Each move's own settings come from its ``[strategy.MOVE]`` table."""
 
-    moves: (move, weight) pairs; empty uses the preset's mix.
-    move_settings: (move, ((key, value), ...)) pairs: each move's own settings.
-    amplitude / swaps: shortcuts for the shake amplitude and the number of swaps.
-    """
-
-    name: str = "random"
-    random_starts: int = 10
-    pool: int = 5
-    temperature: float = 0.1
-    moves: tuple[tuple[str, float], ...] = ()
-    move_settings: tuple[tuple[str, tuple], ...] = ()
-    amplitude: float | None = None
-    swaps: int | None = None
+    name: str = setting("random", help="preset: " + " | ".join(PRESETS))
+    random_starts: int = setting(10, help="fresh starts per composition before moves begin")
+    pool: int = setting(5, help="parents drawn from this many lowest distinct minima")
+    temperature: float = setting(0.1, help="Metropolis temperature of basin hopping", unit="eV (epsilon for LJ)")
+    moves: tuple[tuple[str, float], ...] = setting(
+        (), parse=_read_moves, expects="a table of move = weight", shown="the preset's mix",
+        help="a weighted mix of moves, e.g. { cut_splice = 0.5, twist = 0.3, shake = 0.2 }")
+    move_settings: tuple[tuple[str, tuple], ...] = setting(
+        (), toml=False, help="(move, ((key, value), ...)) pairs: each move's own settings, from its "
+        "[strategy.MOVE] table")
+    amplitude: float | None = setting(None, help="shake amplitude (short for [strategy.shake] amplitude)",
+                                      unit="Angstrom", shown="the move's own")
+    swaps: int | None = setting(None, help="swaps per swap move (short for [strategy.swap] swaps)",
+                                shown="the move's own")
 
     def validate(self) -> "StrategySettings":
         if self.name not in PRESETS:

@@ -31,62 +31,77 @@ import sys
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from airss_msc.analysis.report import write_report
-from airss_msc.calc.engines import parse_method
-from airss_msc.calc.excite import DEFAULT_EXCITATION_METHOD, DEFAULT_STATES, check_excitation_method
-from airss_msc.calc.relax import DEFAULT_METHOD, RelaxSettings
+from airss_msc.build.generate import GeneratorSettings
+from airss_msc.build.ligands import LIGANDS
+from airss_msc.calc.engines import Role, capabilities, default_method, parse_method
+from airss_msc.calc.excite import DEFAULT_STATES, check_excitation_method
+from airss_msc.calc.relax import REFINE_RELAX, RelaxSettings
 from airss_msc.calc.threads import current_threads, threads_for
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
 from airss_msc.search.candidates import run_search
-from airss_msc.search.config import SearchConfig, config_from_dict
+from airss_msc.search.config import SECTIONS, SearchConfig, config_from_dict
 from airss_msc.search.farm import FarmOutcome, InProcessExecutor, StopFlag
 from airss_msc.search.rows import ROW_KINDS, RowFailure, RowsOutcome, run_rows
+from airss_msc.search.strategy import StrategySettings
+from airss_msc.settings import (
+    default_of, documented, markdown_section, read_table, setting, toml_section, toml_value,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-#: The row workflows a step can run, with the method each uses when the step names none.
-STEP_KINDS: dict[str, str] = {
-    "refine": "pyscf:PBE/def2-SVP",
-    "rescore": "tblite:GFN2-xTB",
-    "spectrum": DEFAULT_EXCITATION_METHOD,
-    "cap": DEFAULT_METHOD,
+#: The row workflows a step can run, each with the settings where it starts from other defaults
+#: than :class:`StudyStep`'s: the method of its role, and a refinement's relaxation
+#: (:data:`~airss_msc.calc.relax.REFINE_RELAX`). ``airss-msc refine|rescore|spectrum|cap`` take
+#: their option defaults from the same objects (:func:`step_defaults`).
+STEP_KINDS: dict[str, dict[str, Any]] = {
+    "refine": {"method": REFINE_RELAX.method, "fmax": REFINE_RELAX.fmax, "steps": REFINE_RELAX.steps},
+    "rescore": {"method": default_method(Role.CROSS_CHECK), "top": None},
+    "spectrum": {"method": default_method(Role.EXCITATION)},
+    "cap": {"method": default_method(Role.GEOMETRY)},
 }
 
-_STEP_KEYS = {"do": str, "method": str, "top": int, "energy": str, "rows": str, "relax": bool, "compositions": list,
-              "fmax": (int, float), "steps": int, "states": int, "ligand": str, "sites": str}
-_STUDY_KEYS = {"steps": list, "report": str, "report_energy": str, "report_top": int, "calibration": str,
-               "bands": str}
+
+def _read_names(value, section: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise TypeError(value)
+    return tuple(value)
 
 
+@documented
 @dataclass(frozen=True)
 class StudyStep:
-    """One row workflow of a study (see ``airss-msc refine|rescore|spectrum|cap``)."""
+    """One row workflow of a study, a ``[study.NAME]`` table (see ``airss-msc refine|rescore|spectrum|cap``)."""
 
-    name: str
-    do: str
-    method: str
-    top: int | None = 1
-    energy: str | None = None
-    rows: str = "all"
-    relax: bool = False
-    fmax: float = 0.05  # eV/Angstrom
-    steps: int = 200
-    states: int = DEFAULT_STATES
-    ligand: str = "NH3"
-    sites: str = "auto"
-    compositions: tuple[str, ...] = ()  # only these formulas (all when empty)
+    name: str = setting(toml=False, help="the step's name: its table is [study.NAME]")
+    do: str = setting(help="the row workflow: " + " | ".join(STEP_KINDS), shown="the table's NAME")
+    method: str = setting(help="the method the step computes with",
+                          shown="by workflow: " + ", ".join(f"{k} {v['method']}" for k, v in STEP_KINDS.items()))
+    top: int | None = setting(3, help="lowest unique structures per composition (rescore: every relaxed row)")
+    energy: str | None = setting(None, help="choose the top structures by this method's energies ('own': each "
+                                 "row's own method)", shown="the search's rank_energy")
+    rows: str = setting("all", help="which rows: " + " | ".join(ROW_KINDS) + " (bare or ligand-capped)")
+    relax: bool = setting(False, help="refine: relax with the method (new rows) instead of single points")
+    fmax: float = setting(default_of(RelaxSettings, "fmax"), help="force convergence of the step's relaxations",
+                          unit="eV/Angstrom")
+    steps: int = setting(default_of(RelaxSettings, "steps"), help="step limit per relaxation (refine --relax, cap)",
+                         shown=f"refine {REFINE_RELAX.steps}, cap {default_of(RelaxSettings, 'steps')}")
+    states: int = setting(DEFAULT_STATES, help="excited singlets (spectrum)")
+    ligand: str = setting("NH3", help="model amine (cap): " + " | ".join(LIGANDS))
+    sites: str = setting("auto", help="cap: 'auto' (every Cd/Zn with fewer than 4 anion neighbours) or how many, "
+                         "least coordinated first")
+    compositions: tuple[str, ...] = setting((), help="only these formulas", shown="all")
 
     def validate(self) -> "StudyStep":
         for formula in self.compositions:
             canonical_formula(formula)
-        if self.do not in STEP_KINDS:
-            raise InputError(f"[study.{self.name}] do = {self.do!r}: choose {', '.join(STEP_KINDS)}")
+        _check_kind(self.name, self.do)
         if self.top is not None and self.top < 1:
             raise InputError(f"[study.{self.name}] top must be >= 1")
         if self.rows not in ROW_KINDS:
@@ -117,19 +132,34 @@ class StudyStep:
         return f"{self.name} ({self.do})"
 
 
+def _check_kind(name: str, do: str) -> None:
+    if do not in STEP_KINDS:
+        raise InputError(f"[study.{name}] do = {do!r}: choose {', '.join(STEP_KINDS)}")
+
+
+def step_defaults(do: str, name: str | None = None) -> StudyStep:
+    """The step ``do`` runs when nothing is set: :class:`StudyStep`'s defaults with its kind's."""
+    _check_kind(name or do, do)
+    return StudyStep(name=name or do, do=do, **STEP_KINDS[do])
+
+
+@documented
 @dataclass(frozen=True)
 class Study:
-    """A search, the steps over its rows, and where its report goes (relative to the config)."""
+    """A search, the steps over its rows, and where its report goes (relative to the config):
+    the ``[study]`` table."""
 
-    search: SearchConfig
-    steps: tuple[StudyStep, ...] = ()
-    mode: str = ""
-    report: str = "report"
-    report_energy: str | None = None
-    report_top: int = 5
-    calibration: str | None = None
-    bands: str | None = None
-    modes: tuple[str, ...] = field(default=())
+    search: SearchConfig = setting(toml=False, help="the search: [search], [generate], [relax], [strategy]")
+    steps: tuple[StudyStep, ...] = setting((), parse=_read_names, expects="a list of step names",
+                                           help="the steps to run, in order: names of [study.NAME] tables")
+    mode: str = setting("", toml=False, help="the [mode.NAME] overrides applied (--mode)")
+    report: str = setting("report", help="the report's folder (relative to the config)")
+    report_energy: str | None = setting(None, help="the report ranks by this method's energies",
+                                        shown="the search's rank_energy")
+    report_top: int = setting(5, help="structures per composition shown in detail")
+    calibration: str | None = setting(None, help="gap-to-band calibration (TOML, relative to the config)")
+    bands: str | None = setting(None, help="measured bands (TOML, relative to the config)", shown="packaged")
+    modes: tuple[str, ...] = setting((), toml=False, help="the config's [mode.NAME] tables")
 
 
 @dataclass
@@ -181,49 +211,63 @@ def study_from_dict(doc: dict, source: str = "", mode: str | None = None, db: st
     table = doc.pop("study", {})
     if not isinstance(table, dict):
         raise InputError("[study] must be a table")
-    names = table.get("steps", [])
-    own = {k: v for k, v in table.items() if k in _STUDY_KEYS}
-    # step tables may be defined and left out of a mode's steps; any other key is a typo
-    unknown = [k for k in table if k not in _STUDY_KEYS and not isinstance(table[k], dict)]
-    if unknown:
-        raise InputError(f"unknown key {unknown[0]!r} in [study]; known keys: {', '.join(sorted(_STUDY_KEYS))} "
-                         "and step tables")
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise InputError("[study] steps must be a list of step names")
-    for key, kind in _STUDY_KEYS.items():
-        if key in own and not isinstance(own[key], kind):
-            raise InputError(f"[study] {key} = {own[key]!r} has the wrong type")
-    missing = [n for n in names if not isinstance(table.get(n), dict)]
+    # step tables may be defined and left out of a mode's steps; any other key is read as a setting
+    specs = {k: v for k, v in table.items() if isinstance(v, dict)}
+    own = read_table(Study, {k: v for k, v in table.items() if k not in specs}, "study", also=("step tables",))
+    names = own.get("steps", ())
+    missing = [n for n in names if n not in specs]
     if missing:
         raise InputError(f"step {missing[0]!r} named in [study] steps has no [study.{missing[0]}] table")
-    steps = []
-    for name in [k for k in table if isinstance(table[k], dict)]:
-        spec = table[name]
-        bad = [k for k in spec if k not in _STEP_KEYS]
-        if bad:
-            raise InputError(f"unknown key {bad[0]!r} in [study.{name}]; known keys: {', '.join(sorted(_STEP_KEYS))}")
-        for key, kind in _STEP_KEYS.items():
-            if key in spec and (not isinstance(spec[key], kind) or (isinstance(spec[key], bool) and kind is not bool)):
-                raise InputError(f"[study.{name}] {key} = {spec[key]!r} has the wrong type")
-        do = spec.get("do", name)
-        values = {k: v for k, v in spec.items() if k != "do"}
-        values.setdefault("method", STEP_KINDS.get(do, ""))
-        if "fmax" in values:
-            values["fmax"] = float(values["fmax"])
-        if "compositions" in values:
-            values["compositions"] = tuple(str(f) for f in values["compositions"])
-        steps.append(StudyStep(name=name, do=do, **values).validate())
-    steps = [next(s for s in steps if s.name == n) for n in names]  # every table checked, listed ones run
+    steps = {}
+    for name, spec in specs.items():
+        values = read_table(StudyStep, spec, f"study.{name}")
+        steps[name] = replace(step_defaults(values.pop("do", name), name), **values).validate()
+    chosen = tuple(steps[n] for n in names)  # every table checked, the listed ones run
     search = config_from_dict(doc, source)
     if db:
         search = replace(search, db=db)
     base = Path(source).parent if source else Path(".")
-    report = own.get("report", "report")
-    return Study(search=search, steps=tuple(steps), mode=mode or "",
-                 report=str(Path(search.db).parent / report) if db else str(base / report),
-                 report_energy=own.get("report_energy"), report_top=own.get("report_top", 5),
-                 calibration=str(base / own["calibration"]) if "calibration" in own else None,
-                 bands=str(base / own["bands"]) if "bands" in own else None, modes=tuple(sorted(modes)))
+    report = own.pop("report", default_of(Study, "report"))
+    for key in ("calibration", "bands"):
+        if key in own:
+            own[key] = str(base / own[key])
+    return Study(**{**own, "steps": chosen}, search=search, mode=mode or "", modes=tuple(sorted(modes)),
+                 report=str(Path(search.db).parent / report) if db else str(base / report))
+
+
+def defaults_document(markdown: bool = False) -> str:
+    """Every config key with its default, unit and meaning, from the settings classes: a
+    commented TOML document (``airss-msc config --defaults``), or the README's Markdown tables."""
+    if markdown:
+        parts = [markdown_section(cls, name) for name, cls in SECTIONS.items()]
+        parts += [markdown_section(Study, "study"), markdown_section(StudyStep, "study.NAME")]
+        return "\n".join(parts)
+    parts = [toml_section(cls, name) for name, cls in SECTIONS.items()]
+    parts.append(toml_section(Study, "study"))
+    parts += [toml_section(StudyStep, f"study.{kind}", source=step_defaults(kind)) for kind in STEP_KINDS]
+    return "\n".join(parts)
+
+
+def resolved_document(study: Study) -> str:
+    """``study`` as TOML with every key filled in (defaults included, paths and compositions as
+    resolved): what a config means, for ``airss-msc config CONFIG``."""
+    search = study.search
+    parts = [toml_section(SearchConfig, "search", search), toml_section(GeneratorSettings, "generate", search.generate)]
+    relax = toml_section(RelaxSettings, "relax", search.relax, exclude=("stages",))
+    for stage in search.relax.stages:
+        relax += "\n[[relax.stage]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in stage.items())
+    parts.append(relax)
+    strategy = search.strategy
+    text = toml_section(StrategySettings, "strategy", strategy, exclude=("moves",))
+    if strategy.moves:
+        text += f"moves = {toml_value(dict(strategy.moves))}\n"
+    for move, table in strategy.move_settings:
+        text += f"\n[strategy.{move}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in table)
+    parts.append(text)
+    names = toml_value([step.name for step in study.steps])
+    parts.append(toml_section(Study, "study", study, exclude=("steps",)) + f"steps = {names}\n")
+    parts += [toml_section(StudyStep, f"study.{step.name}", step) for step in study.steps]
+    return "\n".join(parts)
 
 
 def load_study(path: str | Path, mode: str | None = None, db: str | None = None) -> Study:
@@ -244,17 +288,14 @@ def load_study(path: str | Path, mode: str | None = None, db: str | None = None)
     return study
 
 
-#: Engines a study stage keeps every requested thread for. Everything else (the ML potentials, xTB,
-#: Lennard-Jones) runs on one: relaxing 4 Cd7TeSe3 starts with CHGNet beside two busy DFT
-#: processes on 2 cores took 13 ms CPU / 31 ms wall per force call on 1 torch thread and
-#: 78 ms / 96 ms on 2 (issue 21; the study's search had shown 0.26 CPU s per step against
-#: 0.03 in the demo's single-threaded MPI ranks); DFT on ~100-400 basis functions does gain.
-MULTITHREADED_ENGINES = frozenset({"pyscf"})
-
-
 def stage_threads(methods: list[str], requested: int) -> int:
-    """Threads for a stage computing with ``methods``: ``requested`` if one is DFT, else 1."""
-    wide = any(parse_method(m).engine in MULTITHREADED_ENGINES for m in methods)
+    """Threads for a stage computing with ``methods``: ``requested`` if one of them is multithreaded
+    (a DFT SCF), else 1. The ML potentials, xTB and Lennard-Jones run on one: relaxing 4 Cd7TeSe3
+    starts with CHGNet beside two busy DFT processes on 2 cores took 13 ms CPU / 31 ms wall per
+    force call on 1 torch thread and 78 ms / 96 ms on 2 (issue 21; the study's search had shown
+    0.26 CPU s per step against 0.03 in the demo's single-threaded MPI ranks); DFT on ~100-400
+    basis functions does gain."""
+    wide = any(capabilities(m).multithreaded for m in methods)
     return requested if wide else 1
 
 

@@ -95,7 +95,7 @@ def test_a_step_can_be_limited_to_some_compositions(tmp_path):
     doc = {"search": {"compositions": ["X7", "X8"], "candidates": 2, "seed": 3, "db": str(tmp_path / "two.db")},
            "generate": {"radius": 1.1}, "relax": {"method": "lj", "fmax": 0.05, "steps": 300},
            "study": {"steps": ["again"], "report": str(tmp_path / "rep"),
-                     "again": {"do": "refine", "method": "lj", "relax": True, "compositions": ["X7"]}}}
+                     "again": {"do": "refine", "method": "lj", "top": 1, "relax": True, "compositions": ["X7"]}}}
     run_study(study_from_dict(doc))
     rows = ResultsDB(tmp_path / "two.db").records()
     refined = [r for r in rows if "refined_from" in r.provenance]
