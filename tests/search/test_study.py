@@ -171,3 +171,23 @@ def test_the_search_and_ml_steps_run_on_one_thread_and_dft_steps_on_all(tmp_path
     with ThreadPoolExecutor(1) as pool:
         run_study(plan, executor=pool, log=lines.append)
     assert seen == {"search": 2, "spectrum": 2, "cap": 2}
+
+
+@pytest.mark.parametrize("name", ["cdtese13", "zncdse13"])
+def test_the_series_studies_load_in_both_modes_with_frame_starts(name, monkeypatch):
+    """analysis/cdtese13 and analysis/zncdse13 (issue 20): homotops of the parent frames beside random starts."""
+    from pathlib import Path
+
+    from airss_msc.search.study import load_study
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)  # the frame templates are read relative to the repository root
+    for mode in ("reduced", "full"):
+        study = load_study(root / "analysis" / name / f"{name}.toml", mode)
+        assert len(study.search.compositions) == 14
+        fresh = [m for m, _ in study.search.strategy.mix() if m.parents == 0]
+        frame = next(m for m in fresh if m.name == "frame")
+        assert all((root / t).is_file() for t in frame.templates)
+        parents = {Path(t).stem for t in frame.templates}
+        assert parents == ({"Cd13Se13", "Cd13Te13"} if name == "cdtese13" else {"Zn13Se13", "Cd13Se13"})
+        assert frame.applies(["Cd"] * 13 + ["Se"] * 6 + ["Te"] * 7)  # 13 cation and 13 anion sites
