@@ -11,13 +11,21 @@ ours and we read AIRSS's::
 
     TITL <name> <pressure/GPa> <volume/A^3> <enthalpy/eV> <spin> <|spin|> <natoms> (<symm>) n - <times found>
     REM <key>=<value>          (our metadata; values are JSON unless a plain string)
-    CELL 1.54180 a b c alpha beta gamma
+    CELL 1.0 a b c alpha beta gamma
     LATT -1
     SFAC Cd Se
     Cd 1 x y z 1.0             (fractional coordinates)
     END
 
 Several TITL..END blocks may follow each other in one file (``cat *.res``).
+
+Extended XYZ is read and written by ASE (``ase.io``); ``.res`` is written by
+:class:`ase.io.res.Res` with our REM lines after TITL. The ``.res`` reader is
+ours: ``ase.io.res`` and ``pymatgen.io.res`` read one structure per file, cannot
+read an ``n/a`` enthalpy (ASE then drops the whole TITL, name included;
+pymatgen raises), keep no REM metadata (ASE) and report bad input without a
+line (pymatgen) or not at all (ASE drops an atom line its pattern does not
+match, e.g. ``6.1e-01``).
 
 A structure without an energy, or one whose relaxation did not finish
 (``status`` other than ``relaxed``), has ``n/a`` as its enthalpy, as AIRSS
@@ -44,11 +52,9 @@ file in the same directory, then :func:`os.replace`).
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import math
-import numbers
 import os
 import re
 import secrets
@@ -63,6 +69,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 from ase.geometry import cellpar_to_cell
+from ase.io.res import Res
 
 from airss_msc.composition import format_formula
 from airss_msc.errors import InputError
@@ -77,9 +84,6 @@ STRUCTURE_SUFFIXES = frozenset(FORMATS)
 #: written to ``.res`` files; enough that codes treating the box as periodic
 #: see isolated clusters.
 RES_VACUUM = 10.0
-
-#: SHELX ``CELL`` lines start with an X-ray wavelength; AIRSS writes Cu K-alpha.
-_RES_WAVELENGTH = 1.54180
 
 #: Info keys that live in the TITL line rather than in REM lines.
 _TITL_KEYS = ("name", "energy", "symmetry")
@@ -163,21 +167,10 @@ def write_structures(path: str | os.PathLike, images: Atoms | Iterable[Atoms],
                 fh.write(_res_block(atoms, name, path, box))
     else:
         def write(fh: TextIO) -> None:
-            # Frames are formatted here when ASE would write nothing but symbols,
-            # positions and scalar metadata (every generated or relaxed cluster),
-            # byte for byte as ASE does; anything else goes through ASE's writer.
-            chunk: list[str] = []
+            # ASE's extxyz writer, one frame at a time: a bad structure late in the
+            # list fails inside the temporary file, and no copy of the list is held.
             for atoms in items:
-                text = _extxyz_frame(atoms, path)
-                if text is not None:
-                    chunk.append(text)
-                    if len(chunk) < 256:
-                        continue
-                fh.write("".join(chunk))
-                chunk = []
-                if text is None:
-                    ase.io.write(fh, _for_extxyz(atoms, path), format="extxyz", parallel=False)
-            fh.write("".join(chunk))
+                ase.io.write(fh, _for_extxyz(atoms, path), format="extxyz", parallel=False)
     _atomic_write(path, write)
     return len(items)
 
@@ -526,77 +519,6 @@ def _for_extxyz(atoms: Atoms, path: Path) -> Atoms:
     return out
 
 
-#: Columns of a frame with only symbols and positions, as ASE's extxyz writer formats them.
-_EXTXYZ_PROPERTIES = "Properties=species:S:1:pos:R:3"
-_EXTXYZ_ATOM = "%-2s %16.8f %16.8f %16.8f\n"
-
-
-def _extxyz_frame(atoms: Atoms, path: Path) -> str | None:
-    """The text ASE's extxyz writer produces for ``_for_extxyz(atoms)``, or None when
-    the frame needs ASE's writer.
-
-    Covers frames with no cell, no constraints, no per-atom arrays beyond numbers
-    and positions, at most an energy among calculator results, and only strings,
-    booleans and real numbers in ``info``: what the generator and the relaxation
-    write. It formats them as ASE 3.2x does (``key_val_dict_to_str``,
-    ``%-2s %16.8f %16.8f %16.8f`` atom lines), without copying each Atoms and
-    building a record array per frame.
-    """
-    _check_atoms(atoms, path)
-    if atoms.constraints or set(atoms.arrays) != {"numbers", "positions"} or atoms.cell.any():
-        return None
-    results = getattr(atoms.calc, "results", None) or {}
-    if any(key != "energy" for key in results):
-        return None
-    fields = []
-    for key, value in atoms.info.items():
-        if key == "energy" or value is None:
-            continue
-        text = _extxyz_scalar(value)
-        if text is None or not isinstance(key, str) or key == "pbc":
-            return None
-        fields.append(_extxyz_field(key, text))
-    energy = energy_of(atoms)
-    if energy is not None:
-        fields.append(_extxyz_field("energy", f"{energy}"))
-    fields.append('pbc="' + " ".join("T" if p else "F" for p in atoms.pbc) + '"')
-    comment = _EXTXYZ_PROPERTIES + " " + " ".join(fields).strip()
-    symbols = atoms.get_chemical_symbols()
-    n = len(symbols)
-    columns = [None] * (4 * n)  # symbol x y z of every atom, one format for the frame
-    columns[0::4] = symbols
-    columns[1::4], columns[2::4], columns[3::4] = atoms.positions.T.tolist()
-    return f"{n}\n{comment}\n" + (_EXTXYZ_ATOM * n) % tuple(columns)
-
-
-def _extxyz_scalar(value) -> str | None:
-    """An info value as ASE's extxyz writer spells it, or None if it is not a plain
-    string, boolean or real number (ASE writes those as JSON or arrays)."""
-    if isinstance(value, (bool, np.bool_)):
-        return "T" if value else "F"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
-        return f"{value}"
-    return None
-
-
-@functools.lru_cache(maxsize=4096)  # most values (formula, separations, shape) repeat
-def _extxyz_field(key: str, text: str) -> str:
-    """``key=value`` with both escaped as ASE's ``ase.io.extxyz.escape`` does."""
-    return f"{_extxyz_escape(key)}={_extxyz_escape(text)}"
-
-
-_EXTXYZ_QUOTE = re.compile(r"[ \"'{}\[\]]")
-
-
-def _extxyz_escape(text: str) -> str:
-    """ASE's ``ase.io.extxyz.escape``: quote text with blanks, quotes or brackets."""
-    if _EXTXYZ_QUOTE.search(text):
-        text = '"' + text.replace('"', '\\"') + '"'
-    return text
-
-
 # --------------------------------------------------------------------- AIRSS res
 
 
@@ -796,16 +718,17 @@ def res_box(images: list[Atoms], path: Path) -> float:
 
 def _res_block(atoms: Atoms, name: str, path: Path, box: float) -> str:
     """One AIRSS TITL..END block: the cluster's centroid at the centre of a cubic box of edge
-    ``box`` (Angstrom; see :func:`res_box`)."""
+    ``box`` (Angstrom; see :func:`res_box`).
+
+    ASE's :class:`ase.io.res.Res` writes TITL (AIRSS's fields: name, pressure, volume,
+    enthalpy, spin, |spin|, atoms, (symmetry), n - times found), CELL, LATT, SFAC, the atoms
+    and END; what is ours is the box, the ``n/a`` enthalpy and the REM lines after TITL."""
     _check_atoms(atoms, path)
-    positions = np.asarray(atoms.positions, dtype=float)
-    centred = positions - positions.mean(axis=0)
-    # Fractions are computed against the box length exactly as written, so
-    # reading back reproduces positions to ~1e-11 Angstrom.
+    # The box length as written, so fractions read back to ~1e-11 Angstrom.
     box = float(f"{box:.6f}")
-    frac = centred / box + 0.5
-    symbols = atoms.get_chemical_symbols()
-    species = list(dict.fromkeys(symbols))  # first-appearance order
+    positions = np.asarray(atoms.positions, dtype=float)
+    boxed = Atoms(atoms.numbers, positions=positions - positions.mean(axis=0) + box / 2,
+                  cell=[box, box, box], pbc=True)
 
     energy = energy_of(atoms)
     rem: dict = {k: v for k, v in atoms.info.items() if k not in _TITL_KEYS}
@@ -819,26 +742,19 @@ def _res_block(atoms: Atoms, name: str, path: Path, box: float) -> str:
     if symmetry and re.search(r"[\s()]", symmetry):
         rem["symmetry"] = symmetry  # cannot sit between TITL's parentheses
         symmetry = ""
-
-    lines = [
-        f"TITL {name} 0.00 {box ** 3:.6f} {enthalpy} 0 0 {len(atoms)} ({symmetry or 'n/a'}) n - "
-        f"{int(atoms.info.get('times_found', 1) or 1)}"
-    ]
+    lines = []
     for key, value in rem.items():
         # cryan takes any line containing TITL for the start of a structure
         if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", key) and "TITL" not in key:
             text = _encode_value(value)
             if "TITL" in text:  # only inside a string: the JSON escape reads back the same
                 text = json.dumps(_plain(value)).replace("TITL", "\\u0054ITL")
-            lines.append(f"REM {key}={text}")
-    lines.append(f"CELL {_RES_WAVELENGTH:.5f} {box:.6f} {box:.6f} {box:.6f} 90.000000 90.000000 90.000000")
-    lines.append("LATT -1")
-    lines.append("SFAC " + " ".join(species))
-    index = {s: i + 1 for i, s in enumerate(species)}
-    for symbol, (x, y, z) in zip(symbols, frac):
-        lines.append(f"{symbol:<2s} {index[symbol]:3d} {x:.12f} {y:.12f} {z:.12f} 1.0")
-    lines.append("END")
-    return "\n".join(lines) + "\n"
+            lines.append(f"REM {key}={text}\n")
+    # ASE writes "(P1)" for no symmetry, AIRSS "(n/a)"
+    res = Res(boxed, name=name, pressure=0.0, energy=enthalpy, spacegroup=symmetry or "n/a",
+              times_found=int(atoms.info.get("times_found", 1) or 1))
+    titl, body = res.get_string(significant_figures=12).split("\n", 1)
+    return f"{titl}\n{''.join(lines)}{body}\n"
 
 
 def _encode_value(value) -> str:

@@ -103,6 +103,10 @@ def test_res_file_is_airss_shaped_and_box_holds_cluster_with_vacuum(tmp_path, cl
 
     airss = AirssProvider.from_file(str(path))
     assert airss.energy == pytest.approx(-123.456789012) and len(airss.structure) == 8
+    from ase.io.res import Res  # and ASE's, for the AIRSS fields of TITL
+
+    assert Res.parse_title(lines[0]) == {"name": "Cd4Se4-7", "pressure": 0.0, "energy": -123.456789012,
+                                         "spacegroup": "C1", "times_found": 1}
 
 
 def test_concatenated_res_reads_all_structures(tmp_path):
@@ -245,7 +249,8 @@ def test_none_info_value_does_not_come_back_as_true_from_extxyz(tmp_path, cluste
 
 
 def _frames_for_writer_tests():
-    """Frames the direct extxyz writer formats itself, and frames it leaves to ASE."""
+    """Frames as generation and relaxation write them (symbols, positions, scalar info), and
+    frames with more (forces, a list in info, a cell, charges)."""
     plain = [generate_cluster("Cd13Se13", seed) for seed in range(6)]
     plain[0].info.update(energy=-123.456789012, status="relaxed", method="GFN1-xTB", ok=True,
                          flag=np.bool_(False), steps=np.int64(42), gap_eV=np.float32(1.1),
@@ -266,24 +271,31 @@ def _frames_for_writer_tests():
     return plain + [x13], [forces, listed, boxed, charges]
 
 
-def test_extxyz_frames_are_written_byte_for_byte_as_ase_writes_them():
-    from pathlib import Path
-
-    direct, left_to_ase = _frames_for_writer_tests()
-    for atoms in direct:
-        text = formats._extxyz_frame(atoms, Path("x.extxyz"))
-        expected = io.StringIO()
-        ase.io.write(expected, formats._for_extxyz(atoms, Path("x.extxyz")), format="extxyz",
-                     parallel=False)
-        assert text == expected.getvalue()
-    for atoms in left_to_ase:
-        assert formats._extxyz_frame(atoms, Path("x.extxyz")) is None
+def test_extxyz_file_is_ases_extxyz_of_the_frames(tmp_path):
+    """What write_structures adds to ASE's writer: the energy once, as a calculator result, and
+    no None values (extxyz would write a bare key, read back as True)."""
+    plain, more = _frames_for_writer_tests()
+    images = plain + more
+    path = tmp_path / "x.extxyz"
+    write_structures(path, images)
+    expected = io.StringIO()
+    for atoms in images:
+        copy = atoms.copy()
+        energy = formats.energy_of(atoms)
+        copy.info = {k: v for k, v in atoms.info.items() if k != "energy" and v is not None}
+        results = dict(atoms.calc.results) if atoms.calc is not None else {}
+        if energy is not None:
+            results["energy"] = energy
+        if results:
+            copy.calc = SinglePointCalculator(copy, **results)
+        ase.io.write(expected, copy, format="extxyz", parallel=False)
+    assert path.read_text() == expected.getvalue()
 
 
 @pytest.mark.parametrize("ext", ["extxyz", "xyz"])
 def test_extxyz_round_trip_through_ase_and_our_reader(tmp_path, ext):
-    direct, left_to_ase = _frames_for_writer_tests()
-    images = direct[:2] + left_to_ase[:1] + direct[2:] + left_to_ase[1:]  # mixed order
+    plain, more = _frames_for_writer_tests()
+    images = plain[:2] + more[:1] + plain[2:] + more[1:]  # mixed order
     path = tmp_path / f"many.{ext}"
     assert write_structures(path, images) == len(images)
     by_ase = ase.io.read(path, index=":", format="extxyz", parallel=False)
@@ -307,7 +319,7 @@ def test_extxyz_round_trip_through_ase_and_our_reader(tmp_path, ext):
     assert first.info["steps"] == 42 and first.info["gap_eV"] == pytest.approx(1.1)
     assert first.info["note"] == 'a "quoted" {b} [c]' and first.info["other"] == "it's"
     assert ours[1].info["energy"] == -5.5
-    assert ours[2].info["energy"] == -1.0 and ours[2].info["seed"] == 1  # written by ASE
+    assert ours[2].info["energy"] == -1.0 and ours[2].info["seed"] == 1  # with forces
     assert ours[-3].info["tags"] == ["a", "b"]
 
 
@@ -392,6 +404,7 @@ def test_unrelaxed_structures_carry_no_energy_in_titl(tmp_path):
     for path in paths + [tmp_path / "gen.res"]:
         lines = path.read_text().splitlines()
         assert lines[0].split()[4] == NO_ENERGY == "n/a", lines[0]
+    assert paths[0].read_text().split()[8] == "(n/a)"  # no symmetry stored: AIRSS's mark, not ASE's (P1)
     assert "REM energy=-58.0" in paths[0].read_text().splitlines()  # kept, away from cryan's ranking
     back = [read_structures(p)[0] for p in paths + [tmp_path / "gen.res"]]
     assert back[0].info["energy"] == -58.0 and back[0].info["status"] == "max_steps"
