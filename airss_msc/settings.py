@@ -24,7 +24,7 @@ import json
 import re
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -97,17 +97,24 @@ class Spec:
 
 
 @lru_cache(maxsize=None)
+def _declared(cls: type, f: Field) -> tuple[dict, Any]:
+    """A field's schema metadata and its default (``MISSING``: required); a field declared
+    without :func:`setting` is a programming error (its default and help would be undocumented)."""
+    meta = f.metadata.get(_KEY)
+    if meta is None:
+        raise TypeError(f"{cls.__name__}.{f.name} is not declared with airss_msc.settings.setting()")
+    default = f.default if f.default is not MISSING else (
+        f.default_factory() if f.default_factory is not MISSING else MISSING)
+    return meta, default
+
+
 def specs(cls: type) -> tuple[Spec, ...]:
     """The schema of dataclass ``cls``: every field, in order. A field declared without
     :func:`setting` is a programming error (its default and help would be undocumented)."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in fields(cls):
-        meta = f.metadata.get(_KEY)
-        if meta is None:
-            raise TypeError(f"{cls.__name__}.{f.name} is not declared with airss_msc.settings.setting()")
-        default = f.default if f.default is not MISSING else (
-            f.default_factory() if f.default_factory is not MISSING else MISSING)
+        meta, default = _declared(cls, f)
         key = f.name if meta["toml"] is True else (meta["toml"] or None)
         out.append(Spec(f.name, key, hints[f.name], default, meta["help"], meta["unit"], meta["parse"],
                         meta["expects"], meta["shown"]))
@@ -230,11 +237,7 @@ def documented(cls: type) -> type:
     """Append the schema's field list (meaning, unit, default) to ``cls``'s docstring."""
     entries = []
     for f in fields(cls):
-        meta = f.metadata.get(_KEY)
-        if meta is None:
-            raise TypeError(f"{cls.__name__}.{f.name} is not declared with airss_msc.settings.setting()")
-        default = f.default if f.default is not MISSING else (
-            f.default_factory() if f.default_factory is not MISSING else MISSING)
+        meta, default = _declared(cls, f)
         if meta["shown"] or default is MISSING or default is None:
             shown = meta["shown"] or ("required" if default is MISSING else "none")
         elif is_dataclass(default):
