@@ -14,7 +14,7 @@ registry, ``search`` (both, steered by the ranking energy, resumable, over MPI),
 ``rank``, ``refine``/``rescore``/``spectrum``/``cap`` over the stored rows, and
 ``report``. Structures travel between stages as :class:`ase.Atoms` and as plain
 extxyz / ASE-database files; results as one typed record, :class:`Result`.
-The subpackages: :mod:`airss_msc.build` (structures), :mod:`airss_msc.calc`
+The subpackages: :mod:`airss_msc.generation` (structures), :mod:`airss_msc.calc`
 (engines and jobs), :mod:`airss_msc.results` (record, database, files),
 :mod:`airss_msc.search` (search and workflows), :mod:`airss_msc.analysis`
 (ranking, energetics, spectra, report).
@@ -53,13 +53,13 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "generate_cluster": "airss_msc.build.generate",
-    "generate_many": "airss_msc.build.generate",
-    "GeneratorSettings": "airss_msc.build.generate",
-    "substituted_structures": "airss_msc.build.substitute",
-    "parse_substitution": "airss_msc.build.substitute",
-    "SubstitutedStructures": "airss_msc.build.substitute",
-    "point_group": "airss_msc.build.geometry",
+    "generate_cluster": "airss_msc.generation.generate",
+    "generate_many": "airss_msc.generation.generate",
+    "GeneratorSettings": "airss_msc.generation.generate",
+    "substituted_structures": "airss_msc.generation.substitute",
+    "parse_substitution": "airss_msc.generation.substitute",
+    "SubstitutedStructures": "airss_msc.generation.substitute",
+    "point_group": "airss_msc.generation.geometry",
     "relax_structure": "airss_msc.calc.relax",
     "RelaxSettings": "airss_msc.calc.relax",
     "single_point": "airss_msc.calc.single_point",

@@ -21,11 +21,11 @@ from airss_msc.analysis.peaks import match_species, read_peaks_csv
 from airss_msc.analysis.rank import format_rows, load_results, rank_results, ranking_energy, ranking_note
 from airss_msc.analysis.reactions import parse_reaction, reaction_energy, substitution_steps
 from airss_msc.analysis.report import write_report
-from airss_msc.build.confinement import parse_axes
-from airss_msc.build.generate import GeneratorSettings, generate_many, prepare
-from airss_msc.build.substitute import parse_substitution, substituted_structures
+from airss_msc.generation.confinement import parse_axes
+from airss_msc.generation.generate import GeneratorSettings, generate_many, prepare
+from airss_msc.generation.substitute import parse_substitution, substituted_structures
 from airss_msc.calc.engines import ENGINES, Method, parse_method
-from airss_msc.build.ligands import LIGANDS
+from airss_msc.generation.ligands import LIGANDS
 from airss_msc.calc.excite import check_excitation_method
 from airss_msc.calc.relax import RelaxSettings
 from airss_msc.calc.threads import set_threads

@@ -1,6 +1,6 @@
 """Which engine keeps NH3 on the cations of a capped cluster: the capping step's engine choice.
 
-CHGNet minima of random Cd7TeSe3 (seeds 0..N-1) are capped with NH3 (``airss_msc.build.ligands.cap``:
+CHGNet minima of random Cd7TeSe3 (seeds 0..N-1) are capped with NH3 (``airss_msc.generation.ligands.cap``:
 every under-coordinated Cd, or the least coordinated few) and relaxed with each engine by the
 default protocol. A relaxation that loses a ligand ends ``fragmented``. For each engine and site
 count: how many kept every ligand, and the Cd-N distances of the kept ones (a bound amine sits at
@@ -22,9 +22,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from airss_msc.build.generate import generate_cluster  # noqa: E402
-from airss_msc.build.geometry import distances  # noqa: E402
-from airss_msc.build.ligands import cap  # noqa: E402
+from airss_msc.generation.generate import generate_cluster  # noqa: E402
+from airss_msc.generation.geometry import distances  # noqa: E402
+from airss_msc.generation.ligands import cap  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.threads import set_threads  # noqa: E402
 from provenance import git_commit  # noqa: E402

@@ -220,7 +220,7 @@ SIZE_SEED = 4242
 def size_scaling(methods: list[str], log, retime: bool = False) -> None:
     """CPU seconds per energy+forces call against cluster size: random (CdSe)n starts from the generator,
     one warm-up call per engine, then the median of 3 calls on slightly displaced copies."""
-    from airss_msc.build.generate import generate_cluster
+    from airss_msc.generation.generate import generate_cluster
     from airss_msc.calc.engines import make_calculator
 
     have = {(r["method"], r["natoms"]) for r in read_jsonl(SP_CACHE) if r.get("type") == "size_timing"}
@@ -252,7 +252,7 @@ def kabsch_rmsd(p: np.ndarray, q: np.ndarray) -> float:
 
 def bonding_signature(atoms: Atoms) -> tuple[frozenset, frozenset]:
     """(cation-anion bonds within 1.2 x radii sum, anion-anion bonds within 1.1 x), by atom index."""
-    from airss_msc.build.geometry import distances, radii_sums
+    from airss_msc.generation.geometry import distances, radii_sums
     from airss_msc.composition import ANIONS
 
     sym = atoms.get_chemical_symbols()
@@ -271,7 +271,7 @@ def bonding_signature(atoms: Atoms) -> tuple[frozenset, frozenset]:
 
 def protocol_relaxations(images: list[Atoms], methods: list[str], log) -> None:
     """Relax every main-set structure with each protocol engine from its reference geometry (cached)."""
-    from airss_msc.build.geometry import anion_bonds
+    from airss_msc.generation.geometry import anion_bonds
     from airss_msc.calc.relax import RelaxSettings, relax_structure
 
     have = {(r["fingerprint_ref"], r["method"]) for r in read_jsonl(PROTO_CACHE)}
@@ -300,8 +300,8 @@ def robustness(n_starts: int, log, xtb_starts: int | None = None) -> None:
 
     ``xtb_starts`` caps the xTB runs (a GFN2 relaxation of Cd13Se13 costs ~2 CPU minutes and
     ends in SCF failure or collapse; fewer starts already show it)."""
-    from airss_msc.build.generate import generate_cluster
-    from airss_msc.build.geometry import anion_bonds
+    from airss_msc.generation.generate import generate_cluster
+    from airss_msc.generation.geometry import anion_bonds
     from airss_msc.calc.relax import RelaxSettings, relax_structure
     from airss_msc.calc.sanity import check_geometry
 

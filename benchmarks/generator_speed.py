@@ -45,8 +45,8 @@ from ase import Atoms  # noqa: E402
 from ase.data import atomic_numbers  # noqa: E402
 
 from airss_msc.composition import symbols_of  # noqa: E402
-from airss_msc.build.generate import GeneratorSettings, generate_cluster, generate_many, prepare  # noqa: E402
-from airss_msc.build.separations import minsep_matrix  # noqa: E402
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster, generate_many, prepare  # noqa: E402
+from airss_msc.generation.separations import minsep_matrix  # noqa: E402
 from provenance import git_commit  # noqa: E402
 
 CLI_ARGS = ["-n", "2000", "--radius", "6.0", "--minsep", "Cd-Se=2.5", "--minsep", "Cd-Cd=3.0",
@@ -186,7 +186,7 @@ def main() -> None:
     from pymatgen.core import Molecule
     from pymatgen.symmetry.analyzer import PointGroupAnalyzer
 
-    from airss_msc.build.symmetry import point_group_operations
+    from airss_msc.generation.symmetry import point_group_operations
 
     def check_symmetric(atoms):
         seps, inside = is_valid(atoms.positions, atoms.get_chemical_symbols(), drawn, radius)

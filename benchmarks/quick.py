@@ -28,7 +28,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from ase import Atoms  # noqa: E402
 
-from airss_msc.build.generate import GeneratorSettings, generate_cluster, generate_many  # noqa: E402
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster, generate_many  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.single_point import single_point  # noqa: E402
 from airss_msc.calc.threads import set_threads  # noqa: E402

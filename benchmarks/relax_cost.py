@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from airss_msc.build.generate import generate_cluster  # noqa: E402
+from airss_msc.generation.generate import generate_cluster  # noqa: E402
 from airss_msc.calc.engines import chgnet as chgnet_engine  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.threads import set_threads  # noqa: E402

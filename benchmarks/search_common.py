@@ -53,7 +53,7 @@ from ase.optimize import BFGS  # noqa: E402
 from ase.parallel import DummyMPI  # noqa: E402
 
 from airss_msc.analysis.duplicates import same_structure  # noqa: E402
-from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare  # noqa: E402
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster, prepare  # noqa: E402
 from airss_msc.calc.engines import make_calculator  # noqa: E402
 from airss_msc.calc.relax import OPTIMIZERS  # noqa: E402
 from airss_msc.calc.sanity import check_geometry  # noqa: E402
@@ -558,7 +558,7 @@ def run_ase_ga(system: System, seed: int, tally: Tally, workdir: Path, populatio
 
 
 def _mixed(atoms: Atoms) -> bool:
-    from airss_msc.build.moves import mixed_sublattice
+    from airss_msc.generation.moves import mixed_sublattice
     return mixed_sublattice(atoms.get_chemical_symbols()) is not None
 
 

@@ -53,7 +53,7 @@ from search_common import (  # noqa: E402
     run_ase_ga, run_method, settings_tag, table_rows, timed,
 )
 from airss_msc.analysis.duplicates import same_structure  # noqa: E402
-from airss_msc.build.geometry import anion_bonds, point_group  # noqa: E402
+from airss_msc.generation.geometry import anion_bonds, point_group  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.sanity import check_geometry  # noqa: E402
 from airss_msc.calc.engines import parse_method  # noqa: E402

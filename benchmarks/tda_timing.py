@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.io import read  # noqa: E402
 
-from airss_msc.build.generate import generate_cluster  # noqa: E402
+from airss_msc.generation.generate import generate_cluster  # noqa: E402
 from airss_msc.calc.excite import excite  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from provenance import git_commit  # noqa: E402

@@ -18,7 +18,7 @@ from pathlib import Path
 #: The public modules. Subpackages bring their own modules (all of them, or their ``__all__``).
 MODULES = (
     "airss_msc",
-    "airss_msc.build",
+    "airss_msc.generation",
     "airss_msc.calc",
     "airss_msc.results",
     "airss_msc.search",

@@ -36,8 +36,8 @@ from ase.io import read
 
 from airss_msc import __version__
 from airss_msc.analysis.rank import load_results, rank_results
-from airss_msc.build.generate import GeneratorSettings, generate_cluster
-from airss_msc.build.geometry import anion_bonds, point_group
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster
+from airss_msc.generation.geometry import anion_bonds, point_group
 from airss_msc.calc.relax import DEFAULT_METHOD, RelaxSettings, relax_structure
 from airss_msc.results.formats import write_structures
 

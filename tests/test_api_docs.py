@@ -16,7 +16,7 @@ import airss_msc
 from airss_msc.results.record import STATUSES, Result
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ("analysis", "build", "calc", "results", "search")
+SUBPACKAGES = ("analysis", "calc", "generation", "results", "search")
 
 
 @pytest.fixture(scope="module")

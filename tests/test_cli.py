@@ -29,7 +29,7 @@ def test_generate_relax_rank_pipeline(tmp_path, run_cli):
 
 def test_generated_frames_carry_seed_and_parameters(tmp_path, run_cli):
     from airss_msc.results.formats import read_structures
-    from airss_msc.build.generate import generate_cluster
+    from airss_msc.generation.generate import generate_cluster
 
     out = tmp_path / "c.extxyz"
     assert run_cli("generate", "Cd4Se4", "-n", "3", "-o", out, "--radius", "5")[0] == 0

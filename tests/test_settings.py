@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from airss_msc import cli
-from airss_msc.build.generate import GeneratorSettings
+from airss_msc.generation.generate import GeneratorSettings
 from airss_msc.calc.relax import REFINE_RELAX, RelaxSettings
 from airss_msc.errors import InputError
 from airss_msc.search.config import SECTIONS, SearchConfig, config_from_dict

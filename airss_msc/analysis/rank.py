@@ -32,7 +32,7 @@ import numpy as np
 from airss_msc.analysis.bands import describe_gap, gap_wavelength_nm
 from airss_msc.analysis.duplicates import group_duplicates
 from airss_msc.analysis.energetics import boltzmann_populations
-from airss_msc.build.geometry import anion_bonds, point_group
+from airss_msc.generation.geometry import anion_bonds, point_group
 from airss_msc.calc.engines import (
     VALIDATED_RANKING, is_reference, measured_error, parse_method, preferred_gap_method, short_name,
 )

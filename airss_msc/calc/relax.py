@@ -34,7 +34,7 @@ from airss_msc.calc.engines import (
     Role, SCFError, capabilities, check_available, comparable_rung, default_method, engine_version, make_calculator,
     parse_method, scf_ladder,
 )
-from airss_msc.build.geometry import anion_bonds, shortest_contact
+from airss_msc.generation.geometry import anion_bonds, shortest_contact
 from airss_msc.calc.sanity import check_geometry
 from airss_msc.calc.single_point import single_point
 from airss_msc.errors import InputError

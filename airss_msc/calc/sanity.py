@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ase import Atoms
 
-from airss_msc.build.geometry import BOND_FACTOR, fragments, radius, shortest_contact
+from airss_msc.generation.geometry import BOND_FACTOR, fragments, radius, shortest_contact
 from airss_msc.results.record import JobStatus, Status
 
 #: Pair distance floor as a fraction of the sum of covalent radii.

@@ -23,8 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from airss_msc.build.generate import GeneratorSettings, derive_seed
-from airss_msc.build.moves import Move, Parent, RandomStart
+from airss_msc.generation.generate import GeneratorSettings, derive_seed
+from airss_msc.generation.moves import Move, Parent, RandomStart
 from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.errors import InputError
 from airss_msc.results.record import Result, Status

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from airss_msc.composition import expand_compositions
 from airss_msc.errors import InputError
-from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster, prepare
 from airss_msc.calc.engines import parse_method
 from airss_msc.calc.relax import RelaxSettings
-from airss_msc.build.moves import MOVES
+from airss_msc.generation.moves import MOVES
 from airss_msc.search.distributed import check_executor
 from airss_msc.search.strategy import StrategySettings
 from airss_msc.settings import documented, read_table, setting

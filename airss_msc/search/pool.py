@@ -25,7 +25,7 @@ import numpy as np
 from ase import Atoms
 
 from airss_msc.analysis.duplicates import same_structure
-from airss_msc.build.moves import Parent
+from airss_msc.generation.moves import Parent
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 from ase import Atoms
 
 from airss_msc.analysis.rank import rank_results
-from airss_msc.build.ligands import cap, get_ligand
+from airss_msc.generation.ligands import cap, get_ligand
 from airss_msc.analysis.bands import HC_EV_NM
 from airss_msc.calc.engines import capabilities, check_available, parse_method
 from airss_msc.calc.excite import check_excitation_method, excite

@@ -1,6 +1,6 @@
 """Search strategies: which move makes the next start, and from which parents.
 
-A strategy is a weighted mix of moves (:mod:`airss_msc.build.moves`) over a
+A strategy is a weighted mix of moves (:mod:`airss_msc.generation.moves`) over a
 population (:class:`~airss_msc.search.pool.Pool`). The first ``random_starts``
 candidates of each composition are fresh starts (drawn by weight from the
 mix's fresh-start moves, ``random`` and ``symmetric``, or plain random starts
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from airss_msc.build.moves import MOVES, Move, Parent, make_move
+from airss_msc.generation.moves import MOVES, Move, Parent, make_move
 from airss_msc.composition import parse_formula, symbols_of
 from airss_msc.errors import InputError
 from airss_msc.search.pool import Pool

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from airss_msc.analysis.report import write_report
-from airss_msc.build.generate import GeneratorSettings
-from airss_msc.build.ligands import LIGANDS
+from airss_msc.generation.generate import GeneratorSettings
+from airss_msc.generation.ligands import LIGANDS
 from airss_msc.calc.engines import Role, capabilities, default_method, parse_method
 from airss_msc.calc.excite import DEFAULT_STATES, check_excitation_method
 from airss_msc.calc.relax import REFINE_RELAX, RelaxSettings

@@ -67,7 +67,7 @@ FAMILY = {"Zn13Se13": "binary", "Cd13Te13": "binary", "Cd13Se13": "binary"}
 
 
 def _entry(atoms: Atoms, formula: str, label: str, kind: str, origin: str, **extra) -> Atoms:
-    from airss_msc.build.geometry import anion_bonds, point_group
+    from airss_msc.generation.geometry import anion_bonds, point_group
 
     a = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions)
     bonds = anion_bonds(a)
@@ -129,7 +129,7 @@ def build_cd14se13(starts: int = 12, seed: int = 14) -> list[Atoms]:
     """Cd14Se13: Th-symmetric random starts (Se@Se12 with Cd6 + Cd8 orbits), relaxed; kept: the
     SevenNet-0-lowest minimum that keeps a centred Se13 frame (the M14Se13 motif) and the
     SevenNet-0-lowest minimum overall."""
-    from airss_msc.build.generate import GeneratorSettings, generate_many
+    from airss_msc.generation.generate import GeneratorSettings, generate_many
 
     starts_ = generate_many("Cd14Se13", starts, seed, GeneratorSettings(symmetry="Th"))
     found = sorted(_relaxed_with_scores(starts_), key=lambda t: t[1].energies[SEVENNET])
@@ -149,7 +149,7 @@ def build_cd14se13(starts: int = 12, seed: int = 14) -> list[Atoms]:
 def build_homotops(template: str = "Zn13Se13.xyz", spec: str = "Zn:Cd=1") -> list[Atoms]:
     """Zn12CdSe13 (the first Cd-for-Zn exchange step) on the (ZnSe)13 parent: every distinct
     homotop relaxed; kept: the lowest, the median and the highest by SevenNet-0."""
-    from airss_msc.build.substitute import parse_substitution, substituted_structures
+    from airss_msc.generation.substitute import parse_substitution, substituted_structures
 
     parent = read(ROOT / "structures" / template, format="extxyz")
     images = substituted_structures(parent, [parse_substitution(spec)]).structures
@@ -166,7 +166,7 @@ def build_homotops(template: str = "Zn13Se13.xyz", spec: str = "Zn:Cd=1") -> lis
 def search_set(formula: str, starts: int, keep: int, log) -> list[Atoms]:
     """``keep`` distinct CHGNet minima of ``formula`` spanning the SevenNet-0 ranking."""
     from airss_msc.analysis.duplicates import same_structure
-    from airss_msc.build.generate import GeneratorSettings, derive_seed, generate_cluster
+    from airss_msc.generation.generate import GeneratorSettings, derive_seed, generate_cluster
     from airss_msc.calc.relax import RelaxSettings, relax_structure
 
     coarse = RelaxSettings(method=br.GEOMETRY_ENGINE, fmax=0.05, steps=400)

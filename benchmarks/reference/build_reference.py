@@ -217,7 +217,7 @@ def append_jsonl(path: Path, row: dict) -> None:
 
 def relax_cached(key: str, atoms: Atoms, method: str, fmax: float, steps: int) -> dict:
     """relax_structure(atoms) with ``method``, cached under ``key|method|fmax``."""
-    from airss_msc.build.geometry import anion_bonds
+    from airss_msc.generation.geometry import anion_bonds
     from airss_msc.calc.relax import RelaxSettings, relax_structure
 
     full = f"{key}|{method}|{fmax:g}"
@@ -270,7 +270,7 @@ def classify(atoms: Atoms) -> tuple[str, str]:
     kind: ``segregated`` (all anions in one bonded chain/ring, >= 3 anions),
     ``anion_bonded``, ``chain`` (an atom with one neighbour), ``ring`` (planar, every atom 2-coordinated), ``planar`` or ``cage`` (3D).
     """
-    from airss_msc.build.geometry import anion_bonds, coordination
+    from airss_msc.generation.geometry import anion_bonds, coordination
     from airss_msc.composition import ANIONS
 
     nab = anion_bonds(atoms)
@@ -370,7 +370,7 @@ def capped(parent: Atoms, k: int, mode: str, metal: str = "Cd") -> Atoms:
     """``parent`` with ``k`` extra metal atoms: ``cap`` puts the first above the ring centre of a
     planar parent (else like ``tail``); ``tail`` bonds each outward to an anion. Later atoms go
     to the free site farthest from those already placed."""
-    from airss_msc.build.geometry import ANIONS
+    from airss_msc.generation.geometry import ANIONS
 
     pos = parent.positions
     c = pos.mean(axis=0)
@@ -423,7 +423,7 @@ def metal_rich_prototypes(formula: str) -> list[tuple[str, str, Atoms, bool]]:
 
 def search_candidates(formula: str, starts: int, engines, others: int, log) -> list[tuple[str, str, Atoms, dict]]:
     """Each engine's lowest and up to ``others`` next distinct minima from ``starts`` random starts."""
-    from airss_msc.build.generate import derive_seed, generate_cluster
+    from airss_msc.generation.generate import derive_seed, generate_cluster
 
     picked = []
     seeds = [derive_seed(SEARCH_SEED, formula, i) for i in range(starts)]
@@ -464,7 +464,7 @@ def duplicate(a: Atoms, ea: float, b: Atoms, eb: float) -> bool:
 
 def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
     """The CHGNet-geometry structures (and GFN1 ones) of one formula, as Atoms with info."""
-    from airss_msc.build.geometry import anion_bonds, point_group
+    from airss_msc.generation.geometry import anion_bonds, point_group
     from airss_msc.calc.sanity import check_geometry
 
     family, cap = FORMULAS[formula]
@@ -559,7 +559,7 @@ def write_atomic(path: Path, images: list[Atoms]) -> None:
 
 def pbe_relaxed_structures() -> list[Atoms]:
     """Finished PBE relaxations (written by compute_reference.py) as structures of the set."""
-    from airss_msc.build.geometry import anion_bonds, point_group
+    from airss_msc.generation.geometry import anion_bonds, point_group
 
     if not PBE_RELAX.exists():
         return []

@@ -279,7 +279,7 @@ def relax_start(formula: str, images: list[Atoms], done: dict) -> tuple[Atoms, s
 
 
 def run_relax_chunk(name: str, formula: str, chunks: list[dict], images: list[Atoms], done: dict) -> dict | None:
-    from airss_msc.build.geometry import anion_bonds
+    from airss_msc.generation.geometry import anion_bonds
     from airss_msc.calc.relax import RelaxSettings, relax_structure
 
     if chunks:

@@ -16,7 +16,7 @@ from airss_msc.analysis.duplicates import (
     group_duplicates,
     same_structure,
 )
-from airss_msc.build.generate import generate_cluster
+from airss_msc.generation.generate import generate_cluster
 
 
 def moved_copy(atoms: Atoms, seed: int, noise: float = 0.02, mirror: bool = False) -> Atoms:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from airss_msc.build.generate import generate_cluster
+from airss_msc.generation.generate import generate_cluster
 from airss_msc.analysis.saxs import (
     debye_intensity,
     equivalent_diameter,

@@ -8,7 +8,7 @@ import pytest
 from ase import Atoms
 from ase.calculators.fd import calculate_numerical_forces
 
-from airss_msc.build.generate import generate_cluster
+from airss_msc.generation.generate import generate_cluster
 from airss_msc.calc.engines import make_calculator
 from airss_msc.calc.relax import RelaxSettings, relax_structure
 

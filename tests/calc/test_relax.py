@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from airss_msc.build.generate import generate_cluster
+from airss_msc.generation.generate import generate_cluster
 from airss_msc.calc.engines.tblite import TBLite
 from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.calc.sanity import check_geometry
@@ -101,7 +101,7 @@ def test_bad_stage_keys_are_refused():
 
 
 def test_anion_bonds_are_counted():
-    from airss_msc.build.geometry import anion_bonds
+    from airss_msc.generation.geometry import anion_bonds
 
     # Se2 dimer at 2.2 A beside a Cd: one Se-Se bond; the same Se far apart: none
     bonded = Atoms("CdSeSe", positions=[[0, 0, 0], [2.6, 0, 0], [2.6, 2.2, 0]])

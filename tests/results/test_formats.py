@@ -19,7 +19,7 @@ from airss_msc.results.formats import (
     write_res_files,
     write_structures,
 )
-from airss_msc.build.generate import generate_cluster
+from airss_msc.generation.generate import generate_cluster
 
 
 def centred(atoms) -> np.ndarray:
@@ -324,7 +324,7 @@ def test_extxyz_round_trip_through_ase_and_our_reader(tmp_path, ext):
 
 
 def test_large_extxyz_write_round_trips(tmp_path):
-    from airss_msc.build.generate import generate_many
+    from airss_msc.generation.generate import generate_many
 
     images = generate_many("Cd13Se13", 300, base_seed=4)
     path = tmp_path / "big.extxyz"

@@ -3,7 +3,7 @@
 from ase.db import connect
 from ase.io import write
 
-from airss_msc.build.generate import generate_cluster
+from airss_msc.generation.generate import generate_cluster
 from airss_msc.calc.relax import RelaxSettings
 from airss_msc.search.farm import StopFlag
 from airss_msc.search.files import relax_file

@@ -9,7 +9,7 @@ from ase.db import connect
 
 from airss_msc.search.config import config_from_dict, load_config
 from airss_msc.errors import DatabaseBusyError, InputError
-from airss_msc.build.generate import generate_cluster
+from airss_msc.generation.generate import generate_cluster
 from airss_msc.analysis.rank import load_results, rank_results
 from airss_msc.search.candidates import run_search
 from airss_msc.results.store import ResultsDB

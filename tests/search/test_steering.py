@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
 
-from airss_msc.build.moves import Parent
+from airss_msc.generation.moves import Parent
 from airss_msc.calc.engines import registry
 from airss_msc.calc.engines.base import Capabilities, Engine
 from airss_msc.calc.engines.lj import LennardJonesCluster

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from ase.db import connect
 
-from airss_msc.build.moves import Parent
+from airss_msc.generation.moves import Parent
 from airss_msc.errors import InputError
 from airss_msc.search.candidates import run_search
 from airss_msc.search.config import config_from_dict

@@ -22,7 +22,7 @@ from airss_msc.analysis.energetics import lower_hull
 from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis
 from airss_msc.analysis.bands import HC_EV_NM, Band
 from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, covered_to_nm, spectrum_nm
-from airss_msc.build.geometry import bonds, radius
+from airss_msc.generation.geometry import bonds, radius
 from airss_msc.composition import canonical_formula
 
 #: Element colours, chosen to differ at a glance (and in grey scale): cations warm,

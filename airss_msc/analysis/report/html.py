@@ -12,7 +12,7 @@ import numpy as np
 
 from airss_msc.analysis.report.document import Bullets, Code, Image, Section, Structure, Table, Text
 from airss_msc.analysis.report.figures import DRAWN_BOND_FACTOR, color
-from airss_msc.build.geometry import bonds, radius
+from airss_msc.generation.geometry import bonds, radius
 
 _VIEWER_JS = """
 function drawCluster(canvas, mol) {

@@ -29,7 +29,7 @@ from airss_msc.analysis.rank import (
 )
 from airss_msc.analysis.saxs import equivalent_diameter_nm, radius_of_gyration
 from airss_msc.analysis.spectra import BRIGHT_F, TDDFT_ERROR_EV, band_window_nm, covered_to_nm, first_bright_nm
-from airss_msc.build.ligands import LIGANDS
+from airss_msc.generation.ligands import LIGANDS
 from airss_msc.calc.engines import (
     VALIDATED_RANKING, is_reference, measured_error, parse_method, preferred_excitation_method,
 )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from airss_msc.build.geometry import distances, radius
+from airss_msc.generation.geometry import distances, radius
 from airss_msc.composition import ANIONS
 from airss_msc.errors import InputError
 

@@ -25,10 +25,10 @@ from typing import ClassVar, Sequence
 import numpy as np
 from ase import Atoms
 
-from airss_msc.build.confinement import Sphere
-from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare, push_apart
-from airss_msc.build.geometry import distances, radii_sums
-from airss_msc.build.separations import format_minsep, minsep_matrix
+from airss_msc.generation.confinement import Sphere
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster, prepare, push_apart
+from airss_msc.generation.geometry import distances, radii_sums
+from airss_msc.generation.separations import format_minsep, minsep_matrix
 from airss_msc.composition import ANIONS, CATIONS, parse_formula, symbols_of
 from airss_msc.errors import InputError
 

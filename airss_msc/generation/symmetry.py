@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from airss_msc.composition import format_formula, symbols_of
-from airss_msc.build.confinement import Confinement, Ellipsoid, Shell, default_confinement, make_confinement
-from airss_msc.build.geometry import point_group_analyzer, point_group_order
+from airss_msc.generation.confinement import Confinement, Ellipsoid, Shell, default_confinement, make_confinement
+from airss_msc.generation.geometry import point_group_analyzer, point_group_order
 from airss_msc.errors import InputError
-from airss_msc.build.separations import SeparationRules, meets, minsep_matrix, push_displacement
+from airss_msc.generation.separations import SeparationRules, meets, minsep_matrix, push_displacement
 
 #: Largest principal-axis order n offered for Cn, Cnv, Cnh, Dn, Dnh, Dnd and S2n.
 MAX_AXIS_ORDER = 8
@@ -612,7 +612,7 @@ def _infeasible_reason(counts: dict[str, int], name: str, drawn: dict,
 
 
 # ---------------------------------------------------------------------------
-# public entry points used by airss_msc.build.generate
+# public entry points used by airss_msc.generation.generate
 
 
 def check_request(counts: dict[str, int], name: str, drawn: dict | None = None,
@@ -682,7 +682,7 @@ def symmetric_cluster(
     build the composition in this confinement at all.
 
     Only orbit representatives move: each sweep takes the push-apart field of
-    the whole cluster (:func:`airss_msc.build.separations.push_displacement`, the same
+    the whole cluster (:func:`airss_msc.generation.separations.push_displacement`, the same
     rule as for random clusters), averages it over each orbit back to the
     representative, projects that onto the representative's site (axis, plane
     or free) and rebuilds the orbits, so every intermediate structure is exactly

@@ -204,7 +204,7 @@ def default_confinement(counts: dict[str, int], rules, shape: str = "sphere", ra
                         axes: tuple[float, float, float] | None = None,
                         inner: float | None = None) -> "Confinement":
     """The confinement of ``shape`` for a composition, sized from its separation ``rules``
-    (a :class:`~airss_msc.build.separations.SeparationRules`) where unset."""
+    (a :class:`~airss_msc.generation.separations.SeparationRules`) where unset."""
     symbols = symbols_of(counts)
     return make_confinement(shape, len(symbols), rules.typical_bond(symbols), radius=radius, axes=axes,
                             inner=inner, close_packed=set(symbols) == {"X"})

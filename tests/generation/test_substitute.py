@@ -6,7 +6,7 @@ import pytest
 from ase import Atoms
 
 from airss_msc.errors import InputError
-from airss_msc.build.substitute import (
+from airss_msc.generation.substitute import (
     SubstitutedStructures, arrangements, atom_permutations, parse_substitution, substituted_structures,
 )
 
@@ -71,7 +71,7 @@ def test_substitution_keeps_the_parent_geometry_and_replaces_exactly_n():
 
 
 def test_sampling_when_arrangements_are_too_many(monkeypatch):
-    import airss_msc.build.substitute as sub
+    import airss_msc.generation.substitute as sub
 
     monkeypatch.setattr(sub, "ENUMERATION_LIMIT", 10)
     a, mode_a = arrangements(cube(), parse_substitution("Se:Te=4"), np.random.default_rng(1), max_count=6)
@@ -82,7 +82,7 @@ def test_sampling_when_arrangements_are_too_many(monkeypatch):
 
 
 def test_the_result_is_typed_and_not_a_tuple(monkeypatch):
-    import airss_msc.build.substitute as sub
+    import airss_msc.generation.substitute as sub
 
     found = substituted_structures(cd4se4_cube(), [parse_substitution("Se:Te=2")])
     assert isinstance(found, SubstitutedStructures) and not isinstance(found, tuple)

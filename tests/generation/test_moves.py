@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from airss_msc.build.generate import GeneratorSettings, generate_cluster
-from airss_msc.build.geometry import distances
-from airss_msc.build.moves import (
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster
+from airss_msc.generation.geometry import distances
+from airss_msc.generation.moves import (
     MOVES, CutAndSplice, Parent, Permute, Relocate, Shake, Swap, Twist, make_move, mixed_sublattice,
     rotation_about, shake_positions,
 )
-from airss_msc.build.separations import minsep_matrix
+from airss_msc.generation.separations import minsep_matrix
 from airss_msc.errors import InputError
 
 SETTINGS = GeneratorSettings()
@@ -130,8 +130,8 @@ def test_relocate_moves_only_the_requested_number_of_atoms_to_the_surface():
 def test_frame_start_deals_the_formula_over_the_parent_sublattices(tmp_path):
     from pathlib import Path
 
-    from airss_msc.build.geometry import distances
-    from airss_msc.build.moves import make_move
+    from airss_msc.generation.geometry import distances
+    from airss_msc.generation.moves import make_move
     from airss_msc.composition import ANIONS, CATIONS
     from airss_msc.errors import InputError
 

@@ -10,12 +10,12 @@ import pytest
 from pymatgen.core import Molecule
 from pymatgen.symmetry.analyzer import PointGroupAnalyzer
 
-from airss_msc.build import geometry, symmetry
+from airss_msc.generation import geometry, symmetry
 from airss_msc.composition import parse_formula
-from airss_msc.build.confinement import Shell, Sphere
+from airss_msc.generation.confinement import Shell, Sphere
 from airss_msc.errors import InputError
-from airss_msc.build.generate import GeneratorSettings, generate_cluster, prepare
-from airss_msc.build.separations import violations
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster, prepare
+from airss_msc.generation.separations import violations
 
 CDSE13 = {"Cd": 13, "Se": 13}
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from airss_msc.build.geometry import point_group_analyzer
+from airss_msc.generation.geometry import point_group_analyzer
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
 

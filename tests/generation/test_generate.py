@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from airss_msc.build.confinement import Ellipsoid, Shell, Sphere
+from airss_msc.generation.confinement import Ellipsoid, Shell, Sphere
 from airss_msc.errors import InputError
-from airss_msc.build.generate import GeneratorSettings, derive_seed, generate_cluster, generate_many, prepare
-from airss_msc.build.separations import SeparationRules, parse_minsep_spec, violations
+from airss_msc.generation.generate import GeneratorSettings, derive_seed, generate_cluster, generate_many, prepare
+from airss_msc.generation.separations import SeparationRules, parse_minsep_spec, violations
 
 
 def _drawn(info_minsep: str) -> dict:
@@ -70,7 +70,7 @@ def test_derived_seeds_are_machine_independent():
     (GeneratorSettings(shape="sphere", radius=6.5), Sphere),
 ])
 def test_confinement_shapes_hold(settings, cls):
-    from airss_msc.build.generate import prepare
+    from airss_msc.generation.generate import prepare
 
     _, _, conf = prepare("Cd8Se8", settings)
     assert isinstance(conf, cls)
@@ -157,7 +157,7 @@ def test_generate_many_gives_each_seed_its_own_structure_exactly():
 
 
 def test_prepared_requests_are_reused_but_never_shared_or_confused():
-    from airss_msc.build.generate import prepare
+    from airss_msc.generation.generate import prepare
 
     settings = GeneratorSettings(minsep={"Cd-Se": 2.5})
     counts, rules, conf = prepare("Cd4Se4", settings)
@@ -177,7 +177,7 @@ def test_prepared_requests_are_reused_but_never_shared_or_confused():
 
 
 def test_push_displacement_is_the_documented_rule():
-    from airss_msc.build.separations import push_displacement
+    from airss_msc.generation.separations import push_displacement
 
     rng = np.random.default_rng(0)
     need = np.array([[0.0, 2.0], [2.0, 0.0]])
@@ -203,8 +203,8 @@ def test_push_displacement_is_the_documented_rule():
 
 
 def test_start_positions_take_the_least_overlapping_trial_for_each_atom():
-    from airss_msc.build.confinement import Sphere
-    from airss_msc.build.generate import start_positions
+    from airss_msc.generation.confinement import Sphere
+    from airss_msc.generation.generate import start_positions
 
     conf = Sphere(5.0)
     need = np.full((12, 12), 2.6)

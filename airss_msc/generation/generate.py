@@ -20,11 +20,11 @@ from ase.data import atomic_numbers
 
 from airss_msc import __version__
 from airss_msc.composition import format_formula, parse_formula, symbols_of
-from airss_msc.build import symmetry
-from airss_msc.build.confinement import Confinement, default_confinement
+from airss_msc.generation import symmetry
+from airss_msc.generation.confinement import Confinement, default_confinement
 from airss_msc.errors import InputError
 from airss_msc.settings import documented, setting
-from airss_msc.build.separations import (
+from airss_msc.generation.separations import (
     SeparationRules,
     format_minsep,
     meets,
@@ -115,7 +115,7 @@ def push_apart(
 
     Each sweep moves both atoms of every overlapping pair half the overlap (a
     little more, to converge) along their separation
-    (:func:`airss_msc.build.separations.push_displacement`), then projects into the
+    (:func:`airss_msc.generation.separations.push_displacement`), then projects into the
     confinement. Returns the positions and whether all constraints hold.
     """
     pos = np.array(positions, dtype=float)

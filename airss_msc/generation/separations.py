@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 
-from airss_msc.build.geometry import BOND_FACTOR, radius
+from airss_msc.generation.geometry import BOND_FACTOR, radius
 from airss_msc.composition import ANIONS, CATIONS, FORMAL_CHARGE
 from airss_msc.errors import InputError
 
