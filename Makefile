@@ -44,11 +44,11 @@ docs: $(STAMP)
 
 # Headline speed figures in a few minutes (compare with BENCHMARKS.md).
 bench-quick: $(STAMP)
-	$(BIN)/python benchmarks/quick.py
+	$(BIN)/python -m benchmarks.quick
 
 # BENCHMARKS.md from benchmarks/narrative.md and the tables the scripts wrote to benchmarks/out/.
 bench-doc: $(STAMP)
-	$(BIN)/python benchmarks/assemble_benchmarks.py
+	$(BIN)/python -m benchmarks.assemble_benchmarks
 
 # Regenerate the lock from the ranges (then run `make test` on it before committing).
 lock:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Write BENCHMARKS.md: the prose of ``benchmarks/narrative.md`` around the tables that the
 benchmark scripts wrote to ``benchmarks/out/*.md`` (each table names the commit it ran on).
 
@@ -8,16 +7,16 @@ missing from it is taken from the BENCHMARKS.md being replaced, where the prose 
 matches; one that neither has is shown as "(not run: ...)". A fresh checkout thus reassembles
 BENCHMARKS.md unchanged, and a rerun benchmark replaces only its own table.
 
-    python benchmarks/assemble_benchmarks.py
+    python -m benchmarks.assemble_benchmarks
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
-TARGET = HERE.parent / "BENCHMARKS.md"
+from benchmarks.paths import BENCHMARKS_MD as TARGET
+from benchmarks.paths import NARRATIVE, OUT
 #: narrative key -> the table files of that section, in page order
 SECTIONS = [("quick", ["quick.md"]), ("generator", ["generator_speed.md"]), ("parallel", ["parallel_scaling.md"]),
             ("protocol", ["default_protocol.md"]), ("relaxcost", ["relax_cost.md"]), ("capping", ["capping.md"]), ("energy", ["energy_validation.md"]),
@@ -89,8 +88,9 @@ def assemble(prose: dict[str, str], previous: dict[str, str] | None = None) -> s
     return "\n".join(doc).rstrip() + "\n"
 
 
-def main() -> None:
-    prose = narrative(HERE / "narrative.md")
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    prose = narrative(NARRATIVE)
     previous = previous_tables(TARGET.read_text(), prose) if TARGET.exists() else {}
     TARGET.write_text(assemble(prose, previous))
     print(f"{TARGET} written")

@@ -6,7 +6,7 @@ default protocol. A relaxation that loses a ligand ends ``fragmented``. For each
 count: how many kept every ligand, and the Cd-N distances of the kept ones (a bound amine sits at
 about 2.3 A).
 
-    OMP_NUM_THREADS=1 python benchmarks/capping.py [--starts 3]
+    OMP_NUM_THREADS=1 python -m benchmarks.capping [--starts 3]
 
 Writes benchmarks/out/capping.md with the commit it ran on.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -27,9 +26,9 @@ from airss_msc.generation.geometry import distances  # noqa: E402
 from airss_msc.generation.ligands import cap  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.threads import set_threads  # noqa: E402
-from provenance import git_commit  # noqa: E402
+from benchmarks.paths import OUT  # noqa: E402
+from benchmarks.provenance import git_commit  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "out"
 CASES = [("chgnet", "auto"), ("sevennet", "auto"), ("GFN1-xTB", "auto"), ("chgnet", "3"), ("sevennet", "3")]
 
 

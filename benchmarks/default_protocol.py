@@ -1,8 +1,8 @@
 """The default relaxation protocol on the frozen validation starts, beside `xtb --opt`.
 
-    python benchmarks/default_protocol.py [--method chgnet] [--optimizers PreconLBFGS,BFGS] [--xtb]
+    python -m benchmarks.default_protocol [--method chgnet] [--optimizers PreconLBFGS,BFGS] [--xtb]
 
-Starts: benchmarks/method_validation_starts.extxyz (24 random 12-atom CdSe/CdTeSe/CdTe
+Starts: benchmarks/reference/method_validation_starts.extxyz (24 random 12-atom CdSe/CdTeSe/CdTe
 starts and 10 random Cd13Se13 starts, frozen). Each optimizer relaxes every start
 with ``--method`` (default: the default geometry engine) to fmax 0.05 eV/A through
 `airss_msc.calc.relax.relax_structure`;
@@ -29,9 +29,9 @@ from ase.io import read, write  # noqa: E402
 
 from airss_msc.calc.relax import DEFAULT_METHOD, RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.sanity import check_geometry  # noqa: E402
-from provenance import git_commit  # noqa: E402
+from benchmarks.paths import METHOD_VALIDATION_STARTS, OUT  # noqa: E402
+from benchmarks.provenance import git_commit  # noqa: E402
 
-HERE = Path(__file__).parent
 
 
 def xtb_cycles(atoms) -> tuple[str, int | None]:
@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--optimizers", default="PreconLBFGS,BFGS")
     ap.add_argument("--xtb", action="store_true", help="also run `xtb --opt` (Debian package xtb)")
     args = ap.parse_args()
-    frames = read(HERE / "method_validation_starts.extxyz", index=":", parallel=False)
+    frames = read(METHOD_VALIDATION_STARTS, index=":", parallel=False)
     sets = {"12-atom": [f for f in frames if len(f) < 26], "Cd13Se13": [f for f in frames if len(f) == 26]}
     lines = ["| method | optimizer | set | starts | relaxed | other statuses | median force calls (relaxed) | "
              "median CPU s |", "|---|---|---|---|---|---|---|---|"]
@@ -86,8 +86,8 @@ def main() -> None:
                      f"{other or '-'} | {np.median(calls) if calls else '-'} | {np.median(secs):.1f} |")
     table = "\n".join(lines)
     print(table)
-    (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "default_protocol.md").write_text(f"Commit {git_commit()}, one core.\n\n{table}\n")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "default_protocol.md").write_text(f"Commit {git_commit()}, one core.\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Which engine ranks small Cd/Zn/Te/Se cluster isomers like PBE/def2-SVP, how fast, how robustly?
 
 Reads the reference set (``benchmarks/reference/structures.extxyz``) and its PBE/def2-SVP
@@ -33,10 +32,12 @@ counted), then
 Prints Markdown tables and writes them to ``benchmarks/out/energy_validation.md`` with the
 git commit and the machine load.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/energy_validation.py                  # compute missing, report
-    OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/energy_validation.py --robustness --no-report \\
-        > benchmarks/reference/logs/robustness.log 2>&1 &                                 # Cd13Se13 runs
-    .venv/bin/python benchmarks/energy_validation.py --no-compute                          # tables from the caches
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.energy_validation                  # compute missing, report
+    mkdir -p benchmarks/out/logs && OMP_NUM_THREADS=1 nohup .venv/bin/python -m benchmarks.energy_validation \\
+        --robustness --no-report > benchmarks/out/logs/robustness.log 2>&1 &              # Cd13Se13 runs
+    .venv/bin/python -m benchmarks.energy_validation --no-compute                          # tables from the caches
+
+Paths: :mod:`benchmarks.paths`.
 """
 
 from __future__ import annotations
@@ -53,21 +54,18 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.io import read  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-REF = HERE / "reference"
-STRUCTURES = REF / "structures.extxyz"
-PBE = REF / "pbe_def2svp.jsonl"
-PBE_RELAX = REF / "pbe_relax.jsonl"
-SP_CACHE = REF / "engine_single_points.jsonl"
-PROTO_CACHE = REF / "protocol_relax.jsonl"
-ROBUST_CACHE = REF / "robustness_cd13se13.jsonl"
-OUT = HERE / "out" / "energy_validation.md"
+from benchmarks import paths  # noqa: E402
+from benchmarks.paths import PBE, PBE_RELAX, STRUCTURES  # noqa: E402
+
+SP_CACHE = paths.ENGINE_SINGLE_POINTS
+PROTO_CACHE = paths.PROTOCOL_RELAX
+ROBUST_CACHE = paths.ROBUSTNESS_CD13SE13
+OUT = paths.OUT / "energy_validation.md"
 
 PBE_METHOD = "pyscf:PBE/def2-SVP"
 MAIN_GEOMETRY = "chgnet:0.3.0"
@@ -98,12 +96,11 @@ HOLDS_SPEARMAN = 0.8
 # Files
 # --------------------------------------------------------------------------- #
 
-sys.path.insert(0, str(REF))
 # one fingerprint, one JSON-lines reader and one locked appender for the whole reference set:
 # a result counts only for the geometry it was computed on, so the fingerprint must be the same
-from build_reference import append_jsonl  # noqa: E402
-from compute_reference import fingerprint, read_jsonl  # noqa: E402
-from provenance import git_commit  # noqa: E402
+from benchmarks.build_reference import append_jsonl  # noqa: E402
+from benchmarks.compute_reference import fingerprint, read_jsonl  # noqa: E402
+from benchmarks.provenance import git_commit  # noqa: E402
 
 
 def available_engines() -> list[str]:
@@ -394,7 +391,7 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     lines: list[str] = []
     load = os.getloadavg()
     lines += ["# Energy validation against PBE/def2-SVP (Cd/Zn/Te/Se clusters, 4-26 atoms)", "",
-              f"`python benchmarks/energy_validation.py` on commit {git_commit()}, "
+              f"`python -m benchmarks.energy_validation` on commit {git_commit()}, "
               f"{time.strftime('%Y-%m-%d %H:%M')}; machine: 2 cores shared with other jobs, load average "
               f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when the report was written; "
               "timings are CPU seconds of one thread (OMP_NUM_THREADS=1), wall times are inflated by the load.", ""]

@@ -17,7 +17,7 @@ is the one-core rate). The writing rows generate ``--write-n`` structures with
 comparison, ASE's extxyz writer); the CLI row times the ``airss-msc generate``
 command of the issue in a subprocess (CPU of the child).
 
-    python benchmarks/generator_speed.py [--n 2000] [--formula Cd13Se13] [--repeats 3]
+    python -m benchmarks.generator_speed [--n 2000] [--formula Cd13Se13] [--repeats 3]
         [--write-n 10000] [--no-cli] [--no-peers]
 
 Prints a Markdown table, with the git commit it ran on, and writes it to
@@ -27,7 +27,6 @@ benchmarks/out/generator_speed.md.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import resource
 import shutil
@@ -44,10 +43,10 @@ import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.data import atomic_numbers  # noqa: E402
 
-from airss_msc.composition import symbols_of  # noqa: E402
 from airss_msc.generation.generate import GeneratorSettings, generate_cluster, generate_many, prepare  # noqa: E402
 from airss_msc.generation.separations import minsep_matrix  # noqa: E402
-from provenance import git_commit  # noqa: E402
+from benchmarks.paths import OUT  # noqa: E402
+from benchmarks.provenance import git_commit  # noqa: E402
 
 CLI_ARGS = ["-n", "2000", "--radius", "6.0", "--minsep", "Cd-Se=2.5", "--minsep", "Cd-Cd=3.0",
             "--minsep", "Se-Se=3.3"]
@@ -287,9 +286,8 @@ def main() -> None:
                          f"{r['n'] / r['wall']:.0f} | {r['n'] / r['cpu']:.0f} | {r['note']} |")
     table = "\n".join(lines)
     print(table)
-    out = Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    (out / "generator_speed.md").write_text(table + "\n")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "generator_speed.md").write_text(table + "\n")
 
 
 if __name__ == "__main__":

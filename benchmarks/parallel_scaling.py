@@ -5,7 +5,7 @@ in process, under `mpiexec -n 2` (1 worker) and `mpiexec -n 3` (2 workers), each
 into a fresh database. Prints a Markdown table and writes it to
 benchmarks/out/parallel_scaling.md (BENCHMARKS.md quotes it).
 
-    python benchmarks/parallel_scaling.py [--candidates 16] [--formula Cd4Se4]
+    python -m benchmarks.parallel_scaling [--candidates 16] [--formula Cd4Se4]
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from provenance import git_commit
+from benchmarks.paths import OUT
+from benchmarks.provenance import git_commit
 
 BIN = Path(sys.executable).parent
 
@@ -67,9 +68,8 @@ def main() -> None:
         lines.append(f"| {label} | {done} | {wall:.1f} | {rate:.1f} | {rate / base:.2f} | {cpu_s} | {pct_s} |")
     table = "\n".join(lines)
     print(table)
-    out = Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    (out / "parallel_scaling.md").write_text(table + "\n")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "parallel_scaling.md").write_text(table + "\n")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,8 @@ package and the benchmark scripts, not the result files they append to) differs 
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
+from benchmarks.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 MEASURED = ("airss_msc", "benchmarks/*.py")
 
 

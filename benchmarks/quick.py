@@ -9,7 +9,7 @@ as wall time, so a busy machine shows in the wall column but not in the CPU one:
 - a GFN2-xTB single point of a relaxed Cd13Se13 (seconds);
 - a PBE/def2-SVP single point of Cd2Se2 (seconds; skip with --no-dft).
 
-    OMP_NUM_THREADS=1 python benchmarks/quick.py [--no-dft]
+    OMP_NUM_THREADS=1 python -m benchmarks.quick [--no-dft]
 
 Prints a Markdown table and writes benchmarks/out/quick.md with the commit it ran on.
 """
@@ -33,9 +33,9 @@ from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.single_point import single_point  # noqa: E402
 from airss_msc.calc.threads import set_threads  # noqa: E402
 from airss_msc.results.formats import write_structures  # noqa: E402
-from provenance import git_commit  # noqa: E402
+from benchmarks.paths import OUT  # noqa: E402
+from benchmarks.provenance import git_commit  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "out"
 
 
 def clock(fn):
@@ -94,7 +94,7 @@ def main() -> None:
                      "cpu": f"{cpu:.1f} s", "note": f"{sp.status}, 126 basis functions"}))
     load = os.getloadavg()[0]
     lines = [f"Commit {git_commit()}, one core, load average {load:.1f} when it finished "
-             f"(`OMP_NUM_THREADS=1 python benchmarks/quick.py`).", "",
+             f"(`OMP_NUM_THREADS=1 python -m benchmarks.quick`).", "",
              "| figure | wall | CPU | note |", "|---|---|---|---|"]
     lines += [f"| {r['figure']} | {r['wall']} | {r['cpu']} | {r['note']} |" for r in rows]
     text = "\n".join(lines)

@@ -8,7 +8,7 @@ per call on the geometries the relaxation actually visits), the calculator aroun
 pymatgen ``Structure``, graph conversion, checks), and the optimizer and ASE outside the calculator.
 The ratio total / model is the overhead the issue asks to bring to <= 1.3x.
 
-    OMP_NUM_THREADS=1 python benchmarks/relax_cost.py [--starts 8]
+    OMP_NUM_THREADS=1 python -m benchmarks.relax_cost [--starts 8]
 
 Writes benchmarks/out/relax_cost.md with the commit it ran on.
 """
@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -28,9 +27,9 @@ from airss_msc.generation.generate import generate_cluster  # noqa: E402
 from airss_msc.calc.engines import chgnet as chgnet_engine  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
 from airss_msc.calc.threads import set_threads  # noqa: E402
-from provenance import git_commit  # noqa: E402
+from benchmarks.paths import OUT  # noqa: E402
+from benchmarks.provenance import git_commit  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "out"
 
 
 class Timer:

@@ -61,10 +61,8 @@ from airss_msc.results.store import ResultsDB  # noqa: E402
 from airss_msc.search.candidates import run_search  # noqa: E402
 from airss_msc.search.config import config_from_dict  # noqa: E402
 from airss_msc.search.farm import InProcessExecutor, StopFlag  # noqa: E402
-from provenance import git_commit  # noqa: E402,F401 (the search benchmarks import it from here)
+from benchmarks.provenance import git_commit  # noqa: E402,F401 (the search benchmarks import it from here)
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
 
 
 # ---------------------------------------------------------------------------
@@ -472,7 +470,6 @@ def run_ase_ga(system: System, seed: int, tally: Tally, workdir: Path, populatio
     """ASE-GA cluster GA: StartGenerator in a cube of the default sphere's volume,
     CutAndSplicePairing, Mirror/Rattle (and Permutation for alloys) mutations,
     InteratomicDistanceComparator; minimisations with the shared optimizer."""
-    from ase.data import atomic_numbers
     from ase_ga.cutandsplicepairing import CutAndSplicePairing
     from ase_ga.data import DataConnection, PrepareDB
     from ase_ga.offspring_creator import OperationSelector

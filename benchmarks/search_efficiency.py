@@ -14,22 +14,20 @@ budget (``search_common.py``).
 Resumable: every finished run is a line of benchmarks/out/search_efficiency_runs.jsonl;
 a rerun skips it. The tables are rebuilt from that file.
 
-    OMP_NUM_THREADS=1 nohup python benchmarks/search_efficiency.py > benchmarks/out/search_efficiency.log 2>&1 &
-    python benchmarks/search_efficiency.py --report            # tables only, from the stored runs
-    python benchmarks/search_efficiency.py --cases 19 --methods "airss: mix;ASE-GA" --runs 20
+    OMP_NUM_THREADS=1 nohup python -m benchmarks.search_efficiency > benchmarks/out/search_efficiency.log 2>&1 &
+    python -m benchmarks.search_efficiency --report            # tables only, from the stored runs
+    python -m benchmarks.search_efficiency --cases 19 --methods "airss: mix;ASE-GA" --runs 20
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from search_common import (  # noqa: E402
-    OUT, RunStore, System, Tally, Target, fmt_summary, git_commit, oracle_relaxer, run_agox, run_airss,
+from benchmarks.paths import OUT
+from benchmarks.search_common import (
+    RunStore, System, Tally, Target, fmt_summary, git_commit, oracle_relaxer, run_agox, run_airss,
     run_ase_bh, run_ase_ga, run_method, table_rows,
 )
 
@@ -162,10 +160,10 @@ def main() -> None:
     header = [
         "# Search efficiency on Lennard-Jones clusters", "",
         f"Code: git commit `{git_commit()}`; tables written {time.strftime('%Y-%m-%d %H:%M')}.", "",
-        "Commands: `OMP_NUM_THREADS=1 nohup python benchmarks/search_efficiency.py > "
+        "Commands: `OMP_NUM_THREADS=1 nohup python -m benchmarks.search_efficiency > "
         "benchmarks/out/search_efficiency.log 2>&1 &` (resumable: runs in "
         "`benchmarks/out/search_efficiency_runs.jsonl` are skipped), then "
-        "`python benchmarks/search_efficiency.py --report`.", "",
+        "`python -m benchmarks.search_efficiency --report`.", "",
         "LJ: epsilon = sigma = 1, no cutoff; every method relaxes with airss-msc's default optimizer "
         f"(curvature-safe PreconLBFGS, maxstep 0.2 sigma) to fmax {FMAX:g}, at most {STEPS} steps. A hit is a "
         f"relaxed energy within {HIT_TOL:g} epsilon of the Cambridge Cluster Database minimum. Each run is an "

@@ -28,9 +28,9 @@ peers steer by the engine's energy, as published, and each of their minima is sc
 
 Resumable (one JSON line per finished run in benchmarks/out/search_landscape_runs.jsonl).
 
-    OMP_NUM_THREADS=1 nohup python benchmarks/search_landscape.py > benchmarks/out/search_landscape.log 2>&1 &
-    python benchmarks/search_landscape.py --report
-    python benchmarks/search_landscape.py --cases Cd6Se6 --engine chgnet --runs 10
+    OMP_NUM_THREADS=1 nohup python -m benchmarks.search_landscape > benchmarks/out/search_landscape.log 2>&1 &
+    python -m benchmarks.search_landscape --report
+    python -m benchmarks.search_landscape --cases Cd6Se6 --engine chgnet --runs 10
 """
 
 from __future__ import annotations
@@ -38,18 +38,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.io import read, write  # noqa: E402
 
-from search_common import (  # noqa: E402
-    OUT, RunStore, System, Tally, Target, db_minima, fmt_summary, git_commit, run_agox, run_airss, run_ase_bh,
+from benchmarks.paths import OUT, PARENT_STRUCTURES  # noqa: E402
+from benchmarks.search_common import (  # noqa: E402
+    RunStore, System, Tally, Target, fmt_summary, git_commit, run_agox, run_airss, run_ase_bh,
     run_ase_ga, run_method, settings_tag, table_rows, timed,
 )
 from airss_msc.analysis.duplicates import same_structure  # noqa: E402
@@ -73,7 +71,7 @@ CASES = {
 BIG = "Cd13Se13"
 BIG_RELAXATIONS = 500
 HOMOTOP = "Zn2Cd11Se13"
-PARENTS = Path(__file__).resolve().parent.parent / "structures"
+PARENTS = PARENT_STRUCTURES
 HOMOTOP_RUNS = 10
 HOMOTOP_BUDGET = 6_000
 
@@ -513,10 +511,10 @@ class Bench:
             f"Code: git commit `{git_commit()}`; tables written {time.strftime('%Y-%m-%d %H:%M')}. "
             f"Engine: `{self.engine}` (the default geometry engine); every method relaxes with airss-msc's default "
             f"optimizer (curvature-safe PreconLBFGS, maxstep 0.2 A) to fmax {FMAX} eV/A, at most {STEPS} steps.", "",
-            "Commands: `OMP_NUM_THREADS=1 nohup python benchmarks/search_landscape.py --engine "
+            "Commands: `OMP_NUM_THREADS=1 nohup python -m benchmarks.search_landscape --engine "
             f"{self.engine} --judge {self.judge or 'own'} > benchmarks/out/search_landscape.log 2>&1 &` (resumable: "
             "finished runs in "
-            "`benchmarks/out/search_landscape_runs.jsonl` are skipped), then `python benchmarks/search_landscape.py "
+            "`benchmarks/out/search_landscape_runs.jsonl` are skipped), then `python -m benchmarks.search_landscape "
             "--report`.", "",
             f"**Judged on {self.judged_on}**" + (
                 " (single points on the engine's minima, the validated ranking energy: README 'Which energy model'); "

@@ -1,8 +1,8 @@
 """CPU seconds of one TDA-TDDFT excitation run (ground-state SCF + Davidson), one core.
 
-    OMP_NUM_THREADS=1 python benchmarks/tda_timing.py                 # every case not yet measured
-    python benchmarks/tda_timing.py --report                          # the table from what is stored
-    python benchmarks/tda_timing.py --cases "Cd3Se3:pyscf:TDA-PBE0/def2-SVP:10"
+    OMP_NUM_THREADS=1 python -m benchmarks.tda_timing                 # every case not yet measured
+    python -m benchmarks.tda_timing --report                          # the table from what is stored
+    python -m benchmarks.tda_timing --cases "Cd3Se3:pyscf:TDA-PBE0/def2-SVP:10"
 
 Each case is (formula, method, states). The geometry is the lowest CHGNet 0.3.0 structure of
 the formula in the reference set (``benchmarks/reference/structures.extxyz``) or, for formulas
@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -31,12 +30,11 @@ from ase.io import read  # noqa: E402
 from airss_msc.generation.generate import generate_cluster  # noqa: E402
 from airss_msc.calc.excite import excite  # noqa: E402
 from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
-from provenance import git_commit  # noqa: E402
+from benchmarks.paths import OUT, STRUCTURES  # noqa: E402
+from benchmarks.provenance import git_commit  # noqa: E402
 
-HERE = Path(__file__).parent
-OUT = HERE / "out"
 RESULTS = OUT / "tda_timing.jsonl"
-REFERENCE = HERE / "reference" / "structures.extxyz"
+REFERENCE = STRUCTURES
 CASES = [
     ("Cd2Se2", "pyscf:TDA-PBE/def2-SVP", 5), ("Cd2Se2", "pyscf:TDA-PBE0/def2-SVP", 5),
     ("Cd2Se2", "pyscf:TDA-PBE0/def2-SVP", 10),
@@ -76,7 +74,7 @@ def stored() -> list[dict]:
 
 
 def report(rows: list[dict]) -> str:
-    lines = [f"`OMP_NUM_THREADS=1 python benchmarks/tda_timing.py` (table written on commit {git_commit()}); one core, "
+    lines = [f"`OMP_NUM_THREADS=1 python -m benchmarks.tda_timing` (table written on commit {git_commit()}); one core, "
              "CPU seconds of `excite()` (PBE/PBE0 ground state with the SCF ladder, then TDA Davidson), "
              "def2-SVP with def2 ECPs on Cd/Te, density fitting (def2-universal-jkfit), grid level 3.", "",
              "| formula | atoms | method | states | status | CPU s | wall s (load) | first bright (eV) | commit |",

@@ -4,17 +4,15 @@
 itself; a page edited by hand, or prose changed without reassembling, no longer round-trips.
 """
 
-import importlib.util
 from pathlib import Path
+
+import benchmarks.assemble_benchmarks
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_assembler():
-    spec = importlib.util.spec_from_file_location("assemble_benchmarks", ROOT / "benchmarks" / "assemble_benchmarks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmarks.assemble_benchmarks
 
 
 def test_a_fresh_checkout_reassembles_benchmarks_md_unchanged(tmp_path, monkeypatch):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Build the small-cluster reference set (structures only; DFT: compute_reference.py).
 
 Every structure of the main set is relaxed with ONE geometry engine, CHGNet 0.3.0
@@ -25,16 +24,17 @@ Per formula:
    dropped (listed in ``sets/<formula>.log``); at most ``cap`` per formula,
    prototypes first, then each engine's lowest, then the rest by CHGNet energy.
 
-Every relaxation is cached (``work/relax_cache.jsonl``, one JSON line each), so
-the script is resumable and cheap to rerun; a finished formula is written to
-``sets/<formula>.extxyz`` and skipped on the next run (``--rebuild`` redoes it
-from the cache). ``structures.extxyz`` is assembled from the set files in the
-order of FORMULAS plus the PBE-relaxed structures that compute_reference.py
-finished (``pbe_relax.jsonl``).
+Every relaxation is cached (``benchmarks/reference/work/relax_cache.jsonl``, one JSON line each,
+not committed; started empty where it is missing), so the script is resumable and cheap to rerun;
+a finished formula is written to ``benchmarks/reference/sets/<formula>.extxyz`` and skipped on the
+next run (``--rebuild`` redoes it, from the cache where it has the relaxations).
+``benchmarks/reference/structures.extxyz`` is assembled from the set files in the order of
+FORMULAS plus the PBE-relaxed structures that compute_reference.py finished (``pbe_relax.jsonl``).
+Paths: :mod:`benchmarks.paths`.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference/build_reference.py            # all formulas
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference/build_reference.py --formulas Cd2Se2,Cd3Se3
-    .venv/bin/python benchmarks/reference/build_reference.py --assemble                      # only rewrite structures.extxyz
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference            # all formulas
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference --formulas Cd2Se2,Cd3Se3
+    .venv/bin/python -m benchmarks.build_reference --assemble                      # only rewrite structures.extxyz
 """
 
 from __future__ import annotations
@@ -57,12 +57,8 @@ import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.io import read, write  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-SETS = HERE / "sets"
-WORK = HERE / "work"
-CACHE = WORK / "relax_cache.jsonl"
-STRUCTURES = HERE / "structures.extxyz"
-PBE_RELAX = HERE / "pbe_relax.jsonl"
+from benchmarks.paths import PBE_RELAX, SETS, STRUCTURES, WORK  # noqa: E402
+from benchmarks.paths import RELAX_CACHE as CACHE  # noqa: E402
 
 GEOMETRY_ENGINE = "chgnet:0.3.0"
 GEOMETRY_FMAX = 0.02
@@ -583,7 +579,7 @@ def pbe_relaxed_structures() -> list[Atoms]:
     return out
 
 
-#: Sets written by build_large.py (formulas outside FORMULAS), in the order their PBE
+#: Sets written by build_reference_large.py (formulas outside FORMULAS), in the order their PBE
 #: points run within one size: the (MX)13 pair the energies dispute most comes first.
 LARGE_ORDER = ("Cd6Te2Se3", "Zn13Se13", "Cd13Te13", "Cd13Se13", "Zn12CdSe13", "Cd14Se13")
 

@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """PBE/def2-SVP single points (and a few PBE relaxations) of the reference set.
 
-Reads ``structures.extxyz`` (build_reference.py) and appends one JSON line per
-finished structure to ``pbe_def2svp.jsonl``:
+Reads ``benchmarks/reference/structures.extxyz`` (build_reference.py) and appends one JSON line
+per finished structure to ``benchmarks/reference/pbe_def2svp.jsonl`` (paths: :mod:`benchmarks.paths`):
 
 * the first line of the file (``"type": "settings"``) holds the settings and
   versions once: method, xc, basis, ECP elements, density-fitting auxbasis, grid
@@ -36,15 +35,17 @@ relaxation becomes the structure ``<formula>-pbe_relaxed`` of the set (kind
 
 Jobs run smallest cluster first (single points of a size before a relaxation of
 that size). Safe to kill and rerun: finished work is skipped; a job in progress
-is held by a lock file (``work/claims``) so two processes never run the same one.
+is held by a lock file (``benchmarks/reference/work/claims``, not committed) so two processes
+never run the same one.
 
-    cd /work/main
-    OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/reference/compute_reference.py --follow 7200 \\
-        > benchmarks/reference/logs/compute_w0.log 2>&1 &
+    cd /work/main    # the repository root
+    mkdir -p benchmarks/out/logs
+    OMP_NUM_THREADS=1 nohup .venv/bin/python -m benchmarks.compute_reference --follow 7200 \\
+        > benchmarks/out/logs/compute_w0.log 2>&1 &
     # a second process on a disjoint share (only when the machine is idle):
-    OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/reference/compute_reference.py --worker 1 --workers 2 ...
+    OMP_NUM_THREADS=1 nohup .venv/bin/python -m benchmarks.compute_reference --worker 1 --workers 2 ...
     # (then run the first one with --worker 0 --workers 2 as well)
-    .venv/bin/python benchmarks/reference/compute_reference.py --status
+    .venv/bin/python -m benchmarks.compute_reference --status
 """
 
 from __future__ import annotations
@@ -71,16 +72,13 @@ import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.io import read  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(HERE.parent))
-import build_reference as br  # noqa: E402
-from provenance import git_commit  # noqa: E402
+import benchmarks.build_reference as br  # noqa: E402
+from benchmarks.paths import CLAIMS, PBE_RELAX  # noqa: E402
+from benchmarks.paths import PBE as OUT  # noqa: E402
+from benchmarks.provenance import git_commit  # noqa: E402
 
 METHOD = "pyscf:PBE/def2-SVP"
-OUT = HERE / "pbe_def2svp.jsonl"
-RELAX_OUT = br.PBE_RELAX
-CLAIMS = br.WORK / "claims"
+RELAX_OUT = PBE_RELAX
 RELAX_FMAX = 0.05
 RELAX_STEPS = 60
 CHUNK = 10

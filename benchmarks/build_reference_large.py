@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Reference structures at the sizes the experiments point to (issue 19): 11-12 and 26 atoms.
 
 The small set (``build_reference.py``, 4-8 atoms) validated the energy model where the
-answers do not live. This script adds, as more ``sets/<formula>.extxyz`` files of the same
+answers do not live. This script adds, as more ``benchmarks/reference/sets/<formula>.extxyz`` files of the same
 format (so ``compute_reference.py`` computes their PBE/def2-SVP single points unchanged):
 
 * **(MX)13 parents** (``--large``): the committed ``structures/*.xyz`` files as they are
@@ -22,9 +21,9 @@ format (so ``compute_reference.py`` computes their PBE/def2-SVP single points un
   SevenNet-0 ranks of the rest. Every start is reproducible from its seed
   (``derive_seed(2026, formula, i)``), stored with the structure.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference/build_large.py --large
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference/build_large.py --search Cd7TeSe3 --keep 8
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference/build_large.py --cd14 --homotops
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --large
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --search Cd7TeSe3 --keep 8
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --cd14 --homotops
 """
 
 from __future__ import annotations
@@ -38,16 +37,13 @@ os.environ.setdefault("OMP_STACKSIZE", "1G")
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.io import read  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-sys.path.insert(0, str(HERE))
-import build_reference as br  # noqa: E402
+import benchmarks.build_reference as br  # noqa: E402
+from benchmarks.paths import PARENT_STRUCTURES  # noqa: E402
 
 SEVENNET = "sevennet:7net-0"
 GFN2 = "tblite:GFN2-xTB"
@@ -81,7 +77,7 @@ def build_large() -> None:
     for formula, files in LARGE.items():
         images = []
         for fname, label, kind, why in files:
-            src = read(ROOT / "structures" / fname, format="extxyz")
+            src = read(PARENT_STRUCTURES / fname, format="extxyz")
             images.append(_entry(src, formula, label, kind, f"structures/{fname}", why=why,
                                  geometry_engine=str(src.info.get("method", "chgnet:0.3.0")),
                                  geometry_fmax=0.05, geometry_status=str(src.info.get("status", "relaxed")),
@@ -151,7 +147,7 @@ def build_homotops(template: str = "Zn13Se13.xyz", spec: str = "Zn:Cd=1") -> lis
     homotop relaxed; kept: the lowest, the median and the highest by SevenNet-0."""
     from airss_msc.generation.substitute import parse_substitution, substituted_structures
 
-    parent = read(ROOT / "structures" / template, format="extxyz")
+    parent = read(PARENT_STRUCTURES / template, format="extxyz")
     images = substituted_structures(parent, [parse_substitution(spec)]).structures
     found = sorted(_relaxed_with_scores(images), key=lambda t: t[1].energies[SEVENNET])
     if not found:
