@@ -73,7 +73,7 @@ from ase import Atoms  # noqa: E402
 from ase.io import read  # noqa: E402
 
 import benchmarks.build_reference as br  # noqa: E402
-from benchmarks.paths import CLAIMS, PBE_RELAX  # noqa: E402
+from benchmarks.paths import CLAIMS, PBE_RELAX, SCF_CHECKPOINTS  # noqa: E402
 from benchmarks.paths import PBE as OUT  # noqa: E402
 from benchmarks.provenance import git_commit  # noqa: E402
 
@@ -224,9 +224,13 @@ def run_single_point(atoms: Atoms) -> dict:
 
     made = []
     original = sp_module.make_calculator
+    # a killed point resumes from its last SCF cycle (26 atoms: up to 50 cycles of ~2 CPU min)
+    checkpoint = SCF_CHECKPOINTS / f"{atoms.info['name']}-{fingerprint(atoms)}.npz"
 
     def tracking(*args, **kwargs):
         calc = original(*args, **kwargs)
+        if "checkpoint" in getattr(calc, "default_parameters", {}):
+            calc.set(checkpoint=str(checkpoint))
         made.append(calc)
         return calc
 

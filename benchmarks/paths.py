@@ -46,3 +46,6 @@ WORK = REFERENCE / "work"
 RELAX_CACHE = WORK / "relax_cache.jsonl"
 #: compute_reference.py's lock files, one per job in progress
 CLAIMS = WORK / "claims"
+#: compute_reference.py's SCF checkpoints (the density of the last cycle), one per single point in
+#: progress: a killed 26-atom point resumes at the cycle it reached, not from the atomic guess
+SCF_CHECKPOINTS = WORK / "scf"
