@@ -32,14 +32,20 @@ import numpy as np
 from airss_msc.analysis.bands import describe_gap, gap_wavelength_nm
 from airss_msc.analysis.duplicates import group_duplicates
 from airss_msc.analysis.energetics import boltzmann_populations
-from airss_msc.generation.geometry import anion_bonds, point_group
 from airss_msc.calc.engines import (
-    VALIDATED_RANKING, is_reference, measured_error, parse_method, preferred_gap_method, short_name,
+    VALIDATED_RANKING,
+    is_reference,
+    measured_error,
+    parse_method,
+    preferred_gap_method,
+    short_name,
 )
 from airss_msc.errors import InputError
+from airss_msc.generation.geometry import anion_bonds, point_group
 from airss_msc.results.formats import STRUCTURE_SUFFIXES, energy_of, read_structures
 from airss_msc.results.record import Result, Status
 from airss_msc.results.store import ResultsDB
+
 
 @dataclass
 class RankedRow:
@@ -78,16 +84,28 @@ def results_from_files(paths: list[str]) -> list[Result]:
         for k, atoms in enumerate(read_structures(path)):
             energy = energy_of(atoms)
             info = dict(atoms.info)
-            status = str(info.pop("status", Status.RELAXED if energy is not None else Status.ERROR))
+            try:
+                status = Status.parse(str(info.pop("status", Status.RELAXED if energy is not None else Status.ERROR)))
+            except ValueError as exc:  # a typo or another program's word: refused here, not ranked later
+                raise InputError(f"{path} frame {k + 1}: {exc}") from None
             gap = info.pop("gap_eV", info.pop("gap", None))
             method = str(info.pop("method", ""))
             info.pop("energy", None)
-            out.append(Result(
-                symbols=tuple(atoms.get_chemical_symbols()), positions=atoms.positions, status=status,
-                method=method, energy=energy, gap=None if gap is None else float(gap),
-                energies={method: energy} if energy is not None and method else {},
-                anion_bonds=info.pop("anion_bonds", None), provenance=info, id=k + 1, source=str(path),
-            ))
+            out.append(
+                Result(
+                    symbols=tuple(atoms.get_chemical_symbols()),
+                    positions=atoms.positions,
+                    status=status,
+                    method=method,
+                    energy=energy,
+                    gap=None if gap is None else float(gap),
+                    energies={method: energy} if energy is not None and method else {},
+                    anion_bonds=info.pop("anion_bonds", None),
+                    provenance=info,
+                    id=k + 1,
+                    source=str(path),
+                )
+            )
     return out
 
 
@@ -148,7 +166,6 @@ def validated_disagreement(row: RankedRow) -> dict[str, int]:
     return {m: k for m, k in (row.other_ranks or {}).items() if k != row.rank and validated_energy(m)}
 
 
-
 def ranking_note(rows: list[RankedRow], energy: str | None) -> str:
     """One line for a person: which energy ranked, which gave the populations, and how far each
     has been measured to be from the reference."""
@@ -197,9 +214,17 @@ def _ranked_by(result: Result, energy: str | None) -> Result | None:
 
 
 def rank_results(
-    results: list[Result], *, energy: str | None = None, include_all: bool = False, top: int | None = None,
-    merge: bool = True, energy_tol: float = 1e-3, rmsd_tol: float = 0.1, temperature: float = 298.15,
-    symmetry_tol: float | None = 0.1, exclude_anion_bonded: bool = False,
+    results: list[Result],
+    *,
+    energy: str | None = None,
+    include_all: bool = False,
+    top: int | None = None,
+    merge: bool = True,
+    energy_tol: float = 1e-3,
+    rmsd_tol: float = 0.1,
+    temperature: float = 298.15,
+    symmetry_tol: float | None = 0.1,
+    exclude_anion_bonded: bool = False,
 ) -> list[RankedRow]:
     """Rank per composition (and method), lowest energy first; ``top`` keeps the best N of each.
 
@@ -230,8 +255,17 @@ def rank_results(
         best = None
         for method in sorted(rankable, key=lambda m: -len(rankable[m])):
             pairs = sorted(rankable[method], key=lambda p: p[0].energy)
-            rows_here, best_here = _rank_group([s for s, _ in pairs], [_minimised(r) for _, r in pairs], merge,
-                                               energy_tol, rmsd_tol, temperature, symmetry_tol, top, multiple)
+            rows_here, best_here = _rank_group(
+                [s for s, _ in pairs],
+                [_minimised(r) for _, r in pairs],
+                merge,
+                energy_tol,
+                rmsd_tol,
+                temperature,
+                symmetry_tol,
+                top,
+                multiple,
+            )
             best = best if best is not None else best_here
             rows.extend(rows_here)
         if include_all:
@@ -256,8 +290,9 @@ def _minimised(res: Result) -> tuple[str | None, float | None]:
     return (str(method), value) if method and np.isfinite(value) else (None, None)
 
 
-def merge_copies(ok: list[Result], minimised: list[tuple[str | None, float | None]], energy_tol: float,
-                 rmsd_tol: float) -> list[list[int]]:
+def merge_copies(
+    ok: list[Result], minimised: list[tuple[str | None, float | None]], energy_tol: float, rmsd_tol: float
+) -> list[list[int]]:
     """Copies of one minimum among ``ok`` (one composition, ranked energies), as lists of indices, the member
     to show first.
 
@@ -273,18 +308,30 @@ def merge_copies(ok: list[Result], minimised: list[tuple[str | None, float | Non
     groups = []
     for method, idx in by_engine.items():
         window = [minimised[i][1] if method is not None else ok[i].energy for i in idx]
-        groups += [[idx[j] for j in g] for g in group_duplicates([ok[i].atoms for i in idx], window,
-                                                                  energy_tol=energy_tol, rmsd_tol=rmsd_tol)]
+        groups += [
+            [idx[j] for j in g]
+            for g in group_duplicates([ok[i].atoms for i in idx], window, energy_tol=energy_tol, rmsd_tol=rmsd_tol)
+        ]
     if len(by_engine) == 1:
         return groups
     shown = [g[0] for g in groups]
-    across = group_duplicates([ok[i].atoms for i in shown], [ok[i].energy for i in shown],
-                              energy_tol=energy_tol, rmsd_tol=rmsd_tol)
+    across = group_duplicates(
+        [ok[i].atoms for i in shown], [ok[i].energy for i in shown], energy_tol=energy_tol, rmsd_tol=rmsd_tol
+    )
     return [[i for k in g for i in groups[k]] for g in across]
 
 
-def _rank_group(ok: list[Result], minimised: list[tuple[str | None, float | None]], merge, energy_tol, rmsd_tol,
-                temperature, symmetry_tol, top, multiple):
+def _rank_group(
+    ok: list[Result],
+    minimised: list[tuple[str | None, float | None]],
+    merge,
+    energy_tol,
+    rmsd_tol,
+    temperature,
+    symmetry_tol,
+    top,
+    multiple,
+):
     """Rows of one composition and ranking method, ``ok`` sorted by energy; ``minimised``: their relaxing
     engines and energies (see :func:`merge_copies`)."""
     if merge and len(ok) > 1:
@@ -300,7 +347,8 @@ def _rank_group(ok: list[Result], minimised: list[tuple[str | None, float | None
     others = _other_ranks([r for r, _ in unique])
     ranked = unique[:top] if top else unique
     rows = []
-    for k, ((res, copies), pop) in enumerate(zip(ranked, pops), 1):
+    # pops cover every row, ranked only the top ones
+    for k, ((res, copies), pop) in enumerate(zip(ranked, pops, strict=False), 1):
         row = _row(res, k, best, multiple)
         row.copies = copies
         row.population = float(pop)
@@ -345,17 +393,39 @@ def _row(res: Result, rank: int | None, best_per_atom: float | None, multiple: b
         delta = 1000.0 * (res.energy_per_atom - best_per_atom)
     gap, gap_method = _shown_gap(res, res.method)
     return RankedRow(
-        rank=rank, id=_label(res, multiple), formula=res.composition, method=res.method,
-        energy_eV=res.energy, delta_meV_per_atom=delta, gap_eV=gap, gap_method=gap_method,
+        rank=rank,
+        id=_label(res, multiple),
+        formula=res.composition,
+        method=res.method,
+        energy_eV=res.energy,
+        delta_meV_per_atom=delta,
+        gap_eV=gap,
+        gap_method=gap_method,
         # A wavelength is a claim about a result: only relaxed rows with a real gap make it.
         wavelength_nm=gap_wavelength_nm(gap) if res.status == Status.RELAXED else None,
-        status=res.status, seed=res.seed, result=res,
+        status=res.status,
+        seed=res.seed,
+        result=res,
         anion_bonds=_anion_bonds(res) if res.natoms else None,
     )
 
 
-COLUMNS = ["rank", "id", "formula", "method", "energy_eV", "delta_meV_per_atom", "gap_eV", "wavelength_nm",
-           "point_group", "copies", "population", "anion_bonds", "other_ranks", "status"]
+COLUMNS = [
+    "rank",
+    "id",
+    "formula",
+    "method",
+    "energy_eV",
+    "delta_meV_per_atom",
+    "gap_eV",
+    "wavelength_nm",
+    "point_group",
+    "copies",
+    "population",
+    "anion_bonds",
+    "other_ranks",
+    "status",
+]
 _FMT = {"energy_eV": "{:.4f}", "delta_meV_per_atom": "{:.1f}", "wavelength_nm": "{:.0f}", "population": "{:.3f}"}
 _LEFT = ("formula", "status", "id", "point_group", "method", "other_ranks")
 
@@ -370,8 +440,11 @@ def _cell(row: RankedRow, column: str) -> str:
         return short_name(value)
     if column == "gap_eV":
         text = describe_gap(value)
-        return text if not row.gap_method or row.gap_method == row.method or text == "-" else \
-            f"{text} ({short_name(row.gap_method)})"
+        return (
+            text
+            if not row.gap_method or row.gap_method == row.method or text == "-"
+            else f"{text} ({short_name(row.gap_method)})"
+        )
     if column == "other_ranks":
         if not value:
             return "-"
@@ -389,16 +462,24 @@ def format_rows(rows: list[RankedRow], fmt: str = "table", columns: list[str] | 
     """
     columns = columns or COLUMNS
     if fmt == "json":
-        return json.dumps([{c: _fields(r)[c] for c in columns} | {"gap_method": r.gap_method,
-                                                                   "disagree": r.disagree} for r in rows], indent=1)
+        return json.dumps(
+            [{c: _fields(r)[c] for c in columns} | {"gap_method": r.gap_method, "disagree": r.disagree} for r in rows],
+            indent=1,
+        )
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         for r in rows:
             d = _fields(r)
-            writer.writerow(["" if d[c] is None else (" ".join(f"{m}={v}" for m, v in d[c].items())
-                                                      if isinstance(d[c], dict) else d[c]) for c in columns])
+            writer.writerow(
+                [
+                    ""
+                    if d[c] is None
+                    else (" ".join(f"{m}={v}" for m, v in d[c].items()) if isinstance(d[c], dict) else d[c])
+                    for c in columns
+                ]
+            )
         return buf.getvalue().rstrip("\n")
     if fmt != "table":
         raise InputError(f"unknown format {fmt!r}: choose table, csv or json")
@@ -406,8 +487,11 @@ def format_rows(rows: list[RankedRow], fmt: str = "table", columns: list[str] | 
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     lines = []
     for k, row in enumerate(cells):
-        lines.append("  ".join(v.rjust(w) if k and c not in _LEFT else v.ljust(w)
-                               for v, w, c in zip(row, widths, columns)).rstrip())
+        lines.append(
+            "  ".join(
+                v.rjust(w) if k and c not in _LEFT else v.ljust(w) for v, w, c in zip(row, widths, columns, strict=True)
+            ).rstrip()
+        )
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

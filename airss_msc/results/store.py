@@ -18,6 +18,7 @@ on a lock says at once what it waits for.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -35,7 +36,13 @@ from ase.db import connect
 from airss_msc.calc.engines import legacy_method_keys
 from airss_msc.errors import DatabaseBusyError, InputError
 from airss_msc.results.record import (
-    FLOAT_PROVENANCE, INT_PROVENANCE, STATUSES, Excitations, Result, Status, method_key,
+    FLOAT_PROVENANCE,
+    INT_PROVENANCE,
+    STATUSES,
+    Excitations,
+    Result,
+    Status,
+    method_key,
 )
 
 #: An ASE ``.lock`` file untouched this long belongs to a dead writer (ASE holds
@@ -93,8 +100,10 @@ def _clear_stale_ase_lock(path: Path, wait: float = STALE_LOCK_SECONDS) -> None:
             return
         if not told and age < STALE_LOCK_SECONDS:
             told = True
-            _say(f"waiting for ASE's lock file {lock} ({age:.0f} s old: another ASE program is writing "
-                 f"{path.name}, or died; removed when {STALE_LOCK_SECONDS:.0f} s old)")
+            _say(
+                f"waiting for ASE's lock file {lock} ({age:.0f} s old: another ASE program is writing "
+                f"{path.name}, or died; removed when {STALE_LOCK_SECONDS:.0f} s old)"
+            )
         if age >= STALE_LOCK_SECONDS or time.monotonic() >= deadline:
             try:
                 lock.unlink()
@@ -169,15 +178,19 @@ class ResultsDB:
                 if "locked" not in str(exc):
                     return  # not a lock: the probe through ASE says what it is
                 if timeout == BUSY_TIMEOUT_SECONDS:
-                    raise DatabaseBusyError(f"database {self.path} is locked by another process "
-                                            f"(waited {BUSY_TIMEOUT_SECONDS:.0f} s)") from None
+                    raise DatabaseBusyError(
+                        f"database {self.path} is locked by another process (waited {BUSY_TIMEOUT_SECONDS:.0f} s)"
+                    ) from None
             except sqlite3.DatabaseError:
                 return
             finally:
                 con.close()
             note = "" if self.write else _writer_note(self.path)
-            _say(f"waiting for SQLite's lock on {self.path}, held by another process"
-                 + (f" ({note})" if note else "") + f"; giving up after {BUSY_TIMEOUT_SECONDS:.0f} s")
+            _say(
+                f"waiting for SQLite's lock on {self.path}, held by another process"
+                + (f" ({note})" if note else "")
+                + f"; giving up after {BUSY_TIMEOUT_SECONDS:.0f} s"
+            )
 
     def _acquire_writer_lock(self) -> None:
         """Hold ``<db>.writer`` (refused at once, naming the holder, if another process does).
@@ -188,7 +201,7 @@ class ResultsDB:
         """
         lock_path = writer_path(self.path)
         while True:
-            fh = open(lock_path, "a+")
+            fh = open(lock_path, "a+")  # noqa: SIM115 (held until close(): the lock lives as long as the writer)
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -215,15 +228,13 @@ class ResultsDB:
     def close(self) -> None:
         """Release the writer lock; the ``.writer`` file goes too (unlinked while still held)."""
         if self._lock_fh is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(writer_path(self.path))
-            except FileNotFoundError:
-                pass
             fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
             self._lock_fh.close()
             self._lock_fh = None
 
-    def __enter__(self) -> "ResultsDB":
+    def __enter__(self) -> ResultsDB:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -253,28 +264,38 @@ class ResultsDB:
         atoms = Atoms(result.symbols, positions=result.positions)
         if result.energy is not None:
             atoms.calc = SinglePointCalculator(atoms, energy=result.energy)
-        kv = {key: value for key, value in (_provenance_pairs(result.provenance)).items()}
-        kv.update({
-            "composition": result.composition or "",
-            "status": Status(result.status).value,  # the plain word: what older databases hold
-            "method": result.method,
-            "steps": int(result.steps),
-            "force_calls": int(result.force_calls),
-            "scf_retries": int(result.scf_retries),
-            "wall_s": round(float(result.wall_seconds), 3),
-            "engine_version": result.engine_version,
-            "airss_msc": result.airss_msc_version,
-        })
-        optional = {"e_per_atom": result.energy_per_atom, "gap": result.gap, "anion_bonds": result.anion_bonds,
-                    "final_fmax": result.fmax, "optimizer": result.optimizer or None,
-                    "protocol": result.protocol or None,
-                    "message": str(result.message)[:500] if result.message else None}
+        kv = dict((_provenance_pairs(result.provenance)).items())
+        kv.update(
+            {
+                "composition": result.composition or "",
+                "status": Status(result.status).value,  # the plain word: what older databases hold
+                "method": result.method,
+                "steps": int(result.steps),
+                "force_calls": int(result.force_calls),
+                "scf_retries": int(result.scf_retries),
+                "wall_s": round(float(result.wall_seconds), 3),
+                "engine_version": result.engine_version,
+                "airss_msc": result.airss_msc_version,
+            }
+        )
+        optional = {
+            "e_per_atom": result.energy_per_atom,
+            "gap": result.gap,
+            "anion_bonds": result.anion_bonds,
+            "final_fmax": result.fmax,
+            "optimizer": result.optimizer or None,
+            "protocol": result.protocol or None,
+            "message": str(result.message)[:500] if result.message else None,
+        }
         kv.update({k: v for k, v in optional.items() if v is not None})
         kv.update(_energy_pairs(result.energies, result.gaps))
         kv.update(extra or {})
         self._remember(set(result.energies) | set(result.gaps) | {result.method} - {""})
-        data = {"initial_positions": np.asarray(result.initial_positions if result.initial_positions is not None
-                                                else [], dtype=float)}
+        data = {
+            "initial_positions": np.asarray(
+                result.initial_positions if result.initial_positions is not None else [], dtype=float
+            )
+        }
         if result.settings:
             data["settings"] = result.settings
         if result.excitations:
@@ -312,8 +333,10 @@ class ResultsDB:
     def set_single_point(self, row_id: int, method: str, energy: float | None, gap: float | None = None) -> None:
         """Store a single point of ``method`` on row ``row_id`` beside its other energies."""
         self._remember([method])
-        self.set_values(row_id, **_energy_pairs({method: energy} if energy is not None else {},
-                                                {method: gap} if gap is not None else {}))
+        self.set_values(
+            row_id,
+            **_energy_pairs({method: energy} if energy is not None else {}, {method: gap} if gap is not None else {}),
+        )
 
     def set_excitations(self, row_id: int, excitations: Excitations) -> None:
         """Store (or replace) the excitations of one method on row ``row_id``."""
@@ -351,9 +374,24 @@ class ResultsDB:
 
 
 #: Key-value pairs that are fields of the record (everything else is provenance).
-_RECORD_KEYS = {"composition", "status", "method", "steps", "force_calls", "scf_retries", "wall_s",
-                "engine_version", "airss_msc", "e_per_atom", "gap", "anion_bonds", "final_fmax", "optimizer",
-                "protocol", "message"}
+_RECORD_KEYS = {
+    "composition",
+    "status",
+    "method",
+    "steps",
+    "force_calls",
+    "scf_retries",
+    "wall_s",
+    "engine_version",
+    "airss_msc",
+    "e_per_atom",
+    "gap",
+    "anion_bonds",
+    "final_fmax",
+    "optimizer",
+    "protocol",
+    "message",
+}
 
 
 def _provenance_pairs(provenance: dict) -> dict:
@@ -378,8 +416,27 @@ def _provenance_pairs(provenance: dict) -> dict:
 
 
 #: ASE reserves these names for its own columns.
-_ASE_RESERVED = {"id", "unique_id", "ctime", "mtime", "user", "calculator", "energy", "natoms", "formula",
-                 "age", "charge", "mass", "magmom", "fmax", "smax", "volume", "pbc", "energy_per_atom", "name"}
+_ASE_RESERVED = {
+    "id",
+    "unique_id",
+    "ctime",
+    "mtime",
+    "user",
+    "calculator",
+    "energy",
+    "natoms",
+    "formula",
+    "age",
+    "charge",
+    "mass",
+    "magmom",
+    "fmax",
+    "smax",
+    "volume",
+    "pbc",
+    "energy_per_atom",
+    "name",
+}
 
 
 def _energy_pairs(energies: dict, gaps: dict) -> dict:
@@ -411,19 +468,40 @@ def result_from_row(row, source: str = "", methods: dict[str, str] | None = None
     if "composition" in kv:
         provenance["formula"] = kv["composition"]
     status = kv.get("status", Status.RELAXED if energy is not None else Status.ERROR)
+    message = str(kv.get("message", ""))
+    if status not in STATUSES:
+        # one misspelt row (edited by hand, another program's word) leaves the database readable,
+        # but is not ranked and says why
+        message = f"unknown stored status {status!r}, read as {Status.ERROR}" + (f"; {message}" if message else "")
+        status = Status.ERROR
     data = row.get("data") or {}
     excitations = {m: Excitations.from_data(d) for m, d in (data.get("excitations") or {}).items()}
     if energy is not None and method:
         energies.setdefault(method, float(energy))
     return Result(
-        symbols=tuple(row.symbols), positions=row.positions, status=status if status in STATUSES else Status.ERROR,
-        message=str(kv.get("message", "")), method=method, energy=energy, gap=kv.get("gap"),
-        energies=energies, gaps=gaps, excitations=excitations, fmax=kv.get("final_fmax"),
-        steps=int(kv.get("steps", 0)), force_calls=int(kv.get("force_calls", 0)),
-        scf_retries=int(kv.get("scf_retries", 0)), wall_seconds=float(kv.get("wall_s", 0.0)),
-        optimizer=str(kv.get("optimizer", "")), engine_version=str(kv.get("engine_version", "")),
-        protocol=str(kv.get("protocol", "")), airss_msc_version=str(kv.get("airss_msc", "")),
-        anion_bonds=kv.get("anion_bonds"), provenance=provenance,
-        initial_positions=data.get("initial_positions"), settings=dict(data.get("settings") or {}),
-        id=row.id, source=source,
+        symbols=tuple(row.symbols),
+        positions=row.positions,
+        status=status,
+        message=message,
+        method=method,
+        energy=energy,
+        gap=kv.get("gap"),
+        energies=energies,
+        gaps=gaps,
+        excitations=excitations,
+        fmax=kv.get("final_fmax"),
+        steps=int(kv.get("steps", 0)),
+        force_calls=int(kv.get("force_calls", 0)),
+        scf_retries=int(kv.get("scf_retries", 0)),
+        wall_seconds=float(kv.get("wall_s", 0.0)),
+        optimizer=str(kv.get("optimizer", "")),
+        engine_version=str(kv.get("engine_version", "")),
+        protocol=str(kv.get("protocol", "")),
+        airss_msc_version=str(kv.get("airss_msc", "")),
+        anion_bonds=kv.get("anion_bonds"),
+        provenance=provenance,
+        initial_positions=data.get("initial_positions"),
+        settings=dict(data.get("settings") or {}),
+        id=row.id,
+        source=source,
     )
