@@ -33,9 +33,15 @@ def test_no_benchmark_edits_sys_path():
     found = []
     for path, tree in _trees().items():
         for node in ast.walk(tree):
-            edits = (isinstance(node, ast.Attribute) and node.attr == "path"
-                     and isinstance(node.value, ast.Name) and node.value.id == "sys")
-            edits |= isinstance(node, ast.ImportFrom) and node.module == "sys" and any(a.name == "path" for a in node.names)
+            edits = (
+                isinstance(node, ast.Attribute)
+                and node.attr == "path"
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "sys"
+            )
+            edits |= (
+                isinstance(node, ast.ImportFrom) and node.module == "sys" and any(a.name == "path" for a in node.names)
+            )
             edits |= isinstance(node, ast.Attribute) and node.attr == "addsitedir"
             if edits:
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
@@ -69,8 +75,11 @@ def test_benchmarks_import_each_other_through_the_package():
 
 def test_paths_are_defined_in_benchmarks_paths_only():
     """Only paths.py locates files from its own place; every other module asks it."""
-    users = [str(p.relative_to(ROOT)) for p, tree in _trees().items()
-             if any(isinstance(n, ast.Name) and n.id == "__file__" for n in ast.walk(tree))]
+    users = [
+        str(p.relative_to(ROOT))
+        for p, tree in _trees().items()
+        if any(isinstance(n, ast.Name) and n.id == "__file__" for n in ast.walk(tree))
+    ]
     assert users == ["benchmarks/paths.py"]
 
 
@@ -78,8 +87,9 @@ def test_the_reference_folder_holds_data_and_its_caches_are_ignored():
     assert list(paths.REFERENCE.rglob("*.py")) == []
     for path in (paths.STRUCTURES, paths.PBE, paths.SETS, paths.METHOD_VALIDATION_STARTS, paths.ENGINE_SINGLE_POINTS):
         assert path.exists() and paths.REFERENCE in path.parents, path
-    tracked = subprocess.run(["git", "ls-files", "--", str(paths.WORK.relative_to(ROOT))], cwd=ROOT,
-                             capture_output=True, text=True)
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", str(paths.WORK.relative_to(ROOT))], cwd=ROOT, capture_output=True, text=True
+    )
     if tracked.returncode == 0:  # outside a git checkout there is nothing to check
         assert tracked.stdout.strip() == "", "caches under benchmarks/reference/work are committed"
         for cache in (paths.RELAX_CACHE, paths.CLAIMS / "job.lock"):
@@ -90,16 +100,18 @@ def test_the_reference_folder_holds_data_and_its_caches_are_ignored():
 def test_every_script_runs_as_a_module_from_the_repository_root():
     """``python -m benchmarks.<name> --help`` for every script, in one interpreter (runpy runs a module
     the way -m does): each parses its options without writing anything."""
-    code = ("import runpy, sys\n"
-            f"for name in {SCRIPTS!r}:\n"
-            "    sys.argv = [name, '--help']\n"
-            "    try:\n"
-            "        runpy.run_module('benchmarks.' + name, run_name='__main__', alter_sys=True)\n"
-            "    except SystemExit as exc:\n"
-            "        assert exc.code in (0, None), (name, exc.code)\n"
-            "    else:\n"
-            "        raise AssertionError(name + ' --help did not exit')\n"
-            "    print('ok', name)\n")
+    code = (
+        "import runpy, sys\n"
+        f"for name in {SCRIPTS!r}:\n"
+        "    sys.argv = [name, '--help']\n"
+        "    try:\n"
+        "        runpy.run_module('benchmarks.' + name, run_name='__main__', alter_sys=True)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code in (0, None), (name, exc.code)\n"
+        "    else:\n"
+        "        raise AssertionError(name + ' --help did not exit')\n"
+        "    print('ok', name)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert [line.split()[1] for line in done.stdout.splitlines() if line.startswith("ok ")] == SCRIPTS

@@ -30,11 +30,26 @@ from benchmarks.paths import PBE, PBE_RELAX, SETS, STRUCTURES
 SINGLE_POINT_STATUSES = {JobStatus.OK.value, JobStatus.SCF_FAILED.value, JobStatus.ERROR.value}
 #: field -> accepted types of a single-point record (compute_reference.run_single_point)
 FIELDS: dict[str, tuple[type, ...]] = {
-    "name": (str,), "formula": (str,), "kind": (str,), "family": (str, type(None)), "bonding": (str, type(None)),
-    "geometry_engine": (str,), "origin": (str, type(None)), "natoms": (int,), "anion_bonds": (int,),
-    "fingerprint": (str,), "method": (str,), "energy_eV": (float, type(None)), "gap_eV": (float, type(None)),
-    "status": (str,), "message": (str,), "scf_notes": (dict,), "seconds": (int, float),
-    "cpu_seconds": (int, float), "load_at_start": (int, float), "finished": (str,),
+    "name": (str,),
+    "formula": (str,),
+    "kind": (str,),
+    "family": (str, type(None)),
+    "bonding": (str, type(None)),
+    "geometry_engine": (str,),
+    "origin": (str, type(None)),
+    "natoms": (int,),
+    "anion_bonds": (int,),
+    "fingerprint": (str,),
+    "method": (str,),
+    "energy_eV": (float, type(None)),
+    "gap_eV": (float, type(None)),
+    "status": (str,),
+    "message": (str,),
+    "scf_notes": (dict,),
+    "seconds": (int, float),
+    "cpu_seconds": (int, float),
+    "load_at_start": (int, float),
+    "finished": (str,),
 }
 #: labels compute_reference.py copies from the structure's ``info`` into its record
 COPIED_LABELS = ("formula", "kind", "family", "bonding", "geometry_engine", "origin", "anion_bonds")
@@ -89,15 +104,19 @@ def composition_outliers(rows: list[dict]) -> list[str]:
         mu, *_ = np.linalg.lstsq(counts[others], energy[others], rcond=None)
         residual = energy - counts @ mu
         per_atom = residual / counts.sum(axis=1)
-        separation = min(abs(a - b) for k, a in enumerate(mu) for b in mu[k + 1:])
+        separation = min(abs(a - b) for k, a in enumerate(mu) for b in mu[k + 1 :])
         spread = float(np.abs(per_atom[others]).max())
         line = rows[worst]["_line"]
         if abs(residual[worst]) > separation / 2:
-            problems.append(f"line {line}: energy {residual[worst]:+.1f} eV off the composition fit: not the energy "
-                            f"of its formula (one atom of another element moves it by >= {separation:.0f} eV)")
+            problems.append(
+                f"line {line}: energy {residual[worst]:+.1f} eV off the composition fit: not the energy "
+                f"of its formula (one atom of another element moves it by >= {separation:.0f} eV)"
+            )
         elif abs(per_atom[worst]) > OUTLIER_FACTOR * spread:
-            problems.append(f"line {line}: {per_atom[worst]:+.2f} eV/atom off the composition fit, more than "
-                            f"{OUTLIER_FACTOR:g} x every other record ({spread:.2f} eV/atom)")
+            problems.append(
+                f"line {line}: {per_atom[worst]:+.2f} eV/atom off the composition fit, more than "
+                f"{OUTLIER_FACTOR:g} x every other record ({spread:.2f} eV/atom)"
+            )
         else:
             break
         active[worst] = False
@@ -122,8 +141,11 @@ def problems_of(records: list[dict], structures: dict[str, Atoms]) -> list[str]:
         if kind != "single_point":
             problems.append(f"{where}: unknown record type {kind!r}")
             continue
-        bad = [f"{k}={row.get(k)!r}" for k, types in FIELDS.items()
-               if k not in row or not isinstance(row[k], types) or (types == (int,) and isinstance(row[k], bool))]
+        bad = [
+            f"{k}={row.get(k)!r}"
+            for k, types in FIELDS.items()
+            if k not in row or not isinstance(row[k], types) or (types == (int,) and isinstance(row[k], bool))
+        ]
         if bad:
             problems.append(f"{where}: missing or mistyped fields {bad}")
             continue
@@ -152,8 +174,10 @@ def problems_of(records: list[dict], structures: dict[str, Atoms]) -> list[str]:
             problems.append(f"{where}: no structure of this name in {STRUCTURES.name}")
             continue
         if fingerprint(atoms) != row["fingerprint"]:
-            problems.append(f"{where}: fingerprint {row['fingerprint']} is not that of the structure "
-                            f"({fingerprint(atoms)}): the energy belongs to another geometry")
+            problems.append(
+                f"{where}: fingerprint {row['fingerprint']} is not that of the structure "
+                f"({fingerprint(atoms)}): the energy belongs to another geometry"
+            )
         if row["natoms"] != len(atoms):
             problems.append(f"{where}: natoms {row['natoms']}, the structure has {len(atoms)}")
         symbols = atoms.get_chemical_symbols()
@@ -239,9 +263,23 @@ def _corrupt(records: list[dict], how: str) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("how", ["hartree", "energy shifted by 3 eV/atom", "nan", "fingerprint",
-                                 "other structure's name", "unknown name", "formula", "status", "missing field",
-                                 "energy as text", "duplicate", "energy of another formula"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "hartree",
+        "energy shifted by 3 eV/atom",
+        "nan",
+        "fingerprint",
+        "other structure's name",
+        "unknown name",
+        "formula",
+        "status",
+        "missing field",
+        "energy as text",
+        "duplicate",
+        "energy of another formula",
+    ],
+)
 def test_a_corrupted_record_is_reported(committed, structures, how):
     assert problems_of(_corrupt(committed, how), structures)
 
