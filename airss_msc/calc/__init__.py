@@ -8,6 +8,9 @@ Main entry points:
 - :mod:`airss_msc.calc.relax`: :func:`~airss_msc.calc.relax.relax_structure` with
   :class:`~airss_msc.calc.relax.RelaxSettings` (staged protocols, SCF recovery
   ladder, sanity guards), returning a :class:`~airss_msc.results.record.Result`;
+- :mod:`airss_msc.calc.relax_batch`: :func:`~airss_msc.calc.relax_batch.relax_batch`, many
+  clusters relaxed together with one model call per optimizer step (FIRE; CHGNet,
+  SevenNet, Lennard-Jones), with the statuses and records of ``relax_structure``;
 - :mod:`airss_msc.calc.single_point`: :func:`~airss_msc.calc.single_point.single_point`,
   energy and HOMO-LUMO gap (eV) without relaxing;
 - :mod:`airss_msc.calc.excite`: :func:`~airss_msc.calc.excite.excite`, TDA-TDDFT
