@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from ase.data import atomic_numbers
@@ -21,20 +20,25 @@ from airss_msc.analysis.peaks import match_species, read_peaks_csv
 from airss_msc.analysis.rank import format_rows, load_results, rank_results, ranking_energy, ranking_note
 from airss_msc.analysis.reactions import parse_reaction, reaction_energy, substitution_steps
 from airss_msc.analysis.report import write_report
-from airss_msc.generation.confinement import parse_axes
-from airss_msc.generation.generate import GeneratorSettings, generate_many, prepare
-from airss_msc.generation.substitute import parse_substitution, substituted_structures
 from airss_msc.calc.engines import ENGINES, Method, parse_method
-from airss_msc.generation.ligands import LIGANDS
 from airss_msc.calc.excite import check_excitation_method
 from airss_msc.calc.relax import RelaxSettings
 from airss_msc.calc.threads import set_threads
 from airss_msc.composition import FAMILIES, canonical_formula, parse_range
 from airss_msc.errors import DatabaseBusyError, InputError
-from airss_msc.results.record import method_key
+from airss_msc.generation.confinement import parse_axes
+from airss_msc.generation.generate import GeneratorSettings, generate_many, prepare
+from airss_msc.generation.ligands import LIGANDS
+from airss_msc.generation.substitute import parse_substitution, substituted_structures
 from airss_msc.results.formats import (
-    convert as convert_files, export_database, read_structures, write_structures,
+    convert as convert_files,
 )
+from airss_msc.results.formats import (
+    export_database,
+    read_structures,
+    write_structures,
+)
+from airss_msc.results.record import method_key
 from airss_msc.search.candidates import run_search
 from airss_msc.search.config import default_config, default_config_text, load_config
 from airss_msc.search.distributed import check_executor
@@ -43,7 +47,12 @@ from airss_msc.search.files import relax_file
 from airss_msc.search.parallel import task_executor
 from airss_msc.search.rows import EXIT_FAILED, run_rows
 from airss_msc.search.study import (
-    Study, defaults_document, load_study, resolved_document, run_study, step_defaults,
+    Study,
+    defaults_document,
+    load_study,
+    resolved_document,
+    run_study,
+    step_defaults,
 )
 from airss_msc.settings import cli_option
 
@@ -63,8 +72,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Show the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
 ) -> None:
     """Stages: generate -> relax -> rank -> report; search = generate + relax, resumable;
     rescore/refine add other methods' energies to stored structures."""
@@ -72,22 +82,29 @@ def _main(
 
 @app.command()
 def generate(
-    formula: Optional[str] = typer.Argument(None, help="Composition, e.g. Cd6Te2Se4 or X13 (Lennard-Jones); "
-                                            "optional with --template."),
-    n: Optional[int] = typer.Option(None, "-n", "--number", help="How many structures (default 1; with "
-                                    "--template: all distinct arrangements, or 100 when sampled)."),
+    formula: str | None = typer.Argument(
+        None, help="Composition, e.g. Cd6Te2Se4 or X13 (Lennard-Jones); optional with --template."
+    ),
+    n: int | None = typer.Option(
+        None,
+        "-n",
+        "--number",
+        help="How many structures (default 1; with --template: all distinct arrangements, or 100 when sampled).",
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Output file (.extxyz, .xyz or .res)."),
     seed: int = typer.Option(1, "--seed", help="Base seed; structure i gets a seed derived from it."),
-    minsep: Optional[List[str]] = typer.Option(None, "--minsep", help="A-B=D or A-B=LO-HI (Angstrom); repeatable."),
+    minsep: list[str] | None = typer.Option(None, "--minsep", help="A-B=D or A-B=LO-HI (Angstrom); repeatable."),
     slack: float = cli_option(GeneratorSettings, "slack", "--slack"),
     shape: str = cli_option(GeneratorSettings, "shape", "--shape"),
-    radius: Optional[float] = cli_option(GeneratorSettings, "radius", "--radius"),
-    axes: Optional[str] = cli_option(GeneratorSettings, "axes", "--axes", help="ellipsoid semi-axes A,B,C"),
-    inner: Optional[float] = cli_option(GeneratorSettings, "inner", "--inner"),
-    symmetry: Optional[str] = cli_option(GeneratorSettings, "symmetry", "--symmetry"),
+    radius: float | None = cli_option(GeneratorSettings, "radius", "--radius"),
+    axes: str | None = cli_option(GeneratorSettings, "axes", "--axes", help="ellipsoid semi-axes A,B,C"),
+    inner: float | None = cli_option(GeneratorSettings, "inner", "--inner"),
+    symmetry: str | None = cli_option(GeneratorSettings, "symmetry", "--symmetry"),
     max_attempts: int = cli_option(GeneratorSettings, "max_attempts", "--max-attempts"),
-    template: Optional[Path] = typer.Option(None, "--template", help="Parent cluster to substitute into."),
-    substitute: Optional[List[str]] = typer.Option(None, "--substitute", help="OLD:NEW=N or OLD:NEW=FRACTION; repeatable."),
+    template: Path | None = typer.Option(None, "--template", help="Parent cluster to substitute into."),
+    substitute: list[str] | None = typer.Option(
+        None, "--substitute", help="OLD:NEW=N or OLD:NEW=FRACTION; repeatable."
+    ),
 ) -> None:
     """Write random clusters, or the distinct substitutions of a template cluster.
 
@@ -98,14 +115,23 @@ def generate(
     if template is not None or substitute:
         images, mode = _from_template(formula, template, substitute, n, seed)
         write_structures(output, images)
-        typer.echo(f"wrote {len(images)} {mode} arrangement(s) of {images[0].info['formula'] if images else '?'} "
-                   f"from {template} to {output}")
+        typer.echo(
+            f"wrote {len(images)} {mode} arrangement(s) of {images[0].info['formula'] if images else '?'} "
+            f"from {template} to {output}"
+        )
         return
     if formula is None:
         raise InputError("give a FORMULA (or --template with --substitute)")
-    settings = GeneratorSettings(minsep=tuple(minsep) if minsep else None, slack=slack, shape=shape, radius=radius,
-                                 axes=parse_axes(axes) if axes else None, inner=inner, symmetry=symmetry,
-                                 max_attempts=max_attempts)
+    settings = GeneratorSettings(
+        minsep=tuple(minsep) if minsep else None,
+        slack=slack,
+        shape=shape,
+        radius=radius,
+        axes=parse_axes(axes) if axes else None,
+        inner=inner,
+        symmetry=symmetry,
+        max_attempts=max_attempts,
+    )
     _, rules, _ = prepare(formula, settings)
     for pair in rules.ignored:
         typer.echo(f"warning: --minsep {pair} ignored: {canonical_formula(formula)} has no such pair", err=True)
@@ -130,7 +156,9 @@ def _from_template(formula, template, substitute, n, seed):
     return images, mode
 
 
-_METHOD_HELP = "Engine method: chgnet | sevennet | GFN1-xTB | GFN2-xTB | pyscf:PBE/def2-SVP | lj ... ('airss-msc methods')"
+_METHOD_HELP = (
+    "Engine method: chgnet | sevennet | GFN1-xTB | GFN2-xTB | pyscf:PBE/def2-SVP | lj ... ('airss-msc methods')"
+)
 
 # What each row command runs when no option is given: the same objects a study's steps start from.
 _REFINE, _RESCORE, _SPECTRUM, _CAP = (step_defaults(kind) for kind in ("refine", "rescore", "spectrum", "cap"))
@@ -144,10 +172,13 @@ def relax(
     fmax: float = cli_option(RelaxSettings, "fmax", "--fmax"),
     steps: int = cli_option(RelaxSettings, "steps", "--steps"),
     optimizer: str = cli_option(RelaxSettings, "optimizer", "--optimizer"),
-    max_seconds: Optional[float] = cli_option(RelaxSettings, "max_seconds", "--max-seconds"),
-    score: Optional[List[str]] = typer.Option(None, "--score", help="Also store single points of this method "
-                                              "on each relaxed structure; repeatable."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process (default 1, or SLURM_CPUS_PER_TASK)."),
+    max_seconds: float | None = cli_option(RelaxSettings, "max_seconds", "--max-seconds"),
+    score: list[str] | None = typer.Option(
+        None, "--score", help="Also store single points of this method on each relaxed structure; repeatable."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="Threads per process (default 1, or SLURM_CPUS_PER_TASK)."
+    ),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """Relax every structure of a file; one database row per structure.
@@ -155,29 +186,47 @@ def relax(
     A rerun skips the structures already stored with the same method (exit code 3: stopped
     early by a signal; rerun to resume).
     """
-    settings = RelaxSettings(method=method, fmax=fmax, steps=steps, optimizer=optimizer, max_seconds=max_seconds,
-                             single_points=tuple(score or ())).validate()
+    settings = RelaxSettings(
+        method=method,
+        fmax=fmax,
+        steps=steps,
+        optimizer=optimizer,
+        max_seconds=max_seconds,
+        single_points=tuple(score or ()),
+    ).validate()
     settings.check_engines()
-    outcome = _farmed(lambda executor, workers: relax_file(input_file, db, settings,
-                                                          log=lambda line: typer.echo(line, err=True),
-                                                          executor=executor, workers=workers), threads, serial)
+    outcome = _farmed(
+        lambda executor, workers: relax_file(
+            input_file, db, settings, log=lambda line: typer.echo(line, err=True), executor=executor, workers=workers
+        ),
+        threads,
+        serial,
+    )
     typer.echo(f"relaxed {outcome.done} structure(s) into {db} ({outcome.skipped} already there)")
     if outcome.interrupted:
-        typer.echo(f"stopped early ({outcome.reason}): rerun the same command to relax the remaining "
-                   f"{outcome.remaining}", err=True)
+        typer.echo(
+            f"stopped early ({outcome.reason}): rerun the same command to relax the remaining {outcome.remaining}",
+            err=True,
+        )
         raise typer.Exit(3)
 
 
 @app.command()
 def search(
-    config: Optional[Path] = typer.Argument(None, help="Search config (TOML). Omit with --default."),
+    config: Path | None = typer.Argument(None, help="Search config (TOML). Omit with --default."),
     default: bool = typer.Option(False, "--default", help="Run the embedded default (demo) search."),
-    db: Optional[str] = typer.Option(None, "--db", help="Override the database named in the config."),
-    show_config: bool = typer.Option(False, "--show-default-config", help="Print the embedded default config and exit."),
+    db: str | None = typer.Option(None, "--db", help="Override the database named in the config."),
+    show_config: bool = typer.Option(
+        False, "--show-default-config", help="Print the embedded default config and exit."
+    ),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
-    executor: Optional[str] = typer.Option(None, "--executor", help="Where relaxations run (overrides \\[search] "
-                                           "executor): 'mpi' (default), 'dask' (a local Dask cluster) or "
-                                           "'dask://HOST:PORT' (a running Dask scheduler)."),
+    executor: str | None = typer.Option(
+        None,
+        "--executor",
+        help="Where relaxations run (overrides \\[search] "
+        "executor): 'mpi' (default), 'dask' (a local Dask cluster) or "
+        "'dask://HOST:PORT' (a running Dask scheduler).",
+    ),
 ) -> None:
     """Generate and relax candidates as the config says; rerunning resumes.
 
@@ -195,8 +244,9 @@ def search(
         cfg = replace(cfg, db=db)
     if executor is not None:
         cfg = replace(cfg, executor=check_executor(executor))
-    if _farmed(lambda pool, workers: run_search(cfg, executor=pool, workers=workers),
-               cfg.threads, serial, cfg.executor).interrupted:
+    if _farmed(
+        lambda pool, workers: run_search(cfg, executor=pool, workers=workers), cfg.threads, serial, cfg.executor
+    ).interrupted:
         raise typer.Exit(3)
 
 
@@ -210,8 +260,7 @@ def _farmed(job, threads: int | None, serial: bool = False, executor_name: str |
     """
     with stop_on_signals(StopFlag()):
         n = set_threads(threads)  # every rank, before any engine library is loaded
-        with task_executor(force_serial=serial, executor=executor_name, threads=n) as (executor, workers,
-                                                                                       coordinator):
+        with task_executor(force_serial=serial, executor=executor_name, threads=n) as (executor, workers, coordinator):
             if not coordinator:
                 raise typer.Exit(0)
             return job(executor, max(workers, 1))
@@ -219,12 +268,17 @@ def _farmed(job, threads: int | None, serial: bool = False, executor_name: str |
 
 @app.command()
 def config(
-    path: Optional[Path] = typer.Argument(None, help="A search or study config: print it as read, every key "
-                                          "filled in. Omit with --defaults."),
-    defaults: bool = typer.Option(False, "--defaults", help="Print every config key with its default, unit and "
-                                  "meaning (TOML; the same defaults as the commands' options)."),
+    path: Path | None = typer.Argument(
+        None, help="A search or study config: print it as read, every key filled in. Omit with --defaults."
+    ),
+    defaults: bool = typer.Option(
+        False,
+        "--defaults",
+        help="Print every config key with its default, unit and "
+        "meaning (TOML; the same defaults as the commands' options).",
+    ),
     markdown: bool = typer.Option(False, "--markdown", help="With --defaults: the README's Markdown tables."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Apply the config's \\[mode.NAME] overrides first."),
+    mode: str | None = typer.Option(None, "--mode", help="Apply the config's \\[mode.NAME] overrides first."),
 ) -> None:
     """Show what a config means: every key, its default and its unit."""
     if defaults == (path is not None):
@@ -237,18 +291,27 @@ def config(
 
 @app.command()
 def rank(
-    sources: List[str] = typer.Argument(..., help="Databases and/or structure files with energies."),
-    top: Optional[int] = typer.Option(None, "--top", help="Best N per composition."),
+    sources: list[str] = typer.Argument(..., help="Databases and/or structure files with energies."),
+    top: int | None = typer.Option(None, "--top", help="Best N per composition."),
     fmt: str = typer.Option("table", "--format", help="table | csv | json."),
     all_rows: bool = typer.Option(False, "--all", help="Also list rows that are not 'relaxed'."),
     no_merge: bool = typer.Option(False, "--no-merge", help="List duplicates separately."),
-    exclude_anion_bonded: bool = typer.Option(False, "--exclude-anion-bonded",
-                                              help="Rank only structures without Se-Se/Te-Te/S-S bonds."),
-    energy_tol: float = typer.Option(1e-3, "--energy-tol", help="Duplicate energy window, eV/atom, on the relaxing engine's energy (rows of one engine)."),
+    exclude_anion_bonded: bool = typer.Option(
+        False, "--exclude-anion-bonded", help="Rank only structures without Se-Se/Te-Te/S-S bonds."
+    ),
+    energy_tol: float = typer.Option(
+        1e-3,
+        "--energy-tol",
+        help="Duplicate energy window, eV/atom, on the relaxing engine's energy (rows of one engine).",
+    ),
     rmsd_tol: float = typer.Option(0.1, "--rmsd-tol", help="Duplicate RMSD after species-aware alignment, Angstrom."),
-    energy: Optional[str] = typer.Option(None, "--energy", help="Rank by this method's stored energies "
-                                         "(from 'rescore'/'refine'), e.g. GFN2-xTB or pyscf:PBE/def2-SVP; 'own' for each row's "
-                                         "own method. Default: the search's rank_energy."),
+    energy: str | None = typer.Option(
+        None,
+        "--energy",
+        help="Rank by this method's stored energies "
+        "(from 'rescore'/'refine'), e.g. GFN2-xTB or pyscf:PBE/def2-SVP; 'own' for each row's "
+        "own method. Default: the search's rank_energy.",
+    ),
 ) -> None:
     """Rank stored structures per composition, lowest energy first.
 
@@ -265,8 +328,16 @@ def rank(
     energy = ranking_energy(energy, sources, results)
     if energy and not any(str(parse_method(energy)) in r.energies for r in results):
         raise InputError(f"no stored {energy} energies: run 'airss-msc rescore DB --method {energy}' first")
-    rows = rank_results(results, energy=energy, include_all=all_rows, top=top, merge=not no_merge,
-                        energy_tol=energy_tol, rmsd_tol=rmsd_tol, exclude_anion_bonded=exclude_anion_bonded)
+    rows = rank_results(
+        results,
+        energy=energy,
+        include_all=all_rows,
+        top=top,
+        merge=not no_merge,
+        energy_tol=energy_tol,
+        rmsd_tol=rmsd_tol,
+        exclude_anion_bonded=exclude_anion_bonded,
+    )
     if not rows:
         raise typer.Exit(_nothing_ranked(sources, results, fmt, exclude_anion_bonded))
     # the table is for a person: the note goes above it; csv/json stay machine-readable (note on stderr)
@@ -274,16 +345,18 @@ def rank(
     typer.echo(format_rows(rows, fmt))
 
 
-def _nothing_ranked(sources: List[str], results, fmt: str, exclude_anion_bonded: bool) -> int:
+def _nothing_ranked(sources: list[str], results, fmt: str, exclude_anion_bonded: bool) -> int:
     """Say on stderr that nothing is ranked and what is stored; csv/json still get their empty table."""
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     stored = ", ".join(f"{n} {status}" for status, n in counts.items())
     which = "relaxed structures without anion-anion bonds" if exclude_anion_bonded else "relaxed structures"
-    typer.echo(f"no {which} in {', '.join(sources)}"
-               + (f" ({len(results)} stored: {stored}; 'rank --all' lists them)" if results else " (no rows)"),
-               err=True)
+    typer.echo(
+        f"no {which} in {', '.join(sources)}"
+        + (f" ({len(results)} stored: {stored}; 'rank --all' lists them)" if results else " (no rows)"),
+        err=True,
+    )
     if fmt != "table":
         typer.echo(format_rows([], fmt))
     return 1
@@ -291,18 +364,26 @@ def _nothing_ranked(sources: List[str], results, fmt: str, exclude_anion_bonded:
 
 @app.command()
 def reaction(
-    sources: List[str] = typer.Argument(..., help="Databases (and/or structure files) holding every species."),
-    equation: Optional[List[str]] = typer.Option(None, "--equation", "-e", help="A reaction, e.g. "
-                                                 "'Cd13Te13 + CdSe -> Cd13Te12Se + CdTe'; repeatable."),
-    parent: Optional[str] = typer.Option(None, "--parent", help="Write the stepwise substitution pathway from "
-                                         "this parent (with --replace and --unit)."),
-    replace_: Optional[str] = typer.Option(None, "--replace", help="OLD=NEW: the element each step replaces, "
-                                           "e.g. Te=Se, or Zn=Cd for the cation exchange."),
-    unit: Optional[str] = typer.Option(None, "--unit", help="The exchanged unit holding NEW (a monomer CdSe or a "
-                                       "fragment Cd2Se2); it leaves with one NEW turned into OLD."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Steps of the pathway (default: all)."),
-    energy: Optional[str] = typer.Option(None, "--energy", help="The one method every species is taken at "
-                                         "(default: the database's ranking energy)."),
+    sources: list[str] = typer.Argument(..., help="Databases (and/or structure files) holding every species."),
+    equation: list[str] | None = typer.Option(
+        None, "--equation", "-e", help="A reaction, e.g. 'Cd13Te13 + CdSe -> Cd13Te12Se + CdTe'; repeatable."
+    ),
+    parent: str | None = typer.Option(
+        None, "--parent", help="Write the stepwise substitution pathway from this parent (with --replace and --unit)."
+    ),
+    replace_: str | None = typer.Option(
+        None, "--replace", help="OLD=NEW: the element each step replaces, e.g. Te=Se, or Zn=Cd for the cation exchange."
+    ),
+    unit: str | None = typer.Option(
+        None,
+        "--unit",
+        help="The exchanged unit holding NEW (a monomer CdSe or a "
+        "fragment Cd2Se2); it leaves with one NEW turned into OLD.",
+    ),
+    steps: int | None = typer.Option(None, "--steps", help="Steps of the pathway (default: all)."),
+    energy: str | None = typer.Option(
+        None, "--energy", help="The one method every species is taken at (default: the database's ranking energy)."
+    ),
 ) -> None:
     """Reaction energies (eV, products minus reactants), each species at its lowest stored energy.
 
@@ -323,12 +404,14 @@ def reaction(
         raise InputError("these databases store no ranking energy: say which with --energy")
     found = [reaction_energy(r, results, method) for r in reactions]
     reference = next((f.reference for f in found if f.reference), None)
-    typer.echo(f"dE by {method} (eV, products minus reactants; each species at its lowest stored energy)"
-               + (f"; {reference} on the same rows where stored" if reference else ""))
+    typer.echo(
+        f"dE by {method} (eV, products minus reactants; each species at its lowest stored energy)"
+        + (f"; {reference} on the same rows where stored" if reference else "")
+    )
     width = max(len(str(f.reaction)) for f in found)
     for f in found:
         ref = f"   {reference}: {f.reference_delta_eV:+.3f}" if f.reference_delta_eV is not None else ""
-        typer.echo(f"{str(f.reaction):<{width}}  {f.delta_eV:+8.3f}  {'downhill' if f.downhill else 'uphill  '}{ref}")
+        typer.echo(f"{f.reaction!s:<{width}}  {f.delta_eV:+8.3f}  {'downhill' if f.downhill else 'uphill  '}{ref}")
     if found[0].error:
         typer.echo(f"measured error of {method}: {found[0].error}")
 
@@ -337,7 +420,7 @@ def reaction(
 def rescore(
     db: Path = typer.Argument(..., help="Results database."),
     method: str = cli_option(_RESCORE, "method", "--method", help=_METHOD_HELP),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
+    threads: int | None = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """Single points of every relaxed structure with another method, stored beside its energy.
@@ -353,13 +436,14 @@ def refine(
     db: Path = typer.Argument(..., help="Results database."),
     top: int = cli_option(_REFINE, "top", "--top", help="lowest unique structures per composition to refine"),
     method: str = cli_option(_REFINE, "method", "--method", help=_METHOD_HELP),
-    relax_: bool = cli_option(_REFINE, "relax", "--relax", help="relax with the method (new rows) instead of "
-                              "single points"),
+    relax_: bool = cli_option(
+        _REFINE, "relax", "--relax", help="relax with the method (new rows) instead of single points"
+    ),
     fmax: float = cli_option(_REFINE, "fmax", "--fmax", help="force convergence for --relax"),
     steps: int = cli_option(_REFINE, "steps", "--steps", help="step limit for --relax"),
-    energy: Optional[str] = cli_option(_REFINE, "energy", "--energy"),
-    formula: Optional[List[str]] = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
+    energy: str | None = cli_option(_REFINE, "energy", "--energy"),
+    formula: list[str] | None = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
+    threads: int | None = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """DFT (or any method) single points or relaxations of the K lowest unique structures per
@@ -378,10 +462,10 @@ def spectrum(
     top: int = cli_option(_SPECTRUM, "top", "--top", help="lowest unique structures per composition"),
     method: str = cli_option(_SPECTRUM, "method", "--method", help="excitation method (TDDFT/TDA)"),
     states: int = cli_option(_SPECTRUM, "states", "--states", help="number of excited singlets"),
-    energy: Optional[str] = cli_option(_SPECTRUM, "energy", "--energy"),
+    energy: str | None = cli_option(_SPECTRUM, "energy", "--energy"),
     rows: str = cli_option(_SPECTRUM, "rows", "--rows"),
-    formula: Optional[List[str]] = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
+    formula: list[str] | None = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
+    threads: int | None = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """Vertical excitations (energies, oscillator strengths) of the K lowest unique structures per
@@ -398,16 +482,24 @@ def spectrum(
 def cap(
     db: Path = typer.Argument(..., help="Results database."),
     ligand: str = cli_option(_CAP, "ligand", "--ligand", help="model amine: " + " | ".join(LIGANDS)),
-    sites: str = cli_option(_CAP, "sites", "--sites", help="'auto' (every Cd/Zn with fewer than 4 anion "
-                            "neighbours) or how many, least coordinated first"),
+    sites: str = cli_option(
+        _CAP,
+        "sites",
+        "--sites",
+        help="'auto' (every Cd/Zn with fewer than 4 anion neighbours) or how many, least coordinated first",
+    ),
     top: int = cli_option(_CAP, "top", "--top", help="lowest unique bare structures per composition to cap"),
-    method: str = cli_option(_CAP, "method", "--method", help="engine that relaxes the capped cluster "
-                             "(it must know C, N, H: the ML potentials do)"),
+    method: str = cli_option(
+        _CAP,
+        "method",
+        "--method",
+        help="engine that relaxes the capped cluster (it must know C, N, H: the ML potentials do)",
+    ),
     fmax: float = cli_option(_CAP, "fmax", "--fmax"),
     steps: int = cli_option(_CAP, "steps", "--steps", help="step limit per capped relaxation"),
-    energy: Optional[str] = cli_option(_CAP, "energy", "--energy"),
-    formula: Optional[List[str]] = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process."),
+    energy: str | None = cli_option(_CAP, "energy", "--energy"),
+    formula: list[str] | None = typer.Option(None, "--formula", help="Only this composition (repeatable)."),
+    threads: int | None = typer.Option(None, "--threads", help="Threads per process."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """Put model amine ligands on the under-coordinated surface cations of the best structures,
@@ -421,24 +513,58 @@ def cap(
     _rows(db, method, top, energy, settings, threads, serial, "cap", ligand=ligand, sites=sites, formulas=formula)
 
 
-def _rows(db, method, top, energy, settings, threads, serial, name, nstates: int = 0, ligand: str = "",
-          sites: str = "auto", rows: str = "all", formulas=None):
-    outcome = _farmed(lambda executor, workers: run_rows(
-        str(db), method, top=top, rank_energy=energy, relax=settings, nstates=nstates, ligand=ligand,
-        sites=sites, rows=rows, formulas=tuple(formulas or ()), executor=executor, workers=workers,
-        log=lambda line: typer.echo(line, err=True),
-        name=name), threads, serial)
+def _rows(
+    db,
+    method,
+    top,
+    energy,
+    settings,
+    threads,
+    serial,
+    name,
+    nstates: int = 0,
+    ligand: str = "",
+    sites: str = "auto",
+    rows: str = "all",
+    formulas=None,
+):
+    outcome = _farmed(
+        lambda executor, workers: run_rows(
+            str(db),
+            method,
+            top=top,
+            rank_energy=energy,
+            relax=settings,
+            nstates=nstates,
+            ligand=ligand,
+            sites=sites,
+            rows=rows,
+            formulas=tuple(formulas or ()),
+            executor=executor,
+            workers=workers,
+            log=lambda line: typer.echo(line, err=True),
+            name=name,
+        ),
+        threads,
+        serial,
+    )
     canonical = parse_method(method)
     if ligand:
-        typer.echo(f"{outcome.done - outcome.failed} {ligand}-capped relaxation(s) with {canonical} stored in {db}; "
-                   f"{outcome.failed} failed, {outcome.remaining} remaining")
+        typer.echo(
+            f"{outcome.done - outcome.failed} {ligand}-capped relaxation(s) with {canonical} stored in {db}; "
+            f"{outcome.failed} failed, {outcome.remaining} remaining"
+        )
     elif nstates:
-        typer.echo(f"{outcome.done - outcome.failed} excitation run(s) with {canonical} stored in {db}; "
-                   f"{outcome.failed} failed, {outcome.remaining} remaining")
+        typer.echo(
+            f"{outcome.done - outcome.failed} excitation run(s) with {canonical} stored in {db}; "
+            f"{outcome.failed} failed, {outcome.remaining} remaining"
+        )
     else:
         what = "relaxation(s)" if settings is not None else "single point(s)"
-        typer.echo(f"{outcome.done - outcome.failed} {what} with {canonical} stored as e_{method_key(str(canonical))} "
-                   f"in {db}; {outcome.failed} failed, {outcome.remaining} remaining")
+        typer.echo(
+            f"{outcome.done - outcome.failed} {what} with {canonical} stored as e_{method_key(str(canonical))} "
+            f"in {db}; {outcome.failed} failed, {outcome.remaining} remaining"
+        )
     if outcome.interrupted:
         raise typer.Exit(3)
     if outcome.failures:  # the FAILED lines went to stderr with the log
@@ -447,12 +573,16 @@ def _rows(db, method, top, energy, settings, threads, serial, name, nstates: int
 
 @app.command()
 def study(
-    config: Path = typer.Argument(..., help="Study config (TOML): a search plus \\[study] steps, e.g. "
-                                  "analysis/msc399/msc399.toml."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Apply the config's \\[mode.NAME] overrides "
-                                       "(e.g. reduced for a laptop, full for a cluster)."),
-    db: Optional[str] = typer.Option(None, "--db", help="Override the database (the report goes beside it)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads per process (overrides \\[search] threads)."),
+    config: Path = typer.Argument(
+        ..., help="Study config (TOML): a search plus \\[study] steps, e.g. analysis/msc399/msc399.toml."
+    ),
+    mode: str | None = typer.Option(
+        None,
+        "--mode",
+        help="Apply the config's \\[mode.NAME] overrides (e.g. reduced for a laptop, full for a cluster).",
+    ),
+    db: str | None = typer.Option(None, "--db", help="Override the database (the report goes beside it)."),
+    threads: int | None = typer.Option(None, "--threads", help="Threads per process (overrides \\[search] threads)."),
     serial: bool = typer.Option(False, "--serial", help="Run in this process even under an MPI launcher."),
 ) -> None:
     """Search, then the config's steps over the best rows (DFT refinement, spectra, ligand capping),
@@ -462,12 +592,17 @@ def study(
     step failed on some structure (the FAILED lines name it, the step and the status).
     """
     plan = load_study(config, mode, db)
-    outcome = _farmed(lambda executor, workers: run_study(plan, executor, workers,
-                                                          log=lambda line: typer.echo(line, err=True)),
-                      threads or plan.search.threads, serial, plan.search.executor)
+    outcome = _farmed(
+        lambda executor, workers: run_study(plan, executor, workers, log=lambda line: typer.echo(line, err=True)),
+        threads or plan.search.threads,
+        serial,
+        plan.search.executor,
+    )
     for name, stage in outcome.stages:
-        typer.echo(f"{name}: {stage.done - stage.failed} done, {stage.failed} failed, {stage.skipped} already "
-                   f"stored, {stage.remaining} remaining ({stage.wall_seconds:.0f} s)")
+        typer.echo(
+            f"{name}: {stage.done - stage.failed} done, {stage.failed} failed, {stage.skipped} already "
+            f"stored, {stage.remaining} remaining ({stage.wall_seconds:.0f} s)"
+        )
     if outcome.report is not None:
         typer.echo(f"report: {outcome.report}")
     for line in outcome.failure_lines():  # again at the end: a long log buries the step's own lines
@@ -483,15 +618,21 @@ def report(
     db: Path = typer.Argument(..., help="Results database."),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="Output directory."),
     top: int = cli_option(Study, "report_top", "--top"),
-    energy: Optional[str] = typer.Option(None, "--energy", help="Rank by this method's stored energies."),
-    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Gap-to-band calibration (TOML)."),
-    bands: Optional[Path] = typer.Option(None, "--bands", help="Measured bands (TOML; default: packaged)."),
+    energy: str | None = typer.Option(None, "--energy", help="Rank by this method's stored energies."),
+    calibration: Path | None = typer.Option(None, "--calibration", help="Gap-to-band calibration (TOML)."),
+    bands: Path | None = typer.Option(None, "--bands", help="Measured bands (TOML; default: packaged)."),
     temperature: float = typer.Option(298.15, "--temperature", help="K, for Boltzmann populations."),
 ) -> None:
     """Write an HTML page and a Markdown twin with tables and plots."""
-    path = write_report(str(db), output, top=top, energy=energy,
-                        calibration=str(calibration) if calibration else None,
-                        bands=str(bands) if bands else None, temperature=temperature)
+    path = write_report(
+        str(db),
+        output,
+        top=top,
+        energy=energy,
+        calibration=str(calibration) if calibration else None,
+        bands=str(bands) if bands else None,
+        temperature=temperature,
+    )
     typer.echo(f"report written to {path}")
 
 
@@ -527,11 +668,21 @@ def methods() -> None:
             installed = "no"
         for model in engine.models:
             caps = engine.capabilities(model)
-            table.append([str(Method(engine.name, model)), installed, _yn(caps.gap), _yn(caps.scf),
-                          _yn(caps.gradients), _yn(caps.excitations), _yn(caps.periodic_box), engine.version()])
+            table.append(
+                [
+                    str(Method(engine.name, model)),
+                    installed,
+                    _yn(caps.gap),
+                    _yn(caps.scf),
+                    _yn(caps.gradients),
+                    _yn(caps.excitations),
+                    _yn(caps.periodic_box),
+                    engine.version(),
+                ]
+            )
     widths = [max(len(row[k]) for row in [header, *table]) for k in range(len(header))]
     for row in [header, *table]:
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _yn(flag: bool) -> str:
@@ -554,9 +705,12 @@ def compositions(
     else:
         raise InputError(f"unknown family {family!r}: choose {' or '.join(FAMILIES)}")
     if not formulas:
-        typer.echo(f"no {name} formulas with {atoms} atoms" + (" that are charge balanced" if charge_balanced else "")
-                   + (" (end members excluded: --binaries adds them)" if name == "cdtese" and not binaries else ""),
-                   err=True)
+        typer.echo(
+            f"no {name} formulas with {atoms} atoms"
+            + (" that are charge balanced" if charge_balanced else "")
+            + (" (end members excluded: --binaries adds them)" if name == "cdtese" and not binaries else ""),
+            err=True,
+        )
     for f in formulas:
         typer.echo(f)
 
@@ -575,10 +729,14 @@ def convert(
 def export(
     db: Path = typer.Argument(..., help="Results database."),
     out_dir: Path = typer.Argument(..., help="Directory for the .res files (created if needed)."),
-    all_rows: bool = typer.Option(False, "--all", help="Also rows that are not 'relaxed' (enthalpy n/a in "
-                                  "TITL, any energy in a REM line)."),
-    energy: Optional[str] = typer.Option(None, "--energy", help="Write this method's stored energies "
-                                         "(from 'rescore'/'refine') instead of each row's own."),
+    all_rows: bool = typer.Option(
+        False, "--all", help="Also rows that are not 'relaxed' (enthalpy n/a in TITL, any energy in a REM line)."
+    ),
+    energy: str | None = typer.Option(
+        None,
+        "--energy",
+        help="Write this method's stored energies (from 'rescore'/'refine') instead of each row's own.",
+    ),
 ) -> None:
     """Write relaxed rows as AIRSS .res files, one per row: cat OUT_DIR/*.res | cryan -cl -r.
 
@@ -598,10 +756,11 @@ def isotopes(
     min_abundance: float = typer.Option(1e-3, "--min-abundance", help="Drop peaks below this fraction of the tallest."),
 ) -> None:
     """Isotopic pattern of a bare cluster ion (m/z and relative intensity, tallest = 100)."""
-    peaks = isotope_pattern(formula, charge=charge, mode="exact" if exact else "nominal",
-                            min_abundance=min_abundance)
-    typer.echo(f"# {formula} charge {charge:+d}: lightest-isotope mass {monoisotopic_mass(formula):.3f} Da, "
-               f"most abundant {most_abundant_mass(formula):.3f} Da")
+    peaks = isotope_pattern(formula, charge=charge, mode="exact" if exact else "nominal", min_abundance=min_abundance)
+    typer.echo(
+        f"# {formula} charge {charge:+d}: lightest-isotope mass {monoisotopic_mass(formula):.3f} Da, "
+        f"most abundant {most_abundant_mass(formula):.3f} Da"
+    )
     typer.echo("mz,intensity")  # readable back by `airss-msc assign`
     for mz, rel in peaks:
         typer.echo(f"{mz:.4f},{rel:.3f}")
@@ -625,8 +784,10 @@ def assign(
     matches = match_species(measured, els, parse_range(atoms, "atom range"), charge=charge, tolerance=tolerance)
     typer.echo("formula,score,cosine,base_mz,mass_error_ppm,weight,matched_peaks,ambiguous_with")
     for m in matches[:top]:
-        typer.echo(f"{m.formula},{m.score:.3f},{m.cosine:.3f},{m.base_mz:.3f},{m.mass_error_ppm:.1f},"
-                   f"{m.weight:.4g},{m.n_matched}/{m.n_predicted},{' '.join(m.ambiguous_with)}")
+        typer.echo(
+            f"{m.formula},{m.score:.3f},{m.cosine:.3f},{m.base_mz:.3f},{m.mass_error_ppm:.1f},"
+            f"{m.weight:.4g},{m.n_matched}/{m.n_predicted},{' '.join(m.ambiguous_with)}"
+        )
 
 
 def _usage_error(exc: BaseException) -> str | None:

@@ -13,6 +13,8 @@ points:
   stored clusters (:func:`~airss_msc.analysis.reactions.reaction_energy`) and the stepwise
   substitution and cation-exchange pathways
   (:func:`~airss_msc.analysis.reactions.substitution_steps`);
+- :mod:`airss_msc.analysis.sites`: which sites of a mixed sublattice each element takes
+  (core or cage, by coordination; :func:`~airss_msc.analysis.sites.site_occupation`);
 - :mod:`airss_msc.analysis.spectra` and :mod:`airss_msc.analysis.bands`: broadened
   absorption spectra from excitations, matched against the measured bands (with a
   gap calibration);

@@ -40,6 +40,7 @@ class Reaction:
     def __str__(self) -> str:
         def side(terms):
             return " + ".join(f"{n} {f}" if n != 1 else f for n, f in terms)
+
         return f"{side(self.reactants)} -> {side(self.products)}"
 
     @property
@@ -78,8 +79,11 @@ def parse_reaction(text: str) -> Reaction:
     left, right = _atoms(reaction.reactants), _atoms(reaction.products)
     if left != right:
         diff = {el: right[el] - left[el] for el in set(left) | set(right) if right[el] != left[el]}
-        raise InputError(f"reaction {text!r} does not balance (products minus reactants: "
-                         + ", ".join(f"{el} {d:+d}" for el, d in sorted(diff.items())) + ")")
+        raise InputError(
+            f"reaction {text!r} does not balance (products minus reactants: "
+            + ", ".join(f"{el} {d:+d}" for el, d in sorted(diff.items()))
+            + ")"
+        )
     return reaction
 
 
@@ -148,22 +152,33 @@ def reaction_energy(reaction: Reaction | str, results: list[Result], method: str
     lowest = lowest_by_formula(results, method)
     missing = [f for f in reaction.species if f not in lowest]
     if missing:
-        raise InputError(f"no relaxed {', '.join(missing)} with a {method} energy is stored: relax "
-                         f"{'it' if len(missing) == 1 else 'them'} first (airss-msc generate/relax or search), "
-                         f"or score the stored rows (airss-msc rescore --method {method})")
+        raise InputError(
+            f"no relaxed {', '.join(missing)} with a {method} energy is stored: relax "
+            f"{'it' if len(missing) == 1 else 'them'} first (airss-msc generate/relax or search), "
+            f"or score the stored rows (airss-msc rescore --method {method})"
+        )
     rows = [lowest[f] for f in reaction.species]
     reference = None if is_reference(method) else _reference_method(rows)
-    species = tuple(Species(f, r.id, r.source, _energy(r, method),
-                            None if reference is None else _energy(r, reference))
-                    for f, r in zip(reaction.species, rows))
+    species = tuple(
+        Species(f, r.id, r.source, _energy(r, method), None if reference is None else _energy(r, reference))
+        for f, r in zip(reaction.species, rows, strict=True)
+    )
     energy = {s.formula: s for s in species}
 
     def delta(value) -> float:
-        return (sum(n * value(energy[f]) for n, f in reaction.products)
-                - sum(n * value(energy[f]) for n, f in reaction.reactants))
+        return sum(n * value(energy[f]) for n, f in reaction.products) - sum(
+            n * value(energy[f]) for n, f in reaction.reactants
+        )
 
-    return ReactionEnergy(reaction, method, delta(lambda s: s.energy_eV), species, measured_error(method),
-                          reference, None if reference is None else delta(lambda s: s.reference_eV))
+    return ReactionEnergy(
+        reaction,
+        method,
+        delta(lambda s: s.energy_eV),
+        species,
+        measured_error(method),
+        reference,
+        None if reference is None else delta(lambda s: s.reference_eV),
+    )
 
 
 def substitution_steps(parent: str, old: str, new: str, unit: str, steps: int | None = None) -> list[Reaction]:
@@ -187,11 +202,99 @@ def substitution_steps(parent: str, old: str, new: str, unit: str, steps: int | 
         following = dict(current)
         following[old] -= 1
         following[new] = following.get(new, 0) + 1
-        out.append(Reaction(((1, format_formula(current)), (1, format_formula(unit_counts))),
-                            ((1, format_formula(following)), (1, format_formula(spent)))))
+        out.append(
+            Reaction(
+                ((1, format_formula(current)), (1, format_formula(unit_counts))),
+                ((1, format_formula(following)), (1, format_formula(spent))),
+            )
+        )
         current = following
     return out
 
 
-__all__ = ["Reaction", "ReactionEnergy", "Species", "parse_reaction", "reaction_energy", "lowest_by_formula",
-           "substitution_steps"]
+@dataclass(frozen=True)
+class Pathway:
+    """A named list of reactions of a series (one table block of the report)."""
+
+    name: str
+    reactions: tuple[Reaction, ...]
+    #: True for stepwise substitution/exchange (each step's product is the next step's reactant)
+    stepwise: bool = True
+
+
+def _formula_units(counts: dict[str, int], fixed: set[str]) -> int:
+    return sum(n for el, n in counts.items() if el in fixed)
+
+
+def series_pathways(formulas: list[str], pair: tuple[str, str]) -> list[Pathway]:
+    """The pathways the series papers argue about, over the stored ``formulas`` of a pseudo-binary
+    series mixing ``pair`` = (A, B) on one sublattice (Te/Se: the anions of Cd13Te_ySe_(13-y);
+    Zn/Cd: the cations of Zn_xCd_(13-x)Se_13):
+
+    - stepwise substitution from each end member of the largest series (all-B parent, A for B
+      per step, and all-A parent, B for A), once for every exchanged unit stored: a monomer (one
+      formula unit, e.g. CdSe) or a small fragment (two or three, e.g. Cd2Se2) holding the incoming
+      element, its spent form (e.g. CdTe, Cd2TeSe) stored too;
+    - the two binary end members redistributing the mixing element between them,
+      ``P_A + P_B -> M_k + M_(m-k)`` (m sites; fixed size, so no addition product is needed).
+
+    A pathway whose species are not all stored is left out (the caller says which units exist)."""
+    a, b = pair
+    stored = {canonical_formula(f) for f in formulas}
+    parsed = {f: parse_formula(f) for f in stored}
+    mixing = {a, b}
+
+    def fixed(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
+        return tuple(sorted((el, n) for el, n in counts.items() if el not in mixing))
+
+    series: dict[tuple, list[str]] = {}
+    for f, c in parsed.items():
+        if c.get(a, 0) + c.get(b, 0) > 0:
+            series.setdefault((fixed(c), c.get(a, 0) + c.get(b, 0)), []).append(f)
+    if not series:
+        return []
+    (frame, m), members = max(series.items(), key=lambda kv: (len(kv[1]), kv[0][1]))
+    rest = dict(frame)
+    end = {el: format_formula({**rest, el: m}) for el in (a, b)}
+    out: list[Pathway] = []
+    others = {el for el, _ in frame}
+    for old, new in ((b, a), (a, b)):
+        parent = end[old]
+        if parent not in stored:
+            continue
+        units = sorted(
+            (f for f, c in parsed.items() if f not in members and c.get(new, 0) >= 1 and c.get(old, 0) == 0),
+            key=lambda f: (sum(parsed[f].values()), f),
+        )
+        for unit in units:
+            if not set(parsed[unit]) <= others | {new} or _formula_units(parsed[unit], mixing) > 3:
+                continue
+            steps = substitution_steps(parent, old, new, unit)
+            if all(sp in stored for r in steps for sp in r.species):
+                kind = "monomer" if _formula_units(parsed[unit], mixing) == 1 else "fragment"
+                out.append(Pathway(f"{parent}: {new} for {old} by the {kind} {unit}", tuple(steps)))
+    if end[a] in stored and end[b] in stored:
+        pairs = [
+            Reaction(
+                ((1, end[a]), (1, end[b])),
+                ((1, format_formula({**rest, a: k, b: m - k})), (1, format_formula({**rest, a: m - k, b: k}))),
+            )
+            for k in range(1, m // 2 + 1)
+        ]
+        kept = tuple(r for r in pairs if all(sp in stored for sp in r.species))
+        if kept:
+            out.append(Pathway(f"{end[a]} + {end[b]}: the two end members exchanging {a}/{b}", kept, False))
+    return out
+
+
+__all__ = [
+    "Pathway",
+    "Reaction",
+    "ReactionEnergy",
+    "Species",
+    "lowest_by_formula",
+    "parse_reaction",
+    "reaction_energy",
+    "series_pathways",
+    "substitution_steps",
+]

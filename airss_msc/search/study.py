@@ -27,28 +27,36 @@ an SCF that failed) is listed in :attr:`StudyOutcome.failures`, also on reruns
 from __future__ import annotations
 
 import copy
+import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from airss_msc.analysis.report import write_report
-from airss_msc.generation.generate import GeneratorSettings
-from airss_msc.generation.ligands import LIGANDS
 from airss_msc.calc.engines import Role, capabilities, default_method, parse_method
 from airss_msc.calc.excite import DEFAULT_STATES, check_excitation_method
 from airss_msc.calc.relax import REFINE_RELAX, RelaxSettings
 from airss_msc.calc.threads import current_threads, threads_for
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
+from airss_msc.generation.generate import GeneratorSettings
+from airss_msc.generation.ligands import LIGANDS
 from airss_msc.search.candidates import run_search
 from airss_msc.search.config import SECTIONS, SearchConfig, config_from_dict
 from airss_msc.search.farm import FarmOutcome, InProcessExecutor, StopFlag
 from airss_msc.search.rows import ROW_KINDS, RowFailure, RowsOutcome, run_rows
 from airss_msc.search.strategy import StrategySettings
 from airss_msc.settings import (
-    default_of, documented, markdown_section, read_table, setting, toml_section, toml_value,
+    default_of,
+    documented,
+    markdown_section,
+    read_table,
+    setting,
+    toml_section,
+    toml_value,
 )
 
 if sys.version_info >= (3, 11):
@@ -81,24 +89,34 @@ class StudyStep:
 
     name: str = setting(toml=False, help="the step's name: its table is [study.NAME]")
     do: str = setting(help="the row workflow: " + " | ".join(STEP_KINDS), shown="the table's NAME")
-    method: str = setting(help="the method the step computes with",
-                          shown="by workflow: " + ", ".join(f"{k} {v['method']}" for k, v in STEP_KINDS.items()))
+    method: str = setting(
+        help="the method the step computes with",
+        shown="by workflow: " + ", ".join(f"{k} {v['method']}" for k, v in STEP_KINDS.items()),
+    )
     top: int | None = setting(3, help="lowest unique structures per composition (rescore: every relaxed row)")
-    energy: str | None = setting(None, help="choose the top structures by this method's energies ('own': each "
-                                 "row's own method)", shown="the search's rank_energy")
+    energy: str | None = setting(
+        None,
+        help="choose the top structures by this method's energies ('own': each row's own method)",
+        shown="the search's rank_energy",
+    )
     rows: str = setting("all", help="which rows: " + " | ".join(ROW_KINDS) + " (bare or ligand-capped)")
     relax: bool = setting(False, help="refine: relax with the method (new rows) instead of single points")
-    fmax: float = setting(default_of(RelaxSettings, "fmax"), help="force convergence of the step's relaxations",
-                          unit="eV/Angstrom")
-    steps: int = setting(default_of(RelaxSettings, "steps"), help="step limit per relaxation (refine --relax, cap)",
-                         shown=f"refine {REFINE_RELAX.steps}, cap {default_of(RelaxSettings, 'steps')}")
+    fmax: float = setting(
+        default_of(RelaxSettings, "fmax"), help="force convergence of the step's relaxations", unit="eV/Angstrom"
+    )
+    steps: int = setting(
+        default_of(RelaxSettings, "steps"),
+        help="step limit per relaxation (refine --relax, cap)",
+        shown=f"refine {REFINE_RELAX.steps}, cap {default_of(RelaxSettings, 'steps')}",
+    )
     states: int = setting(DEFAULT_STATES, help="excited singlets (spectrum)")
     ligand: str = setting("NH3", help="model amine (cap): " + " | ".join(LIGANDS))
-    sites: str = setting("auto", help="cap: 'auto' (every Cd/Zn with fewer than 4 anion neighbours) or how many, "
-                         "least coordinated first")
+    sites: str = setting(
+        "auto", help="cap: 'auto' (every Cd/Zn with fewer than 4 anion neighbours) or how many, least coordinated first"
+    )
     compositions: tuple[str, ...] = setting((), help="only these formulas", shown="all")
 
-    def validate(self) -> "StudyStep":
+    def validate(self) -> StudyStep:
         for formula in self.compositions:
             canonical_formula(formula)
         _check_kind(self.name, self.do)
@@ -116,15 +134,27 @@ class StudyStep:
             parse_method(self.energy)
         return self
 
-    def run(self, db: str, executor: Executor | None, workers: int, stop: StopFlag | None,
-            log: Callable[[str], None] | None) -> RowsOutcome:
+    def run(
+        self, db: str, executor: Executor | None, workers: int, stop: StopFlag | None, log: Callable[[str], None] | None
+    ) -> RowsOutcome:
         relaxes = self.do == "cap" or (self.do == "refine" and self.relax)
         return run_rows(
-            db, self.method, top=None if self.do == "rescore" else self.top, rank_energy=self.energy,
+            db,
+            self.method,
+            top=None if self.do == "rescore" else self.top,
+            rank_energy=self.energy,
             relax=RelaxSettings(method=self.method, fmax=self.fmax, steps=self.steps) if relaxes else None,
-            nstates=self.states if self.do == "spectrum" else 0, ligand=self.ligand if self.do == "cap" else "",
-            sites=self.sites, rows=self.rows, formulas=self.compositions, executor=executor, workers=workers, stop=stop, log=log,
-            name=self.label)
+            nstates=self.states if self.do == "spectrum" else 0,
+            ligand=self.ligand if self.do == "cap" else "",
+            sites=self.sites,
+            rows=self.rows,
+            formulas=self.compositions,
+            executor=executor,
+            workers=workers,
+            stop=stop,
+            log=log,
+            name=self.label,
+        )
 
     @property
     def label(self) -> str:
@@ -150,12 +180,17 @@ class Study:
     the ``[study]`` table."""
 
     search: SearchConfig = setting(toml=False, help="the search: [search], [generate], [relax], [strategy]")
-    steps: tuple[StudyStep, ...] = setting((), parse=_read_names, expects="a list of step names",
-                                           help="the steps to run, in order: names of [study.NAME] tables")
+    steps: tuple[StudyStep, ...] = setting(
+        (),
+        parse=_read_names,
+        expects="a list of step names",
+        help="the steps to run, in order: names of [study.NAME] tables",
+    )
     mode: str = setting("", toml=False, help="the [mode.NAME] overrides applied (--mode)")
     report: str = setting("report", help="the report's folder (relative to the config)")
-    report_energy: str | None = setting(None, help="the report ranks by this method's energies",
-                                        shown="the search's rank_energy")
+    report_energy: str | None = setting(
+        None, help="the report ranks by this method's energies", shown="the search's rank_energy"
+    )
     report_top: int = setting(5, help="structures per composition shown in detail")
     calibration: str | None = setting(None, help="gap-to-band calibration (TOML, relative to the config)")
     bands: str | None = setting(None, help="measured bands (TOML, relative to the config)", shown="packaged")
@@ -179,8 +214,12 @@ class StudyOutcome:
     def failures(self) -> list[tuple[str, RowFailure]]:
         # the search's unrelaxed candidates are not failures: a search expects most starts to
         # end elsewhere; a step's structure that fails is a result missing from the study
-        return [(self.labels.get(name, name), f) for name, o in self.stages if isinstance(o, RowsOutcome)
-                for f in o.failures]
+        return [
+            (self.labels.get(name, name), f)
+            for name, o in self.stages
+            if isinstance(o, RowsOutcome)
+            for f in o.failures
+        ]
 
     def failure_lines(self) -> list[str]:
         return [f.line(label) for label, f in self.failures]
@@ -195,6 +234,22 @@ def merge(base: dict, override: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _move_files_from(doc: dict, base: Path) -> dict:
+    """``doc`` with the files a move reads (``[strategy.<move>] templates``) taken relative to
+    ``base`` (the config's folder), so a study runs the same from any directory; absolute paths
+    are kept."""
+    strategy = doc.get("strategy")
+    if not isinstance(strategy, dict):
+        return doc
+    moved = {}
+    for name, table in strategy.items():
+        files = table.get("templates") if isinstance(table, dict) else None
+        if isinstance(files, list) and all(isinstance(f, str) for f in files):
+            here = [f if Path(f).is_absolute() else os.path.normpath(base / f) for f in files]
+            moved[name] = {**table, "templates": here}
+    return {**doc, "strategy": {**strategy, **moved}} if moved else doc
 
 
 def study_from_dict(doc: dict, source: str = "", mode: str | None = None, db: str | None = None) -> Study:
@@ -223,16 +278,21 @@ def study_from_dict(doc: dict, source: str = "", mode: str | None = None, db: st
         values = read_table(StudyStep, spec, f"study.{name}")
         steps[name] = replace(step_defaults(values.pop("do", name), name), **values).validate()
     chosen = tuple(steps[n] for n in names)  # every table checked, the listed ones run
-    search = config_from_dict(doc, source)
+    base = Path(source).parent if source else Path(".")
+    search = config_from_dict(_move_files_from(doc, base), source)
     if db:
         search = replace(search, db=db)
-    base = Path(source).parent if source else Path(".")
     report = own.pop("report", default_of(Study, "report"))
     for key in ("calibration", "bands"):
         if key in own:
             own[key] = str(base / own[key])
-    return Study(**{**own, "steps": chosen}, search=search, mode=mode or "", modes=tuple(sorted(modes)),
-                 report=str(Path(search.db).parent / report) if db else str(base / report))
+    return Study(
+        **{**own, "steps": chosen},
+        search=search,
+        mode=mode or "",
+        modes=tuple(sorted(modes)),
+        report=str(Path(search.db).parent / report) if db else str(base / report),
+    )
 
 
 def defaults_document(markdown: bool = False) -> str:
@@ -303,8 +363,13 @@ def _search_methods(search: SearchConfig) -> list[str]:
     return [*(stage.method for stage in search.relax.protocol()), *search.relax.single_points]
 
 
-def run_study(study: Study, executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
-              log: Callable[[str], None] | None = None) -> StudyOutcome:
+def run_study(
+    study: Study,
+    executor: Executor | None = None,
+    workers: int = 1,
+    stop: StopFlag | None = None,
+    log: Callable[[str], None] | None = None,
+) -> StudyOutcome:
     """Search, then each step over the stored rows, then the report; stops after a stage that
     was interrupted (nothing stored is lost; rerun to resume). Run in this process, the search
     and the steps that are not DFT compute on one thread (:func:`stage_threads`)."""
@@ -317,13 +382,16 @@ def run_study(study: Study, executor: Executor | None = None, workers: int = 1, 
             return requested  # the work runs in other processes (MPI ranks), on their own threads
         n = stage_threads(methods, requested)
         if n != requested:
-            say(f"{name}: {n} thread (not {requested}): {', '.join(dict.fromkeys(methods))} on small clusters "
-                f"run slower on more; the DFT steps use {requested}")
+            say(
+                f"{name}: {n} thread (not {requested}): {', '.join(dict.fromkeys(methods))} on small clusters "
+                f"run slower on more; the DFT steps use {requested}"
+            )
         return n
 
     with threads_for(threads("search", _search_methods(study.search))):
-        outcome.stages.append(("search", run_search(study.search, executor=executor, workers=workers, log=log,
-                                                    stop=stop)))
+        outcome.stages.append(
+            ("search", run_search(study.search, executor=executor, workers=workers, log=log, stop=stop))
+        )
     for step in study.steps:
         if outcome.interrupted or (stop is not None and stop):
             return outcome
@@ -331,9 +399,14 @@ def run_study(study: Study, executor: Executor | None = None, workers: int = 1, 
         with threads_for(threads(step.label, [step.method])):
             outcome.stages.append((step.name, step.run(study.search.db, executor, workers, stop, log)))
     if not outcome.interrupted:
-        outcome.report = write_report(study.search.db, study.report, top=study.report_top,
-                                      calibration=study.calibration, bands=study.bands,
-                                      energy=study.report_energy)
+        outcome.report = write_report(
+            study.search.db,
+            study.report,
+            top=study.report_top,
+            calibration=study.calibration,
+            bands=study.bands,
+            energy=study.report_energy,
+        )
     return outcome
 
 

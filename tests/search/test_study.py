@@ -42,19 +42,22 @@ def test_modes_merge_table_by_table_and_unknown_modes_are_refused(tmp_path):
     assert full.steps[0].fmax == 0.05 and small.steps[0].fmax == 0.5 and small.steps[0].top == 1
     assert full.search.db == str(tmp_path / "lj.db") and full.report == str(tmp_path / "lj-report")
     assert small.modes == ("small",)
-    with pytest.raises(InputError, match="unknown mode 'huge'.*small"):
+    with pytest.raises(InputError, match=r"unknown mode 'huge'.*small"):
         load_study(path, "huge")
 
 
-@pytest.mark.parametrize("study, match", [
-    ({"steps": ["x"]}, "no \\[study.x\\] table"),
-    ({"steps": ["x"], "x": {"do": "dance"}}, "do = 'dance'"),
-    ({"steps": ["x"], "x": {"do": "refine", "topp": 1}}, "unknown key 'topp'"),
-    ({"steps": ["x"], "x": {"do": "spectrum", "method": "tblite:GFN2-xTB"}}, "cannot compute excitations"),
-    ({"steps": ["x"], "x": {"do": "refine", "top": "3"}}, "wrong type"),
-    ({"steps": ["x"], "x": {"do": "spectrum", "rows": "some"}}, "rows must be"),
-    ({"reprot": "r"}, "unknown key 'reprot'"),
-])
+@pytest.mark.parametrize(
+    ("study", "match"),
+    [
+        ({"steps": ["x"]}, "no \\[study.x\\] table"),
+        ({"steps": ["x"], "x": {"do": "dance"}}, "do = 'dance'"),
+        ({"steps": ["x"], "x": {"do": "refine", "topp": 1}}, "unknown key 'topp'"),
+        ({"steps": ["x"], "x": {"do": "spectrum", "method": "tblite:GFN2-xTB"}}, "cannot compute excitations"),
+        ({"steps": ["x"], "x": {"do": "refine", "top": "3"}}, "wrong type"),
+        ({"steps": ["x"], "x": {"do": "spectrum", "rows": "some"}}, "rows must be"),
+        ({"reprot": "r"}, "unknown key 'reprot'"),
+    ],
+)
 def test_bad_study_tables_are_one_line_input_errors(study, match):
     doc = {"search": {"compositions": ["Cd2Se2"], "candidates": 1}, "relax": {"method": "lj"}, "study": study}
     with pytest.raises(InputError, match=match):
@@ -92,10 +95,16 @@ def test_the_msc399_recipe_parses_in_every_mode():
 
 
 def test_a_step_can_be_limited_to_some_compositions(tmp_path):
-    doc = {"search": {"compositions": ["X7", "X8"], "candidates": 2, "seed": 3, "db": str(tmp_path / "two.db")},
-           "generate": {"radius": 1.1}, "relax": {"method": "lj", "fmax": 0.05, "steps": 300},
-           "study": {"steps": ["again"], "report": str(tmp_path / "rep"),
-                     "again": {"do": "refine", "method": "lj", "top": 1, "relax": True, "compositions": ["X7"]}}}
+    doc = {
+        "search": {"compositions": ["X7", "X8"], "candidates": 2, "seed": 3, "db": str(tmp_path / "two.db")},
+        "generate": {"radius": 1.1},
+        "relax": {"method": "lj", "fmax": 0.05, "steps": 300},
+        "study": {
+            "steps": ["again"],
+            "report": str(tmp_path / "rep"),
+            "again": {"do": "refine", "method": "lj", "top": 1, "relax": True, "compositions": ["X7"]},
+        },
+    }
     run_study(study_from_dict(doc))
     rows = ResultsDB(tmp_path / "two.db").records()
     refined = [r for r in rows if "refined_from" in r.provenance]
@@ -122,23 +131,23 @@ def fragmenting_refine(monkeypatch):
 def test_a_step_that_fails_is_reported_and_exits_1_also_on_a_rerun(tmp_path, run_cli, fragmenting_refine):
     path = tmp_path / "s.toml"
     path.write_text(LJ_STUDY)
-    code, out, err = run_cli("study", path, "--mode", "small", "--serial")
+    code, _out, err = run_cli("study", path, "--mode", "small", "--serial")
     (line,) = [x for x in err.splitlines() if x.startswith("FAILED")][-1:]
     assert code == 1, err
     assert "FAILED: again (refine): X7 row " in line and " -> row " in line and "fragmented (lost 1 atom)" in line
     assert (tmp_path / "lj-report" / "report.html").exists()  # the report is still written
     # the rerun does nothing new but still fails: the stored status counts
-    code, out, err = run_cli("study", path, "--mode", "small", "--serial")
+    code, _out, err = run_cli("study", path, "--mode", "small", "--serial")
     assert code == 1 and "fragmented (lost 1 atom) [stored by an earlier run]" in err
     # the step run alone says the same: the lowest row's stored failure, the second row's new one
-    code, out, err = run_cli("refine", tmp_path / "lj.db", "--method", "lj", "--relax", "--top", "2", "--serial")
+    code, _out, err = run_cli("refine", tmp_path / "lj.db", "--method", "lj", "--relax", "--top", "2", "--serial")
     assert code == 1 and err.count("FAILED: refine: X7 row ") == 2, err
 
 
 def test_a_step_that_succeeds_exits_0(tmp_path, run_cli):
     path = tmp_path / "s.toml"
     path.write_text(LJ_STUDY)
-    code, out, err = run_cli("study", path, "--mode", "small", "--serial")
+    code, _out, err = run_cli("study", path, "--mode", "small", "--serial")
     assert code == 0 and "FAILED" not in err, err
 
 
@@ -148,15 +157,19 @@ def test_the_search_and_ml_steps_run_on_one_thread_and_dft_steps_on_all(tmp_path
     from airss_msc.search.farm import FarmOutcome
     from airss_msc.search.rows import RowsOutcome
 
-    doc = {"search": {"compositions": ["Cd2Se2"], "candidates": 1, "db": str(tmp_path / "t.db")},
-           "relax": {"method": "chgnet", "single_points": ["sevennet:7net-0"]},
-           "study": {"steps": ["spectrum", "cap"], "spectrum": {"do": "spectrum"}, "cap": {"do": "cap"}}}
+    doc = {
+        "search": {"compositions": ["Cd2Se2"], "candidates": 1, "db": str(tmp_path / "t.db")},
+        "relax": {"method": "chgnet", "single_points": ["sevennet:7net-0"]},
+        "study": {"steps": ["spectrum", "cap"], "spectrum": {"do": "spectrum"}, "cap": {"do": "cap"}},
+    }
     plan = study_from_dict(doc)
     seen = {}
-    monkeypatch.setattr(study_mod, "run_search",
-                        lambda *a, **k: seen.setdefault("search", current_threads()) and FarmOutcome(0, 0))
-    monkeypatch.setattr(study_mod.StudyStep, "run",
-                        lambda self, *a: seen.setdefault(self.name, current_threads()) and RowsOutcome(0, 0))
+    monkeypatch.setattr(
+        study_mod, "run_search", lambda *a, **k: seen.setdefault("search", current_threads()) and FarmOutcome(0, 0)
+    )
+    monkeypatch.setattr(
+        study_mod.StudyStep, "run", lambda self, *a: seen.setdefault(self.name, current_threads()) and RowsOutcome(0, 0)
+    )
     monkeypatch.setattr(study_mod, "write_report", lambda *a, **k: tmp_path / "r.html")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     lines = []
@@ -174,20 +187,55 @@ def test_the_search_and_ml_steps_run_on_one_thread_and_dft_steps_on_all(tmp_path
 
 
 @pytest.mark.parametrize("name", ["cdtese13", "zncdse13"])
-def test_the_series_studies_load_in_both_modes_with_frame_starts(name, monkeypatch):
-    """analysis/cdtese13 and analysis/zncdse13 (issue 20): homotops of the parent frames beside random starts."""
+def test_the_series_studies_load_in_both_modes_with_frame_starts(name, monkeypatch, tmp_path):
+    """analysis/cdtese13 and analysis/zncdse13 (issue 20): homotops of the parent frames beside random starts;
+    the templates are found from any working directory (they are relative to the config)."""
     from pathlib import Path
 
     from airss_msc.search.study import load_study
 
+    from airss_msc.composition import parse_formula
+
+    units = {"CdSe", "CdTe", "ZnSe", "Cd2Se2", "Cd2TeSe", "Cd2Te2", "ZnCdSe2"}
     root = Path(__file__).resolve().parents[2]
-    monkeypatch.chdir(root)  # the frame templates are read relative to the repository root
+    monkeypatch.chdir(tmp_path)  # not the repository root
     for mode in ("reduced", "full"):
         study = load_study(root / "analysis" / name / f"{name}.toml", mode)
-        assert len(study.search.compositions) == 14
+        series = [f for f in study.search.compositions if sum(parse_formula(f).values()) == 26]
+        assert len(series) == 14 and len(set(series)) == 14  # the whole series, x or y = 0..13
+        assert set(study.search.compositions) - set(series) <= units  # beside it only the exchanged units
         fresh = [m for m, _ in study.search.strategy.mix() if m.parents == 0]
         frame = next(m for m in fresh if m.name == "frame")
-        assert all((root / t).is_file() for t in frame.templates)
+        assert all(Path(t).is_file() for t in frame.templates)
         parents = {Path(t).stem for t in frame.templates}
         assert parents == ({"Cd13Se13", "Cd13Te13"} if name == "cdtese13" else {"Zn13Se13", "Cd13Se13"})
         assert frame.applies(["Cd"] * 13 + ["Se"] * 6 + ["Te"] * 7)  # 13 cation and 13 anion sites
+
+
+def test_frame_templates_are_relative_to_the_config_not_the_working_directory(tmp_path, monkeypatch):
+    """A [strategy.frame] template path is read from the config's folder; an absolute one is kept as given."""
+    import shutil
+    from pathlib import Path
+
+    from airss_msc.search.study import load_study
+
+    parent = Path(__file__).resolve().parents[2] / "structures" / "Cd13Se13.xyz"
+    config = tmp_path / "study" / "s.toml"
+    (tmp_path / "frames").mkdir()
+    config.parent.mkdir()
+    shutil.copy(parent, tmp_path / "frames" / "Cd13Se13.xyz")
+    absolute = tmp_path / "frames" / "copy.xyz"
+    shutil.copy(parent, absolute)
+    config.write_text(
+        '[search]\ncompositions = ["Cd13Se13"]\ncandidates = 2\n[relax]\nmethod = "lj"\n'
+        '[strategy]\nname = "mix"\nmoves = { frame = 1.0 }\n'
+        f'[strategy.frame]\ntemplates = ["../frames/Cd13Se13.xyz", "{absolute}"]\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    study = load_study(config)
+    frame = next(m for m, _ in study.search.strategy.mix() if m.name == "frame")
+    assert frame.templates == (str(tmp_path / "frames" / "Cd13Se13.xyz"), str(absolute))
+    assert all(Path(t).is_file() for t in frame.templates)
+    assert frame.applies(["Cd"] * 13 + ["Se"] * 13)

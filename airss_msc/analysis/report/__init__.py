@@ -12,19 +12,32 @@ from pathlib import Path
 from airss_msc.analysis.report import html, markdown
 from airss_msc.analysis.report.document import sections
 from airss_msc.analysis.report.figures import (
-    plot_absorption, plot_bands, plot_energy_levels, plot_mixing, plot_size, plot_structure,
+    plot_absorption,
+    plot_bands,
+    plot_energy_levels,
+    plot_mixing,
+    plot_size,
+    plot_structure,
 )
 from airss_msc.analysis.report.model import Analysis, Candidate, analyse
 from airss_msc.calc.engines import short_name
 from airss_msc.results.formats import write_structures
 
 
-def write_report(db: str, output: str | Path, top: int = 5, calibration: str | None = None,
-                 bands: str | None = None, temperature: float = 298.15, energy: str | None = None) -> Path:
+def write_report(
+    db: str,
+    output: str | Path,
+    top: int = 5,
+    calibration: str | None = None,
+    bands: str | None = None,
+    temperature: float = 298.15,
+    energy: str | None = None,
+) -> Path:
     """Write ``report.html``, ``report.md``, the PNG figures and the best structures (xyz) into
     ``output``; returns the path of the HTML page."""
-    analysis = analyse(db, top=top, calibration_path=calibration, bands_path=bands, temperature=temperature,
-                       energy=energy)
+    analysis = analyse(
+        db, top=top, calibration_path=calibration, bands_path=bands, temperature=temperature, energy=energy
+    )
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     figures = {
@@ -38,8 +51,9 @@ def write_report(db: str, output: str | Path, top: int = 5, calibration: str | N
     for c in (c for c in analysis.candidates if c.row.rank == 1):
         stem = f"best_{c.row.formula}" + ("" if _one_method(analysis, c) else f"_{_safe(short_name(c.row.method))}")
         atoms = c.row.result.atoms
-        png = plot_structure(atoms, out / f"{stem}.png",
-                             f"{c.row.formula}, lowest by {short_name(c.row.method)} (id {c.row.id})")
+        png = plot_structure(
+            atoms, out / f"{stem}.png", f"{c.row.formula}, lowest by {short_name(c.row.method)} (id {c.row.id})"
+        )
         atoms.info.update(energy=c.row.energy_eV, formula=c.row.formula, id=c.row.id, method=c.row.method)
         xyz = out / f"{stem}.xyz"
         write_structures(xyz, [atoms])
@@ -59,4 +73,4 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
-__all__ = ["write_report", "analyse", "Analysis", "Candidate"]
+__all__ = ["Analysis", "Candidate", "analyse", "write_report"]

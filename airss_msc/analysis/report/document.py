@@ -11,17 +11,31 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 
 from airss_msc import __version__
 from airss_msc.analysis.bands import COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, MIN_CALIBRATION_PAIRS, describe_gap
+from airss_msc.analysis.energetics import energy_above_hull
 from airss_msc.analysis.rank import RankedRow
 from airss_msc.analysis.report.model import (
-    CONSISTENT, DARK, ELSEWHERE, NOT_COMPUTED, SAXS_DIAMETER_NM, UNREACHED, Analysis,
-    BandVerdict, Candidate, band_applies, states_to_reach, validated_disagreement, validated_energy,
+    CONSISTENT,
+    DARK,
+    ELSEWHERE,
+    NOT_COMPUTED,
+    SAXS_DIAMETER_NM,
+    UNREACHED,
+    Analysis,
+    BandVerdict,
+    Candidate,
+    band_applies,
+    states_to_reach,
+    validated_disagreement,
+    validated_energy,
 )
+from airss_msc.analysis.sites import CORE_COORDINATION
 from airss_msc.analysis.spectra import BRIGHT_F, DEFAULT_FWHM_EV, TDDFT_ERROR_EV, band_window_nm, covered_to_nm
-from airss_msc.calc.engines import Role, default_method, short_name
+from airss_msc.calc.engines import Role, default_method, measured_error, short_name
 from airss_msc.results.record import Status
 
 
@@ -127,32 +141,65 @@ def candidate_table(analysis: Analysis, cands: list[Candidate]) -> Table:
     # one gap method for the whole table goes in its header, not in every cell
     gap_methods = {c.row.gap_method for c in cands if c.row.gap_eV is not None}
     one_gap = short_name(gap_methods.pop()) if len(gap_methods) == 1 else None
-    head = ["rank", "row id", "E above the lowest (meV/atom)", f"population at {analysis.temperature:.0f} K",
-            "times found", "point group", "anion-anion bonds",
-            f"HOMO-LUMO gap, {one_gap} (eV)" if one_gap else "HOMO-LUMO gap (eV)",
-            "first bright excitation (nm, f)", "calibrated band (nm)",
-            f"measured bands of its material within ±{TDDFT_ERROR_EV:g} eV", _saxs_head(), "rank by other energies"]
+    head = [
+        "rank",
+        "row id",
+        "E above the lowest (meV/atom)",
+        f"population at {analysis.temperature:.0f} K",
+        "times found",
+        "point group",
+        "anion-anion bonds",
+        f"HOMO-LUMO gap, {one_gap} (eV)" if one_gap else "HOMO-LUMO gap (eV)",
+        "first bright excitation (nm, f)",
+        "calibrated band (nm)",
+        f"measured bands of its material within ±{TDDFT_ERROR_EV:g} eV",
+        _saxs_head(),
+        "rank by other energies",
+    ]
     body = []
     for c in cands:
         r = c.row
-        est = EMPTY if c.band_nm is None else (f"{c.band_nm:.0f}" + (f" ± {c.band_unc_nm:.0f}" if c.band_unc_nm
-                                                                       else " (no unc.)"))
+        est = (
+            EMPTY
+            if c.band_nm is None
+            else (f"{c.band_nm:.0f}" + (f" ± {c.band_unc_nm:.0f}" if c.band_unc_nm else " (no unc.)"))
+        )
         bright = EMPTY if c.bright_nm is None else f"{c.bright_nm:.0f} ({c.bright_f:.2f})"
         near = sorted({b.name for b in c.matches} | {b.name for b in c.near_bright if band_applies(b, r.formula)})
-        body.append([str(r.rank), r.id, fmt(r.delta_meV_per_atom, "{:.1f}"), _population(r.population),
-                     fmt(r.copies, "{}"), r.point_group or EMPTY, fmt(r.anion_bonds, "{}"), _gap_cell(c, not one_gap), bright,
-                     est, ", ".join(near) or EMPTY, _size_cell(c), _other_ranks(r)])
+        body.append(
+            [
+                str(r.rank),
+                r.id,
+                fmt(r.delta_meV_per_atom, "{:.1f}"),
+                _population(r.population),
+                fmt(r.copies, "{}"),
+                r.point_group or EMPTY,
+                fmt(r.anion_bonds, "{}"),
+                _gap_cell(c, not one_gap),
+                bright,
+                est,
+                ", ".join(near) or EMPTY,
+                _size_cell(c),
+                _other_ranks(r),
+            ]
+        )
     return compact(Table(head, body))
 
 
 def _band_text(analysis: Analysis) -> str:
-    parts = ["A HOMO-LUMO gap is not an absorption band: bare-cluster gaps (xTB, and DFT with GGA functionals) "
-             "sit far below the measured bands and ligands are absent, so a gap is not a band prediction. "
-             "Gaps under 0.1 eV read 'open shell / metallic' and get no wavelength."]
+    parts = [
+        (
+            "A HOMO-LUMO gap is not an absorption band: bare-cluster gaps (xTB, and DFT with GGA functionals) "
+            "sit far below the measured bands and ligands are absent, so a gap is not a band prediction. "
+            "Gaps under 0.1 eV read 'open shell / metallic' and get no wavelength."
+        )
+    ]
     if any(c.excitations is not None for c in analysis.candidates):
-        parts.append(f"'first bright' is the lowest computed excitation with oscillator strength f >= {BRIGHT_F:g} "
-                     f"(method named per structure); measured bands of the structure's material within its error window "
-                     f"(±{TDDFT_ERROR_EV:g} eV) are listed.")
+        parts.append(
+            f"'first bright' is the lowest computed excitation with oscillator strength f >= {BRIGHT_F:g} "
+            f"(method named per structure); measured bands of the structure's material within its error window "
+            f"(±{TDDFT_ERROR_EV:g} eV) are listed."
+        )
         parts.append(_literature_text(analysis))
     else:
         parts.append("No excitations are stored: run `airss-msc spectrum DB` for TDDFT band estimates.")
@@ -167,12 +214,16 @@ def _literature_text(analysis: Analysis) -> str:
     firm = analysis.calibrating_pairs
     known = len(analysis.literature)
     if len(firm) >= MIN_CALIBRATION_PAIRS:
-        return (f"{len(firm)} published (structure, band) pairs are firm enough to calibrate the excitations "
-                "(data/literature_pairs.toml); the estimates here are not yet fitted to them.")
-    return (f"Uncalibrated: of {known} published (structure, band) pairs collected (data/literature_pairs.toml), "
-            f"{len(firm)} have a crystal structure, a known band and a core of <= {COMPUTABLE_HEAVY_ATOMS} heavy atoms "
-            f"(a calibration needs {MIN_CALIBRATION_PAIRS}), so TDDFT band estimates are shown as computed, with "
-            f"the method's error of about ±{TDDFT_ERROR_EV:g} eV from its sources (see Computed absorption).")
+        return (
+            f"{len(firm)} published (structure, band) pairs are firm enough to calibrate the excitations "
+            "(data/literature_pairs.toml); the estimates here are not yet fitted to them."
+        )
+    return (
+        f"Uncalibrated: of {known} published (structure, band) pairs collected (data/literature_pairs.toml), "
+        f"{len(firm)} have a crystal structure, a known band and a core of <= {COMPUTABLE_HEAVY_ATOMS} heavy atoms "
+        f"(a calibration needs {MIN_CALIBRATION_PAIRS}), so TDDFT band estimates are shown as computed, with "
+        f"the method's error of about ±{TDDFT_ERROR_EV:g} eV from its sources (see Computed absorption)."
+    )
 
 
 def _names(cands: list[Candidate]) -> str:
@@ -195,8 +246,10 @@ def _what_would_reach(v: BandVerdict, cands: list[Candidate], db: str) -> str:
     text = f"to judge it, the states must reach {need_nm:.0f} nm (the band + {TDDFT_ERROR_EV:g} eV)"
     if estimates:
         n = max(estimates)
-        text += (f": at least about {n} states by the computed state density "
-                 f"(`airss-msc spectrum {Path(db).name} --states {n}`)")
+        text += (
+            f": at least about {n} states by the computed state density "
+            f"(`airss-msc spectrum {Path(db).name} --states {n}`)"
+        )
     preferred = default_method(Role.EXCITATION)
     if any(c.excitations.method != preferred for c in cands):
         text += f"; {short_name(preferred)} is the preferred method (see Computed absorption)"
@@ -222,15 +275,21 @@ def _band_sentence(v: BandVerdict, db: str) -> str:
     if v.of(DARK):
         parts.append(f"ruled out: no bright state down to {lo:.0f} nm ({_names(v.of(DARK))})")
     if v.of(UNREACHED):
-        reach = ", ".join(f"{c.row.formula} #{c.row.rank} to {covered_to_nm(c.excitations):.0f} nm, "
-                          f"{len(c.excitations.energies_eV)} {_method(c)} states, none bright"
-                          for c in v.of(UNREACHED))
+        reach = ", ".join(
+            f"{c.row.formula} #{c.row.rank} to {covered_to_nm(c.excitations):.0f} nm, "
+            f"{len(c.excitations.energies_eV)} {_method(c)} states, none bright"
+            for c in v.of(UNREACHED)
+        )
         parts.append(f"the computed states stop short of it ({reach}); " + _what_would_reach(v, v.of(UNREACHED), db))
     if v.of(NOT_COMPUTED):
         parts.append(f"spectra not computed ({_names(v.of(NOT_COMPUTED))})")
     if consistent:
-        text = head + "consistent with " + "; ".join(_consistent(c) for c in consistent) + (
-            f", within ±{TDDFT_ERROR_EV:g} eV ({lo:.0f}-{hi:.0f} nm)")
+        text = (
+            head
+            + "consistent with "
+            + "; ".join(_consistent(c) for c in consistent)
+            + (f", within ±{TDDFT_ERROR_EV:g} eV ({lo:.0f}-{hi:.0f} nm)")
+        )
         return text + (". Others: " + "; ".join(parts) + "." if parts else ".")
     if not any(v.of(k) for k in (ELSEWHERE, DARK, UNREACHED)):
         return head + f"not judged: spectra were not computed ({_names(v.of(NOT_COMPUTED))})."
@@ -241,14 +300,30 @@ def _verdict_table(verdicts: list[BandVerdict]) -> Table:
     body = []
     for v in verdicts:
         lo, hi = v.window_nm
-        body.append([v.band.name + (" (target)" if v.band.target else ""), f"{v.band.wavelength_nm:.0f}",
-                     f"{lo:.0f}-{hi:.0f}",
-                     "; ".join(f"{c.row.formula} #{c.row.rank} ({c.bright_nm:.0f})" for c in v.of(CONSISTENT))
-                     or ("none" if v.applicable else f"no {v.band.material} structure shown"),
-                     _names(v.of(ELSEWHERE) + v.of(DARK)) or EMPTY, _names(v.of(UNREACHED)) or EMPTY])
-    return compact(Table(["measured band", "peak (nm)", f"window ±{TDDFT_ERROR_EV:g} eV (nm)",
-                          "consistent structures (first bright, nm)", "ruled out (first bright elsewhere)",
-                          "states stop short of it"], body))
+        body.append(
+            [
+                v.band.name + (" (target)" if v.band.target else ""),
+                f"{v.band.wavelength_nm:.0f}",
+                f"{lo:.0f}-{hi:.0f}",
+                "; ".join(f"{c.row.formula} #{c.row.rank} ({c.bright_nm:.0f})" for c in v.of(CONSISTENT))
+                or ("none" if v.applicable else f"no {v.band.material} structure shown"),
+                _names(v.of(ELSEWHERE) + v.of(DARK)) or EMPTY,
+                _names(v.of(UNREACHED)) or EMPTY,
+            ]
+        )
+    return compact(
+        Table(
+            [
+                "measured band",
+                "peak (nm)",
+                f"window ±{TDDFT_ERROR_EV:g} eV (nm)",
+                "consistent structures (first bright, nm)",
+                "ruled out (first bright elsewhere)",
+                "states stop short of it",
+            ],
+            body,
+        )
+    )
 
 
 def _size_line(analysis: Analysis) -> str | None:
@@ -258,8 +333,10 @@ def _size_line(analysis: Analysis) -> str | None:
     lo, hi = SAXS_DIAMETER_NM
     inside = [c for c in sized if c.in_saxs_range]
     ds = [c.diameter_nm for c in sized]
-    return (f"Size: {len(inside)} of {len(sized)} structures shown have a SAXS-equivalent diameter within the "
-            f"measured {lo}-{hi} nm (theirs: {min(ds):.2f}-{max(ds):.2f} nm).")
+    return (
+        f"Size: {len(inside)} of {len(sized)} structures shown have a SAXS-equivalent diameter within the "
+        f"measured {lo}-{hi} nm (theirs: {min(ds):.2f}-{max(ds):.2f} nm)."
+    )
 
 
 def _order_line(analysis: Analysis) -> str:
@@ -271,10 +348,12 @@ def _order_line(analysis: Analysis) -> str:
     else:
         trust = f"by {short_name(energy)}, not validated against DFT: the order is uncertain"
     disputed = analysis.disagreements
-    return (f"Order: structures ranked {trust}; "
-            + (f"{len(disputed)} ranked minima are ordered differently by a validated energy "
-               "(see 'Isomers whose order the validated energies disagree on')." if disputed
-               else "no validated energy disputes the order."))
+    return f"Order: structures ranked {trust}; " + (
+        f"{len(disputed)} ranked minima are ordered differently by a validated energy "
+        "(see 'Isomers whose order the validated energies disagree on')."
+        if disputed
+        else "no validated energy disputes the order."
+    )
 
 
 def title(analysis: Analysis, figures: dict) -> Section:
@@ -283,9 +362,11 @@ def title(analysis: Analysis, figures: dict) -> Section:
     for u in analysis.method_uses:
         roles.setdefault(u.role, []).append(u.method)
     ran = "; ".join(f"{role}: {', '.join(ms)}" for role, ms in roles.items())
-    return Section(f"airss-msc report: {Path(analysis.db).name}", [
-        Text(f"{len(analysis.results)} structures ({status}). Methods that ran: {ran}. airss-msc {__version__}.")],
-        level=1)
+    return Section(
+        f"airss-msc report: {Path(analysis.db).name}",
+        [Text(f"{len(analysis.results)} structures ({status}). Methods that ran: {ran}. airss-msc {__version__}.")],
+        level=1,
+    )
 
 
 def verdict(analysis: Analysis, figures: dict) -> Section:
@@ -297,30 +378,49 @@ def verdict(analysis: Analysis, figures: dict) -> Section:
     target = next((v for v in verdicts if v.band.target), None)
     if not with_spectra:
         name = f"{target.band.name} ({target.band.wavelength_nm:.0f} nm)" if target else "the measured bands"
-        blocks.append(Text(f"Spectra were not computed: none of the {len(cands)} structures shown can be compared "
-                           f"with {name} or any other measured band yet (`airss-msc spectrum "
-                           f"{Path(analysis.db).name} --top 3` computes TDDFT excitations of the lowest)."))
+        blocks.append(
+            Text(
+                f"Spectra were not computed: none of the {len(cands)} structures shown can be compared "
+                f"with {name} or any other measured band yet (`airss-msc spectrum "
+                f"{Path(analysis.db).name} --top 3` computes TDDFT excitations of the lowest)."
+            )
+        )
     else:
         if target is not None:
             blocks.append(Text(_band_sentence(target, analysis.db)))
         others = [v for v in verdicts if not v.band.target]
-        lines = [f"{v.band.name} ({v.band.wavelength_nm:.0f} nm): consistent with "
-                 + "; ".join(_consistent(c) for c in v.of(CONSISTENT)) + "." for v in others if v.of(CONSISTENT)]
+        lines = [
+            f"{v.band.name} ({v.band.wavelength_nm:.0f} nm): consistent with "
+            + "; ".join(_consistent(c) for c in v.of(CONSISTENT))
+            + "."
+            for v in others
+            if v.of(CONSISTENT)
+        ]
         unmatched = [v.band.name for v in others if not v.of(CONSISTENT)]
         if unmatched:
-            lines.append(f"No computed structure is consistent with the other {len(unmatched)} measured bands "
-                         f"({', '.join(unmatched)}): the table says why.")
+            lines.append(
+                f"No computed structure is consistent with the other {len(unmatched)} measured bands "
+                f"({', '.join(unmatched)}): the table says why."
+            )
         blocks.append(Bullets(lines))
         missing = [c for c in cands if c.excitations is None]
         if missing:
-            blocks.append(Text(f"Spectra were not computed for {len(missing)} of the {len(cands)} structures shown "
-                               f"({_names(missing)}): they are not judged against any band."))
+            blocks.append(
+                Text(
+                    f"Spectra were not computed for {len(missing)} of the {len(cands)} structures shown "
+                    f"({_names(missing)}): they are not judged against any band."
+                )
+            )
         blocks.append(_verdict_table(verdicts))
-        blocks.append(Text(f"A structure of a band's material (its elements, ligands aside) is consistent with the "
-                           f"band when its first bright excitation (f >= "
-                           f"{BRIGHT_F:g}) lies within ±{TDDFT_ERROR_EV:g} eV of it, the error of the method "
-                           "(see Computed absorption); 'states stop short' means no computed state is bright and "
-                           "the computed states end before the band's window, so more states are needed."))
+        blocks.append(
+            Text(
+                f"A structure of a band's material (its elements, ligands aside) is consistent with the "
+                f"band when its first bright excitation (f >= "
+                f"{BRIGHT_F:g}) lies within ±{TDDFT_ERROR_EV:g} eV of it, the error of the method "
+                "(see Computed absorption); 'states stop short' means no computed state is bright and "
+                "the computed states end before the band's window, so more states are needed."
+            )
+        )
     tail = [line for line in (_size_line(analysis), _order_line(analysis)) if line]
     blocks.append(Bullets(tail))
     return Section("Verdict", blocks)
@@ -341,22 +441,32 @@ def best_candidates(analysis: Analysis, figures: dict) -> list[Section]:
         "first bright excitation": f"the lowest computed excitation with oscillator strength f >= {BRIGHT_F:g}",
         "calibrated band": "the HOMO-LUMO gap mapped onto the measured bands by the given calibration",
         "SAXS-equivalent diameter": "2·sqrt(5/3)·Rg, the diameter of the uniform sphere with the cluster's "
-                                    "electron-weighted radius of gyration Rg, which small-angle X-ray scattering "
-                                    f"(SAXS) measures; compared with the {lo}-{hi} nm measured for these samples",
+        "electron-weighted radius of gyration Rg, which small-angle X-ray scattering "
+        f"(SAXS) measures; compared with the {lo}-{hi} nm measured for these samples",
         "rank by other energies": "the rank each other stored energy gives the minimum, '(disagree)' where a "
-                                  "validated energy (the validated ranking energy or DFT) orders it differently",
+        "validated energy (the validated ranking energy or DFT) orders it differently",
     }
     subsections = []
     for (formula, method), cands in groups.items():
         head = f"{formula}" + (f", ranked by {short_name(method)}" if formula in several else "")
         pops = sorted({c.row.population_method for c in cands if c.row.population_method} - {method})
-        note = (f"Ranked by {short_name(method)}" + (" (validated)" if validated_energy(method) else "")
-                + (f"; populations by {', '.join(short_name(m) for m in pops)}" if pops else "") + ".")
+        note = (
+            f"Ranked by {short_name(method)}"
+            + (" (validated)" if validated_energy(method) else "")
+            + (f"; populations by {', '.join(short_name(m) for m in pops)}" if pops else "")
+            + "."
+        )
         subsections.append(Section(head, [Text(note), candidate_table(analysis, cands)], level=3))
     shown = {h for sub in subsections for h in sub.blocks[1].head}
     items = [f"{name}: {text};" for name, text in glossary.items() if any(h.startswith(name) for h in shown)]
-    intro = [Text("The lowest unique minima of each composition, one table each; columns with nothing to show are "
-                  "left out. What the columns hold:"), Bullets(items), Text(_band_text(analysis))]
+    intro = [
+        Text(
+            "The lowest unique minima of each composition, one table each; columns with nothing to show are "
+            "left out. What the columns hold:"
+        ),
+        Bullets(items),
+        Text(_band_text(analysis)),
+    ]
     return [Section("Best structures per composition", intro)] + subsections
 
 
@@ -364,10 +474,19 @@ def methods(analysis: Analysis, figures: dict) -> Section:
     """Every method whose energies or spectra the database holds, as it ran."""
     body = [[u.role, u.method, str(u.rows), u.detail or EMPTY] for u in analysis.method_uses]
     blocks: list = [compact(Table(["role", "method", "rows", "details"], body))]
-    energy = (f"Ranked by {analysis.energy} energies." if analysis.energy
-              else "Each structure ranked by the energy of the method that relaxed it (methods apart).")
-    blocks.append(Text(energy + " Rows by status: " + "; ".join(
-        f"{s} {n} ({Status(s).meaning})" for s, n in analysis.status_counts.items()) + "."))
+    energy = (
+        f"Ranked by {analysis.energy} energies."
+        if analysis.energy
+        else "Each structure ranked by the energy of the method that relaxed it (methods apart)."
+    )
+    blocks.append(
+        Text(
+            energy
+            + " Rows by status: "
+            + "; ".join(f"{s} {n} ({Status(s).meaning})" for s, n in analysis.status_counts.items())
+            + "."
+        )
+    )
     if analysis.notes:
         blocks.append(Text("Notes: " + "; ".join(analysis.notes)))
     return Section("Methods as they ran", blocks)
@@ -377,25 +496,238 @@ def disagreements(analysis: Analysis, figures: dict) -> Section | None:
     rows = analysis.disagreements
     if not rows:
         return None
-    body = [[r.formula, r.id, str(r.rank), short_name(r.method),
-             " ".join(f"{short_name(m)}:{k}" for m, k in validated_disagreement(r).items())] for r in rows]
-    return Section("Isomers whose order the validated energies disagree on", [
-        Text("These minima are ranked differently by a validated energy (the validated ranking energy or DFT) "
-             "stored on the same geometries (`rescore`, `refine`): their order is uncertain. Ranks by energies "
-             "not validated against DFT are not counted (README, 'Which energy model')."),
-        Table(["formula", "row id", "rank", "ranked by", "rank by validated energies"], body)])
+    body = [
+        [
+            r.formula,
+            r.id,
+            str(r.rank),
+            short_name(r.method),
+            " ".join(f"{short_name(m)}:{k}" for m, k in validated_disagreement(r).items()),
+        ]
+        for r in rows
+    ]
+    return Section(
+        "Isomers whose order the validated energies disagree on",
+        [
+            Text(
+                "These minima are ranked differently by a validated energy (the validated ranking energy or DFT) "
+                "stored on the same geometries (`rescore`, `refine`): their order is uncertain. Ranks by energies "
+                "not validated against DFT are not counted (README, 'Which energy model')."
+            ),
+            Table(["formula", "row id", "rank", "ranked by", "rank by validated energies"], body),
+        ],
+    )
 
 
 def mixing(analysis: Analysis, figures: dict) -> Section | None:
     if not analysis.mixing:
         return None
     a, b = analysis.mixing_pair
-    blocks = [Table(["formula", "x", "E_mix (eV)", "E_mix (meV/atom)"],
-                    [[p.formula, f"{p.x:.3f}", f"{p.e_mix:.4f}", f"{1000 * p.e_mix_per_atom:.1f}"]
-                     for p in sorted(analysis.mixing, key=lambda p: p.x)])]
+    blocks = [
+        Table(
+            ["formula", "x", "E_mix (eV)", "E_mix (meV/atom)"],
+            [
+                [p.formula, f"{p.x:.3f}", f"{p.e_mix:.4f}", f"{1000 * p.e_mix_per_atom:.1f}"]
+                for p in sorted(analysis.mixing, key=lambda p: p.x)
+            ],
+        )
+    ]
     if figures.get("mixing"):
         blocks.append(Image(figures["mixing"], "Mixing energy and lower hull"))
     return Section(f"Mixing energies ({a}/{b})", blocks)
+
+
+def _start(res) -> str:
+    """How a structure's start was made: the frame template it is a homotop of, or the move."""
+    prov = res.provenance if res is not None else {}
+    if prov.get("template"):
+        return f"homotop of {Path(str(prov['template'])).stem}"
+    move = str(prov.get("move") or prov.get("generator") or "random")
+    return move.split()[0]
+
+
+def _hull_formulas(analysis: Analysis) -> set[str]:
+    pts = sorted(analysis.mixing or [], key=lambda p: p.x)
+    if not pts:
+        return set()
+    above = energy_above_hull(np.array([p.x for p in pts]), np.array([p.e_mix for p in pts]))
+    return {p.formula for p, e in zip(pts, above, strict=True) if e <= 1e-9}
+
+
+def _site_line(analysis: Analysis) -> str | None:
+    occ = [o for o in analysis.sites if 0 < len(o.mine) < len(o.sites)]
+    if not occ:
+        return None
+    element = occ[0].element
+    on, expected = sum(o.on_core for o in occ), sum(o.expected_core for o in occ)
+    few = [o for o in occ if len(o.mine) <= 3]
+    first = "; ".join(f"{o.formula}: {o.on_core} of {len(o.mine)} on core sites" for o in few)
+    lean = "core (4-coordinated)" if on > expected else "cage (3-coordinated or less)" if on < expected else "neither"
+    return (
+        f"Sites: summed over the {len(occ)} mixed compositions' lowest structures, {element} holds {on} core "
+        f"(>= {CORE_COORDINATION}-coordinated) sites where a random deal would give {expected:.1f}: it leans to the "
+        f"{lean} sites. Where {element} enters first ({first or 'none with 3 or fewer'})."
+    )
+
+
+def series(analysis: Analysis, figures: dict) -> Section | None:
+    """The series' answer in words: the lowest per composition by the ranking energy and its
+    error, the hull, the reaction pathways' signs and the sites the mixing element takes."""
+    if not analysis.mixing:
+        return None
+    energy = analysis.energy
+    a, b = analysis.mixing_pair
+    error = measured_error(energy) if energy else None
+    pts = sorted(analysis.mixing, key=lambda p: p.x)
+    hull = _hull_formulas(analysis)
+    lowest = {r.formula: r for r in analysis.rows if r.rank == 1 and r.result is not None}
+    items = [
+        f"Energy: every number here is by {short_name(energy) if energy else 'the relaxing method'}"
+        + (" (the validated ranking energy)" if energy and validated_energy(energy) else "")
+        + (f"; its measured error: {error}" if error else "")
+        + ". No DFT runs in this study's reduced mode.",
+    ]
+    mixed = [p for p in pts if 0 < p.x < 1]
+    if mixed:
+        neg = [p for p in mixed if p.e_mix < 0]
+        low = min(mixed, key=lambda p: p.e_mix_per_atom)
+        items.append(
+            f"Mixing ({a}/{b}): {len(neg)} of {len(mixed)} mixed compositions lie below the line joining the end "
+            f"members; the lowest mixing energy is {1000 * low.e_mix_per_atom:+.1f} meV/atom ({low.formula}); "
+            f"on the lower hull: {', '.join(p.formula for p in pts if p.formula in hull)}."
+        )
+    for name, stepwise, found in analysis.reactions:
+        down = [f for f in found if f.downhill]
+        if stepwise:
+            total = sum(f.delta_eV for f in found)
+            items.append(
+                f"{name}: {len(down)} of {len(found)} steps downhill, the whole pathway {total:+.2f} eV "
+                f"({'downhill' if total < 0 else 'uphill'})."
+            )
+        else:
+            items.append(f"{name}: {len(down)} of {len(found)} redistributions downhill.")
+    line = _site_line(analysis)
+    if line:
+        items.append(line)
+    gaps = [r for r in lowest.values() if r.gap_eV is not None]
+    items.append(
+        "Band trend: not computed. "
+        + (
+            "The engines that ran give no HOMO-LUMO gap or excitations (CHGNet and SevenNet-0 are force "
+            "fields); no cheaper estimate validated against TDA-PBE0 exists here, so none is shown."
+            if not gaps
+            else "Gaps stored here are not validated against TDA-PBE0 excitations and are not a band."
+        )
+    )
+    body = [
+        [
+            p.formula,
+            f"{p.x:.3f}",
+            str(lowest[p.formula].id) if p.formula in lowest else EMPTY,
+            _start(lowest[p.formula].result) if p.formula in lowest else EMPTY,
+            fmt(p.energy, "{:.4f}"),
+            f"{1000 * p.e_mix_per_atom:+.1f}",
+            "yes" if p.formula in hull else "no",
+        ]
+        for p in pts
+    ]
+    head = [
+        "formula",
+        f"x ({a})",
+        "row id",
+        "start",
+        f"{short_name(energy) if energy else 'energy'} (eV)",
+        "E_mix (meV/atom)",
+        "on the hull",
+    ]
+    return Section(
+        "The series: lowest structures, mixing, pathways",
+        [
+            Bullets(items),
+            Table(head, body),
+            Text(
+                "Lowest per composition by the ranking energy; 'start' is how that minimum's search start was made "
+                "(a homotop of a parent frame, the move, or random). E_mix = E - (x E_A + (1 - x) E_B) per atom."
+            ),
+        ],
+    )
+
+
+def reactions(analysis: Analysis, figures: dict) -> Section | None:
+    """The pathways' reaction energies, each species at its lowest stored ranking energy."""
+    if not analysis.reactions:
+        return None
+    error = measured_error(analysis.energy) if analysis.energy else None
+    blocks: list = [
+        Text(
+            "dE = products minus reactants (eV per reaction as written), every species at its lowest stored "
+            f"{short_name(analysis.energy)} energy (`airss-msc reaction`)"
+            + (f"; the method's measured error: {error}" if error else "")
+            + ". A step's sign is only as sure as that error allows: monomers and dimers are far from the "
+            "clusters the error was measured on. 'cumulative' is the parent to this step's product."
+        )
+    ]
+    for name, stepwise, found in analysis.reactions:
+        body, total = [], 0.0
+        refs = any(f.reference_delta_eV is not None for f in found)
+        for f in found:
+            total += f.delta_eV
+            body.append(
+                [
+                    str(f.reaction),
+                    f"{f.delta_eV:+.3f}",
+                    f"{round(total, 3) + 0.0:+.3f}" if stepwise else EMPTY,  # + 0.0: no "-0.000"
+                    "downhill" if f.downhill else "uphill",
+                    fmt(f.reference_delta_eV, "{:+.3f}") if refs else EMPTY,
+                ]
+            )
+        head = ["reaction", "dE (eV)", "cumulative (eV)", "sign", "reference dE (eV)"]
+        blocks += [Text(f"**{name}**"), compact(Table(head, body))]
+    return Section("Reaction energies", blocks)
+
+
+def sites(analysis: Analysis, figures: dict) -> Section | None:
+    """Which sites of the mixing sublattice each composition's lowest structure gives the element."""
+    occ = [o for o in analysis.sites if 0 < len(o.mine) < len(o.sites)]
+    if not occ:
+        return None
+    element = occ[0].element
+    other = next(s.element for s in occ[0].sites if s.element != element)
+    body = [
+        [
+            o.formula,
+            str(o.row_id),
+            str(len(o.mine)),
+            f"{o.on_core} of {o.core_sites}",
+            f"{o.expected_core:.1f}",
+            " ".join(str(s.coordination) for s in sorted(o.mine, key=lambda s: s.coordination)),
+            fmt(o.mean_radius(), "{:.2f}"),
+            fmt(o.mean_radius(other), "{:.2f}"),
+        ]
+        for o in occ
+    ]
+    head = [
+        "formula",
+        "row id",
+        element,
+        f"{element} on core sites",
+        "random deal",
+        f"{element} coordinations",
+        f"{element} mean distance from centre (A)",
+        f"{other} mean distance from centre (A)",
+    ]
+    return Section(
+        f"Sites {element} takes",
+        [
+            Text(
+                f"The lowest structure of each mixed composition: a core site has >= {CORE_COORDINATION} bonds to "
+                "the other sublattice, a cage site fewer (bond: closer than 1.35 x the covalent radii sum); "
+                f"'random deal' is how many core sites {element} would hold on average if its atoms were dealt "
+                "over the same sites at random."
+            ),
+            Table(head, body),
+        ],
+    )
 
 
 def energy_levels(analysis: Analysis, figures: dict) -> Section:
@@ -417,43 +749,83 @@ def spectra(analysis: Analysis, figures: dict) -> Section | None:
     for c in cands:
         exc = c.excitations
         states = len(exc.energies_eV)
-        body.append([c.row.formula, str(c.row.rank), exc.method, str(states),
-                     fmt(c.bright_nm, "{:.0f}"), _window(c), fmt(c.bright_f, "{:.3f}"),
-                     fmt(covered_to_nm(exc), "{:.0f}"),
-                     ", ".join(b.name for b in c.near_bright) or "-"])
-    return Section("Computed absorption", [
-        Image(figures["absorption"], "Absorption spectra"),
-        Text(f"Each computed state is a stick (its oscillator strength) and a Gaussian of FWHM {DEFAULT_FWHM_EV:g} eV "
-             "(a display width, typical of room-temperature MSC bands). Each curve stops one line width short of "
-             "the structure's highest computed state, since states above it (not computed) would add there; "
-             "the shaded wavelengths lie beyond the highest computed state: not computed, which is not the same "
-             "as no absorption. 'states reach' is that shortest wavelength: bands below it cannot be judged. "
-             f"Error window: ±{TDDFT_ERROR_EV:g} eV, no hybrid "
-             "functional does better against measured excitation energies (Kannar and Szalay, JCTC 2014, 10, "
-             "3757), PBE0 is the best of 26 functionals for (MX)6 against RI-CC2 and GGAs such as PBE do poorly "
-             "(Azpiroz, Ugalde and Infante, JCTC 2014); bare clusters also lack the ligands' shift. "
-             + _literature_text(analysis)),
-        compact(Table(["formula", "rank", "method", "states", "first bright (nm)", "window (nm)", "f",
-                       "states reach (nm)", "bands in the window"], body))])
+        body.append(
+            [
+                c.row.formula,
+                str(c.row.rank),
+                exc.method,
+                str(states),
+                fmt(c.bright_nm, "{:.0f}"),
+                _window(c),
+                fmt(c.bright_f, "{:.3f}"),
+                fmt(covered_to_nm(exc), "{:.0f}"),
+                ", ".join(b.name for b in c.near_bright) or "-",
+            ]
+        )
+    return Section(
+        "Computed absorption",
+        [
+            Image(figures["absorption"], "Absorption spectra"),
+            Text(
+                "Each computed state is a stick (its oscillator strength) and a Gaussian of "
+                f"FWHM {DEFAULT_FWHM_EV:g} eV (a display width, typical of room-temperature MSC bands). "
+                "Each curve stops one line width short of the structure's highest computed state, since states "
+                "above it (not computed) would add there; the shaded wavelengths lie beyond the highest computed "
+                "state: not computed, which is not the same as no absorption. 'states reach' is that shortest "
+                "wavelength: bands below it cannot be judged. "
+                f"Error window: ±{TDDFT_ERROR_EV:g} eV, no hybrid "
+                "functional does better against measured excitation energies (Kannar and Szalay, JCTC 2014, 10, "
+                "3757), PBE0 is the best of 26 functionals for (MX)6 against RI-CC2 and GGAs such as PBE do poorly "
+                "(Azpiroz, Ugalde and Infante, JCTC 2014); bare clusters also lack the ligands' shift. "
+                + _literature_text(analysis)
+            ),
+            compact(
+                Table(
+                    [
+                        "formula",
+                        "rank",
+                        "method",
+                        "states",
+                        "first bright (nm)",
+                        "window (nm)",
+                        "f",
+                        "states reach (nm)",
+                        "bands in the window",
+                    ],
+                    body,
+                )
+            ),
+        ],
+    )
 
 
 def bands_and_size(analysis: Analysis, figures: dict) -> Section:
-    return Section("Gaps, excitations and size against experiment", [
-        Image(figures["bands"], "Gaps, excitations and measured bands"),
-        Image(figures["size"], "Size against SAXS")])
+    return Section(
+        "Gaps, excitations and size against experiment",
+        [Image(figures["bands"], "Gaps, excitations and measured bands"), Image(figures["size"], "Size against SAXS")],
+    )
 
 
 def structures(analysis: Analysis, figures: dict) -> Section:
-    blocks = [Structure(f"{c.row.formula} (id {c.row.id}, point group {c.row.point_group}, "
-                        f"{short_name(c.row.method)})", c.row.result.atoms, png, xyz)
-              for c, png, xyz in figures["structures"]]
+    blocks = [
+        Structure(
+            f"{c.row.formula} (id {c.row.id}, point group {c.row.point_group}, {short_name(c.row.method)})",
+            c.row.result.atoms,
+            png,
+            xyz,
+        )
+        for c, png, xyz in figures["structures"]
+    ]
     return Section("Lowest structures", blocks)
 
 
 def _in_ranking(analysis: Analysis) -> dict[tuple[str, int | None], str]:
     """(source, row id) -> 'rank k' for every row the ranking shows as a unique minimum."""
-    return {(r.result.source, r.result.id): f"rank {r.rank}" for r in analysis.rows
-            if r.rank is not None and r.result is not None}
+    return {
+        (r.result.source, r.result.id): f"rank {r.rank}"
+        for r in analysis.rows
+        if r.rank is not None and r.result is not None
+    }
 
 
 def all_rows(analysis: Analysis, figures: dict) -> Section:
@@ -467,13 +839,22 @@ def all_rows(analysis: Analysis, figures: dict) -> Section:
             lowest[(r.formula, r.method)] = r.energy_eV / r.result.natoms
     order = list(dict.fromkeys(r.formula for r in analysis.rows))
     body = []
-    for res in sorted(analysis.results, key=lambda x: (order.index(x.composition) if x.composition in order
-                                                       else len(order), x.composition,
-                                                       x.energy_by(energy) is None, x.energy_by(energy) or 0.0)):
+    for res in sorted(
+        analysis.results,
+        key=lambda x: (
+            order.index(x.composition) if x.composition in order else len(order),
+            x.composition,
+            x.energy_by(energy) is None,
+            x.energy_by(energy) or 0.0,
+        ),
+    ):
         value = res.energy_by(energy)
         base = lowest.get((res.composition, energy or res.method))
-        delta = (1000.0 * (value / res.natoms - base) if value is not None and base is not None and res.natoms
-                 and res.status == Status.RELAXED else None)
+        delta = (
+            1000.0 * (value / res.natoms - base)
+            if value is not None and base is not None and res.natoms and res.status == Status.RELAXED
+            else None
+        )
         if (res.source, res.id) in shown:
             ranking = shown[(res.source, res.id)]
         elif res.status != Status.RELAXED:
@@ -485,24 +866,62 @@ def all_rows(analysis: Analysis, figures: dict) -> Section:
             ranking = f"copy of row {row} ({shown[(source, row)]})"
         else:
             ranking = "merged copy"
-        body.append([str(res.id), res.composition, res.status, short_name(res.method), fmt(res.energy, "{:.4f}"),
-                     fmt(value, "{:.4f}") if energy else EMPTY, fmt(delta, "{:.1f}"),
-                     describe_gap(res.gap_by(res.method)), ranking])
-    head = ["row id", "formula", "status", "relaxed by", "energy of the relaxing method (eV)",
-            f"{short_name(energy)} energy (eV)" if energy else "ranking energy (eV)",
-            "E above the lowest (meV/atom)", "HOMO-LUMO gap of the relaxing method (eV)", "in the ranking"]
-    return Section("Appendix: all rows", [
-        Text(f"Every row of the database ({len(body)}), ordered by the ranking energy within each composition. "
-             "'copy of row N': the same minimum as ranked row N (species-aware structure match; the ranking shows "
-             "each minimum by its lowest copy in the relaxing method's energy), counted in its 'times found'; "
-             "'E above the lowest' is by the ranking energy."),
-        compact(Table(head, body))])
+        body.append(
+            [
+                str(res.id),
+                res.composition,
+                res.status,
+                short_name(res.method),
+                fmt(res.energy, "{:.4f}"),
+                fmt(value, "{:.4f}") if energy else EMPTY,
+                fmt(delta, "{:.1f}"),
+                describe_gap(res.gap_by(res.method)),
+                ranking,
+            ]
+        )
+    head = [
+        "row id",
+        "formula",
+        "status",
+        "relaxed by",
+        "energy of the relaxing method (eV)",
+        f"{short_name(energy)} energy (eV)" if energy else "ranking energy (eV)",
+        "E above the lowest (meV/atom)",
+        "HOMO-LUMO gap of the relaxing method (eV)",
+        "in the ranking",
+    ]
+    return Section(
+        "Appendix: all rows",
+        [
+            Text(
+                f"Every row of the database ({len(body)}), ordered by the ranking energy within each composition. "
+                "'copy of row N': the same minimum as ranked row N (species-aware structure match; the ranking shows "
+                "each minimum by its lowest copy in the relaxing method's energy), counted in its 'times found'; "
+                "'E above the lowest' is by the ranking energy."
+            ),
+            compact(Table(head, body)),
+        ],
+    )
 
 
 #: The report, in order. A builder returns None to leave its section out, or a list of sections
 #: (a section and its subsections).
-BUILDERS = (title, verdict, best_candidates, disagreements, spectra, bands_and_size, mixing, energy_levels,
-            structures, methods, all_rows)
+BUILDERS = (
+    title,
+    series,
+    verdict,
+    best_candidates,
+    disagreements,
+    spectra,
+    bands_and_size,
+    mixing,
+    reactions,
+    sites,
+    energy_levels,
+    structures,
+    methods,
+    all_rows,
+)
 
 
 def sections(analysis: Analysis, figures: dict) -> list[Section]:

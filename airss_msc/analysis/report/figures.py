@@ -18,19 +18,28 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 from matplotlib.transforms import offset_copy
 
+from airss_msc.analysis.bands import HC_EV_NM, Band
 from airss_msc.analysis.energetics import lower_hull
 from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis
-from airss_msc.analysis.bands import HC_EV_NM, Band
 from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, covered_to_nm, spectrum_nm
-from airss_msc.generation.geometry import bonds, radius
 from airss_msc.composition import canonical_formula
+from airss_msc.generation.geometry import bonds, radius
 
 #: Element colours, chosen to differ at a glance (and in grey scale): cations warm,
 #: chalcogens cool, ligand atoms in their usual CPK colours.
 ELEMENT_COLORS = {
-    "Cd": "#f0b429", "Zn": "#8c564b", "Hg": "#7f7f7f",
-    "Se": "#2ca02c", "Te": "#6a3d9a", "S": "#d4d41a", "O": "#d62728",
-    "N": "#1f4fff", "C": "#404040", "H": "#f2f2f2", "P": "#ff7f0e", "X": "#9ecae1",
+    "Cd": "#f0b429",
+    "Zn": "#8c564b",
+    "Hg": "#7f7f7f",
+    "Se": "#2ca02c",
+    "Te": "#6a3d9a",
+    "S": "#d4d41a",
+    "O": "#d62728",
+    "N": "#1f4fff",
+    "C": "#404040",
+    "H": "#f2f2f2",
+    "P": "#ff7f0e",
+    "X": "#9ecae1",
 }
 DEFAULT_COLOR = "#e377c2"
 #: Bonds drawn within this multiple of the covalent radii sum: Cd-Se to 2.9, Cd-Te to 3.2 A,
@@ -85,7 +94,7 @@ def plot_mixing(analysis: Analysis, path: Path) -> Path | None:
     fig, ax = _figure(5.5, 4.0)
     ax.plot(x, e, "o", color="C0")
     ax.plot(x[hull], e[hull], "-", color="C3", label="lower hull")
-    for p, xi, ei in zip(pts, x, e):
+    for p, xi, ei in zip(pts, x, e, strict=True):
         ax.annotate(p.formula, (xi, ei), textcoords="offset points", xytext=(3, 4), fontsize=7)
     a, _ = analysis.mixing_pair
     ax.axhline(0, color="grey", lw=0.5)
@@ -104,8 +113,13 @@ _LEADER_PT = 9.0
 def _band_lines(ax, analysis: Analysis) -> None:
     """The measured bands as vertical lines (red: the target) behind everything else."""
     for b in analysis.bands:
-        ax.axvline(b.wavelength_nm, color="C3" if b.target else "grey", lw=2 if b.target else 0.7,
-                   alpha=0.9 if b.target else 0.5, zorder=0)
+        ax.axvline(
+            b.wavelength_nm,
+            color="C3" if b.target else "grey",
+            lw=2 if b.target else 0.7,
+            alpha=0.9 if b.target else 0.5,
+            zorder=0,
+        )
 
 
 def spread(targets: list[float], gap: float, low: float, high: float) -> list[float]:
@@ -147,11 +161,24 @@ def _band_labels(ax, bands: list[Band]) -> float:
     labels = []
     for b in shown:
         colour = "C3" if b.target else "0.35"
-        labels.append(ax.annotate(
-            b.name, xy=(b.wavelength_nm, 1.0), xycoords=ax.get_xaxis_transform(), xytext=(0.0, _LEADER_PT),
-            textcoords="offset points", rotation=90, ha="center", va="bottom", fontsize=6.5, color=colour,
-            fontweight="bold" if b.target else "normal", annotation_clip=False, gid=BAND_LABEL_GID,
-            arrowprops=dict(arrowstyle="-", lw=0.5, color=colour, shrinkA=0, shrinkB=0)))
+        labels.append(
+            ax.annotate(
+                b.name,
+                xy=(b.wavelength_nm, 1.0),
+                xycoords=ax.get_xaxis_transform(),
+                xytext=(0.0, _LEADER_PT),
+                textcoords="offset points",
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=6.5,
+                color=colour,
+                fontweight="bold" if b.target else "normal",
+                annotation_clip=False,
+                gid=BAND_LABEL_GID,
+                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": colour, "shrinkA": 0, "shrinkB": 0},
+            )
+        )
     renderer = fig.canvas.get_renderer()
     to_pt = 72.0 / fig.dpi
     sizes = [t.get_window_extent(renderer) for t in labels]  # leaders still vertical: the text's own box
@@ -162,7 +189,7 @@ def _band_labels(ax, bands: list[Band]) -> float:
     fig.tight_layout()
     width = ax.get_window_extent(renderer).width * to_pt
     targets = [(b.wavelength_nm - lo) / (hi - lo) * width for b in shown]
-    for label, target, placed in zip(labels, targets, spread(targets, gap, 0.0, width)):
+    for label, target, placed in zip(labels, targets, spread(targets, gap, 0.0, width), strict=True):
         label.xyann = (placed - target, _LEADER_PT)
     return height
 
@@ -171,8 +198,7 @@ def _legend_below(ax, ncol: int) -> None:
     """The legend under the axis label (a fixed offset in points, whatever the axes' height), where
     it hides no data."""
     below = offset_copy(ax.transAxes, fig=ax.figure, y=-34, units="points")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncol=ncol,
-              frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncol=ncol, frameon=False)
 
 
 def bands_figure(analysis: Analysis) -> Figure:
@@ -192,8 +218,14 @@ def bands_figure(analysis: Analysis) -> Figure:
         if c.bright_nm:
             mark(c.bright_nm, k, "D", "C2", "first bright excitation")
         if c.band_nm is not None:
-            ax.errorbar(c.band_nm, k, xerr=c.band_unc_nm or 0, fmt="s", color="C4",
-                        label=None if "cal" in shown else "calibrated gap")
+            ax.errorbar(
+                c.band_nm,
+                k,
+                xerr=c.band_unc_nm or 0,
+                fmt="s",
+                color="C4",
+                label=None if "cal" in shown else "calibrated gap",
+            )
             shown.add("cal")
     ax.set_yticks(range(len(cands)), [f"{c.row.formula} #{c.row.rank}" for c in cands], fontsize=7)
     ax.set_xlabel("wavelength (nm); red: the target band, grey: other measured bands")
@@ -239,13 +271,31 @@ def absorption_figure(analysis: Analysis, fwhm_eV: float = DEFAULT_FWHM_EV) -> F
     reaches = [min(max(covered_to_nm(c.excitations) or start, start), top) for c in cands]
     # an empty stretch there reads 'not computed', never 'no absorption'
     if max(reaches) - min(reaches) > 1.0:
-        ax.axvspan(start, min(reaches), color="0.6", alpha=0.35, lw=0,
-                   label=f"not computed for any structure (< {min(reaches):.0f} nm)")
-        ax.axvspan(min(reaches), max(reaches), color="0.8", alpha=0.35, lw=0,
-                   label=f"not computed for some ({min(reaches):.0f}-{max(reaches):.0f} nm)")
+        ax.axvspan(
+            start,
+            min(reaches),
+            color="0.6",
+            alpha=0.35,
+            lw=0,
+            label=f"not computed for any structure (< {min(reaches):.0f} nm)",
+        )
+        ax.axvspan(
+            min(reaches),
+            max(reaches),
+            color="0.8",
+            alpha=0.35,
+            lw=0,
+            label=f"not computed for some ({min(reaches):.0f}-{max(reaches):.0f} nm)",
+        )
     elif max(reaches) > start:
-        ax.axvspan(start, max(reaches), color="0.7", alpha=0.35, lw=0,
-                   label=f"not computed: beyond the highest state ({max(reaches):.0f} nm)")
+        ax.axvspan(
+            start,
+            max(reaches),
+            color="0.7",
+            alpha=0.35,
+            lw=0,
+            label=f"not computed: beyond the highest state ({max(reaches):.0f} nm)",
+        )
     sigma = fwhm_eV / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     for k, c in enumerate(cands):
         exc, colour = c.excitations, f"C{k % 10}"
@@ -258,8 +308,15 @@ def absorption_figure(analysis: Analysis, fwhm_eV: float = DEFAULT_FWHM_EV) -> F
         label = f"{c.row.formula} #{c.row.rank} ({exc.method.split(':')[-1]})"
         if y.size:
             ax.plot(grid[keep], y / scale, color=colour, lw=1.3, label=label)
-        ax.vlines(HC_EV_NM / np.asarray(exc.energies_eV, float), 0.0, sticks / scale, color=colour, lw=0.9,
-                  alpha=0.8, label=None if y.size else label)
+        ax.vlines(
+            HC_EV_NM / np.asarray(exc.energies_eV, float),
+            0.0,
+            sticks / scale,
+            color=colour,
+            lw=0.9,
+            alpha=0.8,
+            label=None if y.size else label,
+        )
     ax.set_xlim(start, top)
     ax.set_ylim(0.0, 1.08)
     ax.set_xlabel("wavelength (nm)")
@@ -297,8 +354,7 @@ def plot_size(analysis: Analysis, path: Path) -> Path:
 def _rotation(axis: str, degrees: float) -> np.ndarray:
     a = np.radians(degrees)
     c, s = np.cos(a), np.sin(a)
-    return {"x": np.array([[1, 0, 0], [0, c, -s], [0, s, c]]),
-            "y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])}[axis]
+    return {"x": np.array([[1, 0, 0], [0, c, -s], [0, s, c]]), "y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])}[axis]
 
 
 def _ball_and_stick(ax, atoms: Atoms, rotation: np.ndarray) -> None:
@@ -314,13 +370,26 @@ def _ball_and_stick(ax, atoms: Atoms, rotation: np.ndarray) -> None:
             i, j = what
             mid = (pos[i] + pos[j]) / 2
             for end in (i, j):  # each half in its atom's colour
-                ax.plot([pos[end, 0], mid[0]], [pos[end, 1], mid[1]], color="#333333", lw=4.2,
-                        solid_capstyle="round", zorder=1)
-                ax.plot([pos[end, 0], mid[0]], [pos[end, 1], mid[1]], color=color(symbols[end]), lw=2.6,
-                        solid_capstyle="round", zorder=1)
+                ax.plot(
+                    [pos[end, 0], mid[0]],
+                    [pos[end, 1], mid[1]],
+                    color="#333333",
+                    lw=4.2,
+                    solid_capstyle="round",
+                    zorder=1,
+                )
+                ax.plot(
+                    [pos[end, 0], mid[0]],
+                    [pos[end, 1], mid[1]],
+                    color=color(symbols[end]),
+                    lw=2.6,
+                    solid_capstyle="round",
+                    zorder=1,
+                )
         else:
-            ax.add_patch(Circle(pos[what, :2], r[what], facecolor=color(symbols[what]),
-                                    edgecolor="#222222", lw=0.8, zorder=2))
+            ax.add_patch(
+                Circle(pos[what, :2], r[what], facecolor=color(symbols[what]), edgecolor="#222222", lw=0.8, zorder=2)
+            )
     span = np.abs(pos[:, :2]).max() + r.max() + 0.3 if len(atoms) else 1.0
     ax.set_xlim(-span, span)
     ax.set_ylim(-span, span)
@@ -332,12 +401,16 @@ def plot_structure(atoms: Atoms, path: Path, title: str = "") -> Path:
     """Ball-and-stick picture of a cluster: front view and a view rotated 90 degrees about y,
     bonds within 1.12 x the covalent radii sum, a legend of the elements present."""
     fig, axes = _figure(6.6, 3.5, ncols=2)
-    for ax, (rot, label) in zip(axes, ((np.eye(3), "front"), (_rotation("y", 90.0), "side (90 deg about y)"))):
+    for ax, (rot, label) in zip(
+        axes, ((np.eye(3), "front"), (_rotation("y", 90.0), "side (90 deg about y)")), strict=True
+    ):
         _ball_and_stick(ax, atoms, rot)
         ax.set_title(label, fontsize=8)
     present = list(dict.fromkeys(atoms.get_chemical_symbols()))
-    handles = [Line2D([], [], marker="o", ls="", markersize=9, markerfacecolor=color(s), markeredgecolor="#222222",
-                      label=s) for s in present]
+    handles = [
+        Line2D([], [], marker="o", ls="", markersize=9, markerfacecolor=color(s), markeredgecolor="#222222", label=s)
+        for s in present
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(title or canonical_formula(atoms.get_chemical_formula()), fontsize=9)
     fig.tight_layout(rect=(0, 0.08, 1, 1))

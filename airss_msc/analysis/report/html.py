@@ -48,23 +48,32 @@ document.querySelectorAll('canvas.cluster').forEach(cv => drawCluster(cv, JSON.p
 document.body.dataset.viewer = 'ok';  // tests read this back from the rendered page
 """
 
-_STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;line-height:1.4}"
-          "table{border-collapse:collapse;font-size:12px;margin:0.5em 0}"
-          "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;vertical-align:top}"
-          "th{background:#f3f3f3;font-weight:600;text-align:center}"
-          # a table wider than the page scrolls inside its box rather than widening the page
-          ".table{overflow-x:auto;max-width:100%}td.text{text-align:left}span.w{white-space:nowrap}ul.bullets li{margin:0.2em 0}"
-          "img{max-width:100%}canvas.cluster{border:1px solid #ddd;cursor:grab}pre{font-size:11px;overflow-x:auto}"
-          ".legend span{display:inline-block;margin-right:1em;font-size:12px}"
-          ".legend i{display:inline-block;width:12px;height:12px;border:1px solid #333;border-radius:6px;"
-          "margin-right:4px;vertical-align:middle}")
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;line-height:1.4}"
+    "table{border-collapse:collapse;font-size:12px;margin:0.5em 0}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;vertical-align:top}"
+    "th{background:#f3f3f3;font-weight:600;text-align:center}"
+    # a table wider than the page scrolls inside its box rather than widening the page
+    ".table{overflow-x:auto;max-width:100%}td.text{text-align:left}span.w{white-space:nowrap}"
+    "ul.bullets li{margin:0.2em 0}"
+    "img{max-width:100%}canvas.cluster{border:1px solid #ddd;cursor:grab}pre{font-size:11px;overflow-x:auto}"
+    ".legend span{display:inline-block;margin-right:1em;font-size:12px}"
+    ".legend i{display:inline-block;width:12px;height:12px;border:1px solid #333;border-radius:6px;"
+    "margin-right:4px;vertical-align:middle}"
+)
 
 
 def viewer_payload(atoms) -> str:
     """Positions, bonds (covalent radii), element colours and radii for the viewer, as JSON."""
     syms = atoms.get_chemical_symbols()
-    return json.dumps({"pos": np.round(atoms.positions, 3).tolist(), "bonds": [list(b) for b in bonds(atoms, DRAWN_BOND_FACTOR)],
-                       "colors": [color(s) for s in syms], "radii": [round(0.35 * radius(s), 3) for s in syms]})
+    return json.dumps(
+        {
+            "pos": np.round(atoms.positions, 3).tolist(),
+            "bonds": [list(b) for b in bonds(atoms, DRAWN_BOND_FACTOR)],
+            "colors": [color(s) for s in syms],
+            "radii": [round(0.35 * radius(s), 3) for s in syms],
+        }
+    )
 
 
 def _img(path, alt: str) -> str:
@@ -74,8 +83,11 @@ def _img(path, alt: str) -> str:
 
 def _legend(atoms) -> str:
     present = list(dict.fromkeys(atoms.get_chemical_symbols()))
-    return "<div class='legend'>" + "".join(
-        f"<span><i style='background:{color(s)}'></i>{html.escape(s)}</span>" for s in present) + "</div>"
+    return (
+        "<div class='legend'>"
+        + "".join(f"<span><i style='background:{color(s)}'></i>{html.escape(s)}</span>" for s in present)
+        + "</div>"
+    )
 
 
 #: A cell that reads as a number (a range, a ± or a note in brackets after it) is right-aligned, text left.
@@ -86,8 +98,9 @@ def _td(value: str) -> str:
     if _NUMERIC.match(value) or value == "-":
         return f"<td>{html.escape(value)}</td>"
     # a line may break between words, never at a word's own hyphen ("GFN2-" / "xTB:1")
-    words = " ".join(f"<span class='w'>{html.escape(w)}</span>" if "-" in w else html.escape(w)
-                     for w in value.split(" "))
+    words = " ".join(
+        f"<span class='w'>{html.escape(w)}</span>" if "-" in w else html.escape(w) for w in value.split(" ")
+    )
     return f"<td class='text'>{words}</td>"
 
 
@@ -103,10 +116,12 @@ def _block(block) -> str:
     if isinstance(block, Image):
         return f"<div class='fig'>{_img(block.path, block.alt)}</div>"
     if isinstance(block, Structure):
-        return (f"<h3>{html.escape(block.title)}</h3><canvas class='cluster' width='320' height='320' "
-                f"data-mol='{html.escape(viewer_payload(block.atoms))}'></canvas>{_img(block.png, block.title)}"
-                f"{_legend(block.atoms)}<p>Coordinates: <a href='{html.escape(block.xyz.name)}'>"
-                f"{html.escape(block.xyz.name)}</a> (drag the structure to rotate it)</p>")
+        return (
+            f"<h3>{html.escape(block.title)}</h3><canvas class='cluster' width='320' height='320' "
+            f"data-mol='{html.escape(viewer_payload(block.atoms))}'></canvas>{_img(block.png, block.title)}"
+            f"{_legend(block.atoms)}<p>Coordinates: <a href='{html.escape(block.xyz.name)}'>"
+            f"{html.escape(block.xyz.name)}</a> (drag the structure to rotate it)</p>"
+        )
     if isinstance(block, Code):
         return f"<pre>{html.escape(block.text)}</pre>"
     raise TypeError(f"no HTML for {type(block).__name__}")
@@ -114,8 +129,10 @@ def _block(block) -> str:
 
 def render(sections: list[Section]) -> str:
     title = sections[0].title if sections else "airss-msc report"
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+    ]
     for section in sections:
         parts.append(f"<h{section.level}>{html.escape(section.title)}</h{section.level}>")
         parts.extend(_block(b) for b in section.blocks)

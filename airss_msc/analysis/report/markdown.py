@@ -21,7 +21,10 @@ def _block(block) -> str:
     if isinstance(block, Image):
         return f"![{block.alt}]({block.path.name})"
     if isinstance(block, Structure):
-        return f"### {block.title}\n\n![{block.title}]({block.png.name})\n\nCoordinates: [{block.xyz.name}]({block.xyz.name})"
+        return (
+            f"### {block.title}\n\n![{block.title}]({block.png.name})\n\n"
+            f"Coordinates: [{block.xyz.name}]({block.xyz.name})"
+        )
     if isinstance(block, Code):
         return f"```\n{block.text}\n```"
     raise TypeError(f"no Markdown for {type(block).__name__}")

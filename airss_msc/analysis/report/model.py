@@ -11,29 +11,50 @@ or spectra the database holds, and where validated energies disagree.
 
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 from airss_msc.analysis.bands import (
-    COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, Band, Calibration, LiteraturePair, ev_to_nm, load_bands, load_calibration,
-    load_literature_pairs, match_bands, nm_to_ev,
+    COMPUTABLE_HEAVY_ATOMS,
+    HC_EV_NM,
+    Band,
+    Calibration,
+    LiteraturePair,
+    ev_to_nm,
+    load_bands,
+    load_calibration,
+    load_literature_pairs,
+    match_bands,
+    nm_to_ev,
 )
 from airss_msc.analysis.energetics import detect_mixing_pair, mixing_energies
-import inspect
-import re
-from dataclasses import replace
-
 from airss_msc.analysis.rank import (
-    RankedRow, _minimised, load_results, merge_copies, population_energy, rank_results, ranking_energy,
-    validated_disagreement, validated_energy,
+    RankedRow,
+    _minimised,
+    load_results,
+    merge_copies,
+    population_energy,
+    rank_results,
+    ranking_energy,
+    validated_disagreement,
+    validated_energy,
 )
+from airss_msc.analysis.reactions import ReactionEnergy, reaction_energy, series_pathways
 from airss_msc.analysis.saxs import equivalent_diameter_nm, radius_of_gyration
+from airss_msc.analysis.sites import SiteOccupation, site_occupation
 from airss_msc.analysis.spectra import BRIGHT_F, TDDFT_ERROR_EV, band_window_nm, covered_to_nm, first_bright_nm
-from airss_msc.generation.ligands import LIGANDS
 from airss_msc.calc.engines import (
-    VALIDATED_RANKING, is_reference, measured_error, parse_method, preferred_excitation_method,
+    VALIDATED_RANKING,
+    is_reference,
+    measured_error,
+    parse_method,
+    preferred_excitation_method,
 )
+from airss_msc.composition import parse_formula
 from airss_msc.errors import InputError
+from airss_msc.generation.ligands import LIGANDS
 from airss_msc.results.record import Excitations, JobStatus, Result, Status
 
 #: Overall cluster size measured by SAXS (Beaucage model) for the CdTe, CdSe and
@@ -192,9 +213,11 @@ def methods_used(results: list[Result]) -> list[MethodUse]:
         if r.method:
             relaxed.setdefault(r.method, []).append(r)
     for method, rows in sorted(relaxed.items(), key=lambda kv: -len(kv[1])):
-        kinds = [f"{n} {what}" for what, key in (("DFT refinements (refine --relax)", "refined_from"),
-                                                  ("capped copies", "bare_parent"))
-                 if (n := sum(key in r.provenance for r in rows))]
+        kinds = [
+            f"{n} {what}"
+            for what, key in (("DFT refinements (refine --relax)", "refined_from"), ("capped copies", "bare_parent"))
+            if (n := sum(key in r.provenance for r in rows))
+        ]
         versions = sorted({r.engine_version for r in rows if r.engine_version})
         out.append(MethodUse("relaxation", method, len(rows), "; ".join(versions + kinds)))
     points: dict[str, int] = {}
@@ -202,9 +225,15 @@ def methods_used(results: list[Result]) -> list[MethodUse]:
         for m in r.energies:
             if m != r.method:
                 points[m] = points.get(m, 0) + 1
-    out += [MethodUse("single-point energy", m, n, "validated ranking energy" if m == VALIDATED_RANKING
-                      else ("reference (DFT)" if is_reference(m) else ""))
-            for m, n in sorted(points.items(), key=lambda kv: -kv[1])]
+    out += [
+        MethodUse(
+            "single-point energy",
+            m,
+            n,
+            "validated ranking energy" if m == VALIDATED_RANKING else ("reference (DFT)" if is_reference(m) else ""),
+        )
+        for m, n in sorted(points.items(), key=lambda kv: -kv[1])
+    ]
     spectra: dict[str, list[Excitations]] = {}
     for r in results:
         for m, e in r.excitations.items():
@@ -214,8 +243,14 @@ def methods_used(results: list[Result]) -> list[MethodUse]:
         counts = sorted({len(e.energies_eV) for e in done})
         states = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
         grounds = sorted({e.ground_method for e in done if e.ground_method})
-        out.append(MethodUse("excitations", m, len(done), f"{states} states" + (
-            f" on the {', '.join(grounds)} ground state" if grounds else "")))
+        out.append(
+            MethodUse(
+                "excitations",
+                m,
+                len(done),
+                f"{states} states" + (f" on the {', '.join(grounds)} ground state" if grounds else ""),
+            )
+        )
     return out
 
 
@@ -239,6 +274,10 @@ class Analysis:
     results: list[Result] = field(default_factory=list)
     temperature: float = 298.15
     method_uses: list[MethodUse] = field(default_factory=list)
+    #: the series' pathways (name, stepwise?, reaction energies by the ranking energy)
+    reactions: list[tuple[str, bool, list[ReactionEnergy]]] = field(default_factory=list)
+    #: where each element of a mixed sublattice sits in each composition's lowest structure
+    sites: list[SiteOccupation] = field(default_factory=list)
 
     def copies(self) -> dict[tuple[str, int | None], tuple[str, int | None]]:
         """Each merged copy's (source, row id) -> the shown row's (see :func:`copies_of`)."""
@@ -285,8 +324,14 @@ def _excitations_of(row: RankedRow) -> Excitations | None:
     return None if method is None else done[method]
 
 
-def analyse(db: str, top: int = 5, calibration_path: str | None = None, bands_path: str | None = None,
-            temperature: float = 298.15, energy: str | None = None) -> Analysis:
+def analyse(
+    db: str,
+    top: int = 5,
+    calibration_path: str | None = None,
+    bands_path: str | None = None,
+    temperature: float = 298.15,
+    energy: str | None = None,
+) -> Analysis:
     """Rank, fingerprint and compare a results database with the measured data."""
     results = load_results([db])
     if not results:
@@ -306,17 +351,38 @@ def analyse(db: str, top: int = 5, calibration_path: str | None = None, bands_pa
     counts = {s: sum(r.status == s for r in results) for s in Status}
     mixing, pair = _mixing(rows, notes)
     uses = methods_used(results)
-    return Analysis(db, energy, rows, candidates, {s: n for s, n in counts.items() if n},
-                    sorted({u.method for u in uses}), bands, calibration, mixing, pair, notes,
-                    load_literature_pairs(), results, temperature, uses)
+    reactions = _reactions(results, energy, pair, notes)
+    sites = _sites(rows, pair, mixing)
+    return Analysis(
+        db,
+        energy,
+        rows,
+        candidates,
+        {s: n for s, n in counts.items() if n},
+        sorted({u.method for u in uses}),
+        bands,
+        calibration,
+        mixing,
+        pair,
+        notes,
+        load_literature_pairs(),
+        results,
+        temperature,
+        uses,
+        reactions,
+        sites,
+    )
 
 
 def _candidate(row: RankedRow, calibration: Calibration | None, bands: list[Band]) -> Candidate:
     atoms = row.result.atoms
     # Electron-weighted size needs real elements (the LJ dummy X has Z = 0).
     has_electrons = bool(atoms.numbers.sum() > 0)
-    cand = Candidate(row, radius_of_gyration(atoms) if has_electrons else None,
-                     equivalent_diameter_nm(atoms) if has_electrons else None)
+    cand = Candidate(
+        row,
+        radius_of_gyration(atoms) if has_electrons else None,
+        equivalent_diameter_nm(atoms) if has_electrons else None,
+    )
     if calibration is not None and row.gap_eV and row.wavelength_nm:
         est, unc = calibration.predict(row.gap_eV)
         cand.band_nm = ev_to_nm(est)
@@ -348,16 +414,81 @@ def _mixing(rows: list[RankedRow], notes: list[str]):
     lowest = {r.formula: r.result.energy_by(method) for r in best}
     try:
         pair = detect_mixing_pair(list(lowest))
+        lowest = _largest_series(lowest, pair)
         points = mixing_energies(lowest, pair)
     except ValueError as exc:
         notes.append(f"no mixing energies: {exc}")
         return None, None
     error = measured_error(method)
-    notes.append(f"mixing energies by {method}" + (f" ({error})" if error else "")
-                 + ("" if is_reference(method) else "; the reference (DFT) energy is not on every composition's lowest"))
+    notes.append(
+        f"mixing energies by {method}"
+        + (f" ({error})" if error else "")
+        + ("" if is_reference(method) else "; the reference (DFT) energy is not on every composition's lowest")
+    )
     return points, pair
 
 
-__all__ = ["Analysis", "BandVerdict", "band_applies", "Candidate", "MethodUse", "analyse", "judge", "methods_used",
-           "states_to_reach", "validated_disagreement", "validated_energy", "SAXS_DIAMETER_NM", "covered_to_nm",
-           "nm_to_ev"]
+def _largest_series(lowest: dict, pair: tuple[str, str]) -> dict:
+    """The compositions of the largest series mixing ``pair`` (same fixed sublattice and number of
+    mixing sites): a study that also stores the small exchanged units of its reactions (CdSe,
+    Cd2TeSe) has their series beside the 13-mers, and one hull is drawn over one series."""
+    series: dict[tuple, dict] = {}
+    for formula, energy in lowest.items():
+        counts = parse_formula(formula)
+        key = (
+            tuple(sorted((el, n) for el, n in counts.items() if el not in pair)),
+            sum(counts.get(el, 0) for el in pair),
+        )
+        series.setdefault(key, {})[formula] = energy
+    return max(series.values(), key=len) if series else lowest
+
+
+def _reactions(
+    results: list[Result], energy: str | None, pair: tuple[str, str] | None, notes: list[str]
+) -> list[tuple[str, bool, list[ReactionEnergy]]]:
+    """The series' pathways (:func:`~airss_msc.analysis.reactions.series_pathways`) over the stored
+    species, each at its lowest stored ``energy`` (the ranking energy)."""
+    if pair is None or energy is None:
+        return []
+    formulas = sorted({r.composition for r in results if r.ok})
+    out = []
+    for pathway in series_pathways(formulas, pair):
+        try:
+            found = [reaction_energy(r, results, energy) for r in pathway.reactions]
+        except InputError as exc:
+            notes.append(f"reaction pathway {pathway.name} left out: {exc}")
+            continue
+        out.append((pathway.name, pathway.stepwise, found))
+    return out
+
+
+def _sites(rows: list[RankedRow], pair: tuple[str, str] | None, mixing: list | None) -> list[SiteOccupation]:
+    """Where the second element of the mixing pair sits in each composition's lowest structure
+    (of the mixing series only; both elements' sites are in each occupation)."""
+    if pair is None or not mixing:
+        return []
+    series = {p.formula for p in mixing}
+    out = []
+    for r in rows:
+        if r.rank == 1 and r.result is not None and r.formula in series:
+            element = pair[1] if pair[1] in parse_formula(r.formula) else pair[0]
+            out.append(site_occupation(r.result.atoms, element, pair, r.formula, r.id))
+    return out
+
+
+__all__ = [
+    "SAXS_DIAMETER_NM",
+    "Analysis",
+    "BandVerdict",
+    "Candidate",
+    "MethodUse",
+    "analyse",
+    "band_applies",
+    "covered_to_nm",
+    "judge",
+    "methods_used",
+    "nm_to_ev",
+    "states_to_reach",
+    "validated_disagreement",
+    "validated_energy",
+]

@@ -1,0 +1,132 @@
+"""The series studies (issue 20): pathways over a pseudo-binary series, the sites a mixing element
+takes, and the report's answer section, reaction table and site table."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from airss_msc.analysis.reactions import series_pathways
+from airss_msc.analysis.sites import CORE_COORDINATION, mixing_sites, site_occupation
+from airss_msc.composition import format_formula
+from airss_msc.results.record import Result
+
+ROOT = Path(__file__).resolve().parents[2]
+RANK = "sevennet:7net-0"
+
+
+def cdtese(y: int) -> str:
+    return format_formula({"Cd": 13, "Te": y, "Se": 13 - y})
+
+
+def zncdse(x: int) -> str:
+    return format_formula({"Zn": x, "Cd": 13 - x, "Se": 13})
+
+
+def test_pathways_from_both_parents_with_monomers_fragments_and_the_redistribution():
+    formulas = [cdtese(y) for y in range(14)] + ["CdSe", "CdTe", "Cd2Se2", "Cd2TeSe", "Cd2Te2"]
+    paths = {p.name: p for p in series_pathways(formulas, ("Te", "Se"))}
+    assert set(paths) == {
+        "Cd13Se13: Te for Se by the monomer CdTe",
+        "Cd13Se13: Te for Se by the fragment Cd2Te2",
+        "Cd13Te13: Se for Te by the monomer CdSe",
+        "Cd13Te13: Se for Te by the fragment Cd2Se2",
+        "Cd13Te13 + Cd13Se13: the two end members exchanging Te/Se",
+    }
+    steps = paths["Cd13Te13: Se for Te by the monomer CdSe"].reactions
+    assert len(steps) == 13 and str(steps[0]) == "Cd13Te13 + CdSe -> Cd13Te12Se + CdTe"
+    assert str(steps[-1]) == "Cd13TeSe12 + CdSe -> Cd13Se13 + CdTe"
+    redistribution = paths["Cd13Te13 + Cd13Se13: the two end members exchanging Te/Se"]
+    assert not redistribution.stepwise and len(redistribution.reactions) == 6
+    assert str(redistribution.reactions[5]) == "Cd13Te13 + Cd13Se13 -> Cd13Te6Se7 + Cd13Te7Se6"
+
+
+def test_a_pathway_with_a_species_not_stored_is_left_out():
+    # no spent fragment Cd2TeSe: the fragment pathways go; one composition missing: every stepwise one goes
+    formulas = [cdtese(y) for y in range(14)] + ["CdSe", "CdTe", "Cd2Se2", "Cd2Te2"]
+    names = [p.name for p in series_pathways(formulas, ("Te", "Se"))]
+    assert not any("fragment" in n for n in names) and sum("monomer" in n for n in names) == 2
+    gap = [f for f in formulas if f != cdtese(5)]
+    names = [p.name for p in series_pathways(gap, ("Te", "Se"))]
+    assert names == ["Cd13Te13 + Cd13Se13: the two end members exchanging Te/Se"]
+    assert series_pathways(["CdSe"], ("Te", "Se")) == []
+
+
+def test_cation_exchange_pathways_of_the_zncdse_series():
+    formulas = [zncdse(x) for x in range(14)] + ["CdSe", "ZnSe", "Cd2Se2", "ZnCdSe2"]
+    paths = {p.name: p for p in series_pathways(formulas, ("Zn", "Cd"))}
+    assert "Zn13Se13: Cd for Zn by the monomer CdSe" in paths
+    assert str(paths["Zn13Se13: Cd for Zn by the fragment Cd2Se2"].reactions[0]) == (
+        "Zn13Se13 + Cd2Se2 -> Zn12CdSe13 + ZnCdSe2"
+    )
+    # the small units' own series (CdSe/ZnSe, Cd2Se2/ZnCdSe2) never stand in for the 13-mers
+    assert all("13" in p.name.split(":")[0] for p in paths.values())
+
+
+def test_sites_count_bonds_to_the_other_sublattice():
+    atoms = read(ROOT / "structures" / "Zn13Se13.xyz")
+    sites = mixing_sites(atoms, ("Zn", "Cd"))
+    assert len(sites) == 13 and all(s.element == "Zn" for s in sites)
+    assert all(1 <= s.coordination <= 4 for s in sites)
+    core = int(np.argmax([s.coordination for s in sites]))
+    cations = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == "Zn"]
+    atoms[cations[core]].symbol = "Cd"
+    occ = site_occupation(atoms, "Cd", ("Zn", "Cd"), "Zn12CdSe13", 7)
+    assert len(occ.mine) == 1 and occ.row_id == 7
+    assert occ.on_core == int(sites[core].coordination >= CORE_COORDINATION)
+    assert occ.expected_core == pytest.approx(occ.core_sites / 13)
+    assert occ.mean_radius() == pytest.approx(sites[core].radius)
+    with pytest.raises(ValueError, match="not on one sublattice"):
+        mixing_sites(atoms, ("Zn", "Se"))
+
+
+def _row(atoms, energy: float, row_id: int) -> Result:
+    return Result(
+        symbols=tuple(atoms.get_chemical_symbols()),
+        positions=atoms.positions.copy(),
+        status="relaxed",
+        method="chgnet:0.3.0",
+        energy=energy,
+        energies={RANK: energy},
+        id=row_id,
+        source="t.db",
+        provenance={"template": "Zn13Se13.xyz", "move": "frame Zn13Se13.xyz"},
+    )
+
+
+def test_the_report_answers_the_series_first(tmp_path):
+    """A small Zn/Cd series in a database: the series section opens the report (lowest, hull, the
+    pathways' signs, sites, no band trend), the reaction table and the site table follow."""
+    from ase import Atoms
+
+    from airss_msc.analysis.report import write_report
+    from airss_msc.results.store import ResultsDB
+
+    frame = read(ROOT / "structures" / "Zn13Se13.xyz")
+    cations = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Zn"]
+    rows, k = [], 0
+    for x in range(14):
+        atoms = frame.copy()
+        for i in cations[: 13 - x]:
+            atoms[i].symbol = "Cd"
+        k += 1  # Zn-for-Cd lowers the energy by 0.5 eV; the middle compositions mix below the line
+        rows.append(_row(atoms, -60.0 - 0.5 * x - (0.2 if 0 < x < 13 else 0.0), k))
+    for formula, energy, d in (("CdSe", -3.0, 2.4), ("ZnSe", -3.6, 2.2)):
+        k += 1
+        rows.append(_row(Atoms(formula, positions=[(0, 0, 0), (d, 0, 0)]), energy, k))
+    db = tmp_path / "s.db"
+    with ResultsDB(db, write=True) as store:
+        for r in rows:
+            store.add(r)
+    out = write_report(str(db), tmp_path / "report")
+    md = (out.parent / "report.md").read_text()
+    order = [md.index(h) for h in ("The series", "Verdict", "Reaction energies", "Sites Cd takes")]
+    assert order == sorted(order)
+    assert "Band trend: not computed" in md
+    # a step Zn(x) -> Zn(x-1): +0.5 eV in the cluster, -0.6 eV for the monomers (E(ZnSe) - E(CdSe)); the
+    # first step also leaves the -0.2 eV mixing bonus in place, the last one gives it up
+    assert "Zn13Se13: Cd for Zn by the monomer CdSe: 12 of 13 steps downhill, the whole pathway -1.30 eV" in md
+    assert "Zn13Se13 + CdSe -> Zn12CdSe13 + ZnSe | -0.300 | -0.300 | downhill" in md.replace("  ", " ")
+    assert "-0.000" not in md
+    assert "on the lower hull" in md and (out.parent / "mixing_energy.png").is_file()
