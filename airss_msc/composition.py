@@ -9,7 +9,7 @@ dummy element of Lennard-Jones clusters (``X38``).
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from ase.data import atomic_numbers
 

@@ -24,18 +24,27 @@ import json
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
-from functools import lru_cache
-from typing import Any, Callable
+from functools import cache
+from typing import Any
 
 from airss_msc.errors import InputError
 
 _KEY = "airss_msc.setting"
 
 
-def setting(default: Any = MISSING, *, help: str, unit: str = "", factory: Callable[[], Any] | Any = MISSING,
-            toml: bool | str = True, parse: Callable[[Any, str], Any] | None = None, expects: str = "",
-            shown: str = "") -> Any:
+def setting(
+    default: Any = MISSING,
+    *,
+    help: str,
+    unit: str = "",
+    factory: Callable[[], Any] | Any = MISSING,
+    toml: bool | str = True,
+    parse: Callable[[Any, str], Any] | None = None,
+    expects: str = "",
+    shown: str = "",
+) -> Any:
     """A dataclass field with its schema.
 
     help: what it means (one phrase). unit: its unit, if any ("Angstrom", "eV/Angstrom", "s").
@@ -92,19 +101,24 @@ class Spec:
         except InputError:  # a ValueError too, with its own message
             raise
         except (TypeError, ValueError):
-            raise InputError(f"[{section}] {self.key} = {value!r} has the wrong type: expected "
-                             f"{self.expects or _describe(self.hint)}") from None
+            raise InputError(
+                f"[{section}] {self.key} = {value!r} has the wrong type: expected "
+                f"{self.expects or _describe(self.hint)}"
+            ) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _declared(cls: type, f: Field) -> tuple[dict, Any]:
     """A field's schema metadata and its default (``MISSING``: required); a field declared
     without :func:`setting` is a programming error (its default and help would be undocumented)."""
     meta = f.metadata.get(_KEY)
     if meta is None:
         raise TypeError(f"{cls.__name__}.{f.name} is not declared with airss_msc.settings.setting()")
-    default = f.default if f.default is not MISSING else (
-        f.default_factory() if f.default_factory is not MISSING else MISSING)
+    default = (
+        f.default
+        if f.default is not MISSING
+        else (f.default_factory() if f.default_factory is not MISSING else MISSING)
+    )
     return meta, default
 
 
@@ -116,8 +130,19 @@ def specs(cls: type) -> tuple[Spec, ...]:
     for f in fields(cls):
         meta, default = _declared(cls, f)
         key = f.name if meta["toml"] is True else (meta["toml"] or None)
-        out.append(Spec(f.name, key, hints[f.name], default, meta["help"], meta["unit"], meta["parse"],
-                        meta["expects"], meta["shown"]))
+        out.append(
+            Spec(
+                f.name,
+                key,
+                hints[f.name],
+                default,
+                meta["help"],
+                meta["unit"],
+                meta["parse"],
+                meta["expects"],
+                meta["shown"],
+            )
+        )
     return tuple(out)
 
 
@@ -139,8 +164,9 @@ def toml_keys(cls: type, exclude: tuple[str, ...] = ()) -> list[str]:
     return [s.key for s in specs(cls) if s.key and s.name not in exclude]
 
 
-def read_table(cls: type, table: Any, section: str, *, exclude: tuple[str, ...] = (),
-               also: tuple[str, ...] = ()) -> dict[str, Any]:
+def read_table(
+    cls: type, table: Any, section: str, *, exclude: tuple[str, ...] = (), also: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The settings a TOML table of ``[section]`` gives, by field name, converted and type-checked.
 
     exclude: fields that are not keys here (a relax stage sets no stages). also: other keys the
@@ -228,7 +254,7 @@ def markdown_section(cls: type, section: str, source: Any = None, exclude: tuple
             continue
         value = s.default if source is None else getattr(source, s.name)
         text = s.default_text(value).replace("|", "\\|")
-        default = text if s.shown and value == s.default or text in ("none", "required") else f"`{text}`"
+        default = text if (s.shown and value == s.default) or text in ("none", "required") else f"`{text}`"
         lines.append(f"| `{s.key}` | {default} | {s.unit} | {s.help.replace('|', chr(92) + '|')} |")
     return "\n".join(lines) + "\n"
 
@@ -292,7 +318,7 @@ def _convert(value: Any, hint: Any) -> Any:
             return tuple(_convert(v, args[0]) for v in value)
         if len(value) != len(args):
             raise TypeError(hint)
-        return tuple(_convert(v, a) for v, a in zip(value, args))
+        return tuple(_convert(v, a) for v, a in zip(value, args, strict=True))
     if hint in (bool, float, int, str, dict, tuple) or origin in (dict, tuple):
         raise TypeError(hint)
     raise NotImplementedError(f"no TOML reading for {hint!r}: give the setting a parse function")
@@ -324,5 +350,17 @@ def _plural(hint: Any) -> str:
     return {float: "numbers", int: "integers", str: "strings", bool: "booleans"}.get(hint, "values")
 
 
-__all__ = ["setting", "Spec", "specs", "spec", "default_of", "toml_keys", "read_table", "cli_option", "toml_value",
-           "toml_section", "markdown_section", "documented"]
+__all__ = [
+    "Spec",
+    "cli_option",
+    "default_of",
+    "documented",
+    "markdown_section",
+    "read_table",
+    "setting",
+    "spec",
+    "specs",
+    "toml_keys",
+    "toml_section",
+    "toml_value",
+]

@@ -36,9 +36,9 @@ from ase.io import read
 
 from airss_msc import __version__
 from airss_msc.analysis.rank import load_results, rank_results
+from airss_msc.calc.relax import DEFAULT_METHOD, RelaxSettings, relax_structure
 from airss_msc.generation.generate import GeneratorSettings, generate_cluster
 from airss_msc.generation.geometry import anion_bonds, point_group
-from airss_msc.calc.relax import DEFAULT_METHOD, RelaxSettings, relax_structure
 from airss_msc.results.formats import write_structures
 
 HERE = Path(__file__).parent
@@ -69,9 +69,12 @@ def bulk_cut(cation: str, anion: str, a: float, n: int = 13) -> Atoms:
 
 def core_cage(cation: str, anion: str, bond: float) -> Atoms:
     """(MX)1@(MX)12: an M-X pair at the centre of the (MX)12 truncated-octahedron cage."""
-    verts = {tuple(p) for perm in itertools.permutations((0, 1, 2))
-             for signs in itertools.product((1, -1), repeat=3)
-             for p in [np.array(perm) * np.array(signs)]}
+    verts = {
+        tuple(p)
+        for perm in itertools.permutations((0, 1, 2))
+        for signs in itertools.product((1, -1), repeat=3)
+        for p in [np.array(perm) * np.array(signs)]
+    }
     verts = np.array(sorted(verts), dtype=float)  # 24 vertices, edge sqrt(2)
     # two-colour the (bipartite) cage graph so that every edge joins a cation and an anion
     d = np.linalg.norm(verts[:, None] - verts[None], axis=2)
@@ -89,11 +92,14 @@ def core_cage(cation: str, anion: str, bond: float) -> Atoms:
     return Atoms(symbols + [cation, anion], positions=np.vstack([cage, inner]))
 
 
-def candidates(cation: str, anion: str, starts: int, db: str = "", top: int = 5,
-               rank_by: str = BESIDE[0]) -> list[tuple[str, Atoms]]:
+def candidates(
+    cation: str, anion: str, starts: int, db: str = "", top: int = 5, rank_by: str = BESIDE[0]
+) -> list[tuple[str, Atoms]]:
     formula = f"{cation}13{anion}13"
-    out = [("core-cage (MX)1@(MX)12 prototype", core_cage(cation, anion, BOND[(cation, anion)])),
-           ("zinc-blende cut", bulk_cut(cation, anion, LATTICE[(cation, anion)]))]
+    out = [
+        ("core-cage (MX)1@(MX)12 prototype", core_cage(cation, anion, BOND[(cation, anion)])),
+        ("zinc-blende cut", bulk_cut(cation, anion, LATTICE[(cation, anion)])),
+    ]
     old = HERE / f"{formula}.xyz"
     if old.exists():
         out.append((f"previous parent ({old.name})", read(old)))
@@ -113,8 +119,7 @@ def candidates(cation: str, anion: str, starts: int, db: str = "", top: int = 5,
     return out
 
 
-def best_parent(cation: str, anion: str, starts: int, db: str = "", top: int = 5,
-                rank_by: str = BESIDE[0]) -> Atoms:
+def best_parent(cation: str, anion: str, starts: int, db: str = "", top: int = 5, rank_by: str = BESIDE[0]) -> Atoms:
     scores = tuple(dict.fromkeys((rank_by, *BESIDE)))
     settings = RelaxSettings(method=DEFAULT_METHOD, fmax=0.05, steps=800, single_points=scores)
     rank_key = str(settings.validate().single_points[0])  # canonical spelling: the key of res.energies
@@ -124,10 +129,13 @@ def best_parent(cation: str, anion: str, starts: int, db: str = "", top: int = 5
         res = relax_structure(start, settings)
         atoms = res.atoms()
         ranked = res.status == "relaxed" and rank_key in res.energies and anion_bonds(atoms) == 0
-        print(f"  {label:<40} {res.status:<10} E({res.method})={res.energy:10.4f}  "
-              + "  ".join(f"E({m})={res.energies.get(m, float('nan')):11.4f}" for m in res.energies
-                          if m != res.method) + f"  anion bonds {anion_bonds(atoms)}  "
-              f"{time.process_time() - t0:5.1f} CPU s", flush=True)
+        print(
+            f"  {label:<40} {res.status:<10} E({res.method})={res.energy:10.4f}  "
+            + "  ".join(f"E({m})={res.energies.get(m, float('nan')):11.4f}" for m in res.energies if m != res.method)
+            + f"  anion bonds {anion_bonds(atoms)}  "
+            f"{time.process_time() - t0:5.1f} CPU s",
+            flush=True,
+        )
         if ranked:
             done.append((label, res, atoms))
     if not done:
@@ -139,14 +147,25 @@ def best_parent(cation: str, anion: str, starts: int, db: str = "", top: int = 5
     margin = (done[1][1].energies[rank_key] - res.energies[rank_key]) if len(done) > 1 else float("nan")
     atoms.info.clear()
     atoms.info.update(
-        name=f"{cation}13{anion}13", status=res.status, method=res.method, energy=res.energy,
-        **{"energy_" + m.removeprefix("tblite:").lower().replace(":", "_").replace("-", "_"): e
-           for m, e in res.energies.items() if m != res.method},
+        name=f"{cation}13{anion}13",
+        status=res.status,
+        method=res.method,
+        energy=res.energy,
+        **{
+            "energy_" + m.removeprefix("tblite:").lower().replace(":", "_").replace("-", "_"): e
+            for m, e in res.energies.items()
+            if m != res.method
+        },
         gap_gfn2_xtb=res.gaps.get("tblite:GFN2-xTB"),
-        engine=res.engine_version, anion_bonds=anion_bonds(atoms), point_group=point_group(atoms),
-        provenance=(f"lowest by {rank_key} single point of {len(done)} relaxed alternating candidates "
-                    f"({label}); relaxed by airss-msc {__version__} with {res.method} (fmax 0.05); "
-                    f"rank {ml_rank} by {res.method}; next candidate {margin:.3f} eV higher in {rank_key}"))
+        engine=res.engine_version,
+        anion_bonds=anion_bonds(atoms),
+        point_group=point_group(atoms),
+        provenance=(
+            f"lowest by {rank_key} single point of {len(done)} relaxed alternating candidates "
+            f"({label}); relaxed by airss-msc {__version__} with {res.method} (fmax 0.05); "
+            f"rank {ml_rank} by {res.method}; next candidate {margin:.3f} eV higher in {rank_key}"
+        ),
+    )
     return atoms
 
 

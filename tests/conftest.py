@@ -6,10 +6,10 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from airss_msc.calc.engines import ENGINES  # noqa: E402
-from airss_msc.cli import main  # noqa: E402
+from airss_msc.calc.engines import ENGINES
+from airss_msc.cli import main
 
 
 @pytest.fixture

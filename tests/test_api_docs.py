@@ -22,8 +22,13 @@ SUBPACKAGES = ("analysis", "calc", "generation", "results", "search")
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("api")
-    proc = subprocess.run([sys.executable, "-W", "error", str(ROOT / "docs" / "build_api.py"), str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(ROOT / "docs" / "build_api.py"), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"pdoc failed (warnings are errors):\n{proc.stderr[-4000:]}"
     assert "Warning" not in proc.stderr, proc.stderr
     return out
@@ -75,8 +80,9 @@ def test_subpackage_docstrings_describe_their_modules():
         assert len(doc.split()) >= 40, f"airss_msc.{sub} has a one-line docstring"
         for info in pkgutil.iter_modules(package.__path__):
             if not info.name.startswith("_"):
-                assert f"airss_msc.{sub}.{info.name}" in doc, \
+                assert f"airss_msc.{sub}.{info.name}" in doc, (
                     f"airss_msc/{sub}/__init__.py does not say what its module {info.name} holds"
+                )
 
 
 def test_the_result_record_documents_every_field_status_and_unit(reference):
@@ -97,8 +103,9 @@ def test_result_atoms_is_a_property_giving_a_fresh_structure():
     import numpy as np
     from ase import Atoms
 
-    res = Result(("Cd", "Se"), np.array([[0.0, 0, 0], [2.6, 0, 0]]), status="relaxed",
-                 provenance={"formula": "CdSe", "seed": 4})
+    res = Result(
+        ("Cd", "Se"), np.array([[0.0, 0, 0], [2.6, 0, 0]]), status="relaxed", provenance={"formula": "CdSe", "seed": 4}
+    )
     assert isinstance(Result.atoms, property)
     atoms = res.atoms
     assert isinstance(atoms, Atoms) and atoms.get_chemical_symbols() == ["Cd", "Se"]

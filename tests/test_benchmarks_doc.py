@@ -35,5 +35,6 @@ def test_a_rerun_benchmark_replaces_only_its_own_table(tmp_path, monkeypatch):
     new = assembler.assemble(prose, previous)
     assert "### Quick\n\nnew table" in new
     assert assembler.previous_tables(new, prose).keys() == previous.keys()
-    assert {k: v for k, v in assembler.previous_tables(new, prose).items() if k != "quick.md"} == \
-        {k: v for k, v in previous.items() if k != "quick.md"}
+    assert {k: v for k, v in assembler.previous_tables(new, prose).items() if k != "quick.md"} == {
+        k: v for k, v in previous.items() if k != "quick.md"
+    }

@@ -20,7 +20,16 @@ def test_generate_relax_rank_pipeline(tmp_path, run_cli):
     code, stdout, err = run_cli("rank", db, "--format", "csv")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(stdout)))
-    assert rows[0].keys() >= {"rank", "id", "formula", "energy_eV", "delta_meV_per_atom", "gap_eV", "wavelength_nm", "status"}
+    assert rows[0].keys() >= {
+        "rank",
+        "id",
+        "formula",
+        "energy_eV",
+        "delta_meV_per_atom",
+        "gap_eV",
+        "wavelength_nm",
+        "status",
+    }
     energies = [float(r["energy_eV"]) for r in rows]
     assert energies == sorted(energies) and len(rows) >= 1
     code, stdout, err = run_cli("rank", db, "--top", "1")
@@ -29,7 +38,6 @@ def test_generate_relax_rank_pipeline(tmp_path, run_cli):
 
 def test_generated_frames_carry_seed_and_parameters(tmp_path, run_cli):
     from airss_msc.results.formats import read_structures
-    from airss_msc.generation.generate import generate_cluster
 
     out = tmp_path / "c.extxyz"
     assert run_cli("generate", "Cd4Se4", "-n", "3", "-o", out, "--radius", "5")[0] == 0
@@ -40,21 +48,27 @@ def test_generated_frames_carry_seed_and_parameters(tmp_path, run_cli):
         assert f.info["shape"] == "sphere r=5"
 
 
-@pytest.mark.parametrize("args,match", [
-    (["generate", "Cd4Se4x", "-n", "2", "-o", "{tmp}/a.xyz"], "malformed formula"),
-    (["generate", "Cd4Qq4", "-n", "2", "-o", "{tmp}/a.xyz"], "unknown element"),
-    (["generate", "Cd4Se4", "-n", "-3", "-o", "{tmp}/a.xyz"], "negative"),
-    (["generate", "Cd13Se13", "-n", "2", "-o", "{tmp}/a.xyz", "--minsep", "Cd-Se=7", "--radius", "4"], "impossible"),
-    (["relax", "{tmp}/missing.xyz", "--db", "{tmp}/r.db"], "not found|does not exist|no such file"),
-    (["search", "{tmp}/missing.toml"], "not found"),
-    (["rank", "{tmp}/missing.db"], "not found"),
-    (["relax", "{tmp}/bad.xyz", "--db", "{tmp}/r.db"], "bad.xyz"),
-])
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["generate", "Cd4Se4x", "-n", "2", "-o", "{tmp}/a.xyz"], "malformed formula"),
+        (["generate", "Cd4Qq4", "-n", "2", "-o", "{tmp}/a.xyz"], "unknown element"),
+        (["generate", "Cd4Se4", "-n", "-3", "-o", "{tmp}/a.xyz"], "negative"),
+        (
+            ["generate", "Cd13Se13", "-n", "2", "-o", "{tmp}/a.xyz", "--minsep", "Cd-Se=7", "--radius", "4"],
+            "impossible",
+        ),
+        (["relax", "{tmp}/missing.xyz", "--db", "{tmp}/r.db"], "not found|does not exist|no such file"),
+        (["search", "{tmp}/missing.toml"], "not found"),
+        (["rank", "{tmp}/missing.db"], "not found"),
+        (["relax", "{tmp}/bad.xyz", "--db", "{tmp}/r.db"], "bad.xyz"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, run_cli, args, match):
     import re
 
     (tmp_path / "bad.xyz").write_text("3\n\nCd 0 0 zero\n")
-    code, stdout, err = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    code, _stdout, err = run_cli(*[a.format(tmp=tmp_path) for a in args])
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("airss-msc: error:"), err
@@ -76,8 +90,11 @@ def test_failed_command_keeps_stored_results(tmp_path, run_cli):
 
 def test_console_script_runs_as_a_process(tmp_path):
     # the installed entry point, as a user runs it: no traceback on bad input
-    proc = subprocess.run([sys.executable, "-m", "airss_msc.cli", "generate", "Cd4Xx4", "-n", "1", "-o",
-                           str(tmp_path / "a.xyz")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "airss_msc.cli", "generate", "Cd4Xx4", "-n", "1", "-o", str(tmp_path / "a.xyz")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "airss-msc: error: unknown element 'Xx' in formula 'Cd4Xx4'"
 
@@ -105,7 +122,7 @@ def test_convert_round_trip_through_res(tmp_path, run_cli):
     assert run_cli("convert", tmp_path / "a.res", tmp_path / "b.extxyz")[0] == 0
     a, b = read_structures(src), read_structures(tmp_path / "b.extxyz")
     assert [x.info["seed"] for x in a] == [x.info["seed"] for x in b]
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert x.get_chemical_symbols() == y.get_chemical_symbols()
         shift = x.positions.mean(0) - y.positions.mean(0)
         assert abs(x.positions - y.positions - shift).max() < 1e-4
@@ -133,8 +150,17 @@ def test_generate_from_template_substitutes_exactly(tmp_path, run_cli):
     pos = [np.array(p) * 2.9 for p in itertools.product((-0.5, 0.5), repeat=3)]
     syms = ["Cd" if (i + j + k) % 2 == 0 else "Se" for i, j, k in itertools.product((0, 1), repeat=3)]
     write_structures(tmp_path / "parent.xyz", [Atoms(syms, positions=pos)])
-    code, out, err = run_cli("generate", "-o", tmp_path / "sub.extxyz", "--template", tmp_path / "parent.xyz",
-                             "--substitute", "Cd:Zn=1", "--substitute", "Se:Te=1")
+    code, _out, err = run_cli(
+        "generate",
+        "-o",
+        tmp_path / "sub.extxyz",
+        "--template",
+        tmp_path / "parent.xyz",
+        "--substitute",
+        "Cd:Zn=1",
+        "--substitute",
+        "Se:Te=1",
+    )
     assert code == 0, err
     frames = read_structures(tmp_path / "sub.extxyz")
     # Td cube: 1 way for the Zn; then the Te is next to the Zn or not... 2 distinct, multiplicities 3 and 1
@@ -142,8 +168,9 @@ def test_generate_from_template_substitutes_exactly(tmp_path, run_cli):
     assert sorted(f.info["multiplicity"] for f in frames) == [4, 12]
     for f in frames:
         assert f.get_chemical_formula(mode="hill") == "Cd3Se3TeZn"
-    code, _, err = run_cli("generate", "Cd4Se4", "-o", tmp_path / "x.xyz", "--template", tmp_path / "parent.xyz",
-                           "--substitute", "Se:Te=1")
+    code, _, err = run_cli(
+        "generate", "Cd4Se4", "-o", tmp_path / "x.xyz", "--template", tmp_path / "parent.xyz", "--substitute", "Se:Te=1"
+    )
     assert code == 2 and "not Cd4Se4" in err
 
 
@@ -175,14 +202,18 @@ def test_rescore_then_rank_by_the_single_points(tmp_path, run_cli):
 
 def test_usage_error_through_the_installed_command_is_one_line():
     """typer 0.29 vendors click and stopped installing it: the error path must not import click."""
-    from pathlib import Path
     import shutil
+    from pathlib import Path
 
     exe = shutil.which("airss-msc", path=str(Path(sys.executable).parent))
     assert exe, "the airss-msc console script is not installed beside this Python"
     # "Cd-Cd=3.0" without its own --minsep is an unexpected extra argument
-    proc = subprocess.run([exe, "generate", "Cd4Se4", "-n", "2", "-o", "x.extxyz", "--minsep", "Cd-Se=2.5",
-                           "Cd-Cd=3.0"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [exe, "generate", "Cd4Se4", "-n", "2", "-o", "x.extxyz", "--minsep", "Cd-Se=2.5", "Cd-Cd=3.0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("airss-msc: error:") and "Cd-Cd=3.0" in lines[0], proc.stderr
@@ -193,6 +224,7 @@ def test_usage_error_through_the_installed_command_is_one_line():
 
 # ------------------------------------------------------------ export to AIRSS .res
 
+
 def _lj_db(tmp_path, run_cli):
     """A small Lennard-Jones search, plus one unfinished row."""
     import numpy as np
@@ -202,13 +234,23 @@ def _lj_db(tmp_path, run_cli):
 
     db = tmp_path / "r.db"
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[search]\ncompositions = ["X7", "X8"]\ncandidates = 4\nseed = 3\ndb = "{db}"\n'
-                   '[relax]\nmethod = "lj"\nfmax = 0.01\nsteps = 500\n')
+    cfg.write_text(
+        f'[search]\ncompositions = ["X7", "X8"]\ncandidates = 4\nseed = 3\ndb = "{db}"\n'
+        '[relax]\nmethod = "lj"\nfmax = 0.01\nsteps = 500\n'
+    )
     code, _, err = run_cli("search", cfg)
     assert code == 0, err
     with ResultsDB(db, write=True) as store:
-        store.add(Result(symbols=("X",) * 7, positions=np.random.default_rng(1).normal(size=(7, 3)) * 1.5,
-                         status="max_steps", method="lj", energy=-12.0, provenance={"formula": "X7", "seed": 99}))
+        store.add(
+            Result(
+                symbols=("X",) * 7,
+                positions=np.random.default_rng(1).normal(size=(7, 3)) * 1.5,
+                status="max_steps",
+                method="lj",
+                energy=-12.0,
+                provenance={"formula": "X7", "seed": 99},
+            )
+        )
     return db
 
 
@@ -262,8 +304,9 @@ def test_export_by_another_methods_energy(tmp_path, run_cli):
         assert atoms.info["method"] == "tblite:GFN2-xTB" and atoms.info["geometry_method"] == "lj"
         assert atoms.info["gap_eV"] == pytest.approx(2.0 + atoms.info["row"] / 10)
     files = sorted((tmp_path / "out").glob("*.res"))
-    assert _rank_csv(run_cli, *files, drop=("id", "other_ranks")) == \
-        _rank_csv(run_cli, db, "--energy", "GFN2-xTB", drop=("id", "other_ranks"))
+    assert _rank_csv(run_cli, *files, drop=("id", "other_ranks")) == _rank_csv(
+        run_cli, db, "--energy", "GFN2-xTB", drop=("id", "other_ranks")
+    )
 
 
 def test_relaxing_an_export_again_keeps_none_of_the_old_result(tmp_path, run_cli):
@@ -292,8 +335,9 @@ def test_convert_database_writes_the_export_into_one_file(tmp_path, run_cli):
     assert code == 0 and "converted 8 structure(s)" in stdout, err
     assert run_cli("export", db, tmp_path / "out")[0] == 0
     together = (tmp_path / "all.res").read_text()
-    assert together == "".join(p.read_text() for p in sorted((tmp_path / "out").glob("*.res"),
-                                                             key=lambda p: int(p.stem.split("-r")[1])))
+    assert together == "".join(
+        p.read_text() for p in sorted((tmp_path / "out").glob("*.res"), key=lambda p: int(p.stem.split("-r")[1]))
+    )
     assert len(read_structures(tmp_path / "all.res")) == 8
     code, stdout, err = run_cli("convert", db, tmp_path / "all.extxyz")
     assert code == 0 and read_structures(tmp_path / "all.extxyz")[0].info["name"] == "X7-r1"
@@ -321,4 +365,4 @@ def test_methods_columns_line_up(run_cli):
     lines = out.splitlines()
     assert code == 0 and len(lines) > 5
     column = lines[0].index("installed")
-    assert all(line[column - 2:column] == "  " and line[column] != " " for line in lines)
+    assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines)

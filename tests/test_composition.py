@@ -1,8 +1,12 @@
 import pytest
 
 from airss_msc.composition import (
-    canonical_formula, cdtese_family, expand_compositions, is_charge_balanced,
-    parse_formula, zncdse13_family,
+    canonical_formula,
+    cdtese_family,
+    expand_compositions,
+    is_charge_balanced,
+    parse_formula,
+    zncdse13_family,
 )
 from airss_msc.errors import InputError
 

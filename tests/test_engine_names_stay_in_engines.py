@@ -8,6 +8,7 @@ library may not. Defaults come from ``default_method(Role...)``, preferences and
 """
 
 import ast
+import itertools
 import re
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def _engine_words() -> set[str]:
 
 def _libraries() -> set[str]:
     return {module.split(".")[0] for engine in ENGINES.values() for module in engine.requires} - {"torch"} | {
-        engine.distribution for engine in ENGINES.values() if engine.requires}
+        engine.distribution for engine in ENGINES.values() if engine.requires
+    }
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -41,15 +43,22 @@ def _docstrings(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(
-                    first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 ids.add(id(first.value))
         # attribute docstrings: a bare string right after an assignment (``X = 1`` then ``"""..."""``)
         for body in (getattr(node, "body", None), getattr(node, "orelse", None)):
             if isinstance(body, list):
-                for before, after in zip(body, body[1:]):
-                    if (isinstance(before, (ast.Assign, ast.AnnAssign)) and isinstance(after, ast.Expr)
-                            and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+                for before, after in itertools.pairwise(body):
+                    if (
+                        isinstance(before, (ast.Assign, ast.AnnAssign))
+                        and isinstance(after, ast.Expr)
+                        and isinstance(after.value, ast.Constant)
+                        and isinstance(after.value.value, str)
+                    ):
                         ids.add(id(after.value))
     return ids
 
@@ -74,15 +83,17 @@ def leaks(source: str, words: set[str], libraries: set[str]) -> list[tuple[int, 
 
 def test_the_checker_sees_code_and_ignores_documentation():
     words, libraries = _engine_words(), _libraries()
-    source = ('"""Relax with CHGNet, refine with PySCF."""\n'
-              '# GFN2-xTB collapses them\n'
-              'X = 1\n"""Docs for X: tblite:GFN2-xTB."""\n'
-              'def f(m):\n    """xtb is fast."""\n    return m.engine == "xtb"\n'
-              'PREFERRED = ("pyscf:PBE0/def2-SVP",)\n'
-              'label = f"xtb:{m}"\n'
-              'from pyscf.lib import logger\n'
-              'ok = "the ljung box"\n'
-              'raise ValueError("GFN2-xTB relaxations of bare clusters collapse")\n')
+    source = (
+        '"""Relax with CHGNet, refine with PySCF."""\n'
+        "# GFN2-xTB collapses them\n"
+        'X = 1\n"""Docs for X: tblite:GFN2-xTB."""\n'
+        'def f(m):\n    """xtb is fast."""\n    return m.engine == "xtb"\n'
+        'PREFERRED = ("pyscf:PBE0/def2-SVP",)\n'
+        'label = f"xtb:{m}"\n'
+        "from pyscf.lib import logger\n"
+        'ok = "the ljung box"\n'
+        'raise ValueError("GFN2-xTB relaxations of bare clusters collapse")\n'
+    )
     assert [line for line, _ in leaks(source, words, libraries)] == [7, 8, 9, 10]
 
 

@@ -11,13 +11,19 @@ from pathlib import Path
 import pytest
 
 from airss_msc import cli
-from airss_msc.generation.generate import GeneratorSettings
 from airss_msc.calc.relax import REFINE_RELAX, RelaxSettings
 from airss_msc.errors import InputError
+from airss_msc.generation.generate import GeneratorSettings
 from airss_msc.search.config import SECTIONS, SearchConfig, config_from_dict
 from airss_msc.search.strategy import StrategySettings
 from airss_msc.search.study import (
-    STEP_KINDS, Study, StudyStep, defaults_document, load_study, step_defaults, study_from_dict,
+    STEP_KINDS,
+    Study,
+    StudyStep,
+    defaults_document,
+    load_study,
+    step_defaults,
+    study_from_dict,
 )
 from airss_msc.settings import default_of, read_table, spec, specs, toml_keys, toml_section
 
@@ -30,11 +36,15 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 CLASSES = [*SECTIONS.values(), Study, StudyStep]
 #: Fields that are no TOML key of their own table, and where their value comes from instead.
 NOT_KEYS = {
-    (SearchConfig, "generate"), (SearchConfig, "relax"), (SearchConfig, "strategy"),  # their own sections
+    (SearchConfig, "generate"),
+    (SearchConfig, "relax"),
+    (SearchConfig, "strategy"),  # their own sections
     (SearchConfig, "source"),  # the loader sets it
     (GeneratorSettings, "extra"),  # API callers' notes
     (StrategySettings, "move_settings"),  # the [strategy.MOVE] tables
-    (Study, "search"), (Study, "mode"), (Study, "modes"),  # the other sections, --mode, [mode.NAME]
+    (Study, "search"),
+    (Study, "mode"),
+    (Study, "modes"),  # the other sections, --mode, [mode.NAME]
     (StudyStep, "name"),  # the table's name
 }
 
@@ -51,13 +61,16 @@ def test_every_field_is_declared_once_with_help_and_is_a_toml_key_or_says_why_no
 
 
 def test_push_iterations_and_placement_trials_are_config_keys():
-    doc = {"search": {"compositions": ["Cd2Se2"], "candidates": 1},
-           "generate": {"push_iterations": 50, "placement_trials": 4}, "relax": {"method": "lj"}}
+    doc = {
+        "search": {"compositions": ["Cd2Se2"], "candidates": 1},
+        "generate": {"push_iterations": 50, "placement_trials": 4},
+        "relax": {"method": "lj"},
+    }
     config = config_from_dict(doc)
     assert (config.generate.push_iterations, config.generate.placement_trials) == (50, 4)
 
 
-@pytest.mark.parametrize("name, cls", [*SECTIONS.items(), ("study", Study)], ids=lambda x: str(x))
+@pytest.mark.parametrize(("name", "cls"), [*SECTIONS.items(), ("study", Study)], ids=lambda x: str(x))
 def test_the_documented_defaults_read_back_as_the_dataclass_defaults(name, cls):
     """Dataclass default == the default the TOML reader gives back from the printed document."""
     text = toml_section(cls, name)
@@ -80,8 +93,13 @@ def test_each_study_step_kind_reads_back_as_its_defaults():
         for field_name, value in values.items():
             assert value == getattr(default, field_name), (kind, field_name)
     # a study step written with nothing but its kind is the kind's defaults
-    plan = study_from_dict({"search": {"compositions": ["X4"], "candidates": 1}, "relax": {"method": "lj"},
-                            "study": {"steps": list(STEP_KINDS), **{k: {} for k in STEP_KINDS}}})
+    plan = study_from_dict(
+        {
+            "search": {"compositions": ["X4"], "candidates": 1},
+            "relax": {"method": "lj"},
+            "study": {"steps": list(STEP_KINDS), **{k: {} for k in STEP_KINDS}},
+        }
+    )
     assert plan.steps == tuple(step_defaults(k) for k in STEP_KINDS)
 
 
@@ -94,8 +112,11 @@ def _typed_values(cls) -> dict:
         value = s.default
         if value is MISSING or value is None:
             continue
-        out[s.key] = int(value) if isinstance(value, float) and value.is_integer() else (
-            list(value) if isinstance(value, tuple) else value)
+        out[s.key] = (
+            int(value)
+            if isinstance(value, float) and value.is_integer()
+            else (list(value) if isinstance(value, tuple) else value)
+        )
     return out
 
 
@@ -111,8 +132,9 @@ def test_every_key_is_taken_with_integers_as_floats_and_arrays_as_tuples(cls):
     assert read_table(GeneratorSettings, {"axes": [3, 2, 1.5]}, "generate") == {"axes": (3.0, 2.0, 1.5)}
 
 
-@pytest.mark.parametrize("name, cls", [*SECTIONS.items(), ("study", Study), ("study.x", StudyStep)],
-                         ids=lambda x: str(x))
+@pytest.mark.parametrize(
+    ("name", "cls"), [*SECTIONS.items(), ("study", Study), ("study.x", StudyStep)], ids=lambda x: str(x)
+)
 def test_unknown_keys_are_refused_with_every_known_key_listed(name, cls):
     with pytest.raises(InputError) as err:
         read_table(cls, {"no_such_key": 1}, name)
@@ -121,15 +143,25 @@ def test_unknown_keys_are_refused_with_every_known_key_listed(name, cls):
     assert set(message.split("known keys: ")[1].split(", ")) >= set(toml_keys(cls))
 
 
-@pytest.mark.parametrize("section, table, expected", [
-    ("relax", {"steps": 1.5}, "[relax] steps = 1.5 has the wrong type: expected an integer"),
-    ("relax", {"fmax": True}, "[relax] fmax = True has the wrong type: expected a number"),
-    ("relax", {"single_points": "lj"}, "[relax] single_points = 'lj' has the wrong type: expected a list of strings"),
-    ("generate", {"axes": [1, 2]}, "[generate] axes = [1, 2] has the wrong type: expected a list of 3 numbers"),
-    ("strategy", {"moves": {"shake": "x"}}, "[strategy] moves = {'shake': 'x'} has the wrong type: expected "
-                                             "a table of move = weight"),
-    ("search", {"compositions": ["Cd2Se2"], "walltime": [1]}, "[search] walltime = [1] has the wrong type"),
-])
+@pytest.mark.parametrize(
+    ("section", "table", "expected"),
+    [
+        ("relax", {"steps": 1.5}, "[relax] steps = 1.5 has the wrong type: expected an integer"),
+        ("relax", {"fmax": True}, "[relax] fmax = True has the wrong type: expected a number"),
+        (
+            "relax",
+            {"single_points": "lj"},
+            "[relax] single_points = 'lj' has the wrong type: expected a list of strings",
+        ),
+        ("generate", {"axes": [1, 2]}, "[generate] axes = [1, 2] has the wrong type: expected a list of 3 numbers"),
+        (
+            "strategy",
+            {"moves": {"shake": "x"}},
+            "[strategy] moves = {'shake': 'x'} has the wrong type: expected a table of move = weight",
+        ),
+        ("search", {"compositions": ["Cd2Se2"], "walltime": [1]}, "[search] walltime = [1] has the wrong type"),
+    ],
+)
 def test_a_value_of_the_wrong_type_is_one_line_saying_what_is_expected(section, table, expected):
     doc = {"search": {"compositions": ["Cd2Se2"]}, "relax": {"method": "lj"}}
     doc[section] = {**doc.get(section, {}), **table}
@@ -151,25 +183,38 @@ def _option_default(command, param: str):
 
 #: (command, parameter, settings source, field): every option that is a setting.
 CLI_SETTINGS = [
-    (cli.generate, "slack", GeneratorSettings, "slack"), (cli.generate, "shape", GeneratorSettings, "shape"),
-    (cli.generate, "radius", GeneratorSettings, "radius"), (cli.generate, "inner", GeneratorSettings, "inner"),
+    (cli.generate, "slack", GeneratorSettings, "slack"),
+    (cli.generate, "shape", GeneratorSettings, "shape"),
+    (cli.generate, "radius", GeneratorSettings, "radius"),
+    (cli.generate, "inner", GeneratorSettings, "inner"),
     (cli.generate, "symmetry", GeneratorSettings, "symmetry"),
     (cli.generate, "max_attempts", GeneratorSettings, "max_attempts"),
-    (cli.relax, "method", RelaxSettings, "method"), (cli.relax, "fmax", RelaxSettings, "fmax"),
-    (cli.relax, "steps", RelaxSettings, "steps"), (cli.relax, "optimizer", RelaxSettings, "optimizer"),
+    (cli.relax, "method", RelaxSettings, "method"),
+    (cli.relax, "fmax", RelaxSettings, "fmax"),
+    (cli.relax, "steps", RelaxSettings, "steps"),
+    (cli.relax, "optimizer", RelaxSettings, "optimizer"),
     (cli.relax, "max_seconds", RelaxSettings, "max_seconds"),
     (cli.rescore, "method", step_defaults("rescore"), "method"),
-    *[(cli.refine, p, step_defaults("refine"), f) for p, f in
-      [("top", "top"), ("method", "method"), ("relax_", "relax"), ("fmax", "fmax"), ("steps", "steps"),
-       ("energy", "energy")]],
+    *[
+        (cli.refine, p, step_defaults("refine"), f)
+        for p, f in [
+            ("top", "top"),
+            ("method", "method"),
+            ("relax_", "relax"),
+            ("fmax", "fmax"),
+            ("steps", "steps"),
+            ("energy", "energy"),
+        ]
+    ],
     *[(cli.spectrum, p, step_defaults("spectrum"), p) for p in ("top", "method", "states", "energy", "rows")],
     *[(cli.cap, p, step_defaults("cap"), p) for p in ("ligand", "sites", "top", "method", "fmax", "steps", "energy")],
     (cli.report, "top", Study, "report_top"),
 ]
 
 
-@pytest.mark.parametrize("command, param, source, name", CLI_SETTINGS,
-                         ids=[f"{c.__name__}-{p}" for c, p, _, _ in CLI_SETTINGS])
+@pytest.mark.parametrize(
+    ("command", "param", "source", "name"), CLI_SETTINGS, ids=[f"{c.__name__}-{p}" for c, p, _, _ in CLI_SETTINGS]
+)
 def test_each_command_line_default_is_the_schema_default(command, param, source, name):
     assert _option_default(command, param) == default_of(source, name)
 
@@ -189,7 +234,8 @@ def test_the_readme_key_tables_are_the_generated_ones():
     m = re.search(r"<!-- config keys:[^\n]*-->\n(.*?)<!-- end of config keys -->", text, re.S)
     assert m, "README has no generated config key tables"
     assert m.group(1) == defaults_document(markdown=True), (
-        "README config keys are stale: paste the output of 'airss-msc config --defaults --markdown'")
+        "README config keys are stale: paste the output of 'airss-msc config --defaults --markdown'"
+    )
 
 
 def test_config_prints_the_defaults_and_a_config_as_read(tmp_path, run_cli):
@@ -199,10 +245,12 @@ def test_config_prints_the_defaults_and_a_config_as_read(tmp_path, run_cli):
     code, out, err = run_cli("config")
     assert code == 2 and err.count("\n") == 1 and "--defaults" in err
     path = tmp_path / "s.toml"
-    path.write_text('[search]\ncompositions = ["X4"]\ncandidates = 1\ndb = "x.db"\n[relax]\nmethod = "lj"\n'
-                    '[[relax.stage]]\nfmax = 0.5\n[[relax.stage]]\nsteps = 7\n[strategy]\nname = "mix"\n'
-                    'moves = { shake = 1 }\n[strategy.shake]\namplitude = 0.3\n'
-                    '[study]\nsteps = ["r"]\n[study.r]\ndo = "refine"\nmethod = "lj"\nrelax = true\n')
+    path.write_text(
+        '[search]\ncompositions = ["X4"]\ncandidates = 1\ndb = "x.db"\n[relax]\nmethod = "lj"\n'
+        '[[relax.stage]]\nfmax = 0.5\n[[relax.stage]]\nsteps = 7\n[strategy]\nname = "mix"\n'
+        "moves = { shake = 1 }\n[strategy.shake]\namplitude = 0.3\n"
+        '[study]\nsteps = ["r"]\n[study.r]\ndo = "refine"\nmethod = "lj"\nrelax = true\n'
+    )
     code, out, err = run_cli("config", path)
     assert code == 0, err
     plan = load_study(path)

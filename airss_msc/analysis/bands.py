@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -211,12 +212,16 @@ def load_literature_pairs(path: str | Path | None = None) -> list[LiteraturePair
         basis = _text(entry["basis"], here, "basis")
         if basis not in _LIT_BASES:
             raise InputError(f"{here}: basis must be one of {', '.join(sorted(_LIT_BASES))}")
-        pairs.append(LiteraturePair(
-            structure=_text(entry["structure"], here, "structure"),
-            heavy_atoms=int(_number(entry["heavy_atoms"], here, "heavy_atoms")), basis=basis,
-            source=_text(entry["source"], here, "source"),
-            band_nm=_number(entry["band_nm"], here, "band_nm") if "band_nm" in entry else None,
-            notes=_text(entry.get("notes", ""), here, "notes")))
+        pairs.append(
+            LiteraturePair(
+                structure=_text(entry["structure"], here, "structure"),
+                heavy_atoms=int(_number(entry["heavy_atoms"], here, "heavy_atoms")),
+                basis=basis,
+                source=_text(entry["source"], here, "source"),
+                band_nm=_number(entry["band_nm"], here, "band_nm") if "band_nm" in entry else None,
+                notes=_text(entry.get("notes", ""), here, "notes"),
+            )
+        )
     return pairs
 
 
@@ -260,8 +265,7 @@ def match_bands(
         )
     if not (math.isfinite(estimated_eV) and math.isfinite(uncertainty_eV)) or uncertainty_eV < 0:
         raise InputError(
-            f"need a finite estimate and uncertainty >= 0 (eV), "
-            f"got {estimated_eV!r} +- {uncertainty_eV!r}"
+            f"need a finite estimate and uncertainty >= 0 (eV), got {estimated_eV!r} +- {uncertainty_eV!r}"
         )
     if not k > 0:
         raise InputError(f"k must be positive, got {k!r}")
@@ -346,9 +350,7 @@ class Calibration:
         """
         energy, unc = self.predict(gap_eV)
         if energy <= 0:
-            raise InputError(
-                f"calibration maps gap {gap_eV:g} eV to a non-positive band energy {energy:g} eV"
-            )
+            raise InputError(f"calibration maps gap {gap_eV:g} eV to a non-positive band energy {energy:g} eV")
         return ev_to_nm(energy), (None if unc is None else HC_EV_NM / energy**2 * unc)
 
     def describe(self) -> str:
@@ -380,9 +382,7 @@ def fit_calibration(
         raise InputError("no calibration pairs: add [[pair]] entries (computed gap, measured band)")
     for g, b in data:
         if not (math.isfinite(g) and math.isfinite(b)) or g <= 0 or b <= 0:
-            raise InputError(
-                f"calibration pair needs positive gap and band energies (eV), got ({g!r}, {b!r})"
-            )
+            raise InputError(f"calibration pair needs positive gap and band energies (eV), got ({g!r}, {b!r})")
     if uncertainty_floor_eV is not None and not uncertainty_floor_eV > 0:
         raise InputError(f"uncertainty_floor_eV must be positive, got {uncertainty_floor_eV!r}")
     if model == "auto":
@@ -392,16 +392,12 @@ def fit_calibration(
     n = len(data)
     if model == "linear":
         if n < 2:
-            raise InputError(
-                "a linear calibration needs at least 2 pairs; with 1 use model='shift'"
-            )
+            raise InputError("a linear calibration needs at least 2 pairs; with 1 use model='shift'")
         mean_g = sum(gaps) / n
         sxx = sum((g - mean_g) ** 2 for g in gaps)
         # A relative test: gaps equal to rounding leave the slope undetermined.
         if sxx <= 1e-12 * max(1.0, mean_g * mean_g) * n:
-            raise InputError(
-                "all calibration gaps are equal: the slope is undetermined; use model='shift'"
-            )
+            raise InputError("all calibration gaps are equal: the slope is undetermined; use model='shift'")
         slope, intercept = (float(c) for c in np.polyfit(gaps, bands, 1))
         dof = n - 2
     elif model == "shift":
@@ -476,9 +472,7 @@ class CalibrationSpec:
                     )
                 gap = gap_lookup(p)
                 if gap is None or not math.isfinite(gap) or gap <= 0:
-                    raise InputError(
-                        f"{self.where}: no usable computed gap for pair {p.label!r}: {gap!r}"
-                    )
+                    raise InputError(f"{self.where}: no usable computed gap for pair {p.label!r}: {gap!r}")
             out.append((float(gap), p.band_eV))
         return out
 
@@ -490,10 +484,7 @@ class CalibrationSpec:
     ) -> Calibration:
         """:func:`fit_calibration` over the resolved pairs."""
         if not self.pairs:
-            raise InputError(
-                f"{self.where}: no calibration pairs; "
-                "add [[pair]] entries (see the commented example)"
-            )
+            raise InputError(f"{self.where}: no calibration pairs; add [[pair]] entries (see the commented example)")
         return fit_calibration(
             self.resolve(gap_lookup),
             model=model,
@@ -506,9 +497,7 @@ class CalibrationSpec:
 _PAIR_KEYS = {"label", "band_nm", "band", "gap_eV", "formula", "structure", "source", "notes"}
 
 
-def load_calibration(
-    path: str | Path | None = None, bands: Sequence[Band] | None = None
-) -> CalibrationSpec:
+def load_calibration(path: str | Path | None = None, bands: Sequence[Band] | None = None) -> CalibrationSpec:
     """Read a calibration TOML file (default: the packaged one, which has no
     pairs). ``band`` names are resolved against ``bands`` (default: packaged)."""
     data, where = _read_toml(path, "calibration.toml")

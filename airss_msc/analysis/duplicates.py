@@ -39,6 +39,7 @@ _MAX_STARTS = 48
 # Descriptor (pre-filter)
 # --------------------------------------------------------------------------- #
 
+
 def composition_key(atoms: Atoms) -> tuple[tuple[str, int], ...]:
     """Hashable composition, e.g. ``(("Cd", 7), ("Se", 13), ("Zn", 6))``."""
     return tuple(sorted(Counter(atoms.get_chemical_symbols()).items()))
@@ -89,6 +90,7 @@ def descriptor_difference(a: Atoms, b: Atoms) -> float:
 # Alignment (decision)
 # --------------------------------------------------------------------------- #
 
+
 def _kabsch(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Proper rotation R minimising sum |R p_i - q_i|^2 (both centred)."""
     h = p.T @ q
@@ -113,12 +115,13 @@ def _frame(v1: np.ndarray, v2: np.ndarray) -> np.ndarray | None:
 
 def _principal_axes(pos: np.ndarray) -> np.ndarray:
     """Eigenvectors (rows) of the geometric gyration tensor, largest first."""
-    w, v = np.linalg.eigh(pos.T @ pos)
+    _w, v = np.linalg.eigh(pos.T @ pos)
     return v[:, ::-1].T
 
 
-def _starts(pa: np.ndarray, pb: np.ndarray, groups: list[tuple[np.ndarray, np.ndarray]],
-            anchor_tol: float) -> list[np.ndarray]:
+def _starts(
+    pa: np.ndarray, pb: np.ndarray, groups: list[tuple[np.ndarray, np.ndarray]], anchor_tol: float
+) -> list[np.ndarray]:
     """Starting rotations R (apply as ``pb @ R.T``) that roughly map b onto a.
 
     Anchor frames: atom p of a (rarest element, far from the centre) and a second
@@ -148,7 +151,7 @@ def _starts(pa: np.ndarray, pb: np.ndarray, groups: list[tuple[np.ndarray, np.nd
         bq = np.flatnonzero((el_of_b == el_of_a[q]) & (np.abs(rb - ra[q]) <= anchor_tol))
         for i in bp:
             dist = np.linalg.norm(pb[bq] - pb[i], axis=1)
-            for j, d in zip(bq, dist):
+            for j, d in zip(bq, dist, strict=True):
                 if j == i or abs(d - dpq) > anchor_tol:
                     continue
                 fb = _frame(pb[i], pb[j])
@@ -204,7 +207,7 @@ def _best_rmsd(a: Atoms, b: Atoms, allow_mirror: bool, stop_below: float) -> flo
     anchor_tol = max(0.5, 5.0 * stop_below) if np.isfinite(stop_below) else 0.5
     best = np.inf
     # Inversion turns every proper rotation into an improper one (mirror images).
-    for pb in ([pb0, -pb0] if allow_mirror else [pb0]):
+    for pb in [pb0, -pb0] if allow_mirror else [pb0]:
         for rot in _starts(pa, pb, groups, anchor_tol):
             best = min(best, _refine(pa, pb, groups, rot))
             if best <= stop_below:
@@ -224,8 +227,9 @@ def alignment_rmsd(a: Atoms, b: Atoms, *, allow_mirror: bool = True) -> float:
     return _best_rmsd(a, b, allow_mirror, stop_below=-1.0)
 
 
-def same_structure(a: Atoms, b: Atoms, *, rmsd_tol: float = 0.1,
-                   descriptor_tol: float | None = None, allow_mirror: bool = True) -> bool:
+def same_structure(
+    a: Atoms, b: Atoms, *, rmsd_tol: float = 0.1, descriptor_tol: float | None = None, allow_mirror: bool = True
+) -> bool:
     """True if ``b`` is ``a`` up to rotation, translation, permutation of atoms
     of the same element (and a reflection if ``allow_mirror``) within
     ``rmsd_tol`` Angstrom RMSD.
@@ -244,10 +248,15 @@ def same_structure(a: Atoms, b: Atoms, *, rmsd_tol: float = 0.1,
     return _best_rmsd(a, b, allow_mirror, stop_below=rmsd_tol) <= rmsd_tol
 
 
-def group_duplicates(images: list[Atoms], energies: list[float], *,
-                     energy_tol: float = 1e-3, rmsd_tol: float = 0.1,
-                     descriptor_tol: float | None = None,
-                     allow_mirror: bool = True) -> list[list[int]]:
+def group_duplicates(
+    images: list[Atoms],
+    energies: list[float],
+    *,
+    energy_tol: float = 1e-3,
+    rmsd_tol: float = 0.1,
+    descriptor_tol: float | None = None,
+    allow_mirror: bool = True,
+) -> list[list[int]]:
     """Group duplicate structures; returns lists of indices into ``images``.
 
     energies: total energies (eV), one per image.
@@ -283,7 +292,7 @@ def group_duplicates(images: list[Atoms], energies: list[float], *,
         order = sorted(indices, key=lambda i: (e[i], i))
         window = energy_tol * len(images[order[0]])
         desc = {i: _descriptor_vector(images[i]) for i in order}
-        rep_idx: list[int] = []       # representatives, in energy order
+        rep_idx: list[int] = []  # representatives, in energy order
         rep_e: list[float] = []
         rep_desc: list[np.ndarray] = []
         groups: list[list[int]] = []
@@ -293,10 +302,7 @@ def group_duplicates(images: list[Atoms], energies: list[float], *,
             if lo < len(rep_idx):
                 cand = np.arange(lo, len(rep_idx))
                 d = desc[i]
-                if d.size:
-                    diff = np.sqrt(np.mean((np.array(rep_desc[lo:]) - d) ** 2, axis=1))
-                else:
-                    diff = np.zeros(len(cand))
+                diff = np.sqrt(np.mean((np.array(rep_desc[lo:]) - d) ** 2, axis=1)) if d.size else np.zeros(len(cand))
                 for g in cand[diff <= dtol]:  # lowest-energy representative first
                     if _best_rmsd(images[rep_idx[g]], images[i], allow_mirror, rmsd_tol) <= rmsd_tol:
                         groups[g].append(i)

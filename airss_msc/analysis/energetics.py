@@ -30,6 +30,7 @@ KB_EV = 8.617333262e-5
 # Mixing energies
 # --------------------------------------------------------------------------- #
 
+
 def _counts(c: str | Mapping[str, int]) -> dict[str, int]:
     return parse_formula(c) if isinstance(c, str) else {k: int(v) for k, v in c.items() if v}
 
@@ -61,12 +62,13 @@ def detect_mixing_pair(compositions: Iterable[str | Mapping[str, int]]) -> tuple
             f"cannot detect a pseudo-binary: cations {sorted(cations)}, anions {sorted(anions)}; "
             "need two elements on one sublattice and one on the other (or give the pair)"
         )
-    a, b = symbols_of({el: 1 for el in pair})
+    a, b = symbols_of(dict.fromkeys(pair, 1))
     return a, b
 
 
-def mixing_energy(energy: float, composition: str | Mapping[str, int], pair: tuple[str, str],
-                  e_end_a: float, e_end_b: float) -> float:
+def mixing_energy(
+    energy: float, composition: str | Mapping[str, int], pair: tuple[str, str], e_end_a: float, e_end_b: float
+) -> float:
     """E_mix (eV per cluster) of one composition from its energy and the energies
     (eV) of the end members with the whole mixing sublattice A (``e_end_a``) or B.
 
@@ -85,15 +87,15 @@ def mixing_energy(energy: float, composition: str | Mapping[str, int], pair: tup
 class MixingPoint:
     """Mixing energy of one composition (energies in eV)."""
 
-    formula: str          #: canonical formula
-    x: float              #: fraction of A on the mixing sublattice
-    n_a: int              #: number of A atoms
-    n_sites: int          #: sites on the mixing sublattice (A + B)
+    formula: str  #: canonical formula
+    x: float  #: fraction of A on the mixing sublattice
+    n_a: int  #: number of A atoms
+    n_sites: int  #: sites on the mixing sublattice (A + B)
     n_atoms: int
-    energy: float         #: lowest energy given for this composition (eV)
-    end_a: str            #: end member formula with all sites A
-    end_b: str            #: end member formula with all sites B
-    e_mix: float          #: eV per cluster
+    energy: float  #: lowest energy given for this composition (eV)
+    end_a: str  #: end member formula with all sites A
+    end_b: str  #: end member formula with all sites B
+    e_mix: float  #: eV per cluster
     e_mix_per_atom: float  #: eV per atom
 
 
@@ -109,8 +111,9 @@ def _lowest_by_composition(energies) -> dict[str, float]:
     return out
 
 
-def mixing_energies(energies: Mapping[str, float] | Iterable[tuple[str, float]],
-                    pair: tuple[str, str] | None = None) -> list[MixingPoint]:
+def mixing_energies(
+    energies: Mapping[str, float] | Iterable[tuple[str, float]], pair: tuple[str, str] | None = None
+) -> list[MixingPoint]:
     """Mixing energies of every composition given, against its own end members.
 
     energies: ``{formula: energy}`` or ``(formula, energy)`` pairs, eV; with
@@ -142,8 +145,9 @@ def mixing_energies(energies: Mapping[str, float] | Iterable[tuple[str, float]],
             )
         e_mix = mixing_energy(e, c, (a, b), lowest[end_a], lowest[end_b])
         n_atoms = sum(c.values())
-        points.append(MixingPoint(formula, c.get(a, 0) / m, c.get(a, 0), m, n_atoms, e,
-                                  end_a, end_b, e_mix, e_mix / n_atoms))
+        points.append(
+            MixingPoint(formula, c.get(a, 0) / m, c.get(a, 0), m, n_atoms, e, end_a, end_b, e_mix, e_mix / n_atoms)
+        )
     points.sort(key=lambda p: (p.end_b, p.x))
     return points
 
@@ -151,6 +155,7 @@ def mixing_energies(energies: Mapping[str, float] | Iterable[tuple[str, float]],
 # --------------------------------------------------------------------------- #
 # Convex hull
 # --------------------------------------------------------------------------- #
+
 
 def _cross(o, p, q) -> float:
     return (p[0] - o[0]) * (q[1] - o[1]) - (p[1] - o[1]) * (q[0] - o[0])
@@ -204,6 +209,7 @@ def energy_above_hull(x: np.ndarray, e: np.ndarray, *, tol: float = 1e-9) -> np.
 # --------------------------------------------------------------------------- #
 # Boltzmann populations
 # --------------------------------------------------------------------------- #
+
 
 def boltzmann_populations(energies_eV: np.ndarray, temperature_K: float = 298.15) -> np.ndarray:
     """Equilibrium populations p_i proportional to exp(-E_i / kB T); sum to 1.

@@ -25,7 +25,7 @@ The electron-mass correction is 0.00055 Da per charge, always applied.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Literal
 
 import numpy as np
@@ -60,18 +60,14 @@ def element_counts(formula: str) -> dict[str, int]:
     return counts
 
 
-@lru_cache(maxsize=None)
+@cache
 def _isotopes(symbol: str) -> tuple[tuple[int, float, float], ...]:
     """(mass number, mass in Da, abundance fraction) of the stable isotopes."""
     try:
         element = _molmass().ELEMENTS[symbol]
     except KeyError:
         return ()
-    return tuple(
-        (a, iso.mass, iso.abundance)
-        for a, iso in sorted(element.isotopes.items())
-        if iso.abundance > 0
-    )
+    return tuple((a, iso.mass, iso.abundance) for a, iso in sorted(element.isotopes.items()) if iso.abundance > 0)
 
 
 def check_charge(charge: int) -> int:
@@ -120,18 +116,25 @@ def _fine_structure(counts: dict[str, int], min_abundance: float) -> tuple[np.nd
     def lines(part: dict[str, int]):
         # molmass's isotope table for both modes, so exact lines bin to the nominal envelope
         tables = [_isotopes(el) for el in part]
-        return IsoSpecPy.IsoThreshold(cut, absolute=False, get_confs=False, atomCounts=list(part.values()),
-                                      isotopeMasses=[[m for _, m, _ in iso] for iso in tables],
-                                      isotopeProbabilities=[[a for _, _, a in iso] for iso in tables])
+        return IsoSpecPy.IsoThreshold(
+            cut,
+            absolute=False,
+            get_confs=False,
+            atomCounts=list(part.values()),
+            isotopeMasses=[[m for _, m, _ in iso] for iso in tables],
+            isotopeProbabilities=[[a for _, _, a in iso] for iso in tables],
+        )
 
     if cut < MIN_FINE_ABUNDANCE:
         bound = 1
         for el, n in counts.items():
             bound *= len(lines({el: n}))
         if bound > MAX_FINE_BOUND:
-            raise InputError(f"exact isotope fine structure too large for {format_formula(counts)} at "
-                             f"min_abundance={min_abundance:g}; use min_abundance >= {MIN_FINE_ABUNDANCE:g} "
-                             "or mode='nominal'")
+            raise InputError(
+                f"exact isotope fine structure too large for {format_formula(counts)} at "
+                f"min_abundance={min_abundance:g}; use min_abundance >= {MIN_FINE_ABUNDANCE:g} "
+                "or mode='nominal'"
+            )
     dist = lines(counts)
     return np.array(dist.np_masses(), dtype=float), np.array(dist.np_probs(), dtype=float)
 
@@ -169,7 +172,7 @@ def isotope_pattern(
     mz = ion_mz(mass[keep], charge)
     inten = 100.0 * prob[keep] / prob.max()
     order = np.argsort(mz)
-    return [(float(a), float(b)) for a, b in zip(mz[order], inten[order])]
+    return [(float(a), float(b)) for a, b in zip(mz[order], inten[order], strict=True)]
 
 
 def monoisotopic_mass(formula: str) -> float:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from scipy.optimize import nnls
@@ -28,7 +28,6 @@ AMBIGUOUS_COSINE = 0.98
 
 #: Strength of the mass-error ridge penalty in the non-negative fit (see _fit_species).
 MASS_PENALTY = 0.1
-
 
 
 # --------------------------------------------------------------------------- #
@@ -81,13 +80,9 @@ def read_peaks_csv(path: str | Path) -> list[Peak]:
         try:
             mz, inten = float(fields[i_mz]), float(fields[i_int])
         except ValueError:
-            raise InputError(
-                f"{path}:{lineno}: not a number in {','.join(fields)!r}"
-            ) from None
+            raise InputError(f"{path}:{lineno}: not a number in {','.join(fields)!r}") from None
         if not (math.isfinite(mz) and math.isfinite(inten)) or mz <= 0 or inten < 0:
-            raise InputError(
-                f"{path}:{lineno}: need m/z > 0 and intensity >= 0, got {mz!r}, {inten!r}"
-            )
+            raise InputError(f"{path}:{lineno}: need m/z > 0 and intensity >= 0, got {mz!r}, {inten!r}")
         peaks.append((mz, inten))
     if not peaks:
         raise InputError(f"{path}: no peaks (expected rows of mz,intensity)")
@@ -185,7 +180,7 @@ def candidate_formulas(
             last = n - sum(combo)
             if last < start:
                 continue
-            out.append(format_formula(dict(zip(elements, (*combo, last)))))
+            out.append(format_formula(dict(zip(elements, (*combo, last), strict=True))))
     return out
 
 
@@ -261,9 +256,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (na * nb)) if na > 0 and nb > 0 else 0.0
 
 
-def _prepare(
-    peaks: Iterable[Peak] | np.ndarray, charge: int, tolerance: float, profile: bool | None
-) -> np.ndarray:
+def _prepare(peaks: Iterable[Peak] | np.ndarray, charge: int, tolerance: float, profile: bool | None) -> np.ndarray:
     arr = _as_array(peaks)
     if profile is None:
         # Centroided isotope peaks sit 1/|z| apart; profile samples are much denser.
@@ -330,18 +323,13 @@ def match_species(
     """
     charge, tolerance, mass_sigma = _check_options(charge, tolerance, mass_sigma)
     arr = _prepare(peaks, charge, tolerance, profile)
-    return _fit_species(
-        arr, elements, atoms, charge, tolerance, mass_sigma, min_abundance, min_weight, candidates
-    )
+    return _fit_species(arr, elements, atoms, charge, tolerance, mass_sigma, min_abundance, min_weight, candidates)
 
 
 def _check_options(charge: int, tolerance: float, mass_sigma: float) -> tuple[int, float, float]:
     charge = check_charge(charge)
     if not (0 < tolerance < 0.5 / abs(charge)):
-        raise InputError(
-            f"tolerance must be in (0, {0.5 / abs(charge):g}) m/z for charge {charge}, "
-            f"got {tolerance!r}"
-        )
+        raise InputError(f"tolerance must be in (0, {0.5 / abs(charge):g}) m/z for charge {charge}, got {tolerance!r}")
     if not mass_sigma > 0:
         raise InputError(f"mass_sigma must be positive (m/z), got {mass_sigma!r}")
     return charge, float(tolerance), float(mass_sigma)
@@ -375,13 +363,13 @@ def _fit_species(
     # that some candidate predicts but nothing was measured at (a measured zero).
     phantom: dict[int, int] = {}
     for c in cands:
-        for num, row in zip(c.numbers, c.rows):
+        for num, row in zip(c.numbers, c.rows, strict=True):
             if row < 0 and int(num) not in phantom:
                 phantom[int(num)] = len(y) + len(phantom)
     A = np.zeros((len(y) + len(phantom), len(cands)))
     cand_rows: list[np.ndarray] = []
     for j, c in enumerate(cands):
-        rows = np.array([r if r >= 0 else phantom[int(n)] for r, n in zip(c.rows, c.numbers)])
+        rows = np.array([r if r >= 0 else phantom[int(n)] for r, n in zip(c.rows, c.numbers, strict=True)])
         A[rows, j] = c.rel
         cand_rows.append(rows)
     target = np.concatenate([y, np.zeros(len(phantom))])
@@ -494,16 +482,14 @@ def assign_peaks(
     if top < 1:
         raise InputError(f"top must be at least 1, got {top!r}")
     arr = _prepare(peaks, charge, tolerance, profile)
-    species = _fit_species(
-        arr, elements, atoms, charge, tolerance, mass_sigma, min_abundance, min_weight, candidates
-    )
+    species = _fit_species(arr, elements, atoms, charge, tolerance, mass_sigma, min_abundance, min_weight, candidates)
     mz_meas, y_meas = arr[:, 0], arr[:, 1]
     per_peak: list[list[PeakCandidate]] = [[] for _ in range(len(arr))]
     for s in species:
-        numbers, mass, prob = nominal_envelope(format_formula(element_counts(s.formula)))
+        _numbers, mass, prob = nominal_envelope(format_formula(element_counts(s.formula)))
         keep = prob >= min_abundance * prob.max()
         mz, rel = ion_mz(mass[keep], charge), prob[keep] / prob.max()
-        for m, r in zip(mz, rel):
+        for m, r in zip(mz, rel, strict=True):
             i = int(np.argmin(np.abs(mz_meas - m)))
             if abs(mz_meas[i] - m) > tolerance:
                 continue

@@ -67,14 +67,15 @@ def debye_intensity(atoms: Atoms, q: np.ndarray) -> np.ndarray:
     if r.size:
         step = max(1, _DEBYE_CHUNK // r.size)
         for s in range(0, flat.size, step):
-            qr = np.outer(flat[s:s + step], r)
+            qr = np.outer(flat[s : s + step], r)
             # np.sinc(t) = sin(pi t)/(pi t) with the t = 0 limit handled.
-            out[s:s + step] += np.sinc(qr / np.pi) @ w
+            out[s : s + step] += np.sinc(qr / np.pi) @ w
     return out.reshape(q.shape)
 
 
-def guinier_fit(q: np.ndarray, intensity: np.ndarray, *, qrg_max: float = GUINIER_QRG_MAX,
-                max_iter: int = 50) -> tuple[float, float]:
+def guinier_fit(
+    q: np.ndarray, intensity: np.ndarray, *, qrg_max: float = GUINIER_QRG_MAX, max_iter: int = 50
+) -> tuple[float, float]:
     """Guinier fit ln I = ln I0 - (Rg^2 / 3) q^2; returns (Rg in Angstrom, I0).
 
     Starts from the points with I above half the lowest-q intensity (Guinier
@@ -96,9 +97,7 @@ def guinier_fit(q: np.ndarray, intensity: np.ndarray, *, qrg_max: float = GUINIE
 
     def fit(m: np.ndarray) -> tuple[float, float]:
         if m.sum() < 3:
-            raise ValueError(
-                f"only {int(m.sum())} points in the Guinier range q Rg <= {qrg_max}; sample lower q"
-            )
+            raise ValueError(f"only {int(m.sum())} points in the Guinier range q Rg <= {qrg_max}; sample lower q")
         slope, intercept = np.polyfit(q[m] ** 2, np.log(i[m]), 1)
         if slope >= 0:
             raise ValueError("ln I does not decrease with q^2: no Guinier region")

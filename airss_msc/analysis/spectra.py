@@ -45,8 +45,7 @@ def broadened(excitations: Excitations, energies_eV: np.ndarray, fwhm_eV: float 
     return (f * np.exp(-0.5 * ((e - centres) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))).sum(axis=1)
 
 
-def spectrum_nm(excitations: Excitations, wavelengths_nm: np.ndarray,
-                fwhm_eV: float = DEFAULT_FWHM_EV) -> np.ndarray:
+def spectrum_nm(excitations: Excitations, wavelengths_nm: np.ndarray, fwhm_eV: float = DEFAULT_FWHM_EV) -> np.ndarray:
     """The broadened spectrum sampled at ``wavelengths_nm`` (arbitrary units, Gaussian in energy)."""
     return broadened(excitations, HC_EV_NM / np.asarray(wavelengths_nm, dtype=float), fwhm_eV)
 

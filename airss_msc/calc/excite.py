@@ -10,7 +10,7 @@ exception.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from ase import Atoms
@@ -35,8 +35,12 @@ def check_excitation_method(method: str) -> str:
     return canonical
 
 
-def excite(atoms: Atoms, method: str = DEFAULT_EXCITATION_METHOD, nstates: int = DEFAULT_STATES,
-           log: Callable[[str], None] | None = None) -> Excitations:
+def excite(
+    atoms: Atoms,
+    method: str = DEFAULT_EXCITATION_METHOD,
+    nstates: int = DEFAULT_STATES,
+    log: Callable[[str], None] | None = None,
+) -> Excitations:
     """The lowest ``nstates`` vertical excitations of ``atoms`` (eV, oscillator strengths).
 
     ``log``: where progress lines go while it runs (the ground state's size and SCF cycles,
@@ -54,11 +58,20 @@ def _excite(atoms: Atoms, method: str, nstates: int) -> Excitations:
         canonical = check_excitation_method(method)
         m = parse_method(canonical)
         states = engine_of(m).excitations(m.model, atoms, nstates)
-        return Excitations(canonical, states.energies_eV, states.strengths, JobStatus.DONE, states.note,
-                           time.perf_counter() - start, f"{m.engine}:{states.ground_model}",
-                           states.ground_energy_eV, states.ground_gap_eV)
+        return Excitations(
+            canonical,
+            states.energies_eV,
+            states.strengths,
+            JobStatus.DONE,
+            states.note,
+            time.perf_counter() - start,
+            f"{m.engine}:{states.ground_model}",
+            states.ground_energy_eV,
+            states.ground_gap_eV,
+        )
     except SCFError as exc:
         return Excitations(str(method), empty, empty, JobStatus.SCF_FAILED, str(exc), time.perf_counter() - start)
     except Exception as exc:  # a job reports, it does not crash the run
-        return Excitations(str(method), empty, empty, JobStatus.ERROR, f"{type(exc).__name__}: {exc}",
-                           time.perf_counter() - start)
+        return Excitations(
+            str(method), empty, empty, JobStatus.ERROR, f"{type(exc).__name__}: {exc}", time.perf_counter() - start
+        )

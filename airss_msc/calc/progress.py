@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Callable, Iterator
 
 #: Seconds between two iteration lines (SCF cycles, Davidson iterations).
 DEFAULT_EVERY = 15.0
@@ -27,8 +27,13 @@ DEFAULT_EVERY = 15.0
 class Reporter:
     """A log callable with a prefix and a rate limit for iteration lines."""
 
-    def __init__(self, log: Callable[[str], None], prefix: str = "", every: float = DEFAULT_EVERY,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        log: Callable[[str], None],
+        prefix: str = "",
+        every: float = DEFAULT_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.log = log
         self.prefix = prefix
         self.every = every
@@ -86,9 +91,13 @@ def scf_callback(inner: Callable[[dict], None] | None, label: str) -> Callable[[
         now = time.monotonic()
         energy, gradient = envs.get("e_tot"), envs.get("norm_gorb")
         cycle = envs.get("cycle", envs.get("imacro", "?"))  # the second-order solver counts macro steps
-        report(f"SCF ({label}) cycle {cycle}: " + (f"E={float(energy):.8f} Ha" if energy is not None else "E=?")
-               + (f"  |g|={float(gradient):.1e}" if gradient is not None else "")
-               + f"  {now - last[0]:.1f} s/cycle", always=False)
+        report(
+            f"SCF ({label}) cycle {cycle}: "
+            + (f"E={float(energy):.8f} Ha" if energy is not None else "E=?")
+            + (f"  |g|={float(gradient):.1e}" if gradient is not None else "")
+            + f"  {now - last[0]:.1f} s/cycle",
+            always=False,
+        )
         last[0] = now
         if inner is not None:
             inner(envs)  # the guard may raise: the line about the cycle came first

@@ -31,13 +31,21 @@ from ase.parallel import DummyMPI
 
 from airss_msc import __version__
 from airss_msc.calc.engines import (
-    Role, SCFError, capabilities, check_available, comparable_rung, default_method, engine_version, make_calculator,
-    parse_method, scf_ladder,
+    Role,
+    SCFError,
+    capabilities,
+    check_available,
+    comparable_rung,
+    default_method,
+    engine_version,
+    make_calculator,
+    parse_method,
+    scf_ladder,
 )
-from airss_msc.generation.geometry import anion_bonds, shortest_contact
 from airss_msc.calc.sanity import check_geometry
 from airss_msc.calc.single_point import single_point
 from airss_msc.errors import InputError
+from airss_msc.generation.geometry import anion_bonds, shortest_contact
 from airss_msc.results.record import Result
 from airss_msc.settings import documented, read_table, setting
 
@@ -45,6 +53,7 @@ from airss_msc.settings import documented, read_table, setting
 COLLAPSE_PERSISTENCE = 3
 #: Fraction of the covalent radii sum that is a collapse at once (no transient goes there).
 HARD_FLOOR = 0.65
+
 
 class CurvatureSafeLBFGS(PreconLBFGS):
     """ASE's PreconLBFGS that keeps only curvature pairs with s.y > 0 in its memory.
@@ -79,8 +88,13 @@ class CurvatureSafeLBFGS(PreconLBFGS):
 #: vs 118 for `xtb --opt` and ~200 for BFGS; benchmarks/default_protocol.py).
 #: ASE's plain LBFGS stores negative-curvature pairs from random starts and
 #: walks uphill until atoms fly off (13/24 small starts relaxed).
-OPTIMIZERS = {"PreconLBFGS": CurvatureSafeLBFGS, "BFGS": BFGS, "LBFGS": LBFGS,
-              "LBFGSLineSearch": LBFGSLineSearch, "FIRE": FIRE}
+OPTIMIZERS = {
+    "PreconLBFGS": CurvatureSafeLBFGS,
+    "BFGS": BFGS,
+    "LBFGS": LBFGS,
+    "LBFGSLineSearch": LBFGSLineSearch,
+    "FIRE": FIRE,
+}
 
 #: Force calls allowed per optimizer step on average before a stage is stopped: a
 #: line search that never ends must not hold an MPI worker forever.
@@ -95,8 +109,10 @@ def _read_stages(value, section: str) -> tuple[dict, ...]:
     """``[[relax.stage]]`` tables: each overrides the settings above it for one stage."""
     if not isinstance(value, list):
         raise TypeError(value)
-    return tuple(read_table(RelaxSettings, table, f"{section}.stage {k}", exclude=_NOT_PER_STAGE)
-                 for k, table in enumerate(value, 1))
+    return tuple(
+        read_table(RelaxSettings, table, f"{section}.stage {k}", exclude=_NOT_PER_STAGE)
+        for k, table in enumerate(value, 1)
+    )
 
 
 #: Settings of the whole protocol, not of one stage.
@@ -108,26 +124,35 @@ _NOT_PER_STAGE = ("stages", "single_points")
 class RelaxSettings:
     """How one structure is relaxed (the ``[relax]`` table); method names are stored in canonical form."""
 
-    method: str = setting(DEFAULT_METHOD, help="the method that relaxes: chgnet | sevennet | GFN1-xTB | "
-                          "pyscf:PBE/def2-SVP | lj ... ('airss-msc methods')")
+    method: str = setting(
+        DEFAULT_METHOD,
+        help="the method that relaxes: chgnet | sevennet | GFN1-xTB | "
+        "pyscf:PBE/def2-SVP | lj ... ('airss-msc methods')",
+    )
     fmax: float = setting(0.05, help="force convergence", unit="eV/Angstrom (epsilon/sigma for LJ)")
     steps: int = setting(500, help="optimizer step limit per structure")
     max_seconds: float | None = setting(None, help="wall-time limit per structure", unit="s")
     optimizer: str = setting("PreconLBFGS", help=" | ".join(OPTIMIZERS))
-    fallback_optimizer: str = setting("BFGS", help="takes over from the current geometry when the optimizer's "
-                                      "line search gives up (\"\": stop with an error instead)")
+    fallback_optimizer: str = setting(
+        "BFGS",
+        help="takes over from the current geometry when the optimizer's "
+        'line search gives up ("": stop with an error instead)',
+    )
     maxstep: float = setting(0.2, help="largest atom move per step", unit="Angstrom")
-    electronic_temperature: float = setting(300.0, help="electronic temperature of the first SCF rung (xTB)",
-                                            unit="K")
+    electronic_temperature: float = setting(300.0, help="electronic temperature of the first SCF rung (xTB)", unit="K")
     check_every: int = setting(5, help="run the collapse guard every this many steps")
-    single_points: tuple[str, ...] = setting((), help="methods scored on the final geometry, stored beside "
-                                             "the energy")
-    stages: tuple = setting((), toml="stage", parse=_read_stages, expects="[[relax.stage]] tables",
-                            help="a staged protocol: each [[relax.stage]] table overrides the keys above "
-                            "for one stage, e.g. a coarse chgnet stage at fmax 0.1 before the method",
-                            shown="one stage")
+    single_points: tuple[str, ...] = setting((), help="methods scored on the final geometry, stored beside the energy")
+    stages: tuple = setting(
+        (),
+        toml="stage",
+        parse=_read_stages,
+        expects="[[relax.stage]] tables",
+        help="a staged protocol: each [[relax.stage]] table overrides the keys above "
+        "for one stage, e.g. a coarse chgnet stage at fmax 0.1 before the method",
+        shown="one stage",
+    )
 
-    def protocol(self) -> tuple["RelaxSettings", ...]:
+    def protocol(self) -> tuple[RelaxSettings, ...]:
         """The stages to run: each ``stages`` entry (a dict of overrides) on top of
         these settings, or these settings alone."""
         if not self.stages:
@@ -137,7 +162,7 @@ class RelaxSettings:
     def describe(self) -> str:
         return f"{self.method} fmax={self.fmax:g} steps={self.steps}"
 
-    def validate(self) -> "RelaxSettings":
+    def validate(self) -> RelaxSettings:
         """Check every value and return the settings with method names in canonical form."""
         if self.stages:
             known = {f.name for f in fields(self)} - set(_NOT_PER_STAGE)
@@ -147,10 +172,15 @@ class RelaxSettings:
                 bad = set(stage) - known
                 if bad:
                     raise InputError(f"unknown key(s) {', '.join(sorted(bad))} in relax stage {k}")
-            stages = tuple({**stage, "method": str(parse_method(stage.get("method", self.method)))}
-                           for stage in self.stages)
-            out = replace(self, method=str(parse_method(self.method)), stages=stages,
-                          single_points=tuple(str(parse_method(m)) for m in self.single_points))
+            stages = tuple(
+                {**stage, "method": str(parse_method(stage.get("method", self.method)))} for stage in self.stages
+            )
+            out = replace(
+                self,
+                method=str(parse_method(self.method)),
+                stages=stages,
+                single_points=tuple(str(parse_method(m)) for m in self.single_points),
+            )
             for stage in out.protocol():
                 replace(stage, single_points=()).validate()
             return out
@@ -168,8 +198,7 @@ class RelaxSettings:
             raise InputError(f"max_seconds must be positive, got {self.max_seconds!r}")
         if not (self.maxstep > 0):
             raise InputError(f"maxstep must be positive, got {self.maxstep!r}")
-        return replace(self, method=str(method),
-                       single_points=tuple(str(parse_method(m)) for m in self.single_points))
+        return replace(self, method=str(method), single_points=tuple(str(parse_method(m)) for m in self.single_points))
 
     def check_engines(self) -> None:
         """Fail early, with an install hint, if an engine the protocol needs is missing."""
@@ -302,15 +331,23 @@ def _run_stage(work: Atoms, settings: RelaxSettings, start: float) -> _StageOutc
             force_calls += counter.n
             if converged:
                 return _StageOutcome("relaxed", "", steps_done, force_calls, rung, done, rung)
-            return _StageOutcome("max_steps", f"step limit {settings.steps} reached", steps_done, force_calls,
-                                 rung, done, rung)
+            return _StageOutcome(
+                "max_steps", f"step limit {settings.steps} reached", steps_done, force_calls, rung, done, rung
+            )
         except SCFError as exc:
             steps_done += optimizer.nsteps
             force_calls += counter.n
             rung += 1
             if rung >= len(ladder):
-                return _StageOutcome("scf_failed", f"{exc} (after {rung - 1} recovery attempts)",
-                                     steps_done, force_calls, rung - 1, done, rung - 1)
+                return _StageOutcome(
+                    "scf_failed",
+                    f"{exc} (after {rung - 1} recovery attempts)",
+                    steps_done,
+                    force_calls,
+                    rung - 1,
+                    done,
+                    rung - 1,
+                )
             # Restart from the last geometry whose SCF converged.
             work.positions = last_good
         except _Stop as stop:
@@ -327,13 +364,14 @@ def _final_energy(work: Atoms, stage: RelaxSettings, out: _StageOutcome) -> tupl
     """
     if out.rung:
         ladder = scf_ladder(stage.method, stage.electronic_temperature)
-        work.calc = make_calculator(stage.method, **comparable_rung(stage.method, ladder[out.rung],
-                                                                     stage.electronic_temperature))
+        work.calc = make_calculator(
+            stage.method, **comparable_rung(stage.method, ladder[out.rung], stage.electronic_temperature)
+        )
     energy = float(work.get_potential_energy())
     forces = work.get_forces()
     gap = work.calc.results.get("homo_lumo_gap")
     gap = None if gap is None or not np.isfinite(gap) else float(gap)
-    return energy, gap, float(np.sqrt((forces ** 2).sum(axis=1)).max())
+    return energy, gap, float(np.sqrt((forces**2).sum(axis=1)).max())
 
 
 def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> Result:
@@ -348,10 +386,16 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> Resu
     work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
     start = time.perf_counter()
     result = Result(
-        symbols=tuple(work.get_chemical_symbols()), positions=work.get_positions(), status="error",
-        method=stages[-1].method, engine_version=engine_version(stages[-1].method),
-        protocol=" -> ".join(stage.describe() for stage in stages), airss_msc_version=__version__,
-        provenance=dict(atoms.info), initial_positions=atoms.get_positions(), settings=settings.as_dict(),
+        symbols=tuple(work.get_chemical_symbols()),
+        positions=work.get_positions(),
+        status="error",
+        method=stages[-1].method,
+        engine_version=engine_version(stages[-1].method),
+        protocol=" -> ".join(stage.describe() for stage in stages),
+        airss_msc_version=__version__,
+        provenance=dict(atoms.info),
+        initial_positions=atoms.get_positions(),
+        settings=settings.as_dict(),
     )
     status, message, optimizers = "error", "", []
     try:
@@ -401,4 +445,4 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> Resu
 #: and each step is a DFT gradient; 100 stops a run that wanders instead of refining.
 REFINE_RELAX = RelaxSettings(method=default_method(Role.REFINE), steps=100)
 
-__all__ = ["RelaxSettings", "relax_structure", "OPTIMIZERS", "DEFAULT_METHOD", "REFINE_RELAX"]
+__all__ = ["DEFAULT_METHOD", "OPTIMIZERS", "REFINE_RELAX", "RelaxSettings", "relax_structure"]

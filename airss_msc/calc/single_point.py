@@ -63,10 +63,17 @@ def single_point(atoms: Atoms, method: str, electronic_temperature: float = 300.
         except SCFError as exc:
             last = str(exc)
         except Exception as exc:  # a job reports, it does not crash the run
-            return SinglePoint(canonical, None, None, JobStatus.ERROR, f"{type(exc).__name__}: {exc}",
-                               time.perf_counter() - start, k)
+            return SinglePoint(
+                canonical, None, None, JobStatus.ERROR, f"{type(exc).__name__}: {exc}", time.perf_counter() - start, k
+            )
         finally:
             work.calc = None
-    return SinglePoint(canonical, None, None, JobStatus.SCF_FAILED,
-                       f"{last} (after {len(rungs) - 1} recovery attempts)",
-                       time.perf_counter() - start, len(rungs) - 1)
+    return SinglePoint(
+        canonical,
+        None,
+        None,
+        JobStatus.SCF_FAILED,
+        f"{last} (after {len(rungs) - 1} recovery attempts)",
+        time.perf_counter() - start,
+        len(rungs) - 1,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from airss_msc.errors import InputError
 
@@ -35,8 +35,7 @@ def threads_per_process(requested: int | None, processes_on_node: int = 1) -> in
     slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
     n = requested or (int(slurm) if slurm.isdigit() else 1)
     if requested and n * processes_on_node > cores:
-        raise InputError(f"{n} threads x {processes_on_node} processes would oversubscribe the "
-                         f"{cores} cores available")
+        raise InputError(f"{n} threads x {processes_on_node} processes would oversubscribe the {cores} cores available")
     return max(1, n)
 
 

@@ -61,7 +61,7 @@ class Sphere:
 
     @property
     def volume(self) -> float:
-        return 4.0 / 3.0 * np.pi * self.radius ** 3
+        return 4.0 / 3.0 * np.pi * self.radius**3
 
     @property
     def extent(self) -> float:
@@ -121,7 +121,7 @@ class Shell:
         v = rng.normal(size=(n, 3))
         v /= np.linalg.norm(v, axis=1, keepdims=True) + _EPS
         u = rng.random(n)
-        r = (self.inner ** 3 + u * (self.outer ** 3 - self.inner ** 3)) ** (1.0 / 3.0)
+        r = (self.inner**3 + u * (self.outer**3 - self.inner**3)) ** (1.0 / 3.0)
         return v * r[:, None]
 
     def project(self, pos: np.ndarray) -> np.ndarray:
@@ -137,7 +137,7 @@ class Shell:
 
     @property
     def volume(self) -> float:
-        return 4.0 / 3.0 * np.pi * (self.outer ** 3 - self.inner ** 3)
+        return 4.0 / 3.0 * np.pi * (self.outer**3 - self.inner**3)
 
     @property
     def extent(self) -> float:
@@ -160,13 +160,17 @@ def default_radius(n_atoms: int, bond: float, close_packed: bool = False) -> flo
     ``close_packed`` uses the close-packed density instead of the open II-VI one.
     """
     per_atom = CLOSE_PACKED_VOLUME_IN_BOND3 if close_packed else VOLUME_PER_ATOM_IN_BOND3 * LOOSENESS
-    volume = n_atoms * per_atom * bond ** 3
+    volume = n_atoms * per_atom * bond**3
     return float((3.0 * volume / (4.0 * np.pi)) ** (1.0 / 3.0))
 
 
 def make_confinement(
-    shape: str, n_atoms: int, bond: float, radius: float | None = None,
-    axes: tuple[float, float, float] | None = None, inner: float | None = None,
+    shape: str,
+    n_atoms: int,
+    bond: float,
+    radius: float | None = None,
+    axes: tuple[float, float, float] | None = None,
+    inner: float | None = None,
     close_packed: bool = False,
 ) -> Confinement:
     """Build a confinement from command-line / config options.
@@ -193,21 +197,33 @@ def make_confinement(
     if shape == "shell":
         # Keep the shell's volume equal to the default sphere's when not given.
         rin = inner if inner is not None else round(0.4 * r, 3)
-        outer = r if radius is not None else round(float((r ** 3 + rin ** 3) ** (1.0 / 3.0)), 3)
+        outer = r if radius is not None else round(float((r**3 + rin**3) ** (1.0 / 3.0)), 3)
         if rin >= outer:
             raise InputError(f"impossible shell: inner radius {rin:.3g} >= outer radius {outer:.3g}")
         return Shell(float(rin), float(outer))
     raise InputError(f"unknown shape {shape!r}: choose sphere, ellipsoid or shell")
 
 
-def default_confinement(counts: dict[str, int], rules, shape: str = "sphere", radius: float | None = None,
-                        axes: tuple[float, float, float] | None = None,
-                        inner: float | None = None) -> "Confinement":
+def default_confinement(
+    counts: dict[str, int],
+    rules,
+    shape: str = "sphere",
+    radius: float | None = None,
+    axes: tuple[float, float, float] | None = None,
+    inner: float | None = None,
+) -> Confinement:
     """The confinement of ``shape`` for a composition, sized from its separation ``rules``
     (a :class:`~airss_msc.generation.separations.SeparationRules`) where unset."""
     symbols = symbols_of(counts)
-    return make_confinement(shape, len(symbols), rules.typical_bond(symbols), radius=radius, axes=axes,
-                            inner=inner, close_packed=set(symbols) == {"X"})
+    return make_confinement(
+        shape,
+        len(symbols),
+        rules.typical_bond(symbols),
+        radius=radius,
+        axes=axes,
+        inner=inner,
+        close_packed=set(symbols) == {"X"},
+    )
 
 
 def parse_axes(text: str) -> tuple[float, float, float]:

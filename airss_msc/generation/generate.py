@@ -20,10 +20,9 @@ from ase.data import atomic_numbers
 
 from airss_msc import __version__
 from airss_msc.composition import format_formula, parse_formula, symbols_of
+from airss_msc.errors import InputError
 from airss_msc.generation import symmetry
 from airss_msc.generation.confinement import Confinement, default_confinement
-from airss_msc.errors import InputError
-from airss_msc.settings import documented, setting
 from airss_msc.generation.separations import (
     SeparationRules,
     format_minsep,
@@ -32,6 +31,7 @@ from airss_msc.generation.separations import (
     push_displacement,
     species_table,
 )
+from airss_msc.settings import documented, setting
 
 #: Densest packing of equal spheres; no arrangement of hard spheres fills more.
 MAX_PACKING_FRACTION = 0.7405
@@ -43,23 +43,35 @@ class GeneratorSettings:
     """How random clusters are drawn (the ``[generate]`` table). Lengths in Angstrom (sigma for LJ ``X``)."""
 
     minsep: dict | tuple | None = setting(
-        None, help='per-pair minimum separations over the chemistry-based ones: { "Cd-Se" = 2.4 } or '
-        '["Cd-Se=2.4-2.6"] (a range: drawn per structure)', unit="Angstrom", shown="chemistry-based",
-        expects="a table or a list of strings")
+        None,
+        help='per-pair minimum separations over the chemistry-based ones: { "Cd-Se" = 2.4 } or '
+        '["Cd-Se=2.4-2.6"] (a range: drawn per structure)',
+        unit="Angstrom",
+        shown="chemistry-based",
+        expects="a table or a list of strings",
+    )
     slack: float = setting(1.0, help="factor on every minimum separation")
     shape: str = setting("sphere", help="confinement: sphere | ellipsoid | shell (radius, axes, inner size it)")
-    radius: float | None = setting(None, help="sphere or shell outer radius", unit="Angstrom",
-                                   shown="from composition and density")
-    axes: tuple[float, float, float] | None = setting(None, help="ellipsoid semi-axes [A, B, C]", unit="Angstrom",
-                                                      shown="from composition and density")
+    radius: float | None = setting(
+        None, help="sphere or shell outer radius", unit="Angstrom", shown="from composition and density"
+    )
+    axes: tuple[float, float, float] | None = setting(
+        None, help="ellipsoid semi-axes [A, B, C]", unit="Angstrom", shown="from composition and density"
+    )
     inner: float | None = setting(None, help="shell inner radius", unit="Angstrom", shown="40 % of the radius")
     symmetry: str | None = setting(None, help="point group (C2v, Td, ...) or random", shown="none (C1)")
     max_attempts: int = setting(200, help="redraws before giving up on one structure")
     push_iterations: int = setting(300, help="push-apart sweeps per attempt")
-    placement_trials: int = setting(16, help="uniform positions drawn per atom; the one overlapping the atoms "
-                                    "already placed least is kept (1: plain uniform)")
-    extra: dict = setting(factory=dict, toml=False, help="free-form notes carried along by API callers "
-                          "(not a config key; never part of the generation)")
+    placement_trials: int = setting(
+        16,
+        help="uniform positions drawn per atom; the one overlapping the atoms "
+        "already placed least is kept (1: plain uniform)",
+    )
+    extra: dict = setting(
+        factory=dict,
+        toml=False,
+        help="free-form notes carried along by API callers (not a config key; never part of the generation)",
+    )
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None and k != "extra"}
@@ -71,9 +83,7 @@ def derive_seed(base_seed: int, formula: str, index: int) -> int:
     Independent streams for every (base, formula, index) via NumPy's SeedSequence;
     the formula enters through a CRC32 so the result is the same on every machine.
     """
-    ss = np.random.SeedSequence(
-        entropy=int(base_seed), spawn_key=(zlib.crc32(formula.encode()), int(index))
-    )
+    ss = np.random.SeedSequence(entropy=int(base_seed), spawn_key=(zlib.crc32(formula.encode()), int(index)))
     # 62 bits: fits SQLite's signed integers and JSON without loss.
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(2))
 
@@ -97,7 +107,7 @@ def check_feasible(symbols, drawn: dict, confinement: Confinement) -> None:
         )
     np.fill_diagonal(need, np.inf)
     half = need.min(axis=1) / 2.0
-    excluded = float(np.sum(4.0 / 3.0 * np.pi * half ** 3))
+    excluded = float(np.sum(4.0 / 3.0 * np.pi * half**3))
     available = confinement.grown_volume(float(half.max()))
     if excluded > MAX_PACKING_FRACTION * available:
         raise InputError(
@@ -108,8 +118,11 @@ def check_feasible(symbols, drawn: dict, confinement: Confinement) -> None:
 
 
 def push_apart(
-    positions: np.ndarray, need: np.ndarray, confinement: Confinement,
-    rng: np.random.Generator, iterations: int = 300,
+    positions: np.ndarray,
+    need: np.ndarray,
+    confinement: Confinement,
+    rng: np.random.Generator,
+    iterations: int = 300,
 ) -> tuple[np.ndarray, bool]:
     """Move overlapping atoms apart until every pair meets ``need`` (Angstrom).
 
@@ -132,8 +145,9 @@ def push_apart(
     return pos, meets(pos, need) and bool(confinement.contains(pos).all())
 
 
-def start_positions(rng: np.random.Generator, need: np.ndarray, confinement: Confinement,
-                    trials: int = 16) -> np.ndarray:
+def start_positions(
+    rng: np.random.Generator, need: np.ndarray, confinement: Confinement, trials: int = 16
+) -> np.ndarray:
     """Sequential placement: each atom (in random order) takes the least-overlapping
     of ``trials`` positions drawn uniformly in the confinement.
 
@@ -157,14 +171,13 @@ def start_positions(rng: np.random.Generator, need: np.ndarray, confinement: Con
         diff = trial[later:] - trial[c]
         ov = need_to[k - 1, later:] - np.sqrt(np.einsum("ij,ij->i", diff, diff))
         overlap[later:] += np.maximum(ov, 0.0, out=ov)
-        chosen[k] = c = later + int(overlap[later:later + trials].argmin())
+        chosen[k] = c = later + int(overlap[later : later + trials].argmin())
     pos = np.empty((n, 3))
     pos[order] = trial[chosen]
     return pos
 
 
-def confinement_for(counts: dict[str, int], rules: SeparationRules,
-                    settings: GeneratorSettings) -> Confinement:
+def confinement_for(counts: dict[str, int], rules: SeparationRules, settings: GeneratorSettings) -> Confinement:
     """The confinement ``settings`` ask for, sized from the composition where unset."""
     return default_confinement(counts, rules, settings.shape, settings.radius, settings.axes, settings.inner)
 
@@ -205,8 +218,16 @@ def _prepare(formula: str, settings: GeneratorSettings) -> _Prepared:
     index = np.array([species.index(s) for s in symbols], dtype=np.intp)
     numbers = np.array([atomic_numbers[s] for s in symbols], dtype=int)
     index.flags.writeable = numbers.flags.writeable = False
-    return _Prepared(tuple(counts.items()), rules, confinement, format_formula(counts),
-                     confinement.describe(), species, index, numbers)
+    return _Prepared(
+        tuple(counts.items()),
+        rules,
+        confinement,
+        format_formula(counts),
+        confinement.describe(),
+        species,
+        index,
+        numbers,
+    )
 
 
 def _frozen(value):
@@ -263,14 +284,13 @@ def generate_cluster(formula: str, seed: int, settings: GeneratorSettings | None
         counts = dict(prepared.counts)
         group = symmetry.choose_group(counts, settings.symmetry, rng, drawn=drawn, confinement=confinement)
     need = species_table(prepared.species, drawn)[prepared.index[:, None], prepared.index]
-    for attempt in range(1, settings.max_attempts + 1):
+    for attempt in range(1, settings.max_attempts + 1):  # noqa: B007 (stored in the structure's info below)
         if group == "C1":
             start = start_positions(rng, need, confinement, settings.placement_trials)
             pos, ok = push_apart(start, need, confinement, rng, settings.push_iterations)
             numbers, pos_need = prepared.numbers, need
         else:
-            syms, pos, ok = symmetry.symmetric_cluster(counts, group, drawn, confinement, rng,
-                                                       settings.push_iterations)
+            syms, pos, ok = symmetry.symmetric_cluster(counts, group, drawn, confinement, rng, settings.push_iterations)
             numbers = np.array([atomic_numbers[s] for s in syms])
             pos_need = minsep_matrix(syms, drawn)
             ok = ok and symmetry.is_symmetric(syms, pos, group)
@@ -299,8 +319,9 @@ def generate_cluster(formula: str, seed: int, settings: GeneratorSettings | None
     return atoms
 
 
-def generate_many(formula: str, count: int, base_seed: int,
-                  settings: GeneratorSettings | None = None, start: int = 0) -> list[Atoms]:
+def generate_many(
+    formula: str, count: int, base_seed: int, settings: GeneratorSettings | None = None, start: int = 0
+) -> list[Atoms]:
     """``count`` clusters with seeds derived from ``base_seed`` (candidates start..start+count-1)."""
     if count < 0:
         raise InputError(f"negative count {count}: the number of structures must be >= 0")

@@ -50,7 +50,7 @@ def bonds(atoms: Atoms, factor: float = BOND_FACTOR) -> list[tuple[int, int]]:
     if len(atoms) < 2:
         return []
     close = np.triu(distances(atoms.positions) < factor * radii_sums(atoms.get_chemical_symbols()), k=1)
-    return [(int(i), int(j)) for i, j in zip(*np.nonzero(close))]
+    return [(int(i), int(j)) for i, j in zip(*np.nonzero(close), strict=True)]
 
 
 def anion_bonds(atoms: Atoms, factor: float = ANION_BOND_FACTOR) -> int:
@@ -93,7 +93,7 @@ def coordination(atoms: Atoms, factor: float = BOND_FACTOR) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _species(symbol: str) -> Composition:
     """One shared pymatgen Composition per element, its mass already a plain float.
 

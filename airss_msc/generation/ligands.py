@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from airss_msc.generation.geometry import distances, radius
 from airss_msc.composition import ANIONS
 from airss_msc.errors import InputError
+from airss_msc.generation.geometry import distances, radius
 
 #: Metal-nitrogen bond lengths of amine complexes (Cd-N 2.25-2.35, Zn-N 2.05-2.15 A).
 METAL_N = {"Cd": 2.30, "Zn": 2.10, "Hg": 2.40}
@@ -32,8 +32,9 @@ _TETRA = np.radians(180.0 - 109.47)  # substituent polar angle from the axis awa
 
 def _cone(n: int, length: float, polar: float, phase: float = 0.0) -> np.ndarray:
     phis = phase + 2 * np.pi * np.arange(n) / n
-    return length * np.column_stack([np.sin(polar) * np.cos(phis), np.sin(polar) * np.sin(phis),
-                                     np.full(n, np.cos(polar))])
+    return length * np.column_stack(
+        [np.sin(polar) * np.cos(phis), np.sin(polar) * np.sin(phis), np.full(n, np.cos(polar))]
+    )
 
 
 def _frame(axis: np.ndarray) -> np.ndarray:
@@ -89,8 +90,9 @@ def capping_sites(atoms: Atoms) -> list[tuple[int, int]]:
     for i, s in enumerate(symbols):
         if s not in METAL_N:
             continue
-        cn = sum(1 for j, t in enumerate(symbols)
-                 if t in ANIONS and d[i, j] < NEIGHBOUR_FACTOR * (radius(s) + radius(t)))
+        cn = sum(
+            1 for j, t in enumerate(symbols) if t in ANIONS and d[i, j] < NEIGHBOUR_FACTOR * (radius(s) + radius(t))
+        )
         if cn < SATURATED:
             out.append((i, cn))
     return sorted(out, key=lambda t: (t[1], t[0]))
@@ -136,7 +138,7 @@ def cap(atoms: Atoms, ligand: str = "NH3", sites: str | int = "auto", seed: int 
         raise InputError(f"{atoms.get_chemical_formula()} has no under-coordinated Cd/Zn/Hg to cap")
     rng = np.random.default_rng(seed)
     symbols = list(atoms.get_chemical_symbols())
-    pos = [p for p in atoms.positions]
+    pos = list(atoms.positions)
     for i, _ in found:
         axis = _outward(atoms, i)
         donor = atoms.positions[i] + METAL_N[symbols[i]] * axis

@@ -17,20 +17,21 @@ minimum separations, so moves cannot hand the relaxation a collapsed start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
 
+from airss_msc.composition import ANIONS, CATIONS, parse_formula, symbols_of
+from airss_msc.errors import InputError
 from airss_msc.generation.confinement import Sphere
 from airss_msc.generation.generate import GeneratorSettings, generate_cluster, prepare, push_apart
 from airss_msc.generation.geometry import distances, radii_sums
 from airss_msc.generation.separations import format_minsep, minsep_matrix
-from airss_msc.composition import ANIONS, CATIONS, parse_formula, symbols_of
-from airss_msc.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,11 @@ class Move:
     name: ClassVar[str]
     parents: ClassVar[int]
 
-    def new_candidate(self, formula: str, seed: int, parents: Sequence[Parent],
-                      generate: GeneratorSettings) -> Atoms:
+    def new_candidate(self, formula: str, seed: int, parents: Sequence[Parent], generate: GeneratorSettings) -> Atoms:
         """A new start of ``formula`` from ``parents``, reproducible from ``seed``."""
         raise NotImplementedError
 
-    def validate(self) -> "Move":
+    def validate(self) -> Move:
         return self
 
     def applies(self, symbols: Sequence[str]) -> bool:
@@ -79,8 +79,9 @@ class Move:
         return {f.name: f.type for f in fields(cls)}
 
 
-def relieve_overlaps(formula: str, symbols: Sequence[str], positions: np.ndarray, rng: np.random.Generator,
-                     generate: GeneratorSettings) -> tuple[np.ndarray, str]:
+def relieve_overlaps(
+    formula: str, symbols: Sequence[str], positions: np.ndarray, rng: np.random.Generator, generate: GeneratorSettings
+) -> tuple[np.ndarray, str]:
     """Push atoms apart to the composition's minimum separations (drawn from ``rng``).
 
     No confinement beyond a generous sphere: the parents already have their shape.
@@ -94,13 +95,18 @@ def relieve_overlaps(formula: str, symbols: Sequence[str], positions: np.ndarray
     return pos, format_minsep(drawn)
 
 
-def _derived(formula: str, seed: int, symbols, positions, rng, generate, move: str,
-             parents: Sequence[Parent]) -> Atoms:
+def _derived(formula: str, seed: int, symbols, positions, rng, generate, move: str, parents: Sequence[Parent]) -> Atoms:
     pos, minsep = relieve_overlaps(formula, symbols, positions, rng, generate)
     atoms = Atoms(list(symbols), positions=pos)
-    atoms.info.update(seed=int(seed), formula=formula, minsep=minsep, move=move,
-                      parent=parents[0].row, parent_energy=float(parents[0].energy),
-                      generator=f"{move.split()[0]} move")
+    atoms.info.update(
+        seed=int(seed),
+        formula=formula,
+        minsep=minsep,
+        move=move,
+        parent=parents[0].row,
+        parent_energy=float(parents[0].energy),
+        generator=f"{move.split()[0]} move",
+    )
     if len(parents) > 1:
         atoms.info["parent2"] = parents[1].row
     return atoms
@@ -150,7 +156,7 @@ def _template(path: str) -> tuple[tuple[str, ...], np.ndarray]:
         atoms = read(path)
     except FileNotFoundError:
         raise InputError(f"frame template {path} not found") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
+    except Exception as exc:
         raise InputError(f"cannot read frame template {path}: {exc}") from None
     pos = atoms.positions - atoms.positions.mean(axis=0)
     pos.setflags(write=False)
@@ -178,7 +184,7 @@ class FrameStart(Move):
 
     def validate(self):
         if not self.templates:
-            raise InputError("frame: give templates = [\"parent.xyz\", ...]")
+            raise InputError('frame: give templates = ["parent.xyz", ...]')
         if isinstance(self.templates, str):
             raise InputError("frame: templates must be a list of files")
         if self.amplitude < 0:
@@ -205,17 +211,26 @@ class FrameStart(Move):
         sites, pos = _template(path)
         symbols = list(sites)
         for lattice in (CATIONS, ANIONS, None):
+
             def on(s, lattice=lattice):
                 return s in lattice if lattice is not None else s not in CATIONS and s not in ANIONS
+
             where = [i for i, s in enumerate(sites) if on(s)]
             mine = [s for s in wanted if on(s)]
-            for i, s in zip(where, rng.permutation(mine)):
+            for i, s in zip(where, rng.permutation(mine), strict=True):
                 symbols[i] = str(s)
-        new, minsep = relieve_overlaps(formula, symbols, shake_positions(np.array(pos), self.amplitude, rng),
-                                       rng, generate)
+        new, minsep = relieve_overlaps(
+            formula, symbols, shake_positions(np.array(pos), self.amplitude, rng), rng, generate
+        )
         atoms = Atoms(symbols, positions=new)
-        atoms.info.update(seed=int(seed), formula=formula, minsep=minsep, move=f"frame {Path(path).name}",
-                          generator="frame move", template=Path(path).name)
+        atoms.info.update(
+            seed=int(seed),
+            formula=formula,
+            minsep=minsep,
+            move=f"frame {Path(path).name}",
+            generator="frame move",
+            template=Path(path).name,
+        )
         return atoms
 
 
@@ -235,8 +250,7 @@ class Shake(Move):
     def new_candidate(self, formula, seed, parents, generate):
         rng = np.random.default_rng(seed)
         pos = shake_positions(parents[0].positions, self.amplitude, rng)
-        return _derived(formula, seed, parents[0].symbols, pos, rng, generate, f"shake amp={self.amplitude:g}",
-                        parents)
+        return _derived(formula, seed, parents[0].symbols, pos, rng, generate, f"shake amp={self.amplitude:g}", parents)
 
 
 def mixed_sublattice(symbols: Sequence[str]) -> list[str] | None:
@@ -261,8 +275,9 @@ class HomotopMove(Move):
     def applies(self, symbols):
         return mixed_sublattice(symbols) is not None
 
-    def rearrange(self, symbols: list[str], lattice: list[str], positions: np.ndarray,
-                  rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    def rearrange(
+        self, symbols: list[str], lattice: list[str], positions: np.ndarray, rng: np.random.Generator
+    ) -> tuple[str, np.ndarray]:
         """Change ``symbols`` in place; return the move's label and the new positions (Angstrom)."""
         raise NotImplementedError
 
@@ -331,11 +346,12 @@ class CutAndSplice(Move):
             ia = np.nonzero(sa == element)[0]
             ib = np.nonzero(sb == element)[0]
             if len(ia) != len(ib):
-                raise InputError(f"cut-and-splice needs parents of one composition, got {element} "
-                                 f"{len(ia)} and {len(ib)}")
+                raise InputError(
+                    f"cut-and-splice needs parents of one composition, got {element} {len(ia)} and {len(ib)}"
+                )
             take_a = int((ha[ia] > 0).sum())
             above_a = ia[np.argsort(-ha[ia])][:take_a]
-            below_b = ib[np.argsort(hb[ib])][:len(ib) - take_a]
+            below_b = ib[np.argsort(hb[ib])][: len(ib) - take_a]
             symbols += [element] * len(ia)
             positions += [pa[above_a], pb[below_b]]
         pos = shake_positions(np.vstack(positions), self.amplitude, rng) if self.amplitude > 0 else np.vstack(positions)
@@ -360,10 +376,13 @@ class Permute(HomotopMove):
         sites = [k for k, s in enumerate(symbols) if s in lattice]
         dealt = [symbols[k] for k in sites]
         rng.shuffle(dealt)
-        for k, s in zip(sites, dealt):
+        for k, s in zip(sites, dealt, strict=True):
             symbols[k] = s
-        pos = shake_positions(positions, self.amplitude, rng) if self.amplitude > 0 \
+        pos = (
+            shake_positions(positions, self.amplitude, rng)
+            if self.amplitude > 0
             else np.asarray(positions, dtype=float)
+        )
         return "permute", pos
 
 
@@ -395,8 +414,9 @@ class Twist(Move):
         pos[upper] = pos[upper] @ rotation_about(normal, angle).T
         if self.amplitude > 0:
             pos = shake_positions(pos, self.amplitude, rng)
-        return _derived(formula, seed, parents[0].symbols, pos, rng, generate,
-                        f"twist {np.degrees(angle):.0f} deg", parents)
+        return _derived(
+            formula, seed, parents[0].symbols, pos, rng, generate, f"twist {np.degrees(angle):.0f} deg", parents
+        )
 
 
 @dataclass(frozen=True)
@@ -443,8 +463,9 @@ class Relocate(Move):
                 if u @ out > 0.3:
                     break
             new[i] = pos[j] + bond * u
-        return _derived(formula, seed, symbols, new, rng, generate,
-                        "relocate " + ",".join(str(i) for i in movers), parents)
+        return _derived(
+            formula, seed, symbols, new, rng, generate, "relocate " + ",".join(str(i) for i in movers), parents
+        )
 
 
 def _counter_ion(a: str, b: str) -> bool:
@@ -463,14 +484,20 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
     w, x, y, z = q
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 #: Every move, by config name.
-MOVES: dict[str, type[Move]] = {cls.name: cls for cls in (RandomStart, SymmetricStart, FrameStart, Shake, Swap,
-                                                           CutAndSplice, Permute, Twist, Relocate)}
+MOVES: dict[str, type[Move]] = {
+    cls.name: cls
+    for cls in (RandomStart, SymmetricStart, FrameStart, Shake, Swap, CutAndSplice, Permute, Twist, Relocate)
+}
 
 
 def make_move(name: str, **settings) -> Move:
@@ -481,8 +508,9 @@ def make_move(name: str, **settings) -> Move:
     known = cls.settings_keys()
     bad = set(settings) - set(known)
     if bad:
-        raise InputError(f"unknown setting(s) {', '.join(sorted(bad))} for move {name!r}; "
-                         f"it takes {', '.join(known) or 'none'}")
+        raise InputError(
+            f"unknown setting(s) {', '.join(sorted(bad))} for move {name!r}; it takes {', '.join(known) or 'none'}"
+        )
     try:
         return cls(**settings).validate()
     except TypeError as exc:

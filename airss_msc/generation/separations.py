@@ -16,16 +16,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase.data import atomic_numbers, covalent_radii
 
-from airss_msc.generation.geometry import BOND_FACTOR, radius
 from airss_msc.composition import ANIONS, CATIONS, FORMAL_CHARGE
 from airss_msc.errors import InputError
-
+from airss_msc.generation.geometry import BOND_FACTOR, radius
 
 #: Bulk (zinc blende / wurtzite) cation-anion bond lengths, Angstrom.
 BOND_LENGTH = {
-    ("Cd", "S"): 2.52, ("Cd", "Se"): 2.63, ("Cd", "Te"): 2.81,
-    ("Zn", "S"): 2.34, ("Zn", "Se"): 2.45, ("Zn", "Te"): 2.64,
-    ("Hg", "S"): 2.53, ("Hg", "Se"): 2.63, ("Hg", "Te"): 2.80,
+    ("Cd", "S"): 2.52,
+    ("Cd", "Se"): 2.63,
+    ("Cd", "Te"): 2.81,
+    ("Zn", "S"): 2.34,
+    ("Zn", "Se"): 2.45,
+    ("Zn", "Te"): 2.64,
+    ("Hg", "S"): 2.53,
+    ("Hg", "Se"): 2.63,
+    ("Hg", "Te"): 2.80,
 }
 
 #: Scale factors on the bond length: close contacts allowed for unlike ions,
@@ -79,9 +84,7 @@ def default_minsep(a: str, b: str, present: set[str] | None = None) -> float:
     return round(0.85 * float(ra + rb), 3)
 
 
-_SPEC = re.compile(
-    r"^\s*([A-Z][a-z]?)\s*-\s*([A-Z][a-z]?)\s*=\s*([0-9.]+)\s*(?:-\s*([0-9.]+))?\s*$"
-)
+_SPEC = re.compile(r"^\s*([A-Z][a-z]?)\s*-\s*([A-Z][a-z]?)\s*=\s*([0-9.]+)\s*(?:-\s*([0-9.]+))?\s*$")
 
 
 def _check_element(el: str, spec: str) -> None:
@@ -145,7 +148,7 @@ class SeparationRules:
         elements,
         overrides: dict | list | None = None,
         slack: float = 1.0,
-    ) -> "SeparationRules":
+    ) -> SeparationRules:
         """Defaults for ``elements`` with ``overrides`` applied.
 
         ``overrides`` is a mapping ``{"Cd-Se": 2.4 | [2.4, 2.7] | "2.4-2.7"}`` (config)
@@ -186,9 +189,11 @@ class SeparationRules:
             if FORMAL_CHARGE.get(a, 0) * FORMAL_CHARGE.get(b, 0) < 0:
                 reach = BOND_FACTOR * (radius(a) + radius(b))
                 if lo * slack >= reach:
-                    raise InputError(f"impossible separation {a}-{b} >= {lo * slack:.2f} A: {a} and {b} bond only "
-                                     f"below {reach:.2f} A ({BOND_FACTOR} x covalent radii), so no {a}-{b} bond could "
-                                     "form and the cluster would fall apart")
+                    raise InputError(
+                        f"impossible separation {a}-{b} >= {lo * slack:.2f} A: {a} and {b} bond only "
+                        f"below {reach:.2f} A ({BOND_FACTOR} x covalent radii), so no {a}-{b} bond could "
+                        "form and the cluster would fall apart"
+                    )
         return cls(elements, ranges, float(slack), tuple(ignored))
 
     def draw(self, rng: np.random.Generator) -> dict[tuple[str, str], float]:
@@ -249,8 +254,7 @@ OVERLAP_TOLERANCE = 1e-9
 COINCIDENT = 1e-8
 
 
-def push_displacement(pos: np.ndarray, need: np.ndarray,
-                      rng: np.random.Generator) -> np.ndarray | None:
+def push_displacement(pos: np.ndarray, need: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
     """One push-apart step: the displacement (N, 3) of every atom, or None when no
     pair overlaps.
 
@@ -270,7 +274,7 @@ def push_displacement(pos: np.ndarray, need: np.ndarray,
         return None
     if dist[bad].min() <= COINCIDENT:
         same = bad & (dist <= COINCIDENT)
-        for i, j in zip(*np.nonzero(np.triu(same))):  # separate along a random direction
+        for i, j in zip(*np.nonzero(np.triu(same)), strict=True):  # separate along a random direction
             r = rng.normal(size=3)
             diff[i, j] = r / np.linalg.norm(r)
             diff[j, i] = -diff[i, j]
@@ -294,12 +298,13 @@ def format_minsep(drawn: dict[tuple[str, str], float]) -> str:
     return " ".join(f"{a}-{b}={d:.6g}" for (a, b), d in sorted(drawn.items()))
 
 
-def violations(positions: np.ndarray, symbols, drawn: dict[tuple[str, str], float],
-               tol: float = 1e-6) -> list[tuple[int, int, float, float]]:
+def violations(
+    positions: np.ndarray, symbols, drawn: dict[tuple[str, str], float], tol: float = 1e-6
+) -> list[tuple[int, int, float, float]]:
     """Pairs (i, j, distance, minimum) closer than their minimum separation."""
     pos = np.asarray(positions, dtype=float)
     need = minsep_matrix(symbols, drawn)
     diff = pos[:, None, :] - pos[None, :, :]
-    dist = np.sqrt((diff ** 2).sum(-1))
+    dist = np.sqrt((diff**2).sum(-1))
     i, j = np.nonzero(np.triu(dist < need - tol, k=1))
-    return [(int(a), int(b), float(dist[a, b]), float(need[a, b])) for a, b in zip(i, j)]
+    return [(int(a), int(b), float(dist[a, b]), float(need[a, b])) for a, b in zip(i, j, strict=True)]

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from airss_msc.generation.geometry import point_group_analyzer
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
+from airss_msc.generation.geometry import point_group_analyzer
 
 ENUMERATION_LIMIT = 200_000
 """Enumerate every arrangement up to this many combinations; sample beyond."""
@@ -48,10 +48,7 @@ class Substitution:
 
     def resolve(self, available: int) -> int:
         """Number of atoms to replace when the parent has ``available`` ``old`` atoms."""
-        if self.count is not None:
-            n = self.count
-        else:
-            n = int(round(self.fraction * available))
+        n = self.count if self.count is not None else round(self.fraction * available)
         if n > available:
             raise InputError(f"cannot replace {n} {self.old} by {self.new}: the template has {available} {self.old}")
         return n
@@ -132,8 +129,11 @@ class Arrangement:
 
 
 def arrangements(
-    atoms: Atoms, substitution: Substitution, rng: np.random.Generator | None = None,
-    max_count: int | None = None, tolerance: float = 0.3,
+    atoms: Atoms,
+    substitution: Substitution,
+    rng: np.random.Generator | None = None,
+    max_count: int | None = None,
+    tolerance: float = 0.3,
 ) -> tuple[list[Arrangement], str]:
     """Symmetry-distinct ways to apply ``substitution`` to ``atoms``.
 
@@ -206,8 +206,11 @@ class SubstitutedStructures:
 
 
 def substituted_structures(
-    template: Atoms, substitutions: list[Substitution], seed: int = 0,
-    max_count: int | None = None, tolerance: float = 0.3,
+    template: Atoms,
+    substitutions: list[Substitution],
+    seed: int = 0,
+    max_count: int | None = None,
+    tolerance: float = 0.3,
 ) -> SubstitutedStructures:
     """Apply one or more substitutions (in order) to ``template``.
 

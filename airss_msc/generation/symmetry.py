@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from airss_msc.composition import format_formula, symbols_of
-from airss_msc.generation.confinement import Confinement, Ellipsoid, Shell, default_confinement, make_confinement
-from airss_msc.generation.geometry import point_group_analyzer, point_group_order
 from airss_msc.errors import InputError
+from airss_msc.generation.confinement import Confinement, Ellipsoid, Shell, default_confinement
+from airss_msc.generation.geometry import point_group_analyzer, point_group_order
 from airss_msc.generation.separations import SeparationRules, meets, minsep_matrix, push_displacement
 
 #: Largest principal-axis order n offered for Cn, Cnv, Cnh, Dn, Dnh, Dnd and S2n.
@@ -145,8 +145,7 @@ def _closure(gens: list[np.ndarray]) -> np.ndarray:
 def group_order(name: str) -> int:
     """Number of operations of point group ``name``."""
     name = canonical_group(name)
-    fixed = {"C1": 1, "Cs": 2, "Ci": 2, "T": 12, "Td": 24, "Th": 24, "O": 24, "Oh": 48,
-             "I": 60, "Ih": 120}
+    fixed = {"C1": 1, "Cs": 2, "Ci": 2, "T": 12, "Td": 24, "Th": 24, "O": 24, "Oh": 48, "I": 60, "Ih": 120}
     if name in fixed:
         return fixed[name]
     m = re.fullmatch(r"([CDS])(\d+)([vhd]?)", name)
@@ -156,7 +155,7 @@ def group_order(name: str) -> int:
     return n * (2 if m.group(1) == "D" else 1) * (2 if m.group(3) else 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _operations(name: str) -> np.ndarray:
     ops = _closure(_generators(name))
     if len(ops) != group_order(name):  # a wrong generator would silently give another group
@@ -244,7 +243,7 @@ def _site_kind(ops: np.ndarray, basis: np.ndarray, label: str) -> SiteKind:
     p = _generic_point(basis) if len(basis) else np.zeros(3)
     images = ops @ p
     cosets, kept = [], []
-    for op, x in zip(ops, images):
+    for op, x in zip(ops, images, strict=True):
         if not any(np.linalg.norm(x - y) < _TOL for y in kept):
             kept.append(x)
             cosets.append(op)
@@ -259,7 +258,7 @@ def _site_kind(ops: np.ndarray, basis: np.ndarray, label: str) -> SiteKind:
     return SiteKind(label, len(cosets), len(basis), basis, cosets, int(on_line))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _site_kinds(name: str) -> tuple[SiteKind, ...]:
     ops = _operations(name)
     kinds: list[SiteKind] = []
@@ -282,7 +281,7 @@ def _site_kinds(name: str) -> tuple[SiteKind, ...]:
                 seen.add(_key(h @ proj @ h.T))
             if dim == 1:
                 stab = ops[[np.allclose(h @ basis[0], basis[0], atol=_TOL) for h in ops]]
-                order = int(round(np.sum(np.linalg.det(stab) > 0)))
+                order = int(np.count_nonzero(np.linalg.det(stab) > 0))
                 label = f"C{order} axis along {_direction_text(basis[0])}"
             else:
                 normal = np.cross(basis[0], basis[1])
@@ -337,7 +336,7 @@ def _line_capacity(direction: np.ndarray, confinement: Confinement, spacing: flo
     return int(np.floor(2.0 * half / spacing)) + 1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_spread(name: str) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """Per site kind: sample unit directions on the site, and the smallest distance
     between orbit members of a representative at unit distance from the centre."""
@@ -396,10 +395,11 @@ class _Room:
     allowed: tuple[tuple[bool, ...], ...]
 
     @classmethod
-    def unlimited(cls, name: str, counts_key: tuple) -> "_Room":
+    def unlimited(cls, name: str, counts_key: tuple) -> _Room:
         kinds = _site_kinds(name)
-        return cls(tuple(10 ** 6 for _ in _line_kinds(kinds)), True,
-                   tuple(tuple(True for _ in kinds) for _ in counts_key))
+        return cls(
+            tuple(10**6 for _ in _line_kinds(kinds)), True, tuple(tuple(True for _ in kinds) for _ in counts_key)
+        )
 
 
 def _room(name: str, counts_key: tuple, drawn: dict, confinement: Confinement) -> _Room:
@@ -428,8 +428,9 @@ class _Option:
     weight: float
 
 
-def _species_options(name: str, count: int, caps: tuple[int, ...], centre_ok: bool,
-                     allowed: tuple[bool, ...]) -> list[_Option]:
+def _species_options(
+    name: str, count: int, caps: tuple[int, ...], centre_ok: bool, allowed: tuple[bool, ...]
+) -> list[_Option]:
     """Ways to split ``count`` atoms into orbits of group ``name``.
 
     Only splits within the axis capacities, using allowed kinds and at most
@@ -444,8 +445,7 @@ def _species_options(name: str, count: int, caps: tuple[int, ...], centre_ok: bo
     if origin and centre_ok and allowed[origin[0]] and count >= 1 and all(c >= 1 for c in caps):
         starts.append(True)
 
-    def search(pos: int, left: int, per: list[int], use: list[int], n: int, bound: int,
-               found: list) -> None:
+    def search(pos: int, left: int, per: list[int], use: list[int], n: int, bound: int, found: list) -> None:
         if left == 0:
             found.append((tuple(per), n))
             return
@@ -519,8 +519,7 @@ class _Plan:
                         cands, ws = leading.setdefault(state, ([], []))
                         cands.append((prev, opt))
                         ws.append(w * opt.weight)
-            steps.append({state: (cands, np.array(ws) / np.array(ws).sum())
-                          for state, (cands, ws) in leading.items()})
+            steps.append({state: (cands, np.array(ws) / np.array(ws).sum()) for state, (cands, ws) in leading.items()})
         return [state for state, _ in final], weights / weights.sum(), steps
 
 
@@ -528,16 +527,18 @@ def _add(state: tuple, opt: _Option, caps: tuple[int, ...]) -> tuple | None:
     use, centre = state
     if centre and opt.centre:
         return None  # only one atom may sit at the centre
-    new = tuple(a + b for a, b in zip(use, opt.line_use))
-    if any(u > c for u, c in zip(new, caps)):
+    new = tuple(a + b for a, b in zip(use, opt.line_use, strict=True))
+    if any(u > c for u, c in zip(new, caps, strict=True)):
         return None
     return (new, centre or opt.centre)
 
 
 @functools.lru_cache(maxsize=4096)
 def _plan(name: str, counts_key: tuple, room: _Room) -> _Plan:
-    options = tuple(tuple(_species_options(name, n, room.caps, room.centre, allowed))
-                    for (_, n), allowed in zip(counts_key, room.allowed))
+    options = tuple(
+        tuple(_species_options(name, n, room.caps, room.centre, allowed))
+        for (_, n), allowed in zip(counts_key, room.allowed, strict=True)
+    )
     tables: list[dict] = [{(tuple(0 for _ in room.caps), False): 1.0}]
     for opts in options:
         nxt: dict = {}
@@ -572,21 +573,22 @@ def _default_geometry(counts_key: tuple) -> tuple[tuple, Confinement]:
     return drawn, default_confinement(counts, rules)
 
 
-def _resolve_geometry(counts: dict[str, int], drawn: dict | None,
-                      confinement: Confinement | None) -> tuple[dict, Confinement]:
+def _resolve_geometry(
+    counts: dict[str, int], drawn: dict | None, confinement: Confinement | None
+) -> tuple[dict, Confinement]:
     default_drawn, default_conf = _default_geometry(_counts_key(counts))
-    return (dict(default_drawn) if drawn is None else drawn,
-            default_conf if confinement is None else confinement)
+    return (dict(default_drawn) if drawn is None else drawn, default_conf if confinement is None else confinement)
 
 
-def _infeasible_reason(counts: dict[str, int], name: str, drawn: dict,
-                       confinement: Confinement) -> str | None:
+def _infeasible_reason(counts: dict[str, int], name: str, drawn: dict, confinement: Confinement) -> str | None:
     """Why ``name`` cannot build ``counts`` here, or None if it can."""
     if name == "C1":
         return None
     if not _compatible(name, confinement):
-        return (f"point group {name} does not map {confinement.describe()} onto itself; "
-                f"use a sphere or shell (or an ellipsoid with matching axes) for {name}")
+        return (
+            f"point group {name} does not map {confinement.describe()} onto itself; "
+            f"use a sphere or shell (or an ellipsoid with matching axes) for {name}"
+        )
     key = _counts_key(counts)
     room = _room(name, key, drawn, confinement)
     if _plan(name, key, room).total > 0:
@@ -595,28 +597,34 @@ def _infeasible_reason(counts: dict[str, int], name: str, drawn: dict,
     sizes = ", ".join(str(k.size) for k in _site_kinds(name))
     loose = _plan(name, key, _Room.unlimited(name, key))
     if loose.total == 0:
-        impossible = [f"{el}{n}" for (el, n), opts in zip(key, loose.options) if not opts]
+        impossible = [f"{el}{n}" for (el, n), opts in zip(key, loose.options, strict=True) if not opts]
         if impossible:
-            return (f"point group {name} cannot build {formula}: {', '.join(impossible)} is not a sum "
-                    f"of its orbit sizes ({sizes}; the centre holds one atom)")
-        needy = [f"{el}{n}" for (el, n), opts in zip(key, loose.options) if all(o.centre for o in opts)]
-        return (f"point group {name} cannot build {formula}: {' and '.join(needy)} would each need an "
-                f"atom at the centre (orbit sizes {sizes}), but only one atom can sit there")
+            return (
+                f"point group {name} cannot build {formula}: {', '.join(impossible)} is not a sum "
+                f"of its orbit sizes ({sizes}; the centre holds one atom)"
+            )
+        needy = [f"{el}{n}" for (el, n), opts in zip(key, loose.options, strict=True) if all(o.centre for o in opts)]
+        return (
+            f"point group {name} cannot build {formula}: {' and '.join(needy)} would each need an "
+            f"atom at the centre (orbit sizes {sizes}), but only one atom can sit there"
+        )
     no_centre = _Room(_Room.unlimited(name, key).caps, False, _Room.unlimited(name, key).allowed)
     if not room.centre and _plan(name, key, no_centre).total == 0:
-        return (f"point group {name} needs an atom at the centre of {formula}, "
-                f"which {confinement.describe()} excludes")
-    return (f"point group {name} cannot build {formula} in {confinement.describe()} with separations "
-            f"up to {max(drawn.values()):.3g}: its orbits would crowd a symmetry axis or ring; "
-            f"use a larger radius, smaller separations or another group")
+        return f"point group {name} needs an atom at the centre of {formula}, which {confinement.describe()} excludes"
+    return (
+        f"point group {name} cannot build {formula} in {confinement.describe()} with separations "
+        f"up to {max(drawn.values()):.3g}: its orbits would crowd a symmetry axis or ring; "
+        f"use a larger radius, smaller separations or another group"
+    )
 
 
 # ---------------------------------------------------------------------------
 # public entry points used by airss_msc.generation.generate
 
 
-def check_request(counts: dict[str, int], name: str, drawn: dict | None = None,
-                  confinement: Confinement | None = None) -> None:
+def check_request(
+    counts: dict[str, int], name: str, drawn: dict | None = None, confinement: Confinement | None = None
+) -> None:
     """Raise InputError unless point group ``name`` (or ``random``) can build ``counts``.
 
     Without ``drawn`` separations and ``confinement`` the generator's defaults for
@@ -625,8 +633,10 @@ def check_request(counts: dict[str, int], name: str, drawn: dict | None = None,
     drawn, confinement = _resolve_geometry(counts, drawn, confinement)
     if str(name).strip().lower() == "random":
         if not feasible_groups(counts, drawn, confinement):
-            raise InputError(f"no point group other than C1 can build {format_formula(counts)} "
-                             f"in {confinement.describe()}; use symmetry C1")
+            raise InputError(
+                f"no point group other than C1 can build {format_formula(counts)} "
+                f"in {confinement.describe()}; use symmetry C1"
+            )
         return
     reason = _infeasible_reason(counts, canonical_group(name), drawn, confinement)
     if reason:
@@ -635,12 +645,16 @@ def check_request(counts: dict[str, int], name: str, drawn: dict | None = None,
 
 @functools.lru_cache(maxsize=1024)
 def _feasible_cached(counts_key: tuple, rooms: tuple[_Room | None, ...]) -> tuple[str, ...]:
-    return tuple(name for name, room in zip(GROUP_NAMES[1:], rooms)
-                 if room is not None and _plan(name, counts_key, room).total > 0)
+    return tuple(
+        name
+        for name, room in zip(GROUP_NAMES[1:], rooms, strict=True)
+        if room is not None and _plan(name, counts_key, room).total > 0
+    )
 
 
-def feasible_groups(counts: dict[str, int], drawn: dict | None = None,
-                    confinement: Confinement | None = None) -> list[str]:
+def feasible_groups(
+    counts: dict[str, int], drawn: dict | None = None, confinement: Confinement | None = None
+) -> list[str]:
     """Point groups other than C1 that can build ``counts`` (fixed order).
 
     ``drawn`` (Angstrom) and ``confinement`` default to the generator's defaults.
@@ -654,13 +668,20 @@ def _feasible_for(counts_key: tuple, drawn_key: tuple, confinement: Confinement)
     drawn = dict(drawn_key)
     # Feasibility depends on the geometry only through the room it leaves, so
     # cache the plans on that rather than on every drawn separation.
-    rooms = tuple(_room(name, counts_key, drawn, confinement) if _compatible(name, confinement) else None
-                  for name in GROUP_NAMES[1:])
+    rooms = tuple(
+        _room(name, counts_key, drawn, confinement) if _compatible(name, confinement) else None
+        for name in GROUP_NAMES[1:]
+    )
     return _feasible_cached(counts_key, rooms)
 
 
-def choose_group(counts: dict[str, int], name_or_random: str, rng: np.random.Generator,
-                 drawn: dict | None = None, confinement: Confinement | None = None) -> str:
+def choose_group(
+    counts: dict[str, int],
+    name_or_random: str,
+    rng: np.random.Generator,
+    drawn: dict | None = None,
+    confinement: Confinement | None = None,
+) -> str:
     """Canonical group name; for ``random`` one feasible group drawn uniformly with ``rng``."""
     if str(name_or_random).strip().lower() != "random":
         return canonical_group(name_or_random)
@@ -671,8 +692,12 @@ def choose_group(counts: dict[str, int], name_or_random: str, rng: np.random.Gen
 
 
 def symmetric_cluster(
-    counts: dict[str, int], group: str, drawn: dict[tuple[str, str], float],
-    confinement: Confinement, rng: np.random.Generator, iterations: int = 300,
+    counts: dict[str, int],
+    group: str,
+    drawn: dict[tuple[str, str], float],
+    confinement: Confinement,
+    rng: np.random.Generator,
+    iterations: int = 300,
 ) -> tuple[list[str], np.ndarray, bool]:
     """One random cluster of ``counts`` with point group ``group`` (or higher).
 
@@ -698,7 +723,7 @@ def symmetric_cluster(
 
     symbols: list[str] = []
     cosets, orbit_of, projectors, reps = [], [], [], []
-    for (element, _), opt in zip(key, choice):
+    for (element, _), opt in zip(key, choice, strict=True):
         for i, how_many in enumerate(opt.per_kind):
             for _ in range(how_many):
                 kind = kinds[i]
@@ -745,7 +770,7 @@ def is_symmetric(symbols, positions: np.ndarray, group: str, tol: float = 1e-6) 
     ops = _operations(canonical_group(group))
     chunk = max(1, 200_000 // max(len(pos) ** 2, 1))  # operations per vectorised block
     for k in range(0, len(ops), chunk):
-        moved = np.einsum("gij,nj->gni", ops[k:k + chunk], pos)  # (ops, atoms, 3)
+        moved = np.einsum("gij,nj->gni", ops[k : k + chunk], pos)  # (ops, atoms, 3)
         diff = moved[:, :, None, :] - pos[None, None, :, :]
         close = (np.einsum("gnmk,gnmk->gnm", diff, diff) <= tol * tol) & alike
         if not close.any(axis=2).all():

@@ -52,6 +52,7 @@ file in the same directory, then :func:`os.replace`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -113,9 +114,7 @@ def format_of(path: str | os.PathLike, fmt: str | None = None) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         shown = repr(suffix) if suffix else "(none)"
-        raise InputError(
-            f"{path}: unknown structure file extension {shown}; use .xyz, .extxyz or .res"
-        )
+        raise InputError(f"{path}: unknown structure file extension {shown}; use .xyz, .extxyz or .res")
     return FORMATS[suffix]
 
 
@@ -144,8 +143,7 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None) -> list[Ato
     return images
 
 
-def write_structures(path: str | os.PathLike, images: Atoms | Iterable[Atoms],
-                     fmt: str | None = None) -> int:
+def write_structures(path: str | os.PathLike, images: Atoms | Iterable[Atoms], fmt: str | None = None) -> int:
     """Write ``images`` atomically to ``path``; returns the number written.
 
     The format comes from ``fmt`` or the extension. ``.xyz`` is written as
@@ -163,14 +161,16 @@ def write_structures(path: str | os.PathLike, images: Atoms | Iterable[Atoms],
             # Blocks are rendered one at a time so that a bad structure late in
             # the list fails inside the temporary file, never in ``path``.
             box = res_box(items, path)
-            for atoms, name in zip(items, names):
+            for atoms, name in zip(items, names, strict=True):
                 fh.write(_res_block(atoms, name, path, box))
     else:
+
         def write(fh: TextIO) -> None:
             # ASE's extxyz writer, one frame at a time: a bad structure late in the
             # list fails inside the temporary file, and no copy of the list is held.
             for atoms in items:
                 ase.io.write(fh, _for_extxyz(atoms, path), format="extxyz", parallel=False)
+
     _atomic_write(path, write)
     return len(items)
 
@@ -189,8 +189,9 @@ def write_res_files(directory: str | os.PathLike, images: Atoms | Iterable[Atoms
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise InputError(f"{directory}: two structures are both named {name!r}; "
-                             f"give them distinct info['name'] or seeds")
+            raise InputError(
+                f"{directory}: two structures are both named {name!r}; give them distinct info['name'] or seeds"
+            )
         seen.add(name)
     box = res_box(items, directory)
     try:
@@ -198,7 +199,7 @@ def write_res_files(directory: str | os.PathLike, images: Atoms | Iterable[Atoms
     except OSError as exc:
         raise InputError(f"{directory}: cannot create directory: {exc.strerror or exc}") from None
     paths = []
-    for atoms, name in zip(items, names):
+    for atoms, name in zip(items, names, strict=True):
         target = directory / f"{name}.res"
         _atomic_write(target, lambda fh, a=atoms, n=name, t=target: fh.write(_res_block(a, n, t, box)))
         paths.append(target)
@@ -217,16 +218,17 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike) -> int:
         format_of(dst)  # an unknown destination is refused before the database is read
         results, left_out = select_rows(src)
         if not results:
-            raise InputError(f"{src}: no relaxed rows to convert ({_left_out_text(left_out)}); "
-                             f"'airss-msc export {src} OUT_DIR --all' writes the others")
+            raise InputError(
+                f"{src}: no relaxed rows to convert ({_left_out_text(left_out)}); "
+                f"'airss-msc export {src} OUT_DIR --all' writes the others"
+            )
         return write_structures(dst, [result_atoms(r) for r in results])
     return write_structures(dst, read_structures(src))
 
 
 #: What :func:`result_atoms` writes of a computed result, not of how the structure was made: a file
 #: relaxed again leaves these behind (they would describe the old relaxation).
-RESULT_INFO_KEYS = ("energy", "status", "method", "geometry_method", "geometry_energy", "gap_eV", "gaps",
-                    "anion_bonds")
+RESULT_INFO_KEYS = ("energy", "status", "method", "geometry_method", "geometry_energy", "gap_eV", "gaps", "anion_bonds")
 
 
 def result_atoms(result: Result, energy: str | None = None) -> Atoms:
@@ -272,8 +274,7 @@ def export_name(result: Result) -> str:
     return name if len(name) <= CRYAN_NAME_WIDTH else tail
 
 
-def export_res(results: Iterable[Result], directory: str | os.PathLike,
-               energy: str | None = None) -> list[Path]:
+def export_res(results: Iterable[Result], directory: str | os.PathLike, energy: str | None = None) -> list[Path]:
     """One AIRSS ``.res`` per result in ``directory`` (created if needed): TITL with the
     short name, the energy (eV) and the atom count; seed, status, method, gap, row and
     database in REM lines. ``energy``: a canonical method whose stored energy to write
@@ -282,8 +283,9 @@ def export_res(results: Iterable[Result], directory: str | os.PathLike,
     return write_res_files(directory, [result_atoms(r, energy) for r in results])
 
 
-def select_rows(db: str | os.PathLike, include_all: bool = False,
-                energy: str | None = None) -> tuple[list[Result], dict[str, int]]:
+def select_rows(
+    db: str | os.PathLike, include_all: bool = False, energy: str | None = None
+) -> tuple[list[Result], dict[str, int]]:
     """The rows of a results database to export, and how many were left out, by reason.
 
     Only ``relaxed`` rows unless ``include_all`` (rows with no atoms, from failed
@@ -312,8 +314,9 @@ def select_rows(db: str | os.PathLike, include_all: bool = False,
     return chosen, left_out
 
 
-def export_database(db: str | os.PathLike, directory: str | os.PathLike, include_all: bool = False,
-                    energy: str | None = None) -> tuple[list[Path], dict[str, int]]:
+def export_database(
+    db: str | os.PathLike, directory: str | os.PathLike, include_all: bool = False, energy: str | None = None
+) -> tuple[list[Path], dict[str, int]]:
     """:func:`export_res` of the rows :func:`select_rows` chooses; returns the paths
     written and the rows left out by reason. No rows to write is an :class:`InputError`."""
     from airss_msc.calc.engines import parse_method
@@ -321,8 +324,10 @@ def export_database(db: str | os.PathLike, directory: str | os.PathLike, include
     method = str(parse_method(energy)) if energy else None
     results, left_out = select_rows(db, include_all, method)
     if not results:
-        raise InputError(f"{db}: nothing to export ({_left_out_text(left_out) or 'no rows'})"
-                         + ("; --all also exports rows that are not relaxed" if not include_all else ""))
+        raise InputError(
+            f"{db}: nothing to export ({_left_out_text(left_out) or 'no rows'})"
+            + ("; --all also exports rows that are not relaxed" if not include_all else "")
+        )
     return export_res(results, directory, method), left_out
 
 
@@ -392,7 +397,8 @@ def to_molecule(atoms: Atoms):
         properties["energy"] = energy
     try:
         return Molecule(
-            atoms.get_chemical_symbols(), np.asarray(atoms.positions, dtype=float),
+            atoms.get_chemical_symbols(),
+            np.asarray(atoms.positions, dtype=float),
             charge=float(atoms.info.get("charge", 0) or 0),
             spin_multiplicity=atoms.info.get("spin_multiplicity"),
             properties=properties,
@@ -444,19 +450,18 @@ def _parse_xyz(text: str, where: str) -> list[Atoms]:
         end = start + 2 + natoms
         if end > len(lines):
             found = max(0, len(lines) - start - 2)
-            raise InputError(f"{where}:{start + 1}: truncated frame: {natoms} atoms announced, "
-                             f"{found} atom lines present")
+            raise InputError(
+                f"{where}:{start + 1}: truncated frame: {natoms} atoms announced, {found} atom lines present"
+            )
         for j in range(start + 2, end):
             if not lines[j].strip():
-                raise InputError(f"{where}:{j + 1}: blank line inside a frame of {natoms} atoms "
-                                 f"(wrong atom count?)")
+                raise InputError(f"{where}:{j + 1}: blank line inside a frame of {natoms} atoms (wrong atom count?)")
         chunk = "\n".join(lines[start:end]) + "\n"
         try:
             atoms = ase.io.read(io.StringIO(chunk), index=0, format="extxyz", parallel=False)
         except Exception as exc:  # ASE raises anything from KeyError to IndexError here
             line, problem = _locate(lines[start:end], exc)
-            raise InputError(f"{where}:{start + 1 + line}: unreadable frame {len(images) + 1}: "
-                             f"{problem}") from None
+            raise InputError(f"{where}:{start + 1 + line}: unreadable frame {len(images) + 1}: {problem}") from None
         images.append(_finish(atoms))
         i = end
     return images
@@ -473,14 +478,11 @@ def _locate(frame: list[str], exc: Exception) -> tuple[int, str]:
     expected = max(set(widths), key=widths.count)
     props = re.search(r"Properties=(\S+)", frame[1])
     if props:
-        try:
+        with contextlib.suppress(ValueError):  # a malformed Properties= leaves the commonest width
             expected = sum(int(n) for n in props.group(1).split(":")[2::3])
-        except ValueError:
-            pass
     for k, width in enumerate(widths):
         if width != expected:
-            return k + 2, (f"atom line has {width} columns, expected {expected} "
-                           f"(wrong atom count or truncated line?)")
+            return k + 2, (f"atom line has {width} columns, expected {expected} (wrong atom count or truncated line?)")
     token = re.search(r"'([^']*)'", str(exc))
     if token:
         for k, line in enumerate(frame[2:]):
@@ -533,8 +535,10 @@ def _parse_res(text: str, where: str) -> list[Atoms]:
         key = line.split()[0].upper()
         if key == "TITL":
             if block is not None:
-                raise InputError(f"{where}:{lineno}: TITL before END of the structure starting at "
-                                 f"line {block[0][0]} (truncated file?)")
+                raise InputError(
+                    f"{where}:{lineno}: TITL before END of the structure starting at "
+                    f"line {block[0][0]} (truncated file?)"
+                )
             block = [(lineno, line)]
         elif block is None:
             raise InputError(f"{where}:{lineno}: expected TITL, got {line[:40]!r}")
@@ -557,8 +561,10 @@ def _parse_titl(line: str, where: str) -> tuple[dict, int | None]:
     if len(tokens) == 1:  # plain SHELX title, no AIRSS fields
         return info, None
     if len(tokens) < 7:
-        raise InputError(f"{where}: malformed TITL line (expected name pressure volume enthalpy "
-                         f"spin |spin| natoms (symm) n - times): {line[:80]!r}")
+        raise InputError(
+            f"{where}: malformed TITL line (expected name pressure volume enthalpy "
+            f"spin |spin| natoms (symm) n - times): {line[:80]!r}"
+        )
     try:
         pressure, _volume = (float(t) for t in tokens[1:3])
         enthalpy = None if tokens[3].lower() == NO_ENERGY else float(tokens[3])
@@ -605,8 +611,7 @@ def _parse_res_block(block: list[tuple[int, str]], where: str) -> Atoms:
                 cellpar = _parse_cell(tokens, at)
             elif key == "LATT":
                 if tokens[1:] != ["-1"]:
-                    raise InputError(f"{at}: only 'LATT -1' (all atoms listed, no centring) is "
-                                     f"supported, got {line!r}")
+                    raise InputError(f"{at}: only 'LATT -1' (all atoms listed, no centring) is supported, got {line!r}")
             elif key == "SYMM":
                 raise InputError(f"{at}: SYMM operators are not supported; list all atoms with LATT -1")
             elif key in ("ZERR", "UNIT"):
@@ -627,8 +632,7 @@ def _parse_res_block(block: list[tuple[int, str]], where: str) -> Atoms:
     if not symbols:
         raise InputError(f"{where}:{titl_line}: structure has no atoms")
     if natoms is not None and natoms != len(symbols):
-        raise InputError(f"{where}:{titl_line}: TITL announces {natoms} atoms but "
-                         f"{len(symbols)} atom lines follow")
+        raise InputError(f"{where}:{titl_line}: TITL announces {natoms} atoms but {len(symbols)} atom lines follow")
     cell = cellpar_to_cell(cellpar)
     positions = _unwrap(np.asarray(frac) % 1.0) @ cell
     positions -= positions.mean(axis=0)
@@ -673,8 +677,9 @@ def _parse_atom(tokens: list[str], sfac: list[str], at: str) -> tuple[str, list[
     if not all(math.isfinite(v) for v in xyz):
         raise InputError(f"{at}: non-finite coordinate in atom line {' '.join(tokens)!r}")
     if not 1 <= index <= len(sfac) or sfac[index - 1] != element:
-        raise InputError(f"{at}: atom {label!r} has SFAC index {index}, which is not {element} "
-                         f"in SFAC {' '.join(sfac)}")
+        raise InputError(
+            f"{at}: atom {label!r} has SFAC index {index}, which is not {element} in SFAC {' '.join(sfac)}"
+        )
     return element, xyz
 
 
@@ -727,8 +732,7 @@ def _res_block(atoms: Atoms, name: str, path: Path, box: float) -> str:
     # The box length as written, so fractions read back to ~1e-11 Angstrom.
     box = float(f"{box:.6f}")
     positions = np.asarray(atoms.positions, dtype=float)
-    boxed = Atoms(atoms.numbers, positions=positions - positions.mean(axis=0) + box / 2,
-                  cell=[box, box, box], pbc=True)
+    boxed = Atoms(atoms.numbers, positions=positions - positions.mean(axis=0) + box / 2, cell=[box, box, box], pbc=True)
 
     energy = energy_of(atoms)
     rem: dict = {k: v for k, v in atoms.info.items() if k not in _TITL_KEYS}
@@ -751,8 +755,14 @@ def _res_block(atoms: Atoms, name: str, path: Path, box: float) -> str:
                 text = json.dumps(_plain(value)).replace("TITL", "\\u0054ITL")
             lines.append(f"REM {key}={text}\n")
     # ASE writes "(P1)" for no symmetry, AIRSS "(n/a)"
-    res = Res(boxed, name=name, pressure=0.0, energy=enthalpy, spacegroup=symmetry or "n/a",
-              times_found=int(atoms.info.get("times_found", 1) or 1))
+    res = Res(
+        boxed,
+        name=name,
+        pressure=0.0,
+        energy=enthalpy,
+        spacegroup=symmetry or "n/a",
+        times_found=int(atoms.info.get("times_found", 1) or 1),
+    )
     titl, body = res.get_string(significant_figures=12).split("\n", 1)
     return f"{titl}\n{''.join(lines)}{body}\n"
 
@@ -766,8 +776,7 @@ def _encode_value(value) -> str:
     """
     value = _plain(value)
     if isinstance(value, str):
-        if value and value == value.strip() and value.isascii() and value.isprintable() \
-                and not _parses_as_json(value):
+        if value and value == value.strip() and value.isascii() and value.isprintable() and not _parses_as_json(value):
             return value
         return json.dumps(value)
     try:
@@ -865,10 +874,8 @@ def _atomic_write(path: Path, write: Callable[[TextIO], None]) -> None:
             os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         os.replace(tmp, path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(exc, OSError):
             raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
         raise

@@ -22,6 +22,7 @@ from ase import Atoms
 
 from airss_msc.composition import canonical_formula
 
+
 class Status(str, Enum):
     """The outcome of a relaxation, in report order; only ``RELAXED`` is ranked.
 
@@ -46,7 +47,7 @@ class Status(str, Enum):
         return _MEANING[self]
 
     @classmethod
-    def parse(cls, text: "str | Status") -> "Status":
+    def parse(cls, text: str | Status) -> Status:
         """The status named ``text``; a :class:`ValueError` naming every status otherwise."""
         try:
             return cls(text)
@@ -85,8 +86,17 @@ class JobStatus(str, Enum):
         return self.value
 
 
-INT_PROVENANCE = ("seed", "candidate", "attempts", "parent", "parent2", "multiplicity", "bare_parent",
-                  "refined_from", "ligands")
+INT_PROVENANCE = (
+    "seed",
+    "candidate",
+    "attempts",
+    "parent",
+    "parent2",
+    "multiplicity",
+    "bare_parent",
+    "refined_from",
+    "ligands",
+)
 """Provenance keys stored as integers; every provenance key not here or in FLOAT_PROVENANCE is text."""
 FLOAT_PROVENANCE = ("parent_energy",)
 """Provenance keys stored as floats."""
@@ -121,27 +131,39 @@ class Excitations:
 
     def first_bright(self, threshold: float = 0.01) -> tuple[float, float] | None:
         """(energy eV, f) of the lowest excitation with f >= ``threshold``; None if none."""
-        for e, f in zip(self.energies_eV, self.oscillator_strengths):
+        for e, f in zip(self.energies_eV, self.oscillator_strengths, strict=True):
             if f >= threshold:
                 return float(e), float(f)
         return None
 
     def as_data(self) -> dict:
         """Plain built-in types and arrays, for storage (inverse of :meth:`from_data`)."""
-        return {"method": self.method, "energies_eV": np.asarray(self.energies_eV, float),
-                "oscillator_strengths": np.asarray(self.oscillator_strengths, float),
-                "status": str(self.status), "message": self.message, "wall_seconds": float(self.wall_seconds),
-                "ground_method": self.ground_method, "ground_energy_eV": self.ground_energy_eV,
-                "ground_gap_eV": self.ground_gap_eV}
+        return {
+            "method": self.method,
+            "energies_eV": np.asarray(self.energies_eV, float),
+            "oscillator_strengths": np.asarray(self.oscillator_strengths, float),
+            "status": str(self.status),
+            "message": self.message,
+            "wall_seconds": float(self.wall_seconds),
+            "ground_method": self.ground_method,
+            "ground_energy_eV": self.ground_energy_eV,
+            "ground_gap_eV": self.ground_gap_eV,
+        }
 
     @classmethod
-    def from_data(cls, data: dict) -> "Excitations":
+    def from_data(cls, data: dict) -> Excitations:
         """Rebuild from :meth:`as_data` output (missing optional keys take their defaults)."""
-        return cls(str(data["method"]), np.asarray(data["energies_eV"], float),
-                   np.asarray(data["oscillator_strengths"], float), str(data.get("status", JobStatus.DONE)),
-                   str(data.get("message", "")), float(data.get("wall_seconds", 0.0)),
-                   str(data.get("ground_method", "")), _optional_float(data.get("ground_energy_eV")),
-                   _optional_float(data.get("ground_gap_eV")))
+        return cls(
+            str(data["method"]),
+            np.asarray(data["energies_eV"], float),
+            np.asarray(data["oscillator_strengths"], float),
+            str(data.get("status", JobStatus.DONE)),
+            str(data.get("message", "")),
+            float(data.get("wall_seconds", 0.0)),
+            str(data.get("ground_method", "")),
+            _optional_float(data.get("ground_energy_eV")),
+            _optional_float(data.get("ground_gap_eV")),
+        )
 
 
 def _optional_float(value) -> float | None:
@@ -308,7 +330,7 @@ class Result:
             return self.gap
         return self.gaps.get(method)
 
-    def with_single_point(self, method: str, energy: float | None, gap: float | None = None) -> "Result":
+    def with_single_point(self, method: str, energy: float | None, gap: float | None = None) -> Result:
         """Add (in place) a single point of ``method``; returns self."""
         if energy is not None:
             self.energies[method] = float(energy)
@@ -317,4 +339,4 @@ class Result:
         return self
 
 
-__all__ = ["Result", "Excitations", "Status", "JobStatus", "STATUSES", "STATUS_MEANING", "method_key"]
+__all__ = ["STATUSES", "STATUS_MEANING", "Excitations", "JobStatus", "Result", "Status", "method_key"]

@@ -17,16 +17,16 @@ Without a ``rank_energy`` the relaxing engine's energy steers.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 
-from airss_msc.generation.generate import GeneratorSettings, derive_seed
-from airss_msc.generation.moves import Move, Parent, RandomStart
 from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.errors import InputError
+from airss_msc.generation.generate import GeneratorSettings, derive_seed
+from airss_msc.generation.moves import Move, Parent, RandomStart
 from airss_msc.results.record import Result, Status
 from airss_msc.results.store import ResultsDB
 from airss_msc.search.config import SearchConfig
@@ -72,18 +72,23 @@ def run_candidate(task: CandidateTask) -> Result:
 
 def failed_candidate(task: CandidateTask, message: str) -> Result:
     """An ``error`` result for a task that could not run (stored, so it is not retried forever)."""
-    return Result(symbols=(), positions=np.zeros((0, 3)), status=Status.ERROR, message=message,
-                  method=task.relax.method,
-                  provenance={"formula": task.formula, "seed": task.seed, "candidate": task.index,
-                              "move": task.move.name})
+    return Result(
+        symbols=(),
+        positions=np.zeros((0, 3)),
+        status=Status.ERROR,
+        message=message,
+        method=task.relax.method,
+        provenance={"formula": task.formula, "seed": task.seed, "candidate": task.index, "move": task.move.name},
+    )
 
 
 def plan_tasks(config: SearchConfig) -> list[CandidateTask]:
     """All candidates of a search in a fixed order (composition, index), as random starts;
     moves and parents are chosen at submission, from the minima stored by then."""
     return [
-        CandidateTask(formula, index, derive_seed(config.seed, formula, index), config.generate, config.relax,
-                      config.strategy)
+        CandidateTask(
+            formula, index, derive_seed(config.seed, formula, index), config.generate, config.relax, config.strategy
+        )
         for formula in config.compositions
         for index in range(config.candidates)
     ]
@@ -115,8 +120,13 @@ def as_parent(result: Result, steer_energy: str | None, row: int | None = None) 
     energy = result.energy_by(steer_energy)
     if energy is None or not np.isfinite(energy):
         return None
-    return Parent(result.id if row is None else row, float(energy), result.symbols, result.positions,
-                  geometry_energy=float(result.energy))
+    return Parent(
+        result.id if row is None else row,
+        float(energy),
+        result.symbols,
+        result.positions,
+        geometry_energy=float(result.energy),
+    )
 
 
 def _pool_from(db: ResultsDB, config: SearchConfig) -> Pool:
@@ -135,9 +145,14 @@ def _pool_from(db: ResultsDB, config: SearchConfig) -> Pool:
     return pool
 
 
-def run_search(config: SearchConfig, executor: Executor | None = None, workers: int = 1,
-               log: Callable[[str], None] | None = None, stop: StopFlag | None = None,
-               progress_every: float = 60.0) -> FarmOutcome:
+def run_search(
+    config: SearchConfig,
+    executor: Executor | None = None,
+    workers: int = 1,
+    log: Callable[[str], None] | None = None,
+    stop: StopFlag | None = None,
+    progress_every: float = 60.0,
+) -> FarmOutcome:
     """Run (or resume) a search; results go to ``config.db`` one row at a time.
 
     executor: where :func:`run_candidate` runs (in process when None).
@@ -170,15 +185,31 @@ def run_search(config: SearchConfig, executor: Executor | None = None, workers: 
                     pool.metropolis(task.formula, parent, np.random.default_rng([task.seed, 2]))
             return _line(task, result, config.rank_energy), result.status == Status.RELAXED
 
-        farm = Farm(work=run_candidate, store=store, on_error=failed_candidate,
-                    prepare=prepare if strategy.uses_parents else None)
+        farm = Farm(
+            work=run_candidate,
+            store=store,
+            on_error=failed_candidate,
+            prepare=prepare if strategy.uses_parents else None,
+        )
         say_ = log
-        headline = (f"search {config.name}: {len(tasks)} candidates over {len(config.compositions)} "
-                    f"composition(s), {len(tasks) - len(pending)} already in {config.db}, {len(pending)} to run "
-                    f"({config.relax.method}, strategy {strategy.name}, {max(workers, 1)} worker(s))")
-        outcome = run_farm(farm, pending, planned=len(tasks), skipped=len(tasks) - len(pending),
-                           executor=executor, workers=workers, stop=stop, walltime=config.walltime,
-                           say=say_, progress_every=progress_every, headline=headline)
+        headline = (
+            f"search {config.name}: {len(tasks)} candidates over {len(config.compositions)} "
+            f"composition(s), {len(tasks) - len(pending)} already in {config.db}, {len(pending)} to run "
+            f"({config.relax.method}, strategy {strategy.name}, {max(workers, 1)} worker(s))"
+        )
+        outcome = run_farm(
+            farm,
+            pending,
+            planned=len(tasks),
+            skipped=len(tasks) - len(pending),
+            executor=executor,
+            workers=workers,
+            stop=stop,
+            walltime=config.walltime,
+            say=say_,
+            progress_every=progress_every,
+            headline=headline,
+        )
     (log or _stderr)(summary_line(f"search {config.name}", outcome))
     return outcome
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
+from airss_msc.calc.engines import parse_method
+from airss_msc.calc.relax import RelaxSettings
 from airss_msc.composition import expand_compositions
 from airss_msc.errors import InputError
 from airss_msc.generation.generate import GeneratorSettings, generate_cluster, prepare
-from airss_msc.calc.engines import parse_method
-from airss_msc.calc.relax import RelaxSettings
 from airss_msc.generation.moves import MOVES
 from airss_msc.search.distributed import check_executor
 from airss_msc.search.strategy import StrategySettings
@@ -82,26 +82,39 @@ class SearchConfig:
 
     compositions: tuple[str, ...] = setting(
         help='formulas or families: "Cd6Te2Se4", "cdtese:9-16", "cdtese:12:balanced", "zncdse13"',
-        parse=_read_compositions, expects="a string or a list of strings")
+        parse=_read_compositions,
+        expects="a string or a list of strings",
+    )
     candidates: int = setting(8, help="structures per composition")
     seed: int = setting(1, help="base seed; each candidate's own seed is derived and stored with it")
     db: str = setting("results.db", help="results database (relative to where the search runs)")
     name: str = setting("search", help="the search's name, stored on its rows", shown="the config file's name")
-    walltime: float | None = setting(None, help='stop handing out work after this ("HH:MM:SS" or seconds); '
-                                     "rerun to resume", unit="s", parse=_read_walltime,
-                                     expects='"HH:MM:SS" or a number of seconds')
+    walltime: float | None = setting(
+        None,
+        help='stop handing out work after this ("HH:MM:SS" or seconds); rerun to resume',
+        unit="s",
+        parse=_read_walltime,
+        expects='"HH:MM:SS" or a number of seconds',
+    )
     threads: int | None = setting(None, help="threads per process", shown="1, or SLURM_CPUS_PER_TASK")
-    executor: str | None = setting(None, help='where relaxations run: "mpi" (MPI under a launcher, else in '
-                                   'process), "dask" or "dask://HOST:PORT"', parse=_read_executor,
-                                   expects="a string", shown='"mpi"')
-    rank_energy: str | None = setting(None, help="rank and steer by this method's energies (the relax method "
-                                      "or one of its single points)", shown="the relax method's")
+    executor: str | None = setting(
+        None,
+        help='where relaxations run: "mpi" (MPI under a launcher, else in process), "dask" or "dask://HOST:PORT"',
+        parse=_read_executor,
+        expects="a string",
+        shown='"mpi"',
+    )
+    rank_energy: str | None = setting(
+        None,
+        help="rank and steer by this method's energies (the relax method or one of its single points)",
+        shown="the relax method's",
+    )
     generate: GeneratorSettings = setting(factory=GeneratorSettings, toml=False, help="the [generate] table")
     relax: RelaxSettings = setting(factory=RelaxSettings, toml=False, help="the [relax] table")
     strategy: StrategySettings = setting(factory=StrategySettings, toml=False, help="the [strategy] table")
     source: str = setting("", toml=False, help="the config file read (set by the loader)")
 
-    def validate(self) -> "SearchConfig":
+    def validate(self) -> SearchConfig:
         """Check everything that can be checked before any work starts."""
         if not isinstance(self.candidates, int) or self.candidates < 0:
             raise InputError(f"negative or non-integer candidates {self.candidates!r}: need an integer >= 0")
@@ -112,8 +125,10 @@ class SearchConfig:
             rank_energy = str(parse_method(rank_energy))
             computed = {*(stage.method for stage in relax.protocol()), *relax.single_points}
             if rank_energy not in computed:
-                raise InputError(f"[search] rank_energy = {self.rank_energy!r} is not computed by this search: "
-                                 f"add it to [relax] single_points or rank by {relax.method}")
+                raise InputError(
+                    f"[search] rank_energy = {self.rank_energy!r} is not computed by this search: "
+                    f"add it to [relax] single_points or rank by {relax.method}"
+                )
         self.strategy.validate()
         for formula in self.compositions:
             prepare(formula, self.generate)
@@ -124,21 +139,26 @@ class SearchConfig:
 
 
 #: The sections of a search config, with the settings class each one fills.
-SECTIONS: dict[str, type] = {"search": SearchConfig, "generate": GeneratorSettings, "relax": RelaxSettings,
-                             "strategy": StrategySettings}
+SECTIONS: dict[str, type] = {
+    "search": SearchConfig,
+    "generate": GeneratorSettings,
+    "relax": RelaxSettings,
+    "strategy": StrategySettings,
+}
 
 
 def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
     """Build and validate a :class:`SearchConfig` from a parsed TOML document."""
     unknown = set(doc) - set(SECTIONS)
     if unknown:
-        raise InputError(f"unknown section [{sorted(unknown)[0]}]; known: "
-                         + ", ".join(f"[{name}]" for name in SECTIONS))
+        raise InputError(
+            f"unknown section [{sorted(unknown)[0]}]; known: " + ", ".join(f"[{name}]" for name in SECTIONS)
+        )
     if "search" not in doc:
         raise InputError("config has no [search] section")
     s = read_table(SearchConfig, doc["search"], "search")
     if "compositions" not in s:
-        raise InputError("[search] needs compositions = [\"Cd4Se4\", ...]")
+        raise InputError('[search] needs compositions = ["Cd4Se4", ...]')
     st = doc.get("strategy", {})
     if not isinstance(st, dict):
         raise InputError("[strategy] must be a table")
@@ -147,8 +167,9 @@ def config_from_dict(doc: dict, source: str = "") -> SearchConfig:
     for name, table in own.items():
         if not isinstance(table, dict):
             raise InputError(f"[strategy.{name}] must be a table")
-    strategy = read_table(StrategySettings, {k: v for k, v in st.items() if k not in own}, "strategy",
-                          also=tuple(MOVES))
+    strategy = read_table(
+        StrategySettings, {k: v for k, v in st.items() if k not in own}, "strategy", also=tuple(MOVES)
+    )
     if own:
         strategy["move_settings"] = tuple((name, tuple(sorted(table.items()))) for name, table in own.items())
     config = SearchConfig(

@@ -6,8 +6,9 @@ per ``threads`` cores of this machine. Nothing else changes: this process stays 
 the only one that touches the database, so a result is stored exactly once however often Dask
 runs its task. A worker that dies mid-task has its task run again on another worker (Dask's
 rescheduling), and so does one that had finished there but whose result the worker still held
-(Dask hands results over when they are fetched); a task that kills workers repeatedly ends as Dask's ``KilledWorker``, which the
-farm stores as that task's failure. Walltime, signals and resume are the farm's, as under MPI.
+(Dask hands results over when they are fetched); a task that kills workers repeatedly ends as
+Dask's ``KilledWorker``, which the farm stores as that task's failure. Walltime, signals and
+resume are the farm's, as under MPI.
 
 Each task sets its worker's threads (OpenMP, BLAS, torch) before it runs: worker processes are
 started elsewhere, so the launching process's environment does not reach them.
@@ -16,8 +17,8 @@ started elsewhere, so the launching process's environment does not reach them.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
-from typing import Callable, Iterator
 
 from airss_msc.calc.threads import available_cores, set_threads
 from airss_msc.errors import InputError
@@ -36,8 +37,10 @@ def check_executor(executor: str | None) -> str | None:
     if executor in (None, "", "mpi"):
         return None
     if not is_dask(executor) or executor == "dask://":
-        raise InputError(f"executor = {executor!r}: use 'mpi' (the default), 'dask' (a local cluster) "
-                         "or 'dask://HOST:PORT' (a running scheduler)")
+        raise InputError(
+            f"executor = {executor!r}: use 'mpi' (the default), 'dask' (a local cluster) "
+            "or 'dask://HOST:PORT' (a running scheduler)"
+        )
     return executor
 
 
@@ -78,16 +81,19 @@ def dask_executor(address: str, threads: int = 1) -> Iterator[tuple[DaskExecutor
     with contextlib.ExitStack() as stack:
         if address == "dask":
             n = max(available_cores() // threads, 1)
-            cluster = stack.enter_context(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                       dashboard_address=None, silence_logs=40))
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
+            )
             target = cluster
         else:
             target = "tcp://" + address.removeprefix("dask://")
         try:
             client = stack.enter_context(Client(target, timeout=CONNECT_TIMEOUT, set_as_default=False))
         except (OSError, TimeoutError) as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})") from None
+            raise InputError(
+                f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})"
+            ) from None
         workers = sum(client.nthreads().values())
         if not workers:
             raise InputError(f"the Dask scheduler at {address} has no workers")
@@ -95,4 +101,4 @@ def dask_executor(address: str, threads: int = 1) -> Iterator[tuple[DaskExecutor
         yield executor, workers
 
 
-__all__ = ["dask_executor", "DaskExecutor", "check_executor", "is_dask", "in_worker"]
+__all__ = ["DaskExecutor", "check_executor", "dask_executor", "in_worker", "is_dask"]

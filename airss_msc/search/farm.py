@@ -16,9 +16,10 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterable, TypeVar
+from typing import Generic, TypeVar
 
 from airss_msc.search.progress import Progress
 
@@ -51,7 +52,7 @@ class InProcessExecutor(Executor):
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - delivered through the future
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             future.set_exception(exc)
@@ -129,10 +130,20 @@ class Farm(Generic[T, R]):
     prepare: Callable[[T], T] | None = None
 
 
-def run_farm(farm: Farm, tasks: Iterable[T], *, planned: int, skipped: int = 0,
-             executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
-             walltime: float | None = None, say: Callable[[str], None] | None = None,
-             progress_every: float = 60.0, headline: str = "") -> FarmOutcome:
+def run_farm(
+    farm: Farm,
+    tasks: Iterable[T],
+    *,
+    planned: int,
+    skipped: int = 0,
+    executor: Executor | None = None,
+    workers: int = 1,
+    stop: StopFlag | None = None,
+    walltime: float | None = None,
+    say: Callable[[str], None] | None = None,
+    progress_every: float = 60.0,
+    headline: str = "",
+) -> FarmOutcome:
     """Run ``tasks`` (those not yet done) through ``farm``; see the module docstring.
 
     At most ``2 * workers`` tasks are in flight, so a stop leaves little unfinished.
@@ -192,5 +203,7 @@ def run_farm(farm: Farm, tasks: Iterable[T], *, planned: int, skipped: int = 0,
 
 def summary_line(name: str, outcome: FarmOutcome, failed_word: str = "not relaxed") -> str:
     tail = f" (stopped by {outcome.reason}; rerun the same command to resume)" if outcome.interrupted else ""
-    return (f"{name}: {outcome.done} done ({outcome.failed} {failed_word}) in {outcome.wall_seconds:.0f} s, "
-            f"{outcome.remaining} remaining{tail}; coordinator CPU {outcome.coordinator_cpu_seconds:.1f} s")
+    return (
+        f"{name}: {outcome.done} done ({outcome.failed} {failed_word}) in {outcome.wall_seconds:.0f} s, "
+        f"{outcome.remaining} remaining{tail}; coordinator CPU {outcome.coordinator_cpu_seconds:.1f} s"
+    )

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from ase import Atoms
@@ -49,14 +49,25 @@ def relax_task(task: RelaxTask) -> Result:
 
 
 def _failed(task: RelaxTask, message: str) -> Result:
-    return Result(symbols=tuple(task.atoms.get_chemical_symbols()), positions=task.atoms.positions, status=Status.ERROR,
-                  message=message, method=task.settings.protocol()[-1].method,
-                  provenance={k: v for k, v in task.atoms.info.items() if isinstance(v, (str, int, float))})
+    return Result(
+        symbols=tuple(task.atoms.get_chemical_symbols()),
+        positions=task.atoms.positions,
+        status=Status.ERROR,
+        message=message,
+        method=task.settings.protocol()[-1].method,
+        provenance={k: v for k, v in task.atoms.info.items() if isinstance(v, (str, int, float))},
+    )
 
 
-def relax_file(path: str | os.PathLike, db: str | os.PathLike, settings: RelaxSettings,
-               log: Callable[[str], None] = print, executor: Executor | None = None, workers: int = 1,
-               stop: StopFlag | None = None) -> FarmOutcome:
+def relax_file(
+    path: str | os.PathLike,
+    db: str | os.PathLike,
+    settings: RelaxSettings,
+    log: Callable[[str], None] = print,
+    executor: Executor | None = None,
+    workers: int = 1,
+    stop: StopFlag | None = None,
+) -> FarmOutcome:
     """Relax every structure of ``path`` not yet stored in ``db`` (same method, same start)."""
     path = Path(path)
     images = read_structures(path)
@@ -76,15 +87,28 @@ def relax_file(path: str | os.PathLike, db: str | os.PathLike, settings: RelaxSe
         def keep(task: RelaxTask, result: Result) -> tuple[str, bool]:
             row = store.add(result)
             energy = f"  E={result.energy:.4f} eV" if result.energy is not None else ""
-            line = (f"{result.composition} (frame {task.index} of {task.total}) -> row {row}: {result.status}{energy}"
-                    + (f"  ({result.message})" if result.message else ""))
+            line = (
+                f"{result.composition} (frame {task.index} of {task.total}) -> row {row}: {result.status}{energy}"
+                + (f"  ({result.message})" if result.message else "")
+            )
             return line, result.status == Status.RELAXED
 
         skipped = len(images) - len(tasks)
-        headline = (f"relax {path.name}: {len(images)} structure(s), {skipped} already in {db}, {len(tasks)} to relax "
-                    f"({method}, {max(workers, 1)} worker(s))")
-        outcome = run_farm(Farm(work=relax_task, store=keep, on_error=_failed), tasks, planned=len(images),
-                           skipped=skipped, executor=executor, workers=workers, stop=stop, say=log, headline=headline,
-                           progress_every=60.0)
+        headline = (
+            f"relax {path.name}: {len(images)} structure(s), {skipped} already in {db}, {len(tasks)} to relax "
+            f"({method}, {max(workers, 1)} worker(s))"
+        )
+        outcome = run_farm(
+            Farm(work=relax_task, store=keep, on_error=_failed),
+            tasks,
+            planned=len(images),
+            skipped=skipped,
+            executor=executor,
+            workers=workers,
+            stop=stop,
+            say=log,
+            headline=headline,
+            progress_every=60.0,
+        )
     log(summary_line(f"relax {path.name}", outcome))
     return outcome

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import Iterator
+from collections.abc import Iterator
 
 from airss_msc.errors import InputError
 
@@ -55,8 +55,9 @@ def check_launch(comm_size: int) -> None:
 
 
 @contextlib.contextmanager
-def task_executor(force_serial: bool = False, executor: str | None = None,
-                  threads: int = 1) -> Iterator[tuple[object | None, int, bool]]:
+def task_executor(
+    force_serial: bool = False, executor: str | None = None, threads: int = 1
+) -> Iterator[tuple[object | None, int, bool]]:
     """Yield ``(executor, workers, is_coordinator)``.
 
     Serial (no launcher, one rank, or ``force_serial``): ``(None, 0, True)``.
@@ -71,12 +72,14 @@ def task_executor(force_serial: bool = False, executor: str | None = None,
     address = check_executor(executor)
     if address and not force_serial:
         if launched_size() > 1:
-            raise InputError(f"executor = {address!r} under an MPI launcher: run one process (Dask "
-                             "starts or reaches the workers), or drop the executor setting to use MPI")
+            raise InputError(
+                f"executor = {address!r} under an MPI launcher: run one process (Dask "
+                "starts or reaches the workers), or drop the executor setting to use MPI"
+            )
         with dask_executor(address, threads) as (pool, workers):
             yield pool, workers, True
         return
-    if force_serial or launched_size() <= 1 and "SLURM_NTASKS" not in os.environ:
+    if force_serial or (launched_size() <= 1 and "SLURM_NTASKS" not in os.environ):
         yield None, 0, True
         return
     from mpi4py import MPI

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 
 def _duration(seconds: float) -> str:
@@ -22,8 +23,9 @@ class Progress:
     through :meth:`line` so they never garble the bar.
     """
 
-    def __init__(self, total: int, stream: TextIO | None = None, every: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, total: int, stream: TextIO | None = None, every: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.total = total
         self.done = 0
         self.failed = 0
@@ -39,8 +41,7 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         left = self.total - self.done
         eta = _duration(left / rate) if rate > 0 else "?"
-        return (f"{self.done}/{self.total} done, {self.failed} not relaxed, "
-                f"{60 * rate:.2f}/min, about {eta} left")
+        return f"{self.done}/{self.total} done, {self.failed} not relaxed, {60 * rate:.2f}/min, about {eta} left"
 
     def _bar(self) -> str:
         width = 24

@@ -15,16 +15,15 @@ import contextlib
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 from ase import Atoms
 
-from airss_msc.analysis.rank import rank_results
-from airss_msc.generation.ligands import cap, get_ligand
 from airss_msc.analysis.bands import HC_EV_NM
+from airss_msc.analysis.rank import rank_results
 from airss_msc.calc.engines import capabilities, check_available, parse_method
 from airss_msc.calc.excite import check_excitation_method, excite
 from airss_msc.calc.progress import reporting
@@ -32,6 +31,7 @@ from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.calc.single_point import SinglePoint, single_point
 from airss_msc.composition import canonical_formula
 from airss_msc.errors import InputError
+from airss_msc.generation.ligands import cap, get_ligand
 from airss_msc.results.record import STATUS_MEANING, Excitations, JobStatus, Result, Status, method_key
 from airss_msc.results.store import ResultsDB
 from airss_msc.search.farm import Farm, FarmOutcome, StopFlag, run_farm, stop_on_signals, summary_line
@@ -54,8 +54,7 @@ class RowTask:
 
     def atoms(self) -> Atoms:
         atoms = Atoms(list(self.symbols), positions=self.positions)
-        atoms.info.update(formula=self.formula, refined_from=self.row, move=f"refine {self.method}",
-                          generator="refine")
+        atoms.info.update(formula=self.formula, refined_from=self.row, move=f"refine {self.method}", generator="refine")
         return atoms
 
 
@@ -63,8 +62,13 @@ def capped_start(task: RowTask) -> Atoms:
     """The stored structure with model ligands on its under-coordinated cations (lineage in ``info``)."""
     bare = Atoms(list(task.symbols), positions=task.positions)
     capped = cap(bare, task.ligand, task.sites, seed=task.row)
-    capped.info.update(formula=canonical_formula(capped.get_chemical_formula()), bare_parent=task.row,
-                       bare_formula=task.formula, move=f"cap {task.ligand}", generator="cap")
+    capped.info.update(
+        formula=canonical_formula(capped.get_chemical_formula()),
+        bare_parent=task.row,
+        bare_formula=task.formula,
+        move=f"cap {task.ligand}",
+        generator="cap",
+    )
     return capped
 
 
@@ -73,7 +77,7 @@ _LAST_JOB: dict[str, tuple[int, float]] = {}
 
 
 def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
@@ -111,8 +115,13 @@ def _progress(task: RowTask, what: str):
 def run_row(task: RowTask) -> SinglePoint | Result | Excitations:
     """Excitations (``nstates`` > 0), a capped relaxation (``ligand``), a relaxation (``relax`` set)
     or a single point of one stored structure."""
-    what = (f"{task.method} ({task.nstates} states)" if task.nstates
-            else f"{task.method} relaxation" if task.relax is not None else f"{task.method} single point")
+    what = (
+        f"{task.method} ({task.nstates} states)"
+        if task.nstates
+        else f"{task.method} relaxation"
+        if task.relax is not None
+        else f"{task.method} single point"
+    )
     with _progress(task, what):
         return _run_row(task)
 
@@ -122,8 +131,14 @@ def _run_row(task: RowTask) -> SinglePoint | Result | Excitations:
         try:
             start = capped_start(task)
         except InputError as exc:
-            return Result(symbols=(), positions=np.zeros((0, 3)), status=Status.ERROR, message=str(exc),
-                          method=task.method, provenance={"bare_parent": task.row, "ligand": task.ligand})
+            return Result(
+                symbols=(),
+                positions=np.zeros((0, 3)),
+                status=Status.ERROR,
+                message=str(exc),
+                method=task.method,
+                provenance={"bare_parent": task.row, "ligand": task.ligand},
+            )
         return relax_structure(start, task.relax)
     if task.nstates:
         return excite(task.atoms(), task.method, task.nstates)
@@ -152,8 +167,11 @@ class RowFailure:
         """``FAILED: cap: Cd7TeSe3 row 5 -> row 31: fragmented (the cluster split or lost an atom)``."""
         target = f"row {self.row}" + (f" -> row {self.new_row}" if self.new_row is not None else "")
         why = self.message or STATUS_MEANING.get(self.status, "")
-        return (f"FAILED: {step}: {self.formula} {target}: {self.status}" + (f" ({why})" if why else "")
-                + (" [stored by an earlier run]" if self.stored else ""))
+        return (
+            f"FAILED: {step}: {self.formula} {target}: {self.status}"
+            + (f" ({why})" if why else "")
+            + (" [stored by an earlier run]" if self.stored else "")
+        )
 
 
 @dataclass
@@ -163,17 +181,23 @@ class RowsOutcome(FarmOutcome):
     failures: list[RowFailure] = field(default_factory=list)
 
 
-def _stored_failures(chosen: list[Result], results: list[Result], method: str, *, ligand: str, nstates: int,
-                     relax: RelaxSettings | None) -> list[RowFailure]:
+def _stored_failures(
+    chosen: list[Result], results: list[Result], method: str, *, ligand: str, nstates: int, relax: RelaxSettings | None
+) -> list[RowFailure]:
     """Failures an earlier run stored for the chosen rows (so a rerun reports them again, not 0 failed)."""
     out = []
     for r in chosen:
         if ligand or relax is not None:
-            def made_from(x: Result) -> bool:
+
+            def made_from(x: Result, r: Result = r) -> bool:
                 if ligand:
-                    return (x.provenance.get("bare_parent") == r.id and x.provenance.get("ligand") == ligand
-                            and x.method == method)
+                    return (
+                        x.provenance.get("bare_parent") == r.id
+                        and x.provenance.get("ligand") == ligand
+                        and x.method == method
+                    )
                 return x.provenance.get("refined_from") == r.id and x.method == method
+
             made = [x for x in results if made_from(x)]
             if made and not any(x.status == Status.RELAXED for x in made):
                 last = max(made, key=lambda x: x.id or 0)
@@ -196,10 +220,18 @@ def _failed(task: RowTask, message: str) -> SinglePoint | Excitations:
     return SinglePoint(task.method, None, None, JobStatus.ERROR, message)
 
 
-def _task(res: Result, method: str, relax: RelaxSettings | None, temperature: float, nstates: int,
-          ligand: str = "", sites: str = "auto") -> RowTask:
-    return RowTask(res.id, res.composition, res.symbols, res.positions, method, relax, temperature, nstates,
-                   ligand, sites)
+def _task(
+    res: Result,
+    method: str,
+    relax: RelaxSettings | None,
+    temperature: float,
+    nstates: int,
+    ligand: str = "",
+    sites: str = "auto",
+) -> RowTask:
+    return RowTask(
+        res.id, res.composition, res.symbols, res.positions, method, relax, temperature, nstates, ligand, sites
+    )
 
 
 #: Which stored rows a workflow may pick: every row, bare clusters, ligand-capped ones.
@@ -225,12 +257,26 @@ def _done_single_point(res: Result, method: str) -> bool:
     return method in res.energies or f"sp_{key}" in res.provenance
 
 
-def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: str | None = None,
-             relax: RelaxSettings | None = None, electronic_temperature: float = 300.0, nstates: int = 0,
-             ligand: str = "", sites: str = "auto", rows: str = "all", formulas: tuple[str, ...] = (),
-             executor: Executor | None = None, workers: int = 1, stop: StopFlag | None = None,
-             walltime: float | None = None, log: Callable[[str], None] | None = None,
-             name: str = "refine") -> RowsOutcome:
+def run_rows(
+    db_path: str,
+    method: str,
+    *,
+    top: int | None = None,
+    rank_energy: str | None = None,
+    relax: RelaxSettings | None = None,
+    electronic_temperature: float = 300.0,
+    nstates: int = 0,
+    ligand: str = "",
+    sites: str = "auto",
+    rows: str = "all",
+    formulas: tuple[str, ...] = (),
+    executor: Executor | None = None,
+    workers: int = 1,
+    stop: StopFlag | None = None,
+    walltime: float | None = None,
+    log: Callable[[str], None] | None = None,
+    name: str = "refine",
+) -> RowsOutcome:
     """Single points (or, with ``relax``, relaxations; with ``nstates``, excitations) by ``method``
     of stored structures.
 
@@ -258,8 +304,9 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
         elif rank_energy.strip().lower() == "own":
             rank_energy = None
         wanted = {canonical_formula(f) for f in formulas}
-        chosen = select_rows([r for r in results if ROW_KINDS[rows](r) and (not wanted or r.composition in wanted)],
-                             top, rank_energy)
+        chosen = select_rows(
+            [r for r in results if ROW_KINDS[rows](r) and (not wanted or r.composition in wanted)], top, rank_energy
+        )
         if ligand:
             chosen = [r for r in chosen if "ligand" not in r.provenance]  # cap bare clusters only
             capped = {(r.provenance.get("bare_parent"), r.provenance.get("ligand"), r.method) for r in results}
@@ -273,8 +320,9 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
             pending = [r for r in chosen if (r.id, method) not in refined]
         tasks = [_task(r, method, relax, electronic_temperature, nstates, ligand, sites) for r in pending]
         pending_ids = {r.id for r in pending}
-        failures = _stored_failures([r for r in chosen if r.id not in pending_ids], results, method,
-                                    ligand=ligand, nstates=nstates, relax=relax)
+        failures = _stored_failures(
+            [r for r in chosen if r.id not in pending_ids], results, method, ligand=ligand, nstates=nstates, relax=relax
+        )
 
         def store(task: RowTask, outcome) -> tuple[str, bool]:
             line, ok, new_row = _store(task, outcome)
@@ -286,34 +334,71 @@ def run_rows(db_path: str, method: str, *, top: int | None = None, rank_energy: 
             if isinstance(outcome, Excitations):
                 db.set_excitations(task.row, outcome)
                 if outcome.ground_energy_eV is not None:  # the SCF under the excitations is a single point too
-                    db.set_single_point(task.row, outcome.ground_method, outcome.ground_energy_eV,
-                                        outcome.ground_gap_eV)
+                    db.set_single_point(
+                        task.row, outcome.ground_method, outcome.ground_energy_eV, outcome.ground_gap_eV
+                    )
                 bright = outcome.first_bright()
-                text = (f"first bright {HC_EV_NM / bright[0]:.0f} nm (f={bright[1]:.3f})" if bright
-                        else outcome.message or "no bright state")
-                return (f"{task.formula} row {task.row}: {outcome.status}  {len(outcome.energies_eV)} states  "
-                        f"{text}  {outcome.wall_seconds:.1f} s"), outcome.status == JobStatus.DONE, None
+                text = (
+                    f"first bright {HC_EV_NM / bright[0]:.0f} nm (f={bright[1]:.3f})"
+                    if bright
+                    else outcome.message or "no bright state"
+                )
+                return (
+                    (
+                        f"{task.formula} row {task.row}: {outcome.status}  {len(outcome.energies_eV)} states  "
+                        f"{text}  {outcome.wall_seconds:.1f} s"
+                    ),
+                    outcome.status == JobStatus.DONE,
+                    None,
+                )
             if isinstance(outcome, Result):
                 row = db.add(outcome, extra={"search": name})
                 energy = f"  E={outcome.energy:.4f} eV" if outcome.energy is not None else ""
-                return (f"{task.formula} row {task.row} -> row {row}: {outcome.status}{energy}"
-                        + (f"  ({outcome.message})" if outcome.message else "")), outcome.status == Status.RELAXED, row
+                return (
+                    (
+                        f"{task.formula} row {task.row} -> row {row}: {outcome.status}{energy}"
+                        + (f"  ({outcome.message})" if outcome.message else "")
+                    ),
+                    outcome.status == Status.RELAXED,
+                    row,
+                )
             if outcome.energy is not None:
                 db.set_single_point(task.row, method, outcome.energy, outcome.gap)
             else:
                 db.set_values(task.row, **{f"sp_{method_key(method)}": f"{outcome.status}: {outcome.message}"[:300]})
             text = f"E={outcome.energy:.4f} eV" if outcome.energy is not None else outcome.message
             gap = f"  gap={outcome.gap:.2f} eV" if outcome.gap is not None else ""
-            return f"{task.formula} row {task.row}: {outcome.status}  {text}{gap}  {outcome.seconds:.1f} s", \
-                outcome.status == JobStatus.OK, None
+            return (
+                f"{task.formula} row {task.row}: {outcome.status}  {text}{gap}  {outcome.seconds:.1f} s",
+                outcome.status == JobStatus.OK,
+                None,
+            )
 
-        what = ("capped relaxations" if ligand else "excitation runs" if nstates
-                else "relaxations" if relax is not None else "single points")
-        headline = (f"{name}: {len(chosen)} structure(s) chosen, {len(chosen) - len(pending)} already done, "
-                    f"{len(pending)} {what} with {method}")
-        farmed = run_farm(Farm(work=run_row, store=store, on_error=_failed), tasks, planned=len(chosen),
-                          skipped=len(chosen) - len(pending), executor=executor, workers=workers, stop=stop,
-                          walltime=walltime, say=log, headline=headline)
+        what = (
+            "capped relaxations"
+            if ligand
+            else "excitation runs"
+            if nstates
+            else "relaxations"
+            if relax is not None
+            else "single points"
+        )
+        headline = (
+            f"{name}: {len(chosen)} structure(s) chosen, {len(chosen) - len(pending)} already done, "
+            f"{len(pending)} {what} with {method}"
+        )
+        farmed = run_farm(
+            Farm(work=run_row, store=store, on_error=_failed),
+            tasks,
+            planned=len(chosen),
+            skipped=len(chosen) - len(pending),
+            executor=executor,
+            workers=workers,
+            stop=stop,
+            walltime=walltime,
+            say=log,
+            headline=headline,
+        )
     outcome = RowsOutcome(**dataclasses.asdict(farmed), failures=failures)
     say = log or _stderr
     say(summary_line(name, outcome, "failed"))

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from airss_msc.generation.moves import MOVES, Move, Parent, make_move
 from airss_msc.composition import parse_formula, symbols_of
 from airss_msc.errors import InputError
+from airss_msc.generation.moves import MOVES, Move, Parent, make_move
 from airss_msc.search.pool import Pool
 from airss_msc.settings import documented, setting
 
@@ -48,8 +48,9 @@ PRESETS: dict[str, dict[str, float]] = {
 
 def _read_moves(value, section: str) -> tuple[tuple[str, float], ...]:
     """``moves = { cut_splice = 0.5, shake = 0.5 }`` -> (move, weight) pairs."""
-    if not isinstance(value, dict) or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
-                                              for w in value.values()):
+    if not isinstance(value, dict) or not all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) for w in value.values()
+    ):
         raise TypeError(value)
     return tuple((str(name), float(weight)) for name, weight in value.items())
 
@@ -65,17 +66,25 @@ class StrategySettings:
     pool: int = setting(5, help="parents drawn from this many lowest distinct minima")
     temperature: float = setting(0.1, help="Metropolis temperature of basin hopping", unit="eV (epsilon for LJ)")
     moves: tuple[tuple[str, float], ...] = setting(
-        (), parse=_read_moves, expects="a table of move = weight", shown="the preset's mix",
-        help="a weighted mix of moves, e.g. { cut_splice = 0.5, twist = 0.3, shake = 0.2 }")
+        (),
+        parse=_read_moves,
+        expects="a table of move = weight",
+        shown="the preset's mix",
+        help="a weighted mix of moves, e.g. { cut_splice = 0.5, twist = 0.3, shake = 0.2 }",
+    )
     move_settings: tuple[tuple[str, tuple], ...] = setting(
-        (), toml=False, help="(move, ((key, value), ...)) pairs: each move's own settings, from its "
-        "[strategy.MOVE] table")
-    amplitude: float | None = setting(None, help="shake amplitude (short for [strategy.shake] amplitude)",
-                                      unit="Angstrom", shown="the move's own")
-    swaps: int | None = setting(None, help="swaps per swap move (short for [strategy.swap] swaps)",
-                                shown="the move's own")
+        (),
+        toml=False,
+        help="(move, ((key, value), ...)) pairs: each move's own settings, from its [strategy.MOVE] table",
+    )
+    amplitude: float | None = setting(
+        None, help="shake amplitude (short for [strategy.shake] amplitude)", unit="Angstrom", shown="the move's own"
+    )
+    swaps: int | None = setting(
+        None, help="swaps per swap move (short for [strategy.swap] swaps)", shown="the move's own"
+    )
 
-    def validate(self) -> "StrategySettings":
+    def validate(self) -> StrategySettings:
         if self.name not in PRESETS:
             raise InputError(f"unknown strategy {self.name!r}: choose {', '.join(PRESETS)}")
         if self.random_starts < 0 or self.pool < 1:

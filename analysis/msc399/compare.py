@@ -31,12 +31,17 @@ def main() -> None:
     args = ap.parse_args()
     result = analyse(args.db, top=args.top, energy=args.energy)
     target = default_target(result.bands)
-    print(f"ranked by {result.energy or 'each row’s own method'}; target {target.name} at "
-          f"{target.wavelength_nm:.0f} nm; SAXS diameter {SAXS_DIAMETER_NM[0]}-{SAXS_DIAMETER_NM[1]} nm")
+    energy = result.energy or "each row's own method"
+    print(
+        f"ranked by {energy}; target {target.name} at "
+        f"{target.wavelength_nm:.0f} nm; SAXS diameter {SAXS_DIAMETER_NM[0]}-{SAXS_DIAMETER_NM[1]} nm"
+    )
     firm = len(result.calibrating_pairs)
     print(f"excitations uncalibrated ({firm} firm literature pairs in range, 3 needed); window +-{TDDFT_ERROR_EV} eV")
-    print(f"{'formula':<11}{'rank':>5}{'dE meV/at':>10}{'pop':>6}  {'other ranks':<22}{'bright nm':>10}"
-          f"{'window':>10}{'f':>7}  {'method':<26}{'bands in window':<34}{'D nm':>6}{'m/z':>9}")
+    print(
+        f"{'formula':<11}{'rank':>5}{'dE meV/at':>10}{'pop':>6}  {'other ranks':<22}{'bright nm':>10}"
+        f"{'window':>10}{'f':>7}  {'method':<26}{'bands in window':<34}{'D nm':>6}{'m/z':>9}"
+    )
     for c in result.candidates:
         r = c.row
         others = ", ".join(f"{short_method(m)}:{k}" for m, k in (r.other_ranks or {}).items()) or "-"
@@ -48,9 +53,11 @@ def main() -> None:
             method = c.excitations.method
         bands = ", ".join(sorted((b.name for b in c.near_bright), key=lambda n: n != target.name)) or "-"
         mass = most_abundant_mass(r.formula)
-        print(f"{r.formula:<11}{r.rank:>5}{r.delta_meV_per_atom:>10.1f}{r.population:>6.2f}  {others:<22}"
-              f"{bright:>10}{window:>10}{f:>7}  {method:<26}{bands:<34}"
-              f"{(c.diameter_nm or float('nan')):>6.2f}{mass:>9.2f}")
+        print(
+            f"{r.formula:<11}{r.rank:>5}{r.delta_meV_per_atom:>10.1f}{r.population:>6.2f}  {others:<22}"
+            f"{bright:>10}{window:>10}{f:>7}  {method:<26}{bands:<34}"
+            f"{(c.diameter_nm or float('nan')):>6.2f}{mass:>9.2f}"
+        )
     for note in result.notes:
         print("note:", note)
 

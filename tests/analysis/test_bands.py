@@ -10,8 +10,17 @@ from airss_msc.errors import InputError
 
 # (band nm, eV) as the papers tabulate them, typed here independently of bands.toml.
 SCIENCE_TABLE = {
-    399: 3.107, 371: 3.342, 415: 2.988, 299: 4.147, 311: 3.987, 322: 3.850,
-    464: 2.672, 520: 2.384, 330: 3.757, 360: 3.444, 390: 3.179,
+    399: 3.107,
+    371: 3.342,
+    415: 2.988,
+    299: 4.147,
+    311: 3.987,
+    322: 3.850,
+    464: 2.672,
+    520: 2.384,
+    330: 3.757,
+    360: 3.444,
+    390: 3.179,
 }
 
 
@@ -52,7 +61,7 @@ def test_linear_fit_recovers_line_and_prediction_error():
 
     noise = np.array([0.03, -0.02, 0.01, -0.04, 0.02])
     bands = 0.8 * gaps + 1.2 + noise
-    cal = B.fit_calibration(zip(gaps, bands), method="GFN1-xTB")
+    cal = B.fit_calibration(zip(gaps, bands, strict=True), method="GFN1-xTB")
     beta, se = _se_pred(gaps, bands, 3.5)
     assert (cal.intercept, cal.slope) == pytest.approx(tuple(beta))
     energy, unc = cal.predict(3.5)

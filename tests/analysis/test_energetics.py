@@ -18,7 +18,7 @@ from airss_msc.analysis.energetics import (
 # --------------------------------------------------------------------------- mixing
 
 E_CD = -100.0  # Cd13Se13
-E_ZN = -90.0   # Zn13Se13
+E_ZN = -90.0  # Zn13Se13
 
 
 def test_detect_mixing_pair():
@@ -27,13 +27,17 @@ def test_detect_mixing_pair():
     with pytest.raises(ValueError, match="pseudo-binary"):
         detect_mixing_pair(["Zn2Cd2Te2Se2"])  # two elements on both sublattices
     with pytest.raises(ValueError, match="pseudo-binary"):
-        detect_mixing_pair(["Cd13Se13"])      # nothing mixes
+        detect_mixing_pair(["Cd13Se13"])  # nothing mixes
 
 
 def test_zncdse_mixing_energy_exact():
     linear = (4 * E_ZN + 9 * E_CD) / 13
-    energies = {"Cd13Se13": E_CD, "Zn13Se13": E_ZN, "Zn4Cd9Se13": linear - 0.26,
-                "Zn6Cd7Se13": (6 * E_ZN + 7 * E_CD) / 13}
+    energies = {
+        "Cd13Se13": E_CD,
+        "Zn13Se13": E_ZN,
+        "Zn4Cd9Se13": linear - 0.26,
+        "Zn6Cd7Se13": (6 * E_ZN + 7 * E_CD) / 13,
+    }
     points = {p.formula: p for p in mixing_energies(energies)}
     assert points["Cd13Se13"].e_mix == 0.0 and points["Zn13Se13"].e_mix == 0.0
     p = points["Zn4Cd9Se13"]
@@ -42,13 +46,17 @@ def test_zncdse_mixing_energy_exact():
     assert p.e_mix_per_atom == pytest.approx(-0.01, abs=1e-12)
     # An exact linear combination of the end members does not mix.
     assert points["Zn6Cd7Se13"].e_mix == pytest.approx(0.0, abs=1e-12)
-    assert [q.formula for q in mixing_energies(energies)] == [
-        "Cd13Se13", "Zn4Cd9Se13", "Zn6Cd7Se13", "Zn13Se13"]
+    assert [q.formula for q in mixing_energies(energies)] == ["Cd13Se13", "Zn4Cd9Se13", "Zn6Cd7Se13", "Zn13Se13"]
 
 
 def test_lowest_energy_per_composition_is_used():
-    pairs = [("Cd13Se13", E_CD), ("Zn13Se13", E_ZN), ("Zn13Se13", E_ZN - 1.3),
-             ("Zn1Cd12Se13", -99.0), ("Se13Cd12Zn", -99.5)]  # same composition, two spellings
+    pairs = [
+        ("Cd13Se13", E_CD),
+        ("Zn13Se13", E_ZN),
+        ("Zn13Se13", E_ZN - 1.3),
+        ("Zn1Cd12Se13", -99.0),
+        ("Se13Cd12Zn", -99.5),
+    ]  # same composition, two spellings
     p = {q.formula: q for q in mixing_energies(pairs)}
     assert p["Zn13Se13"].energy == E_ZN - 1.3
     assert p["ZnCd12Se13"].e_mix == pytest.approx(-99.5 - ((E_ZN - 1.3) + 12 * E_CD) / 13)
@@ -56,8 +64,14 @@ def test_lowest_energy_per_composition_is_used():
 
 def test_cdtese_end_members_share_fixed_cation_count():
     # Cd7TeSe3 (x_Te = 1/4) against Cd7Te4 and Cd7Se4; Cd6Te2Se4 against Cd6Te6/Cd6Se6.
-    energies = {"Cd7Te4": -40.0, "Cd7Se4": -44.0, "Cd7TeSe3": -43.5,
-                "Cd6Te6": -50.0, "Cd6Se6": -56.0, "Cd6Te2Se4": -54.2}
+    energies = {
+        "Cd7Te4": -40.0,
+        "Cd7Se4": -44.0,
+        "Cd7TeSe3": -43.5,
+        "Cd6Te6": -50.0,
+        "Cd6Se6": -56.0,
+        "Cd6Te2Se4": -54.2,
+    }
     p = {q.formula: q for q in mixing_energies(energies)}
     assert p["Cd7TeSe3"].x == 0.25 and p["Cd7TeSe3"].end_a == "Cd7Te4"
     assert p["Cd7TeSe3"].e_mix == pytest.approx(-43.5 - (0.25 * -40.0 + 0.75 * -44.0))
@@ -74,6 +88,7 @@ def test_missing_end_member_is_a_clear_error():
 
 
 # --------------------------------------------------------------------------- hull
+
 
 def test_lower_hull_constructed_case():
     #            0     1      2      3      4     5 (on edge 0-1)  6 (above 2)
@@ -98,6 +113,7 @@ def test_hull_all_above_line_keeps_only_end_points():
 
 # --------------------------------------------------------------------------- Boltzmann
 
+
 def test_boltzmann_equal_energies():
     np.testing.assert_allclose(boltzmann_populations([-5.0, -5.0, -5.0, -5.0]), 0.25)
 
@@ -121,7 +137,7 @@ def test_boltzmann_huge_energies_do_not_overflow():
 
 def test_boltzmann_zero_kelvin_and_bad_input():
     np.testing.assert_allclose(boltzmann_populations([0.1, 0.0, 0.0], 0.0), [0.0, 0.5, 0.5])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one finite value"):
         boltzmann_populations([0.0, np.nan])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="temperature must be finite and >= 0 K"):
         boltzmann_populations([0.0], -1.0)

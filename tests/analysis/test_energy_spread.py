@@ -15,8 +15,15 @@ PBE = "pyscf:PBE/def2-SVP"
 def _isomer(k: int, chgnet: float, seven: float | None, pbe: float | None, formula: str = "Cd3Se3") -> Result:
     rng = np.random.default_rng(k)
     symbols = ("Cd", "Se") * 3
-    res = Result(symbols=symbols, positions=rng.normal(size=(6, 3)) * 2.0, status="relaxed", method="chgnet:0.3.0",
-                 energy=chgnet, provenance={"formula": formula}, id=k)
+    res = Result(
+        symbols=symbols,
+        positions=rng.normal(size=(6, 3)) * 2.0,
+        status="relaxed",
+        method="chgnet:0.3.0",
+        energy=chgnet,
+        provenance={"formula": formula},
+        id=k,
+    )
     res.energies["chgnet:0.3.0"] = chgnet
     if seven is not None:
         res.energies[VALIDATED_RANKING] = seven
@@ -60,8 +67,14 @@ def test_a_database_without_a_stored_choice_ranks_by_the_validated_energy_when_r
 def test_mixing_energies_use_the_reference_where_every_lowest_has_it():
     def series(pbe_mid):
         out = []
-        for k, (formula, seven, pbe) in enumerate([("Cd3Se3", -8.0, -100.0), ("Cd3TeSe2", -8.3, pbe_mid),
-                                                   ("Cd3Te2Se", -8.6, -100.8), ("Cd3Te3", -9.0, -101.2)]):
+        for k, (formula, seven, pbe) in enumerate(
+            [
+                ("Cd3Se3", -8.0, -100.0),
+                ("Cd3TeSe2", -8.3, pbe_mid),
+                ("Cd3Te2Se", -8.6, -100.8),
+                ("Cd3Te3", -9.0, -101.2),
+            ]
+        ):
             out.append(_isomer(k, -10.0, seven, pbe, formula))  # the composition comes from the provenance
         return out
 

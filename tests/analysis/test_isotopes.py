@@ -20,7 +20,7 @@ CD106, TE120, SE74, SE82 = 105.9064599, 119.9040593, 73.9224759, 81.9166995
 def test_single_cd_matches_natural_abundances():
     pattern = iso.isotope_pattern("Cd", min_abundance=0)
     assert len(pattern) == len(CD)
-    for (mz, inten), (a, pct) in zip(pattern, sorted(CD.items())):
+    for (mz, inten), (a, pct) in zip(pattern, sorted(CD.items()), strict=True):
         assert round(mz) == a
         assert inten == pytest.approx(100 * pct / CD[114], abs=1e-6)
     two_tallest = sorted(pattern, key=lambda p: -p[1])[:2]
@@ -85,7 +85,7 @@ def test_charge_two_halves_mz():
     one = iso.isotope_pattern("Cd6Te2Se3", charge=1)
     two = iso.isotope_pattern("Cd6Te2Se3", charge=2)
     assert [y for _, y in one] == pytest.approx([y for _, y in two])
-    for (m1, _), (m2, _) in zip(one, two):
+    for (m1, _), (m2, _) in zip(one, two, strict=True):
         assert m2 == pytest.approx((m1 + M_E - 2 * M_E) / 2, abs=1e-9)
 
 

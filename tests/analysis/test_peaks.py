@@ -15,9 +15,7 @@ M_E = 5.48579909065e-4  # electron mass, Da
 def _mix(species: list[tuple[str, float]]) -> np.ndarray:
     """Centroided synthetic spectrum: predicted patterns summed; lines of two
     species at the same nominal mass merge into one centroid, as on a TOF."""
-    lines = sorted(
-        (mz, w * y) for f, w in species for mz, y in iso.isotope_pattern(f, min_abundance=1e-3)
-    )
+    lines = sorted((mz, w * y) for f, w in species for mz, y in iso.isotope_pattern(f, min_abundance=1e-3))
     merged: list[list[float]] = []
     for mz, y in lines:
         if merged and mz - merged[-1][0] < 0.25:
@@ -123,8 +121,15 @@ def test_crowded_noisy_spectrum_recovers_all_species_and_weights():
     # Seven overlapping species, 5 % noise, a random background peak at every m/z.
     # Cd9Te3Se2 has the near-isobar Cd7Te6; without the mass-error term the fit
     # splits the weight between them.
-    truth = {"Cd7TeSe3": 1.0, "Cd6Te2Se3": 0.8, "Cd8Se4": 0.5, "Cd9Te3Se2": 0.4,
-             "Cd5TeSe4": 0.3, "Cd10Te2Se3": 0.3, "Cd6Se5": 0.2}
+    truth = {
+        "Cd7TeSe3": 1.0,
+        "Cd6Te2Se3": 0.8,
+        "Cd8Se4": 0.5,
+        "Cd9Te3Se2": 0.4,
+        "Cd5TeSe4": 0.3,
+        "Cd10Te2Se3": 0.3,
+        "Cd6Se5": 0.2,
+    }
     rng = np.random.default_rng(3)
     spectrum = _mix(list(truth.items()))
     background = np.c_[np.arange(950, 1700) + 0.3, rng.uniform(0, 1.5, 750)]

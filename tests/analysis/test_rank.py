@@ -8,11 +8,18 @@ RING = np.array([[0.0, 0.0, 0.0], [2.6, 0.0, 0.0], [2.6, 2.6, 0.0], [0.0, 2.6, 0
 CHAIN = np.array([[0.0, 0.0, 0.0], [2.5, 0.0, 0.0], [5.0, 0.3, 0.0], [7.5, 0.0, 0.0]])
 
 
-def _copy(row: int, positions, geometry_eV: float, ranking_eV: float, method: str = "chgnet:0.3.0",
-          **kw) -> Result:
-    return Result(symbols=("Cd", "Se", "Cd", "Se"), positions=np.array(positions), status="relaxed", method=method,
-                  energy=geometry_eV, energies={method: geometry_eV, "sevennet:7net-0": ranking_eV}, id=row,
-                  source="r.db", **kw)
+def _copy(row: int, positions, geometry_eV: float, ranking_eV: float, method: str = "chgnet:0.3.0", **kw) -> Result:
+    return Result(
+        symbols=("Cd", "Se", "Cd", "Se"),
+        positions=np.array(positions),
+        status="relaxed",
+        method=method,
+        energy=geometry_eV,
+        energies={method: geometry_eV, "sevennet:7net-0": ranking_eV},
+        id=row,
+        source="r.db",
+        **kw,
+    )
 
 
 def _ring_copies(n: int = 3) -> list[Result]:
@@ -20,13 +27,14 @@ def _ring_copies(n: int = 3) -> list[Result]:
     # 10 meV/atom in the ranking single point, which is not stationary on these geometries; the copy
     # lowest in the geometry engine (row 2) is not the lowest single point (row 0)
     rng = np.random.default_rng(3)
-    return [_copy(k, RING + rng.normal(scale=0.02, size=RING.shape), -10.500 - 0.001 * k, -9.00 + 0.04 * k)
-            for k in range(n)]
+    return [
+        _copy(k, RING + rng.normal(scale=0.02, size=RING.shape), -10.500 - 0.001 * k, -9.00 + 0.04 * k)
+        for k in range(n)
+    ]
 
 
 def test_copies_of_one_minimum_merge_although_the_ranking_single_points_scatter():
-    rows = rank_results(_ring_copies() + [_copy(9, CHAIN, -10.0, -9.05)], energy="sevennet:7net-0",
-                        symmetry_tol=None)
+    rows = rank_results(_ring_copies() + [_copy(9, CHAIN, -10.0, -9.05)], energy="sevennet:7net-0", symmetry_tol=None)
     assert [(r.result.id, r.copies) for r in rows] == [(9, 1), (2, 3)]
     # shown by its best-converged copy (the lowest of scattered single points would bias it low);
     # one population for the isomer, not split over its copies
@@ -51,18 +59,34 @@ def test_rows_from_different_geometry_engines_merge_on_the_ranking_energy():
 def test_a_database_row_ignores_geometry_keys_left_in_its_provenance():
     # a row relaxed from an exported file once kept the old export's geometry_method/geometry_energy:
     # they describe another relaxation, not this row's
-    rows = [_copy(k, RING + 0.001 * k, -10.5 - 1e-4 * k, -9.0 - 1e-4 * k,
-                  provenance={"geometry_method": "chgnet:0.3.0", "geometry_energy": -10.5 + 0.2 * k})
-            for k in range(2)]
+    rows = [
+        _copy(
+            k,
+            RING + 0.001 * k,
+            -10.5 - 1e-4 * k,
+            -9.0 - 1e-4 * k,
+            provenance={"geometry_method": "chgnet:0.3.0", "geometry_energy": -10.5 + 0.2 * k},
+        )
+        for k in range(2)
+    ]
     assert [r.copies for r in rank_results(rows, energy="sevennet:7net-0", symmetry_tol=None)] == [2]
 
 
 def test_a_structure_file_carries_its_geometry_energy():
-    rows = [Result(symbols=("Cd", "Se", "Cd", "Se"), positions=RING + 0.01 * k, status="relaxed",
-                   method="sevennet:7net-0", energy=-9.0 + 0.04 * k, energies={"sevennet:7net-0": -9.0 + 0.04 * k},
-                   id=k + 1, source="best.res",
-                   provenance={"geometry_method": "chgnet:0.3.0", "geometry_energy": -10.5 - 0.001 * k})
-            for k in range(2)]
+    rows = [
+        Result(
+            symbols=("Cd", "Se", "Cd", "Se"),
+            positions=RING + 0.01 * k,
+            status="relaxed",
+            method="sevennet:7net-0",
+            energy=-9.0 + 0.04 * k,
+            energies={"sevennet:7net-0": -9.0 + 0.04 * k},
+            id=k + 1,
+            source="best.res",
+            provenance={"geometry_method": "chgnet:0.3.0", "geometry_energy": -10.5 - 0.001 * k},
+        )
+        for k in range(2)
+    ]
     (row,) = rank_results(rows, symmetry_tol=None)
     assert row.copies == 2 and row.result.id == 2
     # without the geometry energy (an older export) the ranking energy is the window: two rows

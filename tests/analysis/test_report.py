@@ -3,18 +3,20 @@ import re
 
 import pytest
 
-from airss_msc.search.config import config_from_dict
 from airss_msc.analysis.report import write_report
 from airss_msc.search.candidates import run_search
+from airss_msc.search.config import config_from_dict
 
 
 @pytest.fixture(scope="module")
 def lj_db(tmp_path_factory):
     db = tmp_path_factory.mktemp("rep") / "r.db"
-    cfg = config_from_dict({
-        "search": {"compositions": ["X7", "X9"], "candidates": 6, "seed": 3, "db": str(db)},
-        "relax": {"method": "lj", "fmax": 0.005, "steps": 1000},
-    })
+    cfg = config_from_dict(
+        {
+            "search": {"compositions": ["X7", "X9"], "candidates": 6, "seed": 3, "db": str(db)},
+            "relax": {"method": "lj", "fmax": 0.005, "steps": 1000},
+        }
+    )
     run_search(cfg, log=lambda s: None)
     return db
 
@@ -42,7 +44,7 @@ def _table_after(md: str, heading: str) -> list[dict[str, str]]:
         if not line.startswith("|"):
             break
         block.append([c.strip() for c in line.strip().strip("|").split("|")])
-    return [dict(zip(block[0], r)) for r in block[2:]]
+    return [dict(zip(block[0], r, strict=True)) for r in block[2:]]
 
 
 def test_report_ranks_copies_of_the_lj7_minimum(lj_db, tmp_path):
@@ -69,18 +71,28 @@ def test_calibrated_report_flags_candidates_near_a_band(tmp_path):
     from airss_msc.analysis.report import analyse
 
     db = tmp_path / "cd.db"
-    run_search(config_from_dict({
-        "search": {"compositions": ["Cd2Se2"], "candidates": 2, "seed": 1, "db": str(db)},
-        "relax": {"method": "GFN1-xTB", "steps": 300}}), log=lambda s: None)
+    run_search(
+        config_from_dict(
+            {
+                "search": {"compositions": ["Cd2Se2"], "candidates": 2, "seed": 1, "db": str(db)},
+                "relax": {"method": "GFN1-xTB", "steps": 300},
+            }
+        ),
+        log=lambda s: None,
+    )
     first = analyse(str(db))
     gap = next(c.row.gap_eV for c in first.candidates if c.row.rank == 1)
     target = nm_to_ev(399.0)
     # three pairs on the line band = gap + (target - gap), with +-0.01 eV scatter
     cal = tmp_path / "cal.toml"
     pairs = [(gap - 0.5, target - 0.5 + 0.01), (gap, target - 0.02), (gap + 0.5, target + 0.5 + 0.01)]
-    cal.write_text('method = "GFN1-xTB"\n' + "".join(
-        f'[[pair]]\nlabel = "p{i}"\nsource = "constructed"\ngap_eV = {g}\nband_nm = {1239.84 / b}\n'
-        for i, (g, b) in enumerate(pairs)))
+    cal.write_text(
+        'method = "GFN1-xTB"\n'
+        + "".join(
+            f'[[pair]]\nlabel = "p{i}"\nsource = "constructed"\ngap_eV = {g}\nband_nm = {1239.84 / b}\n'
+            for i, (g, b) in enumerate(pairs)
+        )
+    )
     result = analyse(str(db), calibration_path=str(cal))
     best = next(c for c in result.candidates if c.row.rank == 1)
     assert abs(best.band_nm - 399.0) < 5
@@ -103,10 +115,24 @@ def test_report_opens_in_a_real_browser_without_script_errors(lj_db, tmp_path):
         pytest.skip("no Chromium (apt-get install chromium)")
     page = write_report(str(lj_db), tmp_path / "rep")
     proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     dom = proc.stdout
     assert 'data-viewer="ok"' in dom, proc.stderr[-2000:]  # the script ran to its end
     assert dom.count("<canvas") == 2 and dom.count("data:image/png;base64,") == 5

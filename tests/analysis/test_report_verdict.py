@@ -35,8 +35,9 @@ REFERENCE = next(m for m in known_methods() if is_reference(m))
 UNVALIDATED = next(m for m in known_methods() if measured_error(m) and not validated_energy(m))
 
 EXC_A = Excitations("pyscf:TDA-PBE0/def2-SVP", np.array([2.60, 3.05, 3.50]), np.array([0.001, 0.10, 0.20]))
-EXC_B = Excitations("pyscf:TDA-PBE/def2-SVP", np.array([1.20, 1.28, 1.35, 1.425]),
-                    np.array([0.001, 0.002, 0.004, 0.008]))
+EXC_B = Excitations(
+    "pyscf:TDA-PBE/def2-SVP", np.array([1.20, 1.28, 1.35, 1.425]), np.array([0.001, 0.002, 0.004, 0.008])
+)
 
 
 def _cluster(symbols, seed):
@@ -50,9 +51,17 @@ def _cluster(symbols, seed):
 
 
 def _result(symbols, formula, positions, chg, sevennet, ref, seed):
-    return Result(symbols=symbols, positions=positions, status="relaxed", method=UNVALIDATED, energy=chg,
-                  energies={UNVALIDATED: chg, VALIDATED_RANKING: sevennet, REFERENCE: ref},
-                  engine_version="constructed 1.0", anion_bonds=0, provenance={"formula": formula, "seed": seed})
+    return Result(
+        symbols=symbols,
+        positions=positions,
+        status="relaxed",
+        method=UNVALIDATED,
+        energy=chg,
+        energies={UNVALIDATED: chg, VALIDATED_RANKING: sevennet, REFERENCE: ref},
+        engine_version="constructed 1.0",
+        anion_bonds=0,
+        provenance={"formula": formula, "seed": seed},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,23 +69,29 @@ def study(tmp_path_factory):
     """(database path, {name: row id})."""
     db = tmp_path_factory.mktemp("verdict") / "study.db"
     syms = ("Cd", "Cd", "Cd", "Te", "Se", "Se")
-    geo = {k: _cluster(syms, s) for k, s in zip("ABCD", (1, 2, 3, 4))}
+    geo = {k: _cluster(syms, s) for k, s in zip("ABCD", (1, 2, 3, 4), strict=True)}
     # validated ranking energy A<B<C<D; the reference swaps B and C; the unvalidated engine reverses all
-    order = {"A": (-10.0, -20.0, -30.0), "B": (-10.3, -19.9, -29.7), "C": (-10.6, -19.8, -29.9),
-             "D": (-10.9, -19.7, -29.5)}
+    order = {
+        "A": (-10.0, -20.0, -30.0),
+        "B": (-10.3, -19.9, -29.7),
+        "C": (-10.6, -19.8, -29.9),
+        "D": (-10.9, -19.7, -29.5),
+    }
     ids = {}
     with ResultsDB(db, write=True) as store:
         for seed, (k, (chg, sev, ref)) in enumerate(order.items()):
             ids[k] = store.add(_result(syms, "Cd3TeSe2", geo[k], chg, sev, ref, seed))
         # a copy of A: the same geometry to 1e-3 A, higher in the relaxing engine's energy
         ids["A2"] = store.add(_result(syms, "Cd3TeSe2", geo["A"] + 1e-3, -9.9999, -19.998, -29.999, 9))
-        ids["E"] = store.add(_result(("Cd", "Cd", "Se", "Se"), "Cd2Se2", _cluster(("Cd",) * 4, 7),
-                                     -8.0, -12.0, -20.0, 10))
+        ids["E"] = store.add(
+            _result(("Cd", "Cd", "Se", "Se"), "Cd2Se2", _cluster(("Cd",) * 4, 7), -8.0, -12.0, -20.0, 10)
+        )
         store.set_excitations(ids["A"], EXC_A)
         store.set_excitations(ids["B"], EXC_B)
         target = default_target(load_bands())
-        store.set_excitations(ids["E"], Excitations("pyscf:TDA-PBE0/def2-SVP",
-                                                    np.array([target.energy_eV, 3.4]), np.array([0.05, 0.1])))
+        store.set_excitations(
+            ids["E"], Excitations("pyscf:TDA-PBE0/def2-SVP", np.array([target.energy_eV, 3.4]), np.array([0.05, 0.1]))
+        )
     return db, ids
 
 
@@ -87,7 +102,7 @@ def report(study, tmp_path_factory):
     page = write_report(str(db), tmp_path_factory.mktemp("rep") / "report")
     md = (page.parent / "report.md").read_text()
     parts = re.split(r"^#{2,3} (.+)$", md, flags=re.M)
-    return page, md, dict(zip(parts[1::2], parts[2::2]))
+    return page, md, dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
 def _tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
@@ -104,13 +119,15 @@ def _tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
 
 def test_the_report_opens_with_a_verdict_on_the_target_band(study, report):
     _, ids = study
-    _, md, sections = report
-    assert list(sections)[0] == "Verdict"
+    _, _md, sections = report
+    assert next(iter(sections)) == "Verdict"
     verdict = sections["Verdict"]
     target = default_target(load_bands())
     first = verdict.strip().splitlines()[0]
-    assert first.startswith(f"{target.name} ({target.wavelength_nm:.0f} nm, the target): consistent with "
-                            f"Cd3TeSe2 #1 (row {ids['A']}), first bright excitation {HC_EV_NM / 3.05:.0f} nm")
+    assert first.startswith(
+        f"{target.name} ({target.wavelength_nm:.0f} nm, the target): consistent with "
+        f"Cd3TeSe2 #1 (row {ids['A']}), first bright excitation {HC_EV_NM / 3.05:.0f} nm"
+    )
     # B: its states stop short; the verdict says how far they reach and how many would do
     lo, _ = band_window_nm(target.energy_eV)
     n = states_to_reach(EXC_B, HC_EV_NM / lo)
@@ -122,7 +139,7 @@ def test_the_report_opens_with_a_verdict_on_the_target_band(study, report):
     # the Cd2Se2 cluster absorbs exactly at the target's energy, but it is not a CdTeSe cluster
     assert "Cd2Se2" not in first
     table = next(t for t in _tables(verdict) if t[0][0] == "measured band")
-    rows = {r[0]: dict(zip(table[0], r)) for r in table[1]}
+    rows = {r[0]: dict(zip(table[0], r, strict=True)) for r in table[1]}
     cdse = [b for b in load_bands() if b.material == "CdSe" and abs(b.energy_eV - target.energy_eV) <= TDDFT_ERROR_EV]
     assert cdse and all("Cd2Se2 #1" in rows[b.name]["consistent structures (first bright, nm)"] for b in cdse)
     assert "Cd3TeSe2" not in " ".join(rows[b.name]["consistent structures (first bright, nm)"] for b in cdse)
@@ -154,7 +171,7 @@ def test_disagree_marks_only_validated_energies(study, report):
     marked = {r[header.index("row id")] for r in rows if "(disagree)" in r[header.index("rank by other energies")]}
     assert marked == {str(ids["B"]), str(ids["C"])}
     section = next(v for k, v in sections.items() if k.startswith("Isomers whose order"))
-    assert re.search(r"\|\s*%d\s*\|" % ids["B"], section) and not re.search(r"\|\s*%d\s*\|" % ids["D"], section)
+    assert re.search(rf"\|\s*{ids['B']}\s*\|", section) and not re.search(rf"\|\s*{ids['D']}\s*\|", section)
 
 
 def test_best_tables_are_per_composition_without_empty_columns(report):
@@ -172,7 +189,7 @@ def test_best_tables_are_per_composition_without_empty_columns(report):
 
 def test_appendix_lists_every_row_and_comes_last(study, report):
     db, ids = study
-    _, md, sections = report
+    _, _md, sections = report
     assert list(sections)[-1] == "Appendix: all rows"
     head, rows = _tables(sections["Appendix: all rows"])[0]
     assert len(rows) == len(ResultsDB(db)) == 6
@@ -186,7 +203,7 @@ def test_methods_are_listed_as_they_ran(report):
     header = md.split("## ")[0]
     for method in (UNVALIDATED, VALIDATED_RANKING, REFERENCE, EXC_A.method, EXC_B.method):
         assert method in header
-    head, rows = _tables(sections["Methods as they ran"])[0]
+    _head, rows = _tables(sections["Methods as they ran"])[0]
     roles = {(r[0], r[1]) for r in rows}
     assert {("relaxation", UNVALIDATED), ("single-point energy", REFERENCE), ("excitations", EXC_B.method)} <= roles
 
@@ -214,7 +231,7 @@ def test_band_labels_do_not_overlap_each_other_or_the_title(study, figure):
 def test_spread_keeps_order_gap_and_bounds():
     placed = spread([10.0, 11.0, 12.0, 50.0, 99.0], gap=5.0, low=0.0, high=100.0)
     assert placed == sorted(placed) and min(np.diff(placed)) >= 5.0 - 1e-9
-    assert 0.0 <= placed[0] and placed[-1] <= 100.0
+    assert placed[0] >= 0.0 and placed[-1] <= 100.0
     assert placed[3] == 50.0  # a label with room stays on its band
     assert np.mean(placed[:3]) == pytest.approx(11.0)  # a crowded group is centred on its bands
 
@@ -243,18 +260,37 @@ def test_report_in_a_browser_fits_a_laptop_screen(report, tmp_path):
             pytest.fail("AIRSS_MSC_REQUIRE_BROWSER is set but Chromium is not installed")
         pytest.skip("no Chromium (apt-get install chromium)")
     page, _, _ = report
-    probe = ("<script>window.addEventListener('load', () => { const d = document.documentElement;"
-             "const wide = [...document.querySelectorAll('table')].filter(t => t.scrollWidth > t.parentElement.clientWidth + 1);"
-             "const h2 = [...document.querySelectorAll('h2')].map(h => h.textContent);"
-             "document.body.dataset.probe = JSON.stringify({overflow: d.scrollWidth - d.clientWidth,"
-             "wide: wide.length, first: h2[0], last: h2[h2.length - 1]}); });</script></body>")
+    probe = (
+        "<script>window.addEventListener('load', () => { const d = document.documentElement;"
+        "const wide = [...document.querySelectorAll('table')]"
+        ".filter(t => t.scrollWidth > t.parentElement.clientWidth + 1);"
+        "const h2 = [...document.querySelectorAll('h2')].map(h => h.textContent);"
+        "document.body.dataset.probe = JSON.stringify({overflow: d.scrollWidth - d.clientWidth,"
+        "wide: wide.length, first: h2[0], last: h2[h2.length - 1]}); });</script></body>"
+    )
     probed = page.parent / "probed.html"
     probed.write_text(page.read_text().replace("</body>", probe))
     proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         "--window-size=1366,800", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", probed.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1366,800",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            probed.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r'data-probe="([^"]*)"', proc.stdout)
     assert found, proc.stderr[-2000:]
     import html

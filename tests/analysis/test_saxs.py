@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from airss_msc.generation.generate import generate_cluster
 from airss_msc.analysis.saxs import (
     debye_intensity,
     equivalent_diameter,
@@ -15,6 +14,7 @@ from airss_msc.analysis.saxs import (
     guinier_rg,
     radius_of_gyration,
 )
+from airss_msc.generation.generate import generate_cluster
 
 
 def test_single_atom_has_zero_rg():
@@ -70,10 +70,10 @@ def test_guinier_fit_of_debye_reproduces_rg(seed):
 def test_guinier_exact_on_gaussian_profile():
     rg = 4.0
     q = np.linspace(0.01, 1.0, 200)
-    assert guinier_rg(q, 7.0 * np.exp(-(q * rg) ** 2 / 3)) == pytest.approx(rg, rel=1e-9)
+    assert guinier_rg(q, 7.0 * np.exp(-((q * rg) ** 2) / 3)) == pytest.approx(rg, rel=1e-9)
 
 
 def test_guinier_refuses_too_few_low_q_points():
     q = np.array([0.5, 0.8, 1.0, 1.5])
-    with pytest.raises(ValueError):
-        guinier_rg(q, np.exp(-(q * 4.0) ** 2 / 3))
+    with pytest.raises(ValueError, match="in the Guinier range"):
+        guinier_rg(q, np.exp(-((q * 4.0) ** 2) / 3))

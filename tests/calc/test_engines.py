@@ -3,6 +3,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -11,7 +12,14 @@ from ase.calculators.calculator import all_changes
 from ase.calculators.fd import calculate_numerical_forces
 
 from airss_msc.calc.engines import (
-    ENGINES, Method, capabilities, homo_lumo_gap, known_methods, make_calculator, parse_method, registry,
+    ENGINES,
+    Method,
+    capabilities,
+    homo_lumo_gap,
+    known_methods,
+    make_calculator,
+    parse_method,
+    registry,
 )
 from airss_msc.calc.engines.base import Capabilities, Engine
 from airss_msc.calc.engines.lj import LennardJonesCluster
@@ -39,13 +47,16 @@ def test_parse_method_names():
     assert all(str(parse_method(m)) == m for m in known_methods())
 
 
-@pytest.mark.parametrize("text,match", [
-    ("B3LYP", "unknown method"),
-    ("r2scan", "needs its engine"),          # chgnet:r2scan? a bare functional name is ambiguous
-    ("chgnet:0.4.0", "unknown model '0.4.0' for engine 'chgnet'"),
-    ("gaussian:B3LYP", "unknown engine 'gaussian'"),
-    ("tblite:GFN-FF", "unknown model"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("B3LYP", "unknown method"),
+        ("r2scan", "needs its engine"),  # chgnet:r2scan? a bare functional name is ambiguous
+        ("chgnet:0.4.0", "unknown model '0.4.0' for engine 'chgnet'"),
+        ("gaussian:B3LYP", "unknown engine 'gaussian'"),
+        ("tblite:GFN-FF", "unknown model"),
+    ],
+)
 def test_unknown_methods_are_refused_with_the_known_names(text, match):
     with pytest.raises(InputError, match=match):
         parse_method(text)
@@ -136,14 +147,21 @@ def test_gfnff_scores_the_current_geometry_and_leaves_no_files(tmp_path, monkeyp
 @pytest.mark.slow
 def test_gfnff_scratch_directory_is_removed_when_the_process_exits(tmp_path):
     pytest.importorskip("xtb.interface")
-    code = ("from ase import Atoms; from airss_msc.calc.engines import make_calculator; "
-            "a = Atoms('Cd2Se2', positions=[[0, 0, 0], [2.6, 0, 0], [2.6, 2.6, 0], [0, 2.6, 0]]); "
-            "a.calc = make_calculator('xtb:GFN-FF'); e = a.get_potential_energy(); "
-            "import os, airss_msc.calc.engines.xtb as x; print(x._SCRATCH, os.path.isdir(x._SCRATCH), e)")
+    code = (
+        "from ase import Atoms; from airss_msc.calc.engines import make_calculator; "
+        "a = Atoms('Cd2Se2', positions=[[0, 0, 0], [2.6, 0, 0], [2.6, 2.6, 0], [0, 2.6, 0]]); "
+        "a.calc = make_calculator('xtb:GFN-FF'); e = a.get_potential_energy(); "
+        "import os, airss_msc.calc.engines.xtb as x; print(x._SCRATCH, os.path.isdir(x._SCRATCH), e)"
+    )
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "TMPDIR": str(scratch)},
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     where, existed, energy = proc.stdout.split()[-3:]
     assert np.isfinite(float(energy)) and existed == "True" and Path(where).parent == scratch
@@ -180,7 +198,7 @@ def test_each_role_defaults_to_a_canonical_method_that_can_do_the_job():
 class _SpringsCalculator(LennardJonesCluster):
     """Lennard-Jones scaled by ``depth`` (epsilon), with a constant 2 eV "gap": a toy with orbitals."""
 
-    implemented_properties = ["energy", "free_energy", "forces", "homo_lumo_gap"]
+    implemented_properties = ["energy", "free_energy", "forces", "homo_lumo_gap"]  # noqa: RUF012 (ASE types it as a list)
 
     def __init__(self, depth: float):
         super().__init__()
@@ -201,8 +219,8 @@ class _ToyEngine(Engine):
     install_hint = "pip install ase"
     models = ("shallow", "deep-springs")
     default_model = "shallow"
-    aliases = {"deep": "deep-springs"}
-    legacy_keys = {"toy_v0": "deep-springs"}
+    aliases: ClassVar[dict[str, str]] = {"deep": "deep-springs"}
+    legacy_keys: ClassVar[dict[str, str]] = {"toy_v0": "deep-springs"}
 
     def capabilities(self, model: str) -> Capabilities:
         # ranked above every real engine for gaps, so preferred_gap_method must pick it
@@ -236,7 +254,7 @@ def test_a_new_engine_is_one_class_and_one_registry_entry(toy):
     assert registry.preferred_gap_method(["pyscf:PBE0/def2-SVP", "toy:deep-springs"]) == "toy:deep-springs"
     dimer = Atoms("X2", positions=[[0, 0, 0], [0, 0, 1.3]])
     dimer.calc = make_calculator("toy:deep")
-    assert dimer.get_potential_energy() == pytest.approx(2.0 * 4 * (1.3 ** -12 - 1.3 ** -6))
+    assert dimer.get_potential_energy() == pytest.approx(2.0 * 4 * (1.3**-12 - 1.3**-6))
     relaxed = relax_structure(dimer, RelaxSettings(method="toy:deep", fmax=1e-4, steps=200))
     assert relaxed.status == Status.RELAXED and relaxed.method == "toy:deep-springs", relaxed.message
     assert relaxed.energy == pytest.approx(-2.0, abs=1e-6) and relaxed.gap == pytest.approx(2.0)
@@ -251,19 +269,41 @@ def test_gap_and_excitation_preferences_come_from_the_engines():
     assert registry.preferred_gap_method(["tblite:IPEA1-xTB", "old-unknown", "xtb:GFN1-xTB"]) == "xtb:GFN1-xTB"
     assert registry.preferred_gap_method(["zz:thing", "tblite:IPEA1-xTB"]) == "tblite:IPEA1-xTB"
     assert registry.preferred_gap_method([]) is None
-    assert registry.preferred_excitation_method(
-        ["pyscf:TDA-PBE/def2-SVP", "pyscf:TDA-B3LYP/def2-SVP"]) == "pyscf:TDA-B3LYP/def2-SVP"
+    assert (
+        registry.preferred_excitation_method(["pyscf:TDA-PBE/def2-SVP", "pyscf:TDA-B3LYP/def2-SVP"])
+        == "pyscf:TDA-B3LYP/def2-SVP"
+    )
     # the default excitation method is the one the engines prefer most
     default = registry.default_method(registry.Role.EXCITATION)
     assert registry.preferred_excitation_method(["pyscf:TDA-B3LYP/def2-SVP", default]) == default
 
 
 def test_short_names_and_legacy_keys():
-    labels = {m: registry.short_name(m) for m in ("tblite:GFN2-xTB", "xtb:GFN1-xTB", "chgnet:0.3.0", "chgnet:r2scan",
-                                                  "sevennet:7net-0", "pyscf:PBE/def2-SVP", "lj", "", "mystery:x")}
-    assert labels == {"tblite:GFN2-xTB": "GFN2-xTB", "xtb:GFN1-xTB": "xtb:GFN1-xTB", "chgnet:0.3.0": "chgnet",
-                      "chgnet:r2scan": "chgnet:r2scan", "sevennet:7net-0": "sevennet",
-                      "pyscf:PBE/def2-SVP": "PBE/def2-SVP", "lj": "lj", "": "", "mystery:x": "mystery:x"}
+    labels = {
+        m: registry.short_name(m)
+        for m in (
+            "tblite:GFN2-xTB",
+            "xtb:GFN1-xTB",
+            "chgnet:0.3.0",
+            "chgnet:r2scan",
+            "sevennet:7net-0",
+            "pyscf:PBE/def2-SVP",
+            "lj",
+            "",
+            "mystery:x",
+        )
+    }
+    assert labels == {
+        "tblite:GFN2-xTB": "GFN2-xTB",
+        "xtb:GFN1-xTB": "xtb:GFN1-xTB",
+        "chgnet:0.3.0": "chgnet",
+        "chgnet:r2scan": "chgnet:r2scan",
+        "sevennet:7net-0": "sevennet",
+        "pyscf:PBE/def2-SVP": "PBE/def2-SVP",
+        "lj": "lj",
+        "": "",
+        "mystery:x": "mystery:x",
+    }
     # a short name never collides with another method's (the report's columns are labelled by them)
     shorts = [registry.short_name(m) for m in known_methods()]
     assert len(shorts) == len(set(shorts))

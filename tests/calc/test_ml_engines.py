@@ -8,9 +8,9 @@ import pytest
 from ase import Atoms
 from ase.calculators.fd import calculate_numerical_forces
 
-from airss_msc.generation.generate import generate_cluster
 from airss_msc.calc.engines import make_calculator
 from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.generation.generate import generate_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +44,9 @@ def test_energy_does_not_depend_on_where_the_cluster_sits(method):
 
 
 def test_ml_relaxation_stores_no_gap_but_the_scored_gfn2_gap():
-    result = relax_structure(generate_cluster("Cd3Se3", 2), RelaxSettings(method="chgnet", steps=300,
-                                                                         single_points=("GFN2-xTB",)))
+    result = relax_structure(
+        generate_cluster("Cd3Se3", 2), RelaxSettings(method="chgnet", steps=300, single_points=("GFN2-xTB",))
+    )
     assert result.status == "relaxed" and result.method == "chgnet:0.3.0"
     assert result.gap is None and result.engine_version.startswith("chgnet ")
     assert set(result.energies) == {"chgnet:0.3.0", "tblite:GFN2-xTB"}

@@ -17,8 +17,7 @@ def test_iteration_lines_are_rate_limited_but_start_lines_always_come():
     reporter.say("next phase")
     now[0] = 12.0
     reporter.say("its first cycle", always=False)  # not held back by the last phase's rate
-    assert lines == ["  X: start", "  X: cycle at 0.0", "  X: cycle at 10.5", "  X: next phase",
-                     "  X: its first cycle"]
+    assert lines == ["  X: start", "  X: cycle at 0.0", "  X: cycle at 10.5", "  X: next phase", "  X: its first cycle"]
     progress.report("nobody listens")  # nothing installed: a no-op, not an error
     assert progress.scf_callback(None, "DIIS") is None  # and no wrapper on the SCF
     seen = []
@@ -45,7 +44,9 @@ def test_excitations_of_h2_report_scf_cycles_and_davidson_iterations(monkeypatch
     assert energies[-1] == pytest.approx(result.ground_energy_eV / 27.211386, abs=1e-6)  # Hartree, the SCF's
     assert "TDA: 2 singlets on the pbe ground state" in lines
     iterations = [x for x in lines if x.startswith("TDA Davidson iteration ")]
-    assert iterations and iterations[0].startswith("TDA Davidson iteration 1: ") and "/2 roots converged" in iterations[0]
+    assert (
+        iterations and iterations[0].startswith("TDA Davidson iteration 1: ") and "/2 roots converged" in iterations[0]
+    )
     assert lines[-1].startswith("TDA Davidson converged: 2/2 roots after ")
     # at the default rate (one iteration line per 15 s) each phase still shows its first iteration
     monkeypatch.setattr(progress, "DEFAULT_EVERY", 15.0)
@@ -67,8 +68,10 @@ def test_a_dft_row_job_says_when_it_starts_with_an_estimate_from_the_previous_on
     assert "no estimate before the first one" in rows.start_line(task, "pyscf:PBE/def2-SVP single point")
     rows._LAST_JOB["pyscf:PBE/def2-SVP single point"] = (4, 20.0)  # 4 atoms took 20 s
     line = rows.start_line(task, "pyscf:PBE/def2-SVP single point")
-    assert line == ("Cd4Se4 row 7: pyscf:PBE/def2-SVP single point started (8 atoms); expect about 2m40s "
-                    "(the previous, 4 atoms, took 20s)")  # 20 s x (8/4)^3
+    assert line == (
+        "Cd4Se4 row 7: pyscf:PBE/def2-SVP single point started (8 atoms); expect about 2m40s "
+        "(the previous, 4 atoms, took 20s)"
+    )  # 20 s x (8/4)^3
     rows._LAST_JOB.clear()
 
 

@@ -136,12 +136,14 @@ def test_consecutive_single_points_in_a_fresh_process(tmp_path):
     import subprocess
     import sys
 
-    code = ("from ase import Atoms\n"
-            "from airss_msc.calc.single_point import single_point\n"
-            "d = Atoms('CdSe', positions=[[0, 0, 0], [2.45, 0.1, 0.05]])\n"
-            "for k in range(2):\n"
-            "    sp = single_point(d, 'pyscf:PBE/def2-SVP')\n"
-            "    print(sp.status, sp.message)\n")
+    code = (
+        "from ase import Atoms\n"
+        "from airss_msc.calc.single_point import single_point\n"
+        "d = Atoms('CdSe', positions=[[0, 0, 0], [2.45, 0.1, 0.05]])\n"
+        "for k in range(2):\n"
+        "    sp = single_point(d, 'pyscf:PBE/def2-SVP')\n"
+        "    print(sp.status, sp.message)\n"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=1500)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["ok", "ok"], run.stdout

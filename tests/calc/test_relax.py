@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from airss_msc.generation.generate import generate_cluster
 from airss_msc.calc.engines.tblite import TBLite
 from airss_msc.calc.relax import RelaxSettings, relax_structure
 from airss_msc.calc.sanity import check_geometry
+from airss_msc.generation.generate import generate_cluster
 
 #: the xTB behaviour these tests pin down (the default geometry engine is an ML potential)
 GFN1 = "tblite:GFN1-xTB"
@@ -73,11 +73,17 @@ def test_fragments_are_reported_not_ranked():
 def test_staged_protocol_runs_stages_in_order_and_sums_work():
     from airss_msc.search.config import config_from_dict
 
-    cfg = config_from_dict({
-        "search": {"compositions": ["X13"], "db": "unused.db"},
-        "relax": {"method": "lj", "fmax": 1e-3, "steps": 2000,
-                  "stage": [{"fmax": 0.5, "steps": 50, "optimizer": "FIRE"}, {"fmax": 1e-3}]},
-    })
+    cfg = config_from_dict(
+        {
+            "search": {"compositions": ["X13"], "db": "unused.db"},
+            "relax": {
+                "method": "lj",
+                "fmax": 1e-3,
+                "steps": 2000,
+                "stage": [{"fmax": 0.5, "steps": 50, "optimizer": "FIRE"}, {"fmax": 1e-3}],
+            },
+        }
+    )
     stages = cfg.relax.protocol()
     assert [s.fmax for s in stages] == [0.5, 1e-3] and stages[0].optimizer == "FIRE"
     assert stages[1].steps == 2000  # unset keys inherit from [relax]
@@ -92,12 +98,11 @@ def test_staged_protocol_runs_stages_in_order_and_sums_work():
 def test_bad_stage_keys_are_refused():
     import pytest
 
-    from airss_msc.search.config import config_from_dict
     from airss_msc.errors import InputError
+    from airss_msc.search.config import config_from_dict
 
     with pytest.raises(InputError, match="unknown key"):
-        config_from_dict({"search": {"compositions": ["X13"]},
-                          "relax": {"method": "lj", "stage": [{"fmaxx": 0.1}]}})
+        config_from_dict({"search": {"compositions": ["X13"]}, "relax": {"method": "lj", "stage": [{"fmaxx": 0.1}]}})
 
 
 def test_anion_bonds_are_counted():
@@ -163,9 +168,14 @@ def test_energy_after_scf_retries_is_at_the_requested_electronic_temperature(mon
     from airss_msc.calc.engines import make_calculator
 
     # rung 0 cannot converge (one SCF iteration), so the relaxation runs on the 1000 K rung
-    monkeypatch.setattr(TBLite, "scf_ladder", lambda self, model, t: (
-        {"electronic_temperature": t, "max_iterations": 1},
-        {"electronic_temperature": 1000.0, "max_iterations": 500}))
+    monkeypatch.setattr(
+        TBLite,
+        "scf_ladder",
+        lambda self, model, t: (
+            {"electronic_temperature": t, "max_iterations": 1},
+            {"electronic_temperature": 1000.0, "max_iterations": 500},
+        ),
+    )
     s = relax_structure(generate_cluster("Cd2Se2", 3), RelaxSettings(method=GFN1, steps=300))
     assert s.scf_retries == 1 and s.status == "relaxed", s.message
     final = s.atoms
@@ -200,8 +210,9 @@ def test_energy_of_a_stopped_stage_comes_from_that_stage_method(monkeypatch):
 def test_line_search_failure_falls_back_to_bfgs_from_the_last_geometry(monkeypatch):
     """PreconLBFGS can give up ("Armijo linesearch failed after reset of Hessian"): the
     relaxation goes on with BFGS from where it stopped, and the result says so."""
-    import airss_msc.calc.relax as relax
     from ase.optimize.precon import PreconLBFGS
+
+    import airss_msc.calc.relax as relax
 
     class GivesUp(PreconLBFGS):
         def step(self, f=None):
@@ -213,14 +224,16 @@ def test_line_search_failure_falls_back_to_bfgs_from_the_last_geometry(monkeypat
     s = relax_structure(generate_cluster("X13", 2), RelaxSettings(method="lj", fmax=1e-3, steps=2000))
     assert s.status == "relaxed" and s.fmax < 1e-3
     assert s.optimizer == "PreconLBFGS -> BFGS (line search failed at step 3)"
-    no_fallback = relax_structure(generate_cluster("X13", 2),
-                                  RelaxSettings(method="lj", fmax=1e-3, steps=2000, fallback_optimizer=""))
+    no_fallback = relax_structure(
+        generate_cluster("X13", 2), RelaxSettings(method="lj", fmax=1e-3, steps=2000, fallback_optimizer="")
+    )
     assert no_fallback.status == "error" and "linesearch failed" in no_fallback.message
 
 
 def test_single_points_are_stored_beside_the_geometry_energy():
-    s = relax_structure(generate_cluster("Cd2Se2", 3), RelaxSettings(method="GFN1-xTB", steps=300,
-                                                                     single_points=("GFN2-xTB",)))
+    s = relax_structure(
+        generate_cluster("Cd2Se2", 3), RelaxSettings(method="GFN1-xTB", steps=300, single_points=("GFN2-xTB",))
+    )
     assert s.status == "relaxed"
     assert set(s.energies) == {"tblite:GFN1-xTB", "tblite:GFN2-xTB"}
     assert s.energies["tblite:GFN1-xTB"] == s.energy and s.gaps["tblite:GFN2-xTB"] > 0.3

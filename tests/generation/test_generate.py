@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from airss_msc.generation.confinement import Ellipsoid, Shell, Sphere
 from airss_msc.errors import InputError
+from airss_msc.generation.confinement import Ellipsoid, Shell, Sphere
 from airss_msc.generation.generate import GeneratorSettings, derive_seed, generate_cluster, generate_many, prepare
 from airss_msc.generation.separations import SeparationRules, parse_minsep_spec, violations
 
@@ -64,11 +64,14 @@ def test_derived_seeds_are_machine_independent():
     assert derive_seed(399, "Cd6Se6", 0) == 1931907298392576751
 
 
-@pytest.mark.parametrize("settings,cls", [
-    (GeneratorSettings(shape="ellipsoid", axes=(6.0, 4.5, 3.5)), Ellipsoid),
-    (GeneratorSettings(shape="shell", inner=2.0), Shell),
-    (GeneratorSettings(shape="sphere", radius=6.5), Sphere),
-])
+@pytest.mark.parametrize(
+    ("settings", "cls"),
+    [
+        (GeneratorSettings(shape="ellipsoid", axes=(6.0, 4.5, 3.5)), Ellipsoid),
+        (GeneratorSettings(shape="shell", inner=2.0), Shell),
+        (GeneratorSettings(shape="sphere", radius=6.5), Sphere),
+    ],
+)
 def test_confinement_shapes_hold(settings, cls):
     from airss_msc.generation.generate import prepare
 
@@ -82,11 +85,14 @@ def test_confinement_shapes_hold(settings, cls):
         assert np.linalg.norm(atoms.positions, axis=1).min() >= 2.0 - 1e-6
 
 
-@pytest.mark.parametrize("settings", [
-    GeneratorSettings(minsep={"Cd-Se": 9.0}, radius=3.0),
-    GeneratorSettings(radius=1.0),
-    GeneratorSettings(shape="shell", inner=5.0, radius=4.0),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        GeneratorSettings(minsep={"Cd-Se": 9.0}, radius=3.0),
+        GeneratorSettings(radius=1.0),
+        GeneratorSettings(shape="shell", inner=5.0, radius=4.0),
+    ],
+)
 def test_impossible_requests_are_refused(settings):
     with pytest.raises(InputError, match="impossible"):
         generate_cluster("Cd13Se13", 1, settings)
@@ -95,7 +101,7 @@ def test_impossible_requests_are_refused(settings):
 def test_a_cation_anion_separation_beyond_bonding_is_refused_not_fragmented():
     # Cd-Se = 9 A with the radius left free: the generator used to enlarge the sphere and write a
     # Cd3 fragment beside an Se3 one (exit 0)
-    with pytest.raises(InputError, match="impossible separation Cd-Se.*fall apart"):
+    with pytest.raises(InputError, match=r"impossible separation Cd-Se.*fall apart"):
         prepare("Cd3Se3", GeneratorSettings(minsep={"Cd-Se": 9.0}))
     with pytest.raises(InputError, match="impossible"):
         prepare("Cd3Se3", GeneratorSettings(minsep={"Cd-Se": 3.0}, slack=1.3))  # 3.9 A after the slack
@@ -105,7 +111,7 @@ def test_a_cation_anion_separation_beyond_bonding_is_refused_not_fragmented():
 
 
 def test_generate_warns_about_a_pair_the_formula_lacks(tmp_path, run_cli):
-    code, out, err = run_cli("generate", "Cd3Se3", "--minsep", "Zn-Se=2.4", "-o", tmp_path / "a.xyz")
+    code, _out, err = run_cli("generate", "Cd3Se3", "--minsep", "Zn-Se=2.4", "-o", tmp_path / "a.xyz")
     assert code == 0 and "warning: --minsep Se-Zn ignored" in err
 
 
@@ -134,16 +140,28 @@ def test_negative_count_refused():
 def test_stored_seeds_give_the_structures_earlier_versions_gave():
     a = generate_cluster("Cd13Se13", 3)
     assert a.info["minsep"] == "Cd-Cd=3.024 Cd-Se=2.42 Se-Se=3.419" and a.info["attempts"] == 1
-    assert np.allclose(a.positions[:3], [[4.22682652950185, 1.35340389179563, -2.1228065933421947],
-                                         [1.1684632407257485, 2.530578577274792, 1.8926832422871733],
-                                         [3.3362645997988505, -4.685558984679765, 0.8936866696889425]],
-                       rtol=0, atol=1e-9)
+    assert np.allclose(
+        a.positions[:3],
+        [
+            [4.22682652950185, 1.35340389179563, -2.1228065933421947],
+            [1.1684632407257485, 2.530578577274792, 1.8926832422871733],
+            [3.3362645997988505, -4.685558984679765, 0.8936866696889425],
+        ],
+        rtol=0,
+        atol=1e-9,
+    )
     b = generate_cluster("Cd6Te2Se4", 5, GeneratorSettings(minsep=("Cd-Se=2.4-2.7",)))
     assert b.info["minsep"] == "Cd-Cd=3.128 Cd-Se=2.642 Cd-Te=2.585 Se-Se=3.419 Se-Te=3.536 Te-Te=3.653"
     assert b.info["shape"] == "sphere r=4.769"
-    assert np.allclose(b.positions[:2], [[1.899836957930812, 2.9885864505508812, -2.7165561443862853],
-                                         [1.8854248647808016, 0.7394905563421883, 3.1647338332649912]],
-                       rtol=0, atol=1e-9)
+    assert np.allclose(
+        b.positions[:2],
+        [
+            [1.899836957930812, 2.9885864505508812, -2.7165561443862853],
+            [1.8854248647808016, 0.7394905563421883, 3.1647338332649912],
+        ],
+        rtol=0,
+        atol=1e-9,
+    )
 
 
 def test_generate_many_gives_each_seed_its_own_structure_exactly():
@@ -160,7 +178,7 @@ def test_prepared_requests_are_reused_but_never_shared_or_confused():
     from airss_msc.generation.generate import prepare
 
     settings = GeneratorSettings(minsep={"Cd-Se": 2.5})
-    counts, rules, conf = prepare("Cd4Se4", settings)
+    counts, rules, _conf = prepare("Cd4Se4", settings)
     counts["Cd"] = 99  # the caller's copy
     assert prepare("Cd4Se4", settings)[0] == {"Cd": 4, "Se": 4}
     assert prepare("Cd4Se4", GeneratorSettings(minsep={"Cd-Se": 2.5}))[1] is rules

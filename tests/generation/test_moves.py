@@ -1,14 +1,24 @@
 import numpy as np
 import pytest
 
+from airss_msc.errors import InputError
 from airss_msc.generation.generate import GeneratorSettings, generate_cluster
 from airss_msc.generation.geometry import distances
 from airss_msc.generation.moves import (
-    MOVES, CutAndSplice, Parent, Permute, Relocate, Shake, Swap, Twist, make_move, mixed_sublattice,
-    rotation_about, shake_positions,
+    MOVES,
+    CutAndSplice,
+    Parent,
+    Permute,
+    Relocate,
+    Shake,
+    Swap,
+    Twist,
+    make_move,
+    mixed_sublattice,
+    rotation_about,
+    shake_positions,
 )
 from airss_msc.generation.separations import minsep_matrix
-from airss_msc.errors import InputError
 
 SETTINGS = GeneratorSettings()
 
@@ -31,10 +41,17 @@ def test_every_move_is_registered_with_its_parent_count():
     assert MOVES["cut_splice"].parents == 2 and MOVES["shake"].parents == 1 and MOVES["random"].parents == 0
 
 
-@pytest.mark.parametrize("move,parents", [
-    (Shake(amplitude=0.6), 1), (Swap(swaps=2), 1), (CutAndSplice(), 2),
-    (Permute(), 1), (Twist(), 1), (Relocate(count=2), 1),
-])
+@pytest.mark.parametrize(
+    ("move", "parents"),
+    [
+        (Shake(amplitude=0.6), 1),
+        (Swap(swaps=2), 1),
+        (CutAndSplice(), 2),
+        (Permute(), 1),
+        (Twist(), 1),
+        (Relocate(count=2), 1),
+    ],
+)
 def test_moves_keep_composition_meet_separations_and_record_lineage(move, parents):
     ps = [_parent("Zn2Cd2Se4", 3, row=4), _parent("Zn2Cd2Se4", 8, row=9)][:parents]
     atoms = move.new_candidate("Zn2Cd2Se4", 123, ps, SETTINGS)
@@ -55,7 +72,9 @@ def test_swap_exchanges_unlike_atoms_on_the_mixed_sublattice_only():
     assert {parent.symbols[i], parent.symbols[j]} == {"Zn", "Cd"}
     new = atoms.get_chemical_symbols()
     assert (new[i], new[j]) == (parent.symbols[j], parent.symbols[i])
-    assert [s for k, s in enumerate(new) if k not in (i, j)] == [s for k, s in enumerate(parent.symbols) if k not in (i, j)]
+    assert [s for k, s in enumerate(new) if k not in (i, j)] == [
+        s for k, s in enumerate(parent.symbols) if k not in (i, j)
+    ]
     assert mixed_sublattice(["Cd", "Cd", "Te", "Se"]) == ["Se", "Te"]
     assert mixed_sublattice(["Cd", "Se"]) is None
 
@@ -94,8 +113,10 @@ def test_permute_deals_the_mixed_sublattice_afresh_and_keeps_the_other():
     assert [k for k, s in enumerate(new) if s == "Se"] == [k for k, s in enumerate(parent.symbols) if s == "Se"]
     assert sorted(new) == sorted(parent.symbols)
     # over a few seeds the homotops differ (a permute that never permutes is a bug)
-    dealt = {tuple(Permute(amplitude=0.0).new_candidate("Zn2Cd2Se4", s, [parent], SETTINGS).get_chemical_symbols())
-             for s in range(12)}
+    dealt = {
+        tuple(Permute(amplitude=0.0).new_candidate("Zn2Cd2Se4", s, [parent], SETTINGS).get_chemical_symbols())
+        for s in range(12)
+    }
     assert len(dealt) > 1
 
 
@@ -130,10 +151,10 @@ def test_relocate_moves_only_the_requested_number_of_atoms_to_the_surface():
 def test_frame_start_deals_the_formula_over_the_parent_sublattices(tmp_path):
     from pathlib import Path
 
-    from airss_msc.generation.geometry import distances
-    from airss_msc.generation.moves import make_move
     from airss_msc.composition import ANIONS, CATIONS
     from airss_msc.errors import InputError
+    from airss_msc.generation.geometry import distances
+    from airss_msc.generation.moves import make_move
 
     root = Path(__file__).resolve().parents[2] / "structures"
     parents = (str(root / "Cd13Se13.xyz"), str(root / "Zn13Se13.xyz"))
@@ -149,7 +170,7 @@ def test_frame_start_deals_the_formula_over_the_parent_sublattices(tmp_path):
         assert sorted(a.get_chemical_symbols()) == sorted(["Zn"] * 4 + ["Cd"] * 9 + ["Se"] * 13)
         frame = frames[next(p for p in parents if Path(p).name == a.info["template"])]
         # each site keeps its sublattice: cations where the parent had cations
-        for s, t in zip(a.get_chemical_symbols(), frame.get_chemical_symbols()):
+        for s, t in zip(a.get_chemical_symbols(), frame.get_chemical_symbols(), strict=True):
             assert (s in CATIONS) == (t in CATIONS) and (s in ANIONS) == (t in ANIONS)
         d = distances(a.positions)
         assert d[np.triu_indices(len(a), 1)].min() > 2.0  # no overlaps handed to the relaxation

@@ -7,13 +7,16 @@ from ase import Atoms
 
 from airss_msc.errors import InputError
 from airss_msc.generation.substitute import (
-    SubstitutedStructures, arrangements, atom_permutations, parse_substitution, substituted_structures,
+    SubstitutedStructures,
+    arrangements,
+    atom_permutations,
+    parse_substitution,
+    substituted_structures,
 )
 
 
 def cube(symbol="Se", a=3.5):
-    return Atoms([symbol] * 8,
-                 positions=[np.array(p) * a for p in itertools.product((-0.5, 0.5), repeat=3)])
+    return Atoms([symbol] * 8, positions=[np.array(p) * a for p in itertools.product((-0.5, 0.5), repeat=3)])
 
 
 def cd4se4_cube(a=2.9):
@@ -45,9 +48,10 @@ def test_two_of_eight_cube_vertices_give_edge_face_and_body_diagonals():
     assert len(found) == 3
     assert sorted(a.multiplicity for a in found) == [4, 12, 12]
     assert sum(a.multiplicity for a in found) == 28  # C(8, 2)
-    dist = sorted(round(float(np.linalg.norm(cube().positions[a.sites[0]] - cube().positions[a.sites[1]])), 3)
-                  for a in found)
-    assert dist == pytest.approx([3.5, 3.5 * 2 ** 0.5, 3.5 * 3 ** 0.5], abs=1e-3)
+    dist = sorted(
+        round(float(np.linalg.norm(cube().positions[a.sites[0]] - cube().positions[a.sites[1]])), 3) for a in found
+    )
+    assert dist == pytest.approx([3.5, 3.5 * 2**0.5, 3.5 * 3**0.5], abs=1e-3)
 
 
 def test_four_of_eight_cube_vertices_give_six_patterns():
@@ -60,13 +64,19 @@ def test_substitution_keeps_the_parent_geometry_and_replaces_exactly_n():
     parent = cd4se4_cube()
     found = substituted_structures(parent, [parse_substitution("Se:Te=2")])
     out = found.structures
-    assert found.mode == "enumerated" and found.enumerated and len(out) == len(found) == 1  # all Se pairs equivalent in Td
+    assert (
+        found.mode == "enumerated" and found.enumerated and len(out) == len(found) == 1
+    )  # all Se pairs equivalent in Td
     for atoms in out:
         assert np.array_equal(atoms.positions, parent.positions)
         assert atoms.get_chemical_symbols().count("Te") == 2
         assert atoms.get_chemical_symbols().count("Se") == 2
         assert atoms.info["formula"] == "Cd4Te2Se2"
-        changed = [i for i, (a, b) in enumerate(zip(parent.get_chemical_symbols(), atoms.get_chemical_symbols())) if a != b]
+        changed = [
+            i
+            for i, (a, b) in enumerate(zip(parent.get_chemical_symbols(), atoms.get_chemical_symbols(), strict=True))
+            if a != b
+        ]
         assert changed == [int(i) for i in atoms.info["sites"].split()]
 
 
@@ -88,7 +98,7 @@ def test_the_result_is_typed_and_not_a_tuple(monkeypatch):
     assert isinstance(found, SubstitutedStructures) and not isinstance(found, tuple)
     assert all(isinstance(a, Atoms) for a in found.structures)
     with pytest.raises(TypeError):  # the old `images, mode = ...` fails loudly
-        images, mode = found
+        _images, _mode = found
     with pytest.raises(FrozenInstanceError):
         found.mode = "sampled"
     monkeypatch.setattr(sub, "ENUMERATION_LIMIT", 1)

@@ -10,10 +10,10 @@ import pytest
 from pymatgen.core import Molecule
 from pymatgen.symmetry.analyzer import PointGroupAnalyzer
 
-from airss_msc.generation import geometry, symmetry
 from airss_msc.composition import parse_formula
-from airss_msc.generation.confinement import Shell, Sphere
 from airss_msc.errors import InputError
+from airss_msc.generation import geometry, symmetry
+from airss_msc.generation.confinement import Shell, Sphere
 from airss_msc.generation.generate import GeneratorSettings, generate_cluster, prepare
 from airss_msc.generation.separations import violations
 
@@ -109,11 +109,20 @@ def test_orientation_conventions():
         assert _contains_op(ops, c2x) and _contains_op(ops, c2z) and _contains_op(ops, c3_111)
 
 
-@pytest.mark.parametrize("name, sizes", [
-    ("Cs", [1, 2]), ("Ci", [1, 2]), ("C2v", [1, 2, 2, 4]), ("D3", [1, 2, 3, 6]),
-    ("S4", [1, 2, 4]), ("Td", [1, 4, 6, 12, 24]), ("Oh", [1, 6, 8, 12, 24, 24, 48]),
-    ("Ih", [1, 12, 20, 30, 60, 120]), ("I", [1, 12, 20, 30, 60]),
-])
+@pytest.mark.parametrize(
+    ("name", "sizes"),
+    [
+        ("Cs", [1, 2]),
+        ("Ci", [1, 2]),
+        ("C2v", [1, 2, 2, 4]),
+        ("D3", [1, 2, 3, 6]),
+        ("S4", [1, 2, 4]),
+        ("Td", [1, 4, 6, 12, 24]),
+        ("Oh", [1, 6, 8, 12, 24, 24, 48]),
+        ("Ih", [1, 12, 20, 30, 60, 120]),
+        ("I", [1, 12, 20, 30, 60]),
+    ],
+)
 def test_orbit_sizes(name, sizes):
     assert sorted(k.size for k in symmetry.orbit_options(name)) == sizes
 
@@ -201,14 +210,35 @@ def test_choose_group():
 # structures
 
 
-@pytest.mark.parametrize("formula, group", [
-    ("Cd13Se13", "Cs"), ("Cd13Se13", "C2"), ("Cd13Se13", "C2v"), ("Cd13Se13", "C3v"),
-    ("Cd13Se13", "C4v"), ("Cd13Se13", "C6v"), ("Zn3Cd10Se13", "C3v"),
-    ("Cd4Se4", "Td"), ("Cd16Se16", "Td"), ("Cd16Se16", "T"), ("Cd16Se16", "D4d"),
-    ("Cd6Se6", "D3d"), ("Cd6Se6", "S6"), ("Cd6Se6", "C2h"), ("Cd6Se6", "D3h"),
-    ("X13", "Ih"), ("X13", "I"), ("X13", "O"), ("X13", "Oh"), ("X13", "Th"),
-    ("X38", "Oh"), ("X38", "D6h"), ("X38", "S12"), ("X26", "S8"),
-])
+@pytest.mark.parametrize(
+    ("formula", "group"),
+    [
+        ("Cd13Se13", "Cs"),
+        ("Cd13Se13", "C2"),
+        ("Cd13Se13", "C2v"),
+        ("Cd13Se13", "C3v"),
+        ("Cd13Se13", "C4v"),
+        ("Cd13Se13", "C6v"),
+        ("Zn3Cd10Se13", "C3v"),
+        ("Cd4Se4", "Td"),
+        ("Cd16Se16", "Td"),
+        ("Cd16Se16", "T"),
+        ("Cd16Se16", "D4d"),
+        ("Cd6Se6", "D3d"),
+        ("Cd6Se6", "S6"),
+        ("Cd6Se6", "C2h"),
+        ("Cd6Se6", "D3h"),
+        ("X13", "Ih"),
+        ("X13", "I"),
+        ("X13", "O"),
+        ("X13", "Oh"),
+        ("X13", "Th"),
+        ("X38", "Oh"),
+        ("X38", "D6h"),
+        ("X38", "S12"),
+        ("X26", "S8"),
+    ],
+)
 def test_structures_have_the_requested_symmetry(formula, group):
     settings = GeneratorSettings(symmetry=group)
     for seed in (1, 2):
@@ -246,15 +276,27 @@ def test_stored_seeds_give_the_symmetric_structures_earlier_versions_gave():
     # As generated before the generator was sped up (commit 1e95f91).
     a = generate_cluster("Cd13Se13", 7, GeneratorSettings(symmetry="random"))
     assert a.info["symmetry"] == "C6v" and a.info["attempts"] == 1
-    assert np.allclose(a.positions[:3], [[0.0, 0.0, -3.7229990194514353],
-                                         [-5.642862850881348, -1.5120000081151217, -0.8368844449692353],
-                                         [-1.5120010078907016, -5.642862582992288, -0.8368844449692353]],
-                       rtol=0, atol=1e-9)
+    assert np.allclose(
+        a.positions[:3],
+        [
+            [0.0, 0.0, -3.7229990194514353],
+            [-5.642862850881348, -1.5120000081151217, -0.8368844449692353],
+            [-1.5120010078907016, -5.642862582992288, -0.8368844449692353],
+        ],
+        rtol=0,
+        atol=1e-9,
+    )
     b = generate_cluster("Cd4Se4", 2, GeneratorSettings(symmetry="Td"))
     assert b.info["attempts"] == 2
-    assert np.allclose(b.positions[:2], [[1.7340175898416494, 1.7340175898416497, 1.73401758984165],
-                                         [-1.7340175898416494, -1.7340175898416497, 1.73401758984165]],
-                       rtol=0, atol=1e-9)
+    assert np.allclose(
+        b.positions[:2],
+        [
+            [1.7340175898416494, 1.7340175898416497, 1.73401758984165],
+            [-1.7340175898416494, -1.7340175898416497, 1.73401758984165],
+        ],
+        rtol=0,
+        atol=1e-9,
+    )
 
 
 def test_symmetric_cluster_direct_call_is_deterministic_and_honest():
@@ -263,10 +305,10 @@ def test_symmetric_cluster_direct_call_is_deterministic_and_honest():
     seen_ok = seen_fail = 0
     for seed in range(12):
         for iterations in (0, 300):
-            syms, pos, ok = symmetry.symmetric_cluster(counts, "C3v", drawn, conf,
-                                                       np.random.default_rng(seed), iterations)
-            again = symmetry.symmetric_cluster(counts, "C3v", drawn, conf,
-                                               np.random.default_rng(seed), iterations)
+            syms, pos, ok = symmetry.symmetric_cluster(
+                counts, "C3v", drawn, conf, np.random.default_rng(seed), iterations
+            )
+            again = symmetry.symmetric_cluster(counts, "C3v", drawn, conf, np.random.default_rng(seed), iterations)
             assert syms == again[0] and np.array_equal(pos, again[1]) and ok == again[2]
             assert Counter(syms) == Counter(counts)
             # Symmetry holds at every stage, converged or not.
@@ -298,20 +340,24 @@ def test_exact_symmetry_check_accepts_generated_and_rejects_broken_clusters():
 def test_pymatgen_check_sees_what_stock_pymatgen_sees():
     # The check builds its Molecule from shared per-element species with the mass
     # cached as a float; pymatgen's analysis must come out exactly as on a plain Molecule.
-    for formula, group, seeds in [("Cd13Se13", "random", range(10)), ("X13", "Ih", range(2)),
-                                  ("Cd6Se6", "D3d", range(2))]:
+    for formula, group, seeds in [
+        ("Cd13Se13", "random", range(10)),
+        ("X13", "Ih", range(2)),
+        ("Cd6Se6", "D3d", range(2)),
+    ]:
         for seed in seeds:
             atoms = generate_cluster(formula, seed, GeneratorSettings(symmetry=group))
             symbols = ["Ar" if s == "X" else s for s in atoms.get_chemical_symbols()]
             stock = PointGroupAnalyzer(Molecule(symbols, atoms.positions), tolerance=0.1)
-            shared = PointGroupAnalyzer(Molecule([geometry._species(s) for s in symbols],
-                                                 atoms.positions), tolerance=0.1)
+            shared = PointGroupAnalyzer(
+                Molecule([geometry._species(s) for s in symbols], atoms.positions), tolerance=0.1
+            )
             assert shared.sch_symbol == stock.sch_symbol
             assert np.array_equal(shared.eigvals, stock.eigvals)
-            assert [op.affine_matrix.tolist() for op in shared.symmops] == \
-                [op.affine_matrix.tolist() for op in stock.symmops]
-            assert symmetry.detected_by_pymatgen(atoms.get_chemical_symbols(), atoms.positions,
-                                                 atoms.info["symmetry"])
+            assert [op.affine_matrix.tolist() for op in shared.symmops] == [
+                op.affine_matrix.tolist() for op in stock.symmops
+            ]
+            assert symmetry.detected_by_pymatgen(atoms.get_chemical_symbols(), atoms.positions, atoms.info["symmetry"])
 
 
 @pytest.mark.timeout(120)
@@ -365,8 +411,7 @@ def test_ellipsoid_keeps_only_compatible_groups():
         assert_valid_symmetric(generate_cluster("Cd13Se13", seed, settings), "C2v", settings, "Cd13Se13")
     with pytest.raises(InputError, match="ellipsoid"):
         generate_cluster("Cd13Se13", 0, GeneratorSettings(shape="ellipsoid", symmetry="C3v"))
-    picks = {symmetry.choose_group(counts, "random", np.random.default_rng(s), confinement=conf)
-             for s in range(20)}
+    picks = {symmetry.choose_group(counts, "random", np.random.default_rng(s), confinement=conf) for s in range(20)}
     assert picks <= set(allowed)
 
 

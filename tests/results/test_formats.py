@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from airss_msc.results import formats
 from airss_msc.errors import InputError
+from airss_msc.generation.generate import generate_cluster
+from airss_msc.results import formats
 from airss_msc.results.formats import (
     convert,
     from_molecule,
@@ -19,7 +20,6 @@ from airss_msc.results.formats import (
     write_res_files,
     write_structures,
 )
-from airss_msc.generation.generate import generate_cluster
 
 
 def centred(atoms) -> np.ndarray:
@@ -91,7 +91,7 @@ def test_res_file_is_airss_shaped_and_box_holds_cluster_with_vacuum(tmp_path, cl
     cell = next(line.split() for line in lines if line.startswith("CELL"))
     box = float(cell[2])
     assert cell[2] == cell[3] == cell[4] and [float(a) for a in cell[5:]] == [90.0] * 3
-    assert float(titl[3]) == pytest.approx(box ** 3, rel=1e-6)
+    assert float(titl[3]) == pytest.approx(box**3, rel=1e-6)
     assert "LATT -1" in lines and "SFAC Cd Se" in lines and lines[-1] == "END"
     atom_lines = [line.split() for line in lines if line.split()[0] in ("Cd", "Se")]
     assert len(atom_lines) == 8 and all(t[1] == ("1" if t[0] == "Cd" else "2") for t in atom_lines)
@@ -105,8 +105,13 @@ def test_res_file_is_airss_shaped_and_box_holds_cluster_with_vacuum(tmp_path, cl
     assert airss.energy == pytest.approx(-123.456789012) and len(airss.structure) == 8
     from ase.io.res import Res  # and ASE's, for the AIRSS fields of TITL
 
-    assert Res.parse_title(lines[0]) == {"name": "Cd4Se4-7", "pressure": 0.0, "energy": -123.456789012,
-                                         "spacegroup": "C1", "times_found": 1}
+    assert Res.parse_title(lines[0]) == {
+        "name": "Cd4Se4-7",
+        "pressure": 0.0,
+        "energy": -123.456789012,
+        "spacegroup": "C1",
+        "times_found": 1,
+    }
 
 
 def test_concatenated_res_reads_all_structures(tmp_path):
@@ -121,7 +126,7 @@ def test_concatenated_res_reads_all_structures(tmp_path):
     assert [a.info["seed"] for a in back] == [1, 2, 3]
     assert [a.info["name"] for a in back] == ["Cd4Se4-1", "Cd4Se4-2", "Cd4Se4-3"]
     assert [a.info["energy"] for a in back] == pytest.approx([-10.0, -11.0, -12.0])
-    for original, read in zip(images, back):
+    for original, read in zip(images, back, strict=True):
         assert np.abs(centred(read) - centred(original)).max() < 1e-5
 
 
@@ -156,7 +161,7 @@ def test_reads_airss_written_res_with_atom_across_box_face(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name, text, where",
+    ("name", "text", "where"),
     [
         ("empty.xyz", "", "empty.xyz"),
         ("empty.res", "\n", "empty.res"),
@@ -164,18 +169,48 @@ def test_reads_airss_written_res_with_atom_across_box_face(tmp_path):
         ("truncated.xyz", "3\n\nCd 0 0 0\nSe 0 0 2.6\n", "truncated.xyz:1"),
         ("count.xyz", "3\n\nCd 0 0 0\nSe 0 0 2.6\n2\n\nCd 0 0 0\nSe 0 0 2.6\n", "count.xyz"),
         ("element.xyz", "2\n\nCd 0 0 0\nQq 0 0 2.6\n", "element.xyz"),
-        ("truncated.res", "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
-                          "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 0.5 1.0\n", "truncated.res:1"),
-        ("badnum.res", "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
-                       "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 nan? 1.0\nEND\n", "badnum.res:5"),
-        ("count.res", "TITL a 0 1000 -1 0 0 2 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
-                      "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 0.5 1.0\nEND\n", "count.res:1"),
-        ("element.res", "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
-                        "LATT -1\nSFAC Cd\nQq 1 0.5 0.5 0.5 1.0\nEND\n", "element.res:5"),
-        ("titl.res", "TITL a 0 1000 -1.x 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
-                     "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 0.5 1.0\nEND\n", "titl.res:1"),
-        ("nocell.res", "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nLATT -1\nSFAC Cd\n"
-                       "Cd 1 0.5 0.5 0.5 1.0\nEND\n", "nocell.res:1"),
+        (
+            "truncated.res",
+            "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\nLATT -1\nSFAC Cd\nCd 1 0.5 0.5 0.5 1.0\n",
+            "truncated.res:1",
+        ),
+        (
+            "badnum.res",
+            (
+                "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
+                "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 nan? 1.0\nEND\n"
+            ),
+            "badnum.res:5",
+        ),
+        (
+            "count.res",
+            (
+                "TITL a 0 1000 -1 0 0 2 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
+                "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 0.5 1.0\nEND\n"
+            ),
+            "count.res:1",
+        ),
+        (
+            "element.res",
+            (
+                "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
+                "LATT -1\nSFAC Cd\nQq 1 0.5 0.5 0.5 1.0\nEND\n"
+            ),
+            "element.res:5",
+        ),
+        (
+            "titl.res",
+            (
+                "TITL a 0 1000 -1.x 0 0 1 (C1) n - 1\nCELL 1.5 10 10 10 90 90 90\n"
+                "LATT -1\nSFAC Cd\nCd 1 0.5 0.5 0.5 1.0\nEND\n"
+            ),
+            "titl.res:1",
+        ),
+        (
+            "nocell.res",
+            "TITL a 0 1000 -1 0 0 1 (C1) n - 1\nLATT -1\nSFAC Cd\nCd 1 0.5 0.5 0.5 1.0\nEND\n",
+            "nocell.res:1",
+        ),
     ],
 )
 def test_corrupt_files_raise_one_line_input_error(tmp_path, name, text, where):
@@ -191,9 +226,9 @@ def test_missing_file_and_unknown_extension_raise_input_error(tmp_path, cluster)
     with pytest.raises(InputError, match="no such file"):
         read_structures(tmp_path / "missing.xyz")
     (tmp_path / "x.pdb").write_text("ATOM\n")
-    with pytest.raises(InputError, match="x.pdb"):
+    with pytest.raises(InputError, match=r"x\.pdb"):
         read_structures(tmp_path / "x.pdb")
-    with pytest.raises(InputError, match="x.cif"):
+    with pytest.raises(InputError, match=r"x\.cif"):
         write_structures(tmp_path / "x.cif", cluster)
     with pytest.raises(InputError, match="no structures"):
         write_structures(tmp_path / "x.xyz", [])
@@ -252,9 +287,17 @@ def _frames_for_writer_tests():
     """Frames as generation and relaxation write them (symbols, positions, scalar info), and
     frames with more (forces, a list in info, a cell, charges)."""
     plain = [generate_cluster("Cd13Se13", seed) for seed in range(6)]
-    plain[0].info.update(energy=-123.456789012, status="relaxed", method="GFN1-xTB", ok=True,
-                         flag=np.bool_(False), steps=np.int64(42), gap_eV=np.float32(1.1),
-                         note='a "quoted" {b} [c]', other="it's")
+    plain[0].info.update(
+        energy=-123.456789012,
+        status="relaxed",
+        method="GFN1-xTB",
+        ok=True,
+        flag=np.bool_(False),
+        steps=np.int64(42),
+        gap_eV=np.float32(1.1),
+        note='a "quoted" {b} [c]',
+        other="it's",
+    )
     plain[1].calc = SinglePointCalculator(plain[1], energy=-5.5)  # energy from a calculator
     plain[2].positions[0] = [-0.0, 1e-9, -123456.123456789]
     plain[3].pbc = [True, False, True]
@@ -301,7 +344,7 @@ def test_extxyz_round_trip_through_ase_and_our_reader(tmp_path, ext):
     by_ase = ase.io.read(path, index=":", format="extxyz", parallel=False)
     ours = read_structures(path)
     assert len(by_ase) == len(ours) == len(images)
-    for original, a, b in zip(images, by_ase, ours):
+    for original, a, b in zip(images, by_ase, ours, strict=True):
         for back in (a, b):
             assert back.get_chemical_symbols() == original.get_chemical_symbols()
             assert np.abs(back.positions - original.positions).max() < 1e-6
@@ -332,7 +375,7 @@ def test_large_extxyz_write_round_trips(tmp_path):
     back = read_structures(path)
     assert [a.info["seed"] for a in back] == [a.info["seed"] for a in images]
     assert [a.info["candidate"] for a in back] == list(range(300))
-    assert max(np.abs(a.positions - b.positions).max() for a, b in zip(images, back)) < 1e-6
+    assert max(np.abs(a.positions - b.positions).max() for a, b in zip(images, back, strict=True)) < 1e-6
 
 
 # ------------------------------------------------------------ export of database rows to AIRSS .res
@@ -344,9 +387,17 @@ def _row(row_id, status="relaxed", energy=-60.25, gap=1.5, formula="Cd6Se6", see
     from airss_msc.results.record import Result
 
     atoms = generate_cluster(formula, row_id)
-    return Result(symbols=tuple(atoms.get_chemical_symbols()), positions=atoms.positions + shift, status=status,
-                  method="tblite:GFN2-xTB", energy=energy, gap=gap, provenance={"formula": formula, "seed": seed},
-                  id=row_id, source="/runs/r.db")
+    return Result(
+        symbols=tuple(atoms.get_chemical_symbols()),
+        positions=atoms.positions + shift,
+        status=status,
+        method="tblite:GFN2-xTB",
+        energy=energy,
+        gap=gap,
+        provenance={"formula": formula, "seed": seed},
+        id=row_id,
+        source="/runs/r.db",
+    )
 
 
 def test_export_res_round_trips_rows_with_seed_gap_status_method_in_rem(tmp_path):
@@ -359,10 +410,17 @@ def test_export_res_round_trips_rows_with_seed_gap_status_method_in_rem(tmp_path
     titl = text.splitlines()[0].split()
     assert titl[1] == "Cd6Se6-r12" and float(titl[4]) == -60.25 and titl[7] == "12"
     assert str(SEED19) not in text.splitlines()[0]  # the seed is in a REM line, not the name
-    for line in (f"REM seed={SEED19}", "REM status=relaxed", "REM method=tblite:GFN2-xTB", "REM gap_eV=1.5",
-                 "REM formula=Cd6Se6", "REM row=12", "REM db=r.db"):
+    for line in (
+        f"REM seed={SEED19}",
+        "REM status=relaxed",
+        "REM method=tblite:GFN2-xTB",
+        "REM gap_eV=1.5",
+        "REM formula=Cd6Se6",
+        "REM row=12",
+        "REM db=r.db",
+    ):
         assert line in text.splitlines(), line
-    for result, path in zip(rows, paths):
+    for result, path in zip(rows, paths, strict=True):
         (back,) = read_structures(path)
         assert back.get_chemical_symbols() == list(result.symbols)
         assert np.abs(centred(back) - (result.positions - result.positions.mean(axis=0))).max() < 1e-6
@@ -377,9 +435,12 @@ def test_an_ml_rows_stored_gaps_are_written_since_its_own_method_has_none(tmp_pa
 
     from airss_msc.results.formats import RESULT_INFO_KEYS, export_res
 
-    row = replace(_row(12, gap=None), method="chgnet:0.3.0",
-                  energies={"chgnet:0.3.0": -60.25, "sevennet:7net-0": -61.0, "tblite:GFN2-xTB": -600.0},
-                  gaps={"tblite:GFN2-xTB": 1.75})
+    row = replace(
+        _row(12, gap=None),
+        method="chgnet:0.3.0",
+        energies={"chgnet:0.3.0": -60.25, "sevennet:7net-0": -61.0, "tblite:GFN2-xTB": -600.0},
+        gaps={"tblite:GFN2-xTB": 1.75},
+    )
     (path,) = export_res([row], tmp_path / "own")
     lines = path.read_text().splitlines()
     assert 'REM gaps={"tblite:GFN2-xTB": 1.75}' in lines and not any(x.startswith("REM gap_eV") for x in lines)
@@ -421,8 +482,10 @@ def test_unrelaxed_structures_carry_no_energy_in_titl(tmp_path):
 
 def test_airss_res_with_unknown_enthalpy_reads_without_energy(tmp_path):
     path = tmp_path / "gen.res"
-    path.write_text("TITL Cd2-1 0.0 1000.0 n/a 0 0 2 (n/a) n - 1\nCELL 1.54180 10 10 10 90 90 90\nLATT -1\n"
-                    "SFAC Cd\nCd 1 0.40 0.5 0.5 1.0\nCd 1 0.65 0.5 0.5 1.0\nEND\n")
+    path.write_text(
+        "TITL Cd2-1 0.0 1000.0 n/a 0 0 2 (n/a) n - 1\nCELL 1.54180 10 10 10 90 90 90\nLATT -1\n"
+        "SFAC Cd\nCd 1 0.40 0.5 0.5 1.0\nCd 1 0.65 0.5 0.5 1.0\nEND\n"
+    )
     (atoms,) = read_structures(path)
     assert "energy" not in atoms.info and atoms.info["name"] == "Cd2-1"
     assert atoms.get_distance(0, 1) == pytest.approx(2.5)

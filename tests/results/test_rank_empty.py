@@ -10,8 +10,15 @@ from airss_msc.results.store import ResultsDB
 
 def _fragmented_db(path):
     with ResultsDB(path, write=True) as db:
-        db.add(Result(symbols=("Cd", "Se"), positions=np.array([[0, 0, 0], [2.6, 0, 0.0]]), status="fragmented",
-                      method="chgnet:0.3.0", energy=-3.0))
+        db.add(
+            Result(
+                symbols=("Cd", "Se"),
+                positions=np.array([[0, 0, 0], [2.6, 0, 0.0]]),
+                status="fragmented",
+                method="chgnet:0.3.0",
+                energy=-3.0,
+            )
+        )
     return path
 
 

@@ -13,32 +13,52 @@ from airss_msc.results.store import ResultsDB
 
 
 def _result(**kw):
-    base = dict(symbols=("Cd", "Se", "Cd", "Se"), positions=np.arange(12.0).reshape(4, 3), status="relaxed",
-                method="chgnet:0.3.0", energy=-10.5, gap=None,
-                energies={"chgnet:0.3.0": -10.5, "tblite:GFN2-xTB": -600.25},
-                gaps={"tblite:GFN2-xTB": 1.75}, steps=40, force_calls=44, wall_seconds=3.2,
-                optimizer="PreconLBFGS -> BFGS (line search failed at step 12)", engine_version="chgnet 0.4.2",
-                anion_bonds=0, provenance={"formula": "Cd2Se2", "seed": 2 ** 61 + 7, "minsep": "Cd-Se=2.4",
-                                           "candidate": 3, "move": "shake amp=0.6", "parent": 5},
-                initial_positions=np.zeros((4, 3)), settings={"fmax": 0.05})
+    base = {
+        "symbols": ("Cd", "Se", "Cd", "Se"),
+        "positions": np.arange(12.0).reshape(4, 3),
+        "status": "relaxed",
+        "method": "chgnet:0.3.0",
+        "energy": -10.5,
+        "gap": None,
+        "energies": {"chgnet:0.3.0": -10.5, "tblite:GFN2-xTB": -600.25},
+        "gaps": {"tblite:GFN2-xTB": 1.75},
+        "steps": 40,
+        "force_calls": 44,
+        "wall_seconds": 3.2,
+        "optimizer": "PreconLBFGS -> BFGS (line search failed at step 12)",
+        "engine_version": "chgnet 0.4.2",
+        "anion_bonds": 0,
+        "provenance": {
+            "formula": "Cd2Se2",
+            "seed": 2**61 + 7,
+            "minsep": "Cd-Se=2.4",
+            "candidate": 3,
+            "move": "shake amp=0.6",
+            "parent": 5,
+        },
+        "initial_positions": np.zeros((4, 3)),
+        "settings": {"fmax": 0.05},
+    }
     base.update(kw)
     return Result(**base)
 
 
 def test_result_round_trips_through_the_database(tmp_path):
     r = _result()
-    r.excitations["pyscf:TDA-PBE0/def2-SVP"] = Excitations("pyscf:TDA-PBE0/def2-SVP", np.array([2.9, 3.1]),
-                                                           np.array([0.0, 0.2]))
+    r.excitations["pyscf:TDA-PBE0/def2-SVP"] = Excitations(
+        "pyscf:TDA-PBE0/def2-SVP", np.array([2.9, 3.1]), np.array([0.0, 0.2])
+    )
     with ResultsDB(tmp_path / "r.db", write=True) as db:
         row = db.add(r, extra={"search": "t"})
         db.set_single_point(row, "pyscf:PBE/def2-SVP", -139794.3, 1.01)
     back = ResultsDB(tmp_path / "r.db").get(row)
     assert back.status == "relaxed" and back.method == "chgnet:0.3.0" and back.energy == pytest.approx(-10.5)
     assert back.gap is None  # an ML row has no gap, not a zero one
-    assert back.energies == pytest.approx({"chgnet:0.3.0": -10.5, "tblite:GFN2-xTB": -600.25,
-                                           "pyscf:PBE/def2-SVP": -139794.3})
+    assert back.energies == pytest.approx(
+        {"chgnet:0.3.0": -10.5, "tblite:GFN2-xTB": -600.25, "pyscf:PBE/def2-SVP": -139794.3}
+    )
     assert back.gaps == pytest.approx({"tblite:GFN2-xTB": 1.75, "pyscf:PBE/def2-SVP": 1.01})
-    assert back.seed == 2 ** 61 + 7 and back.provenance["move"] == "shake amp=0.6"
+    assert back.seed == 2**61 + 7 and back.provenance["move"] == "shake amp=0.6"
     assert back.provenance["parent"] == 5 and back.provenance["search"] == "t"
     assert back.optimizer.endswith("(line search failed at step 12)")
     assert np.allclose(back.positions, r.positions) and back.composition == "Cd2Se2"
@@ -74,9 +94,21 @@ def test_database_written_before_the_engine_registry_still_reads(tmp_path):
     path = tmp_path / "old.db"
     atoms = Atoms("CdSe", positions=[[0, 0, 0], [2.6, 0, 0]])
     atoms.calc = SinglePointCalculator(atoms, energy=-120.0)
-    connect(str(path)).write(atoms, composition="CdSe", status="relaxed", method="tblite:GFN1-xTB", steps=9,
-                             force_calls=10, wall_s=0.5, engine_version="tblite 0.4", airss_msc="0.1.0",
-                             seed=11, gap=2.2, e_gfn2_xtb=-118.5, anion_bonds=0)
+    connect(str(path)).write(
+        atoms,
+        composition="CdSe",
+        status="relaxed",
+        method="tblite:GFN1-xTB",
+        steps=9,
+        force_calls=10,
+        wall_s=0.5,
+        engine_version="tblite 0.4",
+        airss_msc="0.1.0",
+        seed=11,
+        gap=2.2,
+        e_gfn2_xtb=-118.5,
+        anion_bonds=0,
+    )
     (r,) = ResultsDB(path).records()
     assert r.energy == -120.0 and r.gap == 2.2 and r.seed == 11
     assert r.energies == {"tblite:GFN1-xTB": -120.0, "tblite:GFN2-xTB": -118.5}
@@ -88,10 +120,16 @@ def test_the_searchs_ranking_energy_ranks_by_default_and_own_overrides_it(tmp_pa
 
     db_path = str(tmp_path / "r.db")
     # two Cd2Se2 minima on which CHGNet and GFN2 disagree about the order
-    a = _result(positions=np.array([[0, 0, 0], [2.6, 0, 0], [2.6, 2.6, 0], [0, 2.6, 0.0]]),
-                energy=-10.5, energies={"chgnet:0.3.0": -10.5, "tblite:GFN2-xTB": -600.0})
-    b = _result(positions=np.array([[0, 0, 0], [2.5, 0, 0], [5.0, 0.3, 0], [7.5, 0, 0.0]]),
-                energy=-10.0, energies={"chgnet:0.3.0": -10.0, "tblite:GFN2-xTB": -601.0})
+    a = _result(
+        positions=np.array([[0, 0, 0], [2.6, 0, 0], [2.6, 2.6, 0], [0, 2.6, 0.0]]),
+        energy=-10.5,
+        energies={"chgnet:0.3.0": -10.5, "tblite:GFN2-xTB": -600.0},
+    )
+    b = _result(
+        positions=np.array([[0, 0, 0], [2.5, 0, 0], [5.0, 0.3, 0], [7.5, 0, 0.0]]),
+        energy=-10.0,
+        energies={"chgnet:0.3.0": -10.0, "tblite:GFN2-xTB": -601.0},
+    )
     with ResultsDB(db_path, write=True) as db:
         ids = [db.add(a), db.add(b)]
         assert db.rank_energy is None
@@ -134,12 +172,11 @@ def test_a_writer_that_locked_the_file_a_closing_writer_unlinked_locks_the_new_o
     opened = []
 
     def open_then_unlink(name, mode="r", *a, **k):
-        fh = open(name, mode, *a, **k)
+        fh = open(name, mode, *a, **k)  # noqa: SIM115 (a stand-in for open(): the caller closes it)
         if not opened:  # the first open: the previous writer closes right after it
             os.unlink(name)
         opened.append(fh)
         return fh
-
 
     monkeypatch.setattr(store, "open", open_then_unlink, raising=False)
     b = ResultsDB(path, write=True)

@@ -10,14 +10,14 @@ import pytest
 from ase.db import connect
 
 pytest.importorskip("distributed")
-import cloudpickle  # noqa: E402  (a dependency of distributed)
+import cloudpickle
 
-import tests.search.test_distributed as this_module  # noqa: E402
-from airss_msc.errors import InputError  # noqa: E402
-from airss_msc.search.candidates import run_search  # noqa: E402
-from airss_msc.search.config import config_from_dict  # noqa: E402
-from airss_msc.search.distributed import check_executor, dask_executor  # noqa: E402
-from airss_msc.search.farm import Farm, run_farm  # noqa: E402
+import tests.search.test_distributed as this_module
+from airss_msc.errors import InputError
+from airss_msc.search.candidates import run_search
+from airss_msc.search.config import config_from_dict
+from airss_msc.search.distributed import check_executor, dask_executor
+from airss_msc.search.farm import Farm, run_farm
 
 # Dask workers are fresh processes: ship this module's task functions by value.
 cloudpickle.register_pickle_by_value(this_module)
@@ -51,8 +51,14 @@ def test_a_worker_killed_mid_task_has_its_task_redone_once_and_stored_once(tmp_p
     farm = Farm(work=die_once, store=store, on_error=lambda task, msg: (task[0], -1))
     with dask_executor("dask", threads=1) as (executor, workers):
         assert workers == 2
-        outcome = run_farm(farm, [(k, str(tmp_path)) for k in range(5)], planned=5, executor=executor,
-                           workers=workers, say=lambda line: None)
+        outcome = run_farm(
+            farm,
+            [(k, str(tmp_path)) for k in range(5)],
+            planned=5,
+            executor=executor,
+            workers=workers,
+            say=lambda line: None,
+        )
     assert sorted(stored) == [0, 1, 2, 3, 4]  # each stored once, the killed one too
     assert outcome.done == 5 and outcome.failed == 0
     assert len(list((tmp_path / "task2").iterdir())) == 2  # redone once, on a worker that lived
@@ -63,17 +69,19 @@ def test_a_worker_killed_mid_task_has_its_task_redone_once_and_stored_once(tmp_p
 
 def test_each_task_runs_with_the_threads_asked_for_not_the_launching_environment(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "7")  # worker processes inherit this environment
-    with dask_executor("dask", threads=1) as (executor, workers):
+    with dask_executor("dask", threads=1) as (executor, _workers):
         seen = {executor.submit(threads_seen, k).result() for k in range(4)}
     assert seen == {"1"}
 
 
 def test_a_search_on_dask_stores_what_a_serial_search_stores_and_resumes(tmp_path):
     def config(db, candidates=3):
-        return config_from_dict({
-            "search": {"compositions": ["X7"], "candidates": candidates, "seed": 3, "db": str(db)},
-            "relax": {"method": "lj", "fmax": 0.01, "steps": 500},
-        })
+        return config_from_dict(
+            {
+                "search": {"compositions": ["X7"], "candidates": candidates, "seed": 3, "db": str(db)},
+                "relax": {"method": "lj", "fmax": 0.01, "steps": 500},
+            }
+        )
 
     serial_db, dask_db = tmp_path / "serial.db", tmp_path / "dask.db"
     run_search(config(serial_db), log=lambda s: None)
@@ -93,13 +101,16 @@ def test_an_unreachable_scheduler_is_one_line(run_cli, tmp_path, monkeypatch):
     import airss_msc.search.distributed as distributed
 
     monkeypatch.setattr(distributed, "CONNECT_TIMEOUT", 1.0)
-    with pytest.raises(InputError, match="cannot reach the Dask scheduler at dask://127.0.0.1:9"):
-        with dask_executor("dask://127.0.0.1:9"):
-            pass
+    with (
+        pytest.raises(InputError, match=r"cannot reach the Dask scheduler at dask://127\.0\.0\.1:9"),
+        dask_executor("dask://127.0.0.1:9"),
+    ):
+        pass
     config = tmp_path / "s.toml"
-    config.write_text('[search]\ncompositions = ["X7"]\ncandidates = 1\nexecutor = "dask://127.0.0.1:9"\n'
-                      '[relax]\nmethod = "lj"\n')
-    code, out, err = run_cli("search", config, "--db", tmp_path / "r.db")
+    config.write_text(
+        '[search]\ncompositions = ["X7"]\ncandidates = 1\nexecutor = "dask://127.0.0.1:9"\n[relax]\nmethod = "lj"\n'
+    )
+    code, _out, err = run_cli("search", config, "--db", tmp_path / "r.db")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 

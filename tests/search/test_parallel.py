@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from ase.db import connect
 
-from airss_msc.search.config import config_from_dict
 from airss_msc.errors import InputError
-from airss_msc.search.parallel import check_launch
 from airss_msc.search.candidates import plan_tasks, run_search
+from airss_msc.search.config import config_from_dict
 from airss_msc.search.farm import StopFlag, stop_on_signals
+from airss_msc.search.parallel import check_launch
 
 BIN = Path(sys.executable).parent
 MPIEXEC = shutil.which("mpiexec", path=str(BIN)) or shutil.which("mpiexec")
@@ -62,8 +62,9 @@ class StderrLines:
             try:
                 line = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
             except queue.Empty:
-                raise AssertionError(f"no line matching {pattern!r} within {timeout:.0f} s; "
-                                     f"stderr so far:\n{self.text()}") from None
+                raise AssertionError(
+                    f"no line matching {pattern!r} within {timeout:.0f} s; stderr so far:\n{self.text()}"
+                ) from None
             if line is None:
                 raise AssertionError(f"stderr ended without a line matching {pattern!r}:\n{self.text()}")
             if re.search(pattern, line):
@@ -79,19 +80,23 @@ class StderrLines:
 
 
 def start_search(cfg: Path, ranks: int = 3, **kw) -> tuple[subprocess.Popen, StderrLines]:
-    proc = subprocess.Popen([MPIEXEC, "-n", str(ranks), str(BIN / "airss-msc"), "search", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"), **kw)
+    proc = subprocess.Popen(
+        [MPIEXEC, "-n", str(ranks), str(BIN / "airss-msc"), "search", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        **kw,
+    )
     return proc, StderrLines(proc)
 
 
 def write_config(path: Path, db: Path, candidates: int, formulas=("X13", "X19"), **search) -> Path:
     extra = "".join(f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n" for k, v in search.items())
     path.write_text(
-        "[search]\n"
-        f"compositions = {list(formulas)!r}\n".replace("'", '"')
+        f"[search]\ncompositions = {list(formulas)!r}\n".replace("'", '"')
         + f'candidates = {candidates}\nseed = 11\ndb = "{db}"\n{extra}'
-        "[relax]\nmethod = \"lj\"\nfmax = 0.001\nsteps = 3000\n"
+        '[relax]\nmethod = "lj"\nfmax = 0.001\nsteps = 3000\n'
     )
     return path
 
@@ -141,9 +146,17 @@ def test_kill_9_at_a_random_moment_then_rerun_gives_each_candidate_exactly_once(
     rerun = airss("search", cfg, ranks=3)
     assert rerun.returncode == 0, rerun.stderr
     keys = stored_keys(db)
-    planned = {(t.formula, t.seed) for t in plan_tasks(config_from_dict(
-        {"search": {"compositions": ["X38"], "candidates": 30, "seed": 11, "db": str(db)},
-         "relax": {"method": "lj"}}))}
+    planned = {
+        (t.formula, t.seed)
+        for t in plan_tasks(
+            config_from_dict(
+                {
+                    "search": {"compositions": ["X38"], "candidates": 30, "seed": 11, "db": str(db)},
+                    "relax": {"method": "lj"},
+                }
+            )
+        )
+    }
     assert len(keys) == len(set(keys)) == 30
     assert set(keys) == planned
 
@@ -195,8 +208,13 @@ def test_sigterm_right_at_the_readiness_line_stops_cleanly(tmp_path):
 def test_sigterm_at_the_readiness_line_of_a_serial_search_stops_cleanly(tmp_path):
     db = tmp_path / "r.db"
     cfg = write_config(tmp_path / "c.toml", db, 30, formulas=("X38",))
-    proc = subprocess.Popen([str(BIN / "airss-msc"), "search", str(cfg), "--serial"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = subprocess.Popen(
+        [str(BIN / "airss-msc"), "search", str(cfg), "--serial"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     lines = StderrLines(proc)
     try:
         lines.wait_for(READY)
@@ -214,9 +232,12 @@ def test_sigterm_at_the_readiness_line_of_a_serial_search_stops_cleanly(tmp_path
 
 def test_walltime_in_config_stops_the_search(tmp_path):
     db = tmp_path / "r.db"
-    cfg = config_from_dict({"search": {"compositions": ["X38"], "candidates": 400, "seed": 2,
-                                       "db": str(db), "walltime": "0:00:02"},
-                            "relax": {"method": "lj", "fmax": 0.001, "steps": 3000}})
+    cfg = config_from_dict(
+        {
+            "search": {"compositions": ["X38"], "candidates": 400, "seed": 2, "db": str(db), "walltime": "0:00:02"},
+            "relax": {"method": "lj", "fmax": 0.001, "steps": 3000},
+        }
+    )
     lines = []
     out = run_search(cfg, log=lines.append)
     assert out.interrupted and out.reason == "walltime"
@@ -225,8 +246,9 @@ def test_walltime_in_config_stops_the_search(tmp_path):
 
 
 def test_stop_flag_before_start_runs_nothing(tmp_path):
-    cfg = config_from_dict({"search": {"compositions": ["X7"], "candidates": 3, "db": str(tmp_path / "r.db")},
-                            "relax": {"method": "lj"}})
+    cfg = config_from_dict(
+        {"search": {"compositions": ["X7"], "candidates": 3, "db": str(tmp_path / "r.db")}, "relax": {"method": "lj"}}
+    )
     flag = StopFlag()
     flag.set("SIGUSR1")
     out = run_search(cfg, stop=flag, log=lambda s: None)
@@ -263,8 +285,9 @@ def test_worker_exception_becomes_an_error_row(tmp_path, monkeypatch):
         return original(atoms, settings)
 
     monkeypatch.setattr(search, "relax_structure", flaky)
-    cfg = config_from_dict({"search": {"compositions": ["X7"], "candidates": 3, "db": str(tmp_path / "r.db")},
-                            "relax": {"method": "lj"}})
+    cfg = config_from_dict(
+        {"search": {"compositions": ["X7"], "candidates": 3, "db": str(tmp_path / "r.db")}, "relax": {"method": "lj"}}
+    )
     out = run_search(cfg, log=lambda s: None)
     assert out.done == 3
     rows = {r.candidate: r for r in connect(tmp_path / "r.db").select()}

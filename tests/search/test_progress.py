@@ -17,7 +17,7 @@ def test_batch_log_gets_periodic_status_lines_with_rate_and_eta():
     for k in range(4):
         clock.t += 30.0  # one candidate every 30 s
         p.advance(relaxed=k != 1)
-    lines = [l for l in out.getvalue().splitlines() if l.startswith("status:")]
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("status:")]
     assert len(lines) == 2  # at 60 s and 120 s
     assert "4/10 done, 1 not relaxed, 2.00/min, about 3m00s left" in lines[-1]
 

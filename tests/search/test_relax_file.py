@@ -3,8 +3,8 @@
 from ase.db import connect
 from ase.io import write
 
-from airss_msc.generation.generate import generate_cluster
 from airss_msc.calc.relax import RelaxSettings
+from airss_msc.generation.generate import generate_cluster
 from airss_msc.search.farm import StopFlag
 from airss_msc.search.files import relax_file
 
@@ -32,8 +32,12 @@ def test_an_interrupted_relax_resumes_and_never_duplicates_rows(tmp_path):
     assert len(rows) == 5 and len({r.input_fingerprint for r in rows}) == 5
     assert relax_file(starts, db, settings, log=lines.append).done == 0
     # the same method with another optimizer: the same inputs, already stored, skipped
-    assert relax_file(starts, db, RelaxSettings(method="lj", fmax=0.01, steps=300, optimizer="BFGS"),
-                      log=lines.append).done == 0
+    assert (
+        relax_file(
+            starts, db, RelaxSettings(method="lj", fmax=0.01, steps=300, optimizer="BFGS"), log=lines.append
+        ).done
+        == 0
+    )
     assert len(list(connect(db).select())) == 5
 
 
@@ -42,5 +46,5 @@ def test_relax_cli_says_what_it_skipped(tmp_path, run_cli):
     _starts(starts, 3)
     code, out, _ = run_cli("relax", starts, "--db", db, "--method", "lj", "--serial")
     assert code == 0 and "relaxed 3 structure(s)" in out
-    code, out, err = run_cli("relax", starts, "--db", db, "--method", "lj", "--serial")
+    code, out, _err = run_cli("relax", starts, "--db", db, "--method", "lj", "--serial")
     assert code == 0 and "relaxed 0 structure(s)" in out and "3 already there" in out

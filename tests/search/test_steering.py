@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
 
-from airss_msc.generation.moves import Parent
 from airss_msc.calc.engines import registry
 from airss_msc.calc.engines.base import Capabilities, Engine
 from airss_msc.calc.engines.lj import LennardJonesCluster
+from airss_msc.generation.moves import Parent
 from airss_msc.results.record import Result
 from airss_msc.results.store import ResultsDB
 from airss_msc.search.candidates import as_parent, run_search
@@ -22,7 +22,7 @@ from airss_msc.search.pool import Pool
 class Elongated(Calculator):
     """LJ energy minus 8 x the largest principal extent (epsilon, sigma = 1)."""
 
-    implemented_properties = ["energy", "free_energy"]
+    implemented_properties = ["energy", "free_energy"]  # noqa: RUF012 (ASE types it as a list)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -90,11 +90,13 @@ def test_pool_windows_copies_on_the_geometry_energy_and_ranks_by_the_steering_en
 
 def test_search_parents_come_from_the_lowest_by_the_ranking_energy(tmp_path, toy_engine):
     db = tmp_path / "steer.db"
-    config = config_from_dict({
-        "search": {"compositions": ["X9"], "candidates": 14, "seed": 5, "db": str(db), "rank_energy": toy_engine},
-        "strategy": {"name": "shake", "random_starts": 6, "pool": 2},
-        "relax": {"method": "lj", "fmax": 0.01, "steps": 500, "single_points": [toy_engine]},
-    })
+    config = config_from_dict(
+        {
+            "search": {"compositions": ["X9"], "candidates": 14, "seed": 5, "db": str(db), "rank_energy": toy_engine},
+            "strategy": {"name": "shake", "random_starts": 6, "pool": 2},
+            "relax": {"method": "lj", "fmax": 0.01, "steps": 500, "single_points": [toy_engine]},
+        }
+    )
     lines = []
     run_search(config, log=lines.append)
     assert any(f"E[{toy_engine}]=" in line for line in lines)
@@ -131,12 +133,15 @@ def test_search_parents_come_from_the_lowest_by_the_ranking_energy(tmp_path, toy
 def test_a_serial_search_is_reproducible_row_for_row(tmp_path):
     """Results finished together were stored in the order of a set (it varies between runs), so the
     pool, and every parent drawn from it, could differ between two runs of one config."""
+
     def run(db):
-        config = config_from_dict({
-            "search": {"compositions": ["X9"], "candidates": 14, "seed": 5, "db": str(db)},
-            "strategy": {"name": "shake", "random_starts": 6, "pool": 2},
-            "relax": {"method": "lj", "fmax": 0.01, "steps": 500},
-        })
+        config = config_from_dict(
+            {
+                "search": {"compositions": ["X9"], "candidates": 14, "seed": 5, "db": str(db)},
+                "strategy": {"name": "shake", "random_starts": 6, "pool": 2},
+                "relax": {"method": "lj", "fmax": 0.01, "steps": 500},
+            }
+        )
         run_search(config, log=lambda s: None)
         with ResultsDB(str(db)) as store:
             rows = sorted(store.records(), key=lambda r: r.id)

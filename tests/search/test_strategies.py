@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from ase.db import connect
 
-from airss_msc.generation.moves import Parent
 from airss_msc.errors import InputError
+from airss_msc.generation.moves import Parent
 from airss_msc.search.candidates import run_search
 from airss_msc.search.config import config_from_dict
 from airss_msc.search.pool import Pool
@@ -13,12 +13,14 @@ LJ13 = -44.326801
 
 def lj13_search(tmp_path, name, candidates=24, **strategy):
     db = tmp_path / f"{name}.db"
-    cfg = config_from_dict({
-        "search": {"compositions": ["X13"], "candidates": candidates, "seed": 21, "db": str(db)},
-        "generate": {"radius": 1.3},  # dense starts (sigma): LJ13 relaxes to the icosahedron often
-        "relax": {"method": "lj", "fmax": 1e-3, "steps": 3000},
-        "strategy": {"name": name, "random_starts": 4, "amplitude": 0.4, **strategy},
-    })
+    cfg = config_from_dict(
+        {
+            "search": {"compositions": ["X13"], "candidates": candidates, "seed": 21, "db": str(db)},
+            "generate": {"radius": 1.3},  # dense starts (sigma): LJ13 relaxes to the icosahedron often
+            "relax": {"method": "lj", "fmax": 1e-3, "steps": 3000},
+            "strategy": {"name": name, "random_starts": 4, "amplitude": 0.4, **strategy},
+        }
+    )
     out = run_search(cfg, log=lambda s: None)
     assert out.done == candidates
     return list(connect(db).select(sort="id"))
@@ -102,14 +104,17 @@ def test_metropolis_accepts_downhill_always_and_uphill_by_temperature():
     assert Pool(temperature=5.0).metropolis("X6", low, np.random.default_rng(0))  # downhill or empty: accept
 
 
-@pytest.mark.parametrize("strategy,match", [
-    ({"name": "magic"}, "unknown strategy"),
-    ({"name": "shake", "amplitude": -1}, "amplitude"),
-    ({"name": "ga", "moves": {"teleport": 1.0}}, "unknown move"),
-    ({"name": "ga", "shake": {"amplitud": 0.3}}, "unknown setting"),
-    ({"name": "basin", "temperature": -0.1}, "temperature"),
-    ({"name": "ga", "moves": {"shake": 0.0}}, "positive sum"),
-])
+@pytest.mark.parametrize(
+    ("strategy", "match"),
+    [
+        ({"name": "magic"}, "unknown strategy"),
+        ({"name": "shake", "amplitude": -1}, "amplitude"),
+        ({"name": "ga", "moves": {"teleport": 1.0}}, "unknown move"),
+        ({"name": "ga", "shake": {"amplitud": 0.3}}, "unknown setting"),
+        ({"name": "basin", "temperature": -0.1}, "temperature"),
+        ({"name": "ga", "moves": {"shake": 0.0}}, "positive sum"),
+    ],
+)
 def test_strategy_config_errors(strategy, match):
     base = {"search": {"compositions": ["X7"]}, "relax": {"method": "lj"}}
     with pytest.raises(InputError, match=match):

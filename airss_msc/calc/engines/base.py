@@ -135,8 +135,9 @@ class Engine:
             try:
                 importlib.import_module(module)
             except ImportError as exc:
-                raise InputError(f"engine {self.name!r} is not available ({exc}); install it: "
-                                 f"{self.install_hint}") from None
+                raise InputError(
+                    f"engine {self.name!r} is not available ({exc}); install it: {self.install_hint}"
+                ) from None
 
     def scf_ladder(self, model: str, electronic_temperature: float) -> tuple[dict, ...]:
         """Calculator parameters for the first SCF attempt and each recovery rung."""
@@ -156,7 +157,7 @@ class Engine:
     def _calculator(self, model: str, **parameters) -> Calculator:
         raise NotImplementedError
 
-    def excitations(self, model: str, atoms: Atoms, nstates: int) -> "ExcitedStates":
+    def excitations(self, model: str, atoms: Atoms, nstates: int) -> ExcitedStates:
         """Vertical excitations, lowest first, and the ground state they were computed on.
 
         Only engines whose capabilities say ``excitations`` implement it.
@@ -188,8 +189,8 @@ def homo_lumo_gap(orbital_energies: np.ndarray, occupations: np.ndarray) -> floa
     eps = np.asarray(orbital_energies, dtype=float)
     occ = np.asarray(occupations, dtype=float)
     if eps.ndim == 2:
-        homo = max(_frontier(e, o, 1.0)[0] for e, o in zip(eps, occ))
-        lumo = min(_frontier(e, o, 1.0)[1] for e, o in zip(eps, occ))
+        homo = max(_frontier(e, o, 1.0)[0] for e, o in zip(eps, occ, strict=True))
+        lumo = min(_frontier(e, o, 1.0)[1] for e, o in zip(eps, occ, strict=True))
         return float(lumo - homo)
     homo, lumo = _frontier(eps, occ, 2.0)
     return float(lumo - homo)
@@ -220,7 +221,7 @@ class ClusterInBox(Calculator):
     Users pass plain clusters; the box never leaves this calculator.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    implemented_properties = ["energy", "free_energy", "forces"]  # noqa: RUF012 (ASE types it as a list)
 
     def __init__(self, inner: Calculator, cutoff: float, **kwargs):
         super().__init__(**kwargs)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from functools import lru_cache
+from functools import cache
+from typing import ClassVar
 
 import numpy as np
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
@@ -42,7 +43,7 @@ def use_threads() -> None:
         torch.set_num_threads(n)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _model(name: str, device: str):
     from chgnet.model import CHGNet
 
@@ -57,7 +58,7 @@ def _model(name: str, device: str):
 class CHGNetCluster(Calculator):
     """Energy (eV) and forces (eV/Angstrom) of a bare cluster from a CHGNet model."""
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    implemented_properties = ["energy", "free_energy", "forces"]  # noqa: RUF012 (ASE types it as a list)
 
     def __init__(self, model_name: str, **kwargs):
         super().__init__(**kwargs)
@@ -76,8 +77,9 @@ class CHGNetCluster(Calculator):
         cutoff = float(model.graph_converter.atom_graph_cutoff)
         side = box_side(self.atoms, cutoff)
         centred = self.atoms.positions - self.atoms.positions.mean(axis=0) + side / 2.0
-        structure = Structure(Lattice.cubic(side), self.atoms.get_chemical_symbols(), centred,
-                              coords_are_cartesian=True)
+        structure = Structure(
+            Lattice.cubic(side), self.atoms.get_chemical_symbols(), centred, coords_are_cartesian=True
+        )
         graph = model.graph_converter(structure)
         with warnings.catch_warnings():
             # torch 2.13 warns once about a tensor-to-scalar conversion inside chgnet
@@ -94,17 +96,24 @@ class CHGNetCluster(Calculator):
 class CHGNetEngine(Engine):
     name = "chgnet"
     distribution = "chgnet"
-    install_hint = "chgnet is a dependency of airss-msc: reinstall it (pip install -e . or make .venv/.installed); its wheel carries the weights"
+    install_hint = (
+        "chgnet is a dependency of airss-msc: reinstall it (pip install -e . or make .venv/.installed); "
+        "its wheel carries the weights"
+    )
     models = ("0.3.0", "r2scan")
     default_model = "0.3.0"
-    aliases = {"chgnet-0.3.0": "0.3.0", "mptrj": "0.3.0", "chgnet-r2scan": "r2scan"}
+    aliases: ClassVar[dict[str, str]] = {"chgnet-0.3.0": "0.3.0", "mptrj": "0.3.0", "chgnet-r2scan": "r2scan"}
     #: "r2scan" alone would be ambiguous with a DFT functional.
     qualified_only = ("0.3.0", "r2scan")
     requires = ("chgnet.model", "torch")
-    measured_error = {"0.3.0": ("CHGNet 0.3.0 energies against PBE/def2-SVP: median Spearman 0.00, PBE's lowest "
-                                "first in 3/8 formulas, mean absolute error of relative isomer energies 130.4 "
-                                "meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md): a geometry engine, not a ranking "
-                                "energy")}
+    measured_error: ClassVar[dict[str, str]] = {
+        "0.3.0": (
+            "CHGNet 0.3.0 energies against PBE/def2-SVP: median Spearman 0.00, PBE's lowest "
+            "first in 3/8 formulas, mean absolute error of relative isomer energies 130.4 "
+            "meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md): a geometry engine, not a ranking "
+            "energy"
+        )
+    }
 
     def capabilities(self, model: str) -> Capabilities:
         return ML_CAPABILITIES

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
@@ -15,7 +17,7 @@ class LennardJonesCluster(Calculator):
     Database (LJ13 -44.326801). O(N^2) NumPy, fast for N <= 100.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    implemented_properties = ["energy", "free_energy", "forces"]  # noqa: RUF012 (ASE types it as a list)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -23,7 +25,7 @@ class LennardJonesCluster(Calculator):
         diff = pos[:, None, :] - pos[None, :, :]
         r2 = np.einsum("ijk,ijk->ij", diff, diff)
         np.fill_diagonal(r2, np.inf)
-        inv6 = r2 ** -3
+        inv6 = r2**-3
         energy = 2.0 * float(np.sum(inv6 * inv6 - inv6))  # 4 * sum_{i<j}, each pair counted twice
         # -dE/dr_i = sum_j 24 (2 r^-14 - r^-8) (r_i - r_j)
         coef = 24.0 * (2.0 * inv6 * inv6 - inv6) / r2
@@ -39,7 +41,7 @@ class LennardJones(Engine):
     install_hint = "pip install ase"
     models = ("lj",)
     default_model = "lj"
-    aliases = {"lennard-jones": "lj", "lennardjones": "lj"}
+    aliases: ClassVar[dict[str, str]] = {"lennard-jones": "lj", "lennardjones": "lj"}
 
     def capabilities(self, model: str) -> Capabilities:
         # Lennard-Jones cannot collapse; a random start may brush past the floor.

@@ -42,8 +42,15 @@ from airss_msc.calc.engines.base import Capabilities, Engine, ExcitedStates, SCF
 from airss_msc.calc.threads import current_threads
 
 #: Exchange-correlation functionals offered (PySCF/libxc names in lower case).
-FUNCTIONALS = {"PBE": "pbe", "PBE0": "pbe0", "B3LYP": "b3lyp", "r2SCAN": "r2scan", "TPSS": "tpss",
-               "BP86": "bp86", "CAM-B3LYP": "camb3lyp"}
+FUNCTIONALS = {
+    "PBE": "pbe",
+    "PBE0": "pbe0",
+    "B3LYP": "b3lyp",
+    "r2SCAN": "r2scan",
+    "TPSS": "tpss",
+    "BP86": "bp86",
+    "CAM-B3LYP": "camb3lyp",
+}
 BASES = ("def2-SVP", "def2-TZVP")
 #: def2 effective core potentials start at Rb (Z = 37).
 DEF2_ECP_FROM = 37
@@ -97,8 +104,9 @@ def divergence_guard(threshold: float = DIVERGENCE_HARTREE, release_gradient: fl
             raise SCFDiverged("SCF energy is not finite")
         energy = float(energy)
         if energy - lowest[0] > threshold:
-            raise SCFDiverged(f"SCF energy rose {energy - lowest[0]:.1f} Ha above its lowest "
-                              f"(cycle {envs.get('cycle', '?')})")
+            raise SCFDiverged(
+                f"SCF energy rose {energy - lowest[0]:.1f} Ha above its lowest (cycle {envs.get('cycle', '?')})"
+            )
         lowest[0] = min(lowest[0], energy)
         gradient, mf = envs.get("norm_gorb"), envs.get("mf")
         if release_gradient is None or mf is None or gradient is None:
@@ -137,8 +145,17 @@ class SCFCheckpoint:
         import hashlib
 
         coords = np.round(np.asarray(mol.atom_coords()), 6)
-        text = "|".join([",".join(mol.elements), np.array2string(coords, precision=6, threshold=10**9),
-                         str(mol.basis), str(mol.charge), str(mol.spin), xc.lower(), str(unrestricted)])
+        text = "|".join(
+            [
+                ",".join(mol.elements),
+                np.array2string(coords, precision=6, threshold=10**9),
+                str(mol.basis),
+                str(mol.charge),
+                str(mol.spin),
+                xc.lower(),
+                str(unrestricted),
+            ]
+        )
         return hashlib.sha256(text.encode()).hexdigest()
 
     def load(self) -> tuple[str, int, np.ndarray] | None:
@@ -213,14 +230,18 @@ class _DavidsonLines:
             return
         if line.startswith("converged "):
             self.converged = set(range(self.nroots))
-            progress.report(f"TDA Davidson converged: {self.nroots}/{self.nroots} roots after "
-                            f"{self.iteration + 1} iterations")
+            progress.report(
+                f"TDA Davidson converged: {self.nroots}/{self.nroots} roots after {self.iteration + 1} iterations"
+            )
             return
         match = self._ITERATION.match(line)
         if match:
             self.iteration = int(match.group(1))
-            progress.report(f"TDA Davidson iteration {self.iteration + 1}: {len(self.converged)}/{self.nroots} "
-                            f"roots converged, max |r|={match.group(3)}, subspace {match.group(2)}", always=False)
+            progress.report(
+                f"TDA Davidson iteration {self.iteration + 1}: {len(self.converged)}/{self.nroots} "
+                f"roots converged, max |r|={match.group(3)}, subspace {match.group(2)}",
+                always=False,
+            )
 
     def flush(self) -> None:
         pass
@@ -245,7 +266,7 @@ def _models() -> tuple[str, ...]:
 def split_model(model: str) -> tuple[str, str, bool]:
     """``TDA-PBE0/def2-SVP`` -> ("pbe0", "def2-svp", True)."""
     tda = model.startswith("TDA-")
-    xc, basis = model[4 if tda else 0:].split("/")
+    xc, basis = model[4 if tda else 0 :].split("/")
     return FUNCTIONALS[xc], basis.lower(), tda
 
 
@@ -310,8 +331,9 @@ def build_molecule(symbols, positions: np.ndarray, basis: str, charge: int = 0, 
     atom = [(s, tuple(map(float, p))) for s, p in zip(symbols, positions)]
     # def2 replaces the core of elements beyond Kr (Cd, Te) by an ECP; Zn and Se are all-electron.
     ecp = {el: basis for el in set(symbols) if atomic_numbers[el] > DEF2_ECP_FROM - 1}
-    return gto.M(atom=atom, basis=basis, ecp=ecp, charge=charge, spin=spin, unit="Angstrom",
-                 verbose=0, output=os.devnull)
+    return gto.M(
+        atom=atom, basis=basis, ecp=ecp, charge=charge, spin=spin, unit="Angstrom", verbose=0, output=os.devnull
+    )
 
 
 def _mean_field(mol, xc: str, unrestricted: bool, grid_level: int):
@@ -349,8 +371,17 @@ class PySCFCluster(Calculator):
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "homo_lumo_gap"]
-    default_parameters = {"xc": "pbe", "basis": "def2-svp", "charge": 0, "spin": 0, "grid_level": 3,
-                          "conv_tol": 1e-8, "max_cycle": 100, "smearing": 0.005, "checkpoint": None}
+    default_parameters = {
+        "xc": "pbe",
+        "basis": "def2-svp",
+        "charge": 0,
+        "spin": 0,
+        "grid_level": 3,
+        "conv_tol": 1e-8,
+        "max_cycle": 100,
+        "smearing": 0.005,
+        "checkpoint": None,
+    }
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -397,8 +428,9 @@ class PySCFCluster(Calculator):
         errors = []
         shared = None  # the first rung's density-fitting tensor and grid, reused by the others
         fresh = False  # after a divergence, start from the atomic guess, not the runaway density
-        checkpoint = (SCFCheckpoint(p.checkpoint, SCFCheckpoint.key_for(mol, p.xc, unrestricted))
-                      if p.checkpoint else None)
+        checkpoint = (
+            SCFCheckpoint(p.checkpoint, SCFCheckpoint.key_for(mol, p.xc, unrestricted)) if p.checkpoint else None
+        )
         resume = checkpoint.load() if checkpoint is not None else None
         rungs = self._rungs()
         if resume is not None and resume[0] in [label for label, _ in rungs]:
@@ -445,7 +477,8 @@ class PySCFCluster(Calculator):
             else:
                 shared = shared or (_inner(mf).with_df, _inner(mf).grids)
             guard = divergence_guard(
-                release_gradient=LEVEL_SHIFT_RELEASE if label == "level shift" and LEVEL_SHIFT_RELEASE else None)
+                release_gradient=LEVEL_SHIFT_RELEASE if label == "level shift" and LEVEL_SHIFT_RELEASE else None
+            )
             # the guard may raise on a runaway cycle: it runs before that cycle is saved
             saver = checkpoint.callback(label, before) if checkpoint is not None else None
             mf.callback = progress.scf_callback(_chain(guard, saver), label)
@@ -468,11 +501,14 @@ class PySCFCluster(Calculator):
         super().calculate(atoms, properties, system_changes)
         p = self.parameters
         with _scratch():
-            mol = build_molecule(self.atoms.get_chemical_symbols(), self.atoms.positions, p.basis,
-                                 int(p.charge), int(p.spin))
+            mol = build_molecule(
+                self.atoms.get_chemical_symbols(), self.atoms.positions, p.basis, int(p.charge), int(p.spin)
+            )
             unrestricted = bool(mol.spin) or mol.nelectron % 2 == 1
-            progress.report(f"SCF {p.xc}/{p.basis}: {mol.natm} atoms, {mol.nao} basis functions, "
-                            f"{mol.nelectron} electrons" + (", from the previous density" if self._dm is not None else ""))
+            progress.report(
+                f"SCF {p.xc}/{p.basis}: {mol.natm} atoms, {mol.nao} basis functions, "
+                f"{mol.nelectron} electrons" + (", from the previous density" if self._dm is not None else "")
+            )
             dm0 = self._dm if self._dm is not None and np.ndim(self._dm) == (3 if unrestricted else 2) else None
             mf, label = self._converge(mol, unrestricted, dm0)
             notes = [] if label == "DIIS" else [f"SCF converged by {label}"]
@@ -527,9 +563,18 @@ class PySCFEngine(Engine):
     def capabilities(self, model: str) -> Capabilities:
         tda = model.startswith("TDA-")
         # every SCF uses all the threads it is given (lib.num_threads), and takes minutes
-        return Capabilities(gap=True, scf=True, can_collapse=False, gradients=not tda, excitations=True,
-                            reference=not tda, gap_rank=GAP_RANK.get(model),
-                            excitation_rank=EXCITATION_RANK.get(model), multithreaded=True, slow=True)
+        return Capabilities(
+            gap=True,
+            scf=True,
+            can_collapse=False,
+            gradients=not tda,
+            excitations=True,
+            reference=not tda,
+            gap_rank=GAP_RANK.get(model),
+            excitation_rank=EXCITATION_RANK.get(model),
+            multithreaded=True,
+            slow=True,
+        )
 
     def short_name(self, model: str) -> str:
         # a functional/basis pair names no other engine's model
@@ -566,5 +611,11 @@ class PySCFEngine(Engine):
         if not np.all(converged):
             notes.append(f"{int((~converged.astype(bool)).sum())} of {len(converged)} states not converged")
         order = np.argsort(energies)
-        return ExcitedStates(energies[order], strengths[order], "; ".join(notes), ground_model(model),
-                             ground_energy, None if ground_gap is None else float(ground_gap))
+        return ExcitedStates(
+            energies[order],
+            strengths[order],
+            "; ".join(notes),
+            ground_model(model),
+            ground_energy,
+            None if ground_gap is None else float(ground_gap),
+        )

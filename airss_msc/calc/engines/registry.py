@@ -25,14 +25,15 @@ from airss_msc.calc.engines.tblite import TBLite
 from airss_msc.calc.engines.xtb import XTBPython
 from airss_msc.errors import InputError
 
+
 class Role(str, Enum):
     """The jobs a method is chosen for; :data:`DEFAULTS` names the default method of each."""
 
-    GEOMETRY = "geometry"        #: relaxes the search's candidates
-    RANKING = "ranking"          #: the single point that ranks isomers (validated against DFT)
+    GEOMETRY = "geometry"  #: relaxes the search's candidates
+    RANKING = "ranking"  #: the single point that ranks isomers (validated against DFT)
     CROSS_CHECK = "cross_check"  #: the single point ``rescore`` adds by default (orbitals: a gap)
-    REFINE = "refine"            #: the reference (DFT) refinement of the best
-    EXCITATION = "excitation"    #: vertical excitations (TDA-TDDFT) of the best
+    REFINE = "refine"  #: the reference (DFT) refinement of the best
+    EXCITATION = "excitation"  #: vertical excitations (TDA-TDDFT) of the best
 
 
 #: The default method of each role: the one place outside the engine modules that names methods
@@ -56,14 +57,17 @@ def default_method(role: Role | str) -> str:
 VALIDATED_RANKING = DEFAULTS[Role.RANKING]
 
 #: Every engine, by name. Order matters only for bare model names.
-ENGINES: dict[str, Engine] = {engine.name: engine for engine in (
-    TBLite(),
-    XTBPython(),
-    CHGNetEngine(),
-    SevenNetEngine(),
-    PySCFEngine(),
-    LennardJones(),
-)}
+ENGINES: dict[str, Engine] = {
+    engine.name: engine
+    for engine in (
+        TBLite(),
+        XTBPython(),
+        CHGNetEngine(),
+        SevenNetEngine(),
+        PySCFEngine(),
+        LennardJones(),
+    )
+}
 
 
 def known_methods() -> list[str]:
@@ -82,12 +86,12 @@ def parse_method(text: str | Method) -> Method:
     if sep:
         engine = ENGINES.get(engine_name.strip().lower())
         if engine is None:
-            raise InputError(f"unknown engine {engine_name!r} in method {raw!r}: engines are "
-                             f"{', '.join(ENGINES)}")
+            raise InputError(f"unknown engine {engine_name!r} in method {raw!r}: engines are {', '.join(ENGINES)}")
         model = engine.canonical_model(model_text)
         if model is None:
-            raise InputError(f"unknown model {model_text!r} for engine {engine.name!r}: choose "
-                             f"{', '.join(engine.models)}")
+            raise InputError(
+                f"unknown model {model_text!r} for engine {engine.name!r}: choose {', '.join(engine.models)}"
+            )
         return Method(engine.name, model)
     if raw.lower() in ENGINES:
         engine = ENGINES[raw.lower()]

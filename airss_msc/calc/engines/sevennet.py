@@ -12,7 +12,8 @@ import contextlib
 import io
 import os
 import warnings
-from functools import lru_cache
+from functools import cache
+from typing import ClassVar
 
 from ase.calculators.calculator import all_changes
 
@@ -30,12 +31,14 @@ def checkpoint_path(model: str) -> str:
 
     path = getattr(_const, CHECKPOINTS[model])
     if not os.path.isfile(path):
-        raise InputError(f"SevenNet checkpoint for {model} is not installed at {path}; reinstall sevenn "
-                         f"(airss-msc never downloads model weights at run time)")
+        raise InputError(
+            f"SevenNet checkpoint for {model} is not installed at {path}; reinstall sevenn "
+            f"(airss-msc never downloads model weights at run time)"
+        )
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def _calculator(model: str, device: str):
     from sevenn.calculator import SevenNetCalculator
 
@@ -61,14 +64,21 @@ class SevenNetCluster(ClusterInBox):
 class SevenNetEngine(Engine):
     name = "sevennet"
     distribution = "sevenn"
-    install_hint = "sevenn is a dependency of airss-msc: reinstall it (pip install -e . or make .venv/.installed); its wheel carries the SevenNet-0 weights"
+    install_hint = (
+        "sevenn is a dependency of airss-msc: reinstall it (pip install -e . or make .venv/.installed); "
+        "its wheel carries the SevenNet-0 weights"
+    )
     models = tuple(CHECKPOINTS)
     default_model = "7net-0"
-    aliases = {"sevennet-0": "7net-0", "sevennet-l3i5": "7net-l3i5"}
+    aliases: ClassVar[dict[str, str]] = {"sevennet-0": "7net-0", "sevennet-l3i5": "7net-l3i5"}
     requires = ("sevenn.calculator", "torch")
-    measured_error = {"7net-0": ("SevenNet-0 single points on CHGNet geometries against PBE/def2-SVP: median "
-                                 "Spearman 0.90, PBE's lowest first in 6/8 formulas, mean absolute error of "
-                                 "relative isomer energies 72.5 meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md)")}
+    measured_error: ClassVar[dict[str, str]] = {
+        "7net-0": (
+            "SevenNet-0 single points on CHGNet geometries against PBE/def2-SVP: median "
+            "Spearman 0.90, PBE's lowest first in 6/8 formulas, mean absolute error of "
+            "relative isomer energies 72.5 meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md)"
+        )
+    }
 
     def capabilities(self, model: str) -> Capabilities:
         return ML_CAPABILITIES

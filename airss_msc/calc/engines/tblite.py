@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from ase.units import Bohr, Hartree, kB
 
 from airss_msc.calc.engines.base import Capabilities, Engine, homo_lumo_gap
 from airss_msc.calc.engines.tightbinding import (
-    XTB_MEASURED_ERROR, TightBindingCalculator, xtb_capabilities, xtb_ladder,
+    XTB_MEASURED_ERROR,
+    TightBindingCalculator,
+    xtb_capabilities,
+    xtb_ladder,
 )
 
 
@@ -37,11 +42,11 @@ class TBLite(Engine):
     install_hint = "pip install tblite (and the system package libgomp1)"
     models = ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB")
     default_model = "GFN1-xTB"
-    aliases = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB", "ipea1": "IPEA1-xTB"}
+    aliases: ClassVar[dict[str, str]] = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB", "ipea1": "IPEA1-xTB"}
     physical_parameters = ("electronic_temperature",)
     requires = ("tblite.interface",)
     measured_error = XTB_MEASURED_ERROR
-    legacy_keys = {"gfn1_xtb": "GFN1-xTB", "gfn2_xtb": "GFN2-xTB", "ipea1_xtb": "IPEA1-xTB"}
+    legacy_keys: ClassVar[dict[str, str]] = {"gfn1_xtb": "GFN1-xTB", "gfn2_xtb": "GFN2-xTB", "ipea1_xtb": "IPEA1-xTB"}
 
     def capabilities(self, model: str) -> Capabilities:
         return xtb_capabilities(model)

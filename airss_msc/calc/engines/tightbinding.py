@@ -23,13 +23,19 @@ XTB_CAPABILITIES = Capabilities(gap=True, scf=True, can_collapse=True, excitatio
 #: on more properties than GFN1; IPEA1 is for ionisation energies, not gaps (unranked).
 XTB_GAP_RANK = {"GFN2-xTB": 2, "GFN1-xTB": 3}
 #: Measured against PBE/def2-SVP with tblite; xtb-python runs the same methods.
-XTB_MEASURED_ERROR = {"GFN2-xTB": ("GFN2-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
-                                   "median Spearman 0.70, PBE's lowest first in 5/8 formulas, mean absolute error "
-                                   "of relative isomer energies 83.9 meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md)"),
-                      "GFN1-xTB": ("GFN1-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
-                                   "median Spearman 0.80, PBE's lowest first in 5/8 formulas, mean absolute error "
-                                   "of relative isomer energies 108.5 meV/atom, the anion-anion bond sign wrong in "
-                                   "5/8 pairs (4-8 atoms; BENCHMARKS.md)")}
+XTB_MEASURED_ERROR = {
+    "GFN2-xTB": (
+        "GFN2-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
+        "median Spearman 0.70, PBE's lowest first in 5/8 formulas, mean absolute error "
+        "of relative isomer energies 83.9 meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md)"
+    ),
+    "GFN1-xTB": (
+        "GFN1-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
+        "median Spearman 0.80, PBE's lowest first in 5/8 formulas, mean absolute error "
+        "of relative isomer energies 108.5 meV/atom, the anion-anion bond sign wrong in "
+        "5/8 pairs (4-8 atoms; BENCHMARKS.md)"
+    ),
+}
 #: GFN-FF: a force field, no orbitals, no SCF.
 FORCE_FIELD_CAPABILITIES = Capabilities(gap=False, scf=False, can_collapse=True)
 
@@ -58,8 +64,8 @@ class TightBindingCalculator(Calculator):
     ``mixer_damping``, ``accuracy``, ``charge``, ``uhf`` (unpaired electrons).
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "homo_lumo_gap", "charges"]
-    default_parameters = {
+    implemented_properties = ["energy", "free_energy", "forces", "homo_lumo_gap", "charges"]  # noqa: RUF012 (ASE types it as a list)
+    default_parameters = {  # noqa: RUF012 (ASE types it as a dict)
         "electronic_temperature": 300.0,
         "max_iterations": 250,
         "mixer_damping": 0.4,
@@ -106,9 +112,11 @@ class TightBindingCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        rebuild = (self._lib is None or self.rebuild_every_step
-                   or any(c in system_changes for c in ("numbers", "pbc", "cell", "initial_charges",
-                                                            "initial_magmoms")))
+        rebuild = (
+            self._lib is None
+            or self.rebuild_every_step
+            or any(c in system_changes for c in ("numbers", "pbc", "cell", "initial_charges", "initial_magmoms"))
+        )
         try:
             if rebuild:
                 self._lib = self._new_library(atoms)

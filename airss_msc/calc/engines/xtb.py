@@ -11,13 +11,18 @@ import contextlib
 import os
 import shutil
 import tempfile
+from typing import ClassVar
 
 import numpy as np
 from ase.units import Bohr
 
 from airss_msc.calc.engines.base import Capabilities, Engine, Method, homo_lumo_gap
 from airss_msc.calc.engines.tightbinding import (
-    FORCE_FIELD_CAPABILITIES, XTB_MEASURED_ERROR, TightBindingCalculator, xtb_capabilities, xtb_ladder,
+    FORCE_FIELD_CAPABILITIES,
+    XTB_MEASURED_ERROR,
+    TightBindingCalculator,
+    xtb_capabilities,
+    xtb_ladder,
 )
 
 _SCRATCH: str | None = None
@@ -42,7 +47,8 @@ def _scratch_dir():
 
 class XTBCalculator(TightBindingCalculator):
     def _new_library(self, atoms):
-        from xtb.interface import Calculator as Library, Param
+        from xtb.interface import Calculator as Library
+        from xtb.interface import Param
         from xtb.libxtb import VERBOSITY_MUTED
 
         param = {"GFN1-xTB": Param.GFN1xTB, "GFN2-xTB": Param.GFN2xTB, "GFN-FF": Param.GFNFF}[self.model]
@@ -88,11 +94,11 @@ class XTBPython(Engine):
     install_hint = "pip install 'airss-msc[xtb]' (xtb-python; CPython <= 3.11)"
     models = ("GFN1-xTB", "GFN2-xTB", "GFN-FF")
     default_model = "GFN1-xTB"
-    aliases = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB", "gfnff": "GFN-FF"}
+    aliases: ClassVar[dict[str, str]] = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB", "gfnff": "GFN-FF"}
     physical_parameters = ("electronic_temperature",)
     requires = ("xtb.interface",)
     measured_error = XTB_MEASURED_ERROR
-    legacy_keys = {"gfn_ff": "GFN-FF"}
+    legacy_keys: ClassVar[dict[str, str]] = {"gfn_ff": "GFN-FF"}
 
     def capabilities(self, model: str) -> Capabilities:
         return FORCE_FIELD_CAPABILITIES if model == "GFN-FF" else xtb_capabilities(model)
