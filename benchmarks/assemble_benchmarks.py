@@ -17,11 +17,21 @@ from pathlib import Path
 
 from benchmarks.paths import BENCHMARKS_MD as TARGET
 from benchmarks.paths import NARRATIVE, OUT
+
 #: narrative key -> the table files of that section, in page order
-SECTIONS = [("quick", ["quick.md"]), ("generator", ["generator_speed.md"]), ("parallel", ["parallel_scaling.md"]),
-            ("protocol", ["default_protocol.md"]), ("relaxcost", ["relax_cost.md"]), ("capping", ["capping.md"]), ("energy", ["energy_validation.md"]),
-            ("lj", ["search_efficiency.md"]), ("landscape", ["search_landscape.md"]),
-            ("landscape_chgnet", ["search_landscape_chgnet_judged.md"]), ("tda", ["tda_timing.md"])]
+SECTIONS = [
+    ("quick", ["quick.md"]),
+    ("generator", ["generator_speed.md"]),
+    ("parallel", ["parallel_scaling.md"]),
+    ("protocol", ["default_protocol.md"]),
+    ("relaxcost", ["relax_cost.md"]),
+    ("capping", ["capping.md"]),
+    ("energy", ["energy_validation.md"]),
+    ("lj", ["search_efficiency.md"]),
+    ("landscape", ["search_landscape.md"]),
+    ("landscape_chgnet", ["search_landscape_chgnet_judged.md"]),
+    ("tda", ["tda_timing.md"]),
+]
 
 
 def table_file(name: str, previous: dict[str, str] | None = None) -> str:
@@ -67,8 +77,9 @@ def previous_tables(page: str, prose: dict[str, str]) -> dict[str, str]:
         start += len(prose[key])
         # the table ends where the next prose the page has begins (a section added since is not there)
         later = [prose[key + "_after"]] if key + "_after" in prose else []
-        later += [prose[k] for k, _ in SECTIONS[i + 1:]] + [prose[k + "_after"] for k, _ in SECTIONS[i + 1:]
-                                                           if k + "_after" in prose]
+        later += [prose[k] for k, _ in SECTIONS[i + 1 :]] + [
+            prose[k + "_after"] for k, _ in SECTIONS[i + 1 :] if k + "_after" in prose
+        ]
         ends = [e for e in (page.find(text, start) for text in later) if e >= 0]
         end = min(ends) if ends else len(page)
         text = page[start:end].strip()

@@ -28,18 +28,18 @@ from collections.abc import Callable, Sequence
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from ase import Atoms  # noqa: E402
+from ase import Atoms
 
-from airss_msc.analysis.duplicates import alignment_rmsd  # noqa: E402
-from airss_msc.calc.engines import Role, default_method  # noqa: E402
-from airss_msc.calc.engines.batched import batch_model  # noqa: E402
-from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
-from airss_msc.calc.relax_batch import relax_batch  # noqa: E402
-from airss_msc.calc.threads import set_threads  # noqa: E402
-from airss_msc.generation.generate import generate_cluster  # noqa: E402
-from airss_msc.results.record import Result  # noqa: E402
-from benchmarks.paths import OUT  # noqa: E402
-from benchmarks.provenance import git_commit  # noqa: E402
+from airss_msc.analysis.duplicates import alignment_rmsd
+from airss_msc.calc.engines import Role, default_method
+from airss_msc.calc.engines.batched import batch_model
+from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.calc.relax_batch import relax_batch
+from airss_msc.calc.threads import set_threads
+from airss_msc.generation.generate import generate_cluster
+from airss_msc.results.record import Result
+from benchmarks.paths import OUT
+from benchmarks.provenance import git_commit
 
 #: Same minimum: energies within this (eV) and aligned RMSD below SAME_RMSD (Angstrom).
 SAME_ENERGY = 0.005
@@ -118,7 +118,9 @@ def main() -> None:
     print(rows[-1], flush=True)
     for size in sizes:
         batch = starts[: max(args.starts, size)]
-        out, wall, cpu = _timed(lambda batch=batch, size=size: relax_batch(batch, settings, batch_size=size, model=model))
+        out, wall, cpu = _timed(
+            lambda batch=batch, size=size: relax_batch(batch, settings, batch_size=size, model=model)
+        )
         rows.append(_row(f"batched FIRE, {size} per call", out, wall, cpu))
         rows[-1]["fire"] = _agreement(out, alone)
         rows[-1]["default"] = _agreement(out, default)

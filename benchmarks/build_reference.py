@@ -77,15 +77,26 @@ DUP_SOFT_WINDOW = 0.002
 #: Formulas in build order (small first, so the DFT can start early), with the
 #: family and the maximum number of CHGNet-geometry structures kept.
 FORMULAS: dict[str, tuple[str, int]] = {
-    "Cd2Se2": ("binary", 6), "Cd2Te2": ("binary", 6), "ZnCdSe2": ("zn_mixed", 5),
+    "Cd2Se2": ("binary", 6),
+    "Cd2Te2": ("binary", 6),
+    "ZnCdSe2": ("zn_mixed", 5),
     "Cd3Se2": ("metal_rich", 5),
-    "Cd3Se3": ("binary", 6), "Cd3Te3": ("binary", 6), "Cd3TeSe2": ("te_se_mixed", 5),
-    "Cd4Se3": ("metal_rich", 5), "Cd4TeSe2": ("metal_rich", 5),
-    "Cd4Se4": ("binary", 6), "Cd4Te4": ("binary", 6), "Cd4Te2Se2": ("te_se_mixed", 5),
-    "Zn2Cd2Se4": ("zn_mixed", 5), "Cd5TeSe2": ("metal_rich", 4),
-    "Cd5Se5": ("binary", 5), "Cd5Te5": ("binary", 5),
+    "Cd3Se3": ("binary", 6),
+    "Cd3Te3": ("binary", 6),
+    "Cd3TeSe2": ("te_se_mixed", 5),
+    "Cd4Se3": ("metal_rich", 5),
+    "Cd4TeSe2": ("metal_rich", 5),
+    "Cd4Se4": ("binary", 6),
+    "Cd4Te4": ("binary", 6),
+    "Cd4Te2Se2": ("te_se_mixed", 5),
+    "Zn2Cd2Se4": ("zn_mixed", 5),
+    "Cd5TeSe2": ("metal_rich", 4),
+    "Cd5Se5": ("binary", 5),
+    "Cd5Te5": ("binary", 5),
     "Cd7TeSe3": ("metal_rich", 4),
-    "Cd6Se6": ("binary", 5), "Cd6Te6": ("binary", 5), "Cd6Te2Se4": ("te_se_mixed", 4),
+    "Cd6Se6": ("binary", 5),
+    "Cd6Te6": ("binary", 5),
+    "Cd6Te2Se4": ("te_se_mixed", 4),
     "Cd6Te3Se3": ("te_se_mixed", 4),
 }
 
@@ -98,6 +109,7 @@ MM = {"Cd": 3.00, "Zn": 2.60}
 # --------------------------------------------------------------------------- #
 # Hand-built prototypes
 # --------------------------------------------------------------------------- #
+
 
 def ring(n: int, m: str, x: str) -> Atoms:
     """Planar alternating (MX)_n ring, M-X bonds of MX[m, x]."""
@@ -157,7 +169,7 @@ def segregated(n: int, m: str, x: str) -> Atoms:
 def bipyramid(m: str, x: str) -> Atoms:
     """M3X2 trigonal bipyramid: an M3 triangle capped by X above and below."""
     r = MM[m] / np.sqrt(3)
-    h = np.sqrt(max(MX[(m, x)] ** 2 - r ** 2, 1.0))
+    h = np.sqrt(max(MX[(m, x)] ** 2 - r**2, 1.0))
     ang = np.arange(3) * 2 * np.pi / 3
     pm = np.c_[r * np.cos(ang), r * np.sin(ang), np.zeros(3)]
     return Atoms([m] * 3 + [x] * 2, positions=np.r_[pm, [[0, 0, h], [0, 0, -h]]])
@@ -213,8 +225,8 @@ def append_jsonl(path: Path, row: dict) -> None:
 
 def relax_cached(key: str, atoms: Atoms, method: str, fmax: float, steps: int) -> dict:
     """relax_structure(atoms) with ``method``, cached under ``key|method|fmax``."""
-    from airss_msc.generation.geometry import anion_bonds
     from airss_msc.calc.relax import RelaxSettings, relax_structure
+    from airss_msc.generation.geometry import anion_bonds
 
     full = f"{key}|{method}|{fmax:g}"
     cache = _load_cache()
@@ -223,11 +235,22 @@ def relax_cached(key: str, atoms: Atoms, method: str, fmax: float, steps: int) -
     t0 = time.process_time()
     res = relax_structure(atoms, RelaxSettings(method=method, fmax=fmax, steps=steps))
     out = Atoms(list(res.symbols), positions=np.asarray(res.positions))
-    row = {"key": full, "method": method, "fmax": fmax, "status": res.status, "message": res.message,
-           "energy": res.energy, "fmax_final": res.fmax, "steps": res.steps, "force_calls": res.force_calls,
-           "wall": round(res.wall_seconds, 2), "cpu": round(time.process_time() - t0, 2),
-           "anion_bonds": anion_bonds(out), "symbols": list(res.symbols),
-           "positions": np.round(np.asarray(res.positions), 6).tolist()}
+    row = {
+        "key": full,
+        "method": method,
+        "fmax": fmax,
+        "status": res.status,
+        "message": res.message,
+        "energy": res.energy,
+        "fmax_final": res.fmax,
+        "steps": res.steps,
+        "force_calls": res.force_calls,
+        "wall": round(res.wall_seconds, 2),
+        "cpu": round(time.process_time() - t0, 2),
+        "anion_bonds": anion_bonds(out),
+        "symbols": list(res.symbols),
+        "positions": np.round(np.asarray(res.positions), 6).tolist(),
+    }
     append_jsonl(CACHE, row)
     cache[full] = row
     return row
@@ -244,13 +267,18 @@ def usable(row: dict, fmax_ok: float = 0.05) -> bool:
 
     if row["status"] == "relaxed":
         return True
-    return (row["status"] == "max_steps" and row.get("fmax_final") is not None
-            and row["fmax_final"] < fmax_ok and check_geometry(atoms_of(row)).ok)
+    return (
+        row["status"] == "max_steps"
+        and row.get("fmax_final") is not None
+        and row["fmax_final"] < fmax_ok
+        and check_geometry(atoms_of(row)).ok
+    )
 
 
 # --------------------------------------------------------------------------- #
 # Classification
 # --------------------------------------------------------------------------- #
+
 
 def planar(atoms: Atoms, tol: float = 0.25) -> bool:
     """Every atom within ``tol`` Angstrom of the best plane through the cluster."""
@@ -266,8 +294,8 @@ def classify(atoms: Atoms) -> tuple[str, str]:
     kind: ``segregated`` (all anions in one bonded chain/ring, >= 3 anions),
     ``anion_bonded``, ``chain`` (an atom with one neighbour), ``ring`` (planar, every atom 2-coordinated), ``planar`` or ``cage`` (3D).
     """
-    from airss_msc.generation.geometry import anion_bonds, coordination
     from airss_msc.composition import ANIONS
+    from airss_msc.generation.geometry import anion_bonds, coordination
 
     nab = anion_bonds(atoms)
     n_anion = sum(s in ANIONS for s in atoms.get_chemical_symbols())
@@ -288,8 +316,9 @@ def final_kind_of(built: str, bonding: str, auto: str) -> str:
         return auto
     if built == "ring" and auto == "planar":  # a rhombus has a short cross-ring contact
         return "ring"
-    if (built in ("anion_bonded", "segregated") or built.endswith(("_trapezoid", "_anion_bonded"))) \
-            and bonding == "anion_bonded":
+    if (
+        built in ("anion_bonded", "segregated") or built.endswith(("_trapezoid", "_anion_bonded"))
+    ) and bonding == "anion_bonded":
         return auto  # built with an anion-anion bond and still has one
     if built.startswith("capped_"):
         return f"{auto}_{built}"  # e.g. cage_capped_ring: a Cd-rich fragment built on a ring
@@ -301,6 +330,7 @@ def final_kind_of(built: str, bonding: str, auto: str) -> str:
 # --------------------------------------------------------------------------- #
 # Candidates of one formula
 # --------------------------------------------------------------------------- #
+
 
 def formula_counts(formula: str) -> dict:
     from airss_msc.composition import parse_formula
@@ -352,8 +382,13 @@ def mixed_prototypes(formula: str) -> list[tuple[str, str, Atoms]]:
             out.append((f"{label}-homotop{j + 1}", f"homotop_{label}", a))
 
     n = c.get("Cd", 0) + c.get("Zn", 0)
-    parents = [("ring", 3)] + ([("drum", 3)] if n in (4, 6) else []) + ([("trapezoid", 2)] if n == 2 else []) \
-        + ([("chain", 2)] if n <= 3 else []) + ([("anion_bonded", 2)] if n == 3 else [])
+    parents = (
+        [("ring", 3)]
+        + ([("drum", 3)] if n in (4, 6) else [])
+        + ([("trapezoid", 2)] if n == 2 else [])
+        + ([("chain", 2)] if n <= 3 else [])
+        + ([("anion_bonded", 2)] if n == 3 else [])
+    )
     for label, limit in parents:
         if "Te" in c and "Se" in c:
             add(f"Cd{n}Se{n}", label, "Se", "Te", c["Te"], limit)
@@ -409,10 +444,11 @@ def metal_rich_prototypes(formula: str) -> list[tuple[str, str, Atoms, bool]]:
         sites = [i for i, s in enumerate(parent.get_chemical_symbols()) if s == "Se"]
         variants = distinct_homotops(parent, sites, "Te", n_te, 2) if n_te else [parent]
         for j, v in enumerate(variants):
-            for mode in (("cap", "tail") if planar(v) else ("tail",)):
+            for mode in ("cap", "tail") if planar(v) else ("tail",):
                 tag = f"{label}{'-homotop%d' % (j + 1) if n_te else ''}-{mode}{extra}"
-                essential = j == 0 and mode == "cap" and label == "ring" and formula not in ("Cd3Se2", "Cd4Se3",
-                                                                                               "Cd4TeSe2")
+                essential = (
+                    j == 0 and mode == "cap" and label == "ring" and formula not in ("Cd3Se2", "Cd4Se3", "Cd4TeSe2")
+                )
                 out.append((tag, f"capped_{label}", capped(v, extra, mode), essential))
     return out
 
@@ -431,8 +467,11 @@ def search_candidates(formula: str, starts: int, engines, others: int, log) -> l
             if row["status"] == "relaxed" and row["energy"] is not None:
                 rows.append((row["energy"], i, seed, row))
         rows.sort(key=lambda t: t[0])
-        log(f"  search {engine}: {len(rows)}/{starts} relaxed; energies {[round(r[0] - rows[0][0], 3) for r in rows]}" if rows
-            else f"  search {engine}: none relaxed")
+        log(
+            f"  search {engine}: {len(rows)}/{starts} relaxed; energies {[round(r[0] - rows[0][0], 3) for r in rows]}"
+            if rows
+            else f"  search {engine}: none relaxed"
+        )
         kept: list[tuple[Atoms, float]] = []
         for energy, i, seed, row in rows:
             a = atoms_of(row)
@@ -440,9 +479,19 @@ def search_candidates(formula: str, starts: int, engines, others: int, log) -> l
                 continue
             kept.append((a, energy))
             rank = len(kept)
-            picked.append((f"search-{engine.split(':')[0]}-{rank}", engine, a,
-                           {"seed": seed, "search_rank": rank, "search_energy": energy,
-                            "search_anion_bonds": row["anion_bonds"]}))
+            picked.append(
+                (
+                    f"search-{engine.split(':')[0]}-{rank}",
+                    engine,
+                    a,
+                    {
+                        "seed": seed,
+                        "search_rank": rank,
+                        "search_energy": energy,
+                        "search_anion_bonds": row["anion_bonds"],
+                    },
+                )
+            )
             if len(kept) > others:
                 break
     return picked
@@ -460,8 +509,8 @@ def duplicate(a: Atoms, ea: float, b: Atoms, eb: float) -> bool:
 
 def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
     """The CHGNet-geometry structures (and GFN1 ones) of one formula, as Atoms with info."""
-    from airss_msc.generation.geometry import anion_bonds, point_group
     from airss_msc.calc.sanity import check_geometry
+    from airss_msc.generation.geometry import anion_bonds, point_group
 
     family, cap = FORMULAS[formula]
     counts = formula_counts(formula)
@@ -477,8 +526,9 @@ def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
             candidates.append((label, kind, a, "substitution", {}, 0 if label.endswith("homotop1") else 2))
     else:
         for label, kind, a, essential in metal_rich_prototypes(formula):
-            candidates.append((label, kind, a, "prototype" if "homotop" not in label else "substitution", {},
-                               0 if essential else 2))
+            candidates.append(
+                (label, kind, a, "prototype" if "homotop" not in label else "substitution", {}, 0 if essential else 2)
+            )
     others = 2 if natoms <= 8 else 1
     for label, engine, a, extra in search_candidates(formula, starts, engines, others, log):
         candidates.append((label, "search", a, f"search:{engine}", extra, 1 if extra["search_rank"] == 1 else 3))
@@ -507,11 +557,23 @@ def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
             continue
         bonding, auto = classify(a)
         final_kind = final_kind_of(kind, bonding, auto)
-        a.info.update(name=f"{formula}-{label}", formula=formula, family=family, kind=final_kind,
-                      built_as=kind, bonding=bonding, origin=origin, geometry_engine=GEOMETRY_ENGINE,
-                      geometry_fmax=GEOMETRY_FMAX, geometry_status=row["status"],
-                      geometry_energy=row["energy"], anion_bonds=anion_bonds(a),
-                      point_group=point_group(a), natoms=len(a), **extra)
+        a.info.update(
+            name=f"{formula}-{label}",
+            formula=formula,
+            family=family,
+            kind=final_kind,
+            built_as=kind,
+            bonding=bonding,
+            origin=origin,
+            geometry_engine=GEOMETRY_ENGINE,
+            geometry_fmax=GEOMETRY_FMAX,
+            geometry_status=row["status"],
+            geometry_energy=row["energy"],
+            anion_bonds=anion_bonds(a),
+            point_group=point_group(a),
+            natoms=len(a),
+            **extra,
+        )
         kept.append(a)
     log(f"  kept {len(kept)} CHGNet-geometry structures: {[k.info['name'] + ':' + k.info['kind'] for k in kept]}")
 
@@ -520,7 +582,11 @@ def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
     if family == "binary":
         n = list(counts.values())[0]
         protos = {lab: (kind, a) for lab, kind, a in binary_prototypes(formula, counts)}
-        labels = ["ring", "trapezoid"] if n == 2 else (["drum"] if n in (4, 6) else ["ring"]) + ["anion_bonded", "segregated"]
+        labels = (
+            ["ring", "trapezoid"]
+            if n == 2
+            else (["drum"] if n in (4, 6) else ["ring"]) + ["anion_bonded", "segregated"]
+        )
         for lab in labels:
             kind, a = protos[lab]
             row = relax_cached(f"{formula}|proto|{lab}", a, GFN1, GEOMETRY_FMAX, GEOMETRY_STEPS)
@@ -534,10 +600,22 @@ def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
                 continue
             bonding, auto = classify(g)
             final = final_kind_of(kind, bonding, auto)
-            g.info.update(name=f"{formula}-{lab}@GFN1", formula=formula, family=family, kind=f"{final}@GFN1",
-                          built_as=kind, bonding=bonding, origin="prototype", geometry_engine=GFN1,
-                          geometry_fmax=GEOMETRY_FMAX, geometry_status=row["status"], geometry_energy=row["energy"],
-                          anion_bonds=anion_bonds(g), point_group=point_group(g), natoms=len(g))
+            g.info.update(
+                name=f"{formula}-{lab}@GFN1",
+                formula=formula,
+                family=family,
+                kind=f"{final}@GFN1",
+                built_as=kind,
+                bonding=bonding,
+                origin="prototype",
+                geometry_engine=GFN1,
+                geometry_fmax=GEOMETRY_FMAX,
+                geometry_status=row["status"],
+                geometry_energy=row["energy"],
+                anion_bonds=anion_bonds(g),
+                point_group=point_group(g),
+                natoms=len(g),
+            )
             gfn1.append(g)
         log(f"  kept {len(gfn1)} GFN1-geometry structures: {[k.info['name'] + ':' + k.info['kind'] for k in gfn1]}")
     return kept + gfn1
@@ -546,6 +624,7 @@ def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
 # --------------------------------------------------------------------------- #
 # Output
 # --------------------------------------------------------------------------- #
+
 
 def write_atomic(path: Path, images: list[Atoms]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -570,11 +649,23 @@ def pbe_relaxed_structures() -> list[Atoms]:
     out = []
     for name, row in final.items():
         a = Atoms(row["symbols"], positions=np.asarray(row["positions"]))
-        a.info.update(name=name, formula=row["formula"], family="binary", kind="pbe_relaxed", built_as="pbe_relaxed",
-                      bonding="alternating" if anion_bonds(a) == 0 else "anion_bonded", origin=f"pbe_relax:{row['start']}",
-                      geometry_engine="pyscf:PBE/def2-SVP", geometry_fmax=row["fmax_target"],
-                      geometry_status=row["status"], geometry_energy=row["energy"], anion_bonds=anion_bonds(a),
-                      point_group=point_group(a), natoms=len(a), pbe_relax_steps=row["steps_total"])
+        a.info.update(
+            name=name,
+            formula=row["formula"],
+            family="binary",
+            kind="pbe_relaxed",
+            built_as="pbe_relaxed",
+            bonding="alternating" if anion_bonds(a) == 0 else "anion_bonded",
+            origin=f"pbe_relax:{row['start']}",
+            geometry_engine="pyscf:PBE/def2-SVP",
+            geometry_fmax=row["fmax_target"],
+            geometry_status=row["status"],
+            geometry_energy=row["energy"],
+            anion_bonds=anion_bonds(a),
+            point_group=point_group(a),
+            natoms=len(a),
+            pbe_relax_steps=row["steps_total"],
+        )
         out.append(a)
     return out
 
@@ -591,8 +682,13 @@ def assemble() -> int:
         if path.exists():
             images.extend(read(path, index=":", format="extxyz"))
     extra = [p.stem for p in SETS.glob("*.extxyz") if p.stem not in FORMULAS]
-    extra.sort(key=lambda f: (sum(formula_counts(f).values()),
-                              LARGE_ORDER.index(f) if f in LARGE_ORDER else len(LARGE_ORDER), f))
+    extra.sort(
+        key=lambda f: (
+            sum(formula_counts(f).values()),
+            LARGE_ORDER.index(f) if f in LARGE_ORDER else len(LARGE_ORDER),
+            f,
+        )
+    )
     for formula in extra:
         images.extend(read(SETS / f"{formula}.extxyz", index=":", format="extxyz"))
     images.extend(pbe_relaxed_structures())

@@ -51,13 +51,23 @@ GFN2 = "tblite:GFN2-xTB"
 #: (MX)13 structures of ``structures/``, in the order their PBE points should run (the most
 #: disputed pair first): file -> (label, kind, why it is in the set).
 LARGE = {
-    "Zn13Se13": [("Zn13Se13.xyz", "parent", "search", "committed parent: lowest by SevenNet-0"),
-                 ("Zn13Se13_gfn2_lowest.xyz", "gfn2_lowest", "search", "lowest by GFN2-xTB (+0.86 eV in SevenNet-0)")],
-    "Cd13Te13": [("Cd13Te13.xyz", "parent", "search", "committed parent: lowest by SevenNet-0"),
-                 ("Cd13Te13_core_cage_Cs.xyz", "core_cage", "core_cage",
-                  "core-cage prototype: lowest by GFN2-xTB (+1.06 eV in SevenNet-0)")],
-    "Cd13Se13": [("Cd13Se13.xyz", "parent", "search", "committed parent: lowest of 2,000 CHGNet relaxations"),
-                 ("Cd13Se13_core_cage_C2v.xyz", "core_cage", "core_cage", "core-cage prototype of the literature")],
+    "Zn13Se13": [
+        ("Zn13Se13.xyz", "parent", "search", "committed parent: lowest by SevenNet-0"),
+        ("Zn13Se13_gfn2_lowest.xyz", "gfn2_lowest", "search", "lowest by GFN2-xTB (+0.86 eV in SevenNet-0)"),
+    ],
+    "Cd13Te13": [
+        ("Cd13Te13.xyz", "parent", "search", "committed parent: lowest by SevenNet-0"),
+        (
+            "Cd13Te13_core_cage_Cs.xyz",
+            "core_cage",
+            "core_cage",
+            "core-cage prototype: lowest by GFN2-xTB (+1.06 eV in SevenNet-0)",
+        ),
+    ],
+    "Cd13Se13": [
+        ("Cd13Se13.xyz", "parent", "search", "committed parent: lowest of 2,000 CHGNet relaxations"),
+        ("Cd13Se13_core_cage_C2v.xyz", "core_cage", "core_cage", "core-cage prototype of the literature"),
+    ],
 }
 FAMILY = {"Zn13Se13": "binary", "Cd13Te13": "binary", "Cd13Se13": "binary"}
 
@@ -67,9 +77,19 @@ def _entry(atoms: Atoms, formula: str, label: str, kind: str, origin: str, **ext
 
     a = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions)
     bonds = anion_bonds(a)
-    a.info.update(name=f"{formula}-{label}", formula=formula, family=FAMILY.get(formula, "mixed"), kind=kind,
-                  built_as=kind, bonding="alternating" if bonds == 0 else "anion_bonded", origin=origin,
-                  anion_bonds=bonds, point_group=point_group(a), natoms=len(a), **extra)
+    a.info.update(
+        name=f"{formula}-{label}",
+        formula=formula,
+        family=FAMILY.get(formula, "mixed"),
+        kind=kind,
+        built_as=kind,
+        bonding="alternating" if bonds == 0 else "anion_bonded",
+        origin=origin,
+        anion_bonds=bonds,
+        point_group=point_group(a),
+        natoms=len(a),
+        **extra,
+    )
     return a
 
 
@@ -78,10 +98,20 @@ def build_large() -> None:
         images = []
         for fname, label, kind, why in files:
             src = read(PARENT_STRUCTURES / fname, format="extxyz")
-            images.append(_entry(src, formula, label, kind, f"structures/{fname}", why=why,
-                                 geometry_engine=str(src.info.get("method", "chgnet:0.3.0")),
-                                 geometry_fmax=0.05, geometry_status=str(src.info.get("status", "relaxed")),
-                                 geometry_energy=float(src.info.get("energy", np.nan))))
+            images.append(
+                _entry(
+                    src,
+                    formula,
+                    label,
+                    kind,
+                    f"structures/{fname}",
+                    why=why,
+                    geometry_engine=str(src.info.get("method", "chgnet:0.3.0")),
+                    geometry_fmax=0.05,
+                    geometry_status=str(src.info.get("status", "relaxed")),
+                    geometry_energy=float(src.info.get("energy", np.nan)),
+                )
+            )
         br.write_atomic(br.SETS / f"{formula}.extxyz", images)
         print(f"{formula}: {len(images)} structures -> sets/{formula}.extxyz", flush=True)
 
@@ -90,8 +120,9 @@ def _relaxed_with_scores(images: list[Atoms]) -> list[tuple[Atoms, object]]:
     """Each image relaxed with CHGNet (fmax 0.02), SevenNet-0 and GFN2-xTB single points beside."""
     from airss_msc.calc.relax import RelaxSettings, relax_structure
 
-    fine = RelaxSettings(method=br.GEOMETRY_ENGINE, fmax=br.GEOMETRY_FMAX, steps=br.GEOMETRY_STEPS,
-                         single_points=(SEVENNET, GFN2))
+    fine = RelaxSettings(
+        method=br.GEOMETRY_ENGINE, fmax=br.GEOMETRY_FMAX, steps=br.GEOMETRY_STEPS, single_points=(SEVENNET, GFN2)
+    )
     out = []
     for start in images:
         res = relax_structure(Atoms(start.get_chemical_symbols(), positions=start.positions), fine)
@@ -102,10 +133,20 @@ def _relaxed_with_scores(images: list[Atoms]) -> list[tuple[Atoms, object]]:
 
 def _scored(a: Atoms, res, formula: str, label: str, kind: str, origin: str, **extra) -> Atoms:
     gfn2 = res.energies.get(GFN2)
-    return _entry(a, formula, label, kind, origin, geometry_engine=br.GEOMETRY_ENGINE, geometry_fmax=br.GEOMETRY_FMAX,
-                  geometry_status=res.status, geometry_energy=float(res.energy),
-                  energy_sevennet=float(res.energies[SEVENNET]), energy_gfn2=np.nan if gfn2 is None else float(gfn2),
-                  **extra)
+    return _entry(
+        a,
+        formula,
+        label,
+        kind,
+        origin,
+        geometry_engine=br.GEOMETRY_ENGINE,
+        geometry_fmax=br.GEOMETRY_FMAX,
+        geometry_status=res.status,
+        geometry_energy=float(res.energy),
+        energy_sevennet=float(res.energies[SEVENNET]),
+        energy_gfn2=np.nan if gfn2 is None else float(gfn2),
+        **extra,
+    )
 
 
 def se13_frame(atoms: Atoms, tol: float = 0.15) -> bool:
@@ -133,12 +174,30 @@ def build_cd14se13(starts: int = 12, seed: int = 14) -> list[Atoms]:
     framed = [t for t in found if se13_frame(t[0])]
     if framed:
         a, res = framed[0]
-        out.append(_scored(a, res, "Cd14Se13", "se13_frame", "core_cage_se13", f"symmetric start Th, seed {seed}",
-                           why="lowest by SevenNet-0 with a centred Se13 frame (M14Se13 motif)"))
+        out.append(
+            _scored(
+                a,
+                res,
+                "Cd14Se13",
+                "se13_frame",
+                "core_cage_se13",
+                f"symmetric start Th, seed {seed}",
+                why="lowest by SevenNet-0 with a centred Se13 frame (M14Se13 motif)",
+            )
+        )
     if found and (not framed or found[0][1] is not framed[0][1]):
         a, res = found[0]
-        out.append(_scored(a, res, "Cd14Se13", "lowest", "search_minimum", f"symmetric start Th, seed {seed}",
-                           why=f"lowest by SevenNet-0 of {len(found)} relaxed Th starts"))
+        out.append(
+            _scored(
+                a,
+                res,
+                "Cd14Se13",
+                "lowest",
+                "search_minimum",
+                f"symmetric start Th, seed {seed}",
+                why=f"lowest by SevenNet-0 of {len(found)} relaxed Th starts",
+            )
+        )
     return out
 
 
@@ -154,26 +213,40 @@ def build_homotops(template: str = "Zn13Se13.xyz", spec: str = "Zn:Cd=1") -> lis
         return []
     picks = sorted({0, len(found) // 2, len(found) - 1})
     formula = found[0][1].composition
-    return [_scored(found[k][0], found[k][1], formula, f"homotop_rank{k + 1}", "homotop", f"substitution {spec} of "
-                    f"structures/{template}", why=f"rank {k + 1} of {len(found)} homotops by SevenNet-0",
-                    search_rank=k + 1, search_distinct=len(found)) for k in picks]
+    return [
+        _scored(
+            found[k][0],
+            found[k][1],
+            formula,
+            f"homotop_rank{k + 1}",
+            "homotop",
+            f"substitution {spec} of structures/{template}",
+            why=f"rank {k + 1} of {len(found)} homotops by SevenNet-0",
+            search_rank=k + 1,
+            search_distinct=len(found),
+        )
+        for k in picks
+    ]
 
 
 def search_set(formula: str, starts: int, keep: int, log) -> list[Atoms]:
     """``keep`` distinct CHGNet minima of ``formula`` spanning the SevenNet-0 ranking."""
     from airss_msc.analysis.duplicates import same_structure
-    from airss_msc.generation.generate import GeneratorSettings, derive_seed, generate_cluster
     from airss_msc.calc.relax import RelaxSettings, relax_structure
+    from airss_msc.generation.generate import GeneratorSettings, derive_seed, generate_cluster
 
     coarse = RelaxSettings(method=br.GEOMETRY_ENGINE, fmax=0.05, steps=400)
-    fine = RelaxSettings(method=br.GEOMETRY_ENGINE, fmax=br.GEOMETRY_FMAX, steps=br.GEOMETRY_STEPS,
-                         single_points=(SEVENNET, GFN2))
+    fine = RelaxSettings(
+        method=br.GEOMETRY_ENGINE, fmax=br.GEOMETRY_FMAX, steps=br.GEOMETRY_STEPS, single_points=(SEVENNET, GFN2)
+    )
     found: list[tuple[Atoms, object, int]] = []
 
     def known(a: Atoms, energy: float) -> bool:
         """A copy of a minimum already found (CHGNet energy within the window, same structure)."""
-        return any(abs(r.energy - energy) < br.DUP_SOFT_WINDOW * len(a) and same_structure(b, a, rmsd_tol=br.DUP_RMSD)
-                   for b, r, _ in found)
+        return any(
+            abs(r.energy - energy) < br.DUP_SOFT_WINDOW * len(a) and same_structure(b, a, rmsd_tol=br.DUP_RMSD)
+            for b, r, _ in found
+        )
 
     for i in range(starts):
         seed = derive_seed(br.SEARCH_SEED, formula, i)
@@ -193,14 +266,19 @@ def search_set(formula: str, starts: int, keep: int, log) -> list[Atoms]:
         if known(a, res.energy):
             continue
         found.append((a, res, seed))
-        log(f"  start {i} (seed {seed}): new minimum {len(found)}, CHGNet {res.energy:.4f} "
-            f"SevenNet {res.energies[SEVENNET]:.4f} GFN2 {res.energies.get(GFN2)}")
+        log(
+            f"  start {i} (seed {seed}): new minimum {len(found)}, CHGNet {res.energy:.4f} "
+            f"SevenNet {res.energies[SEVENNET]:.4f} GFN2 {res.energies.get(GFN2)}"
+        )
     if not found:
         return []
     by7 = sorted(range(len(found)), key=lambda k: found[k][1].energies[SEVENNET])
     chosen: list[int] = []
-    for order in (by7, sorted(range(len(found)), key=lambda k: found[k][1].energy),
-                  sorted(range(len(found)), key=lambda k: found[k][1].energies.get(GFN2, np.inf))):
+    for order in (
+        by7,
+        sorted(range(len(found)), key=lambda k: found[k][1].energy),
+        sorted(range(len(found)), key=lambda k: found[k][1].energies.get(GFN2, np.inf)),
+    ):
         if order[0] not in chosen:
             chosen.append(order[0])
     rest = [k for k in by7 if k not in chosen]
@@ -211,12 +289,24 @@ def search_set(formula: str, starts: int, keep: int, log) -> list[Atoms]:
     out = []
     for rank, k in enumerate(sorted(chosen, key=lambda k: found[k][1].energies[SEVENNET])):
         a, res, seed = found[k]
-        out.append(_entry(a, formula, f"search{rank + 1}", "search_minimum", "search:chgnet:0.3.0",
-                          seed=seed, search_rank=by7.index(k) + 1, search_distinct=len(found),
-                          geometry_engine=br.GEOMETRY_ENGINE, geometry_fmax=br.GEOMETRY_FMAX,
-                          geometry_status=res.status, geometry_energy=float(res.energy),
-                          energy_sevennet=float(res.energies[SEVENNET]),
-                          energy_gfn2=float(res.energies[GFN2]) if res.energies.get(GFN2) is not None else np.nan))
+        out.append(
+            _entry(
+                a,
+                formula,
+                f"search{rank + 1}",
+                "search_minimum",
+                "search:chgnet:0.3.0",
+                seed=seed,
+                search_rank=by7.index(k) + 1,
+                search_distinct=len(found),
+                geometry_engine=br.GEOMETRY_ENGINE,
+                geometry_fmax=br.GEOMETRY_FMAX,
+                geometry_status=res.status,
+                geometry_energy=float(res.energy),
+                energy_sevennet=float(res.energies[SEVENNET]),
+                energy_gfn2=float(res.energies[GFN2]) if res.energies.get(GFN2) is not None else np.nan,
+            )
+        )
     return out
 
 
@@ -259,8 +349,10 @@ def main(argv=None) -> int:
         log(f"{formula}: CHGNet search, {args.starts} starts, keeping {args.keep}")
         images = search_set(formula, args.starts, args.keep, log)
         br.write_atomic(br.SETS / f"{formula}.extxyz", images)
-        log(f"{formula}: {len(images)} structures in {time.time() - t0:.0f} s: "
-            f"{[a.info['name'] + ' rank ' + str(a.info['search_rank']) for a in images]}")
+        log(
+            f"{formula}: {len(images)} structures in {time.time() - t0:.0f} s: "
+            f"{[a.info['name'] + ' rank ' + str(a.info['search_rank']) for a in images]}"
+        )
         (br.SETS / f"{formula}.log").write_text("\n".join(lines) + "\n")
     print(f"structures.extxyz: {br.assemble()} structures", flush=True)
     return 0

@@ -19,15 +19,15 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from airss_msc.generation.generate import generate_cluster  # noqa: E402
-from airss_msc.generation.geometry import distances  # noqa: E402
-from airss_msc.generation.ligands import cap  # noqa: E402
-from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
-from airss_msc.calc.threads import set_threads  # noqa: E402
-from benchmarks.paths import OUT  # noqa: E402
-from benchmarks.provenance import git_commit  # noqa: E402
+from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.calc.threads import set_threads
+from airss_msc.generation.generate import generate_cluster
+from airss_msc.generation.geometry import distances
+from airss_msc.generation.ligands import cap
+from benchmarks.paths import OUT
+from benchmarks.provenance import git_commit
 
 CASES = [("chgnet", "auto"), ("sevennet", "auto"), ("GFN1-xTB", "auto"), ("chgnet", "3"), ("sevennet", "3")]
 
@@ -46,12 +46,19 @@ def main() -> None:
     ap.add_argument("--formula", default="Cd7TeSe3")
     args = ap.parse_args()
     set_threads(1)
-    bare = [relax_structure(generate_cluster(args.formula, seed=s), RelaxSettings(method="chgnet")).atoms
-            for s in range(args.starts)]
-    lines = [f"# Capping: which engine keeps NH3 on {args.formula}", "",
-             f"commit {git_commit()}; CHGNet minima of {args.starts} random starts (seeds 0-{args.starts - 1}), "
-             "capped and relaxed by the default protocol; one thread.", "",
-             "| engine | sites capped | kept every NH3 | Cd-N of kept ones (A) | CPU s |", "|---|---|---|---|---|"]
+    bare = [
+        relax_structure(generate_cluster(args.formula, seed=s), RelaxSettings(method="chgnet")).atoms
+        for s in range(args.starts)
+    ]
+    lines = [
+        f"# Capping: which engine keeps NH3 on {args.formula}",
+        "",
+        f"commit {git_commit()}; CHGNet minima of {args.starts} random starts (seeds 0-{args.starts - 1}), "
+        "capped and relaxed by the default protocol; one thread.",
+        "",
+        "| engine | sites capped | kept every NH3 | Cd-N of kept ones (A) | CPU s |",
+        "|---|---|---|---|---|",
+    ]
     for method, sites in CASES:
         kept, dist, t0 = 0, [], time.process_time()
         for seed, atoms in enumerate(bare):

@@ -91,6 +91,7 @@ LAST = ("Cd6Se6",)
 # Bookkeeping
 # --------------------------------------------------------------------------- #
 
+
 def fingerprint(atoms: Atoms) -> str:
     """Symbols and positions rounded to 1e-4 Angstrom: a result belongs to one geometry."""
     text = " ".join(atoms.get_chemical_symbols()) + "|" + " ".join(f"{x:.4f}" for x in atoms.positions.ravel())
@@ -146,7 +147,18 @@ def settings_record(images: list[Atoms]) -> dict:
     """What the energies depend on, read from the package where it can be read."""
     from airss_msc.calc.engines import engine_version, parse_method
     from airss_msc.calc.engines.pyscf import (
-        DAMPING, DEF2_ECP_FROM, DIVERGENCE_HARTREE, LEVEL_SHIFT, LEVEL_SHIFT_RELEASE, OPEN_SHELL_GAP_EV, SHIFTED_MAX_CYCLE, PySCFCluster, has_gpu4pyscf, _mean_field, build_molecule, split_model,
+        DAMPING,
+        DEF2_ECP_FROM,
+        DIVERGENCE_HARTREE,
+        LEVEL_SHIFT,
+        LEVEL_SHIFT_RELEASE,
+        OPEN_SHELL_GAP_EV,
+        SHIFTED_MAX_CYCLE,
+        PySCFCluster,
+        _mean_field,
+        build_molecule,
+        has_gpu4pyscf,
+        split_model,
     )
     from airss_msc.calc.single_point import comparable_ladder
 
@@ -156,22 +168,37 @@ def settings_record(images: list[Atoms]) -> dict:
     mol = build_molecule(elements, np.arange(3 * len(elements), dtype=float).reshape(-1, 3) * 3.0, basis)
     mf = _mean_field(mol, xc, False, int(p["grid_level"]))
     return {
-        "type": "settings", "method": METHOD, "xc": xc, "basis": basis,
-        "ecp_elements": sorted(mol._ecp.keys()), "ecp": f"def2 ECPs (basis name {basis}) for Z >= {DEF2_ECP_FROM}",
+        "type": "settings",
+        "method": METHOD,
+        "xc": xc,
+        "basis": basis,
+        "ecp_elements": sorted(mol._ecp.keys()),
+        "ecp": f"def2 ECPs (basis name {basis}) for Z >= {DEF2_ECP_FROM}",
         "all_electron_elements": sorted(set(elements) - set(mol._ecp.keys())),
-        "density_fitting_auxbasis": str(mf.with_df.auxbasis), "grid_level": int(mf.grids.level),
-        "conv_tol": float(p["conv_tol"]), "max_cycle": int(p["max_cycle"]), "charge": 0, "spin": 0,
+        "density_fitting_auxbasis": str(mf.with_df.auxbasis),
+        "grid_level": int(mf.grids.level),
+        "conv_tol": float(p["conv_tol"]),
+        "max_cycle": int(p["max_cycle"]),
+        "charge": 0,
+        "spin": 0,
         "scf_ladder": f"DIIS -> level shift {LEVEL_SHIFT} + damping {DAMPING} (at most {SHIFTED_MAX_CYCLE} cycles)"
-                      + (f" (shift dropped below an orbital gradient of {LEVEL_SHIFT_RELEASE})" if LEVEL_SHIFT_RELEASE
-                         else "") + " -> second-order SCF -> Fermi smearing "
-                      f"{p['smearing']} Ha (recorded in scf_notes); a rung whose energy rises {DIVERGENCE_HARTREE} Ha "
-                      "above its lowest is abandoned and the next starts from the atomic guess",
+        + (f" (shift dropped below an orbital gradient of {LEVEL_SHIFT_RELEASE})" if LEVEL_SHIFT_RELEASE else "")
+        + " -> second-order SCF -> Fermi smearing "
+        f"{p['smearing']} Ha (recorded in scf_notes); a rung whose energy rises {DIVERGENCE_HARTREE} Ha "
+        "above its lowest is abandoned and the next starts from the atomic guess",
         "open_shell_check": f"UKS broken-symmetry check when the RKS gap < {OPEN_SHELL_GAP_EV} eV; lower kept",
         "single_point_rungs": comparable_ladder(METHOD),
-        "versions": {"pyscf": version("pyscf"), "airss-msc": version("airss-msc"), "numpy": version("numpy"),
-                     "ase": version("ase"), "scipy": version("scipy"), "python": platform.python_version(),
-                     "engine": engine_version(METHOD)},
-        "git_commit": git_commit(), "threads": os.environ.get("OMP_NUM_THREADS"),
+        "versions": {
+            "pyscf": version("pyscf"),
+            "airss-msc": version("airss-msc"),
+            "numpy": version("numpy"),
+            "ase": version("ase"),
+            "scipy": version("scipy"),
+            "python": platform.python_version(),
+            "engine": engine_version(METHOD),
+        },
+        "git_commit": git_commit(),
+        "threads": os.environ.get("OMP_NUM_THREADS"),
         "device": "gpu (gpu4pyscf)" if has_gpu4pyscf() else "cpu",
         "relaxation": {"fmax": RELAX_FMAX, "steps": RELAX_STEPS, "chunk_steps": CHUNK, "optimizer": "PreconLBFGS"},
     }
@@ -218,6 +245,7 @@ class Claim:
 # Jobs
 # --------------------------------------------------------------------------- #
 
+
 def run_single_point(atoms: Atoms) -> dict:
     """single_point(atoms, METHOD) with the SCF notes of the calculator it used."""
     import airss_msc.calc.single_point as sp_module
@@ -257,14 +285,29 @@ def run_single_point(atoms: Atoms) -> dict:
                 except Exception:
                     pass
     info = atoms.info
-    return {"type": "single_point", "name": info["name"], "formula": info["formula"], "kind": info["kind"],
-            "family": info.get("family"), "bonding": info.get("bonding"),
-            "geometry_engine": info.get("geometry_engine"), "origin": info.get("origin"),
-            "natoms": len(atoms), "anion_bonds": int(info.get("anion_bonds", -1)),
-            "fingerprint": fingerprint(atoms), "method": sp.method, "energy_eV": sp.energy, "gap_eV": sp.gap,
-            "status": sp.status, "message": sp.message, "scf_notes": notes, "seconds": round(sp.seconds, 2),
-            "cpu_seconds": round(cpu, 2), "load_at_start": round(load, 2),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "type": "single_point",
+        "name": info["name"],
+        "formula": info["formula"],
+        "kind": info["kind"],
+        "family": info.get("family"),
+        "bonding": info.get("bonding"),
+        "geometry_engine": info.get("geometry_engine"),
+        "origin": info.get("origin"),
+        "natoms": len(atoms),
+        "anion_bonds": int(info.get("anion_bonds", -1)),
+        "fingerprint": fingerprint(atoms),
+        "method": sp.method,
+        "energy_eV": sp.energy,
+        "gap_eV": sp.gap,
+        "status": sp.status,
+        "message": sp.message,
+        "scf_notes": notes,
+        "seconds": round(sp.seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "load_at_start": round(load, 2),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def relax_start(formula: str, images: list[Atoms], done: dict) -> tuple[Atoms, str] | None:
@@ -281,8 +324,8 @@ def relax_start(formula: str, images: list[Atoms], done: dict) -> tuple[Atoms, s
 
 
 def run_relax_chunk(name: str, formula: str, chunks: list[dict], images: list[Atoms], done: dict) -> dict | None:
-    from airss_msc.generation.geometry import anion_bonds
     from airss_msc.calc.relax import RelaxSettings, relax_structure
+    from airss_msc.generation.geometry import anion_bonds
 
     if chunks:
         last = chunks[-1]
@@ -304,14 +347,32 @@ def run_relax_chunk(name: str, formula: str, chunks: list[dict], images: list[At
     total = steps_before + res.steps
     finished = res.status not in ("max_steps",) or total >= RELAX_STEPS
     out = Atoms(list(res.symbols), positions=np.asarray(res.positions))
-    return {"type": "relax_chunk", "name": name, "formula": formula, "start": start_name, "start_choice": why,
-            "chunk": len(chunks) + 1, "steps": res.steps, "steps_total": total, "force_calls": res.force_calls,
-            "status": res.status, "message": res.message, "energy": res.energy, "gap": res.gap, "fmax": res.fmax,
-            "fmax_target": RELAX_FMAX, "steps_limit": RELAX_STEPS, "finished": finished,
-            "anion_bonds": anion_bonds(out), "symbols": list(res.symbols),
-            "positions": np.round(np.asarray(res.positions), 6).tolist(), "wall": round(res.wall_seconds, 1),
-            "cpu": round(cpu, 1), "load_at_start": round(os.getloadavg()[0], 2),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "type": "relax_chunk",
+        "name": name,
+        "formula": formula,
+        "start": start_name,
+        "start_choice": why,
+        "chunk": len(chunks) + 1,
+        "steps": res.steps,
+        "steps_total": total,
+        "force_calls": res.force_calls,
+        "status": res.status,
+        "message": res.message,
+        "energy": res.energy,
+        "gap": res.gap,
+        "fmax": res.fmax,
+        "fmax_target": RELAX_FMAX,
+        "steps_limit": RELAX_STEPS,
+        "finished": finished,
+        "anion_bonds": anion_bonds(out),
+        "symbols": list(res.symbols),
+        "positions": np.round(np.asarray(res.positions), 6).tolist(),
+        "wall": round(res.wall_seconds, 1),
+        "cpu": round(cpu, 1),
+        "load_at_start": round(os.getloadavg()[0], 2),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def pending_jobs(images: list[Atoms], done: dict, relax: dict, relax_formulas) -> list[tuple]:
@@ -345,16 +406,20 @@ def status(images: list[Atoms], relax_formulas) -> None:
     relax = relax_state()
     ok = sum(1 for r in done.values() if r["status"] == "ok")
     current = {(a.info["name"], fingerprint(a)) for a in images}
-    print(f"structures: {len(images)}; single points on the current geometries: "
-          f"{len(current & set(done))} ({ok} ok in the file overall)")
+    print(
+        f"structures: {len(images)}; single points on the current geometries: "
+        f"{len(current & set(done))} ({ok} ok in the file overall)"
+    )
     cpu = sum(r.get("cpu_seconds", 0) for r in done.values())
     print(f"CPU seconds spent on single points: {cpu:.0f}")
     for formula in relax_formulas:
         chunks = relax.get(f"{formula}-pbe_relaxed", [])
         if chunks:
             c = chunks[-1]
-            print(f"{formula}-pbe_relaxed: {len(chunks)} chunks, {c['steps_total']} steps, status {c['status']}, "
-                  f"fmax {c['fmax']}, finished {c['finished']}")
+            print(
+                f"{formula}-pbe_relaxed: {len(chunks)} chunks, {c['steps_total']} steps, status {c['status']}, "
+                f"fmax {c['fmax']}, finished {c['finished']}"
+            )
         else:
             print(f"{formula}-pbe_relaxed: not started")
     pending = pending_jobs(images, done, relax, relax_formulas)
@@ -379,18 +444,28 @@ def main(argv=None) -> int:
     ap.add_argument("--no-single-points", action="store_true")
     ap.add_argument("--max-atoms", type=int, default=100)
     ap.add_argument("--min-atoms", type=int, default=0, help="only structures of at least this many atoms")
-    ap.add_argument("--follow", type=float, default=0.0,
-                    help="when nothing is pending, wait up to this many seconds for new structures")
+    ap.add_argument(
+        "--follow",
+        type=float,
+        default=0.0,
+        help="when nothing is pending, wait up to this many seconds for new structures",
+    )
     ap.add_argument("--status", action="store_true", help="print what is done and pending, then exit")
-    ap.add_argument("--gpu", action="store_true",
-                    help="require the GPU path (gpu4pyscf and a CUDA device; without --gpu it is used when present)")
+    ap.add_argument(
+        "--gpu",
+        action="store_true",
+        help="require the GPU path (gpu4pyscf and a CUDA device; without --gpu it is used when present)",
+    )
     args = ap.parse_args(argv)
     if args.gpu:
         from airss_msc.calc.engines.pyscf import has_gpu4pyscf
 
         if not has_gpu4pyscf():
-            print("compute_reference: --gpu needs gpu4pyscf and a CUDA device (pip install 'airss-msc[gpu]'; "
-                  "cupy sees none here)", file=sys.stderr)
+            print(
+                "compute_reference: --gpu needs gpu4pyscf and a CUDA device (pip install 'airss-msc[gpu]'; "
+                "cupy sees none here)",
+                file=sys.stderr,
+            )
             return 2
     if not 0 <= args.worker < args.workers:
         ap.error("need 0 <= --worker < --workers")
@@ -400,18 +475,27 @@ def main(argv=None) -> int:
         status(images, relax_formulas)
         return 0
     ensure_settings(images)
-    print(f"compute_reference: pid {os.getpid()}, worker {args.worker}/{args.workers}, only {args.only!r}, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)
+    print(
+        f"compute_reference: pid {os.getpid()}, worker {args.worker}/{args.workers}, only {args.only!r}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
+        flush=True,
+    )
     idle_since = None
     while True:
         images = load_structures()
         done = done_single_points()
         relax = relax_state()
-        jobs = [j for j in pending_jobs(images, done, relax, relax_formulas) if selected(j[2], args.only, args.worker,
-                                                                                     args.workers)]
-        jobs = [j for j in jobs
-                if (j[1] == "sp" and not args.no_single_points and args.min_atoms <= len(j[3]) <= args.max_atoms)
-                or (j[1] == "relax" and args.min_atoms <= sum(br.formula_counts(j[3]).values()) <= args.max_atoms)]
+        jobs = [
+            j
+            for j in pending_jobs(images, done, relax, relax_formulas)
+            if selected(j[2], args.only, args.worker, args.workers)
+        ]
+        jobs = [
+            j
+            for j in jobs
+            if (j[1] == "sp" and not args.no_single_points and args.min_atoms <= len(j[3]) <= args.max_atoms)
+            or (j[1] == "relax" and args.min_atoms <= sum(br.formula_counts(j[3]).values()) <= args.max_atoms)
+        ]
         ran = False
         for prio, kind, name, payload in jobs:
             with Claim(name) as mine:
@@ -422,12 +506,18 @@ def main(argv=None) -> int:
                     if (name, fingerprint(payload)) in done_single_points():
                         continue
                     t0 = time.time()
-                    print(f"[{time.strftime('%H:%M:%S')}] single point {name} ({len(payload)} atoms, "
-                          f"load {os.getloadavg()[0]:.1f})", flush=True)
+                    print(
+                        f"[{time.strftime('%H:%M:%S')}] single point {name} ({len(payload)} atoms, "
+                        f"load {os.getloadavg()[0]:.1f})",
+                        flush=True,
+                    )
                     row = run_single_point(payload)
                     br.append_jsonl(OUT, row)
-                    print(f"    {row['status']} E={row['energy_eV']} gap={row['gap_eV']} cpu={row['cpu_seconds']} s "
-                          f"wall={time.time() - t0:.0f} s notes={row['scf_notes']}", flush=True)
+                    print(
+                        f"    {row['status']} E={row['energy_eV']} gap={row['gap_eV']} cpu={row['cpu_seconds']} s "
+                        f"wall={time.time() - t0:.0f} s notes={row['scf_notes']}",
+                        flush=True,
+                    )
                 else:
                     chunks = relax_state().get(name, [])
                     if chunks and chunks[-1].get("finished"):
@@ -438,8 +528,11 @@ def main(argv=None) -> int:
                         print("    no start structure yet", flush=True)
                         continue
                     br.append_jsonl(RELAX_OUT, row)
-                    print(f"    {row['status']} steps {row['steps_total']} E={row['energy']} fmax={row['fmax']} "
-                          f"cpu={row['cpu']} s finished={row['finished']}", flush=True)
+                    print(
+                        f"    {row['status']} steps {row['steps_total']} E={row['energy']} fmax={row['fmax']} "
+                        f"cpu={row['cpu']} s finished={row['finished']}",
+                        flush=True,
+                    )
                     if row["finished"]:
                         n = br.assemble()
                         print(f"    structures.extxyz reassembled: {n} structures", flush=True)

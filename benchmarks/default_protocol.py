@@ -24,22 +24,27 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-from ase.io import read, write  # noqa: E402
+import numpy as np
+from ase.io import read, write
 
-from airss_msc.calc.relax import DEFAULT_METHOD, RelaxSettings, relax_structure  # noqa: E402
-from airss_msc.calc.sanity import check_geometry  # noqa: E402
-from benchmarks.paths import METHOD_VALIDATION_STARTS, OUT  # noqa: E402
-from benchmarks.provenance import git_commit  # noqa: E402
-
+from airss_msc.calc.relax import DEFAULT_METHOD, RelaxSettings, relax_structure
+from airss_msc.calc.sanity import check_geometry
+from benchmarks.paths import METHOD_VALIDATION_STARTS, OUT
+from benchmarks.provenance import git_commit
 
 
 def xtb_cycles(atoms) -> tuple[str, int | None]:
     """Status and optimisation cycles of `xtb --opt --gfn 1` from ``atoms``."""
     with tempfile.TemporaryDirectory() as tmp:
         write(Path(tmp) / "start.xyz", atoms, parallel=False)
-        proc = subprocess.run(["xtb", "start.xyz", "--opt", "--gfn", "1"], cwd=tmp, capture_output=True,
-                              text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=1800)
+        proc = subprocess.run(
+            ["xtb", "start.xyz", "--opt", "--gfn", "1"],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, OMP_NUM_THREADS="1"),
+            timeout=1800,
+        )
         m = re.search(r"GEOMETRY OPTIMIZATION CONVERGED AFTER (\d+) ITERATIONS", proc.stdout)
         if not m:
             return "not converged", None
@@ -56,8 +61,11 @@ def main() -> None:
     args = ap.parse_args()
     frames = read(METHOD_VALIDATION_STARTS, index=":", parallel=False)
     sets = {"12-atom": [f for f in frames if len(f) < 26], "Cd13Se13": [f for f in frames if len(f) == 26]}
-    lines = ["| method | optimizer | set | starts | relaxed | other statuses | median force calls (relaxed) | "
-             "median CPU s |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | optimizer | set | starts | relaxed | other statuses | median force calls (relaxed) | "
+        "median CPU s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for opt in args.optimizers.split(","):
         for name, starts in sets.items():
             statuses, calls, secs = [], [], []
@@ -69,8 +77,10 @@ def main() -> None:
                 if s.status == "relaxed":
                     calls.append(s.force_calls)
             other = {k: statuses.count(k) for k in sorted(set(statuses)) if k != "relaxed"}
-            lines.append(f"| {s.method} | {opt} | {name} | {len(starts)} | {statuses.count('relaxed')} | {other or '-'} | "
-                         f"{np.median(calls) if calls else '-'} | {np.median(secs):.1f} |")
+            lines.append(
+                f"| {s.method} | {opt} | {name} | {len(starts)} | {statuses.count('relaxed')} | {other or '-'} | "
+                f"{np.median(calls) if calls else '-'} | {np.median(secs):.1f} |"
+            )
             print(lines[-1], flush=True)
     if args.xtb and shutil.which("xtb"):
         statuses, calls, secs = [], [], []
@@ -82,8 +92,10 @@ def main() -> None:
             if status == "relaxed" and n:
                 calls.append(n)
         other = {k: statuses.count(k) for k in sorted(set(statuses)) if k != "relaxed"}
-        lines.append(f"| GFN1-xTB | xtb --opt --gfn 1 (xtb 6.5.1) | Cd13Se13 | {len(statuses)} | {statuses.count('relaxed')} | "
-                     f"{other or '-'} | {np.median(calls) if calls else '-'} | {np.median(secs):.1f} |")
+        lines.append(
+            f"| GFN1-xTB | xtb --opt --gfn 1 (xtb 6.5.1) | Cd13Se13 | {len(statuses)} | {statuses.count('relaxed')} | "
+            f"{other or '-'} | {np.median(calls) if calls else '-'} | {np.median(secs):.1f} |"
+        )
     table = "\n".join(lines)
     print(table)
     OUT.mkdir(parents=True, exist_ok=True)

@@ -71,8 +71,15 @@ PBE_METHOD = "pyscf:PBE/def2-SVP"
 MAIN_GEOMETRY = "chgnet:0.3.0"
 GFN1 = "tblite:GFN1-xTB"
 ENGINES = ["chgnet:0.3.0", "chgnet:r2scan", "sevennet:7net-0", GFN1, "tblite:GFN2-xTB", "xtb:GFN-FF"]
-SHORT = {"chgnet:0.3.0": "CHGNet 0.3.0", "chgnet:r2scan": "CHGNet r2scan", "sevennet:7net-0": "SevenNet-0",
-         GFN1: "GFN1-xTB", "tblite:GFN2-xTB": "GFN2-xTB", "xtb:GFN-FF": "GFN-FF", PBE_METHOD: "PBE/def2-SVP"}
+SHORT = {
+    "chgnet:0.3.0": "CHGNet 0.3.0",
+    "chgnet:r2scan": "CHGNet r2scan",
+    "sevennet:7net-0": "SevenNet-0",
+    GFN1: "GFN1-xTB",
+    "tblite:GFN2-xTB": "GFN2-xTB",
+    "xtb:GFN-FF": "GFN-FF",
+    PBE_METHOD: "PBE/def2-SVP",
+}
 PROTOCOL_RELAX = ["chgnet:0.3.0", "sevennet:7net-0", GFN1]
 PROTOCOL_FMAX = 0.05
 PROTOCOL_STEPS = 500
@@ -140,6 +147,7 @@ def pbe_energies(images: list[Atoms]) -> tuple[dict[str, dict], dict]:
 # Computing (cached)
 # --------------------------------------------------------------------------- #
 
+
 def sp_cache() -> dict[tuple, dict]:
     return {(r["fingerprint"], r["method"]): r for r in read_jsonl(SP_CACHE) if r.get("type") == "single_point"}
 
@@ -155,16 +163,28 @@ def engine_single_points(named: list[tuple[str, str, Atoms]], methods: list[str]
     for k, (name, tag, atoms, method) in enumerate(todo):
         t0 = time.process_time()
         sp = single_point(atoms, method)
-        row = {"type": "single_point", "name": name, "geometry": tag, "fingerprint": fingerprint(atoms),
-               "natoms": len(atoms), "method": method, "energy": sp.energy, "gap": sp.gap, "status": sp.status,
-               "message": sp.message, "seconds": round(sp.seconds, 3), "cpu_seconds": round(time.process_time() - t0, 3)}
+        row = {
+            "type": "single_point",
+            "name": name,
+            "geometry": tag,
+            "fingerprint": fingerprint(atoms),
+            "natoms": len(atoms),
+            "method": method,
+            "energy": sp.energy,
+            "gap": sp.gap,
+            "status": sp.status,
+            "message": sp.message,
+            "seconds": round(sp.seconds, 3),
+            "cpu_seconds": round(time.process_time() - t0, 3),
+        }
         append_jsonl(SP_CACHE, row)
         if (k + 1) % 50 == 0:
             log(f"  {k + 1}/{len(todo)}")
 
 
-def time_force_calls(calc, structures: list[Atoms], calls_each: int, rng: np.random.Generator,
-                     uncounted: int = 0) -> tuple[list[float], list[float], int]:
+def time_force_calls(
+    calc, structures: list[Atoms], calls_each: int, rng: np.random.Generator, uncounted: int = 0
+) -> tuple[list[float], list[float], int]:
     """(CPU s, wall s, failures) of energy+forces calls of ``calc`` on copies of ``structures`` displaced by
     ~0.01 A; the first ``uncounted`` calls on each structure warm up (graph sizes, SCF guess) and are not timed."""
     cpu, wall, failed = [], [], 0
@@ -203,9 +223,18 @@ def timing(images: list[Atoms], methods: list[str], log, retime: bool = False) -
             log(f"timing {method}: warm-up failed")
         cpu, wall, _ = time_force_calls(calc, largest, 2, rng)
         if cpu:
-            append_jsonl(SP_CACHE, {"type": "timing", "method": method, "natoms": size, "calls": len(cpu),
-                                    "cpu_median": statistics.median(cpu), "wall_median": statistics.median(wall),
-                                    "load": round(os.getloadavg()[0], 2)})
+            append_jsonl(
+                SP_CACHE,
+                {
+                    "type": "timing",
+                    "method": method,
+                    "natoms": size,
+                    "calls": len(cpu),
+                    "cpu_median": statistics.median(cpu),
+                    "wall_median": statistics.median(wall),
+                    "load": round(os.getloadavg()[0], 2),
+                },
+            )
             log(f"timing {method}: {statistics.median(cpu):.3f} CPU s per energy+forces call ({size} atoms)")
 
 
@@ -217,8 +246,8 @@ SIZE_SEED = 4242
 def size_scaling(methods: list[str], log, retime: bool = False) -> None:
     """CPU seconds per energy+forces call against cluster size: random (CdSe)n starts from the generator,
     one warm-up call per engine, then the median of 3 calls on slightly displaced copies."""
-    from airss_msc.generation.generate import generate_cluster
     from airss_msc.calc.engines import make_calculator
+    from airss_msc.generation.generate import generate_cluster
 
     have = {(r["method"], r["natoms"]) for r in read_jsonl(SP_CACHE) if r.get("type") == "size_timing"}
     rng = np.random.default_rng(0)
@@ -231,8 +260,15 @@ def size_scaling(methods: list[str], log, retime: bool = False) -> None:
                 calc = make_calculator(method)
             start = generate_cluster(f"Cd{n}Se{n}", SIZE_SEED + n)
             cpu, _, failed = time_force_calls(calc, [start], 4, rng, uncounted=1)
-            row = {"type": "size_timing", "method": method, "natoms": 2 * n, "calls": len(cpu), "failed": failed,
-                   "cpu_median": statistics.median(cpu) if cpu else None, "load": round(os.getloadavg()[0], 2)}
+            row = {
+                "type": "size_timing",
+                "method": method,
+                "natoms": 2 * n,
+                "calls": len(cpu),
+                "failed": failed,
+                "cpu_median": statistics.median(cpu) if cpu else None,
+                "load": round(os.getloadavg()[0], 2),
+            }
             append_jsonl(SP_CACHE, row)
             log(f"size timing {method} {2 * n} atoms: {row['cpu_median']} CPU s/call ({failed} failed)")
 
@@ -249,8 +285,8 @@ def kabsch_rmsd(p: np.ndarray, q: np.ndarray) -> float:
 
 def bonding_signature(atoms: Atoms) -> tuple[frozenset, frozenset]:
     """(cation-anion bonds within 1.2 x radii sum, anion-anion bonds within 1.1 x), by atom index."""
-    from airss_msc.generation.geometry import distances, radii_sums
     from airss_msc.composition import ANIONS
+    from airss_msc.generation.geometry import distances, radii_sums
 
     sym = atoms.get_chemical_symbols()
     d = distances(atoms.positions)
@@ -268,8 +304,8 @@ def bonding_signature(atoms: Atoms) -> tuple[frozenset, frozenset]:
 
 def protocol_relaxations(images: list[Atoms], methods: list[str], log) -> None:
     """Relax every main-set structure with each protocol engine from its reference geometry (cached)."""
-    from airss_msc.generation.geometry import anion_bonds
     from airss_msc.calc.relax import RelaxSettings, relax_structure
+    from airss_msc.generation.geometry import anion_bonds
 
     have = {(r["fingerprint_ref"], r["method"]) for r in read_jsonl(PROTO_CACHE)}
     todo = [(a, m) for m in methods for a in images if (fingerprint(a), m) not in have]
@@ -281,13 +317,28 @@ def protocol_relaxations(images: list[Atoms], methods: list[str], log) -> None:
         out = Atoms(list(res.symbols), positions=np.asarray(res.positions))
         rmsd = kabsch_rmsd(a.positions, out.positions)
         same = rmsd <= BASIN_RMSD and bonding_signature(a) == bonding_signature(out)
-        append_jsonl(PROTO_CACHE, {
-            "name": a.info["name"], "formula": a.info["formula"], "fingerprint_ref": fingerprint(a), "method": method,
-            "status": res.status, "message": res.message, "energy": res.energy, "steps": res.steps,
-            "force_calls": res.force_calls, "wall": round(res.wall_seconds, 2), "cpu": round(time.process_time() - c0, 2),
-            "rmsd": round(rmsd, 4), "same_basin": bool(same), "anion_bonds": anion_bonds(out),
-            "fingerprint": fingerprint(out), "symbols": list(res.symbols),
-            "positions": np.round(np.asarray(res.positions), 6).tolist()})
+        append_jsonl(
+            PROTO_CACHE,
+            {
+                "name": a.info["name"],
+                "formula": a.info["formula"],
+                "fingerprint_ref": fingerprint(a),
+                "method": method,
+                "status": res.status,
+                "message": res.message,
+                "energy": res.energy,
+                "steps": res.steps,
+                "force_calls": res.force_calls,
+                "wall": round(res.wall_seconds, 2),
+                "cpu": round(time.process_time() - c0, 2),
+                "rmsd": round(rmsd, 4),
+                "same_basin": bool(same),
+                "anion_bonds": anion_bonds(out),
+                "fingerprint": fingerprint(out),
+                "symbols": list(res.symbols),
+                "positions": np.round(np.asarray(res.positions), 6).tolist(),
+            },
+        )
         if (k + 1) % 20 == 0:
             log(f"  {k + 1}/{len(todo)}")
 
@@ -297,10 +348,10 @@ def robustness(n_starts: int, log, xtb_starts: int | None = None) -> None:
 
     ``xtb_starts`` caps the xTB runs (a GFN2 relaxation of Cd13Se13 costs ~2 CPU minutes and
     ends in SCF failure or collapse; fewer starts already show it)."""
-    from airss_msc.generation.generate import generate_cluster
-    from airss_msc.generation.geometry import anion_bonds
     from airss_msc.calc.relax import RelaxSettings, relax_structure
     from airss_msc.calc.sanity import check_geometry
+    from airss_msc.generation.generate import generate_cluster
+    from airss_msc.generation.geometry import anion_bonds
 
     have = {(r["seed"], r["method"]) for r in read_jsonl(ROBUST_CACHE)}
     for i in range(n_starts):
@@ -313,11 +364,22 @@ def robustness(n_starts: int, log, xtb_starts: int | None = None) -> None:
             res = relax_structure(start, RelaxSettings(method=method, fmax=0.05, steps=ROBUST_STEPS))
             out = Atoms(list(res.symbols), positions=np.asarray(res.positions))
             verdict = check_geometry(out)
-            row = {"seed": seed, "method": method, "status": res.status, "message": res.message[:300],
-                   "energy": res.energy, "steps": res.steps, "force_calls": res.force_calls,
-                   "wall": round(res.wall_seconds, 2), "cpu": round(time.process_time() - c0, 2),
-                   "sane": verdict.ok, "sanity": verdict.status, "anion_bonds": anion_bonds(out),
-                   "optimizer": res.optimizer, "load": round(os.getloadavg()[0], 2)}
+            row = {
+                "seed": seed,
+                "method": method,
+                "status": res.status,
+                "message": res.message[:300],
+                "energy": res.energy,
+                "steps": res.steps,
+                "force_calls": res.force_calls,
+                "wall": round(res.wall_seconds, 2),
+                "cpu": round(time.process_time() - c0, 2),
+                "sane": verdict.ok,
+                "sanity": verdict.status,
+                "anion_bonds": anion_bonds(out),
+                "optimizer": res.optimizer,
+                "load": round(os.getloadavg()[0], 2),
+            }
             append_jsonl(ROBUST_CACHE, row)
             log(f"robustness seed {seed} {method}: {res.status} ({res.steps} steps, {row['cpu']} CPU s)")
 
@@ -325,6 +387,7 @@ def robustness(n_starts: int, log, xtb_starts: int | None = None) -> None:
 # --------------------------------------------------------------------------- #
 # Analysis
 # --------------------------------------------------------------------------- #
+
 
 def rank_stats(e_ref: list[float], e_m: list[float], natoms: int) -> dict:
     from scipy.stats import kendalltau, spearmanr
@@ -334,25 +397,34 @@ def rank_stats(e_ref: list[float], e_m: list[float], natoms: int) -> dict:
     tau = kendalltau(a, b).statistic
     rel_a = (a - a.min()) / natoms * 1000.0
     rel_b = (b - b.min()) / natoms * 1000.0
-    return {"n": len(a), "spearman": float(rho), "kendall": float(tau), "mae": float(np.abs(rel_a - rel_b).mean()),
-            "first": bool(int(np.argmin(a)) == int(np.argmin(b)))}
+    return {
+        "n": len(a),
+        "spearman": float(rho),
+        "kendall": float(tau),
+        "mae": float(np.abs(rel_a - rel_b).mean()),
+        "first": bool(int(np.argmin(a)) == int(np.argmin(b))),
+    }
 
 
 def summarise(per_formula: dict[str, dict]) -> dict:
     vals = [v for v in per_formula.values() if v is not None]
     sp = [v["spearman"] for v in vals if np.isfinite(v["spearman"])]
     kt = [v["kendall"] for v in vals if np.isfinite(v["kendall"])]
-    return {"formulas": len(vals), "spearman_median": statistics.median(sp) if sp else float("nan"),
-            "spearman_mean": statistics.fmean(sp) if sp else float("nan"),
-            "kendall_median": statistics.median(kt) if kt else float("nan"),
-            "kendall_mean": statistics.fmean(kt) if kt else float("nan"),
-            "mae_mean": statistics.fmean([v["mae"] for v in vals]) if vals else float("nan"),
-            "mae_median": statistics.median([v["mae"] for v in vals]) if vals else float("nan"),
-            "first": sum(v["first"] for v in vals)}
+    return {
+        "formulas": len(vals),
+        "spearman_median": statistics.median(sp) if sp else float("nan"),
+        "spearman_mean": statistics.fmean(sp) if sp else float("nan"),
+        "kendall_median": statistics.median(kt) if kt else float("nan"),
+        "kendall_mean": statistics.fmean(kt) if kt else float("nan"),
+        "mae_mean": statistics.fmean([v["mae"] for v in vals]) if vals else float("nan"),
+        "mae_median": statistics.median([v["mae"] for v in vals]) if vals else float("nan"),
+        "first": sum(v["first"] for v in vals),
+    }
 
 
-def protocol_verdict(per_engine: dict, by_formula: dict, formulas: list[str],
-                     ranking: str = "sevennet:7net-0") -> list[str]:
+def protocol_verdict(
+    per_engine: dict, by_formula: dict, formulas: list[str], ranking: str = "sevennet:7net-0"
+) -> list[str]:
     """Whether the default ranking energy holds on the largest size class that has formulas."""
     if ranking not in per_engine:
         return []
@@ -362,14 +434,21 @@ def protocol_verdict(per_engine: dict, by_formula: dict, formulas: list[str],
             continue
         s_ = summarise({f: per_engine[ranking].get(f) for f in in_class})
         holds = s_["spearman_median"] >= HOLDS_SPEARMAN and s_["first"] > s_["formulas"] / 2
-        best = max((m for m in per_engine), key=lambda m: summarise({f: per_engine[m].get(f) for f in in_class})
-                   ["spearman_median"] if np.isfinite(summarise({f: per_engine[m].get(f) for f in in_class})
-                                                      ["spearman_median"]) else -2)
-        return [f"**Default ranking energy ({SHORT.get(ranking, ranking)}) on the largest class with data ({label}, "
-                f"{s_['formulas']} formulas): median Spearman {fmt(s_['spearman_median'])}, PBE's lowest first in "
-                f"{s_['first']}/{s_['formulas']}: {'holds' if holds else 'does not hold'} (needs median Spearman >= "
-                f"{HOLDS_SPEARMAN} and PBE's lowest first in most formulas).** Best median Spearman in this class: "
-                f"{SHORT.get(best, best)}."]
+        best = max(
+            (m for m in per_engine),
+            key=lambda m: (
+                summarise({f: per_engine[m].get(f) for f in in_class})["spearman_median"]
+                if np.isfinite(summarise({f: per_engine[m].get(f) for f in in_class})["spearman_median"])
+                else -2
+            ),
+        )
+        return [
+            f"**Default ranking energy ({SHORT.get(ranking, ranking)}) on the largest class with data ({label}, "
+            f"{s_['formulas']} formulas): median Spearman {fmt(s_['spearman_median'])}, PBE's lowest first in "
+            f"{s_['first']}/{s_['formulas']}: {'holds' if holds else 'does not hold'} (needs median Spearman >= "
+            f"{HOLDS_SPEARMAN} and PBE's lowest first in most formulas).** Best median Spearman in this class: "
+            f"{SHORT.get(best, best)}."
+        ]
     return []
 
 
@@ -390,21 +469,28 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     sps = sp_cache()
     lines: list[str] = []
     load = os.getloadavg()
-    lines += ["# Energy validation against PBE/def2-SVP (Cd/Zn/Te/Se clusters, 4-26 atoms)", "",
-              f"`python -m benchmarks.energy_validation` on commit {git_commit()}, "
-              f"{time.strftime('%Y-%m-%d %H:%M')}; machine: 2 cores shared with other jobs, load average "
-              f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when the report was written; "
-              "timings are CPU seconds of one thread (OMP_NUM_THREADS=1), wall times are inflated by the load.", ""]
+    lines += [
+        "# Energy validation against PBE/def2-SVP (Cd/Zn/Te/Se clusters, 4-26 atoms)",
+        "",
+        f"`python -m benchmarks.energy_validation` on commit {git_commit()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}; machine: 2 cores shared with other jobs, load average "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when the report was written; "
+        "timings are CPU seconds of one thread (OMP_NUM_THREADS=1), wall times are inflated by the load.",
+        "",
+    ]
     main = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
     n_main_pbe = sum(a.info["name"] in pbe for a in main)
-    lines += [f"Reference set: {counts['structures']} structures ({len(main)} on CHGNet 0.3.0 geometries, "
-              f"{sum(a.info.get('geometry_engine') == GFN1 for a in images)} on GFN1-xTB geometries, "
-              f"{sum(a.info.get('kind') == 'pbe_relaxed' for a in images)} PBE-relaxed). PBE energies available: "
-              f"{counts['pbe_ok']} ({n_main_pbe} of the CHGNet-geometry set); SCF failed: "
-              f"{len(counts['pbe_failed'])}{' ' + str(counts['pbe_failed']) if counts['pbe_failed'] else ''}; "
-              f"left out for a HOMO-LUMO gap below {PBE_GAP_FLOOR} eV (not the ground state): "
-              f"{len(counts['pbe_suspect'])}{' ' + str(counts['pbe_suspect']) if counts['pbe_suspect'] else ''}. "
-              f"Rankings use formulas with >= {MIN_PER_FORMULA} PBE energies; structures without a PBE energy are left out.", ""]
+    lines += [
+        f"Reference set: {counts['structures']} structures ({len(main)} on CHGNet 0.3.0 geometries, "
+        f"{sum(a.info.get('geometry_engine') == GFN1 for a in images)} on GFN1-xTB geometries, "
+        f"{sum(a.info.get('kind') == 'pbe_relaxed' for a in images)} PBE-relaxed). PBE energies available: "
+        f"{counts['pbe_ok']} ({n_main_pbe} of the CHGNet-geometry set); SCF failed: "
+        f"{len(counts['pbe_failed'])}{' ' + str(counts['pbe_failed']) if counts['pbe_failed'] else ''}; "
+        f"left out for a HOMO-LUMO gap below {PBE_GAP_FLOOR} eV (not the ground state): "
+        f"{len(counts['pbe_suspect'])}{' ' + str(counts['pbe_suspect']) if counts['pbe_suspect'] else ''}. "
+        f"Rankings use formulas with >= {MIN_PER_FORMULA} PBE energies; structures without a PBE energy are left out.",
+        "",
+    ]
 
     # --- per engine on the reference geometries
     by_formula: dict[str, list[Atoms]] = defaultdict(list)
@@ -419,8 +505,11 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
             group = by_formula[f]
             rows = [(pbe[a.info["name"]]["energy_eV"], sps.get((fingerprint(a), m), {})) for a in group]
             rows = [(e, r["energy"]) for e, r in rows if r.get("status") == "ok" and r.get("energy") is not None]
-            per_engine[m][f] = rank_stats([r[0] for r in rows], [r[1] for r in rows], len(group[0])) \
-                if len(rows) >= MIN_PER_FORMULA else None
+            per_engine[m][f] = (
+                rank_stats([r[0] for r in rows], [r[1] for r in rows], len(group[0]))
+                if len(rows) >= MIN_PER_FORMULA
+                else None
+            )
     summaries = {m: summarise(per_engine[m]) for m in methods}
     # formulas with exactly two PBE energies (the 26-atom pairs while their sets grow): the sign
     # and size of the gap, per engine, on the same two geometries
@@ -445,8 +534,13 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
                     if rb.get("energy") is not None and rc.get("energy") is not None:
                         d[m] = rb["energy"] - rc["energy"]
                 pairs.append((f, SHORT.get(geo, geo), b.info["name"], c.info["name"], d))
-    sign = {m: (sum(1 for p in pairs if m in p[4] and np.sign(p[4][m]) == np.sign(p[4][PBE_METHOD])),
-                sum(1 for p in pairs if m in p[4])) for m in methods}
+    sign = {
+        m: (
+            sum(1 for p in pairs if m in p[4] and np.sign(p[4][m]) == np.sign(p[4][PBE_METHOD])),
+            sum(1 for p in pairs if m in p[4]),
+        )
+        for m in methods
+    }
 
     # --- timing
     timings = {r["method"]: r for r in read_jsonl(SP_CACHE) if r.get("type") == "timing"}
@@ -464,9 +558,12 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
             return "not run", "-", "-", "-"
         ok = [r for r in rs if r["status"] == "relaxed" and r["sane"]]
         share = f"{len(ok)}/{len(rs)} ({100 * len(ok) / len(rs):.0f} %)"
-        return (share, fmt(statistics.median([r["wall"] for r in ok]), 1) if ok else "-",
-                fmt(statistics.median([r["cpu"] for r in ok]), 1) if ok else "-",
-                fmt(statistics.median([r["force_calls"] for r in ok]), 0) if ok else "-")
+        return (
+            share,
+            fmt(statistics.median([r["wall"] for r in ok]), 1) if ok else "-",
+            fmt(statistics.median([r["cpu"] for r in ok]), 1) if ok else "-",
+            fmt(statistics.median([r["force_calls"] for r in ok]), 0) if ok else "-",
+        )
 
     # --- summary table
     lines += ["## Summary per engine (CHGNet 0.3.0 reference geometries)", ""]
@@ -474,24 +571,65 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     for m in methods:
         s = summaries[m]
         t = timings.get(m)
-        rows.append([SHORT.get(m, m), s["formulas"], fmt(s["spearman_median"]), fmt(s["spearman_mean"]),
-                     fmt(s["kendall_median"]), fmt(s["mae_mean"], 1), fmt(s["mae_median"], 1),
-                     f"{s['first']}/{s['formulas']}", f"{sign[m][0]}/{sign[m][1]}",
-                     fmt(t["cpu_median"], 3) if t else "-", rob_cell(m)[0] if m in ROBUST_ENGINES else "-"])
-    rows.append(["PBE/def2-SVP (reference)", len(formulas), "1", "1", "1", "0", "0", f"{len(formulas)}/{len(formulas)}",
-                 f"{len(pairs)}/{len(pairs)}", (fmt(statistics.median(pbe12), 0) + " (energy only)") if pbe12 else "-",
-                 "-"])
-    lines += table(["engine", "formulas", "Spearman median", "Spearman mean", "Kendall median",
-                    "MAE meV/atom (mean)", "MAE meV/atom (median)", "PBE lowest ranked first",
-                    "anion-bond sign = PBE", "CPU s/call (8 atoms)", "Cd13Se13 relaxed & sane"], rows)
-    lines += ["", "MAE: mean absolute error of relative isomer energies, each method relative to its own lowest "
-              "structure of the formula, per atom. Sign: pairs (anion-bonded, alternating) below. "
-              "CPU s/call: one energy+forces call, median over the 8-atom reference structures after a warm-up "
-              "(PBE: energy only, from the reference run)."]
+        rows.append(
+            [
+                SHORT.get(m, m),
+                s["formulas"],
+                fmt(s["spearman_median"]),
+                fmt(s["spearman_mean"]),
+                fmt(s["kendall_median"]),
+                fmt(s["mae_mean"], 1),
+                fmt(s["mae_median"], 1),
+                f"{s['first']}/{s['formulas']}",
+                f"{sign[m][0]}/{sign[m][1]}",
+                fmt(t["cpu_median"], 3) if t else "-",
+                rob_cell(m)[0] if m in ROBUST_ENGINES else "-",
+            ]
+        )
+    rows.append(
+        [
+            "PBE/def2-SVP (reference)",
+            len(formulas),
+            "1",
+            "1",
+            "1",
+            "0",
+            "0",
+            f"{len(formulas)}/{len(formulas)}",
+            f"{len(pairs)}/{len(pairs)}",
+            (fmt(statistics.median(pbe12), 0) + " (energy only)") if pbe12 else "-",
+            "-",
+        ]
+    )
+    lines += table(
+        [
+            "engine",
+            "formulas",
+            "Spearman median",
+            "Spearman mean",
+            "Kendall median",
+            "MAE meV/atom (mean)",
+            "MAE meV/atom (median)",
+            "PBE lowest ranked first",
+            "anion-bond sign = PBE",
+            "CPU s/call (8 atoms)",
+            "Cd13Se13 relaxed & sane",
+        ],
+        rows,
+    )
+    lines += [
+        "",
+        "MAE: mean absolute error of relative isomer energies, each method relative to its own lowest "
+        "structure of the formula, per atom. Sign: pairs (anion-bonded, alternating) below. "
+        "CPU s/call: one energy+forces call, median over the 8-atom reference structures after a warm-up "
+        "(PBE: energy only, from the reference run).",
+    ]
     if pbe_relax:
         per_call = [r["cpu"] / r["force_calls"] for r in pbe_relax if r["force_calls"]]
-        lines += [f"PBE energy+gradient during the PBE relaxations: median {statistics.median(per_call):.0f} CPU s "
-                  f"per force call over {len(per_call)} chunks (Cd2Se2 .. Cd6Se6)."]
+        lines += [
+            f"PBE energy+gradient during the PBE relaxations: median {statistics.median(per_call):.0f} CPU s "
+            f"per force call over {len(per_call)} chunks (Cd2Se2 .. Cd6Se6)."
+        ]
     lines += [""]
     # the cost of the reference itself, by cluster size (one core, SCF ladder included)
     by_size = defaultdict(list)
@@ -504,8 +642,9 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
         for n in sorted(by_size):
             cpu = [r["cpu_seconds"] for r in by_size[n]]
             ladder = sum(1 for r in by_size[n] if (r.get("scf_notes") or {}).get("notes"))
-            rows.append([str(n), str(len(cpu)), f"{statistics.median(cpu):.0f}", f"{min(cpu):.0f}-{max(cpu):.0f}",
-                         str(ladder)])
+            rows.append(
+                [str(n), str(len(cpu)), f"{statistics.median(cpu):.0f}", f"{min(cpu):.0f}-{max(cpu):.0f}", str(ladder)]
+            )
         lines += table(["atoms", "single points", "median CPU s", "range", "needed the SCF ladder"], rows)
         lines += [""]
     # --- cost against cluster size (random (CdSe)n starts)
@@ -515,27 +654,44 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
             sized[r["method"]][r["natoms"]] = r  # the last measurement of a size wins
     if sized:
         sizes = sorted({n for d in sized.values() for n in d})
-        lines += ["CPU seconds per energy+forces call against cluster size (random (CdSe)n starts from the "
-                  "generator, median of 3 calls after a warm-up, one thread); exponent: least-squares slope of "
-                  "log(CPU) on log(atoms):", ""]
+        lines += [
+            "CPU seconds per energy+forces call against cluster size (random (CdSe)n starts from the "
+            "generator, median of 3 calls after a warm-up, one thread); exponent: least-squares slope of "
+            "log(CPU) on log(atoms):",
+            "",
+        ]
         rows = []
         for m in methods:
             d = sized.get(m, {})
             ok = [(n, d[n]["cpu_median"]) for n in sizes if n in d and d[n]["cpu_median"]]
-            slope = (f"{np.polyfit(np.log([n for n, _ in ok]), np.log([c for _, c in ok]), 1)[0]:.1f}"
-                     if len(ok) >= 2 else "-")
-            rows.append([SHORT.get(m, m)] + [
-                (fmt(d[n]["cpu_median"], 3) if d[n]["cpu_median"] else f"failed {d[n]['failed']}/4") if n in d else "-"
-                for n in sizes] + [slope])
+            slope = (
+                f"{np.polyfit(np.log([n for n, _ in ok]), np.log([c for _, c in ok]), 1)[0]:.1f}"
+                if len(ok) >= 2
+                else "-"
+            )
+            rows.append(
+                [SHORT.get(m, m)]
+                + [
+                    (fmt(d[n]["cpu_median"], 3) if d[n]["cpu_median"] else f"failed {d[n]['failed']}/4")
+                    if n in d
+                    else "-"
+                    for n in sizes
+                ]
+                + [slope]
+            )
         lines += table(["engine"] + [f"{n} atoms" for n in sizes] + ["CPU ~ atoms^k"], rows)
         lines += [""]
 
     # --- by size class
-    lines += ["## By size class (CHGNet 0.3.0 geometries)", "",
-              "The default protocol was chosen on 4-8 atoms; the answers live at 11-12 atoms (the ESI-MS fragments, "
-              "the (MX)6 drums) and 26-27 atoms (the (MX)13 and M14Se13 cores). Each class on its own: formulas with "
-              f">= {MIN_PER_FORMULA} PBE energies; Spearman/Kendall medians over formulas, MAE of relative isomer "
-              "energies (mean over formulas), PBE's lowest ranked first.", ""]
+    lines += [
+        "## By size class (CHGNet 0.3.0 geometries)",
+        "",
+        "The default protocol was chosen on 4-8 atoms; the answers live at 11-12 atoms (the ESI-MS fragments, "
+        "the (MX)6 drums) and 26-27 atoms (the (MX)13 and M14Se13 cores). Each class on its own: formulas with "
+        f">= {MIN_PER_FORMULA} PBE energies; Spearman/Kendall medians over formulas, MAE of relative isomer "
+        "energies (mean over formulas), PBE's lowest ranked first.",
+        "",
+    ]
     rows = []
     for label, (lo, hi) in SIZE_CLASSES.items():
         in_class = [f for f in formulas if lo <= len(by_formula[f][0]) <= hi]
@@ -545,17 +701,31 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
             continue
         for m in methods:
             s_ = summarise({f: per_engine[m].get(f) for f in in_class})
-            rows.append([label, f"{s_['formulas']} ({', '.join(in_class)})", SHORT.get(m, m), fmt(s_["spearman_median"]),
-                         fmt(s_["kendall_median"]), fmt(s_["mae_mean"], 1), f"{s_['first']}/{s_['formulas']}"])
-    lines += table(["size class", "formulas", "engine", "Spearman median", "Kendall median", "MAE meV/atom",
-                    "PBE lowest first"], rows)
+            rows.append(
+                [
+                    label,
+                    f"{s_['formulas']} ({', '.join(in_class)})",
+                    SHORT.get(m, m),
+                    fmt(s_["spearman_median"]),
+                    fmt(s_["kendall_median"]),
+                    fmt(s_["mae_mean"], 1),
+                    f"{s_['first']}/{s_['formulas']}",
+                ]
+            )
+    lines += table(
+        ["size class", "formulas", "engine", "Spearman median", "Kendall median", "MAE meV/atom", "PBE lowest first"],
+        rows,
+    )
     lines += [""]
     verdict = protocol_verdict(per_engine, by_formula, formulas)
     if verdict:
         lines += verdict + [""]
     if pair_formulas:
-        lines += ["Formulas with two PBE energies so far (the disputed (MX)13 pairs): E(second) - E(first) in eV, "
-                  "first = the committed parent; '(x)': the engine orders the pair unlike PBE.", ""]
+        lines += [
+            "Formulas with two PBE energies so far (the disputed (MX)13 pairs): E(second) - E(first) in eV, "
+            "first = the committed parent; '(x)': the engine orders the pair unlike PBE.",
+            "",
+        ]
         rows = []
         for f, group in sorted(pair_formulas.items()):
             a, b = sorted(group, key=lambda g: g.info["name"] != f"{f}-parent")
@@ -582,30 +752,47 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
             cells.append(f"{fmt(v['spearman'])} / {fmt(v['mae'], 0)}{' *' if v['first'] else ''}" if v else "-")
         rows.append(cells)
     lines += table(["formula", "n"] + [SHORT.get(m, m) for m in methods], rows)
-    lines += ["", "Cells: Spearman rho / MAE meV/atom; * = PBE's lowest ranked first. Kendall tau per formula is in "
-              "the detail table at the end.", ""]
+    lines += [
+        "",
+        "Cells: Spearman rho / MAE meV/atom; * = PBE's lowest ranked first. Kendall tau per formula is in "
+        "the detail table at the end.",
+        "",
+    ]
 
     # --- sign table
-    lines += ["## Sign of E(anion-anion bonded) - E(alternating), eV", "",
-              "Per formula and geometry set: the anion-bonded and the alternating structure lowest in PBE.", ""]
+    lines += [
+        "## Sign of E(anion-anion bonded) - E(alternating), eV",
+        "",
+        "Per formula and geometry set: the anion-bonded and the alternating structure lowest in PBE.",
+        "",
+    ]
     rows = []
     for f, geo, b, c, d in pairs:
-        rows.append([f, geo, b.split("-", 1)[1], c.split("-", 1)[1], fmt(d[PBE_METHOD])] +
-                    [(fmt(d[m]) + ("" if np.sign(d[m]) == np.sign(d[PBE_METHOD]) else " (x)")) if m in d else "-"
-                     for m in methods])
-    lines += table(["formula", "geometries", "anion-bonded", "alternating", "PBE"] + [SHORT.get(m, m) for m in methods],
-                   rows)
+        rows.append(
+            [f, geo, b.split("-", 1)[1], c.split("-", 1)[1], fmt(d[PBE_METHOD])]
+            + [
+                (fmt(d[m]) + ("" if np.sign(d[m]) == np.sign(d[PBE_METHOD]) else " (x)")) if m in d else "-"
+                for m in methods
+            ]
+        )
+    lines += table(
+        ["formula", "geometries", "anion-bonded", "alternating", "PBE"] + [SHORT.get(m, m) for m in methods], rows
+    )
     lines += ["", "(x): sign differs from PBE.", ""]
 
     # --- protocols
     proto = [r for r in read_jsonl(PROTO_CACHE)]
     by_ref = {(r["fingerprint_ref"], r["method"]): r for r in proto}
-    lines += ["## Protocols: relax with X, rank with Y", "",
-              "Each CHGNet-geometry reference structure relaxed with X from its reference geometry (fmax "
-              f"{PROTOCOL_FMAX}, {PROTOCOL_STEPS} steps); structures that left their basin (RMSD > {BASIN_RMSD} A "
-              "or changed cation-anion / anion-anion bonds) or did not relax are left out. **Approximation:** Y's "
-              "single points at X's geometry are ranked against PBE at the reference (CHGNet) geometry; PBE is not "
-              "recomputed at X's geometry.", ""]
+    lines += [
+        "## Protocols: relax with X, rank with Y",
+        "",
+        "Each CHGNet-geometry reference structure relaxed with X from its reference geometry (fmax "
+        f"{PROTOCOL_FMAX}, {PROTOCOL_STEPS} steps); structures that left their basin (RMSD > {BASIN_RMSD} A "
+        "or changed cation-anion / anion-anion bonds) or did not relax are left out. **Approximation:** Y's "
+        "single points at X's geometry are ranked against PBE at the reference (CHGNet) geometry; PBE is not "
+        "recomputed at X's geometry.",
+        "",
+    ]
     rows = []
     for x in PROTOCOL_RELAX:
         stays = [by_ref.get((fingerprint(a), x)) for a in main]
@@ -622,30 +809,64 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
                     s = sps.get((r["fingerprint"], y), {})
                     if s.get("energy") is not None and s.get("status") == "ok":
                         vals.append((pbe[a.info["name"]]["energy_eV"], s["energy"]))
-                per[f] = rank_stats([v[0] for v in vals], [v[1] for v in vals], len(by_formula[f][0])) \
-                    if len(vals) >= MIN_PER_FORMULA else None
+                per[f] = (
+                    rank_stats([v[0] for v in vals], [v[1] for v in vals], len(by_formula[f][0]))
+                    if len(vals) >= MIN_PER_FORMULA
+                    else None
+                )
             s = summarise(per)
-            rows.append([SHORT.get(x, x), SHORT.get(y, y), f"{n_same}/{len(stays)}", s["formulas"],
-                         fmt(s["spearman_median"]), fmt(s["spearman_mean"]), fmt(s["kendall_median"]),
-                         fmt(s["mae_mean"], 1), f"{s['first']}/{s['formulas']}"])
-    lines += table(["relax with X", "rank with Y", "stayed in basin", "formulas", "Spearman median", "Spearman mean",
-                    "Kendall median", "MAE meV/atom", "PBE lowest first"], rows)
+            rows.append(
+                [
+                    SHORT.get(x, x),
+                    SHORT.get(y, y),
+                    f"{n_same}/{len(stays)}",
+                    s["formulas"],
+                    fmt(s["spearman_median"]),
+                    fmt(s["spearman_mean"]),
+                    fmt(s["kendall_median"]),
+                    fmt(s["mae_mean"], 1),
+                    f"{s['first']}/{s['formulas']}",
+                ]
+            )
+    lines += table(
+        [
+            "relax with X",
+            "rank with Y",
+            "stayed in basin",
+            "formulas",
+            "Spearman median",
+            "Spearman mean",
+            "Kendall median",
+            "MAE meV/atom",
+            "PBE lowest first",
+        ],
+        rows,
+    )
     if proto:
         by_x = defaultdict(list)
         for r in proto:
             by_x[r["method"]].append(r)
-        lines += ["", "Relaxation from the reference geometry: " + "; ".join(
-            f"{SHORT.get(x, x)}: median RMSD {statistics.median([r['rmsd'] for r in rs]):.2f} A, "
-            f"{sum(r['status'] == 'relaxed' for r in rs)}/{len(rs)} relaxed, "
-            f"{sum(r['anion_bonds'] > 0 for r in rs)} with anion-anion bonds after"
-            for x, rs in by_x.items())]
+        lines += [
+            "",
+            "Relaxation from the reference geometry: "
+            + "; ".join(
+                f"{SHORT.get(x, x)}: median RMSD {statistics.median([r['rmsd'] for r in rs]):.2f} A, "
+                f"{sum(r['status'] == 'relaxed' for r in rs)}/{len(rs)} relaxed, "
+                f"{sum(r['anion_bonds'] > 0 for r in rs)} with anion-anion bonds after"
+                for x, rs in by_x.items()
+            ),
+        ]
     lines += [""]
 
     # --- robustness
-    lines += ["## Robustness: random Cd13Se13 starts", "",
-              f"`generate_cluster(\"Cd13Se13\", seed)`, seeds {ROBUST_SEED}..{ROBUST_SEED + 29} (first 30), default "
-              f"relaxation protocol (PreconLBFGS, fmax 0.05, {ROBUST_STEPS} steps), one process; 'relaxed & sane' = "
-              "status relaxed and check_geometry ok (no pair below 0.80 x covalent radii, one fragment).", ""]
+    lines += [
+        "## Robustness: random Cd13Se13 starts",
+        "",
+        f'`generate_cluster("Cd13Se13", seed)`, seeds {ROBUST_SEED}..{ROBUST_SEED + 29} (first 30), default '
+        f"relaxation protocol (PreconLBFGS, fmax 0.05, {ROBUST_STEPS} steps), one process; 'relaxed & sane' = "
+        "status relaxed and check_geometry ok (no pair below 0.80 x covalent radii, one fragment).",
+        "",
+    ]
     rows = []
     for m in ROBUST_ENGINES:
         rs = rob.get(m, [])
@@ -654,10 +875,29 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
             statuses[r["status"]] += 1
         share, wall, cpu, calls = rob_cell(m)
         ab = [r["anion_bonds"] for r in rs if r["status"] == "relaxed"]
-        rows.append([SHORT.get(m, m), share, ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "-",
-                     wall, cpu, calls, fmt(statistics.median(ab), 0) if ab else "-"])
-    lines += table(["engine", "relaxed & sane", "statuses", "median wall s", "median CPU s", "median force calls",
-                    "median anion-anion bonds (relaxed)"], rows)
+        rows.append(
+            [
+                SHORT.get(m, m),
+                share,
+                ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "-",
+                wall,
+                cpu,
+                calls,
+                fmt(statistics.median(ab), 0) if ab else "-",
+            ]
+        )
+    lines += table(
+        [
+            "engine",
+            "relaxed & sane",
+            "statuses",
+            "median wall s",
+            "median CPU s",
+            "median force calls",
+            "median anion-anion bonds (relaxed)",
+        ],
+        rows,
+    )
     lines += [""]
 
     # --- PBE relaxed vs CHGNet geometry
@@ -678,10 +918,29 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
             if s is None or s.info["name"] not in pbe:
                 continue
             de = pbe[s.info["name"]]["energy_eV"] - pbe[a.info["name"]]["energy_eV"]
-            rows.append([a.info["formula"], s.info["name"], r.get("status"), r.get("steps_total"),
-                         fmt(alignment_rmsd(a, s), 3), fmt(de, 3), fmt(1000 * de / len(a), 1)])
-        lines += table(["formula", "start (CHGNet geometry)", "PBE relaxation", "steps", "RMSD A",
-                        "E_PBE(CHGNet geom) - E_PBE(PBE geom) eV", "meV/atom"], rows)
+            rows.append(
+                [
+                    a.info["formula"],
+                    s.info["name"],
+                    r.get("status"),
+                    r.get("steps_total"),
+                    fmt(alignment_rmsd(a, s), 3),
+                    fmt(de, 3),
+                    fmt(1000 * de / len(a), 1),
+                ]
+            )
+        lines += table(
+            [
+                "formula",
+                "start (CHGNet geometry)",
+                "PBE relaxation",
+                "steps",
+                "RMSD A",
+                "E_PBE(CHGNet geom) - E_PBE(PBE geom) eV",
+                "meV/atom",
+            ],
+            rows,
+        )
         lines += [""]
 
     # --- detail
@@ -701,11 +960,16 @@ def main(argv=None) -> int:
     ap.add_argument("--no-protocols", action="store_true")
     ap.add_argument("--robustness", action="store_true", help="run the Cd13Se13 robustness relaxations (long)")
     ap.add_argument("--robustness-starts", type=int, default=30)
-    ap.add_argument("--robustness-xtb-starts", type=int, default=None,
-                    help="xTB (GFN1/GFN2) runs only on the first N starts (each GFN2 run costs minutes)")
+    ap.add_argument(
+        "--robustness-xtb-starts",
+        type=int,
+        default=None,
+        help="xTB (GFN1/GFN2) runs only on the first N starts (each GFN2 run costs minutes)",
+    )
     ap.add_argument("--retime", action="store_true")
-    ap.add_argument("--timing-only", action="store_true",
-                    help="only the CPU-per-call timings (then the report from the caches)")
+    ap.add_argument(
+        "--timing-only", action="store_true", help="only the CPU-per-call timings (then the report from the caches)"
+    )
     args = ap.parse_args(argv)
 
     def log(text: str) -> None:
@@ -729,8 +993,10 @@ def main(argv=None) -> int:
             main_set = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
             protocol_relaxations(main_set, PROTOCOL_RELAX, log)
             relaxed = [r for r in read_jsonl(PROTO_CACHE) if r["status"] == "relaxed" and r["same_basin"]]
-            named = [(r["name"], f"relaxed:{r['method']}", Atoms(r["symbols"], positions=np.asarray(r["positions"])))
-                     for r in relaxed]
+            named = [
+                (r["name"], f"relaxed:{r['method']}", Atoms(r["symbols"], positions=np.asarray(r["positions"])))
+                for r in relaxed
+            ]
             engine_single_points(named, methods, log)
     if args.robustness:
         robustness(args.robustness_starts, log, args.robustness_xtb_starts)

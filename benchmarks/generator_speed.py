@@ -39,21 +39,19 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-from ase import Atoms  # noqa: E402
-from ase.data import atomic_numbers  # noqa: E402
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers
 
-from airss_msc.generation.generate import GeneratorSettings, generate_cluster, generate_many, prepare  # noqa: E402
-from airss_msc.generation.separations import minsep_matrix  # noqa: E402
-from benchmarks.paths import OUT  # noqa: E402
-from benchmarks.provenance import git_commit  # noqa: E402
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster, generate_many, prepare
+from airss_msc.generation.separations import minsep_matrix
+from benchmarks.paths import OUT
+from benchmarks.provenance import git_commit
 
-CLI_ARGS = ["-n", "2000", "--radius", "6.0", "--minsep", "Cd-Se=2.5", "--minsep", "Cd-Cd=3.0",
-            "--minsep", "Se-Se=3.3"]
+CLI_ARGS = ["-n", "2000", "--radius", "6.0", "--minsep", "Cd-Se=2.5", "--minsep", "Cd-Cd=3.0", "--minsep", "Se-Se=3.3"]
 
 
-def is_valid(positions: np.ndarray, symbols, drawn: dict, radius: float,
-             centre=(0.0, 0.0, 0.0)) -> tuple[bool, bool]:
+def is_valid(positions: np.ndarray, symbols, drawn: dict, radius: float, centre=(0.0, 0.0, 0.0)) -> tuple[bool, bool]:
     """(separations hold, inside the sphere of ``radius`` about ``centre``), 1e-6 A slack."""
     pos = np.asarray(positions, float)
     need = minsep_matrix(symbols, drawn)
@@ -81,10 +79,17 @@ def timed(label: str, make, n: int, check, budget_s: float = 120.0) -> dict:
         ok_sep, ok_all = check(s)
         valid_sep += ok_sep
         valid_all += ok_all
-    return {"label": label, "tried": i + 1, "made": made, "seconds": elapsed, "cpu": cpu,
-            "valid_sep": valid_sep / max(made, 1), "valid_all": valid_all / max(made, 1),
-            "valid_per_s": valid_all / elapsed if elapsed else float("nan"),
-            "valid_per_cpu_s": valid_all / cpu if cpu else float("nan")}
+    return {
+        "label": label,
+        "tried": i + 1,
+        "made": made,
+        "seconds": elapsed,
+        "cpu": cpu,
+        "valid_sep": valid_sep / max(made, 1),
+        "valid_all": valid_all / max(made, 1),
+        "valid_per_s": valid_all / elapsed if elapsed else float("nan"),
+        "valid_per_cpu_s": valid_all / cpu if cpu else float("nan"),
+    }
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -121,10 +126,12 @@ def writing_rows(formula: str, n: int, repeats: int) -> list[dict]:
                 ase.io.write(fh, images, format="extxyz", parallel=False)
             ase_w.append((time.perf_counter() - t0, time.process_time() - c0))
         back = read_structures(path)
-        round_trip = (len(back) == len(images)
-                      and all(a.get_chemical_symbols() == b.get_chemical_symbols()
-                              and np.abs(a.positions - b.positions).max() < 1e-6
-                              and a.info["seed"] == b.info["seed"] for a, b in zip(images, back)))
+        round_trip = len(back) == len(images) and all(
+            a.get_chemical_symbols() == b.get_chemical_symbols()
+            and np.abs(a.positions - b.positions).max() < 1e-6
+            and a.info["seed"] == b.info["seed"]
+            for a, b in zip(images, back)
+        )
         size_mb = path.stat().st_size / 1e6
 
     def row(label, times, note):
@@ -133,8 +140,11 @@ def writing_rows(formula: str, n: int, repeats: int) -> list[dict]:
         return {"label": label, "n": n, "wall": wall, "cpu": cpu, "note": note, "runs": len(times)}
 
     g = row(f"generate {n:,} {formula} (generate_many)", gen, "all constraints checked in the generator")
-    w = row(f"write {n:,} to extxyz (write_structures)", ours,
-            f"{size_mb:.1f} MB; round trip {'ok' if round_trip else 'FAILED'}")
+    w = row(
+        f"write {n:,} to extxyz (write_structures)",
+        ours,
+        f"{size_mb:.1f} MB; round trip {'ok' if round_trip else 'FAILED'}",
+    )
     a = row(f"write {n:,} with ASE's extxyz writer (ase.io.write)", ase_w, "for comparison")
     for r in (w, a):
         r["note"] += f"; {r['wall'] / g['wall']:.2f} x the generation wall time"
@@ -150,14 +160,22 @@ def cli_row(formula: str, repeats: int) -> dict | None:
         for _ in range(repeats):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
-            subprocess.run([exe, "generate", formula, "-o", str(Path(tmp) / "x.extxyz"), *CLI_ARGS],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [exe, "generate", formula, "-o", str(Path(tmp) / "x.extxyz"), *CLI_ARGS],
+                check=True,
+                capture_output=True,
+            )
             walls.append(time.perf_counter() - t0)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return {"label": f"CLI: airss-msc generate {formula} {' '.join(CLI_ARGS)}", "n": 2000,
-            "wall": statistics.median(walls), "cpu": statistics.median(cpus), "runs": repeats,
-            "note": "whole command: start-up, generation and writing"}
+    return {
+        "label": f"CLI: airss-msc generate {formula} {' '.join(CLI_ARGS)}",
+        "n": 2000,
+        "wall": statistics.median(walls),
+        "cpu": statistics.median(cpus),
+        "runs": repeats,
+        "note": "whole command: start-up, generation and writing",
+    }
 
 
 def main() -> None:
@@ -179,8 +197,14 @@ def main() -> None:
         seps, inside = is_valid(atoms.positions, atoms.get_chemical_symbols(), drawn, radius)
         return seps, seps and inside
 
-    rows.append(median_run([timed("airss-msc random (C1)", lambda i: generate_cluster(args.formula, i), args.n,
-                                  check_plain) for _ in range(args.repeats)]))
+    rows.append(
+        median_run(
+            [
+                timed("airss-msc random (C1)", lambda i: generate_cluster(args.formula, i), args.n, check_plain)
+                for _ in range(args.repeats)
+            ]
+        )
+    )
 
     from pymatgen.core import Molecule
     from pymatgen.symmetry.analyzer import PointGroupAnalyzer
@@ -197,8 +221,19 @@ def main() -> None:
 
     sym_n = max(args.n // 4, 50)
     symmetric = GeneratorSettings(symmetry="random")
-    rows.append(median_run([timed("airss-msc --symmetry random", lambda i: generate_cluster(
-        args.formula, i, symmetric), sym_n, check_symmetric) for _ in range(args.repeats)]))
+    rows.append(
+        median_run(
+            [
+                timed(
+                    "airss-msc --symmetry random",
+                    lambda i: generate_cluster(args.formula, i, symmetric),
+                    sym_n,
+                    check_symmetric,
+                )
+                for _ in range(args.repeats)
+            ]
+        )
+    )
 
     if args.no_peers:
         pass
@@ -213,19 +248,20 @@ def main() -> None:
             slab = Atoms(cell=[4 * radius] * 3, pbc=False)
             # the cube holding the sphere: the closest a box generator gets to a radius cap
             box = [np.full(3, radius), np.eye(3) * 2 * radius]
-            sg = StartGenerator(slab, [(el, n) for el, n in counts.items()], blmin, box_to_place_in=box,
-                                rng=np.random.default_rng(0))
+            sg = StartGenerator(
+                slab, [(el, n) for el, n in counts.items()], blmin, box_to_place_in=box, rng=np.random.default_rng(0)
+            )
 
             def make_ga(i):
                 return sg.get_new_candidate(maxiter=10000)
 
             def check_ga(atoms):  # the sphere inscribed in the placement cube
-                seps, inside = is_valid(atoms.positions, atoms.get_chemical_symbols(), drawn, radius,
-                                        box[0] + radius)
+                seps, inside = is_valid(atoms.positions, atoms.get_chemical_symbols(), drawn, radius, box[0] + radius)
                 return seps, seps and inside
 
-            rows.append(timed("ASE-GA StartGenerator (cube around the sphere)", make_ga,
-                              max(args.n // 10, 20), check_ga))
+            rows.append(
+                timed("ASE-GA StartGenerator (cube around the sphere)", make_ga, max(args.n // 10, 20), check_ga)
+            )
         except ImportError:
             rows.append({"label": "ASE-GA StartGenerator: not installed (pip install ase-ga)"})
 
@@ -253,13 +289,16 @@ def main() -> None:
         except ImportError:
             rows.append({"label": "PyXtal: not installed (pip install pyxtal)"})
 
-    lines = [f"Commit {commit}; {args.formula}, separations "
-             f"{' '.join(f'{a}-{b}={d}' for (a, b), d in sorted(drawn.items()))} A, "
-             f"sphere radius {radius:.3f} A, one core (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), "
-             f"load average {os.getloadavg()[0]:.1f} at the start of the table", "",
-             "| generator | structures | wall s | CPU s | meet separations | meet all constraints | "
-             "valid/s (wall) | valid/s (CPU) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Commit {commit}; {args.formula}, separations "
+        f"{' '.join(f'{a}-{b}={d}' for (a, b), d in sorted(drawn.items()))} A, "
+        f"sphere radius {radius:.3f} A, one core (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), "
+        f"load average {os.getloadavg()[0]:.1f} at the start of the table",
+        "",
+        "| generator | structures | wall s | CPU s | meet separations | meet all constraints | "
+        "valid/s (wall) | valid/s (CPU) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "made" not in r:
             lines.append(f"| {r['label']} | - | - | - | - | - | - | - |")
@@ -269,8 +308,10 @@ def main() -> None:
         if r.get("runs", 1) > 1:
             lo, hi = r["range"]
             wall_rate += f" (median of {r['runs']}: {lo:.1f}-{hi:.1f})"
-        lines.append(f"| {r['label']} | {r['made']}/{r['tried']} | {r['seconds']:.2f} | {r['cpu']:.2f} | "
-                     f"{100 * r['valid_sep']:.0f} % | {100 * r['valid_all']:.0f} % | {wall_rate} | {cpu_rate} |")
+        lines.append(
+            f"| {r['label']} | {r['made']}/{r['tried']} | {r['seconds']:.2f} | {r['cpu']:.2f} | "
+            f"{100 * r['valid_sep']:.0f} % | {100 * r['valid_all']:.0f} % | {wall_rate} | {cpu_rate} |"
+        )
 
     extra = writing_rows(args.formula, args.write_n, args.repeats) if args.write_n > 0 else []
     if not args.no_cli:
@@ -278,12 +319,18 @@ def main() -> None:
         if row is not None:
             extra.append(row)
     if extra:
-        lines += ["", f"Generating and writing (median of {args.repeats} runs)", "",
-                  "| step | structures | wall s | CPU s | structures/s (wall) | structures/s (CPU) | notes |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Generating and writing (median of {args.repeats} runs)",
+            "",
+            "| step | structures | wall s | CPU s | structures/s (wall) | structures/s (CPU) | notes |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in extra:
-            lines.append(f"| {r['label']} | {r['n']:,} | {r['wall']:.2f} | {r['cpu']:.2f} | "
-                         f"{r['n'] / r['wall']:.0f} | {r['n'] / r['cpu']:.0f} | {r['note']} |")
+            lines.append(
+                f"| {r['label']} | {r['n']:,} | {r['wall']:.2f} | {r['cpu']:.2f} | "
+                f"{r['n'] / r['wall']:.0f} | {r['n'] / r['cpu']:.0f} | {r['note']} |"
+            )
     table = "\n".join(lines)
     print(table)
     OUT.mkdir(parents=True, exist_ok=True)

@@ -238,7 +238,14 @@ def tda_part(rows: list[Row], gpu: bool, budget: Budget) -> None:
             verdict = f"{'ok' if abs(bright[0] - value) < 0.002 else 'DIFFERS'}: {bright[0] - value:+.3f} eV"
         energies = ", ".join(f"{e:.3f}" for e in states.energies_eV)
         rows.append(
-            Row("TDA-PBE0, 5 states", name, f"first bright {bright[0]:.3f} eV; states {energies}", reference, verdict, seconds)
+            Row(
+                "TDA-PBE0, 5 states",
+                name,
+                f"first bright {bright[0]:.3f} eV; states {energies}",
+                reference,
+                verdict,
+                seconds,
+            )
         )
 
 

@@ -53,15 +53,19 @@ def main() -> None:
             cfg = Path(tmp) / f"c{ranks}.toml"
             cfg.write_text(
                 f'[search]\ncompositions = ["{args.formula}"]\ncandidates = {args.candidates}\n'
-                f'seed = 7\ndb = "{tmp}/r{ranks}.db"\n[relax]\nmethod = "GFN1-xTB"\nfmax = 0.05\nsteps = 400\n')
+                f'seed = 7\ndb = "{tmp}/r{ranks}.db"\n[relax]\nmethod = "GFN1-xTB"\nfmax = 0.05\nsteps = 400\n'
+            )
             wall, cpu, done = run(ranks, cfg)
             rows.append((label, done, wall, done / wall * 60, cpu, 100 * cpu / wall if ranks else float("nan")))
     base = next(r for r in rows if "1 worker" in r[0])[3]
-    lines = [f"{args.candidates} GFN1-xTB relaxations of random {args.formula} starts, "
-             f"{os.cpu_count()} cores, OMP_NUM_THREADS=1; commit {git_commit()}, load average "
-             f"{os.getloadavg()[0]:.1f} at the end", "",
-             "| run | relaxations | wall s | per minute | speed-up vs 1 worker | coordinator CPU s | coordinator CPU % of a core |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{args.candidates} GFN1-xTB relaxations of random {args.formula} starts, "
+        f"{os.cpu_count()} cores, OMP_NUM_THREADS=1; commit {git_commit()}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end",
+        "",
+        "| run | relaxations | wall s | per minute | speed-up vs 1 worker | coordinator CPU s | coordinator CPU % of a core |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for label, done, wall, rate, cpu, pct in rows:
         pct_s = "-" if pct != pct else f"{pct:.2f}"
         cpu_s = "(all work)" if pct != pct else f"{cpu:.2f}"

@@ -3,9 +3,11 @@
 A table is only as good as the code it ran on, so the marker says when the measured code (the
 package and the benchmark scripts, not the result files they append to) differs from HEAD.
 """
+
 from __future__ import annotations
 
 import subprocess
+
 from benchmarks.paths import REPO
 
 MEASURED = ("airss_msc", "benchmarks/*.py")
@@ -14,10 +16,16 @@ MEASURED = ("airss_msc", "benchmarks/*.py")
 def git_commit(paths: tuple[str, ...] = MEASURED) -> str:
     """Short HEAD commit, with ``+dirty`` when tracked files under ``paths`` differ from it; ``unknown`` outside git."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True, timeout=20).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *paths], cwd=REPO,
-                               capture_output=True, text=True, timeout=20).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True, timeout=20
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *paths],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")

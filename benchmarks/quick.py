@@ -26,16 +26,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from ase import Atoms  # noqa: E402
+from ase import Atoms
 
-from airss_msc.generation.generate import GeneratorSettings, generate_cluster, generate_many  # noqa: E402
-from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
-from airss_msc.calc.single_point import single_point  # noqa: E402
-from airss_msc.calc.threads import set_threads  # noqa: E402
-from airss_msc.results.formats import write_structures  # noqa: E402
-from benchmarks.paths import OUT  # noqa: E402
-from benchmarks.provenance import git_commit  # noqa: E402
-
+from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.calc.single_point import single_point
+from airss_msc.calc.threads import set_threads
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster, generate_many
+from airss_msc.results.formats import write_structures
+from benchmarks.paths import OUT
+from benchmarks.provenance import git_commit
 
 
 def clock(fn):
@@ -52,8 +51,12 @@ def show(row: dict) -> dict:
 
 def rate(label: str, count: int, make) -> dict:
     _, wall, cpu = clock(lambda: [make(i) for i in range(count)])
-    return {"figure": label, "wall": f"{count / wall:,.0f} /s", "cpu": f"{count / cpu:,.0f} /s",
-            "note": f"{count} structures, every constraint checked"}
+    return {
+        "figure": label,
+        "wall": f"{count / wall:,.0f} /s",
+        "cpu": f"{count / cpu:,.0f} /s",
+        "note": f"{count} structures, every constraint checked",
+    }
 
 
 def main() -> None:
@@ -62,40 +65,83 @@ def main() -> None:
     ap.add_argument("--relaxations", type=int, default=3)
     args = ap.parse_args()
     set_threads(1)
-    rows = [show(r) for r in [rate("random Cd13Se13 generated", 1000, lambda i: generate_cluster("Cd13Se13", i)),
-            rate("symmetric Cd13Se13 generated (random point group)", 200,
-                 lambda i: generate_cluster("Cd13Se13", i, GeneratorSettings(symmetry="random")))]]
+    rows = [
+        show(r)
+        for r in [
+            rate("random Cd13Se13 generated", 1000, lambda i: generate_cluster("Cd13Se13", i)),
+            rate(
+                "symmetric Cd13Se13 generated (random point group)",
+                200,
+                lambda i: generate_cluster("Cd13Se13", i, GeneratorSettings(symmetry="random")),
+            ),
+        ]
+    ]
     images, g_wall, g_cpu = clock(lambda: generate_many("Cd13Se13", 10_000, 7))
     with tempfile.TemporaryDirectory() as tmp:
         _, w_wall, w_cpu = clock(lambda: write_structures(Path(tmp) / "x.extxyz", images))
-    rows.append(show({"figure": "write 10,000 Cd13Se13 to extxyz / generate them", "wall": f"{w_wall / g_wall:.2f} x",
-                 "cpu": f"{w_cpu / g_cpu:.2f} x", "note": f"write {w_cpu:.2f} s CPU, generate {g_cpu:.2f} s CPU"}))
+    rows.append(
+        show(
+            {
+                "figure": "write 10,000 Cd13Se13 to extxyz / generate them",
+                "wall": f"{w_wall / g_wall:.2f} x",
+                "cpu": f"{w_cpu / g_cpu:.2f} x",
+                "note": f"write {w_cpu:.2f} s CPU, generate {g_cpu:.2f} s CPU",
+            }
+        )
+    )
     relaxed = []
     for seed in range(args.relaxations):
-        res, wall, cpu = clock(lambda: relax_structure(generate_cluster("Cd13Se13", 100 + seed),
-                                                       RelaxSettings(method="chgnet")))
+        res, wall, cpu = clock(
+            lambda: relax_structure(generate_cluster("Cd13Se13", 100 + seed), RelaxSettings(method="chgnet"))
+        )
         relaxed.append((res, wall, cpu))
     ok = sum(r.status == "relaxed" for r, _, _ in relaxed)
-    rows.append(show({"figure": "CHGNet relaxation of a random Cd13Se13 (median)",
-                 "wall": f"{statistics.median(w for _, w, _ in relaxed):.1f} s",
-                 "cpu": f"{statistics.median(c for _, _, c in relaxed):.1f} s",
-                 "note": f"{ok}/{len(relaxed)} relaxed, median {statistics.median(r.force_calls for r, _, _ in relaxed):.0f}"
-                         f" force calls (first includes loading the model)"}))
+    rows.append(
+        show(
+            {
+                "figure": "CHGNet relaxation of a random Cd13Se13 (median)",
+                "wall": f"{statistics.median(w for _, w, _ in relaxed):.1f} s",
+                "cpu": f"{statistics.median(c for _, _, c in relaxed):.1f} s",
+                "note": f"{ok}/{len(relaxed)} relaxed, median {statistics.median(r.force_calls for r, _, _ in relaxed):.0f}"
+                f" force calls (first includes loading the model)",
+            }
+        )
+    )
     best = min((r for r, _, _ in relaxed if r.energy is not None), key=lambda r: r.energy)
     sp, wall, cpu = clock(lambda: single_point(best.atoms, "GFN2-xTB"))
-    rows.append(show({"figure": "GFN2-xTB single point of a relaxed Cd13Se13", "wall": f"{wall:.2f} s",
-                 "cpu": f"{cpu:.2f} s", "note": sp.status}))
+    rows.append(
+        show(
+            {
+                "figure": "GFN2-xTB single point of a relaxed Cd13Se13",
+                "wall": f"{wall:.2f} s",
+                "cpu": f"{cpu:.2f} s",
+                "note": sp.status,
+            }
+        )
+    )
     if not args.no_dft:
         start = Atoms("CdSeCdSe", positions=[[1.95, 0, 0], [0, 1.75, 0], [-1.95, 0, 0], [0, -1.75, 0]])
         # a relaxed rhombus: this distorted start needs the SCF recovery ladder (minutes)
         rhombus = relax_structure(start, RelaxSettings(method="chgnet", fmax=0.01)).atoms
         sp, wall, cpu = clock(lambda: single_point(rhombus, "pyscf:PBE/def2-SVP"))
-        rows.append(show({"figure": "PBE/def2-SVP single point of Cd2Se2 (PySCF)", "wall": f"{wall:.1f} s",
-                     "cpu": f"{cpu:.1f} s", "note": f"{sp.status}, 126 basis functions"}))
+        rows.append(
+            show(
+                {
+                    "figure": "PBE/def2-SVP single point of Cd2Se2 (PySCF)",
+                    "wall": f"{wall:.1f} s",
+                    "cpu": f"{cpu:.1f} s",
+                    "note": f"{sp.status}, 126 basis functions",
+                }
+            )
+        )
     load = os.getloadavg()[0]
-    lines = [f"Commit {git_commit()}, one core, load average {load:.1f} when it finished "
-             f"(`OMP_NUM_THREADS=1 python -m benchmarks.quick`).", "",
-             "| figure | wall | CPU | note |", "|---|---|---|---|"]
+    lines = [
+        f"Commit {git_commit()}, one core, load average {load:.1f} when it finished "
+        f"(`OMP_NUM_THREADS=1 python -m benchmarks.quick`).",
+        "",
+        "| figure | wall | CPU | note |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {r['figure']} | {r['wall']} | {r['cpu']} | {r['note']} |" for r in rows]
     text = "\n".join(lines)
     print(text)

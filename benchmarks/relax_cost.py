@@ -23,13 +23,12 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from airss_msc.generation.generate import generate_cluster  # noqa: E402
-from airss_msc.calc.engines import chgnet as chgnet_engine  # noqa: E402
-from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
-from airss_msc.calc.threads import set_threads  # noqa: E402
-from benchmarks.paths import OUT  # noqa: E402
-from benchmarks.provenance import git_commit  # noqa: E402
-
+from airss_msc.calc.engines import chgnet as chgnet_engine
+from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.calc.threads import set_threads
+from airss_msc.generation.generate import generate_cluster
+from benchmarks.paths import OUT
+from benchmarks.provenance import git_commit
 
 
 class Timer:
@@ -47,6 +46,7 @@ class Timer:
             finally:
                 self.seconds += time.process_time() - t0
                 self.calls += 1
+
         return timed
 
     def reset(self) -> None:
@@ -74,13 +74,24 @@ def main() -> None:
         t0 = time.process_time()
         result = relax_structure(start, settings)
         total = time.process_time() - t0
-        rows.append({"seed": seed, "status": result.status, "calls": predict.calls, "total": total,
-                     "model": predict.seconds, "calculator": calculator.seconds - predict.seconds,
-                     "outside": total - calculator.seconds})
+        rows.append(
+            {
+                "seed": seed,
+                "status": result.status,
+                "calls": predict.calls,
+                "total": total,
+                "model": predict.seconds,
+                "calculator": calculator.seconds - predict.seconds,
+                "outside": total - calculator.seconds,
+            }
+        )
         r = rows[-1]
-        print(f"seed {seed}: {r['status']}, {r['calls']} calls, {r['total']:.2f} CPU s, model {r['model']:.2f}, "
-              f"calculator {r['calculator']:.2f}, optimizer+ASE {r['outside']:.2f}, "
-              f"ratio {r['total'] / r['model']:.2f}", flush=True)
+        print(
+            f"seed {seed}: {r['status']}, {r['calls']} calls, {r['total']:.2f} CPU s, model {r['model']:.2f}, "
+            f"calculator {r['calculator']:.2f}, optimizer+ASE {r['outside']:.2f}, "
+            f"ratio {r['total'] / r['model']:.2f}",
+            flush=True,
+        )
 
     calls = sum(r["calls"] for r in rows)
     total, model_s = sum(r["total"] for r in rows), sum(r["model"] for r in rows)
@@ -95,16 +106,24 @@ def main() -> None:
         f"| force calls | {statistics.median(r['calls'] for r in rows):.0f} | | |",
         f"| total | {statistics.median(r['total'] for r in rows):.2f} s | {1e3 * total / calls:.1f} ms | 100 % |",
     ]
-    for key, label in (("model", "model (`predict_graph`: the floor)"),
-                       ("calculator", "calculator around it (box, Structure, graph)"),
-                       ("outside", "optimizer and ASE")):
+    for key, label in (
+        ("model", "model (`predict_graph`: the floor)"),
+        ("calculator", "calculator around it (box, Structure, graph)"),
+        ("outside", "optimizer and ASE"),
+    ):
         part = sum(r[key] for r in rows)
-        lines.append(f"| {label} | {statistics.median(r[key] for r in rows):.2f} s | {1e3 * part / calls:.1f} ms | "
-                     f"{100 * part / total:.0f} % |")
+        lines.append(
+            f"| {label} | {statistics.median(r[key] for r in rows):.2f} s | {1e3 * part / calls:.1f} ms | "
+            f"{100 * part / total:.0f} % |"
+        )
     ratios = sorted(r["total"] / r["model"] for r in rows)
-    lines += ["", f"Total / model floor: {total / model_s:.2f}x over all {calls} calls (per relaxation "
-              f"{ratios[0]:.2f}-{ratios[-1]:.2f}x); statuses: "
-              + ", ".join(f"{s} {sum(r['status'] == s for r in rows)}" for s in sorted({r['status'] for r in rows})) + "."]
+    lines += [
+        "",
+        f"Total / model floor: {total / model_s:.2f}x over all {calls} calls (per relaxation "
+        f"{ratios[0]:.2f}-{ratios[-1]:.2f}x); statuses: "
+        + ", ".join(f"{s} {sum(r['status'] == s for r in rows)}" for s in sorted({r["status"] for r in rows}))
+        + ".",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     OUT.mkdir(exist_ok=True)

@@ -43,9 +43,9 @@ import math  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
@@ -53,17 +53,15 @@ from ase.optimize import BFGS  # noqa: E402
 from ase.parallel import DummyMPI  # noqa: E402
 
 from airss_msc.analysis.duplicates import same_structure  # noqa: E402
-from airss_msc.generation.generate import GeneratorSettings, generate_cluster, prepare  # noqa: E402
 from airss_msc.calc.engines import make_calculator  # noqa: E402
 from airss_msc.calc.relax import OPTIMIZERS  # noqa: E402
 from airss_msc.calc.sanity import check_geometry  # noqa: E402
+from airss_msc.generation.generate import GeneratorSettings, generate_cluster, prepare  # noqa: E402
 from airss_msc.results.store import ResultsDB  # noqa: E402
 from airss_msc.search.candidates import run_search  # noqa: E402
 from airss_msc.search.config import config_from_dict  # noqa: E402
 from airss_msc.search.farm import InProcessExecutor, StopFlag  # noqa: E402
 from benchmarks.provenance import git_commit  # noqa: E402,F401 (the search benchmarks import it from here)
-
-
 
 # ---------------------------------------------------------------------------
 # what a hit is
@@ -97,9 +95,14 @@ class Target:
 
     def same(self, symbols, positions) -> bool:
         """Whether a minimum is the reference structure itself."""
-        return (self.atoms is not None and symbols is not None and positions is not None
-                and same_structure(self.atoms, Atoms(list(symbols), positions=np.asarray(positions)),
-                                   rmsd_tol=self.rmsd_tol))
+        return (
+            self.atoms is not None
+            and symbols is not None
+            and positions is not None
+            and same_structure(
+                self.atoms, Atoms(list(symbols), positions=np.asarray(positions)), rmsd_tol=self.rmsd_tol
+            )
+        )
 
     def below(self, energy: float | None) -> bool:
         """A minimum clearly lower than the reference: the reference is not the lowest."""
@@ -140,8 +143,16 @@ class Tally:
     #: the judging energy of a minimum, (symbols, positions) -> eV or None; None: the energy given
     scorer: Callable | None = None
 
-    def relaxed(self, force_calls: int, energy: float | None, symbols=None, positions=None, ok: bool = True,
-                counted: bool = True, judged: float | None = None) -> bool:
+    def relaxed(
+        self,
+        force_calls: int,
+        energy: float | None,
+        symbols=None,
+        positions=None,
+        ok: bool = True,
+        counted: bool = True,
+        judged: float | None = None,
+    ) -> bool:
         """Record one minimisation (``force_calls`` it cost); returns whether the run is over.
 
         With a ``scorer`` the minimum is judged on its score (``judged`` when the caller has it
@@ -175,17 +186,28 @@ class Tally:
 
     @property
     def done(self) -> bool:
-        return (self.hit_relaxations is not None
-                or (self.budget is not None and self.force_calls >= self.budget)
-                or (self.max_relaxations is not None and self.relaxations >= self.max_relaxations))
+        return (
+            self.hit_relaxations is not None
+            or (self.budget is not None and self.force_calls >= self.budget)
+            or (self.max_relaxations is not None and self.relaxations >= self.max_relaxations)
+        )
 
     def record(self, **extra) -> dict:
-        return {"relaxations": self.relaxations, "force_calls": self.force_calls, "failed": self.failed,
-                "hit_relaxations": self.hit_relaxations, "hit_force_calls": self.hit_force_calls,
-                "below_reference": self.below_reference, "insane": self.insane,
-                "best": None if not np.isfinite(self.best) else self.best,
-                "best_symbols": self.best_symbols, "best_positions": self.best_positions,
-                "trace": self.trace, "note": self.note, **extra}
+        return {
+            "relaxations": self.relaxations,
+            "force_calls": self.force_calls,
+            "failed": self.failed,
+            "hit_relaxations": self.hit_relaxations,
+            "hit_force_calls": self.hit_force_calls,
+            "below_reference": self.below_reference,
+            "insane": self.insane,
+            "best": None if not np.isfinite(self.best) else self.best,
+            "best_symbols": self.best_symbols,
+            "best_positions": self.best_positions,
+            "trace": self.trace,
+            "note": self.note,
+            **extra,
+        }
 
 
 @contextlib.contextmanager
@@ -232,8 +254,14 @@ class RunStore:
             fh.write(json.dumps(rec) + "\n")
 
     def select(self, case: str, method: str, tag: str | None = None) -> list[dict]:
-        return sorted((r for r in self.runs.values() if r["case"] == case and r["method"] == method
-                       and (tag is None or r["tag"] == tag)), key=lambda r: r["seed"])
+        return sorted(
+            (
+                r
+                for r in self.runs.values()
+                if r["case"] == case and r["method"] == method and (tag is None or r["tag"] == tag)
+            ),
+            key=lambda r: r["seed"],
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -277,10 +305,11 @@ class System:
         sp = single_point(Atoms(list(symbols), positions=np.asarray(positions)), self.judge)
         return sp.energy
 
-    def tally(self, target: "Target | None", budget: int | None, max_relaxations: int | None = None) -> "Tally":
+    def tally(self, target: Target | None, budget: int | None, max_relaxations: int | None = None) -> Tally:
         """A fresh run tally judged on this system's judging energy."""
-        return Tally(target, budget, max_relaxations, sanity=not self.lj,
-                     scorer=self.score if self.judge is not None else None)
+        return Tally(
+            target, budget, max_relaxations, sanity=not self.lj, scorer=self.score if self.judge is not None else None
+        )
 
     def default_radius(self) -> float:
         return float(prepare(self.formula, GeneratorSettings())[2].extent)
@@ -311,7 +340,7 @@ class TallyExecutor(InProcessExecutor):
         future = super().submit(fn, *args, **kwargs)
         try:
             res = future.result()
-        except Exception:  # noqa: BLE001 - run_search stores it as an error row
+        except Exception:
             self.tally.relaxed(0, None, ok=False)
         else:
             ok = res.status in ("relaxed", "max_steps") and res.energy is not None
@@ -322,8 +351,16 @@ class TallyExecutor(InProcessExecutor):
         return future
 
 
-def run_airss(system: System, strategy: dict, generate: dict, seed: int, tally: Tally, workdir: Path,
-              keep_db: Path | None = None, fresh: bool = True) -> dict:
+def run_airss(
+    system: System,
+    strategy: dict,
+    generate: dict,
+    seed: int,
+    tally: Tally,
+    workdir: Path,
+    keep_db: Path | None = None,
+    fresh: bool = True,
+) -> dict:
     """One airss-msc search (``strategy`` and ``generate`` are the config tables) into a fresh
     database (``fresh=False``: continue one that holds seed minima already)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -333,19 +370,30 @@ def run_airss(system: System, strategy: dict, generate: dict, seed: int, tally: 
         if fresh:
             p.unlink(missing_ok=True)
     cap = tally.max_relaxations or max(200, (tally.budget or 0) // 10)
-    search = {"compositions": [system.formula], "candidates": int(cap), "seed": int(seed), "db": str(db),
-              "name": "bench"}
+    search = {
+        "compositions": [system.formula],
+        "candidates": int(cap),
+        "seed": int(seed),
+        "db": str(db),
+        "name": "bench",
+    }
     relax = system.relax_table()
     if system.judge is not None:  # the search steers by the judging energy, scored in the worker
         search["rank_energy"] = system.judge
         relax["single_points"] = [system.judge]
-    config = config_from_dict({"search": search, "generate": dict(generate), "relax": relax,
-                               "strategy": dict(strategy)})
+    config = config_from_dict(
+        {"search": search, "generate": dict(generate), "relax": relax, "strategy": dict(strategy)}
+    )
     stop = StopFlag()
     out: dict = {}
     with timed(out):
-        run_search(config, executor=TallyExecutor(tally, stop, config.rank_energy), log=lambda s: None, stop=stop,
-                   progress_every=1e9)
+        run_search(
+            config,
+            executor=TallyExecutor(tally, stop, config.rank_energy),
+            log=lambda s: None,
+            stop=stop,
+            progress_every=1e9,
+        )
     if keep_db is None:
         db.unlink(missing_ok=True)
     Path(str(db) + ".writer").unlink(missing_ok=True)
@@ -412,8 +460,9 @@ def peer_optimizer(steps: int, on_relaxed: Callable[[Atoms], None] | None = None
                         if "line" not in str(exc).lower():
                             raise
                         left = max(cap - self.nsteps, 1)
-                        converged = BFGS(self._atoms_ref, logfile=None, maxstep=0.2,
-                                         comm=DummyMPI()).run(fmax=fmax, steps=left)
+                        converged = BFGS(self._atoms_ref, logfile=None, maxstep=0.2, comm=DummyMPI()).run(
+                            fmax=fmax, steps=left
+                        )
             finally:
                 logging.getLogger("ase.utils.linesearcharmijo").setLevel(level)
             if PeerOptimizer.ON_RELAXED is not None:
@@ -432,7 +481,7 @@ def _minimum_hook(tally: Tally, counter: Counted):
     def hook(atoms: Atoms) -> None:
         try:
             energy = float(atoms.get_potential_energy())
-        except Exception:  # noqa: BLE001
+        except Exception:
             energy = None
         calls = counter.calls - last[0]
         last[0] = counter.calls
@@ -457,16 +506,32 @@ def run_ase_bh(system: System, seed: int, tally: Tally, kT: float, dr: float) ->
     with timed(out):
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                bh = BasinHopping(atoms, temperature=kT, dr=dr, fmax=system.fmax, optimizer=opt, logfile=None,
-                                  trajectory=None, optimizer_logfile=None, local_minima_trajectory=None)
+                bh = BasinHopping(
+                    atoms,
+                    temperature=kT,
+                    dr=dr,
+                    fmax=system.fmax,
+                    optimizer=opt,
+                    logfile=None,
+                    trajectory=None,
+                    optimizer_logfile=None,
+                    local_minima_trajectory=None,
+                )
                 bh.run(10**7)
         except _Finished:
             pass
     return out
 
 
-def run_ase_ga(system: System, seed: int, tally: Tally, workdir: Path, population: int = 20,
-               mutation_probability: float = 0.3, rattle: float = 0.8) -> dict:
+def run_ase_ga(
+    system: System,
+    seed: int,
+    tally: Tally,
+    workdir: Path,
+    population: int = 20,
+    mutation_probability: float = 0.3,
+    rattle: float = 0.8,
+) -> dict:
     """ASE-GA cluster GA: StartGenerator in a cube of the default sphere's volume,
     CutAndSplicePairing, Mirror/Rattle (and Permutation for alloys) mutations,
     InteratomicDistanceComparator; minimisations with the shared optimizer."""
@@ -556,6 +621,7 @@ def run_ase_ga(system: System, seed: int, tally: Tally, workdir: Path, populatio
 
 def _mixed(atoms: Atoms) -> bool:
     from airss_msc.generation.moves import mixed_sublattice
+
     return mixed_sublattice(atoms.get_chemical_symbols()) is not None
 
 
@@ -583,12 +649,18 @@ def _agox_environment(system: System):
     side = 2.5 * radius  # the cube of the default sphere's volume (1.6 r) is too tight for AGOX's placement
     pad = 3.0 * radius
     template = Atoms("", cell=np.eye(3) * (side + 2 * pad), pbc=False)
-    return Environment(template=template, symbols=system.peer_formula, confinement_cell=np.eye(3) * side,
-                       confinement_corner=np.full(3, pad), print_report=False)
+    return Environment(
+        template=template,
+        symbols=system.peer_formula,
+        confinement_cell=np.eye(3) * side,
+        confinement_corner=np.full(3, pad),
+        print_report=False,
+    )
 
 
-def run_agox(system: System, seed: int, tally: Tally, workdir: Path, kind: str, kT: float = 0.1,
-             oracle: Callable | None = None) -> dict:
+def run_agox(
+    system: System, seed: int, tally: Tally, workdir: Path, kind: str, kT: float = 0.1, oracle: Callable | None = None
+) -> dict:
     """AGOX: ``rss`` (RandomGenerator + local relaxation), ``bh`` (RattleGenerator +
     MetropolisSampler at ``kT``) or ``gofee`` (GPR surrogate, LCB acquisition, k-means
     sampler; the surrogate relaxes, the real calculator only single-points the chosen
@@ -616,17 +688,25 @@ def run_agox(system: System, seed: int, tally: Tally, workdir: Path, kind: str, 
     if kind in ("rss", "bh"):
         opt = peer_optimizer(system.steps, hook)
         evaluator = LocalOptimizationEvaluator(
-            calc, optimizer=opt, gets={"get_key": "candidates"}, optimizer_kwargs={"logfile": None},
-            optimizer_run_kwargs={"fmax": system.fmax, "steps": system.steps}, store_trajectory=False,
-            constraints=env.get_constraints(), order=2)
+            calc,
+            optimizer=opt,
+            gets={"get_key": "candidates"},
+            optimizer_kwargs={"logfile": None},
+            optimizer_run_kwargs={"fmax": system.fmax, "steps": system.steps},
+            store_trajectory=False,
+            constraints=env.get_constraints(),
+            order=2,
+        )
         if kind == "rss":
             from agox.generators import RandomGenerator
+
             database = Database(filename=str(db_path), order=3)
             gen = RandomGenerator(**conf, environment=env, order=1, **gen_kw)
             modules = [gen, database, evaluator]
         else:
             from agox.generators import RattleGenerator
             from agox.samplers import MetropolisSampler
+
             database = Database(filename=str(db_path), order=4)
             sampler = MetropolisSampler(temperature=kT, order=3)
             gen = RattleGenerator(**conf, environment=env, sampler=sampler, order=1, **gen_kw)
@@ -646,23 +726,28 @@ def run_agox(system: System, seed: int, tally: Tally, workdir: Path, kind: str, 
         database = Database(filename=str(db_path), order=5)
         descriptor = Fingerprint(environment=env)
         beta = 0.01
-        kernel = C(5000, (1, 1e5)) * (C(beta, (beta, beta)) * RBF() + C(1 - beta, (1 - beta, 1 - beta)) * RBF()) \
-            + Noise(0.01, (0.01, 0.01))
+        kernel = C(5000, (1, 1e5)) * (
+            C(beta, (beta, beta)) * RBF() + C(1 - beta, (1 - beta, 1 - beta)) * RBF()
+        ) + Noise(0.01, (0.01, 0.01))
         model = GPR(descriptor=descriptor, kernel=kernel, database=database, prior=Repulsive(), use_ray=False)
         sampler = KMeansSampler(descriptor=descriptor, database=database, sample_size=10)
-        gens = [RandomGenerator(**conf, environment=env, **gen_kw),
-                RattleGenerator(**conf, environment=env, **gen_kw)]
-        collector = StandardCollector(generators=gens, sampler=sampler, environment=env,
-                                      num_candidates={0: [10, 0], 5: [3, 7]}, order=1)
+        gens = [RandomGenerator(**conf, environment=env, **gen_kw), RattleGenerator(**conf, environment=env, **gen_kw)]
+        collector = StandardCollector(
+            generators=gens, sampler=sampler, environment=env, num_candidates={0: [10, 0], 5: [3, 7]}, order=1
+        )
         acquisitor = LowerConfidenceBoundAcquisitor(model=model, kappa=2, order=3)
-        relaxer = RelaxPostprocess(model=acquisitor.get_acquisition_calculator(),
-                                   constraints=env.get_constraints(),
-                                   optimizer_run_kwargs={"fmax": system.fmax, "steps": 100}, start_relax=8, order=2)
+        relaxer = RelaxPostprocess(
+            model=acquisitor.get_acquisition_calculator(),
+            constraints=env.get_constraints(),
+            optimizer_run_kwargs={"fmax": system.fmax, "steps": 100},
+            start_relax=8,
+            order=2,
+        )
 
         def gofee_hook(atoms: Atoms) -> None:
             try:
                 energy = float(atoms.get_potential_energy())
-            except Exception:  # noqa: BLE001
+            except Exception:
                 energy = None
             calls = counter.calls - gofee_hook.last
             gofee_hook.last = counter.calls
@@ -674,9 +759,15 @@ def run_agox(system: System, seed: int, tally: Tally, workdir: Path, kind: str, 
         gofee_hook.last = 0
         opt = peer_optimizer(1, gofee_hook)
         evaluator = LocalOptimizationEvaluator(
-            calc, optimizer=opt, gets={"get_key": "prioritized_candidates"}, optimizer_kwargs={"logfile": None},
-            optimizer_run_kwargs={"fmax": system.fmax, "steps": 1}, store_trajectory=True,
-            constraints=env.get_constraints(), order=4)
+            calc,
+            optimizer=opt,
+            gets={"get_key": "prioritized_candidates"},
+            optimizer_kwargs={"logfile": None},
+            optimizer_run_kwargs={"fmax": system.fmax, "steps": 1},
+            store_trajectory=True,
+            constraints=env.get_constraints(),
+            order=4,
+        )
         modules = [collector, relaxer, acquisitor, evaluator, database]
     else:
         raise ValueError(kind)
@@ -711,8 +802,17 @@ def oracle_relaxer(system: System):
 # driving a method over seeds, with resume
 
 
-def run_method(store: RunStore, case: str, method: str, settings: dict, seeds, runner: Callable[[int, Tally], dict],
-               make_tally: Callable[[], Tally], say=print, deadline: float | None = None) -> list[dict]:
+def run_method(
+    store: RunStore,
+    case: str,
+    method: str,
+    settings: dict,
+    seeds,
+    runner: Callable[[int, Tally], dict],
+    make_tally: Callable[[], Tally],
+    say=print,
+    deadline: float | None = None,
+) -> list[dict]:
     """Run ``runner(seed, tally)`` for every seed not yet stored; returns all stored runs of the cell."""
     tag = settings_tag(settings)
     for seed in seeds:
@@ -726,22 +826,37 @@ def run_method(store: RunStore, case: str, method: str, settings: dict, seeds, r
         try:
             timing = runner(seed, tally)
             error = ""
-        except Exception as exc:  # noqa: BLE001 - a peer that fails is reported, not fatal
+        except Exception as exc:
             timing = {"cpu": None, "wall": None}
             error = f"{type(exc).__name__}: {exc}"
             say(traceback.format_exc())
-        rec = tally.record(key=key, case=case, method=method, tag=tag, seed=seed, settings=settings,
-                           budget=tally.budget, max_relaxations=tally.max_relaxations, error=error,
-                           date=time.strftime("%Y-%m-%d %H:%M"), **timing)
+        rec = tally.record(
+            key=key,
+            case=case,
+            method=method,
+            tag=tag,
+            seed=seed,
+            settings=settings,
+            budget=tally.budget,
+            max_relaxations=tally.max_relaxations,
+            error=error,
+            date=time.strftime("%Y-%m-%d %H:%M"),
+            **timing,
+        )
         store.add(rec)
         hit = "hit" if rec["hit_relaxations"] is not None else "miss"
-        say(f"{case} {method} seed {seed}: {hit} at {rec['hit_relaxations']} relaxations / "
+        say(
+            f"{case} {method} seed {seed}: {hit} at {rec['hit_relaxations']} relaxations / "
             f"{rec['hit_force_calls']} calls; {rec['relaxations']} relaxations, {rec['force_calls']} calls, "
-            f"best {rec['best']}, cpu {rec['cpu']} s, wall {rec['wall']} s {error}")
+            f"best {rec['best']}, cpu {rec['cpu']} s, wall {rec['wall']} s {error}"
+        )
         if error:
             break  # a failing peer fails for every seed
-    return [store.get(RunStore.key(case, method, tag, s)) for s in seeds
-            if store.get(RunStore.key(case, method, tag, s)) is not None]
+    return [
+        store.get(RunStore.key(case, method, tag, s))
+        for s in seeds
+        if store.get(RunStore.key(case, method, tag, s)) is not None
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -749,7 +864,7 @@ def run_method(store: RunStore, case: str, method: str, settings: dict, seeds, r
 
 
 def _binom_cdf(k: int, n: int) -> float:
-    return sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return sum(math.comb(n, i) for i in range(k + 1)) / 2**n
 
 
 def median_ci_indices(n: int, level: float = 0.95) -> tuple[int, int] | None:
@@ -757,7 +872,7 @@ def median_ci_indices(n: int, level: float = 0.95) -> tuple[int, int] | None:
     (distribution-free), the narrowest symmetric pair; None if n is too small."""
     alpha = 1 - level
     best = None
-    for j in range(0, n // 2 + 1):
+    for j in range(n // 2 + 1):
         # P(X_(j+1) <= m <= X_(n-j)) = 1 - 2 P(B <= j)  with B ~ Bin(n, 1/2), 1-based order statistics
         if 1 - 2 * _binom_cdf(j, n) >= level - 1e-12:
             best = (j, n - 1 - j)
@@ -820,7 +935,9 @@ def fmt_summary(s: Summary, unit_budget: str) -> str:
     """'12 [7-20]', '> 300 [40- >budget]' style cell."""
     if s.runs == 0:
         return "-"
-    med = fmt_num(s.median) if s.median is not None else f"> {fmt_num(s.median_lower) if s.median_lower else unit_budget}"
+    med = (
+        fmt_num(s.median) if s.median is not None else f"> {fmt_num(s.median_lower) if s.median_lower else unit_budget}"
+    )
     if s.ci is None:
         return med
     lo = fmt_num(s.ci[0]) if s.ci[0] is not None else f">{unit_budget}"
@@ -841,8 +958,18 @@ def table_rows(runs: list[dict]) -> dict:
     cpu = sum(r["cpu"] or 0 for r in runs)
     wall = sum(r["wall"] or 0 for r in runs)
     bests = [r["best"] for r in runs if r["best"] is not None]
-    return {"n": len(runs), "hits": len(hits), "rel": rel, "fc": fc, "wilson": (lo, hi),
-            "fc_per_relax": total_fc / max(total_rel, 1), "failed": sum(r["failed"] for r in runs),
-            "cpu": cpu, "wall": wall, "cpu_per_relax": cpu / max(total_rel, 1),
-            "best": min(bests) if bests else None, "median_best": float(np.median(bests)) if bests else None,
-            "errors": sorted({r["error"] for r in runs if r.get("error")})}
+    return {
+        "n": len(runs),
+        "hits": len(hits),
+        "rel": rel,
+        "fc": fc,
+        "wilson": (lo, hi),
+        "fc_per_relax": total_fc / max(total_rel, 1),
+        "failed": sum(r["failed"] for r in runs),
+        "cpu": cpu,
+        "wall": wall,
+        "cpu_per_relax": cpu / max(total_rel, 1),
+        "best": min(bests) if bests else None,
+        "median_best": float(np.median(bests)) if bests else None,
+        "errors": sorted({r["error"] for r in runs if r.get("error")}),
+    }

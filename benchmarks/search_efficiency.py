@@ -27,8 +27,19 @@ from pathlib import Path
 
 from benchmarks.paths import OUT
 from benchmarks.search_common import (
-    RunStore, System, Tally, Target, fmt_summary, git_commit, oracle_relaxer, run_agox, run_airss,
-    run_ase_bh, run_ase_ga, run_method, table_rows,
+    RunStore,
+    System,
+    Tally,
+    Target,
+    fmt_summary,
+    git_commit,
+    oracle_relaxer,
+    run_agox,
+    run_airss,
+    run_ase_bh,
+    run_ase_ga,
+    run_method,
+    table_rows,
 )
 
 #: Cambridge Cluster Database global minima (epsilon).
@@ -98,21 +109,38 @@ def run_cell(store: RunStore, n: int, method: str, runs: int, budget: int, workd
 
         def runner(seed, tally):
             return PEERS[method](sys_, seed, tally, workdir)
-    return run_method(store, sys_.name, method, settings, range(1, runs + 1), runner,
-                      lambda: Tally(target, budget), say=say, deadline=deadline)
+
+    return run_method(
+        store,
+        sys_.name,
+        method,
+        settings,
+        range(1, runs + 1),
+        runner,
+        lambda: Tally(target, budget),
+        say=say,
+        deadline=deadline,
+    )
 
 
 def report(store: RunStore, cases: dict, header: list[str]) -> str:
     lines = list(header)
     for n, (runs, budget) in cases.items():
-        lines += [f"### LJ{n} (global minimum {GLOBAL_MINIMA[n]} epsilon), budget {budget:,} force calls per run", "",
-                  "| method | runs hit (95 % CI) | median relaxations to hit [95 % CI] | median force calls to hit "
-                  "[95 % CI] | force calls / relaxation | not relaxed | median best (epsilon) | CPU s / run | "
-                  "wall s / run |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### LJ{n} (global minimum {GLOBAL_MINIMA[n]} epsilon), budget {budget:,} force calls per run",
+            "",
+            "| method | runs hit (95 % CI) | median relaxations to hit [95 % CI] | median force calls to hit "
+            "[95 % CI] | force calls / relaxation | not relaxed | median best (epsilon) | CPU s / run | "
+            "wall s / run |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         notes = []
         for method in methods():
-            cell = [r for r in store.runs.values() if r["case"] == f"LJ{n}" and r["method"] == method
-                    and r["budget"] == budget]
+            cell = [
+                r
+                for r in store.runs.values()
+                if r["case"] == f"LJ{n}" and r["method"] == method and r["budget"] == budget
+            ]
             if not cell:
                 continue
             # the newest settings of the method only
@@ -127,7 +155,8 @@ def report(store: RunStore, cases: dict, header: list[str]) -> str:
                 f"| {method} | {t['hits']}/{t['n']} ({100 * lo:.0f}-{100 * hi:.0f} %) "
                 f"| {fmt_summary(t['rel'], 'budget')} | {fmt_summary(t['fc'], f'{budget:,}')} "
                 f"| {t['fc_per_relax']:.0f} | {t['failed']} | {t['median_best']:.4f} "
-                f"| {t['cpu'] / t['n']:.1f} | {t['wall'] / t['n']:.1f} |")
+                f"| {t['cpu'] / t['n']:.1f} | {t['wall'] / t['n']:.1f} |"
+            )
         lines += [""] + notes + ([""] if notes else [])
     return "\n".join(lines) + "\n"
 
@@ -158,22 +187,27 @@ def main() -> None:
             for method in chosen:
                 run_cell(store, n, method, runs, budget, Path(args.workdir), say, deadline)
     header = [
-        "# Search efficiency on Lennard-Jones clusters", "",
-        f"Code: git commit `{git_commit()}`; tables written {time.strftime('%Y-%m-%d %H:%M')}.", "",
+        "# Search efficiency on Lennard-Jones clusters",
+        "",
+        f"Code: git commit `{git_commit()}`; tables written {time.strftime('%Y-%m-%d %H:%M')}.",
+        "",
         "Commands: `OMP_NUM_THREADS=1 nohup python -m benchmarks.search_efficiency > "
         "benchmarks/out/search_efficiency.log 2>&1 &` (resumable: runs in "
         "`benchmarks/out/search_efficiency_runs.jsonl` are skipped), then "
-        "`python -m benchmarks.search_efficiency --report`.", "",
+        "`python -m benchmarks.search_efficiency --report`.",
+        "",
         "LJ: epsilon = sigma = 1, no cutoff; every method relaxes with airss-msc's default optimizer "
         f"(curvature-safe PreconLBFGS, maxstep 0.2 sigma) to fmax {FMAX:g}, at most {STEPS} steps. A hit is a "
         f"relaxed energy within {HIT_TOL:g} epsilon of the Cambridge Cluster Database minimum. Each run is an "
         "independent seeded search stopped at its first hit or when its force-call budget (same for every "
-        "method of a cluster) is spent. airss-msc runs are real `run_search` calls into a fresh database.", "",
+        "method of a cluster) is spent. airss-msc runs are real `run_search` calls into a fresh database.",
+        "",
         "Medians: runs that missed count as longer than every hit (censored); a median that falls on a miss is "
         "shown as '> budget' or '> N' (N: fewest relaxations among the missing runs). Intervals: 95 % "
         "distribution-free order-statistic interval of the median over runs ('*': fewer than 6 runs, the range "
         "instead); hit fractions with a Wilson 95 % interval. CPU = `time.process_time()` of the run (one core, "
-        "one thread); wall time is inflated by other jobs on the shared 2-core machine.", "",
+        "one thread); wall time is inflated by other jobs on the shared 2-core machine.",
+        "",
     ]
     text = report(store, cases, header)
     if not args.report:

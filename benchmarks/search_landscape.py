@@ -41,23 +41,35 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np  # noqa: E402
-from ase import Atoms  # noqa: E402
-from ase.io import read, write  # noqa: E402
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
 
-from benchmarks.paths import OUT, PARENT_STRUCTURES  # noqa: E402
-from benchmarks.search_common import (  # noqa: E402
-    RunStore, System, Tally, Target, fmt_summary, git_commit, run_agox, run_airss, run_ase_bh,
-    run_ase_ga, run_method, settings_tag, table_rows, timed,
+from airss_msc.analysis.duplicates import same_structure
+from airss_msc.calc.engines import parse_method
+from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.calc.sanity import check_geometry
+from airss_msc.calc.single_point import single_point
+from airss_msc.generation.geometry import anion_bonds, point_group
+from airss_msc.results.record import Result
+from airss_msc.results.store import ResultsDB
+from benchmarks.paths import OUT, PARENT_STRUCTURES
+from benchmarks.search_common import (
+    RunStore,
+    System,
+    Tally,
+    Target,
+    fmt_summary,
+    git_commit,
+    run_agox,
+    run_airss,
+    run_ase_bh,
+    run_ase_ga,
+    run_method,
+    settings_tag,
+    table_rows,
+    timed,
 )
-from airss_msc.analysis.duplicates import same_structure  # noqa: E402
-from airss_msc.generation.geometry import anion_bonds, point_group  # noqa: E402
-from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
-from airss_msc.calc.sanity import check_geometry  # noqa: E402
-from airss_msc.calc.engines import parse_method  # noqa: E402
-from airss_msc.calc.single_point import single_point  # noqa: E402
-from airss_msc.results.record import Result  # noqa: E402
-from airss_msc.results.store import ResultsDB  # noqa: E402
 
 FMAX, STEPS = 0.05, 500
 #: cluster -> runs per method, force-call budget per run, reference-search relaxations
@@ -92,13 +104,19 @@ AIRSS = {
     "airss: mix": (_st("mix", random_starts=10, pool=8), {}),
 }
 PEERS = {
-    f"ASE BasinHopping (kT={KT:g} eV, dr=0.5 A)": (lambda s, seed, t, w: run_ase_bh(s, seed, t, kT=KT, dr=0.5),
-                                                  {"kT": KT, "dr": 0.5}),
-    "ASE-GA": (lambda s, seed, t, w: run_ase_ga(s, seed, t, w, population=10, rattle=0.8),
-               {"population": 10, "mutation": 0.3, "rattle": 0.8}),
+    f"ASE BasinHopping (kT={KT:g} eV, dr=0.5 A)": (
+        lambda s, seed, t, w: run_ase_bh(s, seed, t, kT=KT, dr=0.5),
+        {"kT": KT, "dr": 0.5},
+    ),
+    "ASE-GA": (
+        lambda s, seed, t, w: run_ase_ga(s, seed, t, w, population=10, rattle=0.8),
+        {"population": 10, "mutation": 0.3, "rattle": 0.8},
+    ),
     "AGOX random search": (lambda s, seed, t, w: run_agox(s, seed, t, w, "rss"), {"box": "2.5 r"}),
-    f"AGOX basin hopping (kT={KT:g} eV)": (lambda s, seed, t, w: run_agox(s, seed, t, w, "bh", kT=KT),
-                                          {"kT": KT, "box": "2.5 r"}),
+    f"AGOX basin hopping (kT={KT:g} eV)": (
+        lambda s, seed, t, w: run_agox(s, seed, t, w, "bh", kT=KT),
+        {"kT": KT, "box": "2.5 r"},
+    ),
 }
 #: Cd13Se13: 500 relaxations per strategy (one run each, then a second where time allows)
 BIG_METHODS = ["airss: random, symmetric starts", "airss: mix", "airss: random", "airss: ga"]
@@ -109,13 +127,21 @@ BIG_COMMITTED = {"core-cage (Cd13Se13_core_cage_C2v.xyz)": "Cd13Se13_core_cage_C
 BIG_SCORERS = ("sevennet", "tblite:GFN2-xTB")
 #: Homotop searches on a fixed frame (seeded: random_starts = 0; the pool holds the first homotop)
 HOMOTOP_METHODS = {
-    "airss: permute (random homotops)": _st("shake", random_starts=0, pool=5, moves={"permute": 1.0},
-                                            permute={"amplitude": 0.05}),
+    "airss: permute (random homotops)": _st(
+        "shake", random_starts=0, pool=5, moves={"permute": 1.0}, permute={"amplitude": 0.05}
+    ),
     "airss: swap": _st("swap", random_starts=0, pool=5, moves={"swap": 1.0}, swap={"amplitude": 0.05}),
-    f"airss: basin, swaps (T={KT:g} eV)": _st("basin", random_starts=0, temperature=KT, moves={"swap": 1.0},
-                                              swap={"amplitude": 0.05}),
-    "airss: swap + permute": _st("swap", random_starts=0, pool=5, moves={"swap": 0.5, "permute": 0.5},
-                                 swap={"amplitude": 0.05}, permute={"amplitude": 0.05}),
+    f"airss: basin, swaps (T={KT:g} eV)": _st(
+        "basin", random_starts=0, temperature=KT, moves={"swap": 1.0}, swap={"amplitude": 0.05}
+    ),
+    "airss: swap + permute": _st(
+        "swap",
+        random_starts=0,
+        pool=5,
+        moves={"swap": 0.5, "permute": 0.5},
+        swap={"amplitude": 0.05},
+        permute={"amplitude": 0.05},
+    ),
 }
 
 
@@ -204,12 +230,16 @@ def describe(atoms: Atoms) -> dict:
         eq = hull.equations  # n.x + c <= 0 inside
         depth = -(pos @ eq[:, :3].T + eq[:, 3]).max(axis=1)  # distance inside the nearest facet
         core = [int(i) for i in np.nonzero(depth > 0.8)[0]]
-    rg = float(np.sqrt((pos ** 2).sum(axis=1).mean()))
-    return {"point_group": point_group(atoms, tolerance=0.3), "point_group_tight": point_group(atoms, tolerance=0.1),
-            "coordination": {str(k): int(v) for k, v in zip(*np.unique(cn, return_counts=True))},
-            "anion_bonds": int(anion_bonds(atoms)),
-            "core_atoms": [f"{sym[i]}{i}" for i in core], "rg": round(rg, 3),
-            "shortest_unlike": round(float(d[unlike].min()), 3)}
+    rg = float(np.sqrt((pos**2).sum(axis=1).mean()))
+    return {
+        "point_group": point_group(atoms, tolerance=0.3),
+        "point_group_tight": point_group(atoms, tolerance=0.1),
+        "coordination": {str(k): int(v) for k, v in zip(*np.unique(cn, return_counts=True))},
+        "anion_bonds": int(anion_bonds(atoms)),
+        "core_atoms": [f"{sym[i]}{i}" for i in core],
+        "rg": round(rg, 3),
+        "shortest_unlike": round(float(d[unlike].min()), 3),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -252,8 +282,9 @@ class Bench:
         """The judging energy of a relaxed result (None unless it relaxed and its single point worked)."""
         if res.status != "relaxed" or res.energy is None:
             return None
-        return res.energy if self.judge is None else self.system(res.composition or "X").score(res.symbols,
-                                                                                             res.positions)
+        return (
+            res.energy if self.judge is None else self.system(res.composition or "X").score(res.symbols, res.positions)
+        )
 
     def set_ref(self, formula: str, energy: float, atoms: Atoms, source: str) -> None:
         verdict = check_geometry(atoms)
@@ -263,18 +294,27 @@ class Bench:
         old = self.refs.get(self.ref_key(formula))
         if old is not None and old["energy"] <= energy:
             return
-        self.refs[self.ref_key(formula)] = {"energy": float(energy), "symbols": atoms.get_chemical_symbols(),
-                                            "positions": np.round(atoms.positions, 5).tolist(), "source": source,
-                                            "describe": describe(atoms),
-                                            "previous": None if old is None else {k: old[k] for k in ("energy", "source")}}
+        self.refs[self.ref_key(formula)] = {
+            "energy": float(energy),
+            "symbols": atoms.get_chemical_symbols(),
+            "positions": np.round(atoms.positions, 5).tolist(),
+            "source": source,
+            "describe": describe(atoms),
+            "previous": None if old is None else {k: old[k] for k in ("energy", "source")},
+        }
         save_refs(self.refs_path, self.refs)
         self.say(f"reference {formula}: {energy:.4f} eV ({source})")
 
     def target(self, formula: str, tol_total: float | None = None) -> Target:
         ref = self.refs[self.ref_key(formula)]
         n = len(ref["symbols"])
-        return Target(ref["energy"], tol_total if tol_total is not None else 1e-3 * n, ref_atoms(ref), rmsd_tol=0.15,
-                      window=0.05 * n)
+        return Target(
+            ref["energy"],
+            tol_total if tol_total is not None else 1e-3 * n,
+            ref_atoms(ref),
+            rmsd_tol=0.15,
+            window=0.05 * n,
+        )
 
     # -- references -----------------------------------------------------------
 
@@ -289,31 +329,75 @@ class Bench:
                 res = relax_once(atoms, self.engine)
                 relaxed = Atoms(list(res.symbols), positions=res.positions)
                 energy = self.judged(res)
-                rows[label] = {"status": res.status, "energy": energy, "geometry_energy": res.energy,
-                               "force_calls": res.force_calls, "describe": describe(relaxed)}
+                rows[label] = {
+                    "status": res.status,
+                    "energy": energy,
+                    "geometry_energy": res.energy,
+                    "force_calls": res.force_calls,
+                    "describe": describe(relaxed),
+                }
                 self.say(f"{formula} {label}: {res.status} {res.energy} eV, judged {energy} eV")
                 if energy is not None:
                     self.set_ref(formula, energy, relaxed, f"literature minimum '{label}', relaxed")
-                    write(self.out / f"search_landscape_known_{formula}.extxyz",
-                          _with_info(relaxed, label=label, energy=energy), append=True)
-        self.store.add({"key": RunStore.key(formula, "known structures", self.tag, 0), "case": formula,
-                        "method": "known structures", "tag": self.tag, "seed": 0, "known": rows,
-                        "relaxations": len(rows), "force_calls": sum(r["force_calls"] for r in rows.values()),
-                        "hit_relaxations": None, "hit_force_calls": None, "failed": 0, "best": None, "error": "",
-                        "budget": None, "date": time.strftime("%Y-%m-%d %H:%M"), **out})
+                    write(
+                        self.out / f"search_landscape_known_{formula}.extxyz",
+                        _with_info(relaxed, label=label, energy=energy),
+                        append=True,
+                    )
+        self.store.add(
+            {
+                "key": RunStore.key(formula, "known structures", self.tag, 0),
+                "case": formula,
+                "method": "known structures",
+                "tag": self.tag,
+                "seed": 0,
+                "known": rows,
+                "relaxations": len(rows),
+                "force_calls": sum(r["force_calls"] for r in rows.values()),
+                "hit_relaxations": None,
+                "hit_force_calls": None,
+                "failed": 0,
+                "best": None,
+                "error": "",
+                "budget": None,
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+                **out,
+            }
+        )
 
     def explore(self, formula: str, relaxations: int) -> None:
         """Reference searches: the default strategy and symmetric random starts, ``relaxations`` each."""
         sys_ = self.system(formula)
         for name in ("airss: mix", "airss: random, symmetric starts"):
             strategy, generate = AIRSS[name]
-            settings = {"strategy": strategy, "generate": generate, "relax": sys_.relax_table(),
-                        "relaxations": relaxations, "engine": self.engine, "judge": self.judge}
+            settings = {
+                "strategy": strategy,
+                "generate": generate,
+                "relax": sys_.relax_table(),
+                "relaxations": relaxations,
+                "engine": self.engine,
+                "judge": self.judge,
+            }
             db_dir = self.work / "explore"
-            runs = run_method(self.store, formula, f"reference search: {name}", settings, [1],
-                              lambda seed, tally: run_airss(sys_, strategy, generate, 500 + seed, tally, self.work,
-                                                            keep_db=db_dir / f"{formula}_{settings_tag(settings)}.db"),
-                              lambda: sys_.tally(None, None, relaxations), say=self.say, deadline=self.deadline)
+            runs = run_method(
+                self.store,
+                formula,
+                f"reference search: {name}",
+                settings,
+                [1],
+                lambda seed, tally: run_airss(
+                    sys_,
+                    strategy,
+                    generate,
+                    500 + seed,
+                    tally,
+                    self.work,
+                    keep_db=db_dir / f"{formula}_{settings_tag(settings)}.db",
+                ),
+                lambda: sys_.tally(None, None, relaxations),
+                say=self.say,
+                deadline=self.deadline,
+            )
             for r in runs:
                 self.update_ref_from_run(formula, r, f"lowest of the reference search '{name}'")
 
@@ -334,20 +418,41 @@ class Bench:
         ref_tag = round(target.energy, 4)
         if method in AIRSS:
             strategy, generate = AIRSS[method]
-            settings = {"strategy": strategy, "generate": generate, "relax": sys_.relax_table(), "budget": budget,
-                        "reference": ref_tag, "judge": self.judge}
+            settings = {
+                "strategy": strategy,
+                "generate": generate,
+                "relax": sys_.relax_table(),
+                "budget": budget,
+                "reference": ref_tag,
+                "judge": self.judge,
+            }
 
             def runner(seed, tally):
                 return run_airss(sys_, strategy, generate, 1000 + seed, tally, self.work)
         else:
             fn, peer = PEERS[method]
-            settings = {"peer": peer, "relax": sys_.relax_table(), "budget": budget, "reference": ref_tag,
-                        "judge": self.judge}
+            settings = {
+                "peer": peer,
+                "relax": sys_.relax_table(),
+                "budget": budget,
+                "reference": ref_tag,
+                "judge": self.judge,
+            }
 
             def runner(seed, tally):
                 return fn(sys_, seed, tally, self.work)
-        return run_method(self.store, formula, method, settings, range(1, runs + 1), runner,
-                          lambda: sys_.tally(target, budget), say=self.say, deadline=self.deadline)
+
+        return run_method(
+            self.store,
+            formula,
+            method,
+            settings,
+            range(1, runs + 1),
+            runner,
+            lambda: sys_.tally(target, budget),
+            say=self.say,
+            deadline=self.deadline,
+        )
 
     def small(self, formula: str, methods: list[str], runs: int | None) -> None:
         spec = CASES[formula]
@@ -364,14 +469,28 @@ class Bench:
         sys_ = self.system(BIG)
         for method in methods:
             strategy, generate = AIRSS[method]
-            settings = {"strategy": strategy, "generate": generate, "relax": sys_.relax_table(),
-                        "relaxations": BIG_RELAXATIONS, "engine": self.engine, "judge": self.judge}
+            settings = {
+                "strategy": strategy,
+                "generate": generate,
+                "relax": sys_.relax_table(),
+                "relaxations": BIG_RELAXATIONS,
+                "engine": self.engine,
+                "judge": self.judge,
+            }
             tag = settings_tag(settings)
             runs = run_method(
-                self.store, BIG, method, settings, range(1, repeats + 1),
+                self.store,
+                BIG,
+                method,
+                settings,
+                range(1, repeats + 1),
                 lambda seed, tally, s=strategy, g=generate, t=tag: run_airss(
-                    sys_, s, g, 2000 + seed, tally, self.work, keep_db=self.work / "big" / f"{BIG}_{t}_{seed}.db"),
-                lambda: sys_.tally(None, None, BIG_RELAXATIONS), say=self.say, deadline=self.deadline)
+                    sys_, s, g, 2000 + seed, tally, self.work, keep_db=self.work / "big" / f"{BIG}_{t}_{seed}.db"
+                ),
+                lambda: sys_.tally(None, None, BIG_RELAXATIONS),
+                say=self.say,
+                deadline=self.deadline,
+            )
             for r in runs:
                 self.update_ref_from_run(BIG, r, f"lowest of a {BIG_RELAXATIONS}-relaxation run ({method})")
         self.big_compare()
@@ -379,8 +498,14 @@ class Bench:
     def big_compare(self) -> None:
         """The committed (CdSe)13 structures, relaxed with the engine, beside the lowest of every 500-relaxation
         run, all scored by the default protocol's single points (stored once per set of runs)."""
-        runs = [r for r in self.store.runs.values() if r["case"] == BIG and r.get("best_positions")
-                and (r.get("settings") or {}).get("engine", self.engine) == self.engine and self.mine(r)]
+        runs = [
+            r
+            for r in self.store.runs.values()
+            if r["case"] == BIG
+            and r.get("best_positions")
+            and (r.get("settings") or {}).get("engine", self.engine) == self.engine
+            and self.mine(r)
+        ]
         runs = newest_settings(runs)
         if not runs:
             return
@@ -390,15 +515,25 @@ class Bench:
         entries = {}
         for label, name in BIG_COMMITTED.items():
             res = relax_once(read(PARENTS / name), self.engine)
-            entries[label] = {"status": res.status, "energy": res.energy, "symbols": list(res.symbols),
-                              "positions": np.round(res.positions, 5).tolist()}
+            entries[label] = {
+                "status": res.status,
+                "energy": res.energy,
+                "symbols": list(res.symbols),
+                "positions": np.round(res.positions, 5).tolist(),
+            }
         for r in runs:
             # r["best"] is the judging energy: the geometry column gets the engine's own single point
-            own = r["best"] if self.judge is None else single_point(
-                Atoms(r["best_symbols"], positions=np.array(r["best_positions"])), self.engine).energy
-            entries[f"{r['method']}, seed {r['seed']}"] = {"status": "relaxed", "energy": own,
-                                                           "symbols": r["best_symbols"],
-                                                           "positions": r["best_positions"]}
+            own = (
+                r["best"]
+                if self.judge is None
+                else single_point(Atoms(r["best_symbols"], positions=np.array(r["best_positions"])), self.engine).energy
+            )
+            entries[f"{r['method']}, seed {r['seed']}"] = {
+                "status": "relaxed",
+                "energy": own,
+                "symbols": r["best_symbols"],
+                "positions": r["best_positions"],
+            }
         parent = ref_atoms(entries[BIG_PARENT]) if entries[BIG_PARENT]["status"] == "relaxed" else None
         failed = []
         for label, e in entries.items():
@@ -414,10 +549,25 @@ class Bench:
         if failed:  # not stored: the next invocation tries again
             self.say(f"{BIG} comparison not stored, single points failed: " + "; ".join(failed))
             return
-        self.store.add({"key": key, "case": BIG, "method": "compared", "tag": self.engine, "seed": 0,
-                        "entries": entries, "relaxations": 0, "force_calls": 0, "hit_relaxations": None,
-                        "hit_force_calls": None, "failed": 0, "best": None, "error": "", "budget": None,
-                        "date": time.strftime("%Y-%m-%d %H:%M")})
+        self.store.add(
+            {
+                "key": key,
+                "case": BIG,
+                "method": "compared",
+                "tag": self.engine,
+                "seed": 0,
+                "entries": entries,
+                "relaxations": 0,
+                "force_calls": 0,
+                "hit_relaxations": None,
+                "hit_force_calls": None,
+                "failed": 0,
+                "best": None,
+                "error": "",
+                "budget": None,
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+            }
+        )
 
     def homotop(self, runs: int) -> None:
         """Zn2Cd11Se13 on the lowest Cd13Se13 frame: all 78 homotops, then seeded searches."""
@@ -440,31 +590,71 @@ class Bench:
                     for i in pair:
                         sym[i] = "Zn"
                     res = relax_once(Atoms(sym, positions=frame.positions), self.engine)
-                    rows.append({"zn": list(pair), "status": res.status, "energy": self.judged(res),
-                                 "geometry_energy": res.energy,
-                                 "force_calls": res.force_calls, "positions": np.round(res.positions, 5).tolist(),
-                                 "symbols": list(res.symbols)})
-            rec = {"key": key, "case": HOMOTOP, "method": "all homotops", "tag": self.tag, "seed": 0,
-                   "homotops": rows, "relaxations": len(rows),
-                   "force_calls": sum(r["force_calls"] for r in rows), "hit_relaxations": None,
-                   "hit_force_calls": None, "failed": sum(r["status"] != "relaxed" for r in rows), "best": None,
-                   "error": "", "budget": None, "date": time.strftime("%Y-%m-%d %H:%M"), **out}
+                    rows.append(
+                        {
+                            "zn": list(pair),
+                            "status": res.status,
+                            "energy": self.judged(res),
+                            "geometry_energy": res.energy,
+                            "force_calls": res.force_calls,
+                            "positions": np.round(res.positions, 5).tolist(),
+                            "symbols": list(res.symbols),
+                        }
+                    )
+            rec = {
+                "key": key,
+                "case": HOMOTOP,
+                "method": "all homotops",
+                "tag": self.tag,
+                "seed": 0,
+                "homotops": rows,
+                "relaxations": len(rows),
+                "force_calls": sum(r["force_calls"] for r in rows),
+                "hit_relaxations": None,
+                "hit_force_calls": None,
+                "failed": sum(r["status"] != "relaxed" for r in rows),
+                "best": None,
+                "error": "",
+                "budget": None,
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+                **out,
+            }
             self.store.add(rec)
         ok = [r for r in rec["homotops"] if r["status"] == "relaxed" and r["energy"] is not None]
         low = min(ok, key=lambda r: r["energy"])
-        self.set_ref(HOMOTOP, low["energy"], Atoms(low["symbols"], positions=np.array(low["positions"])),
-                     f"lowest of all {len(rec['homotops'])} homotops of the {BIG} reference frame")
+        self.set_ref(
+            HOMOTOP,
+            low["energy"],
+            Atoms(low["symbols"], positions=np.array(low["positions"])),
+            f"lowest of all {len(rec['homotops'])} homotops of the {BIG} reference frame",
+        )
         self.refs_from_runs(HOMOTOP)
         target = self.target(HOMOTOP, tol_total=2e-3)
         sys_ = self.system(HOMOTOP)
         for method, strategy in HOMOTOP_METHODS.items():
-            settings = {"strategy": strategy, "relax": sys_.relax_table(), "budget": HOMOTOP_BUDGET,
-                        "frame": round(big["energy"], 4), "reference": round(target.energy, 4), "judge": self.judge}
+            settings = {
+                "strategy": strategy,
+                "relax": sys_.relax_table(),
+                "budget": HOMOTOP_BUDGET,
+                "frame": round(big["energy"], 4),
+                "reference": round(target.energy, 4),
+                "judge": self.judge,
+            }
 
             def runner(seed, tally, strategy=strategy):
                 return self.seeded_run(sys_, frame, cations, strategy, seed, tally)
-            run_method(self.store, HOMOTOP, method, settings, range(1, runs + 1), runner,
-                       lambda: sys_.tally(target, HOMOTOP_BUDGET), say=self.say, deadline=self.deadline)
+
+            run_method(
+                self.store,
+                HOMOTOP,
+                method,
+                settings,
+                range(1, runs + 1),
+                runner,
+                lambda: sys_.tally(target, HOMOTOP_BUDGET),
+                say=self.say,
+                deadline=self.deadline,
+            )
         # a search that relaxed the frame into a lower minimum raises the reference (the next invocation
         # reruns every method against it: the settings name the reference energy)
         self.refs_from_runs(HOMOTOP)
@@ -475,12 +665,14 @@ class Bench:
 
     def refs_from_runs(self, case: str) -> None:
         """Minima stored by any run of ``case`` (against any earlier reference) count as known structures."""
-        for r in [r for r in self.store.runs.values() if r["case"] == case and r.get("best") is not None
-                  and self.mine(r)]:
+        for r in [
+            r for r in self.store.runs.values() if r["case"] == case and r.get("best") is not None and self.mine(r)
+        ]:
             self.update_ref_from_run(case, r, f"lowest of a benchmark run ({r['method']}, seed {r['seed']})")
 
-    def seeded_run(self, sys_: System, frame: Atoms, cations: list[int], strategy: dict, seed: int,
-                   tally: Tally) -> dict:
+    def seeded_run(
+        self, sys_: System, frame: Atoms, cations: list[int], strategy: dict, seed: int, tally: Tally
+    ) -> dict:
         """A search that starts from one random homotop of the frame, relaxed and stored first."""
         rng = np.random.default_rng(seed)
         pair = rng.choice(cations, size=2, replace=False)
@@ -496,8 +688,13 @@ class Bench:
             res.provenance.update(formula=sys_.formula, seed=int(10**9 + seed), candidate=-1, move="seed homotop")
             with ResultsDB(db, write=True) as handle:
                 handle.add(res, extra={"search": "bench"})
-            tally.relaxed(res.force_calls, res.energy if res.status == "relaxed" else None, res.symbols,
-                          res.positions, ok=res.status == "relaxed")
+            tally.relaxed(
+                res.force_calls,
+                res.energy if res.status == "relaxed" else None,
+                res.symbols,
+                res.positions,
+                ok=res.status == "relaxed",
+            )
             if not tally.done:
                 run_airss(sys_, strategy, {}, 3000 + seed, tally, self.work, keep_db=db, fresh=False)
         db.unlink(missing_ok=True)
@@ -507,28 +704,36 @@ class Bench:
 
     def report(self, cases: list[str]) -> str:
         lines = [
-            "# Search efficiency on the real landscape (Cd/Zn/Se/Te clusters)", "",
+            "# Search efficiency on the real landscape (Cd/Zn/Se/Te clusters)",
+            "",
             f"Code: git commit `{git_commit()}`; tables written {time.strftime('%Y-%m-%d %H:%M')}. "
             f"Engine: `{self.engine}` (the default geometry engine); every method relaxes with airss-msc's default "
-            f"optimizer (curvature-safe PreconLBFGS, maxstep 0.2 A) to fmax {FMAX} eV/A, at most {STEPS} steps.", "",
+            f"optimizer (curvature-safe PreconLBFGS, maxstep 0.2 A) to fmax {FMAX} eV/A, at most {STEPS} steps.",
+            "",
             "Commands: `OMP_NUM_THREADS=1 nohup python -m benchmarks.search_landscape --engine "
             f"{self.engine} --judge {self.judge or 'own'} > benchmarks/out/search_landscape.log 2>&1 &` (resumable: "
             "finished runs in "
             "`benchmarks/out/search_landscape_runs.jsonl` are skipped), then `python -m benchmarks.search_landscape "
-            "--report`.", "",
-            f"**Judged on {self.judged_on}**" + (
+            "--report`.",
+            "",
+            f"**Judged on {self.judged_on}**"
+            + (
                 " (single points on the engine's minima, the validated ranking energy: README 'Which energy model'); "
                 "airss-msc's strategies also steer by it (their pool, parents and Metropolis rule use it); the peers "
                 f"steer by {self.engine}'s energy, as published, and each of their minima is scored. "
-                if self.judge else ". ") +
-            "A hit is a relaxed minimum that is the lowest known structure of the composition: the same structure "
+                if self.judge
+                else ". "
+            )
+            + "A hit is a relaxed minimum that is the lowest known structure of the composition: the same structure "
             "as the stored reference (species-aware alignment, RMSD <= 0.15 A) or an energy within 1 meV/atom of it "
             "(homotops: 2 meV in total). Each run is an independent seeded search stopped at its first hit or when "
             "its force-call budget (the same for every method of a cluster) is spent. Medians count misses as longer "
             "than every hit ('> budget' / '> N' when the median is a miss); intervals are 95 % distribution-free "
             "order-statistic intervals of the median over runs ('*': the range, too few runs); hit fractions with "
             "Wilson 95 % intervals. CPU = `time.process_time()` (one core, one thread); wall times are inflated by "
-            "other jobs on the shared 2-core machine.", ""]
+            "other jobs on the shared 2-core machine.",
+            "",
+        ]
         for formula in cases:
             if formula == BIG:
                 lines += self.report_big()
@@ -543,49 +748,74 @@ class Bench:
             lines += [f"## {formula}", "", self.ref_text(formula, ref), ""]
             known = self.store.get(RunStore.key(formula, "known structures", self.tag, 0))
             if known and known.get("known"):
-                lines.append("Literature structures relaxed with the engine: " + "; ".join(
-                    f"{label}: {row['energy'] - ref['energy']:+.3f} eV ({row['describe']['point_group']})"
-                    if row["energy"] is not None else f"{label}: {row['status']}"
-                    for label, row in known["known"].items()) + ".")
+                lines.append(
+                    "Literature structures relaxed with the engine: "
+                    + "; ".join(
+                        f"{label}: {row['energy'] - ref['energy']:+.3f} eV ({row['describe']['point_group']})"
+                        if row["energy"] is not None
+                        else f"{label}: {row['status']}"
+                        for label, row in known["known"].items()
+                    )
+                    + "."
+                )
                 lines.append("")
             lines += self.table(formula, list(AIRSS) + list(PEERS), spec["budget"])
         return "\n".join(lines) + "\n"
 
     def ref_text(self, formula: str, ref: dict) -> str:
         d = ref["describe"]
-        runs = [r for r in self.store.runs.values() if r["case"] == formula and r.get("best") is not None
-                and self.mine(r)]
+        runs = [
+            r for r in self.store.runs.values() if r["case"] == formula and r.get("best") is not None and self.mine(r)
+        ]
         lowest = min((r["best"] for r in runs), default=None)
         confirm = ""
         if lowest is not None:
             gap = lowest - ref["energy"]
-            confirm = (f" Lowest minimum over all {len(runs)} runs of this composition: {gap * 1000:+.1f} meV "
-                       f"relative to it" + (" (the reference is the model's lowest)." if gap > -1e-3 * len(ref['symbols'])
-                                            else " (LOWER: the reference was raised to it)."))
-        return (f"Reference ({self.judged_on}): E = {ref['energy']:.4f} eV ({ref['source']}); point group "
-                f"{d['point_group']} "
-                f"(0.3 A; {d['point_group_tight']} at 0.1 A), coordination (unlike neighbours within 3.1 A: count) "
-                f"{d['coordination']}, {d['anion_bonds']} anion-anion bonds." + confirm)
+            confirm = (
+                f" Lowest minimum over all {len(runs)} runs of this composition: {gap * 1000:+.1f} meV "
+                f"relative to it"
+                + (
+                    " (the reference is the model's lowest)."
+                    if gap > -1e-3 * len(ref["symbols"])
+                    else " (LOWER: the reference was raised to it)."
+                )
+            )
+        return (
+            f"Reference ({self.judged_on}): E = {ref['energy']:.4f} eV ({ref['source']}); point group "
+            f"{d['point_group']} "
+            f"(0.3 A; {d['point_group_tight']} at 0.1 A), coordination (unlike neighbours within 3.1 A: count) "
+            f"{d['coordination']}, {d['anion_bonds']} anion-anion bonds." + confirm
+        )
 
     def table(self, case: str, methods: list[str], budget: int) -> list[str]:
-        lines = [f"Budget {budget:,} force calls per run.", "",
-                 "| method | runs hit (95 % CI) | median relaxations to hit [95 % CI] | median force calls to hit "
-                 "[95 % CI] | force calls / relaxation | not relaxed | CPU s / relaxation | CPU s / run | "
-                 "wall s / run |", "|---|---|---|---|---|---|---|---|---|"]
+        lines = [
+            f"Budget {budget:,} force calls per run.",
+            "",
+            "| method | runs hit (95 % CI) | median relaxations to hit [95 % CI] | median force calls to hit "
+            "[95 % CI] | force calls / relaxation | not relaxed | CPU s / relaxation | CPU s / run | "
+            "wall s / run |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         notes, stale = [], []
         for method in methods:
-            cell = [r for r in self.store.runs.values() if r["case"] == case and r["method"] == method
-                    and r.get("budget") == budget and self.mine(r)]
+            cell = [
+                r
+                for r in self.store.runs.values()
+                if r["case"] == case and r["method"] == method and r.get("budget") == budget and self.mine(r)
+            ]
             # only the runs made against the current reference (a raised reference reruns every method)
             ref = self.refs.get(self.ref_key(case))
             if ref is not None and cell:
-                current = [r for r in cell
-                           if (r.get("settings") or {}).get("reference") in (None, round(ref["energy"], 4))]
+                current = [
+                    r for r in cell if (r.get("settings") or {}).get("reference") in (None, round(ref["energy"], 4))
+                ]
                 if not current:  # not rerun yet against a raised reference: show the newest, and say so
                     newest = max(cell, key=lambda r: r["date"])
                     old = (newest.get("settings") or {}).get("reference")
-                    stale.append(f"- {method}: runs made against an earlier reference, E = {old} eV (hits are "
-                                 f"judged against it); the lowest known is now {ref['energy']:.4f} eV.")
+                    stale.append(
+                        f"- {method}: runs made against an earlier reference, E = {old} eV (hits are "
+                        f"judged against it); the lowest known is now {ref['energy']:.4f} eV."
+                    )
                 cell = current or cell
             if not cell:
                 continue
@@ -595,10 +825,12 @@ class Bench:
                 notes.append(f"- {method}: did not run: {t['errors'][0][:300]}")
                 continue
             lo, hi = t["wilson"]
-            lines.append(f"| {method} | {t['hits']}/{t['n']} ({100 * lo:.0f}-{100 * hi:.0f} %) "
-                         f"| {fmt_summary(t['rel'], 'budget')} | {fmt_summary(t['fc'], f'{budget:,}')} "
-                         f"| {t['fc_per_relax']:.0f} | {t['failed']} | {t['cpu_per_relax']:.1f} "
-                         f"| {t['cpu'] / t['n']:.0f} | {t['wall'] / t['n']:.0f} |")
+            lines.append(
+                f"| {method} | {t['hits']}/{t['n']} ({100 * lo:.0f}-{100 * hi:.0f} %) "
+                f"| {fmt_summary(t['rel'], 'budget')} | {fmt_summary(t['fc'], f'{budget:,}')} "
+                f"| {t['fc_per_relax']:.0f} | {t['failed']} | {t['cpu_per_relax']:.1f} "
+                f"| {t['cpu'] / t['n']:.0f} | {t['wall'] / t['n']:.0f} |"
+            )
         notes += stale
         return lines + [""] + notes + ([""] if notes else [])
 
@@ -608,9 +840,12 @@ class Bench:
         rows = [r for r in self.store.runs.values() if r["case"] == BIG and r.get("best") is not None and self.mine(r)]
         if not rows:
             return lines + ["(not run yet)", ""]
-        lines += ["| method | seed | relaxations done | lowest energy (eV) | vs overall lowest (meV) | first reached "
-                  "(relaxation) | force calls until then | point group | coordination (count) | anion-anion bonds | core atoms | "
-                  "CPU s / relaxation |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| method | seed | relaxations done | lowest energy (eV) | vs overall lowest (meV) | first reached "
+            "(relaxation) | force calls until then | point group | coordination (count) | anion-anion bonds | core atoms | "
+            "CPU s / relaxation |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         overall = min(r["best"] for r in rows)
         for r in sorted(rows, key=lambda r: (r["method"], r["seed"])):
             atoms = Atoms(r["best_symbols"], positions=np.array(r["best_positions"]))
@@ -618,58 +853,78 @@ class Bench:
             # trace: (force calls so far, energy) after each relaxation
             first = next((k for k, (_, e) in enumerate(r["trace"]) if e is not None and e <= r["best"] + 1e-3), None)
             calls = "-" if first is None else f"{r['trace'][first][0]:,}"
-            lines.append(f"| {r['method']} | {r['seed']} | {r['relaxations']} | {r['best']:.4f} "
-                         f"| {1000 * (r['best'] - overall):+.0f} | {None if first is None else first + 1} | {calls} "
-                         f"| {d['point_group']} | {d['coordination']} "
-                         f"| {d['anion_bonds']} | {len(d['core_atoms'])} ({', '.join(d['core_atoms'])}) "
-                         f"| {(r['cpu'] or 0) / max(r['relaxations'], 1):.1f} |")
+            lines.append(
+                f"| {r['method']} | {r['seed']} | {r['relaxations']} | {r['best']:.4f} "
+                f"| {1000 * (r['best'] - overall):+.0f} | {None if first is None else first + 1} | {calls} "
+                f"| {d['point_group']} | {d['coordination']} "
+                f"| {d['anion_bonds']} | {len(d['core_atoms'])} ({', '.join(d['core_atoms'])}) "
+                f"| {(r['cpu'] or 0) / max(r['relaxations'], 1):.1f} |"
+            )
         if ref:
             lines += ["", self.ref_text(BIG, ref)]
         return lines + [""] + self.report_big_compared()
 
     def report_big_compared(self) -> list[str]:
-        done = [r for r in self.store.runs.values()
-                if r["case"] == BIG and r["method"] == "compared" and r["tag"] == self.engine]
+        done = [
+            r
+            for r in self.store.runs.values()
+            if r["case"] == BIG and r["method"] == "compared" and r["tag"] == self.engine
+        ]
         if not done:
             return []
         entries = max(done, key=lambda r: r["date"])["entries"]
         ok = {k: e for k, e in entries.items() if e["energy"] is not None and e["status"] == "relaxed"}
         left = [f"{k} ({e['status']})" for k, e in entries.items() if k not in ok]
-        base = {m: min((e[m] for e in ok.values() if e.get(m) is not None), default=None)
-                for m in ("energy", *BIG_SCORERS)}
+        base = {
+            m: min((e[m] for e in ok.values() if e.get(m) is not None), default=None) for m in ("energy", *BIG_SCORERS)
+        }
         names = {"energy": f"{self.engine} (geometry)", **{m: m for m in BIG_SCORERS}}
-        lines = [f"The committed (CdSe)13 structures relaxed with {self.engine}, beside each run's lowest, scored by "
-                 "the default protocol's single points (meV above the lowest in each column; the ranking energy is "
-                 "SevenNet-0):", "",
-                 "| structure | " + " | ".join(f"{names[m]} (meV)" for m in base) + " | point group | core atoms "
-                 "| anion-anion bonds | same as the committed parent |", "|---|" + "---|" * (len(base) + 4)]
+        lines = [
+            f"The committed (CdSe)13 structures relaxed with {self.engine}, beside each run's lowest, scored by "
+            "the default protocol's single points (meV above the lowest in each column; the ranking energy is "
+            "SevenNet-0):",
+            "",
+            "| structure | " + " | ".join(f"{names[m]} (meV)" for m in base) + " | point group | core atoms "
+            "| anion-anion bonds | same as the committed parent |",
+            "|---|" + "---|" * (len(base) + 4),
+        ]
         for label, e in sorted(ok.items(), key=lambda kv: kv[1].get("sevennet") or 0.0):
             d = e["describe"]
-            cells = [f"{1000 * (e[m] - base[m]):+.0f}" if e.get(m) is not None and base[m] is not None else "-"
-                     for m in base]
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {d['point_group']} | {len(d['core_atoms'])} "
-                         f"| {d['anion_bonds']} | {'yes' if e['is_parent'] else 'no'} |")
+            cells = [
+                f"{1000 * (e[m] - base[m]):+.0f}" if e.get(m) is not None and base[m] is not None else "-" for m in base
+            ]
+            lines.append(
+                f"| {label} | " + " | ".join(cells) + f" | {d['point_group']} | {len(d['core_atoms'])} "
+                f"| {d['anion_bonds']} | {'yes' if e['is_parent'] else 'no'} |"
+            )
         return lines + [""] + ([f"Not relaxed by {self.engine}, left out: {', '.join(left)}.", ""] if left else [])
 
     def report_homotop(self) -> list[str]:
         lines = [f"## {HOMOTOP} homotops on the {BIG} reference frame", ""]
-        recs = [r for r in self.store.runs.values()
-                if r["case"] == HOMOTOP and r["method"] == "all homotops" and r["tag"] == self.tag]
+        recs = [
+            r
+            for r in self.store.runs.values()
+            if r["case"] == HOMOTOP and r["method"] == "all homotops" and r["tag"] == self.tag
+        ]
         if not recs:
             return lines + ["(not run yet)", ""]
         # the frame is the current Cd13Se13 reference; each frame has its own record (keyed by its energy)
         big = self.refs.get(self.ref_key(BIG))
-        current = [r for r in recs
-                   if big is not None and r["key"] == self.homotops_key(big)]
+        current = [r for r in recs if big is not None and r["key"] == self.homotops_key(big)]
         rec = current[0] if current else max(recs, key=lambda r: r["date"])
         ok = sorted(r["energy"] for r in rec["homotops"] if r["status"] == "relaxed" and r["energy"] is not None)
-        frame = (f"the frame E = {big['energy']:.4f} eV ({big['source']})" if current
-                 else f"an earlier frame, E = {rec['key'].split('|')[-1]} eV (not rerun on the current reference)")
-        lines.append(f"All {len(rec['homotops'])} Zn2 placements on the 13 cation sites of {frame} relaxed "
-                     f"({len(ok)} relaxed; CPU {rec.get('cpu') or 0:.0f} s): lowest {ok[0]:.4f} eV, "
-                     f"next {1000 * (ok[1] - ok[0]):.1f} meV above, "
-                     f"spread {1000 * (ok[-1] - ok[0]):.0f} meV; "
-                     f"{sum(e - ok[0] < 2e-3 for e in ok)} within 2 meV of the lowest.")
+        frame = (
+            f"the frame E = {big['energy']:.4f} eV ({big['source']})"
+            if current
+            else f"an earlier frame, E = {rec['key'].split('|')[-1]} eV (not rerun on the current reference)"
+        )
+        lines.append(
+            f"All {len(rec['homotops'])} Zn2 placements on the 13 cation sites of {frame} relaxed "
+            f"({len(ok)} relaxed; CPU {rec.get('cpu') or 0:.0f} s): lowest {ok[0]:.4f} eV, "
+            f"next {1000 * (ok[1] - ok[0]):.1f} meV above, "
+            f"spread {1000 * (ok[-1] - ok[0]):.0f} meV; "
+            f"{sum(e - ok[0] < 2e-3 for e in ok)} within 2 meV of the lowest."
+        )
         lines.append("")
         return lines + self.table(HOMOTOP, list(HOMOTOP_METHODS), HOMOTOP_BUDGET)
 
@@ -687,13 +942,29 @@ def save_lowest(bench: Bench, cases: list[str]) -> None:
     for formula in cases:
         ref = bench.refs.get(bench.ref_key(formula))
         if ref:
-            images.append(_with_info(ref_atoms(ref), case=formula, role="lowest known", energy=ref["energy"],
-                                     engine=bench.engine, source=ref["source"]))
-    for r in sorted((r for r in bench.store.runs.values() if r["case"] == BIG and r.get("best_positions")),
-                    key=lambda r: (r["method"], r["seed"])):
-        images.append(_with_info(Atoms(r["best_symbols"], positions=np.array(r["best_positions"])), case=BIG,
-                                 role=f"lowest of {r['method']} seed {r['seed']}", energy=r["best"],
-                                 engine=bench.engine))
+            images.append(
+                _with_info(
+                    ref_atoms(ref),
+                    case=formula,
+                    role="lowest known",
+                    energy=ref["energy"],
+                    engine=bench.engine,
+                    source=ref["source"],
+                )
+            )
+    for r in sorted(
+        (r for r in bench.store.runs.values() if r["case"] == BIG and r.get("best_positions")),
+        key=lambda r: (r["method"], r["seed"]),
+    ):
+        images.append(
+            _with_info(
+                Atoms(r["best_symbols"], positions=np.array(r["best_positions"])),
+                case=BIG,
+                role=f"lowest of {r['method']} seed {r['seed']}",
+                energy=r["best"],
+                engine=bench.engine,
+            )
+        )
     if images:
         write(path, images)
 
@@ -701,8 +972,11 @@ def save_lowest(bench: Bench, cases: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", default="chgnet", help="geometry engine (a method airss-msc knows), default chgnet")
-    ap.add_argument("--judge", default="sevennet:7net-0",
-                    help="the energy runs are judged (and airss-msc steered) by: a method, or 'own' for the engine's")
+    ap.add_argument(
+        "--judge",
+        default="sevennet:7net-0",
+        help="the energy runs are judged (and airss-msc steered) by: a method, or 'own' for the engine's",
+    )
     ap.add_argument("--cases", default=",".join(list(CASES) + [BIG, HOMOTOP]))
     ap.add_argument("--methods", default="", help="semicolon-separated method names (default: all)")
     ap.add_argument("--runs", type=int, default=None, help="runs per method (default per case)")

@@ -23,30 +23,35 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-from ase import Atoms  # noqa: E402
-from ase.io import read  # noqa: E402
+import numpy as np
+from ase import Atoms
+from ase.io import read
 
-from airss_msc.generation.generate import generate_cluster  # noqa: E402
-from airss_msc.calc.excite import excite  # noqa: E402
-from airss_msc.calc.relax import RelaxSettings, relax_structure  # noqa: E402
-from benchmarks.paths import OUT, STRUCTURES  # noqa: E402
-from benchmarks.provenance import git_commit  # noqa: E402
+from airss_msc.calc.excite import excite
+from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.generation.generate import generate_cluster
+from benchmarks.paths import OUT, STRUCTURES
+from benchmarks.provenance import git_commit
 
 RESULTS = OUT / "tda_timing.jsonl"
 REFERENCE = STRUCTURES
 CASES = [
-    ("Cd2Se2", "pyscf:TDA-PBE/def2-SVP", 5), ("Cd2Se2", "pyscf:TDA-PBE0/def2-SVP", 5),
+    ("Cd2Se2", "pyscf:TDA-PBE/def2-SVP", 5),
+    ("Cd2Se2", "pyscf:TDA-PBE0/def2-SVP", 5),
     ("Cd2Se2", "pyscf:TDA-PBE0/def2-SVP", 10),
-    ("Cd3Se3", "pyscf:TDA-PBE/def2-SVP", 5), ("Cd3Se3", "pyscf:TDA-PBE0/def2-SVP", 5),
+    ("Cd3Se3", "pyscf:TDA-PBE/def2-SVP", 5),
+    ("Cd3Se3", "pyscf:TDA-PBE0/def2-SVP", 5),
     ("Cd7TeSe3", "pyscf:TDA-PBE/def2-SVP", 5),
 ]
 
 
 def geometry(formula: str) -> tuple[Atoms, str]:
     if REFERENCE.exists():
-        frames = [a for a in read(REFERENCE, ":") if a.info.get("formula") == formula
-                  and a.info.get("geometry_engine") == "chgnet:0.3.0"]
+        frames = [
+            a
+            for a in read(REFERENCE, ":")
+            if a.info.get("formula") == formula and a.info.get("geometry_engine") == "chgnet:0.3.0"
+        ]
         if frames:
             best = min(frames, key=lambda a: a.info["geometry_energy"])
             return Atoms(best.get_chemical_symbols(), positions=best.positions), f"reference {best.info['name']}"
@@ -59,12 +64,22 @@ def measure(formula: str, method: str, states: int) -> dict:
     c0, w0 = time.process_time(), time.perf_counter()
     exc = excite(atoms, method, states)
     bright = exc.first_bright()
-    return {"formula": formula, "method": method, "states": states, "natoms": len(atoms), "origin": origin,
-            "status": exc.status, "message": exc.message[:200], "cpu_s": round(time.process_time() - c0, 1),
-            "wall_s": round(time.perf_counter() - w0, 1), "load": round(os.getloadavg()[0], 2),
-            "first_bright_eV": None if bright is None else round(bright[0], 3),
-            "energies_eV": [round(float(e), 3) for e in exc.energies_eV], "commit": git_commit(),
-            "date": time.strftime("%Y-%m-%d %H:%M")}
+    return {
+        "formula": formula,
+        "method": method,
+        "states": states,
+        "natoms": len(atoms),
+        "origin": origin,
+        "status": exc.status,
+        "message": exc.message[:200],
+        "cpu_s": round(time.process_time() - c0, 1),
+        "wall_s": round(time.perf_counter() - w0, 1),
+        "load": round(os.getloadavg()[0], 2),
+        "first_bright_eV": None if bright is None else round(bright[0], 3),
+        "energies_eV": [round(float(e), 3) for e in exc.energies_eV],
+        "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
 
 
 def stored() -> list[dict]:
@@ -74,25 +89,33 @@ def stored() -> list[dict]:
 
 
 def report(rows: list[dict]) -> str:
-    lines = [f"`OMP_NUM_THREADS=1 python -m benchmarks.tda_timing` (table written on commit {git_commit()}); one core, "
-             "CPU seconds of `excite()` (PBE/PBE0 ground state with the SCF ladder, then TDA Davidson), "
-             "def2-SVP with def2 ECPs on Cd/Te, density fitting (def2-universal-jkfit), grid level 3.", "",
-             "| formula | atoms | method | states | status | CPU s | wall s (load) | first bright (eV) | commit |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"`OMP_NUM_THREADS=1 python -m benchmarks.tda_timing` (table written on commit {git_commit()}); one core, "
+        "CPU seconds of `excite()` (PBE/PBE0 ground state with the SCF ladder, then TDA Davidson), "
+        "def2-SVP with def2 ECPs on Cd/Te, density fitting (def2-universal-jkfit), grid level 3.",
+        "",
+        "| formula | atoms | method | states | status | CPU s | wall s (load) | first bright (eV) | commit |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(rows, key=lambda r: (r["natoms"], r["method"], r["states"])):
-        lines.append(f"| {r['formula']} | {r['natoms']} | {r['method']} | {r['states']} | {r['status']} | "
-                     f"{r['cpu_s']:.0f} | {r['wall_s']:.0f} ({r['load']:.1f}) | {r['first_bright_eV'] or '-'} | "
-                     f"{r['commit']} |")
+        lines.append(
+            f"| {r['formula']} | {r['natoms']} | {r['method']} | {r['states']} | {r['status']} | "
+            f"{r['cpu_s']:.0f} | {r['wall_s']:.0f} ({r['load']:.1f}) | {r['first_bright_eV'] or '-'} | "
+            f"{r['commit']} |"
+        )
     ok = [r for r in rows if r["status"] == "done"]
     pbe = {r["natoms"]: r["cpu_s"] for r in ok if r["method"].endswith("TDA-PBE/def2-SVP") and r["states"] == 5}
     if len(pbe) >= 2:
         n = np.array(sorted(pbe))
         t = np.array([pbe[k] for k in n])
         slope, icpt = np.polyfit(np.log(n), np.log(t), 1)
-        est = float(np.exp(icpt) * 26 ** slope)
-        lines += ["", f"Scaling of TDA-PBE (5 states) with size over the measured clusters: CPU ~ N^{slope:.1f}; "
-                  f"**estimate** (not run here) for Cd13Se13 (26 atoms): ~{est / 3600:.1f} CPU hours per structure "
-                  "with TDA-PBE, several times that with PBE0 (see the PBE0/PBE ratios above)."]
+        est = float(np.exp(icpt) * 26**slope)
+        lines += [
+            "",
+            f"Scaling of TDA-PBE (5 states) with size over the measured clusters: CPU ~ N^{slope:.1f}; "
+            f"**estimate** (not run here) for Cd13Se13 (26 atoms): ~{est / 3600:.1f} CPU hours per structure "
+            "with TDA-PBE, several times that with PBE0 (see the PBE0/PBE ratios above).",
+        ]
     by = {(r["formula"], r["method"], r["states"]): r["cpu_s"] for r in ok}
     for f in sorted({r["formula"] for r in ok}):
         five, ten = by.get((f, "pyscf:TDA-PBE0/def2-SVP", 5)), by.get((f, "pyscf:TDA-PBE0/def2-SVP", 10))
