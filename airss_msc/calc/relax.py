@@ -21,10 +21,13 @@ import io
 import logging
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator
 from ase.optimize import BFGS, FIRE, LBFGS, LBFGSLineSearch
 from ase.optimize.precon import PreconLBFGS
 from ase.parallel import DummyMPI
@@ -46,7 +49,7 @@ from airss_msc.calc.sanity import check_geometry
 from airss_msc.calc.single_point import single_point
 from airss_msc.errors import InputError
 from airss_msc.generation.geometry import anion_bonds, shortest_contact
-from airss_msc.results.record import Result
+from airss_msc.results.record import Result, Status
 from airss_msc.settings import documented, read_table, setting
 
 #: Consecutive guard checks below the distance floor that count as a collapse.
@@ -66,7 +69,7 @@ class CurvatureSafeLBFGS(PreconLBFGS):
     pairs is the standard L-BFGS safeguard (Nocedal and Wright, sec. 7.2).
     """
 
-    def update(self, r, f, r0, f0):
+    def update(self, r: np.ndarray, f: np.ndarray, r0: np.ndarray, f0: np.ndarray) -> None:
         if not self._just_reset_hessian:
             s0 = r.reshape(-1) - r0.reshape(-1)
             y0 = f0.reshape(-1) - f.reshape(-1)  # gradient difference (minus the forces)
@@ -105,7 +108,7 @@ FORCE_CALLS_PER_STEP = 4
 DEFAULT_METHOD = default_method(Role.GEOMETRY)
 
 
-def _read_stages(value, section: str) -> tuple[dict, ...]:
+def _read_stages(value: object, section: str) -> tuple[dict[str, Any], ...]:
     """``[[relax.stage]]`` tables: each overrides the settings above it for one stage."""
     if not isinstance(value, list):
         raise TypeError(value)
@@ -212,7 +215,7 @@ class RelaxSettings:
 
 
 @contextlib.contextmanager
-def _quiet():
+def _quiet() -> Iterator[None]:
     """Keep optimizer chatter out of search logs: PreconLBFGS warns that small
     clusters get no preconditioner, and its Armijo line search logs an error each
     time it resets (which it recovers from)."""
@@ -230,7 +233,7 @@ def _quiet():
 class _Stop(Exception):
     """Raised from the optimizer loop to end a relaxation early."""
 
-    def __init__(self, status: str, message: str):
+    def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -240,12 +243,12 @@ class _Counter:
     """Wraps ``calc.calculate`` to count real force evaluations, enforce a budget of them
     and remember SCF failures (line searches swallow the calculator's exceptions)."""
 
-    def __init__(self, calc, budget: int):
+    def __init__(self, calc: Calculator, budget: int) -> None:
         self.n = 0
         self.scf_error: SCFError | None = None
         original = calc.calculate
 
-        def calculate(*args, **kwargs):
+        def calculate(*args: Any, **kwargs: Any) -> Any:
             self.n += 1
             if self.n > budget:
                 raise _Stop("max_steps", f"force-call budget {budget} reached")
@@ -257,7 +260,7 @@ class _Counter:
             self.scf_error = None
             return out
 
-        calc.calculate = calculate
+        calc.calculate = calculate  # type: ignore[method-assign]  # this instance only: counts its calls
 
 
 def _line_search_failed(exc: Exception) -> bool:
@@ -294,7 +297,7 @@ def _run_stage(work: Atoms, settings: RelaxSettings, start: float) -> _StageOutc
         with _quiet():
             optimizer = OPTIMIZERS[optimizer_name](work, logfile=None, maxstep=settings.maxstep, comm=DummyMPI())
 
-        def guard(opt=optimizer):
+        def guard(opt: Any = optimizer) -> None:
             nonlocal last_good, below_floor
             if caps.can_collapse and opt.nsteps % settings.check_every == 0:
                 verdict = check_geometry(work)
@@ -388,7 +391,7 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> Resu
     result = Result(
         symbols=tuple(work.get_chemical_symbols()),
         positions=work.get_positions(),
-        status="error",
+        status=Status.ERROR,
         method=stages[-1].method,
         engine_version=engine_version(stages[-1].method),
         protocol=" -> ".join(stage.describe() for stage in stages),
@@ -431,7 +434,7 @@ def relax_structure(atoms: Atoms, settings: RelaxSettings | None = None) -> Resu
                     message = "; ".join(filter(None, [message, f"{method}: {sp.message}"]))
     except Exception as exc:  # a job must report, not crash the search
         status, message = "error", f"{type(exc).__name__}: {exc}"
-    result.status, result.message = status, message
+    result.status, result.message = Status.parse(status), message
     result.positions = work.get_positions()
     result.optimizer = "; ".join(optimizers)
     result.wall_seconds = time.perf_counter() - start

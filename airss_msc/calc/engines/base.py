@@ -11,8 +11,9 @@ factory on purpose, so listing or parsing methods stays cheap.
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms
@@ -149,12 +150,12 @@ class Engine:
         first = self.scf_ladder(model, electronic_temperature)[0]
         return {**rung, **{k: first[k] for k in self.physical_parameters if k in first}}
 
-    def calculator(self, model: str, **parameters) -> Calculator:
+    def calculator(self, model: str, **parameters: Any) -> Calculator:
         """A fresh calculator for ``model`` (parameters from :meth:`scf_ladder` or the caller)."""
         self.check_available()
         return self._calculator(model, **parameters)
 
-    def _calculator(self, model: str, **parameters) -> Calculator:
+    def _calculator(self, model: str, **parameters: Any) -> Calculator:
         raise NotImplementedError
 
     def excitations(self, model: str, atoms: Atoms, nstates: int) -> ExcitedStates:
@@ -211,6 +212,12 @@ def box_side(atoms: Atoms, cutoff: float, margin: float = 2.0) -> float:
     return float(extent + 2.0 * cutoff + margin)
 
 
+def calculated_atoms(calc: Calculator) -> Atoms:
+    """The copy of the atoms that ``Calculator.calculate`` (the base class's) has just stored on ``calc``."""
+    assert calc.atoms is not None, "calculate() called without atoms"  # the base class has set them
+    return calc.atoms
+
+
 class ClusterInBox(Calculator):
     """Runs a periodic-only model on a bare cluster by boxing a copy of it.
 
@@ -223,17 +230,23 @@ class ClusterInBox(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces"]  # noqa: RUF012 (ASE types it as a list)
 
-    def __init__(self, inner: Calculator, cutoff: float, **kwargs):
+    def __init__(self, inner: Calculator, cutoff: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.inner = inner
         self.cutoff = float(cutoff)
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
         super().calculate(atoms, properties, system_changes)
-        if not np.all(np.isfinite(self.atoms.positions)):
+        current = calculated_atoms(self)
+        if not np.all(np.isfinite(current.positions)):
             # ML models return a finite energy and zero forces for NaN coordinates
             raise CalculationFailed("non-finite positions")
-        boxed = Atoms(self.atoms.get_chemical_symbols(), positions=self.atoms.positions)
+        boxed = Atoms(current.get_chemical_symbols(), positions=current.positions)
         boxed.set_cell([box_side(boxed, self.cutoff)] * 3)
         boxed.center()
         boxed.pbc = True
@@ -244,7 +257,7 @@ class ClusterInBox(Calculator):
             raise CalculationFailed("non-finite energy or forces")
         self.results = {"energy": energy, "free_energy": energy, "forces": forces}
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # Model weights are not shipped between MPI ranks: each process loads its own.
         state = self.__dict__.copy()
         state["inner"] = None

@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Sequence
 from functools import cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 
-from airss_msc.calc.engines.base import Capabilities, Engine, box_side
+from airss_msc.calc.engines.base import Capabilities, Engine, box_side, calculated_atoms
 from airss_msc.calc.threads import current_threads
 
 #: No orbitals and no SCF; the in-run collapse guard is off (30/30 random Cd13Se13
@@ -44,7 +46,7 @@ def use_threads() -> None:
 
 
 @cache
-def _model(name: str, device: str):
+def _model(name: str, device: str) -> Any:  # a chgnet.model.CHGNet
     from chgnet.model import CHGNet
 
     with contextlib.redirect_stdout(io.StringIO()):  # it prints its size and the device it runs on
@@ -60,33 +62,37 @@ class CHGNetCluster(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces"]  # noqa: RUF012 (ASE types it as a list)
 
-    def __init__(self, model_name: str, **kwargs):
+    def __init__(self, model_name: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.device = torch_device()
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
         from pymatgen.core import Lattice, Structure
 
         super().calculate(atoms, properties, system_changes)
-        if not np.all(np.isfinite(self.atoms.positions)):
+        current = calculated_atoms(self)
+        if not np.all(np.isfinite(current.positions)):
             # the models return a finite energy and zero forces for NaN coordinates
             raise CalculationFailed(f"chgnet:{self.model_name}: non-finite positions")
         use_threads()
         model = _model(self.model_name, self.device)
         cutoff = float(model.graph_converter.atom_graph_cutoff)
-        side = box_side(self.atoms, cutoff)
-        centred = self.atoms.positions - self.atoms.positions.mean(axis=0) + side / 2.0
-        structure = Structure(
-            Lattice.cubic(side), self.atoms.get_chemical_symbols(), centred, coords_are_cartesian=True
-        )
+        side = box_side(current, cutoff)
+        centred = current.positions - current.positions.mean(axis=0) + side / 2.0
+        structure = Structure(Lattice.cubic(side), current.get_chemical_symbols(), centred, coords_are_cartesian=True)
         graph = model.graph_converter(structure)
         with warnings.catch_warnings():
             # torch 2.13 warns once about a tensor-to-scalar conversion inside chgnet
             warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
             prediction = model.predict_graph(graph.to(self.device), task="ef")
         per_atom = float(np.asarray(prediction["e"]).reshape(-1)[0])
-        energy = per_atom * len(self.atoms) if model.is_intensive else per_atom
+        energy = per_atom * len(current) if model.is_intensive else per_atom
         forces = np.asarray(prediction["f"], dtype=float).reshape(-1, 3)
         if not np.isfinite(energy) or not np.all(np.isfinite(forces)):
             raise CalculationFailed(f"chgnet:{self.model_name}: non-finite energy or forces")
@@ -118,5 +124,5 @@ class CHGNetEngine(Engine):
     def capabilities(self, model: str) -> Capabilities:
         return ML_CAPABILITIES
 
-    def _calculator(self, model: str, **parameters):
+    def _calculator(self, model: str, **parameters: Any) -> Calculator:
         return CHGNetCluster(model)

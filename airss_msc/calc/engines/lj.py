@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from airss_msc.calc.engines.base import Capabilities, Engine
+from airss_msc.calc.engines.base import Capabilities, Engine, calculated_atoms
 
 
 class LennardJonesCluster(Calculator):
@@ -19,9 +21,14 @@ class LennardJonesCluster(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces"]  # noqa: RUF012 (ASE types it as a list)
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
         super().calculate(atoms, properties, system_changes)
-        pos = self.atoms.positions
+        pos = calculated_atoms(self).positions
         diff = pos[:, None, :] - pos[None, :, :]
         r2 = np.einsum("ijk,ijk->ij", diff, diff)
         np.fill_diagonal(r2, np.inf)
@@ -47,5 +54,5 @@ class LennardJones(Engine):
         # Lennard-Jones cannot collapse; a random start may brush past the floor.
         return Capabilities(energy_unit="epsilon")
 
-    def _calculator(self, model: str, **parameters):
+    def _calculator(self, model: str, **parameters: Any) -> Calculator:
         return LennardJonesCluster()

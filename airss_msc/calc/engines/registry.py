@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from enum import Enum
 from functools import lru_cache
+from typing import Any
 
 from ase.calculators.calculator import Calculator
 
@@ -213,7 +214,7 @@ def preferred_excitation_method(methods: Iterable[str]) -> str | None:
     return _preferred(methods, lambda c: c.excitation_rank)
 
 
-def make_calculator(method: str | Method, **parameters) -> Calculator:
+def make_calculator(method: str | Method, **parameters: Any) -> Calculator:
     """A fresh ASE calculator for ``method`` (parameters: one rung of :func:`scf_ladder`)."""
     m = parse_method(method)
     return ENGINES[m.engine].calculator(m.model, **parameters)

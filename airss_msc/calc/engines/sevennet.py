@@ -12,10 +12,12 @@ import contextlib
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from functools import cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from ase.calculators.calculator import all_changes
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
 
 from airss_msc.calc.engines.base import Capabilities, ClusterInBox, Engine
 from airss_msc.calc.engines.chgnet import ML_CAPABILITIES, torch_device, use_threads
@@ -39,7 +41,7 @@ def checkpoint_path(model: str) -> str:
 
 
 @cache
-def _calculator(model: str, device: str):
+def _calculator(model: str, device: str) -> Any:  # a sevenn.calculator.SevenNetCalculator
     from sevenn.calculator import SevenNetCalculator
 
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -51,12 +53,17 @@ def _calculator(model: str, device: str):
 class SevenNetCluster(ClusterInBox):
     """Energy and forces from a SevenNet model (loaded once per process)."""
 
-    def __init__(self, model: str, **kwargs):
+    def __init__(self, model: str, **kwargs: Any) -> None:
         inner = _calculator(model, torch_device())
         super().__init__(inner, cutoff=float(inner.cutoff), **kwargs)
         self.model = model
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
         use_threads()
         super().calculate(atoms, properties, system_changes)
 
@@ -83,5 +90,5 @@ class SevenNetEngine(Engine):
     def capabilities(self, model: str) -> Capabilities:
         return ML_CAPABILITIES
 
-    def _calculator(self, model: str, **parameters):
+    def _calculator(self, model: str, **parameters: Any) -> Calculator:
         return SevenNetCluster(model)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
 from ase.units import Bohr, Hartree, kB
 
 from airss_msc.calc.engines.base import Capabilities, Engine, homo_lumo_gap
@@ -17,19 +19,19 @@ from airss_msc.calc.engines.tightbinding import (
 
 
 class TBLiteCalculator(TightBindingCalculator):
-    def _new_library(self, atoms):
+    def _new_library(self, atoms: Atoms) -> Any:
         from tblite.interface import Calculator as Library
 
         p = self.parameters
-        lib = Library(self.model, atoms.numbers, atoms.positions / Bohr, float(p.charge), int(p.uhf))
+        lib = Library(self.model, atoms.numbers, atoms.positions / Bohr, float(p["charge"]), int(p["uhf"]))
         lib.set("verbosity", 0)
-        lib.set("accuracy", float(p.accuracy))
-        lib.set("max-iter", int(p.max_iterations))
-        lib.set("temperature", float(p.electronic_temperature) * kB / Hartree)
-        lib.set("mixer-damping", float(p.mixer_damping))
+        lib.set("accuracy", float(p["accuracy"]))
+        lib.set("max-iter", int(p["max_iterations"]))
+        lib.set("temperature", float(p["electronic_temperature"]) * kB / Hartree)
+        lib.set("mixer-damping", float(p["mixer_damping"]))
         return lib
 
-    def _singlepoint(self, atoms):
+    def _singlepoint(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray, float]:
         self._res = self._lib.singlepoint(self._res)
         res = self._res
         gap = homo_lumo_gap(res.get("orbital-energies"), res.get("orbital-occupations"))
@@ -58,5 +60,5 @@ class TBLite(Engine):
     def scf_ladder(self, model: str, electronic_temperature: float) -> tuple[dict, ...]:
         return xtb_ladder(electronic_temperature)
 
-    def _calculator(self, model: str, **parameters):
+    def _calculator(self, model: str, **parameters: Any) -> Calculator:
         return TBLiteCalculator(model, **parameters)

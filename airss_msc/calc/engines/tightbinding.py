@@ -7,13 +7,16 @@ failure becomes :class:`SCFError` so a relaxation can climb the ladder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.units import Bohr, Hartree
 
-from airss_msc.calc.engines.base import Capabilities, SCFError
+from airss_msc.calc.engines.base import Capabilities, SCFError, calculated_atoms
 
 #: GFN1/GFN2/IPEA1-xTB: orbitals (a gap) and an SCF that can fail. GFN2-xTB relaxations
 #: of bare Cd clusters fall into unphysical holes (airss_msc.calc.sanity), so the
@@ -76,19 +79,20 @@ class TightBindingCalculator(Calculator):
     #: The model rebuilds its library at every geometry (GFN-FF fixes its topology at build).
     rebuild_every_step = False
 
-    def __init__(self, model: str, **kwargs):
+    def __init__(self, model: str, **kwargs: Any) -> None:
         self.model = model
-        self._lib = None
-        self._res = None
+        #: The library's calculator and its last result (xtb-python or tblite objects, untyped).
+        self._lib: Any = None
+        self._res: Any = None
         super().__init__(**kwargs)
 
-    def set(self, **kwargs):
+    def set(self, **kwargs: Any) -> dict[str, Any]:
         changed = super().set(**kwargs)
         if changed:
             self._forget()
         return changed
 
-    def reset(self):
+    def reset(self) -> None:
         super().reset()
         self._forget()
 
@@ -96,22 +100,27 @@ class TightBindingCalculator(Calculator):
         self._lib = None
         self._res = None
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # Library handles cannot be pickled (an MPI worker must not ship them back).
         state = self.__dict__.copy()
         state.update(_lib=None, _res=None, atoms=None)
         return state
 
-    def _new_library(self, atoms):
+    def _new_library(self, atoms: Atoms) -> Any:
         raise NotImplementedError
 
-    def _singlepoint(self, atoms) -> tuple[float, np.ndarray, np.ndarray, float]:
+    def _singlepoint(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray, float]:
         """(energy Hartree, gradient Hartree/Bohr, charges, gap Hartree) at the current geometry."""
         raise NotImplementedError
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
         super().calculate(atoms, properties, system_changes)
-        atoms = self.atoms
+        atoms = calculated_atoms(self)
         rebuild = (
             self._lib is None
             or self.rebuild_every_step

@@ -11,9 +11,12 @@ import contextlib
 import os
 import shutil
 import tempfile
-from typing import ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
 from ase.units import Bohr
 
 from airss_msc.calc.engines.base import Capabilities, Engine, Method, homo_lumo_gap
@@ -29,7 +32,7 @@ _SCRATCH: str | None = None
 
 
 @contextlib.contextmanager
-def _scratch_dir():
+def _scratch_dir() -> Iterator[None]:
     """GFN-FF writes topology files (gfnff_topo, gfnff_adjacency) into the working
     directory, which MPI workers share: run it in a per-process scratch directory."""
     global _SCRATCH
@@ -46,7 +49,7 @@ def _scratch_dir():
 
 
 class XTBCalculator(TightBindingCalculator):
-    def _new_library(self, atoms):
+    def _new_library(self, atoms: Atoms) -> Any:
         from xtb.interface import Calculator as Library
         from xtb.interface import Param
         from xtb.libxtb import VERBOSITY_MUTED
@@ -54,17 +57,17 @@ class XTBCalculator(TightBindingCalculator):
         param = {"GFN1-xTB": Param.GFN1xTB, "GFN2-xTB": Param.GFN2xTB, "GFN-FF": Param.GFNFF}[self.model]
         p = self.parameters
         with self._where():
-            lib = Library(param, atoms.numbers, atoms.positions / Bohr, float(p.charge), int(p.uhf))
+            lib = Library(param, atoms.numbers, atoms.positions / Bohr, float(p["charge"]), int(p["uhf"]))
         lib.set_verbosity(VERBOSITY_MUTED)
-        lib.set_accuracy(float(p.accuracy))
-        lib.set_max_iterations(int(p.max_iterations))
-        lib.set_electronic_temperature(float(p.electronic_temperature))
+        lib.set_accuracy(float(p["accuracy"]))
+        lib.set_max_iterations(int(p["max_iterations"]))
+        lib.set_electronic_temperature(float(p["electronic_temperature"]))
         return lib
 
-    def _where(self):
+    def _where(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 
-    def _singlepoint(self, atoms):
+    def _singlepoint(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray, float]:
         with self._where():
             self._res = self._lib.singlepoint(self._res)
         res = self._res
@@ -78,10 +81,10 @@ class GFNFFCalculator(XTBCalculator):
 
     rebuild_every_step = True
 
-    def _where(self):
+    def _where(self) -> contextlib.AbstractContextManager[None]:
         return _scratch_dir()
 
-    def _singlepoint(self, atoms):
+    def _singlepoint(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray, float]:
         with self._where():
             self._res = self._lib.singlepoint(self._res)
         # a force field: no orbitals, and the API holds no charges for it
@@ -112,6 +115,6 @@ class XTBPython(Engine):
             return ({},)
         return xtb_ladder(electronic_temperature)
 
-    def _calculator(self, model: str, **parameters):
+    def _calculator(self, model: str, **parameters: Any) -> Calculator:
         cls = GFNFFCalculator if model == "GFN-FF" else XTBCalculator
         return cls(model, **parameters)
