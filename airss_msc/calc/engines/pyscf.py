@@ -30,15 +30,25 @@ import os
 import re
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import atomic_numbers
 from ase.units import Bohr, Hartree
 
 from airss_msc.calc import progress
-from airss_msc.calc.engines.base import Capabilities, Engine, ExcitedStates, SCFError, homo_lumo_gap
+from airss_msc.calc.engines.base import (
+    Capabilities,
+    Engine,
+    ExcitedStates,
+    SCFError,
+    calculated_atoms,
+    homo_lumo_gap,
+)
 from airss_msc.calc.threads import current_threads
 
 #: Exchange-correlation functionals offered (PySCF/libxc names in lower case).
@@ -85,12 +95,17 @@ GAP_RANK = {"PBE0/def2-SVP": 0, "PBE/def2-SVP": 1}
 #: excitations against RI-CC2 (Azpiroz, Ugalde and Infante, JCTC 2014), then B3LYP, then PBE.
 EXCITATION_RANK = {"TDA-PBE0/def2-SVP": 0, "TDA-B3LYP/def2-SVP": 1, "TDA-PBE/def2-SVP": 2}
 
+#: A PySCF SCF callback: called after each cycle with the kernel's local variables.
+SCFCallback = Callable[[dict[str, Any]], None]
+#: A ladder rung: its label and how it prepares a fresh mean field (PySCF objects are untyped).
+Rung = tuple[str, Callable[[Any], Any]]
+
 
 class SCFDiverged(RuntimeError):
     """Raised inside an SCF rung whose energy runs away (the ladder moves on)."""
 
 
-def divergence_guard(threshold: float = DIVERGENCE_HARTREE, release_gradient: float | None = None):
+def divergence_guard(threshold: float = DIVERGENCE_HARTREE, release_gradient: float | None = None) -> SCFCallback:
     """A PySCF SCF callback that raises :class:`SCFDiverged` when the energy climbs more
     than ``threshold`` Hartree above the lowest energy of the run so far; with
     ``release_gradient`` it also drops the mean field's level shift once the orbital
@@ -98,7 +113,7 @@ def divergence_guard(threshold: float = DIVERGENCE_HARTREE, release_gradient: fl
     and puts it back for good if the gradient then grows past ten times that."""
     lowest = [np.inf]
 
-    def callback(envs: dict) -> None:
+    def callback(envs: dict[str, Any]) -> None:
         energy = envs.get("e_tot")
         if energy is None or not np.isfinite(energy):
             raise SCFDiverged("SCF energy is not finite")
@@ -119,7 +134,7 @@ def divergence_guard(threshold: float = DIVERGENCE_HARTREE, release_gradient: fl
             mf.level_shift = state["shift"]
             state["back"] = True
 
-    state: dict = {"shift": None, "back": False}
+    state: dict[str, Any] = {"shift": None, "back": False}
     return callback
 
 
@@ -135,12 +150,12 @@ class SCFCheckpoint:
     SCF converges or the ladder fails.
     """
 
-    def __init__(self, path: str | os.PathLike, key: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], key: str) -> None:
         self.path = os.fspath(path)
         self.key = key
 
     @staticmethod
-    def key_for(mol, xc: str, unrestricted: bool) -> str:
+    def key_for(mol: Any, xc: str, unrestricted: bool) -> str:
         """A digest of what the density depends on: atoms (to 1e-6 Bohr), basis, charge, spin, functional."""
         import hashlib
 
@@ -168,18 +183,19 @@ class SCFCheckpoint:
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return None  # absent, or not a checkpoint: start afresh
 
-    def save(self, rung: str, cycles: int, dm) -> None:
+    def save(self, rung: str, cycles: int, dm: np.ndarray) -> None:
         """Write the density of rung ``rung`` after ``cycles`` cycles (atomic rename)."""
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         tmp = f"{self.path}.{os.getpid()}.tmp.npz"
         np.savez(tmp, key=self.key, rung=rung, cycles=cycles, dm=np.asarray(dm))
         os.replace(tmp, self.path)
 
-    def callback(self, rung: str, cycles_before: int = 0):
-        """A PySCF SCF callback saving each cycle's density (``cycles_before`` counts a resumed rung's earlier cycles)."""
+    def callback(self, rung: str, cycles_before: int = 0) -> SCFCallback:
+        """A PySCF SCF callback saving each cycle's density (``cycles_before`` counts a resumed
+        rung's earlier cycles)."""
         done = [cycles_before]
 
-        def callback(envs: dict) -> None:
+        def callback(envs: dict[str, Any]) -> None:
             dm = envs.get("dm")
             if dm is None:
                 return
@@ -194,11 +210,11 @@ class SCFCheckpoint:
             os.remove(self.path)
 
 
-def _chain(*callbacks):
+def _chain(*callbacks: SCFCallback | None) -> SCFCallback:
     """One SCF callback calling each of ``callbacks`` (None entries skipped) in order."""
     active = [c for c in callbacks if c is not None]
 
-    def callback(envs: dict) -> None:
+    def callback(envs: dict[str, Any]) -> None:
         for c in active:
             c(envs)
 
@@ -210,7 +226,7 @@ class _DavidsonLines:
 
     _ITERATION = re.compile(r"(?:davidson|lr_eig|real_lr_eig)\s+(\d+)\s+(\d+)\s+\|r\|=\s*(\S+)")
 
-    def __init__(self, nroots: int):
+    def __init__(self, nroots: int) -> None:
         self.nroots = nroots
         self.converged: set[int] = set()
         self.iteration = 0
@@ -247,7 +263,7 @@ class _DavidsonLines:
         pass
 
 
-def watch_davidson(td, nroots: int) -> None:
+def watch_davidson(td: Any, nroots: int) -> None:
     """Quiet ``td`` (a PySCF TDA/TDDFT object), or, when reporting, have its Davidson
     iterations and converged roots reported (PySCF logs them at DEBUG level, no callback)."""
     td.verbose = 0
@@ -270,7 +286,7 @@ def split_model(model: str) -> tuple[str, str, bool]:
     return FUNCTIONALS[xc], basis.lower(), tda
 
 
-def response_grid(mf, level: int) -> None:
+def response_grid(mf: Any, level: int) -> None:
     """Put the mean field on a grid of ``level`` for what follows (the response kernel of
     TDA); its orbitals and energy stay those of the converged ground state."""
     from pyscf.dft import gen_grid
@@ -301,7 +317,7 @@ def has_gpu4pyscf() -> bool:
 
 
 @contextlib.contextmanager
-def _scratch():
+def _scratch() -> Iterator[str]:
     """PySCF writes integrals and checkpoints to its TMPDIR: keep them out of the working directory.
 
     PySCF reads PYSCF_TMPDIR once, at import, into ``pyscf.lib.param.TMPDIR``: the
@@ -324,11 +340,11 @@ def _scratch():
                 os.environ["PYSCF_TMPDIR"] = old
 
 
-def build_molecule(symbols, positions: np.ndarray, basis: str, charge: int = 0, spin: int = 0):
+def build_molecule(symbols: Sequence[str], positions: np.ndarray, basis: str, charge: int = 0, spin: int = 0) -> Any:
     """A PySCF Mole with ``basis`` and the def2 ECPs where def2 has them (Angstrom in)."""
     from pyscf import gto
 
-    atom = [(s, tuple(map(float, p))) for s, p in zip(symbols, positions)]
+    atom = [(s, tuple(map(float, p))) for s, p in zip(symbols, positions, strict=True)]
     # def2 replaces the core of elements beyond Kr (Cd, Te) by an ECP; Zn and Se are all-electron.
     ecp = {el: basis for el in set(symbols) if atomic_numbers[el] > DEF2_ECP_FROM - 1}
     return gto.M(
@@ -336,7 +352,7 @@ def build_molecule(symbols, positions: np.ndarray, basis: str, charge: int = 0, 
     )
 
 
-def _mean_field(mol, xc: str, unrestricted: bool, grid_level: int):
+def _mean_field(mol: Any, xc: str, unrestricted: bool, grid_level: int) -> Any:
     from pyscf import dft
 
     mf = (dft.UKS if unrestricted else dft.RKS)(mol, xc=xc).density_fit(auxbasis="def2-universal-jkfit")
@@ -352,12 +368,12 @@ def _mean_field(mol, xc: str, unrestricted: bool, grid_level: int):
     return mf
 
 
-def _inner(mf):
+def _inner(mf: Any) -> Any:
     """The plain mean field under a Newton or smearing wrapper (where with_df and grids live)."""
     return getattr(mf, "_scf", mf)
 
 
-def _gap_ev(mf) -> float:
+def _gap_ev(mf: Any) -> float:
     return homo_lumo_gap(np.asarray(mf.mo_energy), np.asarray(mf.mo_occ)) * Hartree
 
 
@@ -370,8 +386,8 @@ class PySCFCluster(Calculator):
     rerun on the same molecule resumes from it, see :class:`SCFCheckpoint`).
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "homo_lumo_gap"]
-    default_parameters = {
+    implemented_properties = ["energy", "free_energy", "forces", "homo_lumo_gap"]  # noqa: RUF012 (ASE types it as a list)
+    default_parameters = {  # noqa: RUF012 (ASE types it as a dict)
         "xc": "pbe",
         "basis": "def2-svp",
         "charge": 0,
@@ -383,57 +399,59 @@ class PySCFCluster(Calculator):
         "checkpoint": None,
     }
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._dm = None  # the last converged density: the next geometry's first guess
-        self.mf = None
+        self._dm: Any = None  # the last converged density: the next geometry's first guess
+        self.mf: Any = None  # the last converged PySCF mean field
         self.notes: list[str] = []
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.update(_dm=None, mf=None, atoms=None)
         return state
 
-    def _rungs(self):
+    def _rungs(self) -> tuple[Rung, ...]:
         """(label, how to prepare the mean field) for each SCF attempt."""
 
-        def plain(mf):
+        def plain(mf: Any) -> Any:
             return mf
 
-        def shifted(mf):
+        def shifted(mf: Any) -> Any:
             # a shifted SCF that stalls hands over to the second-order rung, which converged the
             # stalled metal-rich Cd7TeSe3 (200 shifted cycles did not); converging shifted runs
             # took 16-19 cycles (Cd13Se13, Zn13Se13, Cd4TeSe2)
             mf.level_shift = LEVEL_SHIFT
             mf.damp = DAMPING
             mf.diis_start_cycle = 4
-            mf.max_cycle = min(int(self.parameters.max_cycle), SHIFTED_MAX_CYCLE)
+            mf.max_cycle = min(int(self.parameters["max_cycle"]), SHIFTED_MAX_CYCLE)
             return mf
 
-        def newton(mf):
+        def newton(mf: Any) -> Any:
             return mf.newton()
 
-        def smeared(mf):
+        def smeared(mf: Any) -> Any:
             from pyscf.scf import addons
 
-            return addons.smearing_(mf, sigma=float(self.parameters.smearing), method="fermi")
+            return addons.smearing_(mf, sigma=float(self.parameters["smearing"]), method="fermi")
 
         return (("DIIS", plain), ("level shift", shifted), ("second-order SCF", newton), ("Fermi smearing", smeared))
 
-    def _converge(self, mol, unrestricted: bool, dm0):
+    def _converge(self, mol: Any, unrestricted: bool, dm0: Any) -> tuple[Any, str]:
         from pyscf import lib
 
         lib.num_threads(current_threads())
         p = self.parameters
-        errors = []
+        errors: list[str] = []
         shared = None  # the first rung's density-fitting tensor and grid, reused by the others
         fresh = False  # after a divergence, start from the atomic guess, not the runaway density
         checkpoint = (
-            SCFCheckpoint(p.checkpoint, SCFCheckpoint.key_for(mol, p.xc, unrestricted)) if p.checkpoint else None
+            SCFCheckpoint(p["checkpoint"], SCFCheckpoint.key_for(mol, p["xc"], unrestricted))
+            if p["checkpoint"]
+            else None
         )
         resume = checkpoint.load() if checkpoint is not None else None
         rungs = self._rungs()
-        if resume is not None and resume[0] in [label for label, _ in rungs]:
+        if checkpoint is not None and resume is not None and resume[0] in [label for label, _ in rungs]:
             while rungs[0][0] != resume[0]:
                 rungs = rungs[1:]  # the rungs before the saved one had already failed
             dm0 = resume[2]
@@ -451,17 +469,28 @@ class PySCFCluster(Calculator):
             checkpoint.clear()
         return converged
 
-    def _climb(self, mol, unrestricted: bool, dm0, rungs, checkpoint, resume, errors, shared, fresh):
+    def _climb(
+        self,
+        mol: Any,
+        unrestricted: bool,
+        dm0: Any,
+        rungs: tuple[Rung, ...],
+        checkpoint: SCFCheckpoint | None,
+        resume: tuple[str, int, np.ndarray] | None,
+        errors: list[str],
+        shared: tuple[Any, Any] | None,
+        fresh: bool,
+    ) -> tuple[Any, str]:
         """Try each rung in turn (the body of :meth:`_converge`)."""
         p = self.parameters
         for label, prepare in rungs:
             if errors:
                 progress.report(f"SCF {errors[-1]}; next: {label}")
-            mf = _mean_field(mol, p.xc, unrestricted, int(p.grid_level))
+            mf = _mean_field(mol, p["xc"], unrestricted, int(p["grid_level"]))
             if shared is not None:
                 mf.with_df, mf.grids = shared
-            mf.conv_tol = float(p.conv_tol)
-            mf.max_cycle = int(p.max_cycle)
+            mf.conv_tol = float(p["conv_tol"])
+            mf.max_cycle = int(p["max_cycle"])
             mf = prepare(mf)
             before = 0
             if resume is not None and label == resume[0]:
@@ -495,18 +524,24 @@ class PySCFCluster(Calculator):
                 return mf, label
             errors.append(f"{label}: not converged in {mf.max_cycle} cycles")
             dm0 = mf.make_rdm1()
-        raise SCFError(f"pyscf {p.xc}/{p.basis}: SCF failed ({'; '.join(errors)})")
+        raise SCFError(f"pyscf {p['xc']}/{p['basis']}: SCF failed ({'; '.join(errors)})")
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
         super().calculate(atoms, properties, system_changes)
+        current = calculated_atoms(self)
         p = self.parameters
         with _scratch():
             mol = build_molecule(
-                self.atoms.get_chemical_symbols(), self.atoms.positions, p.basis, int(p.charge), int(p.spin)
+                current.get_chemical_symbols(), current.positions, p["basis"], int(p["charge"]), int(p["spin"])
             )
             unrestricted = bool(mol.spin) or mol.nelectron % 2 == 1
             progress.report(
-                f"SCF {p.xc}/{p.basis}: {mol.natm} atoms, {mol.nao} basis functions, "
+                f"SCF {p['xc']}/{p['basis']}: {mol.natm} atoms, {mol.nao} basis functions, "
                 f"{mol.nelectron} electrons" + (", from the previous density" if self._dm is not None else "")
             )
             dm0 = self._dm if self._dm is not None and np.ndim(self._dm) == (3 if unrestricted else 2) else None
@@ -528,7 +563,7 @@ class PySCFCluster(Calculator):
         self.mf = mf
         self.notes = notes
 
-    def _unrestricted_check(self, mol, closed):
+    def _unrestricted_check(self, mol: Any, closed: Any) -> Any:
         """A UKS solution started from the closed-shell density with alpha/beta symmetry broken."""
         from pyscf import lib
 
@@ -537,9 +572,9 @@ class PySCFCluster(Calculator):
         rng = np.random.default_rng(0)
         noise = rng.normal(scale=1e-2, size=dm.shape)
         noise = (noise + noise.T) / 2.0
-        mf = _mean_field(mol, self.parameters.xc, True, int(self.parameters.grid_level))
-        mf.conv_tol = float(self.parameters.conv_tol)
-        mf.max_cycle = int(self.parameters.max_cycle)
+        mf = _mean_field(mol, self.parameters["xc"], True, int(self.parameters["grid_level"]))
+        mf.conv_tol = float(self.parameters["conv_tol"])
+        mf.max_cycle = int(self.parameters["max_cycle"])
         try:
             mf.kernel(dm0=np.array([dm + noise, dm - noise]))
         except Exception:
@@ -550,7 +585,10 @@ class PySCFCluster(Calculator):
 class PySCFEngine(Engine):
     name = "pyscf"
     distribution = "pyscf"
-    install_hint = "pyscf is a dependency of airss-msc: reinstall it (pip install -e .); for a GPU add the extra: pip install -e '.[gpu]'"
+    install_hint = (
+        "pyscf is a dependency of airss-msc: reinstall it (pip install -e .); "
+        "for a GPU add the extra: pip install -e '.[gpu]'"
+    )
     models = _models()
     default_model = "PBE/def2-SVP"
     qualified_only = _models()
@@ -580,11 +618,11 @@ class PySCFEngine(Engine):
         # a functional/basis pair names no other engine's model
         return model
 
-    def _calculator(self, model: str, **parameters):
+    def _calculator(self, model: str, **parameters: Any) -> Calculator:
         xc, basis, _ = split_model(model)
         return PySCFCluster(xc=xc, basis=basis, **parameters)
 
-    def excitations(self, model: str, atoms, nstates: int):
+    def excitations(self, model: str, atoms: Atoms, nstates: int) -> ExcitedStates:
         """Tamm-Dancoff TDDFT singlets (restricted ground state; spin-conserving on a UKS one)
         on this model's functional: energies (eV) and length-gauge oscillator strengths."""
         from pyscf import lib
