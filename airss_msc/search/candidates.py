@@ -12,6 +12,18 @@ single point scored in the worker right after each relaxation): the pool, its
 duplicate replacement, parent choice and the Metropolis rule all use it; the
 relaxing engine's energy only drives the relaxation and the duplicate window.
 Without a ``rank_energy`` the relaxing engine's energy steers.
+
+``[search] batch = N`` (N > 1) hands a worker up to N candidates at once where the relaxing
+engine has a batched call and the protocol has one stage: :func:`run_candidates` builds their
+starts and relaxes them together with :func:`~airss_msc.calc.relax_batch.relax_batch` (FIRE, one
+model call per optimizer step for all of them), each then scored by ``single_points`` and stored
+on its own as above: one row per candidate, the same resume by (composition, seed), walltime and
+stop (no new batch is handed out; batches in flight are stored). Otherwise (N = 1, an engine
+without a batched call, a staged protocol) each candidate is relaxed alone by
+:func:`~airss_msc.calc.relax.relax_structure`, as it always was. Moves with parents are chosen
+per candidate when its batch is handed out, from the minima stored by then: the candidates of a
+batch share that pool (a basin-hopping walk makes N moves from the same current minimum, the
+Metropolis rule then taking their results in order), as N workers would.
 """
 
 from __future__ import annotations
@@ -23,7 +35,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from airss_msc.calc.engines.batched import can_batch
 from airss_msc.calc.relax import RelaxSettings, relax_structure
+from airss_msc.calc.relax_batch import relax_batch
 from airss_msc.errors import InputError
 from airss_msc.generation.generate import GeneratorSettings, derive_seed
 from airss_msc.generation.moves import Move, Parent, RandomStart
@@ -68,6 +82,36 @@ def run_candidate(task: CandidateTask) -> Result:
     except InputError as exc:
         return failed_candidate(task, f"generation failed: {exc}")
     return relax_structure(atoms, task.relax)
+
+
+def run_candidates(tasks: list[CandidateTask]) -> list[Result]:
+    """Build candidates ``tasks`` and relax them together (:func:`relax_batch`, one model call per
+    optimizer step for all of them); one :class:`Result` per task, in order. A generation failure
+    is that candidate's ``error`` result; tasks with different relax settings relax apart."""
+    results: list[Result | None] = [None] * len(tasks)
+    groups: list[tuple[RelaxSettings, list[int], list]] = []
+    for k, task in enumerate(tasks):
+        try:
+            atoms = build_start(task)
+        except InputError as exc:
+            results[k] = failed_candidate(task, f"generation failed: {exc}")
+            continue
+        group = next((g for g in groups if g[0] == task.relax), None)
+        if group is None:
+            group = (task.relax, [], [])
+            groups.append(group)
+        group[1].append(k)
+        group[2].append(atoms)
+    for settings, where, starts in groups:
+        for k, result in zip(where, relax_batch(starts, settings, batch_size=len(starts)), strict=True):
+            results[k] = result
+    return [r if r is not None else failed_candidate(t, "not relaxed") for r, t in zip(results, tasks, strict=True)]
+
+
+def batches(relax: RelaxSettings, batch: int) -> bool:
+    """Whether a search with these relax settings relaxes ``batch`` > 1 candidates together (an
+    engine with a batched call, one stage); otherwise it relaxes one at a time."""
+    return batch > 1 and not relax.stages and can_batch(relax.method)
 
 
 def failed_candidate(task: CandidateTask, message: str) -> Result:
@@ -118,10 +162,11 @@ def as_parent(result: Result, steer_energy: str | None, row: int | None = None) 
     if result.status != Status.RELAXED or result.energy is None:
         return None
     energy = result.energy_by(steer_energy)
-    if energy is None or not np.isfinite(energy):
+    row = result.id if row is None else row
+    if energy is None or not np.isfinite(energy) or row is None:
         return None
     return Parent(
-        result.id if row is None else row,
+        row,
         float(energy),
         result.symbols,
         result.positions,
@@ -185,17 +230,20 @@ def run_search(
                     pool.metropolis(task.formula, parent, np.random.default_rng([task.seed, 2]))
             return _line(task, result, config.rank_energy), result.status == Status.RELAXED
 
+        batch = config.batch if batches(config.relax, config.batch) else 1
         farm = Farm(
             work=run_candidate,
             store=store,
             on_error=failed_candidate,
             prepare=prepare if strategy.uses_parents else None,
+            work_batch=run_candidates if batch > 1 else None,
         )
         say_ = log
         headline = (
             f"search {config.name}: {len(tasks)} candidates over {len(config.compositions)} "
             f"composition(s), {len(tasks) - len(pending)} already in {config.db}, {len(pending)} to run "
-            f"({config.relax.method}, strategy {strategy.name}, {max(workers, 1)} worker(s))"
+            f"({config.relax.method}, strategy {strategy.name}, {max(workers, 1)} worker(s)"
+            f"{_batch_note(config, batch)})"
         )
         outcome = run_farm(
             farm,
@@ -209,6 +257,7 @@ def run_search(
             say=say_,
             progress_every=progress_every,
             headline=headline,
+            batch=batch,
         )
     (log or _stderr)(summary_line(f"search {config.name}", outcome))
     return outcome
@@ -216,3 +265,13 @@ def run_search(
 
 def _stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def _batch_note(config: SearchConfig, batch: int) -> str:
+    """The headline's word on batching: how many per batch, or why ``[search] batch`` is not used."""
+    if batch > 1:
+        return f", batches of up to {batch} relaxed together (FIRE)"
+    if config.batch > 1:
+        why = "a staged protocol" if config.relax.stages else f"{config.relax.method} has no batched call"
+        return f", batch = {config.batch} not used: {why}, one at a time"
+    return ""

@@ -54,7 +54,7 @@ def parse_walltime(value) -> float | None:
     return seconds
 
 
-def _read_walltime(value, section: str) -> float:
+def _read_walltime(value, section: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise TypeError(value)
     return parse_walltime(value)
@@ -104,6 +104,11 @@ class SearchConfig:
         expects="a string",
         shown='"mpi"',
     )
+    batch: int = setting(
+        1,
+        help="candidates a worker relaxes together by FIRE, one model call per step for all (engines "
+        "with a batched call, one-stage protocols; others one at a time); 1: one at a time by [relax] optimizer",
+    )
     rank_energy: str | None = setting(
         None,
         help="rank and steer by this method's energies (the relax method or one of its single points)",
@@ -118,6 +123,8 @@ class SearchConfig:
         """Check everything that can be checked before any work starts."""
         if not isinstance(self.candidates, int) or self.candidates < 0:
             raise InputError(f"negative or non-integer candidates {self.candidates!r}: need an integer >= 0")
+        if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
+            raise InputError(f"[search] batch = {self.batch!r}: need an integer >= 1 (1: one at a time)")
         relax = self.relax.validate()
         relax.check_engines()
         rank_energy = self.rank_energy
