@@ -130,14 +130,18 @@ def main() -> None:
     lines = [
         f"# Batched relaxation: {args.formula}, {method}, CPU, one thread",
         "",
-        f"commit {git_commit()}; {args.starts} random starts (seeds 0-{args.starts - 1}; a batch size above "
-        f"that runs on as many starts), fmax 0.05 eV/A, 500 steps, device {model.device}. The machine was "
-        "loaded (two PBE jobs on its two cores): CPU seconds of this process are the comparable numbers, "
-        "wall seconds are not. Same minimum: energy within 5 meV and aligned RMSD < 0.1 A; lower/higher: "
-        "the row's minimum is more than 5 meV below/above the reference's.",
+        (
+            f"commit {git_commit()}; {args.starts} random starts (seeds 0-{args.starts - 1}; a batch size above "
+            f"that runs on as many starts), fmax 0.05 eV/A, 500 steps, device {model.device}. The machine was "
+            "loaded (two PBE jobs on its two cores): CPU seconds of this process are the comparable numbers, "
+            "wall seconds are not. Same minimum: energy within 5 meV and aligned RMSD < 0.1 A; lower/higher: "
+            "the row's minimum is more than 5 meV below/above the reference's."
+        ),
         "",
-        "| path | starts | relaxations / s (wall) | CPU s / relaxation | speed vs today (CPU) | force calls / "
-        "relaxation (median, mean) | statuses | vs one-at-a-time FIRE | vs today (PreconLBFGS) |",
+        (
+            "| path | starts | relaxations / s (wall) | CPU s / relaxation | speed vs today (CPU) | force calls / "
+            "relaxation (median, mean) | statuses | vs one-at-a-time FIRE | vs today (PreconLBFGS) |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -166,12 +166,24 @@ class RowFailure:
     def line(self, step: str) -> str:
         """``FAILED: cap: Cd7TeSe3 row 5 -> row 31: fragmented (the cluster split or lost an atom)``."""
         target = f"row {self.row}" + (f" -> row {self.new_row}" if self.new_row is not None else "")
-        why = self.message or STATUS_MEANING.get(self.status, "")
+        why = self.message or _meaning(self.status)
         return (
             f"FAILED: {step}: {self.formula} {target}: {self.status}"
             + (f" ({why})" if why else "")
             + (" [stored by an earlier run]" if self.stored else "")
         )
+
+
+def _meaning(status: str) -> str:
+    """What a relaxation status means, in words ("" for another word: a job status)."""
+    return STATUS_MEANING.get(Status(status), "") if status in {s.value for s in Status} else ""
+
+
+def _stored_row(res: Result) -> int:
+    """The row of a result read from the database (every stored result has one)."""
+    if res.id is None:
+        raise ValueError(f"{res.composition}: a stored result without a row id")
+    return res.id
 
 
 @dataclass
@@ -201,16 +213,16 @@ def _stored_failures(
             made = [x for x in results if made_from(x)]
             if made and not any(x.status == Status.RELAXED for x in made):
                 last = max(made, key=lambda x: x.id or 0)
-                out.append(RowFailure(r.composition, r.id, last.status, last.message, last.id, True))
+                out.append(RowFailure(r.composition, _stored_row(r), last.status, last.message, last.id, True))
         elif nstates:
             exc = r.excitations.get(method)
             if exc is not None and exc.status != JobStatus.DONE:
-                out.append(RowFailure(r.composition, r.id, exc.status, exc.message, None, True))
+                out.append(RowFailure(r.composition, _stored_row(r), exc.status, exc.message, None, True))
         else:
             note = r.provenance.get(f"sp_{method_key(method)}")
             if method not in r.energies and note:
                 status, _, message = str(note).partition(": ")
-                out.append(RowFailure(r.composition, r.id, status, message, None, True))
+                out.append(RowFailure(r.composition, _stored_row(r), status, message, None, True))
     return out
 
 
@@ -230,7 +242,16 @@ def _task(
     sites: str = "auto",
 ) -> RowTask:
     return RowTask(
-        res.id, res.composition, res.symbols, res.positions, method, relax, temperature, nstates, ligand, sites
+        _stored_row(res),
+        res.composition,
+        res.symbols,
+        res.positions,
+        method,
+        relax,
+        temperature,
+        nstates,
+        ligand,
+        sites,
     )
 
 
@@ -248,7 +269,7 @@ def select_rows(results: list[Result], top: int | None, energy: str | None = Non
     if top is None:
         return [r for r in results if r.status == Status.RELAXED]
     rows = rank_results(results, energy=energy, top=top, symmetry_tol=None)
-    wanted = {(row.result.source, row.result.id) for row in rows if row.rank is not None}
+    wanted = {(row.result.source, row.result.id) for row in rows if row.rank is not None and row.result is not None}
     return [r for r in results if (r.source, r.id) in wanted]
 
 

@@ -130,7 +130,7 @@ class StrategySettings:
             walker = pool.walker(formula)
             moves = [(m, w) for m, w in mix if m.parents <= (1 if walker is not None else 0)]
             move = _draw(moves or fresh, rng)
-            return move, [walker] if move.parents else []
+            return move, [walker] if move.parents and walker is not None else []
         available = len(pool.lowest(formula))
         usable = [(m, w) for m, w in mix if m.parents <= available]
         move = _draw(usable or fresh, rng)

@@ -54,7 +54,7 @@ class BatchModel(ABC):
     def on(self, device: str) -> BatchModel:
         """The same model on ``device``."""
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 (a default, not abstract: a CPU model holds nothing)
         """Give back what a failed call left allocated (the GPU cache); nothing on CPU."""
 
 

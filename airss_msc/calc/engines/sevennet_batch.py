@@ -56,7 +56,7 @@ class SevenNetBatch(BatchModel):
         import sevenn._keys as keys
         from sevenn.atom_graph_data import AtomGraphData
         from sevenn.train.dataload import unlabeled_atoms_to_graph
-        from torch_geometric.data import Batch
+        from torch_geometric.data import Batch  # type: ignore[import-untyped]
 
         use_threads()
         net, cutoff = _batch_model(self.model, self.device)
