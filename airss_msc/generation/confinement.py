@@ -30,7 +30,8 @@ _EPS = 1e-9
 def _norms(pos: np.ndarray, keepdims: bool = False) -> np.ndarray:
     """Row norms, exactly as ``np.linalg.norm(pos, axis=1)`` computes them (without
     its argument handling, which costs more than the arithmetic for a cluster)."""
-    return np.sqrt(np.add.reduce(pos * pos, axis=1, keepdims=keepdims))
+    squares = pos * pos
+    return np.sqrt(np.add.reduce(squares, axis=1, keepdims=True) if keepdims else np.add.reduce(squares, axis=1))
 
 
 def _unit_ball(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -193,7 +194,7 @@ def make_confinement(
             axes = (round(1.4 * k * r, 3), round(k * r, 3), round(0.7 * k * r, 3))
         if len(axes) != 3 or not all(np.isfinite(a) and a > 0 for a in axes):
             raise InputError(f"impossible ellipsoid axes {axes!r}: need three positive numbers")
-        return Ellipsoid(tuple(float(a) for a in axes))
+        return Ellipsoid((float(axes[0]), float(axes[1]), float(axes[2])))
     if shape == "shell":
         # Keep the shell's volume equal to the default sphere's when not given.
         rin = inner if inner is not None else round(0.4 * r, 3)
@@ -235,4 +236,4 @@ def parse_axes(text: str) -> tuple[float, float, float]:
         raise InputError(f"malformed axes {text!r}: expected A,B,C in Angstrom") from None
     if len(values) != 3:
         raise InputError(f"malformed axes {text!r}: expected three numbers A,B,C")
-    return values  # type: ignore[return-value]
+    return values

@@ -143,7 +143,8 @@ def cap(atoms: Atoms, ligand: str = "NH3", sites: str | int = "auto", seed: int 
         axis = _outward(atoms, i)
         donor = atoms.positions[i] + METAL_N[symbols[i]] * axis
         frame = _frame(axis)
-        best, best_gap = None, -np.inf
+        best: np.ndarray | None = None
+        best_gap = -np.inf
         # turn the ligand about the M-N axis to the orientation farthest from everything placed
         for turn in rng.permutation(24) * (2 * np.pi / 24):
             c, s = np.cos(turn), np.sin(turn)
@@ -153,6 +154,8 @@ def cap(atoms: Atoms, ligand: str = "NH3", sites: str | int = "auto", seed: int 
             gap = np.min(np.linalg.norm(placed[1:, None, :] - others[None, :, :], axis=-1))
             if gap > best_gap:
                 best, best_gap = placed, gap
+        if best is None:  # every gap NaN
+            raise InputError(f"cannot place a ligand on atom {i}: non-finite distances")
         symbols += list(template.symbols)
         pos += list(best)
     capped = Atoms(symbols, positions=np.array(pos))

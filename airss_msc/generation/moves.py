@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 import numpy as np
 from ase import Atoms
@@ -75,7 +75,8 @@ class Move:
         return True
 
     @classmethod
-    def settings_keys(cls) -> dict[str, type]:
+    def settings_keys(cls) -> dict[str, type | str]:
+        """Setting name -> its annotation (a string: annotations are postponed in this module)."""
         return {f.name: f.type for f in fields(cls)}
 
 
@@ -153,7 +154,7 @@ def _template(path: str) -> tuple[tuple[str, ...], np.ndarray]:
     from ase.io import read
 
     try:
-        atoms = read(path)
+        atoms = cast(Atoms, read(path))  # no index: the last frame, one Atoms
     except FileNotFoundError:
         raise InputError(f"frame template {path} not found") from None
     except Exception as exc:
@@ -271,6 +272,8 @@ class HomotopMove(Move):
     ``amplitude`` and :meth:`rearrange`."""
 
     parents: ClassVar[int] = 1
+    if TYPE_CHECKING:  # each subclass's own field (a declaration here, not a dataclass field)
+        amplitude: float
 
     def applies(self, symbols):
         return mixed_sublattice(symbols) is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,7 +147,7 @@ class SeparationRules:
     def build(
         cls,
         elements,
-        overrides: dict | list | None = None,
+        overrides: dict | Sequence[str] | None = None,
         slack: float = 1.0,
     ) -> SeparationRules:
         """Defaults for ``elements`` with ``overrides`` applied.

@@ -48,7 +48,12 @@ class Substitution:
 
     def resolve(self, available: int) -> int:
         """Number of atoms to replace when the parent has ``available`` ``old`` atoms."""
-        n = self.count if self.count is not None else round(self.fraction * available)
+        if self.count is not None:
+            n = self.count
+        elif self.fraction is not None:
+            n = round(self.fraction * available)
+        else:
+            raise InputError(f"substitution {self.old}:{self.new} gives neither a count nor a fraction")
         if n > available:
             raise InputError(f"cannot replace {n} {self.old} by {self.new}: the template has {available} {self.old}")
         return n
@@ -227,10 +232,11 @@ def substituted_structures(
     if not substitutions:
         raise InputError("no substitution given (e.g. --substitute Se:Te=2)")
     rng = np.random.default_rng(seed)
-    stage = [(template.copy(), (), 1)]
+    # (structure, the sites substituted so far, multiplicity)
+    stage: list[tuple[Atoms, tuple[int, ...], int]] = [(template.copy(), (), 1)]
     mode = "enumerated"
     for sub in substitutions:
-        nxt = []
+        nxt: list[tuple[Atoms, tuple[int, ...], int]] = []
         for atoms, sites, mult in stage:
             found, how = arrangements(atoms, sub, rng, max_count, tolerance)
             mode = how if how != "enumerated" else mode

@@ -102,8 +102,7 @@ def _generators(name: str) -> list[np.ndarray]:
     }
     if name in cubic:
         return cubic[name]
-    m = re.fullmatch(r"([CDS])(\d+)([vhd]?)", name)
-    letter, n, suffix = m.group(1), int(m.group(2)), m.group(3)
+    letter, n, suffix = _axial(name)
     if letter == "S":  # S2n: rotate by 2 pi / 2n, then reflect through xy
         return [_SIGMA_H @ _rotation([0, 0, 1], 2 * np.pi / n)]
     gens = [_rotation([0, 0, 1], 2 * np.pi / n)]
@@ -117,6 +116,14 @@ def _generators(name: str) -> list[np.ndarray]:
         c, s = np.cos(np.pi / n), np.sin(np.pi / n)
         gens.append(np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, 1.0]]))
     return gens
+
+
+def _axial(name: str) -> tuple[str, int, str]:
+    """(letter, n, suffix) of a canonical axial group: ``D3h`` -> ("D", 3, "h")."""
+    m = re.fullmatch(r"([CDS])(\d+)([vhd]?)", name)
+    if m is None:  # canonical_group admits only these and the fixed groups
+        raise InputError(f"unknown point group {name!r}")
+    return m.group(1), int(m.group(2)), m.group(3)
 
 
 def _key(m: np.ndarray) -> bytes:
@@ -148,11 +155,10 @@ def group_order(name: str) -> int:
     fixed = {"C1": 1, "Cs": 2, "Ci": 2, "T": 12, "Td": 24, "Th": 24, "O": 24, "Oh": 48, "I": 60, "Ih": 120}
     if name in fixed:
         return fixed[name]
-    m = re.fullmatch(r"([CDS])(\d+)([vhd]?)", name)
-    n = int(m.group(2))
-    if m.group(1) == "S":
+    letter, n, suffix = _axial(name)
+    if letter == "S":
         return n
-    return n * (2 if m.group(1) == "D" else 1) * (2 if m.group(3) else 1)
+    return n * (2 if letter == "D" else 1) * (2 if suffix else 1)
 
 
 @functools.cache
@@ -242,7 +248,8 @@ def _generic_point(basis: np.ndarray) -> np.ndarray:
 def _site_kind(ops: np.ndarray, basis: np.ndarray, label: str) -> SiteKind:
     p = _generic_point(basis) if len(basis) else np.zeros(3)
     images = ops @ p
-    cosets, kept = [], []
+    cosets: list[np.ndarray] = []
+    kept: list[np.ndarray] = []
     for op, x in zip(ops, images, strict=True):
         if not any(np.linalg.norm(x - y) < _TOL for y in kept):
             kept.append(x)
@@ -250,12 +257,12 @@ def _site_kind(ops: np.ndarray, basis: np.ndarray, label: str) -> SiteKind:
     on_line = 0
     if len(basis) == 1:
         proj = basis.T @ basis
-        on_line = sum(np.linalg.norm(proj @ x - x) < _TOL for x in kept)
-    cosets = np.array(cosets)
-    cosets.flags.writeable = False
+        on_line = sum(bool(np.linalg.norm(proj @ x - x) < _TOL) for x in kept)
+    operations = np.array(cosets)
+    operations.flags.writeable = False
     basis = basis.copy()
     basis.flags.writeable = False
-    return SiteKind(label, len(cosets), len(basis), basis, cosets, int(on_line))
+    return SiteKind(label, len(operations), len(basis), basis, operations, int(on_line))
 
 
 @functools.cache

@@ -62,7 +62,7 @@ import secrets
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, cast
 
 import ase.io
 import numpy as np
@@ -201,7 +201,11 @@ def write_res_files(directory: str | os.PathLike, images: Atoms | Iterable[Atoms
     paths = []
     for atoms, name in zip(items, names, strict=True):
         target = directory / f"{name}.res"
-        _atomic_write(target, lambda fh, a=atoms, n=name, t=target: fh.write(_res_block(a, n, t, box)))
+
+        def write(fh: TextIO, a: Atoms = atoms, n: str = name, t: Path = target) -> None:
+            fh.write(_res_block(a, n, t, box))
+
+        _atomic_write(target, write)
         paths.append(target)
     return paths
 
@@ -383,7 +387,7 @@ def structure_name(atoms: Atoms, index: int = 0) -> str:
     return _SAFE_NAME.sub("_", name)
 
 
-def to_molecule(atoms: Atoms):
+def to_molecule(atoms: Atoms) -> Any:  # a pymatgen.core.Molecule (imported only when called)
     """:class:`pymatgen.core.Molecule` with the same species and positions (Angstrom).
 
     ``info`` (plus the energy, eV) goes into ``Molecule.properties``;
@@ -407,7 +411,7 @@ def to_molecule(atoms: Atoms):
         raise InputError(f"cannot convert {atoms.get_chemical_formula()} to a pymatgen Molecule: {exc}") from None
 
 
-def from_molecule(mol) -> Atoms:
+def from_molecule(mol: Any) -> Atoms:
     """Non-periodic :class:`ase.Atoms` from a pymatgen Molecule (Angstrom).
 
     ``Molecule.properties`` become ``info``; a non-zero charge is kept as
@@ -432,7 +436,7 @@ def _parse_xyz(text: str, where: str) -> list[Atoms]:
     """Split into frames ourselves so errors name the frame's line, then let ASE's
     extxyz reader parse each frame (it understands Properties= columns)."""
     lines = text.splitlines()
-    images = []
+    images: list[Atoms] = []
     i = 0
     while i < len(lines):
         if not lines[i].strip():
@@ -458,7 +462,8 @@ def _parse_xyz(text: str, where: str) -> list[Atoms]:
                 raise InputError(f"{where}:{j + 1}: blank line inside a frame of {natoms} atoms (wrong atom count?)")
         chunk = "\n".join(lines[start:end]) + "\n"
         try:
-            atoms = ase.io.read(io.StringIO(chunk), index=0, format="extxyz", parallel=False)
+            # one index: one Atoms (ASE's annotation covers slices too)
+            atoms = cast(Atoms, ase.io.read(io.StringIO(chunk), index=0, format="extxyz", parallel=False))
         except Exception as exc:  # ASE raises anything from KeyError to IndexError here
             line, problem = _locate(lines[start:end], exc)
             raise InputError(f"{where}:{start + 1 + line}: unreadable frame {len(images) + 1}: {problem}") from None
@@ -767,7 +772,7 @@ def _res_block(atoms: Atoms, name: str, path: Path, box: float) -> str:
     return f"{titl}\n{''.join(lines)}{body}\n"
 
 
-def _encode_value(value) -> str:
+def _encode_value(value: Any) -> str:
     """REM value text: a plain string as is when that is unambiguous, else JSON.
 
     Strings that would parse as JSON (``"123"``, ``"true"``), or that have
@@ -785,7 +790,7 @@ def _encode_value(value) -> str:
         return json.dumps(str(value))  # arbitrary objects: keep at least their text
 
 
-def _decode_value(text: str):
+def _decode_value(text: str) -> Any:
     """Inverse of :func:`_encode_value`."""
     try:
         return json.loads(text)
@@ -804,7 +809,7 @@ def _parses_as_json(text: str) -> bool:
 # ------------------------------------------------------------------ shared bits
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """NumPy scalars/arrays (nested in dicts/lists too) -> plain Python values."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -831,7 +836,7 @@ def _as_list(images: Atoms | Iterable[Atoms], path: Path) -> list[Atoms]:
     return items
 
 
-def _check_atoms(atoms, path: Path) -> None:
+def _check_atoms(atoms: object, path: Path) -> None:
     if not isinstance(atoms, Atoms):
         raise InputError(f"{path}: cannot write {type(atoms).__name__}, expected ase.Atoms")
     if len(atoms) == 0:

@@ -25,8 +25,10 @@ import re
 import sqlite3
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 from ase import Atoms
@@ -135,7 +137,7 @@ class ResultsDB:
     def __init__(self, path: str | os.PathLike, write: bool = False):
         self.path = Path(path)
         self.write = write
-        self._lock_fh = None
+        self._lock_fh: IO[str] | None = None
         if not write and not self.path.exists():
             raise InputError(f"database {self.path} does not exist")
         if self.path.exists():
@@ -237,7 +239,7 @@ class ResultsDB:
     def __enter__(self) -> ResultsDB:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __len__(self) -> int:
@@ -291,7 +293,7 @@ class ResultsDB:
         kv.update(_energy_pairs(result.energies, result.gaps))
         kv.update(extra or {})
         self._remember(set(result.energies) | set(result.gaps) | {result.method} - {""})
-        data = {
+        data: dict[str, Any] = {
             "initial_positions": np.asarray(
                 result.initial_positions if result.initial_positions is not None else [], dtype=float
             )
@@ -321,7 +323,7 @@ class ResultsDB:
     def _methods(self) -> dict[str, str]:
         return dict((self._db.metadata or {}).get("methods", {}))
 
-    def _remember(self, methods) -> None:
+    def _remember(self, methods: Iterable[str]) -> None:
         """Keep key -> method in the database metadata so keys read back as method names."""
         known = self._methods()
         new = {method_key(m): m for m in methods if method_key(m) not in known}
@@ -347,7 +349,7 @@ class ResultsDB:
         stored[excitations.method] = excitations.as_data()
         self._db.update(row_id, data={"excitations": stored})
 
-    def set_values(self, row_id: int, **values) -> None:
+    def set_values(self, row_id: int, **values: Any) -> None:
         """Add or change key-value pairs of one stored row (committed at once)."""
         if not self.write:
             raise RuntimeError("ResultsDB opened read-only")
@@ -394,9 +396,9 @@ _RECORD_KEYS = {
 }
 
 
-def _provenance_pairs(provenance: dict) -> dict:
+def _provenance_pairs(provenance: dict[str, Any]) -> dict[str, int | float | bool | str]:
     """Provenance as storable key-value pairs (ints, floats, short strings; no clash with ASE's own keys)."""
-    out = {}
+    out: dict[str, int | float | bool | str] = {}
     for key, value in provenance.items():
         if value is None or value == "" or key in _RECORD_KEYS or key in _ASE_RESERVED or not key.isidentifier():
             continue
@@ -439,13 +441,13 @@ _ASE_RESERVED = {
 }
 
 
-def _energy_pairs(energies: dict, gaps: dict) -> dict:
+def _energy_pairs(energies: Mapping[str, float | None], gaps: Mapping[str, float | None]) -> dict[str, float]:
     out = {f"e_{method_key(m)}": float(e) for m, e in energies.items() if e is not None}
     out.update({f"gap_{method_key(m)}": float(g) for m, g in gaps.items() if g is not None})
     return out
 
 
-def result_from_row(row, source: str = "", methods: dict[str, str] | None = None) -> Result:
+def result_from_row(row: Any, source: str = "", methods: dict[str, str] | None = None) -> Result:
     """A stored ASE database row as a :class:`Result` (old databases included).
 
     methods: stored key -> canonical method (the database's metadata), for the

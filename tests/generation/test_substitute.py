@@ -8,6 +8,7 @@ from ase import Atoms
 from airss_msc.errors import InputError
 from airss_msc.generation.substitute import (
     SubstitutedStructures,
+    Substitution,
     arrangements,
     atom_permutations,
     parse_substitution,
@@ -112,3 +113,9 @@ def test_too_many_replacements_refused():
         substituted_structures(cd4se4_cube(), [parse_substitution("Se:Te=5")])
     with pytest.raises(InputError, match="no Zn"):
         substituted_structures(cd4se4_cube(), [parse_substitution("Zn:Cd=1")])
+
+
+def test_a_substitution_without_count_or_fraction_is_an_input_error():
+    # parse_substitution always gives one; a Substitution built in code may give neither
+    with pytest.raises(InputError, match="neither a count nor a fraction"):
+        Substitution("Se", "Te").resolve(4)
