@@ -24,7 +24,7 @@ from airss_msc.calc.engines import ENGINES, Method, parse_method
 from airss_msc.calc.excite import check_excitation_method
 from airss_msc.calc.relax import RelaxSettings
 from airss_msc.calc.threads import set_threads
-from airss_msc.composition import FAMILIES, canonical_formula, parse_range
+from airss_msc.composition import FAMILIES, canonical_formula, cdtese_family, parse_range, zncdse13_family
 from airss_msc.errors import DatabaseBusyError, InputError
 from airss_msc.generation.confinement import parse_axes
 from airss_msc.generation.generate import GeneratorSettings, generate_many, prepare
@@ -286,6 +286,7 @@ def config(
     if defaults:
         typer.echo(defaults_document(markdown=markdown), nl=False)
         return
+    assert path is not None  # the check above: a path without --defaults
     typer.echo(resolved_document(load_study(path, mode)), nl=False)
 
 
@@ -699,9 +700,9 @@ def compositions(
     """List the formulas of a composition family, one per line."""
     name = family.lower()
     if name == "cdtese":
-        formulas = list(FAMILIES[name](parse_range(atoms, "atom range"), charge_balanced, binaries))
-    elif name in FAMILIES:
-        formulas = list(FAMILIES[name]())
+        formulas = list(cdtese_family(parse_range(atoms, "atom range"), charge_balanced, binaries))
+    elif name == "zncdse13":
+        formulas = list(zncdse13_family())
     else:
         raise InputError(f"unknown family {family!r}: choose {' or '.join(FAMILIES)}")
     if not formulas:

@@ -98,7 +98,8 @@ _BAND_KEYS = {"name", "material", "band_nm", "source", "notes", "target"}
 
 
 def _packaged(name: str):
-    return resources.files("airss_msc").joinpath("data", name)
+    # one name per joinpath: Python 3.10's Traversable.joinpath takes a single child
+    return resources.files("airss_msc").joinpath("data").joinpath(name)
 
 
 def _read_toml(path: str | Path | None, default: str) -> tuple[dict, str]:
@@ -446,7 +447,8 @@ class CalibrationPair:
         return nm_to_ev(self.band_nm)
 
 
-GapLookup = Callable[[CalibrationPair], float]
+#: A computed gap (eV) for a calibration pair without its own; None: not available.
+GapLookup = Callable[[CalibrationPair], float | None]
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def _frame(v1: np.ndarray, v2: np.ndarray) -> np.ndarray | None:
     e1 = v1 / n1
     w = v2 - (v2 @ e1) * e1
     n2 = np.linalg.norm(w)
-    if n2 < 1e-3 * max(1.0, np.linalg.norm(v2)):
+    if n2 < 1e-3 * max(1.0, float(np.linalg.norm(v2))):
         return None
     e2 = w / n2
     return np.array([e1, e2, np.cross(e1, e2)])

@@ -26,6 +26,7 @@ import io
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -254,7 +255,7 @@ def rank_results(
             rankable.setdefault(scored.method, []).append((scored, res))
         best = None
         for method in sorted(rankable, key=lambda m: -len(rankable[m])):
-            pairs = sorted(rankable[method], key=lambda p: p[0].energy)
+            pairs = sorted(rankable[method], key=lambda p: known_energy(p[0].energy))
             rows_here, best_here = _rank_group(
                 [s for s, _ in pairs],
                 [_minimised(r) for _, r in pairs],
@@ -276,11 +277,18 @@ def rank_results(
     return rows
 
 
+def known_energy(value: float | None) -> float:
+    """``value``, an energy the caller knows is set (a ranked row's, or its relaxing engine's)."""
+    assert value is not None, "a ranked row without an energy"
+    return value
+
+
 def _minimised(res: Result) -> tuple[str | None, float | None]:
     """(method, energy in eV) of the engine that relaxed ``res``: a database row's own, or for a structure
     file exported by another method's energy, the ``geometry_method``/``geometry_energy`` it carries;
     (None, None) when unknown."""
-    method, value = res.method, res.energy
+    method: object = res.method
+    value: Any = res.energy
     if Path(res.source).suffix.lower() in STRUCTURE_SUFFIXES and "geometry_method" in res.provenance:
         method, value = res.provenance["geometry_method"], res.provenance.get("geometry_energy")
     try:
@@ -307,7 +315,7 @@ def merge_copies(
         by_engine.setdefault(method, []).append(i)
     groups = []
     for method, idx in by_engine.items():
-        window = [minimised[i][1] if method is not None else ok[i].energy for i in idx]
+        window = [known_energy(minimised[i][1] if method is not None else ok[i].energy) for i in idx]
         groups += [
             [idx[j] for j in g]
             for g in group_duplicates([ok[i].atoms for i in idx], window, energy_tol=energy_tol, rmsd_tol=rmsd_tol)
@@ -316,7 +324,10 @@ def merge_copies(
         return groups
     shown = [g[0] for g in groups]
     across = group_duplicates(
-        [ok[i].atoms for i in shown], [ok[i].energy for i in shown], energy_tol=energy_tol, rmsd_tol=rmsd_tol
+        [ok[i].atoms for i in shown],
+        [known_energy(ok[i].energy) for i in shown],
+        energy_tol=energy_tol,
+        rmsd_tol=rmsd_tol,
     )
     return [[i for k in g for i in groups[k]] for g in across]
 
@@ -336,7 +347,7 @@ def _rank_group(
     engines and energies (see :func:`merge_copies`)."""
     if merge and len(ok) > 1:
         groups = merge_copies(ok, minimised, energy_tol, rmsd_tol)
-        unique = sorted(((ok[g[0]], len(g)) for g in groups), key=lambda t: t[0].energy)
+        unique = sorted(((ok[g[0]], len(g)) for g in groups), key=lambda t: known_energy(t[0].energy))
     else:
         unique = [(r, 1) for r in ok]
     if not unique:

@@ -40,16 +40,18 @@ def write_report(
     )
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    figures = {
+    structures: list[tuple[Candidate, Path, Path]] = []
+    figures: dict[str, Path | list[tuple[Candidate, Path, Path]] | None] = {
         "levels": plot_energy_levels(analysis, out / "energy_spectrum.png"),
         "mixing": plot_mixing(analysis, out / "mixing_energy.png"),
         "absorption": plot_absorption(analysis, out / "absorption.png"),
         "bands": plot_bands(analysis, out / "bands.png"),
         "size": plot_size(analysis, out / "size.png"),
-        "structures": [],
+        "structures": structures,
     }
     for c in (c for c in analysis.candidates if c.row.rank == 1):
         stem = f"best_{c.row.formula}" + ("" if _one_method(analysis, c) else f"_{_safe(short_name(c.row.method))}")
+        assert c.row.result is not None, "a ranked row without its result"  # rank_results keeps them
         atoms = c.row.result.atoms
         png = plot_structure(
             atoms, out / f"{stem}.png", f"{c.row.formula}, lowest by {short_name(c.row.method)} (id {c.row.id})"
@@ -57,7 +59,7 @@ def write_report(
         atoms.info.update(energy=c.row.energy_eV, formula=c.row.formula, id=c.row.id, method=c.row.method)
         xyz = out / f"{stem}.xyz"
         write_structures(xyz, [atoms])
-        figures["structures"].append((c, png, xyz))
+        structures.append((c, png, xyz))
     layout = sections(analysis, figures)
     (out / "report.md").write_text(markdown.render(layout))
     page = out / "report.html"

@@ -36,7 +36,7 @@ from airss_msc.analysis.report.model import (
 from airss_msc.analysis.sites import CORE_COORDINATION
 from airss_msc.analysis.spectra import BRIGHT_F, DEFAULT_FWHM_EV, TDDFT_ERROR_EV, band_window_nm, covered_to_nm
 from airss_msc.calc.engines import Role, default_method, measured_error, short_name
-from airss_msc.results.record import Status
+from airss_msc.results.record import Excitations, Status
 
 
 @dataclass
@@ -238,11 +238,17 @@ def _method(c: Candidate) -> str:
     return short_name(c.excitations.method) if c.excitations is not None else ""
 
 
+def _computed(c: Candidate) -> Excitations:
+    """The excitations of a candidate whose verdict says they were computed (unreached, consistent)."""
+    assert c.excitations is not None, f"{c.label}: judged by excitations it does not have"
+    return c.excitations
+
+
 def _what_would_reach(v: BandVerdict, cands: list[Candidate], db: str) -> str:
     """What calculation would bring the states far enough to judge the band."""
     need_nm, _ = v.window_nm
     need_eV = HC_EV_NM / need_nm
-    estimates = [n for n in (states_to_reach(c.excitations, need_eV) for c in cands) if n]
+    estimates = [n for n in (states_to_reach(_computed(c), need_eV) for c in cands) if n]
     text = f"to judge it, the states must reach {need_nm:.0f} nm (the band + {TDDFT_ERROR_EV:g} eV)"
     if estimates:
         n = max(estimates)
@@ -251,7 +257,7 @@ def _what_would_reach(v: BandVerdict, cands: list[Candidate], db: str) -> str:
             f"(`airss-msc spectrum {Path(db).name} --states {n}`)"
         )
     preferred = default_method(Role.EXCITATION)
-    if any(c.excitations.method != preferred for c in cands):
+    if any(_computed(c).method != preferred for c in cands):
         text += f"; {short_name(preferred)} is the preferred method (see Computed absorption)"
     return text
 
@@ -276,8 +282,8 @@ def _band_sentence(v: BandVerdict, db: str) -> str:
         parts.append(f"ruled out: no bright state down to {lo:.0f} nm ({_names(v.of(DARK))})")
     if v.of(UNREACHED):
         reach = ", ".join(
-            f"{c.row.formula} #{c.row.rank} to {covered_to_nm(c.excitations):.0f} nm, "
-            f"{len(c.excitations.energies_eV)} {_method(c)} states, none bright"
+            f"{c.row.formula} #{c.row.rank} to {covered_to_nm(_computed(c)):.0f} nm, "
+            f"{len(_computed(c).energies_eV)} {_method(c)} states, none bright"
             for c in v.of(UNREACHED)
         )
         parts.append(f"the computed states stop short of it ({reach}); " + _what_would_reach(v, v.of(UNREACHED), db))
@@ -332,7 +338,7 @@ def _size_line(analysis: Analysis) -> str | None:
         return None
     lo, hi = SAXS_DIAMETER_NM
     inside = [c for c in sized if c.in_saxs_range]
-    ds = [c.diameter_nm for c in sized]
+    ds = [c.diameter_nm for c in analysis.candidates if c.diameter_nm is not None]  # those of ``sized``
     return (
         f"Size: {len(inside)} of {len(sized)} structures shown have a SAXS-equivalent diameter within the "
         f"measured {lo}-{hi} nm (theirs: {min(ds):.2f}-{max(ds):.2f} nm)."
@@ -520,10 +526,10 @@ def disagreements(analysis: Analysis, figures: dict) -> Section | None:
 
 
 def mixing(analysis: Analysis, figures: dict) -> Section | None:
-    if not analysis.mixing:
+    if not analysis.mixing or analysis.mixing_pair is None:  # the pair comes with the mixing energies
         return None
     a, b = analysis.mixing_pair
-    blocks = [
+    blocks: list[Table | Image] = [
         Table(
             ["formula", "x", "E_mix (eV)", "E_mix (meV/atom)"],
             [
@@ -573,7 +579,7 @@ def _site_line(analysis: Analysis) -> str | None:
 def series(analysis: Analysis, figures: dict) -> Section | None:
     """The series' answer in words: the lowest per composition by the ranking energy and its
     error, the hull, the reaction pathways' signs and the sites the mixing element takes."""
-    if not analysis.mixing:
+    if not analysis.mixing or analysis.mixing_pair is None:  # the pair comes with the mixing energies
         return None
     energy = analysis.energy
     a, b = analysis.mixing_pair
@@ -742,12 +748,11 @@ def _window(c: Candidate) -> str:
 
 
 def spectra(analysis: Analysis, figures: dict) -> Section | None:
-    cands = [c for c in analysis.candidates if c.excitations is not None]
+    cands = [(c, c.excitations) for c in analysis.candidates if c.excitations is not None]
     if not cands:
         return None
     body = []
-    for c in cands:
-        exc = c.excitations
+    for c, exc in cands:
         states = len(exc.energies_eV)
         body.append(
             [

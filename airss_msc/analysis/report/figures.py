@@ -85,7 +85,7 @@ def plot_energy_levels(analysis: Analysis, path: Path) -> Path:
 
 def plot_mixing(analysis: Analysis, path: Path) -> Path | None:
     """Mixing energy per atom of the lowest minimum vs composition, with the lower hull."""
-    if not analysis.mixing:
+    if not analysis.mixing or analysis.mixing_pair is None:  # the pair comes with the mixing energies
         return None
     pts = sorted(analysis.mixing, key=lambda p: p.x)
     x = np.array([p.x for p in pts])
@@ -257,18 +257,18 @@ def absorption_figure(analysis: Analysis, fwhm_eV: float = DEFAULT_FWHM_EV) -> F
     """Broadened absorption spectra of the candidates with excitations, on the measured bands' axis:
     each curve only where its computed states decide it, the states as sticks, and the wavelengths
     beyond the highest computed state shaded 'not computed'."""
-    cands = [c for c in analysis.candidates if c.excitations is not None]
+    cands = [(c, c.excitations) for c in analysis.candidates if c.excitations is not None]
     if not cands:
         return None
     # the axis reaches the lowest computed state of every structure (bare Cd-rich clusters
     # absorb far in the red)
-    longest = max(HC_EV_NM / float(np.min(c.excitations.energies_eV)) for c in cands)
+    longest = max(HC_EV_NM / float(np.min(exc.energies_eV)) for _, exc in cands)
     start = 250.0
     top = min(max(700.0, 1.1 * longest), 3000.0)
     grid = np.linspace(start, top, 1201)
     fig, ax = _figure(7.5, 4.6)
     _band_lines(ax, analysis)
-    reaches = [min(max(covered_to_nm(c.excitations) or start, start), top) for c in cands]
+    reaches = [min(max(covered_to_nm(exc) or start, start), top) for _, exc in cands]
     # an empty stretch there reads 'not computed', never 'no absorption'
     if max(reaches) - min(reaches) > 1.0:
         ax.axvspan(
@@ -297,8 +297,8 @@ def absorption_figure(analysis: Analysis, fwhm_eV: float = DEFAULT_FWHM_EV) -> F
             label=f"not computed: beyond the highest state ({max(reaches):.0f} nm)",
         )
     sigma = fwhm_eV / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    for k, c in enumerate(cands):
-        exc, colour = c.excitations, f"C{k % 10}"
+    for k, (c, exc) in enumerate(cands):
+        colour = f"C{k % 10}"
         keep = grid >= drawn_limit_nm(exc, fwhm_eV)
         y = spectrum_nm(exc, grid[keep], fwhm_eV) if keep.any() else np.zeros(0)
         # a stick is as tall as its state's own broadened peak, so sticks and curve share a scale
@@ -338,15 +338,15 @@ def plot_absorption(analysis: Analysis, path: Path, fwhm_eV: float = DEFAULT_FWH
 
 def plot_size(analysis: Analysis, path: Path) -> Path:
     """Equivalent-sphere diameter (nm) of the candidates against the SAXS range."""
-    cands = [c for c in analysis.candidates if c.diameter_nm is not None]
+    cands = [(c, c.diameter_nm) for c in analysis.candidates if c.diameter_nm is not None]
     fig, ax = _figure(6.0, 0.3 * max(len(cands), 4) + 1.5)
     lo, hi = SAXS_DIAMETER_NM
     ax.axvspan(lo, hi, color="C1", alpha=0.25, label=f"measured by SAXS (small-angle X-ray scattering): {lo}-{hi} nm")
-    for k, c in enumerate(cands):
-        ax.plot(c.diameter_nm, k, "o", color="C0")
-    ax.set_yticks(range(len(cands)), [f"{c.row.formula} #{c.row.rank}" for c in cands], fontsize=7)
+    for k, (_, diameter) in enumerate(cands):
+        ax.plot(diameter, k, "o", color="C0")
+    ax.set_yticks(range(len(cands)), [f"{c.row.formula} #{c.row.rank}" for c, _ in cands], fontsize=7)
     ax.set_xlabel("SAXS-equivalent diameter D = 2 sqrt(5/3) Rg (nm)")
-    ax.set_xlim(0.0, max([2.0] + [1.1 * c.diameter_nm for c in cands]))
+    ax.set_xlim(0.0, max([2.0] + [1.1 * diameter for _, diameter in cands]))
     ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -363,7 +363,8 @@ def _ball_and_stick(ax, atoms: Atoms, rotation: np.ndarray) -> None:
     r = np.array([0.3 * radius(s) + 0.12 for s in symbols])  # Angstrom: balls well apart along bonds
     pairs = bonds(atoms, DRAWN_BOND_FACTOR)
     # painter's algorithm: bonds and atoms sorted back to front by depth (z toward the viewer)
-    items = [(pos[i, 2], "atom", i) for i in range(len(atoms))]
+    # (depth, kind, (i, j)): a bond's two atoms, an atom's index twice
+    items = [(pos[i, 2], "atom", (i, i)) for i in range(len(atoms))]
     items += [((pos[i, 2] + pos[j, 2]) / 2 - 0.01, "bond", (i, j)) for i, j in pairs]
     for _, kind, what in sorted(items, key=lambda t: t[0]):
         if kind == "bond":
@@ -387,9 +388,8 @@ def _ball_and_stick(ax, atoms: Atoms, rotation: np.ndarray) -> None:
                     zorder=1,
                 )
         else:
-            ax.add_patch(
-                Circle(pos[what, :2], r[what], facecolor=color(symbols[what]), edgecolor="#222222", lw=0.8, zorder=2)
-            )
+            i = what[0]
+            ax.add_patch(Circle(pos[i, :2], r[i], facecolor=color(symbols[i]), edgecolor="#222222", lw=0.8, zorder=2))
     span = np.abs(pos[:, :2]).max() + r.max() + 0.3 if len(atoms) else 1.0
     ax.set_xlim(-span, span)
     ax.set_ylim(-span, span)

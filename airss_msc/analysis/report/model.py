@@ -33,6 +33,7 @@ from airss_msc.analysis.energetics import detect_mixing_pair, mixing_energies
 from airss_msc.analysis.rank import (
     RankedRow,
     _minimised,
+    known_energy,
     load_results,
     merge_copies,
     population_energy,
@@ -198,7 +199,7 @@ def copies_of(results: list[Result], energy: str | None) -> dict[tuple[str, int 
     for pairs in groups.values():
         if len(pairs) < 2:
             continue
-        pairs.sort(key=lambda p: p[0].energy)
+        pairs.sort(key=lambda p: known_energy(p[0].energy))
         for members in merge_copies([s for s, _ in pairs], [_minimised(r) for _, r in pairs], **tol):
             shown = pairs[members[0]][1]
             out.update({(pairs[i][1].source, pairs[i][1].id): (shown.source, shown.id) for i in members[1:]})
@@ -375,6 +376,7 @@ def analyse(
 
 
 def _candidate(row: RankedRow, calibration: Calibration | None, bands: list[Band]) -> Candidate:
+    assert row.result is not None, "a ranked row without its result"  # rank_results keeps every row's
     atoms = row.result.atoms
     # Electron-weighted size needs real elements (the LJ dummy X has Z = 0).
     has_electrons = bool(atoms.numbers.sum() > 0)
@@ -404,14 +406,14 @@ def _mixing(rows: list[RankedRow], notes: list[str]):
     """Mixing energies of the lowest minima, if the compositions form a pseudo-binary: by the
     reference (DFT) energy when every composition's lowest carries it, else by the ranking
     energy, whose measured error is noted."""
-    best = [r for r in rows if r.rank == 1 and r.result is not None]
-    if len({r.formula for r in best}) < 3:
+    best = [(r, r.result) for r in rows if r.rank == 1 and r.result is not None]
+    if len({r.formula for r, _ in best}) < 3:
         return None, None
-    if len({r.method for r in best}) > 1:
+    if len({r.method for r, _ in best}) > 1:
         notes.append("no mixing energies: the lowest structures were ranked by different methods")
         return None, None
-    method = population_energy([r.result for r in best])
-    lowest = {r.formula: r.result.energy_by(method) for r in best}
+    method = population_energy([res for _, res in best])
+    lowest = {r.formula: known_energy(res.energy_by(method)) for r, res in best}
     try:
         pair = detect_mixing_pair(list(lowest))
         lowest = _largest_series(lowest, pair)
@@ -472,7 +474,7 @@ def _sites(rows: list[RankedRow], pair: tuple[str, str] | None, mixing: list | N
     for r in rows:
         if r.rank == 1 and r.result is not None and r.formula in series:
             element = pair[1] if pair[1] in parse_formula(r.formula) else pair[0]
-            out.append(site_occupation(r.result.atoms, element, pair, r.formula, r.id))
+            out.append(site_occupation(r.result.atoms, element, pair, r.formula, r.result.id))
     return out
 
 
