@@ -292,7 +292,8 @@ def classify(atoms: Atoms) -> tuple[str, str]:
 
     bonding: ``alternating`` (no anion-anion bond) or ``anion_bonded``.
     kind: ``segregated`` (all anions in one bonded chain/ring, >= 3 anions),
-    ``anion_bonded``, ``chain`` (an atom with one neighbour), ``ring`` (planar, every atom 2-coordinated), ``planar`` or ``cage`` (3D).
+    ``anion_bonded``, ``chain`` (an atom with one neighbour), ``ring`` (planar, every atom 2-coordinated),
+    ``planar`` or ``cage`` (3D).
     """
     from airss_msc.composition import ANIONS
     from airss_msc.generation.geometry import anion_bonds, coordination
@@ -376,7 +377,7 @@ def mixed_prototypes(formula: str) -> list[tuple[str, str, Atoms]]:
         if parent is None:
             return
         if drop is not None:  # remove one atom of element `drop` (metal-rich fragments)
-            del parent[[i for i, s in enumerate(parent.get_chemical_symbols()) if s == drop][0]]
+            del parent[next(i for i, s in enumerate(parent.get_chemical_symbols()) if s == drop)]
         sites = [i for i, s in enumerate(parent.get_chemical_symbols()) if s == old]
         for j, a in enumerate(distinct_homotops(parent, sites, new, k, limit)):
             out.append((f"{label}-homotop{j + 1}", f"homotop_{label}", a))
@@ -432,10 +433,10 @@ def metal_rich_prototypes(formula: str) -> list[tuple[str, str, Atoms, bool]]:
     if formula in ("Cd4Se3", "Cd4TeSe2"):
         parent = relaxed_prototype("Cd4Se4", "drum")
         if parent is not None:
-            del parent[[i for i, s in enumerate(parent.get_chemical_symbols()) if s == "Se"][0]]
+            del parent[next(i for i, s in enumerate(parent.get_chemical_symbols()) if s == "Se")]
             sites = [i for i, s in enumerate(parent.get_chemical_symbols()) if s == "Se"]
             for j, a in enumerate(distinct_homotops(parent, sites, "Te", n_te, 2) if n_te else [parent]):
-                out.append((f"cube-vacancy{'-homotop%d' % (j + 1) if n_te else ''}", "cage", a, j == 0))
+                out.append((f"cube-vacancy{f'-homotop{j + 1}' if n_te else ''}", "cage", a, j == 0))
     labels = ["ring"] + (["drum"] if n_x in (4, 6) else []) + (["trapezoid"] if n_x == 2 else [])
     for label in labels:
         parent = relaxed_prototype(f"Cd{n_x}Se{n_x}", label)
@@ -445,7 +446,7 @@ def metal_rich_prototypes(formula: str) -> list[tuple[str, str, Atoms, bool]]:
         variants = distinct_homotops(parent, sites, "Te", n_te, 2) if n_te else [parent]
         for j, v in enumerate(variants):
             for mode in ("cap", "tail") if planar(v) else ("tail",):
-                tag = f"{label}{'-homotop%d' % (j + 1) if n_te else ''}-{mode}{extra}"
+                tag = f"{label}{f'-homotop{j + 1}' if n_te else ''}-{mode}{extra}"
                 essential = (
                     j == 0 and mode == "cap" and label == "ring" and formula not in ("Cd3Se2", "Cd4Se3", "Cd4TeSe2")
                 )
@@ -473,7 +474,7 @@ def search_candidates(formula: str, starts: int, engines, others: int, log) -> l
             else f"  search {engine}: none relaxed"
         )
         kept: list[tuple[Atoms, float]] = []
-        for energy, i, seed, row in rows:
+        for energy, _i, seed, row in rows:
             a = atoms_of(row)
             if any(duplicate(a, energy, b, eb) for b, eb in kept):
                 continue
@@ -544,7 +545,7 @@ def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
     # essential prototypes first (build order), then each engine's lowest, other prototypes, other
     # search minima (by CHGNet energy within each)
     relaxed = [t for t in relaxed if t[0] == 0] + sorted([t for t in relaxed if t[0] > 0], key=lambda t: (t[0], t[1]))
-    for prio, energy, label, kind, origin, extra, row in relaxed:
+    for _prio, _energy, label, kind, origin, extra, row in relaxed:
         a = atoms_of(row)
         dup = next((b for b in kept if duplicate(a, row["energy"], b, b.info["geometry_energy"])), None)
         if dup is not None:
@@ -580,7 +581,7 @@ def build_formula(formula: str, starts: int, engines, log) -> list[Atoms]:
     # GFN1-xTB geometries for the sign question (binary formulas only)
     gfn1: list[Atoms] = []
     if family == "binary":
-        n = list(counts.values())[0]
+        n = next(iter(counts.values()))
         protos = {lab: (kind, a) for lab, kind, a in binary_prototypes(formula, counts)}
         labels = (
             ["ring", "trapezoid"]
@@ -723,7 +724,7 @@ def main(argv=None) -> int:
             t0 = time.time()
             lines: list[str] = []
 
-            def log(text: str) -> None:
+            def log(text: str, lines: list[str] = lines) -> None:
                 lines.append(text)
                 print(text, flush=True)
 

@@ -342,7 +342,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         lines: list[str] = []
 
-        def log(text: str) -> None:
+        def log(text: str, lines: list[str] = lines) -> None:
             lines.append(text)
             print(text, flush=True)
 

@@ -53,8 +53,10 @@ def main() -> None:
     lines = [
         f"# Capping: which engine keeps NH3 on {args.formula}",
         "",
-        f"commit {git_commit()}; CHGNet minima of {args.starts} random starts (seeds 0-{args.starts - 1}), "
-        "capped and relaxed by the default protocol; one thread.",
+        (
+            f"commit {git_commit()}; CHGNet minima of {args.starts} random starts (seeds 0-{args.starts - 1}), "
+            "capped and relaxed by the default protocol; one thread."
+        ),
         "",
         "| engine | sites capped | kept every NH3 | Cd-N of kept ones (A) | CPU s |",
         "|---|---|---|---|---|",

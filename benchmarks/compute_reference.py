@@ -57,6 +57,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("OMP_STACKSIZE", "1G")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import fcntl  # noqa: E402
 import fnmatch  # noqa: E402
 import hashlib  # noqa: E402
@@ -280,10 +281,8 @@ def run_single_point(atoms: Atoms) -> dict:
             notes["cycles"] = getattr(mf, "cycles", None)
             notes["converged"] = bool(getattr(mf, "converged", False))
             if notes["unrestricted"]:
-                try:
+                with contextlib.suppress(Exception):
                     notes["s2"] = round(float(mf.spin_square()[0]), 4)
-                except Exception:
-                    pass
     info = atoms.info
     return {
         "type": "single_point",
@@ -497,7 +496,7 @@ def main(argv=None) -> int:
             or (j[1] == "relax" and args.min_atoms <= sum(br.formula_counts(j[3]).values()) <= args.max_atoms)
         ]
         ran = False
-        for prio, kind, name, payload in jobs:
+        for _prio, kind, name, payload in jobs:
             with Claim(name) as mine:
                 if not mine:
                     continue

@@ -62,8 +62,10 @@ def main() -> None:
     frames = read(METHOD_VALIDATION_STARTS, index=":", parallel=False)
     sets = {"12-atom": [f for f in frames if len(f) < 26], "Cd13Se13": [f for f in frames if len(f) == 26]}
     lines = [
-        "| method | optimizer | set | starts | relaxed | other statuses | median force calls (relaxed) | "
-        "median CPU s |",
+        (
+            "| method | optimizer | set | starts | relaxed | other statuses | median force calls (relaxed) | "
+            "median CPU s |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for opt in args.optimizers.split(","):

@@ -130,7 +130,7 @@ def writing_rows(formula: str, n: int, repeats: int) -> list[dict]:
             a.get_chemical_symbols() == b.get_chemical_symbols()
             and np.abs(a.positions - b.positions).max() < 1e-6
             and a.info["seed"] == b.info["seed"]
-            for a, b in zip(images, back)
+            for a, b in zip(images, back, strict=True)  # the lengths are equal here (checked first)
         )
         size_mb = path.stat().st_size / 1e6
 
@@ -290,13 +290,17 @@ def main() -> None:
             rows.append({"label": "PyXtal: not installed (pip install pyxtal)"})
 
     lines = [
-        f"Commit {commit}; {args.formula}, separations "
-        f"{' '.join(f'{a}-{b}={d}' for (a, b), d in sorted(drawn.items()))} A, "
-        f"sphere radius {radius:.3f} A, one core (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), "
-        f"load average {os.getloadavg()[0]:.1f} at the start of the table",
+        (
+            f"Commit {commit}; {args.formula}, separations "
+            f"{' '.join(f'{a}-{b}={d}' for (a, b), d in sorted(drawn.items()))} A, "
+            f"sphere radius {radius:.3f} A, one core (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), "
+            f"load average {os.getloadavg()[0]:.1f} at the start of the table"
+        ),
         "",
-        "| generator | structures | wall s | CPU s | meet separations | meet all constraints | "
-        "valid/s (wall) | valid/s (CPU) |",
+        (
+            "| generator | structures | wall s | CPU s | meet separations | meet all constraints | "
+            "valid/s (wall) | valid/s (CPU) |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

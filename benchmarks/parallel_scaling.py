@@ -59,11 +59,16 @@ def main() -> None:
             rows.append((label, done, wall, done / wall * 60, cpu, 100 * cpu / wall if ranks else float("nan")))
     base = next(r for r in rows if "1 worker" in r[0])[3]
     lines = [
-        f"{args.candidates} GFN1-xTB relaxations of random {args.formula} starts, "
-        f"{os.cpu_count()} cores, OMP_NUM_THREADS=1; commit {git_commit()}, load average "
-        f"{os.getloadavg()[0]:.1f} at the end",
+        (
+            f"{args.candidates} GFN1-xTB relaxations of random {args.formula} starts, "
+            f"{os.cpu_count()} cores, OMP_NUM_THREADS=1; commit {git_commit()}, load average "
+            f"{os.getloadavg()[0]:.1f} at the end"
+        ),
         "",
-        "| run | relaxations | wall s | per minute | speed-up vs 1 worker | coordinator CPU s | coordinator CPU % of a core |",
+        (
+            "| run | relaxations | wall s | per minute | speed-up vs 1 worker | coordinator CPU s "
+            "| coordinator CPU % of a core |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for label, done, wall, rate, cpu, pct in rows:

@@ -92,7 +92,7 @@ def main() -> None:
     relaxed = []
     for seed in range(args.relaxations):
         res, wall, cpu = clock(
-            lambda: relax_structure(generate_cluster("Cd13Se13", 100 + seed), RelaxSettings(method="chgnet"))
+            lambda seed=seed: relax_structure(generate_cluster("Cd13Se13", 100 + seed), RelaxSettings(method="chgnet"))
         )
         relaxed.append((res, wall, cpu))
     ok = sum(r.status == "relaxed" for r, _, _ in relaxed)
@@ -102,7 +102,8 @@ def main() -> None:
                 "figure": "CHGNet relaxation of a random Cd13Se13 (median)",
                 "wall": f"{statistics.median(w for _, w, _ in relaxed):.1f} s",
                 "cpu": f"{statistics.median(c for _, _, c in relaxed):.1f} s",
-                "note": f"{ok}/{len(relaxed)} relaxed, median {statistics.median(r.force_calls for r, _, _ in relaxed):.0f}"
+                "note": f"{ok}/{len(relaxed)} relaxed, median "
+                f"{statistics.median(r.force_calls for r, _, _ in relaxed):.0f}"
                 f" force calls (first includes loading the model)",
             }
         )
@@ -136,8 +137,10 @@ def main() -> None:
         )
     load = os.getloadavg()[0]
     lines = [
-        f"Commit {git_commit()}, one core, load average {load:.1f} when it finished "
-        f"(`OMP_NUM_THREADS=1 python -m benchmarks.quick`).",
+        (
+            f"Commit {git_commit()}, one core, load average {load:.1f} when it finished "
+            f"(`OMP_NUM_THREADS=1 python -m benchmarks.quick`)."
+        ),
         "",
         "| figure | wall | CPU | note |",
         "|---|---|---|---|",

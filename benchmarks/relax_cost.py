@@ -98,8 +98,10 @@ def main() -> None:
     lines = [
         f"# Relaxation cost: the model against the rest ({args.formula}, CHGNet 0.3.0, one thread)",
         "",
-        f"commit {git_commit()}; {args.starts} random starts (seeds 0-{args.starts - 1}), `relax_structure` "
-        f"defaults (PreconLBFGS, fmax 0.05 eV/A, 500 steps); CPU seconds of the relaxing process.",
+        (
+            f"commit {git_commit()}; {args.starts} random starts (seeds 0-{args.starts - 1}), `relax_structure` "
+            f"defaults (PreconLBFGS, fmax 0.05 eV/A, 500 steps); CPU seconds of the relaxing process."
+        ),
         "",
         "| | per relaxation (median) | per force call (mean) | share |",
         "|---|---|---|---|",

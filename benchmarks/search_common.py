@@ -160,10 +160,16 @@ class Tally:
         if counted:
             self.relaxations += 1
         self.force_calls += int(force_calls)
-        if ok and self.sanity and energy is not None and symbols is not None and positions is not None:
-            if not check_geometry(Atoms(list(symbols), positions=np.asarray(positions))).ok:
-                ok = False
-                self.insane += 1
+        if (
+            ok
+            and self.sanity
+            and energy is not None
+            and symbols is not None
+            and positions is not None
+            and not check_geometry(Atoms(list(symbols), positions=np.asarray(positions))).ok
+        ):
+            ok = False
+            self.insane += 1
         if ok and energy is not None and self.scorer is not None and symbols is not None:
             energy = judged if judged is not None else self.scorer(symbols, positions)
         if not ok or energy is None or not np.isfinite(energy):
@@ -501,7 +507,7 @@ def run_ase_bh(system: System, seed: int, tally: Tally, kT: float, dr: float) ->
     counter = Counted(calc)
     atoms.calc = calc
     opt = peer_optimizer(system.steps, _minimum_hook(tally, counter))
-    np.random.seed(seed)  # BasinHopping draws from NumPy's global stream
+    np.random.seed(seed)  # noqa: NPY002 (ASE's BasinHopping draws from NumPy's global stream)
     out: dict = {}
     with timed(out):
         try:
@@ -568,7 +574,7 @@ def run_ase_ga(
     for _ in range(population):
         prep.add_unrelaxed_candidate(sg.get_new_candidate())
     da = DataConnection(str(db_file))
-    de = 0.02 if system.lj else 0.02
+    de = 0.02  # the same energy tolerance for LJ and real clusters
     comp = InteratomicDistanceComparator(n_top=n, pair_cor_cum_diff=0.015, pair_cor_max=0.7, dE=de, mic=False)
     pairing = CutAndSplicePairing(slab, n, blmin, rng=rng)
     ops = [MirrorMutation(blmin, n, rng=rng), RattleMutation(blmin, n, rattle_strength=rattle, rng=rng)]
@@ -901,10 +907,7 @@ def summarise(values: list[float | None], censored_at: list[float]) -> Summary:
     if n == 0:
         return Summary(0, 0, None, None, None)
     lower = min(censored_at) if censored_at else None
-    if n % 2:
-        med = xs[n // 2]
-    else:
-        med = 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+    med = xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
     median = None if math.isinf(med) else med
     idx = median_ci_indices(n)
     if idx is None:

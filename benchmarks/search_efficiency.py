@@ -125,13 +125,15 @@ def run_cell(store: RunStore, n: int, method: str, runs: int, budget: int, workd
 
 def report(store: RunStore, cases: dict, header: list[str]) -> str:
     lines = list(header)
-    for n, (runs, budget) in cases.items():
+    for n, (_runs, budget) in cases.items():
         lines += [
             f"### LJ{n} (global minimum {GLOBAL_MINIMA[n]} epsilon), budget {budget:,} force calls per run",
             "",
-            "| method | runs hit (95 % CI) | median relaxations to hit [95 % CI] | median force calls to hit "
-            "[95 % CI] | force calls / relaxation | not relaxed | median best (epsilon) | CPU s / run | "
-            "wall s / run |",
+            (
+                "| method | runs hit (95 % CI) | median relaxations to hit [95 % CI] | median force calls to hit "
+                "[95 % CI] | force calls / relaxation | not relaxed | median best (epsilon) | CPU s / run | "
+                "wall s / run |"
+            ),
             "|---|---|---|---|---|---|---|---|---|",
         ]
         notes = []
@@ -191,22 +193,28 @@ def main() -> None:
         "",
         f"Code: git commit `{git_commit()}`; tables written {time.strftime('%Y-%m-%d %H:%M')}.",
         "",
-        "Commands: `OMP_NUM_THREADS=1 nohup python -m benchmarks.search_efficiency > "
-        "benchmarks/out/search_efficiency.log 2>&1 &` (resumable: runs in "
-        "`benchmarks/out/search_efficiency_runs.jsonl` are skipped), then "
-        "`python -m benchmarks.search_efficiency --report`.",
+        (
+            "Commands: `OMP_NUM_THREADS=1 nohup python -m benchmarks.search_efficiency > "
+            "benchmarks/out/search_efficiency.log 2>&1 &` (resumable: runs in "
+            "`benchmarks/out/search_efficiency_runs.jsonl` are skipped), then "
+            "`python -m benchmarks.search_efficiency --report`."
+        ),
         "",
-        "LJ: epsilon = sigma = 1, no cutoff; every method relaxes with airss-msc's default optimizer "
-        f"(curvature-safe PreconLBFGS, maxstep 0.2 sigma) to fmax {FMAX:g}, at most {STEPS} steps. A hit is a "
-        f"relaxed energy within {HIT_TOL:g} epsilon of the Cambridge Cluster Database minimum. Each run is an "
-        "independent seeded search stopped at its first hit or when its force-call budget (same for every "
-        "method of a cluster) is spent. airss-msc runs are real `run_search` calls into a fresh database.",
+        (
+            "LJ: epsilon = sigma = 1, no cutoff; every method relaxes with airss-msc's default optimizer "
+            f"(curvature-safe PreconLBFGS, maxstep 0.2 sigma) to fmax {FMAX:g}, at most {STEPS} steps. A hit is a "
+            f"relaxed energy within {HIT_TOL:g} epsilon of the Cambridge Cluster Database minimum. Each run is an "
+            "independent seeded search stopped at its first hit or when its force-call budget (same for every "
+            "method of a cluster) is spent. airss-msc runs are real `run_search` calls into a fresh database."
+        ),
         "",
-        "Medians: runs that missed count as longer than every hit (censored); a median that falls on a miss is "
-        "shown as '> budget' or '> N' (N: fewest relaxations among the missing runs). Intervals: 95 % "
-        "distribution-free order-statistic interval of the median over runs ('*': fewer than 6 runs, the range "
-        "instead); hit fractions with a Wilson 95 % interval. CPU = `time.process_time()` of the run (one core, "
-        "one thread); wall time is inflated by other jobs on the shared 2-core machine.",
+        (
+            "Medians: runs that missed count as longer than every hit (censored); a median that falls on a miss is "
+            "shown as '> budget' or '> N' (N: fewest relaxations among the missing runs). Intervals: 95 % "
+            "distribution-free order-statistic interval of the median over runs ('*': fewer than 6 runs, the range "
+            "instead); hit fractions with a Wilson 95 % interval. CPU = `time.process_time()` of the run (one core, "
+            "one thread); wall time is inflated by other jobs on the shared 2-core machine."
+        ),
         "",
     ]
     text = report(store, cases, header)

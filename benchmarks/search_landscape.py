@@ -234,7 +234,7 @@ def describe(atoms: Atoms) -> dict:
     return {
         "point_group": point_group(atoms, tolerance=0.3),
         "point_group_tight": point_group(atoms, tolerance=0.1),
-        "coordination": {str(k): int(v) for k, v in zip(*np.unique(cn, return_counts=True))},
+        "coordination": {str(k): int(v) for k, v in zip(*np.unique(cn, return_counts=True), strict=True)},
         "anion_bonds": int(anion_bonds(atoms)),
         "core_atoms": [f"{sym[i]}{i}" for i in core],
         "rg": round(rg, 3),
@@ -385,7 +385,8 @@ class Bench:
                 f"reference search: {name}",
                 settings,
                 [1],
-                lambda seed, tally: run_airss(
+                # the loop's values bound as defaults (B023), though run_method calls it within this iteration
+                lambda seed, tally, strategy=strategy, generate=generate, db_dir=db_dir, settings=settings: run_airss(
                     sys_,
                     strategy,
                     generate,
@@ -706,15 +707,19 @@ class Bench:
         lines = [
             "# Search efficiency on the real landscape (Cd/Zn/Se/Te clusters)",
             "",
-            f"Code: git commit `{git_commit()}`; tables written {time.strftime('%Y-%m-%d %H:%M')}. "
-            f"Engine: `{self.engine}` (the default geometry engine); every method relaxes with airss-msc's default "
-            f"optimizer (curvature-safe PreconLBFGS, maxstep 0.2 A) to fmax {FMAX} eV/A, at most {STEPS} steps.",
+            (
+                f"Code: git commit `{git_commit()}`; tables written {time.strftime('%Y-%m-%d %H:%M')}. "
+                f"Engine: `{self.engine}` (the default geometry engine); every method relaxes with airss-msc's default "
+                f"optimizer (curvature-safe PreconLBFGS, maxstep 0.2 A) to fmax {FMAX} eV/A, at most {STEPS} steps."
+            ),
             "",
-            "Commands: `OMP_NUM_THREADS=1 nohup python -m benchmarks.search_landscape --engine "
-            f"{self.engine} --judge {self.judge or 'own'} > benchmarks/out/search_landscape.log 2>&1 &` (resumable: "
-            "finished runs in "
-            "`benchmarks/out/search_landscape_runs.jsonl` are skipped), then `python -m benchmarks.search_landscape "
-            "--report`.",
+            (
+                "Commands: `OMP_NUM_THREADS=1 nohup python -m benchmarks.search_landscape --engine "
+                f"{self.engine} --judge {self.judge or 'own'} > benchmarks/out/search_landscape.log 2>&1 &` "
+                "(resumable: finished runs in "
+                "`benchmarks/out/search_landscape_runs.jsonl` are skipped), then "
+                "`python -m benchmarks.search_landscape --report`."
+            ),
             "",
             f"**Judged on {self.judged_on}**"
             + (
@@ -791,9 +796,11 @@ class Bench:
         lines = [
             f"Budget {budget:,} force calls per run.",
             "",
-            "| method | runs hit (95 % CI) | median relaxations to hit [95 % CI] | median force calls to hit "
-            "[95 % CI] | force calls / relaxation | not relaxed | CPU s / relaxation | CPU s / run | "
-            "wall s / run |",
+            (
+                "| method | runs hit (95 % CI) | median relaxations to hit [95 % CI] | median force calls to hit "
+                "[95 % CI] | force calls / relaxation | not relaxed | CPU s / relaxation | CPU s / run | "
+                "wall s / run |"
+            ),
             "|---|---|---|---|---|---|---|---|---|",
         ]
         notes, stale = [], []
@@ -841,9 +848,11 @@ class Bench:
         if not rows:
             return lines + ["(not run yet)", ""]
         lines += [
-            "| method | seed | relaxations done | lowest energy (eV) | vs overall lowest (meV) | first reached "
-            "(relaxation) | force calls until then | point group | coordination (count) | anion-anion bonds | core atoms | "
-            "CPU s / relaxation |",
+            (
+                "| method | seed | relaxations done | lowest energy (eV) | vs overall lowest (meV) | first reached "
+                "(relaxation) | force calls until then | point group | coordination (count) | anion-anion bonds | "
+                "core atoms | CPU s / relaxation |"
+            ),
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         overall = min(r["best"] for r in rows)
@@ -880,9 +889,11 @@ class Bench:
         }
         names = {"energy": f"{self.engine} (geometry)", **{m: m for m in BIG_SCORERS}}
         lines = [
-            f"The committed (CdSe)13 structures relaxed with {self.engine}, beside each run's lowest, scored by "
-            "the default protocol's single points (meV above the lowest in each column; the ranking energy is "
-            "SevenNet-0):",
+            (
+                f"The committed (CdSe)13 structures relaxed with {self.engine}, beside each run's lowest, scored by "
+                "the default protocol's single points (meV above the lowest in each column; the ranking energy is "
+                "SevenNet-0):"
+            ),
             "",
             "| structure | " + " | ".join(f"{names[m]} (meV)" for m in base) + " | point group | core atoms "
             "| anion-anion bonds | same as the committed parent |",

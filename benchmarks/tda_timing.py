@@ -90,9 +90,11 @@ def stored() -> list[dict]:
 
 def report(rows: list[dict]) -> str:
     lines = [
-        f"`OMP_NUM_THREADS=1 python -m benchmarks.tda_timing` (table written on commit {git_commit()}); one core, "
-        "CPU seconds of `excite()` (PBE/PBE0 ground state with the SCF ladder, then TDA Davidson), "
-        "def2-SVP with def2 ECPs on Cd/Te, density fitting (def2-universal-jkfit), grid level 3.",
+        (
+            f"`OMP_NUM_THREADS=1 python -m benchmarks.tda_timing` (table written on commit {git_commit()}); one core, "
+            "CPU seconds of `excite()` (PBE/PBE0 ground state with the SCF ladder, then TDA Davidson), "
+            "def2-SVP with def2 ECPs on Cd/Te, density fitting (def2-universal-jkfit), grid level 3."
+        ),
         "",
         "| formula | atoms | method | states | status | CPU s | wall s (load) | first bright (eV) | commit |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -112,9 +114,11 @@ def report(rows: list[dict]) -> str:
         est = float(np.exp(icpt) * 26**slope)
         lines += [
             "",
-            f"Scaling of TDA-PBE (5 states) with size over the measured clusters: CPU ~ N^{slope:.1f}; "
-            f"**estimate** (not run here) for Cd13Se13 (26 atoms): ~{est / 3600:.1f} CPU hours per structure "
-            "with TDA-PBE, several times that with PBE0 (see the PBE0/PBE ratios above).",
+            (
+                f"Scaling of TDA-PBE (5 states) with size over the measured clusters: CPU ~ N^{slope:.1f}; "
+                f"**estimate** (not run here) for Cd13Se13 (26 atoms): ~{est / 3600:.1f} CPU hours per structure "
+                "with TDA-PBE, several times that with PBE0 (see the PBE0/PBE ratios above)."
+            ),
         ]
     by = {(r["formula"], r["method"], r["states"]): r["cpu_s"] for r in ok}
     for f in sorted({r["formula"] for r in ok}):

@@ -192,9 +192,8 @@ def test_the_series_studies_load_in_both_modes_with_frame_starts(name, monkeypat
     the templates are found from any working directory (they are relative to the config)."""
     from pathlib import Path
 
-    from airss_msc.search.study import load_study
-
     from airss_msc.composition import parse_formula
+    from airss_msc.search.study import load_study
 
     units = {"CdSe", "CdTe", "ZnSe", "Cd2Se2", "Cd2TeSe", "Cd2Te2", "ZnCdSe2"}
     root = Path(__file__).resolve().parents[2]
