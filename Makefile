@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_STACKSIZE ?= 1G
 
-.PHONY: demo msc399 test test-fast test-latest bench-quick bench-doc lock system-deps clean
+.PHONY: demo msc399 test test-fast lint test-latest bench-quick bench-doc lock system-deps clean
 
 # One coordinator (mostly asleep) and one worker per core.
 NPROC := $(shell nproc 2>/dev/null || echo 2)
@@ -29,6 +29,13 @@ test: $(STAMP)
 # The fast loop: everything but real xTB/ML/DFT/MPI runs (marked slow).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Lint (CI runs it before the tests): ruff's rules and formatting over the repository, mypy over
+# airss_msc/ (settings in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The newest versions the ranges in pyproject.toml allow (not in CI): catches upstream drift.
 test-latest: | system-deps
