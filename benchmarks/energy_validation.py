@@ -443,11 +443,13 @@ def protocol_verdict(
             ),
         )
         return [
-            f"**Default ranking energy ({SHORT.get(ranking, ranking)}) on the largest class with data ({label}, "
-            f"{s_['formulas']} formulas): median Spearman {fmt(s_['spearman_median'])}, PBE's lowest first in "
-            f"{s_['first']}/{s_['formulas']}: {'holds' if holds else 'does not hold'} (needs median Spearman >= "
-            f"{HOLDS_SPEARMAN} and PBE's lowest first in most formulas).** Best median Spearman in this class: "
-            f"{SHORT.get(best, best)}."
+            (
+                f"**Default ranking energy ({SHORT.get(ranking, ranking)}) on the largest class with data ({label}, "
+                f"{s_['formulas']} formulas): median Spearman {fmt(s_['spearman_median'])}, PBE's lowest first in "
+                f"{s_['first']}/{s_['formulas']}: {'holds' if holds else 'does not hold'} (needs median Spearman >= "
+                f"{HOLDS_SPEARMAN} and PBE's lowest first in most formulas).** Best median Spearman in this class: "
+                f"{SHORT.get(best, best)}."
+            )
         ]
     return []
 
@@ -472,23 +474,27 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     lines += [
         "# Energy validation against PBE/def2-SVP (Cd/Zn/Te/Se clusters, 4-26 atoms)",
         "",
-        f"`python -m benchmarks.energy_validation` on commit {git_commit()}, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}; machine: 2 cores shared with other jobs, load average "
-        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when the report was written; "
-        "timings are CPU seconds of one thread (OMP_NUM_THREADS=1), wall times are inflated by the load.",
+        (
+            f"`python -m benchmarks.energy_validation` on commit {git_commit()}, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}; machine: 2 cores shared with other jobs, load average "
+            f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when the report was written; "
+            "timings are CPU seconds of one thread (OMP_NUM_THREADS=1), wall times are inflated by the load."
+        ),
         "",
     ]
     main = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
     n_main_pbe = sum(a.info["name"] in pbe for a in main)
     lines += [
-        f"Reference set: {counts['structures']} structures ({len(main)} on CHGNet 0.3.0 geometries, "
-        f"{sum(a.info.get('geometry_engine') == GFN1 for a in images)} on GFN1-xTB geometries, "
-        f"{sum(a.info.get('kind') == 'pbe_relaxed' for a in images)} PBE-relaxed). PBE energies available: "
-        f"{counts['pbe_ok']} ({n_main_pbe} of the CHGNet-geometry set); SCF failed: "
-        f"{len(counts['pbe_failed'])}{' ' + str(counts['pbe_failed']) if counts['pbe_failed'] else ''}; "
-        f"left out for a HOMO-LUMO gap below {PBE_GAP_FLOOR} eV (not the ground state): "
-        f"{len(counts['pbe_suspect'])}{' ' + str(counts['pbe_suspect']) if counts['pbe_suspect'] else ''}. "
-        f"Rankings use formulas with >= {MIN_PER_FORMULA} PBE energies; structures without a PBE energy are left out.",
+        (
+            f"Reference set: {counts['structures']} structures ({len(main)} on CHGNet 0.3.0 geometries, "
+            f"{sum(a.info.get('geometry_engine') == GFN1 for a in images)} on GFN1-xTB geometries, "
+            f"{sum(a.info.get('kind') == 'pbe_relaxed' for a in images)} PBE-relaxed). PBE energies available: "
+            f"{counts['pbe_ok']} ({n_main_pbe} of the CHGNet-geometry set); SCF failed: "
+            f"{len(counts['pbe_failed'])}{' ' + str(counts['pbe_failed']) if counts['pbe_failed'] else ''}; "
+            f"left out for a HOMO-LUMO gap below {PBE_GAP_FLOOR} eV (not the ground state): "
+            f"{len(counts['pbe_suspect'])}{' ' + str(counts['pbe_suspect']) if counts['pbe_suspect'] else ''}. "
+            f"Rankings use formulas with >= {MIN_PER_FORMULA} PBE energies; structures without a PBE energy are left out."
+        ),
         "",
     ]
 
@@ -619,16 +625,20 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     )
     lines += [
         "",
-        "MAE: mean absolute error of relative isomer energies, each method relative to its own lowest "
-        "structure of the formula, per atom. Sign: pairs (anion-bonded, alternating) below. "
-        "CPU s/call: one energy+forces call, median over the 8-atom reference structures after a warm-up "
-        "(PBE: energy only, from the reference run).",
+        (
+            "MAE: mean absolute error of relative isomer energies, each method relative to its own lowest "
+            "structure of the formula, per atom. Sign: pairs (anion-bonded, alternating) below. "
+            "CPU s/call: one energy+forces call, median over the 8-atom reference structures after a warm-up "
+            "(PBE: energy only, from the reference run)."
+        ),
     ]
     if pbe_relax:
         per_call = [r["cpu"] / r["force_calls"] for r in pbe_relax if r["force_calls"]]
         lines += [
-            f"PBE energy+gradient during the PBE relaxations: median {statistics.median(per_call):.0f} CPU s "
-            f"per force call over {len(per_call)} chunks (Cd2Se2 .. Cd6Se6)."
+            (
+                f"PBE energy+gradient during the PBE relaxations: median {statistics.median(per_call):.0f} CPU s "
+                f"per force call over {len(per_call)} chunks (Cd2Se2 .. Cd6Se6)."
+            )
         ]
     lines += [""]
     # the cost of the reference itself, by cluster size (one core, SCF ladder included)
@@ -655,9 +665,11 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     if sized:
         sizes = sorted({n for d in sized.values() for n in d})
         lines += [
-            "CPU seconds per energy+forces call against cluster size (random (CdSe)n starts from the "
-            "generator, median of 3 calls after a warm-up, one thread); exponent: least-squares slope of "
-            "log(CPU) on log(atoms):",
+            (
+                "CPU seconds per energy+forces call against cluster size (random (CdSe)n starts from the "
+                "generator, median of 3 calls after a warm-up, one thread); exponent: least-squares slope of "
+                "log(CPU) on log(atoms):"
+            ),
             "",
         ]
         rows = []
@@ -686,10 +698,12 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     lines += [
         "## By size class (CHGNet 0.3.0 geometries)",
         "",
-        "The default protocol was chosen on 4-8 atoms; the answers live at 11-12 atoms (the ESI-MS fragments, "
-        "the (MX)6 drums) and 26-27 atoms (the (MX)13 and M14Se13 cores). Each class on its own: formulas with "
-        f">= {MIN_PER_FORMULA} PBE energies; Spearman/Kendall medians over formulas, MAE of relative isomer "
-        "energies (mean over formulas), PBE's lowest ranked first.",
+        (
+            "The default protocol was chosen on 4-8 atoms; the answers live at 11-12 atoms (the ESI-MS fragments, "
+            "the (MX)6 drums) and 26-27 atoms (the (MX)13 and M14Se13 cores). Each class on its own: formulas with "
+            f">= {MIN_PER_FORMULA} PBE energies; Spearman/Kendall medians over formulas, MAE of relative isomer "
+            "energies (mean over formulas), PBE's lowest ranked first."
+        ),
         "",
     ]
     rows = []
@@ -722,8 +736,10 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
         lines += verdict + [""]
     if pair_formulas:
         lines += [
-            "Formulas with two PBE energies so far (the disputed (MX)13 pairs): E(second) - E(first) in eV, "
-            "first = the committed parent; '(x)': the engine orders the pair unlike PBE.",
+            (
+                "Formulas with two PBE energies so far (the disputed (MX)13 pairs): E(second) - E(first) in eV, "
+                "first = the committed parent; '(x)': the engine orders the pair unlike PBE."
+            ),
             "",
         ]
         rows = []
@@ -754,8 +770,10 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     lines += table(["formula", "n"] + [SHORT.get(m, m) for m in methods], rows)
     lines += [
         "",
-        "Cells: Spearman rho / MAE meV/atom; * = PBE's lowest ranked first. Kendall tau per formula is in "
-        "the detail table at the end.",
+        (
+            "Cells: Spearman rho / MAE meV/atom; * = PBE's lowest ranked first. Kendall tau per formula is in "
+            "the detail table at the end."
+        ),
         "",
     ]
 
@@ -781,16 +799,18 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     lines += ["", "(x): sign differs from PBE.", ""]
 
     # --- protocols
-    proto = [r for r in read_jsonl(PROTO_CACHE)]
+    proto = list(read_jsonl(PROTO_CACHE))
     by_ref = {(r["fingerprint_ref"], r["method"]): r for r in proto}
     lines += [
         "## Protocols: relax with X, rank with Y",
         "",
-        "Each CHGNet-geometry reference structure relaxed with X from its reference geometry (fmax "
-        f"{PROTOCOL_FMAX}, {PROTOCOL_STEPS} steps); structures that left their basin (RMSD > {BASIN_RMSD} A "
-        "or changed cation-anion / anion-anion bonds) or did not relax are left out. **Approximation:** Y's "
-        "single points at X's geometry are ranked against PBE at the reference (CHGNet) geometry; PBE is not "
-        "recomputed at X's geometry.",
+        (
+            "Each CHGNet-geometry reference structure relaxed with X from its reference geometry (fmax "
+            f"{PROTOCOL_FMAX}, {PROTOCOL_STEPS} steps); structures that left their basin (RMSD > {BASIN_RMSD} A "
+            "or changed cation-anion / anion-anion bonds) or did not relax are left out. **Approximation:** Y's "
+            "single points at X's geometry are ranked against PBE at the reference (CHGNet) geometry; PBE is not "
+            "recomputed at X's geometry."
+        ),
         "",
     ]
     rows = []
@@ -862,9 +882,11 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     lines += [
         "## Robustness: random Cd13Se13 starts",
         "",
-        f'`generate_cluster("Cd13Se13", seed)`, seeds {ROBUST_SEED}..{ROBUST_SEED + 29} (first 30), default '
-        f"relaxation protocol (PreconLBFGS, fmax 0.05, {ROBUST_STEPS} steps), one process; 'relaxed & sane' = "
-        "status relaxed and check_geometry ok (no pair below 0.80 x covalent radii, one fragment).",
+        (
+            f'`generate_cluster("Cd13Se13", seed)`, seeds {ROBUST_SEED}..{ROBUST_SEED + 29} (first 30), default '
+            f"relaxation protocol (PreconLBFGS, fmax 0.05, {ROBUST_STEPS} steps), one process; 'relaxed & sane' = "
+            "status relaxed and check_geometry ok (no pair below 0.80 x covalent radii, one fragment)."
+        ),
         "",
     ]
     rows = []
