@@ -493,7 +493,8 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
             f"{len(counts['pbe_failed'])}{' ' + str(counts['pbe_failed']) if counts['pbe_failed'] else ''}; "
             f"left out for a HOMO-LUMO gap below {PBE_GAP_FLOOR} eV (not the ground state): "
             f"{len(counts['pbe_suspect'])}{' ' + str(counts['pbe_suspect']) if counts['pbe_suspect'] else ''}. "
-            f"Rankings use formulas with >= {MIN_PER_FORMULA} PBE energies; structures without a PBE energy are left out."
+            f"Rankings use formulas with >= {MIN_PER_FORMULA} PBE energies; "
+            "structures without a PBE energy are left out."
         ),
         "",
     ]
