@@ -81,6 +81,11 @@ def previous_tables(page: str, prose: dict[str, str]) -> dict[str, str]:
             prose[k + "_after"] for k, _ in SECTIONS[i + 1 :] if k + "_after" in prose
         ]
         ends = [e for e in (page.find(text, start) for text in later) if e >= 0]
+        # and never past the page's next section heading: the scripts' headings are demoted below
+        # "## ", so a section whose prose changed cannot swallow the sections after it
+        heading = page.find("\n## ", start)
+        if heading >= 0:
+            ends.append(heading + 1)
         end = min(ends) if ends else len(page)
         text = page[start:end].strip()
         if text and not text.startswith("(not run:"):

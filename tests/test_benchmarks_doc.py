@@ -38,3 +38,17 @@ def test_a_rerun_benchmark_replaces_only_its_own_table(tmp_path, monkeypatch):
     assert {k: v for k, v in assembler.previous_tables(new, prose).items() if k != "quick.md"} == {
         k: v for k, v in previous.items() if k != "quick.md"
     }
+
+
+def test_a_section_whose_prose_changed_does_not_swallow_the_next_sections(tmp_path, monkeypatch):
+    assembler = load_assembler()
+    monkeypatch.setattr(assembler, "OUT", tmp_path)
+    page = (ROOT / "BENCHMARKS.md").read_text()
+    prose = assembler.narrative(ROOT / "benchmarks" / "narrative.md")
+    # the energy section's prose edited since the page was written: the capping table before it
+    # must still end at the page's next section heading, not at the next prose that still matches
+    edited = dict(prose, energy=prose["energy"].replace("## Energy models", "## Energy models (edited)", 1))
+    previous = assembler.previous_tables(page, edited)
+    assert "Energy models" not in previous["capping.md"]
+    new = assembler.assemble(edited, previous)
+    assert new.count("Energy models") == 1  # the edited heading, once; no stale copy inside capping
