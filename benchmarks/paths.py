@@ -14,6 +14,9 @@ BENCHMARKS = Path(__file__).resolve().parent
 REPO = BENCHMARKS.parent
 OUT = BENCHMARKS / "out"
 LOGS = OUT / "logs"
+#: resumable benchmark runs that cost CPU hours (one JSON line per finished run), committed so
+#: that a rerun on another machine or a later session resumes them instead of starting over
+RUNS = BENCHMARKS / "runs"
 #: BENCHMARKS.md and the prose it is assembled around
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 NARRATIVE = BENCHMARKS / "narrative.md"

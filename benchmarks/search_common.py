@@ -242,9 +242,11 @@ class RunStore:
         self.runs: dict[str, dict] = {}
         if self.path.exists():
             for line in self.path.read_text().splitlines():
-                if line.strip():
+                try:
                     rec = json.loads(line)
-                    self.runs[rec["key"]] = rec
+                except json.JSONDecodeError:
+                    continue  # blank, or the half-written last line of a killed run: it reruns
+                self.runs[rec["key"]] = rec
 
     @staticmethod
     def key(case: str, method: str, tag: str, seed: int) -> str:

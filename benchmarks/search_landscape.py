@@ -26,7 +26,8 @@ engine's minima; ``--judge own`` judges on the engine's energy as before): refer
 "the lowest found" are by it, and airss-msc's strategies steer by it too (``rank_energy``); the
 peers steer by the engine's energy, as published, and each of their minima is scored.
 
-Resumable (one JSON line per finished run in benchmarks/out/search_landscape_runs.jsonl).
+Resumable (one JSON line per finished run in benchmarks/runs/search_landscape_runs.jsonl, committed,
+with the references in search_landscape_refs.json beside it).
 
     OMP_NUM_THREADS=1 nohup python -m benchmarks.search_landscape > benchmarks/out/search_landscape.log 2>&1 &
     python -m benchmarks.search_landscape --report
@@ -53,7 +54,7 @@ from airss_msc.calc.single_point import single_point
 from airss_msc.generation.geometry import anion_bonds, point_group
 from airss_msc.results.record import Result
 from airss_msc.results.store import ResultsDB
-from benchmarks.paths import OUT, PARENT_STRUCTURES
+from benchmarks.paths import OUT, PARENT_STRUCTURES, RUNS
 from benchmarks.search_common import (
     RunStore,
     System,
@@ -190,7 +191,9 @@ def load_refs(path: Path) -> dict:
 
 def save_refs(path: Path, refs: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(refs, indent=1))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(refs, indent=1))
+    tmp.replace(path)  # atomic: a kill mid-write keeps the previous references
 
 
 def newest_settings(runs: list[dict]) -> list[dict]:
@@ -253,8 +256,8 @@ class Bench:
         #: the judging energy's name in tables
         self.judged_on = self.judge or f"{self.engine} (own energy)"
         self.out = Path(args.outdir)
-        self.store = RunStore(self.out / "search_landscape_runs.jsonl")
-        self.refs_path = self.out / "search_landscape_refs.json"
+        self.store = RunStore(RUNS / "search_landscape_runs.jsonl")
+        self.refs_path = RUNS / "search_landscape_refs.json"
         self.refs = load_refs(self.refs_path)
         self.work = Path(args.workdir)
         self.t0 = time.time()
@@ -717,7 +720,7 @@ class Bench:
                 "Commands: `OMP_NUM_THREADS=1 nohup python -m benchmarks.search_landscape --engine "
                 f"{self.engine} --judge {self.judge or 'own'} > benchmarks/out/search_landscape.log 2>&1 &` "
                 "(resumable: finished runs in "
-                "`benchmarks/out/search_landscape_runs.jsonl` are skipped), then "
+                "`benchmarks/runs/search_landscape_runs.jsonl` are skipped), then "
                 "`python -m benchmarks.search_landscape --report`."
             ),
             "",
