@@ -18,7 +18,8 @@ engine has a batched call and the protocol has one stage: :func:`run_candidates`
 starts and relaxes them together with :func:`~airss_msc.calc.relax_batch.relax_batch` (FIRE, one
 model call per optimizer step for all of them), each then scored by ``single_points`` and stored
 on its own as above: one row per candidate, the same resume by (composition, seed), walltime and
-stop (no new batch is handed out; batches in flight are stored). Otherwise (N = 1, an engine
+stop (no new batch is handed out; batches in flight are stored). A row's ``wall_s`` and
+``[relax] max_seconds`` count from its batch's start. Otherwise (N = 1, an engine
 without a batched call, a staged protocol) each candidate is relaxed alone by
 :func:`~airss_msc.calc.relax.relax_structure`, as it always was. Moves with parents are chosen
 per candidate when its batch is handed out, from the minima stored by then: the candidates of a
