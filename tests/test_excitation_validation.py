@@ -1,0 +1,144 @@
+"""benchmarks/excitation_validation.py without DFT: resume logic on synthetic stored lines, and the fit arithmetic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import excitation_validation as ev
+
+
+def _line(name: str, method: str, nstates: int, **extra: object) -> dict:
+    row = {
+        "name": name,
+        "formula": name.split("-")[0],
+        "natoms": 4,
+        "fingerprint": f"fp-{name}",
+        "isomer_rank": 0,
+        "ranked_by": "PBE/def2-SVP",
+        "method": method,
+        "nstates": nstates,
+        "kind": "gap" if nstates == 0 else "tda",
+        "status": "ok" if nstates == 0 else "done",
+        "cpu_s": 1.0,
+    }
+    row.update(extra)
+    return row
+
+
+def _jobs(name: str) -> list[ev.Job]:
+    return [
+        ev.Job(name, name.split("-")[0], f"fp-{name}", m, n, (i,))
+        for i, (m, n) in enumerate(
+            [
+                ("tblite:GFN2-xTB", 0),
+                ("tblite:GFN1-xTB", 0),
+                (ev.TDA_PBE, ev.STATES),
+                (ev.REFERENCE_METHOD, ev.STATES),
+            ]
+        )
+    ]
+
+
+def test_finished_points_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    ev.append(_line("Cd2Se2-ring", "tblite:GFN2-xTB", 0, gap_eV=2.0), path)
+    ev.append(_line("Cd2Se2-ring", ev.TDA_PBE, ev.STATES, first_bright_eV=1.5), path)
+    todo = ev.pending(_jobs("Cd2Se2-ring"), ev.load(path))
+    assert [(j.method, j.nstates) for j in todo] == [("tblite:GFN1-xTB", 0), (ev.REFERENCE_METHOD, ev.STATES)]
+
+
+def test_a_failure_counts_as_finished(tmp_path: Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    ev.append(_line("Cd2Se2-ring", ev.REFERENCE_METHOD, ev.STATES, status="scf_failed"), path)
+    todo = ev.pending(_jobs("Cd2Se2-ring"), ev.load(path))
+    assert ev.REFERENCE_METHOD not in {j.method for j in todo}
+
+
+def test_half_written_last_line_is_skipped_and_the_next_append_stays_readable(tmp_path: Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    ev.append(_line("Cd2Se2-ring", "tblite:GFN2-xTB", 0, gap_eV=2.0), path)
+    whole = json.dumps(_line("Cd2Se2-ring", "tblite:GFN1-xTB", 0, gap_eV=2.1))
+    with open(path, "a") as fh:  # what a kill -9 mid-write leaves: no closing brace, no newline
+        fh.write(whole[: len(whole) // 2])
+    rows = ev.load(path)
+    assert [r["method"] for r in rows] == ["tblite:GFN2-xTB"]
+    # the cut job is pending again; its rerun's line must not be glued onto the cut one
+    assert "tblite:GFN1-xTB" in {j.method for j in ev.pending(_jobs("Cd2Se2-ring"), rows)}
+    ev.append(_line("Cd2Se2-ring", "tblite:GFN1-xTB", 0, gap_eV=2.1), path)
+    assert [r["method"] for r in ev.load(path)] == ["tblite:GFN2-xTB", "tblite:GFN1-xTB"]
+
+
+def test_missing_file_loads_empty(tmp_path: Path) -> None:
+    assert ev.load(tmp_path / "absent.jsonl") == []
+
+
+def test_dark_structure_gets_a_rerun_with_more_states() -> None:
+    dark = _line("Cd2Se2-ring", ev.TDA_PBE, ev.STATES, first_bright_eV=None)
+    assert ev.needs_more_states(dark)
+    assert not ev.needs_more_states(_line("Cd2Se2-ring", ev.TDA_PBE, ev.STATES, first_bright_eV=1.5))
+    assert not ev.needs_more_states(_line("Cd2Se2-ring", ev.TDA_PBE, ev.STATES, status="scf_failed"))
+
+
+def test_table_keeps_the_bright_five_state_run_over_the_check_rerun() -> None:
+    rows = [
+        _line("Cd2Se2-ring", ev.REFERENCE_METHOD, ev.STATES, first_bright_eV=2.0, cpu_s=10.0),
+        _line("Cd2Se2-ring", ev.REFERENCE_METHOD, ev.MORE_STATES, first_bright_eV=2.0, cpu_s=20.0),
+        _line("Cd2Te2-ring", ev.REFERENCE_METHOD, ev.STATES, first_bright_eV=None, cpu_s=10.0),
+        _line("Cd2Te2-ring", ev.REFERENCE_METHOD, ev.MORE_STATES, first_bright_eV=3.0, cpu_s=20.0),
+    ]
+    t = ev.table_rows(rows)
+    assert t["Cd2Se2-ring"][f"{ev.REFERENCE_METHOD}|cpu"] == 10.0
+    assert t["Cd2Te2-ring"][f"{ev.REFERENCE_METHOD}|value"] == 3.0
+
+
+def test_shift_and_linear_fits_exact() -> None:
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    assert ev.fit_shift(x, x + 0.5) == (1.0, 0.5)
+    a, b = ev.fit_linear(x, 2.0 * x - 1.0)
+    assert a == pytest.approx(2.0) and b == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="two distinct"):
+        ev.fit_linear(np.array([1.0, 1.0]), np.array([2.0, 3.0]))
+
+
+def test_leave_one_group_out_known_answer() -> None:
+    # y = x + shift, shifts 0, 0, 3 by group: holding out C the others fit shift 0 (error -3 on C);
+    # holding out A (two points) B and C fit mean(0, 3) = 1.5 (errors +1.5 on A's points); holding out B
+    # the three points of A and C fit mean(0, 0, 3) = 1 (a shift is fitted per point, not per group)
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    y = x + np.array([0.0, 0.0, 0.0, 3.0])
+    groups = ["A", "A", "B", "C"]
+    err = ev.leave_one_group_out(x, y, groups, ev.fit_shift)
+    np.testing.assert_allclose(err, [1.5, 1.5, 1.0, -3.0])
+
+
+def test_leave_one_group_out_linear_exact_and_unfittable() -> None:
+    x = np.array([1.0, 2.0, 3.0])
+    err = ev.leave_one_group_out(x, 3.0 * x + 2.0, ["A", "B", "C"], ev.fit_linear)
+    np.testing.assert_allclose(err, 0.0, atol=1e-12)
+    # two groups of one distinct x each: the one left cannot define a line
+    assert np.isnan(ev.leave_one_group_out(np.array([1.0, 2.0]), np.array([1.0, 2.0]), ["A", "B"], ev.fit_linear)).all()
+
+
+def test_nm_error_near_400_nm() -> None:
+    assert ev.nm_error(0.1) == pytest.approx(0.1 * 400.0**2 / ev.HC_EV_NM)
+    assert ev.nm_error(-0.1) == ev.nm_error(0.1)
+
+
+def test_report_numbers_come_from_the_lines() -> None:
+    rows = []
+    # three formulas with TDA-PBE0 = TDA-PBE + 0.4 exactly: the shift's LOFO error is 0
+    for i, (name, pbe) in enumerate([("Cd2Se2-ring", 1.5), ("ZnCdSe2-ring", 1.8), ("Cd3Se3-ring", 2.6)]):
+        rows += [
+            _line(name, ev.TDA_PBE, ev.STATES, first_bright_eV=pbe, first_bright_f=0.1, ground_gap_eV=pbe - 0.3),
+            _line(name, ev.REFERENCE_METHOD, ev.STATES, first_bright_eV=pbe + 0.4, first_bright_f=0.1),
+            _line(name, "tblite:GFN2-xTB", 0, gap_eV=2.0 + i),
+            _line(name, "tblite:GFN1-xTB", 0, gap_eV=2.5 + 0.1 * i),
+        ]
+    text = ev.report(rows)
+    assert "| TDA-PBE first bright | shift | E = +0.400 eV + E_x" in text
+    assert "Verdict: TDA-PBE first bright" in text
+    assert "MAE 0.000 eV" in text
