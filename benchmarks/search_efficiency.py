@@ -11,10 +11,12 @@ BasinHopping, ASE-GA, AGOX random search and basin hopping; GOFEE is tried and
 reported) use the same calculator, the same local optimizer and the same
 budget (``search_common.py``).
 
-Resumable: every finished run is a line of benchmarks/out/search_efficiency_runs.jsonl;
-a rerun skips it. The tables are rebuilt from that file.
+Resumable: every finished run is a line of benchmarks/runs/search_efficiency_runs.jsonl
+(committed, so a later session or machine resumes it); a rerun skips it. The tables
+are rebuilt from that file and written to benchmarks/out/search_efficiency.md.
 
-    OMP_NUM_THREADS=1 nohup python -m benchmarks.search_efficiency > benchmarks/out/search_efficiency.log 2>&1 &
+    LOG=benchmarks/out/logs/search_efficiency.log
+    OMP_NUM_THREADS=1 nohup nice -n 5 python -m benchmarks.search_efficiency > $LOG 2>&1 &
     python -m benchmarks.search_efficiency --report            # tables only, from the stored runs
     python -m benchmarks.search_efficiency --cases 19 --methods "airss: mix;ASE-GA" --runs 20
 """
@@ -25,7 +27,7 @@ import argparse
 import time
 from pathlib import Path
 
-from benchmarks.paths import OUT
+from benchmarks.paths import OUT, RUNS
 from benchmarks.search_common import (
     RunStore,
     System,
@@ -68,6 +70,12 @@ AIRSS = {
     "airss: basin (T=0.8)": (_st("basin", random_starts=1, amplitude=AMP, temperature=0.8), {}),
     "airss: ga": (_st("ga", random_starts=10, pool=8), {}),
     "airss: mix": (_st("mix", random_starts=10, pool=8, amplitude=AMP), {}),
+    # every start symmetric, the group drawn with probability proportional to its order
+    # (Oh 48, Td 24, ... against Cs 2): AIRSS-style high-symmetry random starts
+    "airss: symmetric starts, order-weighted": (
+        _st("random", moves={"symmetric": 1.0}, symmetric={"order_power": 1.0}),
+        {},
+    ),
 }
 
 #: Peers: name -> callable(system, seed, tally, workdir) -> timing
@@ -168,7 +176,7 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(str(n) for n in CASES), help="comma-separated sizes (13,19,26,38)")
     ap.add_argument("--methods", default="", help="semicolon-separated method names (default: all)")
     ap.add_argument("--runs", type=int, default=None, help="runs per method (default per case)")
-    ap.add_argument("--results", default=str(OUT / "search_efficiency_runs.jsonl"))
+    ap.add_argument("--results", default=str(RUNS / "search_efficiency_runs.jsonl"))
     ap.add_argument("--out", default=str(OUT / "search_efficiency.md"))
     ap.add_argument("--report", action="store_true", help="only rebuild the tables from the stored runs")
     ap.add_argument("--hours", type=float, default=None, help="stop starting new runs after this many hours")
@@ -194,9 +202,9 @@ def main() -> None:
         f"Code: git commit `{git_commit()}`; tables written {time.strftime('%Y-%m-%d %H:%M')}.",
         "",
         (
-            "Commands: `OMP_NUM_THREADS=1 nohup python -m benchmarks.search_efficiency > "
-            "benchmarks/out/search_efficiency.log 2>&1 &` (resumable: runs in "
-            "`benchmarks/out/search_efficiency_runs.jsonl` are skipped), then "
+            "Commands: `OMP_NUM_THREADS=1 nohup nice -n 5 python -m benchmarks.search_efficiency > "
+            "benchmarks/out/logs/search_efficiency.log 2>&1 &` (resumable: runs in "
+            "`benchmarks/runs/search_efficiency_runs.jsonl` are skipped), then "
             "`python -m benchmarks.search_efficiency --report`."
         ),
         "",

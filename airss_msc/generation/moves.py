@@ -28,6 +28,7 @@ from ase import Atoms
 
 from airss_msc.composition import ANIONS, CATIONS, parse_formula, symbols_of
 from airss_msc.errors import InputError
+from airss_msc.generation import symmetry
 from airss_msc.generation.confinement import Sphere
 from airss_msc.generation.generate import GeneratorSettings, generate_cluster, prepare, push_apart
 from airss_msc.generation.geometry import distances, radii_sums
@@ -136,14 +137,50 @@ class RandomStart(Move):
 
 @dataclass(frozen=True)
 class SymmetricStart(Move):
-    """A fresh random structure with a random feasible point group (``group`` to fix one)."""
+    """A fresh random structure with a random feasible point group (``group`` to fix one).
+
+    ``order_power`` weights the random group: probability proportional to the group's order
+    ** ``order_power`` among the groups that can build the composition (0: uniform, as
+    ``[generate] symmetry = "random"``). High-order groups (Oh, Td, D5h, ...) put most atoms on
+    a few large orbits, the way AIRSS's symmetric starts find compact, magic-number minima.
+    """
 
     name: ClassVar[str] = "symmetric"
     parents: ClassVar[int] = 0
     group: str = "random"
+    order_power: float = 0.0
+
+    #: weighted draws tried before falling back to the uniform draw (a group feasible at the
+    #: low-end separations can still be too crowded for the separations one seed draws)
+    TRIES: ClassVar[int] = 8
+
+    def validate(self):
+        if not isinstance(self.order_power, (int, float)) or not self.order_power >= 0:
+            raise InputError(f"symmetric: order_power must be >= 0, got {self.order_power!r}")
+        if self.order_power and str(self.group).strip().lower() != "random":
+            raise InputError(f"symmetric: order_power weights random groups only, not group = {self.group!r}")
+        if str(self.group).strip().lower() != "random":
+            symmetry.canonical_group(self.group)  # an unknown name fails at config time
+        return self
 
     def new_candidate(self, formula, seed, parents, generate):
-        atoms = generate_cluster(formula, seed, replace(generate, symmetry=self.group))
+        if self.order_power and str(self.group).strip().lower() == "random":
+            counts, _, confinement = prepare(formula, replace(generate, symmetry=None))
+            # its own stream: the structure itself is still drawn from ``seed`` as any start
+            rng = np.random.default_rng([int(seed), 1])
+            for _ in range(self.TRIES):
+                group = symmetry.choose_group(
+                    counts, "random", rng, confinement=confinement, order_power=float(self.order_power)
+                )
+                try:
+                    atoms = generate_cluster(formula, seed, replace(generate, symmetry=group))
+                except InputError:
+                    continue
+                break
+            else:
+                atoms = generate_cluster(formula, seed, replace(generate, symmetry="random"))
+        else:
+            atoms = generate_cluster(formula, seed, replace(generate, symmetry=self.group))
         atoms.info["move"] = f"symmetric {atoms.info.get('symmetry', self.group)}"
         return atoms
 

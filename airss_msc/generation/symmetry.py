@@ -682,20 +682,33 @@ def _feasible_for(counts_key: tuple, drawn_key: tuple, confinement: Confinement)
     return _feasible_cached(counts_key, rooms)
 
 
+def group_weights(groups: list[str], order_power: float = 0.0) -> np.ndarray:
+    """Draw probabilities of ``groups``: proportional to group order ** ``order_power``
+    (0: uniform; 1: a group as likely as its number of operations)."""
+    if not order_power >= 0:
+        raise InputError(f"order_power must be >= 0, got {order_power!r}")
+    w = np.array([float(group_order(g)) ** order_power for g in groups])
+    return w / w.sum()
+
+
 def choose_group(
     counts: dict[str, int],
     name_or_random: str,
     rng: np.random.Generator,
     drawn: dict | None = None,
     confinement: Confinement | None = None,
+    order_power: float = 0.0,
 ) -> str:
-    """Canonical group name; for ``random`` one feasible group drawn uniformly with ``rng``."""
+    """Canonical group name; for ``random`` one feasible group drawn with ``rng``, uniformly
+    (``order_power`` 0) or with probability proportional to its order ** ``order_power``."""
     if str(name_or_random).strip().lower() != "random":
         return canonical_group(name_or_random)
     groups = feasible_groups(counts, drawn, confinement)
     if not groups:
         check_request(counts, "random", drawn, confinement)  # raises with the message
-    return groups[int(rng.integers(len(groups)))]
+    if order_power == 0:  # the uniform draw as before: the same group from the same stream
+        return groups[int(rng.integers(len(groups)))]
+    return groups[int(rng.choice(len(groups), p=group_weights(groups, order_power)))]
 
 
 def symmetric_cluster(

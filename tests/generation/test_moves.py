@@ -182,3 +182,33 @@ def test_frame_start_deals_the_formula_over_the_parent_sublattices(tmp_path):
         make_move("frame", templates=[str(tmp_path / "missing.xyz")])
     with pytest.raises(InputError, match="templates"):
         make_move("frame")
+
+
+def test_order_weighted_symmetric_start_is_reproducible_symmetric_and_favours_high_order():
+    from airss_msc.generation import symmetry
+    from airss_msc.generation.moves import SymmetricStart
+
+    move = make_move("symmetric", order_power=1.0)
+    starts = [move.new_candidate("X13", s, [], SETTINGS) for s in range(12)]
+    for s, atoms in zip(range(12), starts, strict=True):
+        group = atoms.info["symmetry"]
+        assert atoms.get_chemical_symbols() == ["X"] * 13
+        assert atoms.info["move"] == f"symmetric {group}"
+        assert symmetry.is_symmetric(atoms.get_chemical_symbols(), atoms.positions, group)
+        assert _meets_separations(atoms)
+        if s < 3:  # the stored seed reproduces the start
+            again = move.new_candidate("X13", s, [], SETTINGS)
+            assert again.info["symmetry"] == group and np.array_equal(again.positions, atoms.positions)
+    uniform = [SymmetricStart().new_candidate("X13", s, [], SETTINGS).info["symmetry"] for s in range(12)]
+    weighted_mean = np.mean([symmetry.group_order(a.info["symmetry"]) for a in starts])
+    assert weighted_mean > np.mean([symmetry.group_order(g) for g in uniform])
+
+
+def test_symmetric_start_settings_are_checked():
+    with pytest.raises(InputError):
+        make_move("symmetric", order_power=-1.0)
+    with pytest.raises(InputError):
+        make_move("symmetric", group="Td", order_power=1.0)  # a fixed group has nothing to weight
+    with pytest.raises(InputError):
+        make_move("symmetric", group="Q7")
+    assert make_move("symmetric", group="td").new_candidate("Cd4Se4", 5, [], SETTINGS).info["symmetry"] == "Td"

@@ -425,3 +425,24 @@ def test_shell_excludes_the_centre():
     assert isinstance(conf, Shell)
     assert "Ih" not in symmetry.feasible_groups(counts, confinement=conf)
     assert "Ih" in symmetry.feasible_groups({"X": 12}, confinement=conf)
+
+
+def test_order_weighted_group_draws_favour_high_order_groups():
+    groups = symmetry.feasible_groups(CDSE13)
+    p = symmetry.group_weights(groups, 1.0)
+    orders = np.array([symmetry.group_order(g) for g in groups], dtype=float)
+    assert np.allclose(p, orders / orders.sum())
+    assert np.allclose(symmetry.group_weights(groups, 0.0), 1.0 / len(groups))
+    with pytest.raises(InputError):
+        symmetry.group_weights(groups, -1.0)
+    draws = [symmetry.choose_group(CDSE13, "random", np.random.default_rng(s), order_power=2.0) for s in range(300)]
+    assert draws == [
+        symmetry.choose_group(CDSE13, "random", np.random.default_rng(s), order_power=2.0) for s in range(300)
+    ]
+    assert set(draws) <= set(groups)
+    mean_order = np.mean([symmetry.group_order(g) for g in draws])
+    assert mean_order > orders.mean() + 2  # weighted draws sit well above the uniform mean order
+    # order_power 0 is exactly the old uniform draw
+    assert [symmetry.choose_group(CDSE13, "random", np.random.default_rng(s), order_power=0.0) for s in range(20)] == [
+        symmetry.choose_group(CDSE13, "random", np.random.default_rng(s)) for s in range(20)
+    ]
