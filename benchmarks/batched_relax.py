@@ -125,17 +125,25 @@ def main() -> None:
         rows[-1]["fire"] = _agreement(out, alone)
         rows[-1]["default"] = _agreement(out, default)
         print(rows[-1], flush=True)
+        # after every batch size, so that a run stopped before its largest batch keeps the others
+        _write_table(args.formula, args.starts, method, str(model.device), rows)
 
+
+def _write_table(formula: str, n_starts: int, method: str, device: str, rows: list[dict]) -> None:
+    """benchmarks/out/batched_relax.md from the rows measured so far."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     base = rows[0]
     lines = [
-        f"# Batched relaxation: {args.formula}, {method}, CPU, one thread",
+        f"# Batched relaxation: {formula}, {method}, CPU, one thread",
         "",
         (
-            f"commit {git_commit()}; {args.starts} random starts (seeds 0-{args.starts - 1}; a batch size above "
-            f"that runs on as many starts), fmax 0.05 eV/A, 500 steps, device {model.device}. The machine was "
-            "loaded (two PBE jobs on its two cores): CPU seconds of this process are the comparable numbers, "
-            "wall seconds are not. Same minimum: energy within 5 meV and aligned RMSD < 0.1 A; lower/higher: "
-            "the row's minimum is more than 5 meV below/above the reference's."
+            f"commit {git_commit()}; {n_starts} random starts (seeds 0-{n_starts - 1}; a batch size above "
+            f"that runs on as many starts), fmax 0.05 eV/A, 500 steps, device {device}. Load average "
+            f"{load} (1/5/15 min) when the table was written, on {os.cpu_count()} cores: CPU seconds of this "
+            "process are the comparable numbers, wall seconds are not where the load exceeds one. Same minimum: "
+            "energy within 5 meV and aligned RMSD < 0.1 A; lower/higher: the row's minimum is more than 5 meV "
+            "below/above the reference's; the agreement columns compare the first "
+            f"{n_starts} starts."
         ),
         "",
         (
@@ -150,7 +158,7 @@ def main() -> None:
             f"{r['calls']:.0f}, {r['calls_mean']:.0f} | {r['status']} | {r.get('fire', '')} | {r.get('default', '')} |"
         )
     text = "\n".join(lines) + "\n"
-    print(text)
+    print(text, flush=True)
     OUT.mkdir(exist_ok=True)
     (OUT / "batched_relax.md").write_text(text)
 
