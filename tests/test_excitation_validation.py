@@ -150,4 +150,4 @@ def test_report_numbers_come_from_the_lines() -> None:
     text = ev.report(rows)
     assert "| TDA-PBE first bright | shift | E = +0.400 eV + E_x" in text
     assert "Verdict: TDA-PBE first bright" in text
-    assert "MAE 0.000 eV" in text
+    assert "shift MAE 0.000 eV" in text and "linear MAE 0.000 eV" in text
