@@ -516,7 +516,13 @@ def report(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     best: list[tuple[float, float, str]] = []
-    for title, subset in (("every structure the candidate has", ref_names), ("the common structures", common)):
+    lowest = [n for n in common if t[n]["rank"] == 0]
+    subsets = (
+        ("every structure the candidate has", ref_names),
+        ("the common structures", common),
+        ("the common structures that are their formula's lowest (the isomers a band estimate is made for)", lowest),
+    )
+    for title, subset in subsets:
         lines += [f"On {title}:", "", *header]
         for label in CANDIDATES:
             out, scores = fit_summary(subset, t, label)
