@@ -130,3 +130,52 @@ def test_the_report_answers_the_series_first(tmp_path):
     assert "Zn13Se13 + CdSe -> Zn12CdSe13 + ZnSe | -0.300 | -0.300 | downhill" in md.replace("  ", " ")
     assert "-0.000" not in md
     assert "on the lower hull" in md and (out.parent / "mixing_energy.png").is_file()
+
+
+def _excited(atoms, energy: float, row_id: int, bright_eV: float | None) -> Result:
+    from airss_msc.results.record import Excitations
+
+    row = _row(atoms, energy, row_id)
+    if bright_eV is not None:  # a dark state below the bright one, as TDA gives for these clusters
+        row.excitations["pyscf:TDA-PBE0/def2-SVP"] = Excitations(
+            "pyscf:TDA-PBE0/def2-SVP", np.array([bright_eV - 0.4, bright_eV]), np.array([0.001, 0.08])
+        )
+    return row
+
+
+@pytest.mark.slow  # two reports with figures: about 40 s each here, beside other jobs
+@pytest.mark.parametrize("mixed_nm", [400.0, 600.0])
+def test_the_series_band_trend_names_each_computed_band_and_the_targets_verdict(tmp_path, mixed_nm):
+    """Excitations on three compositions of a Te/Se series: the series section lists each first
+    bright excitation in composition order with the bands it matches, counts the computed ones,
+    says whether any is consistent with the target (CdTeSe MSC-399), and draws the trend."""
+    from airss_msc.analysis.bands import HC_EV_NM
+    from airss_msc.analysis.report import write_report
+    from airss_msc.results.store import ResultsDB
+
+    frame = read(ROOT / "structures" / "Cd13Se13.xyz")
+    anions = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Se"]
+    bright = {0: HC_EV_NM / 415.0, 6: HC_EV_NM / mixed_nm, 13: HC_EV_NM / 371.0}
+    rows = []
+    for y in range(14):
+        atoms = frame.copy()
+        for i in anions[:y]:
+            atoms[i].symbol = "Te"
+        rows.append(_excited(atoms, -60.0 + 0.4 * y - (0.2 if 0 < y < 13 else 0.0), y + 1, bright.get(y)))
+    db = tmp_path / "s.db"
+    with ResultsDB(db, write=True) as store:
+        for r in rows:
+            store.add(r)
+    out = write_report(str(db), tmp_path / "report")
+    md = (out.parent / "report.md").read_text()
+    line = next(s for s in md.splitlines() if "Band trend" in s)
+    assert line.index("Cd13Se13 415 nm") < line.index(f"Cd13Te6Se7 {mixed_nm:.0f} nm") < line.index("Cd13Te13 371")
+    assert "Cd13Se13 415 nm (f 0.08; consistent with CdSe MSC-415" in line  # and MSC-390, 0.16 eV away
+    assert "Cd13Te13 371 nm (f 0.08; consistent with CdTe MSC-371)" in line
+    assert "3 of 14 compositions computed" in line
+    if mixed_nm == 400.0:
+        assert "Consistent with the target CdTeSe MSC-399 (399 nm): Cd13Te6Se7." in line
+    else:  # 600 nm is 1.04 eV from 399 nm, outside the 0.3 eV window; the end members are not CdTeSe
+        assert "None of the computed compositions is consistent with the target" in line
+        assert "the nearest is Cd13Te6Se7 at 600 nm" in line
+    assert (out.parent / "band_trend.png").is_file()

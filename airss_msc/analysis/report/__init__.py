@@ -13,6 +13,7 @@ from airss_msc.analysis.report import html, markdown
 from airss_msc.analysis.report.document import sections
 from airss_msc.analysis.report.figures import (
     plot_absorption,
+    plot_band_trend,
     plot_bands,
     plot_energy_levels,
     plot_mixing,
@@ -44,6 +45,7 @@ def write_report(
     figures: dict[str, Path | list[tuple[Candidate, Path, Path]] | None] = {
         "levels": plot_energy_levels(analysis, out / "energy_spectrum.png"),
         "mixing": plot_mixing(analysis, out / "mixing_energy.png"),
+        "band_trend": plot_band_trend(analysis, out / "band_trend.png"),
         "absorption": plot_absorption(analysis, out / "absorption.png"),
         "bands": plot_bands(analysis, out / "bands.png"),
         "size": plot_size(analysis, out / "size.png"),

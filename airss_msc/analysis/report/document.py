@@ -29,6 +29,7 @@ from airss_msc.analysis.report.model import (
     BandVerdict,
     Candidate,
     band_applies,
+    judge,
     states_to_reach,
     validated_disagreement,
     validated_energy,
@@ -576,6 +577,50 @@ def _site_line(analysis: Analysis) -> str | None:
     )
 
 
+def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
+    """The series' band trend in words: each computed composition's first bright excitation,
+    which measured bands it is consistent with, and the target's verdict."""
+    trend = analysis.band_trend
+    if not trend:
+        gaps = [r for r in lowest.values() if r.gap_eV is not None]
+        return "Band trend: not computed. " + (
+            "No composition's lowest structure has excitations (`airss-msc spectrum "
+            f"{Path(analysis.db).name} --top 1` computes them). HOMO-LUMO gaps are no substitute: on the small "
+            "clusters where both were computed, xTB gaps do not track the TDA-PBE0 first bright excitation "
+            "(BENCHMARKS.md, 'A cheaper band estimate')."
+            if not gaps
+            else "Gaps stored here are not validated against TDA-PBE0 excitations and are not a band."
+        )
+    methods = sorted({short_name(c.excitations.method) for _, c in trend if c.excitations is not None})
+    parts = []
+    for p, c in trend:
+        near = [b.name for b in analysis.bands if band_applies(b, p.formula) and judge(c, b) == CONSISTENT]
+        parts.append(
+            f"{p.formula} {c.bright_nm:.0f} nm (f {c.bright_f:.2f}"
+            + (f"; consistent with {', '.join(near)}" if near else "")
+            + ")"
+        )
+    line = (
+        f"Band trend (first bright excitation of each composition's lowest, {', '.join(methods)}; consistent: "
+        f"within {TDDFT_ERROR_EV:g} eV of a band): "
+        + "; ".join(parts)
+        + f". {len(trend)} of {len(analysis.mixing or [])} compositions computed."
+    )
+    target = analysis.target
+    if target is not None:
+        judged = [(p, c) for p, c in trend if band_applies(target, p.formula)]
+        hits = [p.formula for p, c in judged if judge(c, target) == CONSISTENT]
+        if hits:
+            line += f" Consistent with the target {target.name} ({target.wavelength_nm:.0f} nm): {', '.join(hits)}."
+        elif judged:
+            p, c = min(judged, key=lambda pc: abs(HC_EV_NM / (pc[1].bright_nm or 1.0) - target.energy_eV))
+            line += (
+                f" None of the computed compositions is consistent with the target {target.name} "
+                f"({target.wavelength_nm:.0f} nm); the nearest is {p.formula} at {c.bright_nm:.0f} nm."
+            )
+    return line
+
+
 def series(analysis: Analysis, figures: dict) -> Section | None:
     """The series' answer in words: the lowest per composition by the ranking energy and its
     error, the hull, the reaction pathways' signs and the sites the mixing element takes."""
@@ -615,16 +660,7 @@ def series(analysis: Analysis, figures: dict) -> Section | None:
     line = _site_line(analysis)
     if line:
         items.append(line)
-    gaps = [r for r in lowest.values() if r.gap_eV is not None]
-    items.append(
-        "Band trend: not computed. "
-        + (
-            "The engines that ran give no HOMO-LUMO gap or excitations (CHGNet and SevenNet-0 are force "
-            "fields); no cheaper estimate validated against TDA-PBE0 exists here, so none is shown."
-            if not gaps
-            else "Gaps stored here are not validated against TDA-PBE0 excitations and are not a band."
-        )
-    )
+    items.append(_band_trend_line(analysis, lowest))
     body = [
         [
             p.formula,
@@ -655,6 +691,7 @@ def series(analysis: Analysis, figures: dict) -> Section | None:
                 "Lowest per composition by the ranking energy; 'start' is how that minimum's search start was made "
                 "(a homotop of a parent frame, the move, or random). E_mix = E - (x E_A + (1 - x) E_B) per atom."
             ),
+            *([Image(figures["band_trend"], "Band trend against composition")] if figures.get("band_trend") else []),
         ],
     )
 

@@ -20,8 +20,8 @@ from matplotlib.transforms import offset_copy
 
 from airss_msc.analysis.bands import HC_EV_NM, Band
 from airss_msc.analysis.energetics import lower_hull
-from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis
-from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, covered_to_nm, spectrum_nm
+from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis, band_applies
+from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, TDDFT_ERROR_EV, band_window_nm, covered_to_nm, spectrum_nm
 from airss_msc.composition import canonical_formula
 from airss_msc.generation.geometry import bonds, radius
 
@@ -101,6 +101,45 @@ def plot_mixing(analysis: Analysis, path: Path) -> Path | None:
     ax.set_xlabel(f"x = fraction of {a} on its sublattice")
     ax.set_ylabel("mixing energy (meV/atom)")
     ax.legend()
+    return _save(fig, path)
+
+
+def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
+    """First bright excitation (nm) of each composition's lowest structure against composition,
+    with the TDDFT error window as bars and the measured bands drawn across; None without a trend."""
+    trend = analysis.band_trend
+    if not trend or analysis.mixing_pair is None:
+        return None
+    x = np.array([p.x for p, _ in trend])
+    nm = np.array([c.bright_nm for _, c in trend], dtype=float)
+    windows = [band_window_nm(HC_EV_NM / v) for v in nm]  # (shortest, longest) nm
+    err = np.array([nm - [lo for lo, _ in windows], [hi for _, hi in windows] - nm])
+    fig, ax = _figure(5.5, 4.0)
+    # only the bands of the series' own materials (a CdS band says nothing about CdTeSe)
+    bands = [b for b in analysis.bands if any(band_applies(b, p.formula) for p in analysis.mixing or [])]
+    for b in bands:
+        ax.axhline(b.wavelength_nm, color="C3" if b.target else "grey", lw=2 if b.target else 0.7, alpha=0.8, zorder=0)
+        ax.annotate(
+            b.name, (1.01, b.wavelength_nm), xycoords=("axes fraction", "data"), fontsize=7, ha="left", va="center"
+        )
+    label = f"first bright excitation (+- {TDDFT_ERROR_EV:g} eV)"
+    ax.errorbar(x, nm, yerr=err, fmt="D-", color="C2", capsize=3, label=label)
+    for (p, _), xi, v in zip(trend, x, nm, strict=True):
+        right = xi > 0.5  # labels of the right half go left of their point, inside the axes
+        ax.annotate(
+            p.formula,
+            (xi, v),
+            textcoords="offset points",
+            xytext=(-4 if right else 4, -10),
+            fontsize=7,
+            ha="right" if right else "left",
+        )
+    a, _ = analysis.mixing_pair
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_xlabel(f"x = fraction of {a} on its sublattice")
+    ax.set_ylabel("wavelength (nm)")
+    ax.set_title("Band trend of the lowest structures (red: the target band, grey: other bands)", fontsize=8)
+    ax.legend(fontsize=7, loc="lower left")
     return _save(fig, path)
 
 

@@ -29,7 +29,7 @@ from airss_msc.analysis.bands import (
     match_bands,
     nm_to_ev,
 )
-from airss_msc.analysis.energetics import detect_mixing_pair, mixing_energies
+from airss_msc.analysis.energetics import MixingPoint, detect_mixing_pair, mixing_energies
 from airss_msc.analysis.rank import (
     RankedRow,
     _minimised,
@@ -267,7 +267,7 @@ class Analysis:
     methods: list[str]
     bands: list[Band]
     calibration: Calibration | None
-    mixing: list | None
+    mixing: list[MixingPoint] | None
     mixing_pair: tuple[str, str] | None
     notes: list[str]
     literature: list[LiteraturePair] = field(default_factory=list)
@@ -297,6 +297,16 @@ class Analysis:
     @property
     def target(self) -> Band | None:
         return next((b for b in self.bands if b.target), None)
+
+    @property
+    def band_trend(self) -> list[tuple[MixingPoint, Candidate]]:
+        """The series' band trend: each composition's lowest structure that has a first bright
+        excitation, with its mixing point, in order of composition (empty without a series)."""
+        if not self.mixing:
+            return []
+        lowest = {c.row.formula: c for c in self.candidates if c.row.rank == 1}
+        pts = sorted(self.mixing, key=lambda p: p.x)
+        return [(p, lowest[p.formula]) for p in pts if p.formula in lowest and lowest[p.formula].bright_nm]
 
     @property
     def verdicts(self) -> list[BandVerdict]:
