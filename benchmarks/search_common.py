@@ -60,8 +60,11 @@ from airss_msc.generation.generate import GeneratorSettings, generate_cluster, p
 from airss_msc.results.store import ResultsDB  # noqa: E402
 from airss_msc.search.candidates import run_search  # noqa: E402
 from airss_msc.search.config import config_from_dict  # noqa: E402
-from airss_msc.search.farm import InProcessExecutor, StopFlag  # noqa: E402
+from airss_msc.search.farm import STOP_SIGNALS, InProcessExecutor, StopFlag  # noqa: E402
 from benchmarks.provenance import git_commit  # noqa: E402,F401 (the search benchmarks import it from here)
+
+#: The stop reasons a signal gives (the farm's StopFlag holds the signal's name)
+SIGNAL_NAMES = frozenset(s.name for s in STOP_SIGNALS)
 
 # ---------------------------------------------------------------------------
 # what a hit is
@@ -402,6 +405,10 @@ def run_airss(
             stop=stop,
             progress_every=1e9,
         )
+    if stop.reason in SIGNAL_NAMES:
+        # stopped by a signal, not by its hit or budget: the run is unfinished and must not be stored as a
+        # miss; KeyboardInterrupt passes run_method's handler for failed runs, so it reruns on resume
+        raise KeyboardInterrupt(f"run stopped by {stop.reason}")
     if keep_db is None:
         db.unlink(missing_ok=True)
     Path(str(db) + ".writer").unlink(missing_ok=True)
