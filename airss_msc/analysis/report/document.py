@@ -586,7 +586,7 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
         return "Band trend: not computed. " + (
             "No composition's lowest structure has excitations (`airss-msc spectrum "
             f"{Path(analysis.db).name} --top 1` computes them). HOMO-LUMO gaps are no substitute: on the small "
-            "clusters where both were computed, xTB gaps do not track the TDA-PBE0 first bright excitation "
+            "clusters where both were computed, xTB gaps track the TDA-PBE0 first bright excitation poorly "
             "(BENCHMARKS.md, 'A cheaper band estimate')."
             if not gaps
             else "Gaps stored here are not validated against TDA-PBE0 excitations and are not a band."
