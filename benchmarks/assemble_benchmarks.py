@@ -25,12 +25,15 @@ SECTIONS = [
     ("parallel", ["parallel_scaling.md"]),
     ("protocol", ["default_protocol.md"]),
     ("relaxcost", ["relax_cost.md"]),
+    ("batched", ["batched_relax.md"]),
     ("capping", ["capping.md"]),
     ("energy", ["energy_validation.md"]),
     ("lj", ["search_efficiency.md"]),
+    ("lj38", ["search_efficiency_lj38.md"]),
     ("landscape", ["search_landscape.md"]),
     ("landscape_chgnet", ["search_landscape_chgnet_judged.md"]),
     ("tda", ["tda_timing.md"]),
+    ("excitation", ["excitation_validation.md"]),
 ]
 
 
