@@ -46,7 +46,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("OMP_STACKSIZE", "1G")
 
 import argparse  # noqa: E402
-import fcntl  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -57,6 +56,7 @@ import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.io import read, write  # noqa: E402
 
+from benchmarks.jsonl import append_jsonl  # noqa: E402
 from benchmarks.paths import PBE_RELAX, SETS, STRUCTURES, WORK  # noqa: E402
 from benchmarks.paths import RELAX_CACHE as CACHE  # noqa: E402
 
@@ -210,17 +210,6 @@ def _load_cache() -> dict[str, dict]:
                     continue
                 _CACHE[row["key"]] = row
     return _CACHE
-
-
-def append_jsonl(path: Path, row: dict) -> None:
-    """Append one JSON line (one write, under an exclusive lock: safe for two processes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(row) + "\n"
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.write(text)
-        fh.flush()
-        fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def relax_cached(key: str, atoms: Atoms, method: str, fmax: float, steps: int) -> dict:

@@ -62,18 +62,17 @@ import fcntl  # noqa: E402
 import fnmatch  # noqa: E402
 import hashlib  # noqa: E402
 import importlib.metadata  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import zlib  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.io import read  # noqa: E402
 
 import benchmarks.build_reference as br  # noqa: E402
+from benchmarks.jsonl import append_jsonl, read_jsonl  # noqa: E402
 from benchmarks.paths import CLAIMS, PBE_RELAX, SCF_CHECKPOINTS  # noqa: E402
 from benchmarks.paths import PBE as OUT  # noqa: E402
 from benchmarks.provenance import git_commit  # noqa: E402
@@ -97,18 +96,6 @@ def fingerprint(atoms: Atoms) -> str:
     """Symbols and positions rounded to 1e-4 Angstrom: a result belongs to one geometry."""
     text = " ".join(atoms.get_chemical_symbols()) + "|" + " ".join(f"{x:.4f}" for x in atoms.positions.ravel())
     return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a kill
-            continue
-    return out
 
 
 def load_structures() -> list[Atoms]:
@@ -213,7 +200,7 @@ def ensure_settings(images: list[Atoms]) -> None:
         return
     if last:
         rec["note"] = "settings or versions changed: rows below were computed with these"
-    br.append_jsonl(OUT, rec)
+    append_jsonl(OUT, rec)
 
 
 class Claim:
@@ -511,7 +498,7 @@ def main(argv=None) -> int:
                         flush=True,
                     )
                     row = run_single_point(payload)
-                    br.append_jsonl(OUT, row)
+                    append_jsonl(OUT, row)
                     print(
                         f"    {row['status']} E={row['energy_eV']} gap={row['gap_eV']} cpu={row['cpu_seconds']} s "
                         f"wall={time.time() - t0:.0f} s notes={row['scf_notes']}",
@@ -526,7 +513,7 @@ def main(argv=None) -> int:
                     if row is None:
                         print("    no start structure yet", flush=True)
                         continue
-                    br.append_jsonl(RELAX_OUT, row)
+                    append_jsonl(RELAX_OUT, row)
                     print(
                         f"    {row['status']} steps {row['steps_total']} E={row['energy']} fmax={row['fmax']} "
                         f"cpu={row['cpu']} s finished={row['finished']}",

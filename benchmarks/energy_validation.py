@@ -105,8 +105,8 @@ HOLDS_SPEARMAN = 0.8
 
 # one fingerprint, one JSON-lines reader and one locked appender for the whole reference set:
 # a result counts only for the geometry it was computed on, so the fingerprint must be the same
-from benchmarks.build_reference import append_jsonl  # noqa: E402
-from benchmarks.compute_reference import fingerprint, read_jsonl  # noqa: E402
+from benchmarks.compute_reference import fingerprint  # noqa: E402
+from benchmarks.jsonl import append_jsonl, read_jsonl  # noqa: E402
 from benchmarks.provenance import git_commit  # noqa: E402
 
 

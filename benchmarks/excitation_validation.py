@@ -34,7 +34,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -47,6 +46,7 @@ from ase.io import read
 
 from airss_msc.analysis.bands import HC_EV_NM
 from airss_msc.analysis.spectra import BRIGHT_F
+from benchmarks.jsonl import append_jsonl, read_jsonl
 from benchmarks.paths import ENGINE_SINGLE_POINTS, OUT, PBE, RUNS, STRUCTURES
 from benchmarks.provenance import git_commit
 
@@ -74,32 +74,12 @@ NM_AT = 400.0
 
 def load(path: Path = RESULTS) -> list[dict]:
     """Every complete JSON line of ``path``; a line cut by a kill (not valid JSON) is skipped."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    return [row for row in read_jsonl(path) if isinstance(row, dict)]
 
 
 def append(row: dict, path: Path = RESULTS) -> None:
     """Append one JSON line and fsync it; a cut last line is first closed by a newline so it stays alone."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab") as fh:
-        # a kill mid-write leaves a line without its newline: start ours on a fresh line
-        if fh.tell() > 0:
-            with open(path, "rb") as rd:
-                rd.seek(-1, os.SEEK_END)
-                if rd.read(1) != b"\n":
-                    fh.write(b"\n")
-        fh.write((json.dumps(row) + "\n").encode())
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_jsonl(path, row)
 
 
 def job_key(row: dict) -> tuple[str, str, str, int]:

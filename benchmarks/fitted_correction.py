@@ -48,7 +48,6 @@ import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
@@ -57,6 +56,7 @@ from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
 from airss_msc.composition import ANIONS  # noqa: E402
 from airss_msc.generation.geometry import distances, radii_sums  # noqa: E402
+from benchmarks.jsonl import read_jsonl  # noqa: E402
 from benchmarks.paths import ENGINE_SINGLE_POINTS as ENGINE_SP  # noqa: E402
 from benchmarks.paths import OUT as OUT_DIR  # noqa: E402
 from benchmarks.paths import PBE, STRUCTURES  # noqa: E402
@@ -148,18 +148,6 @@ def fingerprint(atoms: Atoms) -> str:
     """The reference set's geometry key (the same text and hash as benchmarks/compute_reference.py)."""
     text = " ".join(atoms.get_chemical_symbols()) + "|" + " ".join(f"{x:.4f}" for x in atoms.positions.ravel())
     return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a kill, or one being appended
-            continue
-    return out
 
 
 @dataclass

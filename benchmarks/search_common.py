@@ -61,6 +61,7 @@ from airss_msc.results.store import ResultsDB  # noqa: E402
 from airss_msc.search.candidates import run_search  # noqa: E402
 from airss_msc.search.config import config_from_dict  # noqa: E402
 from airss_msc.search.farm import STOP_SIGNALS, InProcessExecutor, StopFlag  # noqa: E402
+from benchmarks.jsonl import append_jsonl, read_jsonl  # noqa: E402
 from benchmarks.provenance import git_commit  # noqa: E402,F401 (the search benchmarks import it from here)
 
 #: The stop reasons a signal gives (the farm's StopFlag holds the signal's name)
@@ -243,13 +244,8 @@ class RunStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.runs: dict[str, dict] = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # blank, or the half-written last line of a killed run: it reruns
-                self.runs[rec["key"]] = rec
+        for rec in read_jsonl(self.path):  # a killed run's cut line is skipped: it reruns
+            self.runs[rec["key"]] = rec
 
     @staticmethod
     def key(case: str, method: str, tag: str, seed: int) -> str:
@@ -260,9 +256,7 @@ class RunStore:
 
     def add(self, rec: dict) -> None:
         self.runs[rec["key"]] = rec
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(rec) + "\n")
+        append_jsonl(self.path, rec)
 
     def select(self, case: str, method: str, tag: str | None = None) -> list[dict]:
         return sorted(
