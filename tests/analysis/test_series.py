@@ -95,13 +95,23 @@ def _row(atoms, energy: float, row_id: int) -> Result:
     )
 
 
+def _report(rows: list[Result], tmp_path: Path) -> tuple[Path, str]:
+    """The report of ``rows`` stored in a fresh database: (its HTML path, its Markdown text)."""
+    from airss_msc.analysis.report import write_report
+    from airss_msc.results.store import ResultsDB
+
+    db = tmp_path / "s.db"
+    with ResultsDB(db, write=True) as store:
+        for r in rows:
+            store.add(r)
+    out = write_report(str(db), tmp_path / "report")
+    return out, (out.parent / "report.md").read_text()
+
+
 def test_the_report_answers_the_series_first(tmp_path):
     """A small Zn/Cd series in a database: the series section opens the report (lowest, hull, the
     pathways' signs, sites, no band trend), the reaction table and the site table follow."""
     from ase import Atoms
-
-    from airss_msc.analysis.report import write_report
-    from airss_msc.results.store import ResultsDB
 
     frame = read(ROOT / "structures" / "Zn13Se13.xyz")
     cations = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Zn"]
@@ -115,12 +125,7 @@ def test_the_report_answers_the_series_first(tmp_path):
     for formula, energy, d in (("CdSe", -3.0, 2.4), ("ZnSe", -3.6, 2.2)):
         k += 1
         rows.append(_row(Atoms(formula, positions=[(0, 0, 0), (d, 0, 0)]), energy, k))
-    db = tmp_path / "s.db"
-    with ResultsDB(db, write=True) as store:
-        for r in rows:
-            store.add(r)
-    out = write_report(str(db), tmp_path / "report")
-    md = (out.parent / "report.md").read_text()
+    out, md = _report(rows, tmp_path)
     order = [md.index(h) for h in ("The series", "Verdict", "Reaction energies", "Sites Cd takes")]
     assert order == sorted(order)
     assert "Band trend: not computed" in md
@@ -150,8 +155,6 @@ def test_the_series_band_trend_names_each_computed_band_and_the_targets_verdict(
     bright excitation in composition order with the bands it matches, counts the computed ones,
     says whether any is consistent with the target (CdTeSe MSC-399), and draws the trend."""
     from airss_msc.analysis.bands import HC_EV_NM
-    from airss_msc.analysis.report import write_report
-    from airss_msc.results.store import ResultsDB
 
     frame = read(ROOT / "structures" / "Cd13Se13.xyz")
     anions = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Se"]
@@ -162,12 +165,7 @@ def test_the_series_band_trend_names_each_computed_band_and_the_targets_verdict(
         for i in anions[:y]:
             atoms[i].symbol = "Te"
         rows.append(_excited(atoms, -60.0 + 0.4 * y - (0.2 if 0 < y < 13 else 0.0), y + 1, bright.get(y)))
-    db = tmp_path / "s.db"
-    with ResultsDB(db, write=True) as store:
-        for r in rows:
-            store.add(r)
-    out = write_report(str(db), tmp_path / "report")
-    md = (out.parent / "report.md").read_text()
+    out, md = _report(rows, tmp_path)
     line = next(s for s in md.splitlines() if "Band trend" in s)
     assert line.index("Cd13Se13 415 nm") < line.index(f"Cd13Te6Se7 {mixed_nm:.0f} nm") < line.index("Cd13Te13 371")
     assert "Cd13Se13 415 nm (f 0.08; consistent with CdSe MSC-415" in line  # and MSC-390, 0.16 eV away
