@@ -569,11 +569,17 @@ def _site_line(analysis: Analysis) -> str | None:
     on, expected = sum(o.on_core for o in occ), sum(o.expected_core for o in occ)
     few = [o for o in occ if len(o.mine) <= 3]
     first = "; ".join(f"{o.formula}: {o.on_core} of {len(o.mine)} on core sites" for o in few)
-    lean = "core (4-coordinated)" if on > expected else "cage (3-coordinated or less)" if on < expected else "neither"
+    lean = (
+        "it leans to the core (4-coordinated) sites"
+        if on > expected
+        else "it leans to the cage (3-coordinated or less) sites"
+        if on < expected
+        else "it leans to neither"
+    )
     return (
         f"Sites: summed over the {len(occ)} mixed compositions' lowest structures, {element} holds {on} core "
-        f"(>= {CORE_COORDINATION}-coordinated) sites where a random deal would give {expected:.1f}: it leans to the "
-        f"{lean} sites. Where {element} enters first ({first or 'none with 3 or fewer'})."
+        f"(>= {CORE_COORDINATION}-coordinated) sites where a random deal would give {expected:.1f}: {lean}. "
+        f"Where {element} enters first ({first or 'none with 3 or fewer'})."
     )
 
 
