@@ -80,12 +80,12 @@ def test_mixing_energies_use_the_reference_where_every_lowest_has_it():
 
     notes: list[str] = []
     rows = rank_results(series(-100.5), energy=VALIDATED_RANKING, symmetry_tol=None)
-    points, pair = _mixing(rows, notes)
-    assert pair == ("Te", "Se") and notes[-1].startswith(f"mixing energies by {PBE}")
+    points, pair, method = _mixing(rows, notes)
+    assert pair == ("Te", "Se") and method == PBE and notes[-1].startswith(f"mixing energies by {PBE}")
     by_x = {round(p.x, 3): p.e_mix for p in points}
     assert by_x[round(1 / 3, 3)] == pytest.approx(-100.5 - (-100.0 * 2 / 3 - 101.2 / 3))
     notes = []
     rows = rank_results(series(None), energy=VALIDATED_RANKING, symmetry_tol=None)
-    points, _ = _mixing(rows, notes)
-    assert notes[-1].startswith(f"mixing energies by {VALIDATED_RANKING}") and "72.5 meV/atom" in notes[-1]
+    points, _, method = _mixing(rows, notes)
+    assert method == VALIDATED_RANKING and notes[-1].startswith(f"mixing energies by {VALIDATED_RANKING}") and "72.5 meV/atom" in notes[-1]
     assert {round(p.x, 3): p.e_mix for p in points}[round(1 / 3, 3)] == pytest.approx(-8.3 - (-8.0 * 2 / 3 - 9.0 / 3))

@@ -129,6 +129,12 @@ def test_the_report_answers_the_series_first(tmp_path):
     order = [md.index(h) for h in ("The series", "Verdict", "Reaction energies", "Sites Cd takes")]
     assert order == sorted(order)
     assert "Band trend: not computed" in md
+    # the answer opens the section: the series' own bands (MSC-399 is not a ZnCdSe band), the pathway the
+    # energies favour, and that the ranking energy is no DFT
+    answer = md.split("## The series", 1)[1].split("\n- ", 2)[1]
+    assert answer.startswith("Answer: the series' bands (") and "ZnSe MSC-299" in answer and "MSC-399" not in answer
+    assert "the most 'Zn13Se13: Cd for Zn by the monomer CdSe' (-1.30 eV)" in answer
+    assert "not DFT" in answer and "No composition's lowest structure has a DFT energy here." in md
     # a step Zn(x) -> Zn(x-1): +0.5 eV in the cluster, -0.6 eV for the monomers (E(ZnSe) - E(CdSe)); the
     # first step also leaves the -0.2 eV mixing bonus in place, the last one gives it up
     assert "Zn13Se13: Cd for Zn by the monomer CdSe: 12 of 13 steps downhill, the whole pathway -1.30 eV" in md
@@ -171,9 +177,12 @@ def test_the_series_band_trend_names_each_computed_band_and_the_targets_verdict(
     assert "Cd13Se13 415 nm (f 0.08; consistent with CdSe MSC-415" in line  # and MSC-390, 0.16 eV away
     assert "Cd13Te13 371 nm (f 0.08; consistent with CdTe MSC-371)" in line
     assert "3 of 14 compositions computed" in line
+    answer = next(s for s in md.splitlines() if s.startswith("- Answer: "))
     if mixed_nm == 400.0:
         assert "Consistent with the target CdTeSe MSC-399 (399 nm): Cd13Te6Se7." in line
+        assert answer.startswith("- Answer: CdTeSe MSC-399 (399 nm) is consistent with Cd13Te6Se7 (within 0.3 eV)")
     else:  # 600 nm is 1.04 eV from 399 nm, outside the 0.3 eV window; the end members are not CdTeSe
         assert "None of the computed compositions is consistent with the target" in line
         assert "the nearest is Cd13Te6Se7 at 600 nm" in line
+        assert "the nearest, Cd13Te6Se7, absorbs at 600 nm, -1.04 eV from it" in answer
     assert (out.parent / "band_trend.png").is_file()

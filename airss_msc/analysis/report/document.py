@@ -36,7 +36,7 @@ from airss_msc.analysis.report.model import (
 )
 from airss_msc.analysis.sites import CORE_COORDINATION
 from airss_msc.analysis.spectra import BRIGHT_F, DEFAULT_FWHM_EV, TDDFT_ERROR_EV, band_window_nm, covered_to_nm
-from airss_msc.calc.engines import Role, default_method, measured_error, short_name
+from airss_msc.calc.engines import Role, default_method, is_reference, measured_error, short_name
 from airss_msc.results.record import Excitations, Status
 
 
@@ -627,22 +627,108 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
     return line
 
 
+def _dft_line(analysis: Analysis, pts: list, lowest: dict[str, RankedRow]) -> str:
+    """How much of the series a reference (DFT) energy covers: the compositions' lowest structures
+    that carry one."""
+    if analysis.mixing_energy and is_reference(analysis.mixing_energy):
+        return "DFT on every composition's lowest structure."
+    covered: dict[str, int] = {}
+    for p in pts:
+        row = lowest.get(p.formula)
+        for m, value in (row.result.energies if row is not None and row.result is not None else {}).items():
+            if is_reference(m) and math.isfinite(value):
+                covered[m] = covered.get(m, 0) + 1
+    if not covered:
+        return "No composition's lowest structure has a DFT energy here."
+    return (
+        "; ".join(
+            f"{short_name(m)} on {n} of {len(pts)} compositions' lowest (not all: the series is not ranked by it)"
+            for m, n in sorted(covered.items())
+        )
+        + "."
+    )
+
+
+def _answer_line(analysis: Analysis) -> str:
+    """The series' answer in one line: the target band against the computed compositions, the
+    pathway the energies favour, and how far the energy behind both can be trusted."""
+    target = analysis.target
+    formulas = [p.formula for p in analysis.mixing or []]
+    parts: list[str] = []
+    if target is not None and any(band_applies(target, f) for f in formulas):
+        trend = [(p, c) for p, c in analysis.band_trend if band_applies(target, p.formula)]
+        band = f"{target.name} ({target.wavelength_nm:.0f} nm)"
+        hits = [p.formula for p, c in trend if judge(c, target) == CONSISTENT]
+        if hits:
+            parts.append(f"{band} is consistent with {', '.join(hits)} (within {TDDFT_ERROR_EV:g} eV)")
+        elif trend:
+            p, c = min(trend, key=lambda pc: abs(HC_EV_NM / (pc[1].bright_nm or 1.0) - target.energy_eV))
+            off = HC_EV_NM / (c.bright_nm or 1.0) - target.energy_eV
+            parts.append(
+                f"no computed composition of its material ({len(trend)}) is consistent with {band}: the nearest, "
+                f"{p.formula}, absorbs at {c.bright_nm:.0f} nm, {off:+.2f} eV from it (window ±{TDDFT_ERROR_EV:g} eV)"
+            )
+        else:
+            parts.append(f"{band} is not judged yet: no composition's lowest structure has a computed spectrum")
+    else:  # a series the target band is not of (ZnCdSe): its own materials' bands
+        own = [b for b in analysis.bands if any(band_applies(b, f) for f in formulas)]
+        names = ", ".join(f"{b.name}" for b in own) or "none stored"
+        hits = [
+            f"{p.formula} with {b.name}"
+            for p, c in analysis.band_trend
+            for b in own
+            if band_applies(b, p.formula) and judge(c, b) == CONSISTENT
+        ]
+        if not analysis.band_trend:
+            parts.append(f"the series' bands ({names}) are not judged yet: no composition has a computed spectrum")
+        elif hits:
+            parts.append(f"consistent with the series' bands: {', '.join(hits)} (within {TDDFT_ERROR_EV:g} eV)")
+        else:
+            parts.append(
+                f"none of the {len(analysis.band_trend)} computed compositions is consistent with a band of its "
+                f"material ({names})"
+            )
+    stepwise = [(name, sum(f.delta_eV for f in found)) for name, step, found in analysis.reactions if step and found]
+    if stepwise:
+        name, total = min(stepwise, key=lambda t: t[1])
+        down = sum(t < 0 for _, t in stepwise)
+        parts.append(
+            f"{down} of {len(stepwise)} substitution pathways are downhill overall, the most '{name}' ({total:+.2f} eV)"
+        )
+    for name, step, found in analysis.reactions:
+        if not step and found:
+            parts.append(f"'{name}': {sum(f.downhill for f in found)} of {len(found)} redistributions downhill")
+    energy = analysis.mixing_energy or analysis.energy
+    if energy:
+        parts.append(
+            f"by {short_name(energy)}: "
+            + (
+                "DFT, itself not checked against experiment on these clusters"
+                if is_reference(energy)
+                else "not DFT; its error on reaction energies between compositions has not been measured (only on "
+                "isomers, next line), so a sign smaller than that error is not settled"
+            )
+        )
+    return "Answer: " + "; ".join(parts) + "."
+
+
 def series(analysis: Analysis, figures: dict) -> Section | None:
     """The series' answer in words: the lowest per composition by the ranking energy and its
     error, the hull, the reaction pathways' signs and the sites the mixing element takes."""
     if not analysis.mixing or analysis.mixing_pair is None:  # the pair comes with the mixing energies
         return None
-    energy = analysis.energy
+    energy = analysis.mixing_energy or analysis.energy
     a, b = analysis.mixing_pair
     error = measured_error(energy) if energy else None
     pts = sorted(analysis.mixing, key=lambda p: p.x)
     hull = _hull_formulas(analysis)
     lowest = {r.formula: r for r in analysis.rows if r.rank == 1 and r.result is not None}
     items = [
+        _answer_line(analysis),
         f"Energy: every number here is by {short_name(energy) if energy else 'the relaxing method'}"
         + (" (the validated ranking energy)" if energy and validated_energy(energy) else "")
         + (f"; its measured error: {error}" if error else "")
-        + ". No DFT runs in this study's reduced mode.",
+        + f". {_dft_line(analysis, pts, lowest)}",
     ]
     mixed = [p for p in pts if 0 < p.x < 1]
     if mixed:

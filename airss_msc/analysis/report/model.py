@@ -279,6 +279,8 @@ class Analysis:
     reactions: list[tuple[str, bool, list[ReactionEnergy]]] = field(default_factory=list)
     #: where each element of a mixed sublattice sits in each composition's lowest structure
     sites: list[SiteOccupation] = field(default_factory=list)
+    #: the method of the mixing energies (a DFT energy on every composition's lowest, else the ranking energy)
+    mixing_energy: str | None = None
 
     def copies(self) -> dict[tuple[str, int | None], tuple[str, int | None]]:
         """Each merged copy's (source, row id) -> the shown row's (see :func:`copies_of`)."""
@@ -360,7 +362,7 @@ def analyse(
             notes.append(f"calibration was made for {spec.method}, results use {', '.join(sorted(methods))}")
     candidates = [_candidate(row, calibration, bands) for row in rows if row.rank is not None and row.rank <= top]
     counts = {s: sum(r.status == s for r in results) for s in Status}
-    mixing, pair = _mixing(rows, notes)
+    mixing, pair, mixing_energy = _mixing(rows, notes)
     uses = methods_used(results)
     reactions = _reactions(results, energy, pair, notes)
     sites = _sites(rows, pair, mixing)
@@ -382,6 +384,7 @@ def analyse(
         uses,
         reactions,
         sites,
+        mixing_energy,
     )
 
 
@@ -412,16 +415,18 @@ def _candidate(row: RankedRow, calibration: Calibration | None, bands: list[Band
     return cand
 
 
-def _mixing(rows: list[RankedRow], notes: list[str]):
-    """Mixing energies of the lowest minima, if the compositions form a pseudo-binary: by the
-    reference (DFT) energy when every composition's lowest carries it, else by the ranking
-    energy, whose measured error is noted."""
+def _mixing(
+    rows: list[RankedRow], notes: list[str]
+) -> tuple[list[MixingPoint] | None, tuple[str, str] | None, str | None]:
+    """(points, pair, method): mixing energies of the lowest minima, if the compositions form a
+    pseudo-binary, by the reference (DFT) energy when every composition's lowest carries it, else
+    by the ranking energy, whose measured error is noted."""
     best = [(r, r.result) for r in rows if r.rank == 1 and r.result is not None]
     if len({r.formula for r, _ in best}) < 3:
-        return None, None
+        return None, None, None
     if len({r.method for r, _ in best}) > 1:
         notes.append("no mixing energies: the lowest structures were ranked by different methods")
-        return None, None
+        return None, None, None
     method = population_energy([res for _, res in best])
     lowest = {r.formula: known_energy(res.energy_by(method)) for r, res in best}
     try:
@@ -430,14 +435,14 @@ def _mixing(rows: list[RankedRow], notes: list[str]):
         points = mixing_energies(lowest, pair)
     except ValueError as exc:
         notes.append(f"no mixing energies: {exc}")
-        return None, None
+        return None, None, None
     error = measured_error(method)
     notes.append(
         f"mixing energies by {method}"
         + (f" ({error})" if error else "")
         + ("" if is_reference(method) else "; the reference (DFT) energy is not on every composition's lowest")
     )
-    return points, pair
+    return points, pair, method
 
 
 def _largest_series(lowest: dict, pair: tuple[str, str]) -> dict:
