@@ -209,6 +209,14 @@ def test_the_series_studies_load_in_both_modes_with_frame_starts(name, monkeypat
         parents = {Path(t).stem for t in frame.templates}
         assert parents == ({"Cd13Se13", "Cd13Te13"} if name == "cdtese13" else {"Zn13Se13", "Cd13Se13"})
         assert frame.applies(["Cd"] * 13 + ["Se"] * 6 + ["Te"] * 7)  # 13 cation and 13 anion sites
+        spectra = [s for s in study.steps if s.do == "spectrum"]
+        if mode == "reduced":  # a laptop: no DFT step (a 26-atom PBE point alone is about an hour of a core)
+            assert not study.steps
+        else:  # the band trend: TDA-PBE0 of the end members' and intermediate compositions' lowest bare rows
+            (spectrum,) = spectra
+            assert spectrum.method == "pyscf:TDA-PBE0/def2-SVP" and spectrum.rows == "bare" and spectrum.top == 1
+            assert {series[0], series[-1]} < set(spectrum.compositions) <= set(series)
+            assert len(spectrum.compositions) >= 5
 
 
 def test_frame_templates_are_relative_to_the_config_not_the_working_directory(tmp_path, monkeypatch):
