@@ -87,5 +87,6 @@ def test_mixing_energies_use_the_reference_where_every_lowest_has_it():
     notes = []
     rows = rank_results(series(None), energy=VALIDATED_RANKING, symmetry_tol=None)
     points, _, method = _mixing(rows, notes)
-    assert method == VALIDATED_RANKING and notes[-1].startswith(f"mixing energies by {VALIDATED_RANKING}") and "72.5 meV/atom" in notes[-1]
+    assert method == VALIDATED_RANKING
+    assert notes[-1].startswith(f"mixing energies by {VALIDATED_RANKING}") and "72.5 meV/atom" in notes[-1]
     assert {round(p.x, 3): p.e_mix for p in points}[round(1 / 3, 3)] == pytest.approx(-8.3 - (-8.0 * 2 / 3 - 9.0 / 3))
