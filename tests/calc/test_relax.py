@@ -237,3 +237,11 @@ def test_single_points_are_stored_beside_the_geometry_energy():
     assert s.status == "relaxed"
     assert set(s.energies) == {"tblite:GFN1-xTB", "tblite:GFN2-xTB"}
     assert s.energies["tblite:GFN1-xTB"] == s.energy and s.gaps["tblite:GFN2-xTB"] > 0.3
+
+
+def test_a_cluster_of_more_than_100_atoms_relaxes_with_the_default_optimizer():
+    # ASE's precon='auto' turns the Exp preconditioner on at 100 atoms, and Exp needs a cell:
+    # every cluster that large (a fully capped 13-mer) failed at step 0 as an error
+    s = relax_structure(generate_cluster("X110", 4), RelaxSettings(method="lj", steps=40))
+    assert s.status in ("relaxed", "max_steps"), s.message
+    assert s.steps > 0
