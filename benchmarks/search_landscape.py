@@ -797,6 +797,9 @@ class Bench:
                     " (the reference is the model's lowest)."
                     if gap > -1e-3 * len(ref["symbols"])
                     else " (LOWER: the reference was raised to it)."
+                    if any(r.get("below_reference") is not None for r in runs)
+                    # single points scatter over copies of one CHGNet minimum: not a lower structure
+                    else " (a copy of the reference structure, RMSD <= 0.15 A, scored lower; the reference stays)."
                 )
             )
         return (
