@@ -72,7 +72,7 @@ STEP_KINDS: dict[str, dict[str, Any]] = {
     "refine": {"method": REFINE_RELAX.method, "fmax": REFINE_RELAX.fmax, "steps": REFINE_RELAX.steps},
     "rescore": {"method": default_method(Role.CROSS_CHECK), "top": None},
     "spectrum": {"method": default_method(Role.EXCITATION)},
-    "cap": {"method": default_method(Role.GEOMETRY)},
+    "cap": {"method": default_method(Role.CAPPING)},
 }
 
 

@@ -193,6 +193,7 @@ def test_each_role_defaults_to_a_canonical_method_that_can_do_the_job():
     assert capabilities(DEFAULTS[Role.CROSS_CHECK]).gap
     assert is_reference(DEFAULTS[Role.REFINE]) and not is_reference(DEFAULTS[Role.RANKING])
     assert capabilities(DEFAULTS[Role.EXCITATION]).excitations
+    assert capabilities(DEFAULTS[Role.CAPPING]).gradients
 
 
 class _SpringsCalculator(LennardJonesCluster):

@@ -35,17 +35,20 @@ class Role(str, Enum):
     CROSS_CHECK = "cross_check"  #: the single point ``rescore`` adds by default (orbitals: a gap)
     REFINE = "refine"  #: the reference (DFT) refinement of the best
     EXCITATION = "excitation"  #: vertical excitations (TDA-TDDFT) of the best
+    CAPPING = "capping"  #: relaxes amine-capped clusters (must keep the ligands bound)
 
 
 #: The default method of each role: the one place outside the engine modules that names methods
 #: (BENCHMARKS.md "Energy models against PBE/def2-SVP" for geometry and ranking; the README's
-#: "Which energy model" for the rest). Everything else asks :func:`default_method`.
+#: "Which energy model" for the rest; "Capping" for capping: SevenNet-0 kept every amine in 26 of 28
+#: capped relaxations, CHGNet in 22, GFN1-xTB in 0 of 3). Everything else asks :func:`default_method`.
 DEFAULTS: dict[Role, str] = {
     Role.GEOMETRY: "chgnet:0.3.0",
     Role.RANKING: "sevennet:7net-0",
     Role.CROSS_CHECK: "tblite:GFN2-xTB",
     Role.REFINE: "pyscf:PBE/def2-SVP",
     Role.EXCITATION: "pyscf:TDA-PBE0/def2-SVP",
+    Role.CAPPING: "sevennet:7net-0",
 }
 
 
