@@ -27,6 +27,7 @@ SECTIONS = [
     ("relaxcost", ["relax_cost.md"]),
     ("batched", ["batched_relax.md"]),
     ("capping", ["capping.md"]),
+    ("capped_excitations", ["capped_excitations.md"]),
     ("energy", ["energy_validation.md"]),
     ("lj", ["search_efficiency.md"]),
     ("lj38", ["search_efficiency_lj38.md"]),
