@@ -9,6 +9,12 @@ format (so ``compute_reference.py`` computes their PBE/def2-SVP single points un
   (ZnSe)13 and (CdTe)13 the SevenNet-0-lowest parent and the GFN2-xTB-lowest candidate, whose
   order the two energies dispute by 0.6-1.2 eV; for (CdSe)13 the search's parent and the
   literature's core-cage prototype.
+* **(MX)13 frames across the three chemistries** (``--frames``): every committed (MX)13 frame of
+  the other two formulas with its species mapped onto this one (Cd/Zn -> M, Se/Te -> X), relaxed
+  with CHGNet (fmax 0.02), kept where it stays alternating and is not a copy (RMSD <= 0.15 A) of a
+  structure already in the set. This brings each (MX)13 to the four or more isomers issue 19 asks
+  for (the (ZnSe)13 core-cage among them), and it measures at DFT level what substitution assumes:
+  whether a frame that is low for one chemistry is low for the others.
 * **Cd14Se13** (``--cd14``): Th-symmetric random starts relaxed with CHGNet; the SevenNet-0-lowest
   minimum that keeps a centred Se13 frame (the motif of the crystallised M14Se13 clusters) and
   the SevenNet-0-lowest overall.
@@ -21,7 +27,7 @@ format (so ``compute_reference.py`` computes their PBE/def2-SVP single points un
   SevenNet-0 ranks of the rest. Every start is reproducible from its seed
   (``derive_seed(2026, formula, i)``), stored with the structure.
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --large
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --large --frames
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --search Cd7TeSe3 --keep 8
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --cd14 --homotops
 """
@@ -93,7 +99,8 @@ def _entry(atoms: Atoms, formula: str, label: str, kind: str, origin: str, **ext
     return a
 
 
-def build_large() -> None:
+def build_large(frames: bool = False) -> None:
+    """The (MX)13 sets: the committed structures, and with ``frames`` the other formulas' frames."""
     for formula, files in LARGE.items():
         images = []
         for fname, label, kind, why in files:
@@ -112,8 +119,68 @@ def build_large() -> None:
                     geometry_energy=float(src.info.get("energy", np.nan)),
                 )
             )
+        if frames:
+            images += build_cross_frames(formula, images)
         br.write_atomic(br.SETS / f"{formula}.extxyz", images)
         print(f"{formula}: {len(images)} structures -> sets/{formula}.extxyz", flush=True)
+
+
+#: (MX)13 formula -> (cation, anion) of its frames
+MX13_SPECIES = {"Zn13Se13": ("Zn", "Se"), "Cd13Te13": ("Cd", "Te"), "Cd13Se13": ("Cd", "Se")}
+#: two relaxed frames closer than this (species-aware aligned RMSD, A) are one structure
+SAME_FRAME_RMSD = 0.15
+
+
+def mapped_frame(src: Atoms, cation: str, anion: str) -> Atoms:
+    """``src`` with its cations renamed ``cation`` and its anions ``anion`` (positions unchanged:
+    the relaxation takes the bonds to the new chemistry's length, as make_parents.py does)."""
+    from airss_msc.composition import ANIONS
+
+    symbols = [anion if s in ANIONS else cation for s in src.get_chemical_symbols()]
+    return Atoms(symbols, positions=src.positions)
+
+
+def build_cross_frames(formula: str, present: list[Atoms]) -> list[Atoms]:
+    """The other (MX)13 formulas' committed frames mapped onto ``formula``, relaxed and scored;
+    copies of ``present`` (or of each other) and frames that relax into anion-anion bonds are
+    dropped, each with a line saying why."""
+    from airss_msc.analysis.duplicates import same_structure
+    from airss_msc.generation.geometry import anion_bonds
+
+    cation, anion = MX13_SPECIES[formula]
+    kept: list[Atoms] = []
+    for other, files in LARGE.items():
+        if other == formula:
+            continue
+        for fname, label, _kind, _why in files:
+            start = mapped_frame(read(PARENT_STRUCTURES / fname, format="extxyz"), cation, anion)
+            found = _relaxed_with_scores([start])
+            tag = f"{formula}: the {other} {label} frame ({fname})"
+            if not found:
+                print(f"{tag}: did not relax; not kept", flush=True)
+                continue
+            a, res = found[0]
+            copy = next(
+                (b.info["name"] for b in present + kept if same_structure(a, b, rmsd_tol=SAME_FRAME_RMSD)), None
+            )
+            if copy is not None:
+                print(f"{tag}: relaxed into a copy of {copy}; not kept", flush=True)
+                continue
+            if anion_bonds(a):
+                print(f"{tag}: relaxed into {anion_bonds(a)} anion-anion bond(s); not kept", flush=True)
+                continue
+            entry = _scored(
+                a,
+                res,
+                formula,
+                f"frame_{other}_{label}",
+                "cross_frame",
+                f"structures/{fname}, species mapped to {cation}/{anion}",
+                why=f"the {other} {label} frame as {formula}",
+            )
+            print(f"{tag}: kept as {entry.info['name']} (SevenNet-0 {entry.info['energy_sevennet']:.3f} eV)", flush=True)
+            kept.append(entry)
+    return kept
 
 
 def _relaxed_with_scores(images: list[Atoms]) -> list[tuple[Atoms, object]]:
@@ -313,6 +380,7 @@ def search_set(formula: str, starts: int, keep: int, log) -> list[Atoms]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--large", action="store_true", help="the (MX)13 structures of structures/")
+    ap.add_argument("--frames", action="store_true", help="with --large: each (MX)13 frame on the other chemistries")
     ap.add_argument("--search", default="", help="comma-separated formulas for the random-search sets")
     ap.add_argument("--cd14", action="store_true", help="Cd14Se13: the Se13-frame core-cage and the lowest")
     ap.add_argument("--homotops", action="store_true", help="Zn12CdSe13 homotops of the (ZnSe)13 parent")
@@ -320,8 +388,15 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", type=int, default=8)
     args = ap.parse_args(argv)
     br.SETS.mkdir(parents=True, exist_ok=True)
+    if args.frames and not args.large:
+        print("build_reference_large: --frames needs --large (it extends the (MX)13 sets)", file=sys.stderr)
+        return 2
+    if args.large and args.frames:
+        import torch
+
+        torch.set_num_threads(1)
     if args.large:
-        build_large()
+        build_large(args.frames)
     if args.cd14 or args.homotops:
         import torch
 

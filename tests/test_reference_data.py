@@ -291,3 +291,29 @@ def test_a_cut_line_is_reported_and_a_line_being_appended_is_not_read():
     assert problems and problems[0].startswith("line 3: not JSON")
     records, problems = read_records("".join(lines) + lines[1][:40])  # an append in progress
     assert not problems and len(records) == len(lines)
+
+
+@pytest.mark.parametrize("formula", ["Zn13Se13", "Cd13Te13", "Cd13Se13"])
+def test_each_mx13_set_holds_four_distinct_alternating_isomers(formula):
+    """Issue 19 asks for at least four (MX)13 isomers per chemistry; a copy in the set would spend
+    an hour of DFT on a structure already computed, and an anion-anion bonded one is no candidate."""
+    from airss_msc.analysis.duplicates import same_structure
+    from airss_msc.generation.geometry import anion_bonds
+    from benchmarks.build_reference_large import SAME_FRAME_RMSD
+
+    images = read(SETS / f"{formula}.extxyz", ":", format="extxyz")
+    assert len(images) >= 4
+    assert all(a.get_chemical_formula(mode="metal") == formula for a in images)
+    assert [anion_bonds(a) for a in images] == [0] * len(images)
+    for i, a in enumerate(images):
+        for b in images[i + 1 :]:
+            assert not same_structure(a, b, rmsd_tol=SAME_FRAME_RMSD), (a.info["name"], b.info["name"])
+
+
+def test_a_mapped_frame_renames_the_species_and_keeps_the_positions():
+    from benchmarks.build_reference_large import mapped_frame
+
+    src = Atoms("Cd2Se2", positions=[[0, 0, 0], [2.6, 0, 0], [0, 2.6, 0], [2.6, 2.6, 0]])
+    out = mapped_frame(src, "Zn", "Te")
+    assert out.get_chemical_symbols() == ["Zn", "Zn", "Te", "Te"]
+    assert np.allclose(out.positions, src.positions)
