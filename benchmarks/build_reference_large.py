@@ -178,7 +178,9 @@ def build_cross_frames(formula: str, present: list[Atoms]) -> list[Atoms]:
                 f"structures/{fname}, species mapped to {cation}/{anion}",
                 why=f"the {other} {label} frame as {formula}",
             )
-            print(f"{tag}: kept as {entry.info['name']} (SevenNet-0 {entry.info['energy_sevennet']:.3f} eV)", flush=True)
+            print(
+                f"{tag}: kept as {entry.info['name']} (SevenNet-0 {entry.info['energy_sevennet']:.3f} eV)", flush=True
+            )
             kept.append(entry)
     return kept
 
