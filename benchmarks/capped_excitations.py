@@ -79,20 +79,46 @@ PAIRS = (
 )
 
 
-def structures(pair: Pair, bare: Atoms) -> dict[str, Callable[[], Atoms]]:
-    """The bare and the capped geometry, both relaxed by ``ENGINE``; a capped one that lost a
-    ligand raises (its excitations would be of another cluster)."""
+@dataclass(frozen=True)
+class Failed:
+    """A relaxation that did not end relaxed: its start and why."""
 
-    def relaxed(atoms: Atoms, label: str) -> Atoms:
+    start: Atoms
+    why: str
+
+
+def structures(pair: Pair, bare: Atoms) -> dict[str, Callable[[], Atoms | Failed]]:
+    """The bare and the capped geometry, both relaxed by ``ENGINE``; a relaxation that does not
+    end relaxed (a capped one that lost a ligand ends fragmented) gives its status instead: its
+    excitations would be of another cluster."""
+
+    def relaxed(atoms: Atoms) -> Atoms | Failed:
         result = relax_structure(atoms, RelaxSettings(method=ENGINE))
         if Status(result.status) is not Status.RELAXED:
-            raise RuntimeError(f"{label}: {ENGINE} relaxation ended {result.status} ({result.message[:120]})")
+            return Failed(atoms, f"{ENGINE} relaxation ended {result.status}: {result.message[:200]}")
         return result.atoms
 
     bare_name, capped_name = pair.names
     return {
-        bare_name: lambda: relaxed(bare, bare_name),
-        capped_name: lambda: relaxed(cap(bare, pair.ligand, pair.sites, seed=0), capped_name),
+        bare_name: lambda: relaxed(bare),
+        capped_name: lambda: relaxed(cap(bare, pair.ligand, pair.sites, seed=0)),
+    }
+
+
+def not_run(name: str, failed: Failed) -> dict:
+    """The row of a structure whose relaxation failed: stored, so a rerun does not redo it."""
+    return {
+        "name": name,
+        "formula": failed.start.get_chemical_formula(mode="metal"),
+        "natoms": len(failed.start),
+        "relaxed_by": ENGINE,
+        "method": METHOD,
+        "nstates": 0,
+        "status": "not run",
+        "message": failed.why,
+        "first_bright_eV": None,
+        "first_bright_f": None,
+        "commit": git_commit(),
     }
 
 
@@ -161,13 +187,14 @@ def report(rows: list[dict]) -> str:
         nm = f"{HC_EV_NM / ec - HC_EV_NM / eb:+.0f}" if eb and ec else "-"
 
         def cell(r: dict) -> str:
+            if r["status"] == "not run":
+                return f"not run: {r['message']}"
             if r["first_bright_eV"] is None:
                 return f"none bright in {r['nstates']} ({r['status']})"
             return f"{r['first_bright_eV']:.3f} ({r['first_bright_f']:.3f}), {_nm(r['first_bright_eV'])} nm"
 
-        lines.append(
-            f"| {pair.bare} | {label} | {cell(b)} | {cell(c)} | {shift} | {nm} | {b['cpu_s']:.0f} / {c['cpu_s']:.0f} |"
-        )
+        cpu = " / ".join(f"{r['cpu_s']:.0f}" if "cpu_s" in r else "-" for r in (b, c))
+        lines.append(f"| {pair.bare} | {label} | {cell(b)} | {cell(c)} | {shift} | {nm} | {cpu} |")
     return "\n".join(lines) + "\n"
 
 
@@ -197,9 +224,12 @@ def main(argv: list[str] | None = None) -> int:
             geometries = structures(pair, makers[pair.bare]())
             for name in todo:
                 atoms = geometries[name]()
-                row = run_one(name, atoms)
-                atoms.info.update(name=name, relaxed_by=ENGINE)
-                write(GEOMETRIES, atoms, format="extxyz", append=True)
+                if isinstance(atoms, Failed):
+                    row = not_run(name, atoms)
+                else:
+                    row = run_one(name, atoms)
+                    atoms.info.update(name=name, relaxed_by=ENGINE)
+                    write(GEOMETRIES, atoms, format="extxyz", append=True)
                 append_jsonl(RESULTS, row)
                 print(
                     f"{name}: {row['status']}, first bright {row['first_bright_eV']} eV, {row['cpu_s']} CPU s",
