@@ -151,3 +151,20 @@ def test_report_numbers_come_from_the_lines() -> None:
     assert "| TDA-PBE first bright | shift | E = +0.400 eV + E_x" in text
     assert "Verdict: TDA-PBE first bright" in text
     assert "shift MAE 0.000 eV" in text and "linear MAE 0.000 eV" in text
+
+
+def test_the_gap_map_is_applied_to_the_larger_structures_with_its_leave_one_out_window() -> None:
+    rows = []
+    # TDA-PBE0 = PBE gap + 1.2 eV exactly on three formulas: shift +1.200, every LOFO error 0
+    for name, gap in [("Cd2Se2-ring", 0.7), ("ZnCdSe2-ring", 0.9), ("Cd3Se3-ring", 1.6)]:
+        rows += [
+            _line(name, ev.TDA_PBE, ev.STATES, first_bright_eV=gap + 0.5, first_bright_f=0.1, ground_gap_eV=gap),
+            _line(name, ev.REFERENCE_METHOD, ev.STATES, first_bright_eV=gap + 1.2, first_bright_f=0.1),
+        ]
+    larger = [{"name": "Cd13Se13-parent", "formula": "Cd13Se13", "natoms": 26, "gap": 1.0, "rank": 0}]
+    text = ev.report(rows, larger=larger)
+    assert "PBE gap +1.200 eV" in text and "+-0.000 eV" in text
+    line = next(x for x in text.splitlines() if x.startswith("| Cd13Se13-parent"))
+    # 2.2 eV is 564 nm; the CdSe bands of bands.toml beside it, none of another material
+    assert "| 26 | 1 | 1.000 | 2.200 | 564 (564-564) | CdSe: " in line and "415" in line and "299" not in line
+    assert "above 8 atoms" not in ev.report(rows, larger=[])
