@@ -44,10 +44,10 @@ import numpy as np
 from ase import Atoms
 from ase.io import read
 
-from airss_msc.analysis.bands import HC_EV_NM
+from airss_msc.analysis.bands import HC_EV_NM, GapMap, GapMapPair, leave_one_group_out
 from airss_msc.analysis.spectra import BRIGHT_F
 from benchmarks.jsonl import append_jsonl, read_jsonl
-from benchmarks.paths import ENGINE_SINGLE_POINTS, OUT, PBE, RUNS, STRUCTURES
+from benchmarks.paths import ENGINE_SINGLE_POINTS, GAP_MAP, OUT, PBE, RUNS, STRUCTURES
 from benchmarks.provenance import git_commit
 
 RESULTS = RUNS / "excitation_validation.jsonl"
@@ -288,26 +288,6 @@ def fit_linear(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def leave_one_group_out(
-    x: np.ndarray, y: np.ndarray, groups: list[str], fit: Callable[[np.ndarray, np.ndarray], tuple[float, float]]
-) -> np.ndarray:
-    """Prediction errors (eV, predicted - y) of every point by ``fit`` on all points of other groups.
-
-    NaN where the other groups cannot be fitted (e.g. a linear map from one distinct x).
-    """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    g = np.asarray(groups)
-    err = np.full(len(x), np.nan)
-    for group in dict.fromkeys(groups):
-        test = g == group
-        try:
-            a, b = fit(x[~test], y[~test])
-        except (ValueError, TypeError, np.linalg.LinAlgError):
-            continue
-        err[test] = a * x[test] + b - y[test]
-    return err
-
-
 def nm_error(error_eV: float, at_nm: float = NM_AT) -> float:
     """An energy error (eV) as a wavelength error (nm) near ``at_nm``: |dlambda/dE| = lambda^2 / hc, linearised."""
     return abs(error_eV) * at_nm**2 / HC_EV_NM
@@ -444,39 +424,79 @@ def larger_gaps(pbe_path: Path = PBE, structures_path: Path = STRUCTURES) -> lis
     return sorted(out, key=lambda r: (r["natoms"], r["formula"], r["rank"]))
 
 
-def gap_map_lines(t: dict[str, dict], larger: list[dict]) -> list[str]:
-    """The PBE-gap shift (fitted on the small clusters that are their formula's lowest) applied to the
-    larger reference structures' PBE gaps, with the leave-one-formula-out maximum as its window and
-    the measured bands of each structure's material beside: an extrapolation, said so."""
-    from airss_msc.analysis.bands import load_bands
-    from airss_msc.analysis.report.model import band_applies
+#: the gap the map is made of: the PBE/def2-SVP ground state of the TDA-PBE run
+GAP_MAP_METHOD = "pyscf:PBE/def2-SVP"
 
+
+def gap_map(t: dict[str, dict]) -> GapMap | None:
+    """The PBE HOMO-LUMO gap against the TDA-PBE0 first bright singlet on the structures that are
+    their formula's lowest (the isomers a band estimate is made for); None below 3 formulas."""
     method, field = CANDIDATES["PBE HOMO-LUMO gap"]
-    pts = [
-        (t[n][f"{method}|{field}"], t[n][f"{REFERENCE_METHOD}|value"], t[n]["formula"])
-        for n in t
+    pairs = tuple(
+        GapMapPair(n, t[n]["formula"], t[n]["natoms"], t[n][f"{method}|{field}"], t[n][f"{REFERENCE_METHOD}|value"])
+        for n in sorted(t)
         if t[n]["rank"] == 0
         and t[n].get(f"{method}|{field}") is not None
         and t[n].get(f"{REFERENCE_METHOD}|value") is not None
+    )
+    if len({p.formula for p in pairs}) < 3:
+        return None
+    return GapMap(GAP_MAP_METHOD, f"{REFERENCE_METHOD} first bright singlet (f >= {BRIGHT_F})", pairs)
+
+
+def write_gap_map(m: GapMap, path: Path = GAP_MAP) -> Path:
+    """The map's pairs as the packaged TOML file, with the commit and the rule that chose them."""
+    lines = [
+        "# The PBE/def2-SVP HOMO-LUMO gap mapped onto the TDA-PBE0/def2-SVP first bright singlet by a",
+        "# constant shift (airss_msc.analysis.bands.load_gap_map fits it and its leave-one-formula-out",
+        "# window from these pairs). Written by `python -m benchmarks.excitation_validation --write-map`",
+        f"# at commit {git_commit()} from benchmarks/runs/excitation_validation.jsonl: do not edit by hand.",
+        f'gap_method = "{m.gap_method}"',
+        f'reference = "{m.reference}"',
+        (
+            "selection = \"each formula's lowest isomer of the excitation-validation set (by PBE/def2-SVP energy, "
+            'else SevenNet-0), CHGNet 0.3.0 geometries"'
+        ),
+        'source = "BENCHMARKS.md, A cheaper band estimate, validated against TDA-PBE0"',
     ]
-    if len({p[2] for p in pts}) < 3 or not larger:
+    for p in m.pairs:
+        lines += [
+            "",
+            "[[pair]]",
+            f'name = "{p.name}"',
+            f'formula = "{p.formula}"',
+            f"natoms = {p.natoms}",
+            f"gap_eV = {p.gap_eV}",
+            f"reference_eV = {p.reference_eV}",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def gap_map_lines(t: dict[str, dict], larger: list[dict]) -> list[str]:
+    """The PBE-gap map (:func:`gap_map`) applied to the larger reference structures' PBE gaps, with
+    its leave-one-formula-out maximum as the window and the measured bands of each structure's
+    material beside: an extrapolation, said so."""
+    from airss_msc.analysis.bands import load_bands
+    from airss_msc.analysis.report.model import band_applies
+
+    m = gap_map(t)
+    if m is None or not larger:
         return []
-    x, y, g = np.array([p[0] for p in pts]), np.array([p[1] for p in pts]), [p[2] for p in pts]
-    _, shift = fit_shift(x, y)
-    err = leave_one_group_out(x, y, g, fit_shift)
-    window = float(np.nanmax(np.abs(err)))
-    sizes = sorted({t[n]["natoms"] for n in t if t[n]["rank"] == 0 and t[n].get(f"{REFERENCE_METHOD}|value")})
+    shift, window = m.shift_eV, m.window_eV
+    lo_n, hi_n = m.sizes
     bands = load_bands()
     lines = [
         f"## The PBE-gap map applied above {MAX_ATOMS} atoms (an extrapolation)",
         "",
         (
-            f"E(first bright, TDA-PBE0) ~ PBE gap {shift:+.3f} eV: the shift fitted on the {len(pts)} small clusters "
-            f"({sizes[0]}-{sizes[-1]} atoms, {len(set(g))} formulas) that are their formula's lowest, applied to the "
-            f"PBE/def2-SVP HOMO-LUMO gaps of the larger reference structures (`benchmarks/reference/`, same "
-            f"geometries). Window: the largest leave-one-formula-out error of that fit, +-{window:.3f} eV. No "
-            f"TDA-PBE0 above {MAX_ATOMS} atoms exists here to test it, and the measured bands are of ligated "
-            "clusters in solution; these are bare clusters."
+            f"E(first bright, TDA-PBE0) ~ PBE gap {shift:+.3f} eV: the shift fitted on the {len(m.pairs)} small "
+            f"clusters ({lo_n}-{hi_n} atoms, {len({p.formula for p in m.pairs})} formulas) that are their formula's "
+            "lowest, applied to the PBE/def2-SVP HOMO-LUMO gaps of the larger reference structures "
+            f"(`benchmarks/reference/`, same geometries). Window: the largest leave-one-formula-out error of that "
+            f"fit, +-{window:.3f} eV. No TDA-PBE0 above {MAX_ATOMS} atoms exists here to test it, and the measured "
+            "bands are of ligated clusters in solution; these are bare clusters. The series reports use the same "
+            "map (`airss_msc/data/gap_map.toml`, `--write-map`) on any stored PBE/def2-SVP gap."
         ),
         "",
         (
@@ -486,13 +506,13 @@ def gap_map_lines(t: dict[str, dict], larger: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for r in larger:
-        est = r["gap"] + shift
-        lo, hi = HC_EV_NM / (est + window), HC_EV_NM / max(est - window, 1e-6)
+        est = m.estimate_nm(r["gap"])
         measured = sorted((b.material, b.wavelength_nm) for b in bands if band_applies(b, r["formula"]))
         text = f"{measured[0][0]}: " + ", ".join(f"{w:.0f}" for _, w in measured) if measured else "-"
+        nm = "-" if est is None else f"{est[0]:.0f} ({est[1]:.0f}-{est[2]:.0f})"
         lines.append(
-            f"| {r['name']} | {r['natoms']} | {r['rank'] + 1} | {r['gap']:.3f} | {est:.3f} "
-            f"| {HC_EV_NM / est:.0f} ({lo:.0f}-{hi:.0f}) | {text} |"
+            f"| {r['name']} | {r['natoms']} | {r['rank'] + 1} | {r['gap']:.3f} | {r['gap'] + shift:.3f} "
+            f"| {nm} | {text} |"
         )
     return ["", *lines, ""]
 
@@ -637,9 +657,18 @@ def report(rows: list[dict], larger: list[dict] | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--report", action="store_true", help="write the markdown page from the stored lines and stop")
+    ap.add_argument(
+        "--write-map", action="store_true", help=f"also write the PBE-gap map the reports use ({GAP_MAP.name})"
+    )
     args = ap.parse_args(argv)
     if not args.report:
         run(lambda s: print(s, flush=True))
+    if args.write_map:
+        m = gap_map(table_rows(load()))
+        if m is None:
+            print("excitation_validation: fewer than 3 formulas have both numbers: no map written", file=sys.stderr)
+            return 1
+        print(f"wrote {write_gap_map(m)}: {m.describe()}")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(report(load()))
     print(f"wrote {REPORT}")

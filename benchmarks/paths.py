@@ -22,6 +22,9 @@ BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 NARRATIVE = BENCHMARKS / "narrative.md"
 #: the committed (MX)13 parents and other structures the README ranks
 PARENT_STRUCTURES = REPO / "structures"
+#: the PBE-gap map the series reports use (airss_msc.analysis.bands.load_gap_map), written by
+#: ``excitation_validation.py --write-map``
+GAP_MAP = REPO / "airss_msc" / "data" / "gap_map.toml"
 
 # --------------------------------------------------------------------------- #
 # Reference data (benchmarks/reference/)

@@ -9,6 +9,11 @@ linear calibration ``band_eV = slope * gap_eV + intercept`` fitted to reference
 pairs the user chooses and states (:func:`fit_calibration`,
 ``data/calibration.toml``). Which structure belongs to which band is an
 assumption, never a fact.
+
+A computed gap can also be mapped onto a computed excitation: :class:`GapMap`
+(``data/gap_map.toml``) shifts the PBE/def2-SVP HOMO-LUMO gap onto the TDA-PBE0
+first bright singlet, fitted on clusters where both were computed, with its
+leave-one-formula-out error as the window (:func:`load_gap_map`).
 """
 
 from __future__ import annotations
@@ -553,3 +558,139 @@ def load_calibration(path: str | Path | None = None, bands: Sequence[Band] | Non
             )
         )
     return CalibrationSpec(method=method, pairs=tuple(pairs), where=where)
+
+
+# --------------------------------------------------------------------------- #
+# A computed gap mapped onto a computed excitation (data/gap_map.toml)
+# --------------------------------------------------------------------------- #
+
+
+def leave_one_group_out(
+    x: Sequence[float],
+    y: Sequence[float],
+    groups: Sequence[str],
+    fit: Callable[[np.ndarray, np.ndarray], tuple[float, float]],
+) -> np.ndarray:
+    """Prediction errors (predicted - y) of every point by ``fit`` (returning slope, intercept) on
+    the points of the other groups only; NaN where the other groups cannot be fitted. With
+    ``groups`` the formulas, this is how well a map carries to a composition it has not seen."""
+    xs, ys = np.asarray(x, float), np.asarray(y, float)
+    g = np.asarray(groups)
+    err = np.full(len(xs), np.nan)
+    for group in dict.fromkeys(groups):
+        test = g == group
+        try:
+            a, b = fit(xs[~test], ys[~test])
+        except (ValueError, TypeError, np.linalg.LinAlgError, InputError):
+            continue
+        err[test] = a * xs[test] + b - ys[test]
+    return err
+
+
+def _shift_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    c = fit_calibration(zip(x, y, strict=True), model="shift")
+    return c.slope, c.intercept
+
+
+@dataclass(frozen=True)
+class GapMapPair:
+    """One structure on which both were computed: ``gap_eV`` of the gap method and ``reference_eV``
+    of the reference excitation, on the same geometry."""
+
+    name: str
+    formula: str
+    natoms: int
+    gap_eV: float
+    reference_eV: float
+
+
+@dataclass(frozen=True)
+class GapMap:
+    """A method's HOMO-LUMO gap (eV) mapped onto a computed reference excitation by a constant
+    shift fitted on ``pairs`` (``data/gap_map.toml``, written by
+    ``benchmarks/excitation_validation.py --write-map``). Unlike :class:`Calibration` it maps onto
+    a calculation, not onto experiment. ``window_eV`` is its largest leave-one-formula-out error:
+    the honest error bar of an estimate for a composition the fit has not seen."""
+
+    gap_method: str
+    reference: str
+    pairs: tuple[GapMapPair, ...]
+    source: str = ""
+
+    @property
+    def shift_eV(self) -> float:
+        """The fitted shift: estimate = gap + shift (eV)."""
+        return fit_calibration([(p.gap_eV, p.reference_eV) for p in self.pairs], model="shift").intercept
+
+    @property
+    def window_eV(self) -> float:
+        """Largest leave-one-formula-out error of the shift (eV); NaN with fewer than two formulas."""
+        err = leave_one_group_out(
+            [p.gap_eV for p in self.pairs],
+            [p.reference_eV for p in self.pairs],
+            [p.formula for p in self.pairs],
+            _shift_fit,
+        )
+        ok = err[np.isfinite(err)]
+        return float(np.max(np.abs(ok))) if len(ok) else math.nan
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """Smallest and largest cluster (atoms) of the fit."""
+        n = [p.natoms for p in self.pairs]
+        return min(n), max(n)
+
+    def estimate_nm(self, gap_eV: float) -> tuple[float, float, float] | None:
+        """(estimate, shortest, longest) wavelength in nm for a gap in eV: the window is
+        +-``window_eV`` in energy; None where the estimate is not a positive energy."""
+        e, w = gap_eV + self.shift_eV, self.window_eV
+        if not (math.isfinite(e) and e > 0 and math.isfinite(w)):
+            return None
+        return HC_EV_NM / e, HC_EV_NM / (e + w), (HC_EV_NM / (e - w) if e > w else math.inf)
+
+    def describe(self) -> str:
+        """One line for reports: what is mapped onto what, on how much, with which error."""
+        lo, hi = self.sizes
+        formulas = len({p.formula for p in self.pairs})
+        return (
+            f"{self.gap_method} gap {self.shift_eV:+.2f} eV, fitted onto the {self.reference} on {len(self.pairs)} "
+            f"clusters of {lo}-{hi} atoms ({formulas} formulas); window +-{self.window_eV:.2f} eV (largest "
+            f"leave-one-formula-out error; an extrapolation above {hi} atoms)"
+        )
+
+
+_GAP_MAP_KEYS = {"gap_method", "reference", "source", "selection", "pair"}
+_GAP_PAIR_KEYS = {"name", "formula", "natoms", "gap_eV", "reference_eV"}
+
+
+def load_gap_map(path: str | Path | None = None) -> GapMap | None:
+    """The gap map (default: the packaged ``gap_map.toml``); None when it holds fewer than two
+    formulas' pairs (no leave-one-out error, so no estimate)."""
+    data, where = _read_toml(path, "gap_map.toml")
+    unknown = set(data) - _GAP_MAP_KEYS
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    pairs = []
+    for i, entry in enumerate(data.get("pair", []), start=1):
+        here = f"{where}: pair #{i}"
+        bad = set(entry) - _GAP_PAIR_KEYS
+        missing = _GAP_PAIR_KEYS - set(entry)
+        if bad or missing:
+            raise InputError(f"{here}: {'unknown' if bad else 'missing'} key(s) {', '.join(sorted(bad or missing))}")
+        pairs.append(
+            GapMapPair(
+                _text(entry["name"], here, "name"),
+                canonical_formula(_text(entry["formula"], here, "formula")),
+                int(_number(entry["natoms"], here, "natoms")),
+                _number(entry["gap_eV"], here, "gap_eV"),
+                _number(entry["reference_eV"], here, "reference_eV"),
+            )
+        )
+    if len({p.formula for p in pairs}) < 2:
+        return None
+    return GapMap(
+        _text(data.get("gap_method", ""), where, "gap_method"),
+        _text(data.get("reference", ""), where, "reference"),
+        tuple(pairs),
+        _text(data.get("source", ""), where, "source"),
+    )

@@ -152,3 +152,50 @@ def test_calibration_typo_is_rejected(tmp_path):
     path.write_text('[[pair]]\nlabel = "a"\nband_nm = 415\ngap_ev = 2.5\nsource = "t"\n')
     with pytest.raises(InputError, match="gap_ev"):
         B.load_calibration(path)
+
+
+def _gap_map_file(tmp_path, pairs: list[tuple[str, float, float]]):
+    lines = ['gap_method = "pyscf:PBE/def2-SVP"', 'reference = "TDA-PBE0 first bright"']
+    for i, (formula, gap, ref) in enumerate(pairs):
+        lines += ["[[pair]]", f'name = "s{i}"', f'formula = "{formula}"', "natoms = 4"]
+        lines += [f"gap_eV = {gap}", f"reference_eV = {ref}"]
+    path = tmp_path / "gap_map.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_gap_map_shift_and_its_leave_one_formula_out_window(tmp_path):
+    # reference - gap: 1.0, 1.2 (formula A, twice) and 1.5 (B): shift = mean = 1.2333;
+    # leaving B out predicts it with 1.1 (error 0.4); leaving A out predicts A with 1.5 (errors 0.5, 0.3)
+    m = B.load_gap_map(_gap_map_file(tmp_path, [("Cd2Se2", 1.0, 2.0), ("Cd2Se2", 1.0, 2.2), ("Cd3Se3", 2.0, 3.5)]))
+    assert m.shift_eV == pytest.approx(3.7 / 3)
+    assert m.window_eV == pytest.approx(0.5)
+    est, shortest, longest = m.estimate_nm(1.5)
+    assert est == pytest.approx(B.HC_EV_NM / (1.5 + 3.7 / 3))
+    e = 1.5 + 3.7 / 3
+    assert (shortest, longest) == pytest.approx((B.HC_EV_NM / (e + 0.5), B.HC_EV_NM / (e - 0.5)))
+    # a window wider than the estimate reaches past the infrared; a non-positive estimate is none
+    assert m.estimate_nm(-0.8)[2] == float("inf") and m.estimate_nm(-2.0) is None
+    assert "an extrapolation above 4 atoms" in m.describe()
+
+
+def test_a_gap_map_of_one_formula_has_no_window_and_bad_keys_are_refused(tmp_path):
+    assert B.load_gap_map(_gap_map_file(tmp_path, [("Cd2Se2", 1.0, 2.0), ("Cd2Se2", 1.1, 2.2)])) is None
+    path = _gap_map_file(tmp_path, [("Cd2Se2", 1.0, 2.0), ("Cd3Se3", 2.0, 3.5)])
+    path.write_text(path.read_text().replace("gap_eV", "gap_ev", 1))
+    with pytest.raises(InputError, match="pair #1: unknown key"):
+        B.load_gap_map(path)
+
+
+def test_the_packaged_gap_map_is_the_one_the_committed_validation_runs_give():
+    """A stale data/gap_map.toml (validation runs added, the file not rewritten) would give every
+    report an estimate the benchmark no longer supports."""
+    from benchmarks import excitation_validation as ev
+
+    packaged = B.load_gap_map()
+    measured = ev.gap_map(ev.table_rows(ev.load()))
+    assert packaged is not None and measured is not None
+    assert [(p.name, p.gap_eV, p.reference_eV) for p in packaged.pairs] == [
+        (p.name, p.gap_eV, p.reference_eV) for p in measured.pairs
+    ]
+    assert packaged.gap_method == ev.GAP_MAP_METHOD

@@ -186,3 +186,32 @@ def test_the_series_band_trend_names_each_computed_band_and_the_targets_verdict(
         assert "the nearest is Cd13Te6Se7 at 600 nm" in line
         assert "the nearest, Cd13Te6Se7, absorbs at 600 nm, -1.04 eV from it" in answer
     assert (out.parent / "band_trend.png").is_file()
+
+
+def test_a_series_with_pbe_gaps_and_no_spectrum_reports_the_gap_map_estimates(tmp_path):
+    """The end members carry a PBE/def2-SVP single point (what `refine` stores): the band trend gives
+    their estimates from the packaged gap map with its window, the answer says which windows hold a
+    band of their material, and the figure is drawn without any TDA spectrum."""
+    from airss_msc.analysis.bands import HC_EV_NM, load_gap_map
+
+    gap_map = load_gap_map()
+    frame = read(ROOT / "structures" / "Zn13Se13.xyz")
+    cations = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Zn"]
+    # gaps that put Zn13Se13 exactly on ZnSe MSC-299 and Cd13Se13 at 600 nm (outside MSC-415's window)
+    gaps = {13: HC_EV_NM / 299.0 - gap_map.shift_eV, 0: HC_EV_NM / 600.0 - gap_map.shift_eV}
+    rows = []
+    for x in range(14):
+        atoms = frame.copy()
+        for i in cations[: 13 - x]:
+            atoms[i].symbol = "Cd"
+        row = _row(atoms, -60.0 - 0.5 * x - (0.2 if 0 < x < 13 else 0.0), x + 1)
+        if x in gaps:
+            row.with_single_point("pyscf:PBE/def2-SVP", -1000.0 - x, gaps[x])
+        rows.append(row)
+    out, md = _report(rows, tmp_path)
+    line = next(s for s in md.splitlines() if "Band trend" in s)
+    assert line.startswith("- Band trend: no composition's lowest structure has excitations. Estimated from the PBE")
+    assert "Cd13Se13 600 nm (" in line and "Zn13Se13 299 nm (" in line and "2 of 14 compositions estimated" in line
+    answer = next(s for s in md.splitlines() if s.startswith("- Answer: "))
+    assert "Zn13Se13 299 nm holds ZnSe MSC-299" in answer and "Cd13Se13 600 nm holds" not in answer
+    assert (out.parent / "band_trend.png").is_file()

@@ -217,6 +217,9 @@ def test_the_series_studies_load_in_both_modes_with_frame_starts(name, monkeypat
             assert spectrum.method == "pyscf:TDA-PBE0/def2-SVP" and spectrum.rows == "bare" and spectrum.top == 1
             assert {series[0], series[-1]} < set(spectrum.compositions) <= set(series)
             assert len(spectrum.compositions) >= 5
+            # PBE on every composition's lowest: DFT mixing energies and a gap-map band estimate for each
+            (refine,) = [s for s in study.steps if s.do == "refine"]
+            assert refine.method == "pyscf:PBE/def2-SVP" and refine.top == 1 and refine.compositions == ()
 
 
 def test_frame_templates_are_relative_to_the_config_not_the_working_directory(tmp_path, monkeypatch):

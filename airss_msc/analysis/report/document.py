@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from airss_msc import __version__
-from airss_msc.analysis.bands import COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, MIN_CALIBRATION_PAIRS, describe_gap
+from airss_msc.analysis.bands import COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, MIN_CALIBRATION_PAIRS, Band, describe_gap
 from airss_msc.analysis.energetics import energy_above_hull
 from airss_msc.analysis.rank import RankedRow
 from airss_msc.analysis.report.model import (
@@ -583,19 +583,72 @@ def _site_line(analysis: Analysis) -> str | None:
     )
 
 
+def _window_text(c: Candidate) -> str:
+    lo, hi = c.estimate_window_nm or (math.nan, math.nan)
+    return f"{lo:.0f}-{hi:.0f} nm" if math.isfinite(hi) else f"{lo:.0f} nm into the infrared"
+
+
+def _estimates_part(analysis: Analysis, skip: set[str]) -> str:
+    """The gap-map estimates of the compositions without a computed spectrum, in words ('' if none)."""
+    est = [(p, c) for p, c in analysis.estimated_trend if p.formula not in skip]
+    m = analysis.gap_map
+    if not est or m is None:
+        return ""
+    return (
+        f"Estimated from the {short_name(m.gap_method)} gap where no spectrum is stored ({m.describe()}): "
+        + "; ".join(f"{p.formula} {c.estimate_nm:.0f} nm ({_window_text(c)})" for p, c in est)
+        + f". {len(est)} of {len(analysis.mixing or [])} compositions estimated."
+    )
+
+
+def _estimate_verdict(analysis: Analysis, bands: list[Band]) -> str:
+    """'; by the gap estimate ...': which estimated compositions' windows hold which of ``bands``
+    (of their own material); '' without estimates for any of those bands' materials."""
+    m = analysis.gap_map
+    est = [(p, c) for p, c in analysis.estimated_trend if any(band_applies(b, p.formula) for b in bands)]
+    if not est or m is None:
+        return ""
+    lo_n, hi_n = m.sizes
+    head = f"; by the {short_name(m.gap_method)}-gap estimate (+-{m.window_eV:.2f} eV, fitted at {lo_n}-{hi_n} atoms)"
+    held = []
+    for p, c in est:
+        lo, hi = c.estimate_window_nm or (math.inf, -math.inf)
+        names = [b.name for b in bands if band_applies(b, p.formula) and lo <= b.wavelength_nm <= hi]
+        if names:
+            held.append(f"{p.formula} {c.estimate_nm:.0f} nm holds {', '.join(names)}")
+    if held:
+        return head + ": " + "; ".join(held)
+    return head + f": none of the {len(est)} estimated compositions' windows holds a band of its material"
+
+
 def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
     """The series' band trend in words: each computed composition's first bright excitation,
-    which measured bands it is consistent with, and the target's verdict."""
+    which measured bands it is consistent with, and the target's verdict; then the gap-map
+    estimates of the compositions without a spectrum."""
     trend = analysis.band_trend
     if not trend:
+        estimates = _estimates_part(analysis, set())
+        if estimates:
+            return "Band trend: no composition's lowest structure has excitations. " + estimates
         gaps = [r for r in lowest.values() if r.gap_eV is not None]
-        return "Band trend: not computed. " + (
-            "No composition's lowest structure has excitations (`airss-msc spectrum "
-            f"{Path(analysis.db).name} --top 1` computes them). HOMO-LUMO gaps are no substitute: on the small "
-            "clusters where both were computed, xTB gaps track the TDA-PBE0 first bright excitation poorly "
-            "(BENCHMARKS.md, 'A cheaper band estimate')."
-            if not gaps
-            else "Gaps stored here are not validated against TDA-PBE0 excitations and are not a band."
+        m = analysis.gap_map
+        validated = (
+            ""
+            if m is None
+            else f" A {short_name(m.gap_method)} single point of each lowest structure (`airss-msc refine "
+            f"{Path(analysis.db).name} --method {m.gap_method} --top 1`) gives a validated estimate ({m.describe()})."
+        )
+        return (
+            "Band trend: not computed. "
+            + (
+                "No composition's lowest structure has excitations (`airss-msc spectrum "
+                f"{Path(analysis.db).name} --top 1` computes them). HOMO-LUMO gaps are no substitute: on the small "
+                "clusters where both were computed, xTB gaps track the TDA-PBE0 first bright excitation poorly "
+                "(BENCHMARKS.md, 'A cheaper band estimate')."
+                if not gaps
+                else "Gaps stored here are not validated against TDA-PBE0 excitations and are not a band."
+            )
+            + validated
         )
     methods = sorted({short_name(c.excitations.method) for _, c in trend if c.excitations is not None})
     parts = []
@@ -612,6 +665,7 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
         + "; ".join(parts)
         + f". {len(trend)} of {len(analysis.mixing or [])} compositions computed."
     )
+    estimates = _estimates_part(analysis, {p.formula for p, _ in trend})
     target = analysis.target
     if target is not None:
         judged = [(p, c) for p, c in trend if band_applies(target, p.formula)]
@@ -624,7 +678,7 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
                 f" None of the computed compositions is consistent with the target {target.name} "
                 f"({target.wavelength_nm:.0f} nm); the nearest is {p.formula} at {c.bright_nm:.0f} nm."
             )
-    return line
+    return line + (" " + estimates if estimates else "")
 
 
 def _dft_line(analysis: Analysis, pts: list, lowest: dict[str, RankedRow]) -> str:
@@ -669,7 +723,10 @@ def _answer_line(analysis: Analysis) -> str:
                 f"{p.formula}, absorbs at {c.bright_nm:.0f} nm, {off:+.2f} eV from it (window ±{TDDFT_ERROR_EV:g} eV)"
             )
         else:
-            parts.append(f"{band} is not judged yet: no composition's lowest structure has a computed spectrum")
+            parts.append(
+                f"{band} is not judged yet: no composition's lowest structure has a computed spectrum"
+                + _estimate_verdict(analysis, [target])
+            )
     else:  # a series the target band is not of (ZnCdSe): its own materials' bands
         own = [b for b in analysis.bands if any(band_applies(b, f) for f in formulas)]
         names = ", ".join(f"{b.name}" for b in own) or "none stored"
@@ -680,7 +737,10 @@ def _answer_line(analysis: Analysis) -> str:
             if band_applies(b, p.formula) and judge(c, b) == CONSISTENT
         ]
         if not analysis.band_trend:
-            parts.append(f"the series' bands ({names}) are not judged yet: no composition has a computed spectrum")
+            parts.append(
+                f"the series' bands ({names}) are not judged yet: no composition has a computed spectrum"
+                + _estimate_verdict(analysis, own)
+            )
         elif hits:
             parts.append(f"consistent with the series' bands: {', '.join(hits)} (within {TDDFT_ERROR_EV:g} eV)")
         else:

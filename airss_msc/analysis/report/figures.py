@@ -22,6 +22,7 @@ from airss_msc.analysis.bands import HC_EV_NM, Band
 from airss_msc.analysis.energetics import lower_hull
 from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis, band_applies
 from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, TDDFT_ERROR_EV, band_window_nm, covered_to_nm, spectrum_nm
+from airss_msc.calc.engines import short_name
 from airss_msc.composition import canonical_formula
 from airss_msc.generation.geometry import bonds, radius
 
@@ -106,14 +107,13 @@ def plot_mixing(analysis: Analysis, path: Path) -> Path | None:
 
 def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
     """First bright excitation (nm) of each composition's lowest structure against composition,
-    with the TDDFT error window as bars and the measured bands drawn across; None without a trend."""
+    with the TDDFT error window as bars, the gap-map estimates (hollow, their leave-one-out window
+    as bars) where no spectrum is stored, and the measured bands drawn across; None without either."""
     trend = analysis.band_trend
-    if not trend or analysis.mixing_pair is None:
+    computed = {p.formula for p, _ in trend}
+    estimated = [(p, c) for p, c in analysis.estimated_trend if p.formula not in computed]
+    if not (trend or estimated) or analysis.mixing_pair is None:
         return None
-    x = np.array([p.x for p, _ in trend])
-    nm = np.array([c.bright_nm for _, c in trend], dtype=float)
-    windows = [band_window_nm(HC_EV_NM / v) for v in nm]  # (shortest, longest) nm
-    err = np.array([nm - [lo for lo, _ in windows], [hi for _, hi in windows] - nm])
     fig, ax = _figure(5.5, 4.0)
     # only the bands of the series' own materials (a CdS band says nothing about CdTeSe)
     bands = [b for b in analysis.bands if any(band_applies(b, p.formula) for p in analysis.mixing or [])]
@@ -122,12 +122,32 @@ def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
         ax.annotate(
             b.name, (1.01, b.wavelength_nm), xycoords=("axes fraction", "data"), fontsize=7, ha="left", va="center"
         )
-    label = f"first bright excitation (+- {TDDFT_ERROR_EV:g} eV)"
-    ax.errorbar(x, nm, yerr=err, fmt="D-", color="C2", capsize=3, label=label)
-    for (p, _), xi, v in zip(trend, x, nm, strict=True):
+    labelled: list[tuple[float, float, str]] = []
+    if trend:
+        x = np.array([p.x for p, _ in trend])
+        nm = np.array([c.bright_nm for _, c in trend], dtype=float)
+        windows = [band_window_nm(HC_EV_NM / v) for v in nm]  # (shortest, longest) nm
+        err = np.array([nm - [lo for lo, _ in windows], [hi for _, hi in windows] - nm])
+        label = f"first bright excitation (+- {TDDFT_ERROR_EV:g} eV)"
+        ax.errorbar(x, nm, yerr=err, fmt="D-", color="C2", capsize=3, label=label)
+        labelled += [(xi, v, p.formula) for (p, _), xi, v in zip(trend, x, nm, strict=True)]
+    if estimated and analysis.gap_map is not None:
+        x = np.array([p.x for p, _ in estimated])
+        nm = np.array([c.estimate_nm for _, c in estimated], dtype=float)
+        lo = np.array([c.estimate_window_nm[0] for _, c in estimated])
+        # a window reaching past the infrared is drawn to the top of the axes
+        hi = np.array([min(c.estimate_window_nm[1], 3.0 * v) for (_, c), v in zip(estimated, nm, strict=True)])
+        m = analysis.gap_map
+        label = (
+            f"estimate from the {short_name(m.gap_method)} gap (+- {m.window_eV:.2f} eV; "
+            f"fitted at {m.sizes[0]}-{m.sizes[1]} atoms)"
+        )
+        ax.errorbar(x, nm, yerr=np.array([nm - lo, hi - nm]), fmt="o", mfc="none", color="C0", capsize=3, label=label)
+        labelled += [(xi, v, p.formula) for (p, _), xi, v in zip(estimated, x, nm, strict=True)]
+    for xi, v, formula in labelled:
         right = xi > 0.5  # labels of the right half go left of their point, inside the axes
         ax.annotate(
-            p.formula,
+            formula,
             (xi, v),
             textcoords="offset points",
             xytext=(-4 if right else 4, -10),
@@ -139,7 +159,7 @@ def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
     ax.set_xlabel(f"x = fraction of {a} on its sublattice")
     ax.set_ylabel("wavelength (nm)")
     ax.set_title("Band trend of the lowest structures (red: the target band, grey: other bands)", fontsize=8)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="best")
     return _save(fig, path)
 
 

@@ -21,10 +21,12 @@ from airss_msc.analysis.bands import (
     HC_EV_NM,
     Band,
     Calibration,
+    GapMap,
     LiteraturePair,
     ev_to_nm,
     load_bands,
     load_calibration,
+    load_gap_map,
     load_literature_pairs,
     match_bands,
     nm_to_ev,
@@ -69,7 +71,9 @@ class Candidate:
 
     excitations: the best available excitation calculation (method named in it);
     bright_nm/bright_f: its first bright excitation; band_nm (+- band_unc_nm):
-    calibrated gap estimate; matches: measured bands within the uncertainty.
+    calibrated gap estimate; matches: measured bands within the uncertainty;
+    estimate_nm (estimate_window_nm: shortest, longest): the first bright excitation
+    estimated from a stored gap by the packaged gap map (:class:`GapMap`).
     """
 
     row: RankedRow
@@ -82,6 +86,8 @@ class Candidate:
     bright_nm: float | None = None
     bright_f: float | None = None
     near_bright: list[Band] = field(default_factory=list)
+    estimate_nm: float | None = None
+    estimate_window_nm: tuple[float, float] | None = None
 
     @property
     def in_saxs_range(self) -> bool | None:
@@ -281,6 +287,8 @@ class Analysis:
     sites: list[SiteOccupation] = field(default_factory=list)
     #: the method of the mixing energies (a DFT energy on every composition's lowest, else the ranking energy)
     mixing_energy: str | None = None
+    #: the map from a stored gap onto the first bright excitation (None: no packaged map)
+    gap_map: GapMap | None = None
 
     def copies(self) -> dict[tuple[str, int | None], tuple[str, int | None]]:
         """Each merged copy's (source, row id) -> the shown row's (see :func:`copies_of`)."""
@@ -309,6 +317,16 @@ class Analysis:
         lowest = {c.row.formula: c for c in self.candidates if c.row.rank == 1}
         pts = sorted(self.mixing, key=lambda p: p.x)
         return [(p, lowest[p.formula]) for p in pts if p.formula in lowest and lowest[p.formula].bright_nm]
+
+    @property
+    def estimated_trend(self) -> list[tuple[MixingPoint, Candidate]]:
+        """Each composition's lowest structure whose first bright excitation is estimated from its
+        gap (:attr:`gap_map`), with its mixing point, in order of composition."""
+        if not self.mixing:
+            return []
+        lowest = {c.row.formula: c for c in self.candidates if c.row.rank == 1}
+        pts = sorted(self.mixing, key=lambda p: p.x)
+        return [(p, lowest[p.formula]) for p in pts if p.formula in lowest and lowest[p.formula].estimate_nm]
 
     @property
     def verdicts(self) -> list[BandVerdict]:
@@ -360,7 +378,10 @@ def analyse(
         methods = {r.method.split(":")[-1] for r in results}
         if spec.method and spec.method not in methods:
             notes.append(f"calibration was made for {spec.method}, results use {', '.join(sorted(methods))}")
-    candidates = [_candidate(row, calibration, bands) for row in rows if row.rank is not None and row.rank <= top]
+    gap_map = load_gap_map()
+    candidates = [
+        _candidate(row, calibration, bands, gap_map) for row in rows if row.rank is not None and row.rank <= top
+    ]
     counts = {s: sum(r.status == s for r in results) for s in Status}
     mixing, pair, mixing_energy = _mixing(rows, notes)
     uses = methods_used(results)
@@ -385,10 +406,13 @@ def analyse(
         reactions,
         sites,
         mixing_energy,
+        gap_map,
     )
 
 
-def _candidate(row: RankedRow, calibration: Calibration | None, bands: list[Band]) -> Candidate:
+def _candidate(
+    row: RankedRow, calibration: Calibration | None, bands: list[Band], gap_map: GapMap | None = None
+) -> Candidate:
     assert row.result is not None, "a ranked row without its result"  # rank_results keeps every row's
     atoms = row.result.atoms
     # Electron-weighted size needs real elements (the LJ dummy X has Z = 0).
@@ -404,6 +428,10 @@ def _candidate(row: RankedRow, calibration: Calibration | None, bands: list[Band
         if unc is not None:
             cand.band_unc_nm = abs(ev_to_nm(est - unc) - ev_to_nm(est + unc)) / 2.0
             cand.matches = match_bands(est, unc, bands)
+    gap = row.result.gap_by(str(parse_method(gap_map.gap_method))) if gap_map is not None else None
+    estimate = gap_map.estimate_nm(gap) if gap_map is not None and gap is not None else None
+    if estimate is not None and row.status == Status.RELAXED:
+        cand.estimate_nm, cand.estimate_window_nm = estimate[0], (estimate[1], estimate[2])
     exc = _excitations_of(row)
     if exc is not None:
         cand.excitations = exc
