@@ -811,6 +811,23 @@ def oracle_relaxer(system: System):
 # driving a method over seeds, with resume
 
 
+#: the packages the peer methods run on (the ``peers`` extra, not locked), recorded with every run
+PEER_PACKAGES = ("ase", "ase-ga", "agox")
+
+
+def package_versions(names: tuple[str, ...] = PEER_PACKAGES) -> dict[str, str | None]:
+    """The installed version of each package (None: not installed)."""
+    import importlib.metadata
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def run_method(
     store: RunStore,
     case: str,
@@ -850,6 +867,7 @@ def run_method(
             max_relaxations=tally.max_relaxations,
             error=error,
             date=time.strftime("%Y-%m-%d %H:%M"),
+            versions=package_versions(),
             **timing,
         )
         store.add(rec)
