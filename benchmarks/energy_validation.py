@@ -466,6 +466,25 @@ def table(header: list[str], rows: list[list]) -> list[str]:
     return out
 
 
+def pending_lines(images: list[Atoms], pbe: dict, counts: dict) -> list[str]:
+    """The structures without a PBE energy yet (not failed, not left out), by size class, largest first."""
+    done = set(pbe) | set(counts["pbe_failed"]) | set(counts["pbe_suspect"])
+    parts = []
+    for label, (lo, hi) in reversed(list(SIZE_CLASSES.items())):
+        names = [a.info["name"] for a in images if lo <= len(a) <= hi and a.info["name"] not in done]
+        if names:
+            parts.append(f"{label} ({len(names)}): {', '.join(names)}")
+    if not parts:
+        return []
+    return [
+        "Not computed yet (queued for `python -m benchmarks.compute_reference`, which runs them one core each, "
+        "smallest first; a 26-atom point is about an hour of one core here, the cost table below): "
+        + "; ".join(parts)
+        + ".",
+        "",
+    ]
+
+
 def report(images: list[Atoms], methods: list[str]) -> list[str]:
     pbe, counts = pbe_energies(images)
     sps = sp_cache()
@@ -497,6 +516,7 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
             "structures without a PBE energy are left out."
         ),
         "",
+        *pending_lines(images, pbe, counts),
     ]
 
     # --- per engine on the reference geometries
