@@ -9,7 +9,7 @@ format (so ``compute_reference.py`` computes their PBE/def2-SVP single points un
   (ZnSe)13 and (CdTe)13 the SevenNet-0-lowest parent and the GFN2-xTB-lowest candidate, whose
   order the two energies dispute by 0.6-1.2 eV; for (CdSe)13 the search's parent and the
   literature's core-cage prototype.
-* **(MX)13 frames across the three chemistries** (``--frames``): every committed (MX)13 frame of
+* **(MX)13 frames across the three chemistries** (part of ``--large``): every committed (MX)13 frame of
   the other two formulas with its species mapped onto this one (Cd/Zn -> M, Se/Te -> X), relaxed
   with CHGNet (fmax 0.02), kept where it stays alternating and is not a copy (RMSD <= 0.15 A) of a
   structure already in the set. This brings each (MX)13 to the four or more isomers issue 19 asks
@@ -27,7 +27,7 @@ format (so ``compute_reference.py`` computes their PBE/def2-SVP single points un
   SevenNet-0 ranks of the rest. Every start is reproducible from its seed
   (``derive_seed(2026, formula, i)``), stored with the structure.
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --large --frames
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --large
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --search Cd7TeSe3 --keep 8
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --cd14 --homotops
 """
@@ -99,8 +99,8 @@ def _entry(atoms: Atoms, formula: str, label: str, kind: str, origin: str, **ext
     return a
 
 
-def build_large(frames: bool = False) -> None:
-    """The (MX)13 sets: the committed structures, and with ``frames`` the other formulas' frames."""
+def build_large() -> None:
+    """The (MX)13 sets: the committed structures, then the other formulas' frames on each."""
     for formula, files in LARGE.items():
         images = []
         for fname, label, kind, why in files:
@@ -119,8 +119,7 @@ def build_large(frames: bool = False) -> None:
                     geometry_energy=float(src.info.get("energy", np.nan)),
                 )
             )
-        if frames:
-            images += build_cross_frames(formula, images)
+        images += build_cross_frames(formula, images)
         br.write_atomic(br.SETS / f"{formula}.extxyz", images)
         print(f"{formula}: {len(images)} structures -> sets/{formula}.extxyz", flush=True)
 
@@ -381,8 +380,7 @@ def search_set(formula: str, starts: int, keep: int, log) -> list[Atoms]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--large", action="store_true", help="the (MX)13 structures of structures/")
-    ap.add_argument("--frames", action="store_true", help="with --large: each (MX)13 frame on the other chemistries")
+    ap.add_argument("--large", action="store_true", help="the (MX)13 structures of structures/ and their frames")
     ap.add_argument("--search", default="", help="comma-separated formulas for the random-search sets")
     ap.add_argument("--cd14", action="store_true", help="Cd14Se13: the Se13-frame core-cage and the lowest")
     ap.add_argument("--homotops", action="store_true", help="Zn12CdSe13 homotops of the (ZnSe)13 parent")
@@ -390,15 +388,11 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", type=int, default=8)
     args = ap.parse_args(argv)
     br.SETS.mkdir(parents=True, exist_ok=True)
-    if args.frames and not args.large:
-        print("build_reference_large: --frames needs --large (it extends the (MX)13 sets)", file=sys.stderr)
-        return 2
-    if args.large and args.frames:
+    if args.large:
         import torch
 
         torch.set_num_threads(1)
-    if args.large:
-        build_large(args.frames)
+        build_large()
     if args.cd14 or args.homotops:
         import torch
 

@@ -187,8 +187,8 @@ def report(rows: list[dict]) -> str:
         nm = f"{HC_EV_NM / ec - HC_EV_NM / eb:+.0f}" if eb and ec else "-"
 
         def cell(r: dict) -> str:
-            if r["status"] == "not run":
-                return f"not run: {r['message']}"
+            if r["status"] == "not run":  # the message goes into a table cell
+                return "not run: " + " ".join(r["message"].replace("|", "/").split())
             if r["first_bright_eV"] is None:
                 return f"none bright in {r['nstates']} ({r['status']})"
             return f"{r['first_bright_eV']:.3f} ({r['first_bright_f']:.3f}), {_nm(r['first_bright_eV'])} nm"
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                     write(GEOMETRIES, atoms, format="extxyz", append=True)
                 append_jsonl(RESULTS, row)
                 print(
-                    f"{name}: {row['status']}, first bright {row['first_bright_eV']} eV, {row['cpu_s']} CPU s",
+                    f"{name}: {row['status']}, first bright {row['first_bright_eV']} eV, {row.get('cpu_s', '-')} CPU s",
                     flush=True,
                 )
     text = report(read_jsonl(RESULTS))

@@ -469,11 +469,15 @@ def table(header: list[str], rows: list[list]) -> list[str]:
 def pending_lines(images: list[Atoms], pbe: dict, counts: dict) -> list[str]:
     """The structures without a PBE energy yet (not failed, not left out), by size class, largest first."""
     done = set(pbe) | set(counts["pbe_failed"]) | set(counts["pbe_suspect"])
+    todo = [a for a in images if a.info["name"] not in done]
     parts = []
     for label, (lo, hi) in reversed(list(SIZE_CLASSES.items())):
-        names = [a.info["name"] for a in images if lo <= len(a) <= hi and a.info["name"] not in done]
+        names = [a.info["name"] for a in todo if lo <= len(a) <= hi]
         if names:
             parts.append(f"{label} ({len(names)}): {', '.join(names)}")
+    other = [a.info["name"] for a in todo if not any(lo <= len(a) <= hi for lo, hi in SIZE_CLASSES.values())]
+    if other:
+        parts.append(f"other sizes ({len(other)}): {', '.join(other)}")
     if not parts:
         return []
     return [

@@ -640,38 +640,59 @@ class GapMap:
         n = [p.natoms for p in self.pairs]
         return min(n), max(n)
 
-    def estimate_nm(self, gap_eV: float) -> tuple[float, float, float] | None:
-        """(estimate, shortest, longest) wavelength in nm for a gap in eV: the window is
-        +-``window_eV`` in energy; None where the estimate is not a positive energy."""
-        e, w = gap_eV + self.shift_eV, self.window_eV
+    def estimate_nm(self, gap_eV: float, extra_eV: float = 0.0) -> tuple[float, float, float] | None:
+        """(estimate, shortest, longest) wavelength in nm for a gap in eV. The window is
+        +-``window_eV`` in energy, combined in quadrature with ``extra_eV`` (e.g. the reference
+        method's own error against experiment); the longest is ``inf`` where the window reaches
+        zero energy. None for a gap below :data:`METALLIC_GAP_EV` (open shell or metallic: the gap
+        is no excitation) or an estimate that is not a positive energy."""
+        if not math.isfinite(gap_eV) or gap_eV < METALLIC_GAP_EV:
+            return None
+        e, w = gap_eV + self.shift_eV, math.hypot(self.window_eV, extra_eV)
         if not (math.isfinite(e) and e > 0 and math.isfinite(w)):
             return None
         return HC_EV_NM / e, HC_EV_NM / (e + w), (HC_EV_NM / (e - w) if e > w else math.inf)
 
-    def describe(self) -> str:
-        """One line for reports: what is mapped onto what, on how much, with which error."""
+    def describe(self, natoms: int | None = None) -> str:
+        """One line for reports: what is mapped onto what, on how much, with which error; with
+        ``natoms`` (the largest cluster it is applied to) whether that is an extrapolation."""
         lo, hi = self.sizes
         formulas = len({p.formula for p in self.pairs})
+        reach = (
+            f"; at {natoms} atoms an extrapolation (fitted at {lo}-{hi})"
+            if natoms is not None and natoms > hi
+            else f"; beyond {hi} atoms an extrapolation"
+            if natoms is None
+            else ""
+        )
         return (
             f"{self.gap_method} gap {self.shift_eV:+.2f} eV, fitted onto the {self.reference} on {len(self.pairs)} "
-            f"clusters of {lo}-{hi} atoms ({formulas} formulas); window +-{self.window_eV:.2f} eV (largest "
-            f"leave-one-formula-out error; an extrapolation above {hi} atoms)"
+            f"clusters of {lo}-{hi} atoms ({formulas} formulas); +-{self.window_eV:.2f} eV (its largest "
+            f"leave-one-formula-out error){reach}"
         )
 
 
+#: a gap map needs this many formulas (a leave-one-formula-out error from two is one number twice)
+MIN_GAP_MAP_FORMULAS = 3
 _GAP_MAP_KEYS = {"gap_method", "reference", "source", "selection", "pair"}
 _GAP_PAIR_KEYS = {"name", "formula", "natoms", "gap_eV", "reference_eV"}
 
 
 def load_gap_map(path: str | Path | None = None) -> GapMap | None:
-    """The gap map (default: the packaged ``gap_map.toml``); None when it holds fewer than two
-    formulas' pairs (no leave-one-out error, so no estimate)."""
+    """The gap map (default: the packaged ``gap_map.toml``); None when its pairs cover fewer than
+    :data:`MIN_GAP_MAP_FORMULAS` formulas. A malformed file is an :class:`InputError`."""
     data, where = _read_toml(path, "gap_map.toml")
     unknown = set(data) - _GAP_MAP_KEYS
     if unknown:
         raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    gap_method = _text(data.get("gap_method", ""), where, "gap_method")
+    if not gap_method:
+        raise InputError(f"{where}: gap_method is missing (the method whose gap is mapped)")
+    entries = data.get("pair", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise InputError(f"{where}: 'pair' must be an array of tables ([[pair]])")
     pairs = []
-    for i, entry in enumerate(data.get("pair", []), start=1):
+    for i, entry in enumerate(entries, start=1):
         here = f"{where}: pair #{i}"
         bad = set(entry) - _GAP_PAIR_KEYS
         missing = _GAP_PAIR_KEYS - set(entry)
@@ -686,10 +707,10 @@ def load_gap_map(path: str | Path | None = None) -> GapMap | None:
                 _number(entry["reference_eV"], here, "reference_eV"),
             )
         )
-    if len({p.formula for p in pairs}) < 2:
+    if len({p.formula for p in pairs}) < MIN_GAP_MAP_FORMULAS:
         return None
     return GapMap(
-        _text(data.get("gap_method", ""), where, "gap_method"),
+        gap_method,
         _text(data.get("reference", ""), where, "reference"),
         tuple(pairs),
         _text(data.get("source", ""), where, "source"),

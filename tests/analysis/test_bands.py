@@ -165,25 +165,33 @@ def _gap_map_file(tmp_path, pairs: list[tuple[str, float, float]]):
 
 
 def test_the_gap_map_shift_and_its_leave_one_formula_out_window(tmp_path):
-    # reference - gap: 1.0, 1.2 (formula A, twice) and 1.5 (B): shift = mean = 1.2333;
-    # leaving B out predicts it with 1.1 (error 0.4); leaving A out predicts A with 1.5 (errors 0.5, 0.3)
-    m = B.load_gap_map(_gap_map_file(tmp_path, [("Cd2Se2", 1.0, 2.0), ("Cd2Se2", 1.0, 2.2), ("Cd3Se3", 2.0, 3.5)]))
-    assert m.shift_eV == pytest.approx(3.7 / 3)
-    assert m.window_eV == pytest.approx(0.5)
+    # reference - gap: 1.0, 1.2 (formula A, twice), 1.5 (B), 1.3 (C): shift = mean = 1.25;
+    # leaving A out predicts it with 1.4 (errors 0.4, 0.2); B with 1.1667 (0.333); C with 1.2333 (0.067)
+    pairs = [("Cd2Se2", 1.0, 2.0), ("Cd2Se2", 1.0, 2.2), ("Cd3Se3", 2.0, 3.5), ("Cd2Te2", 0.8, 2.1)]
+    m = B.load_gap_map(_gap_map_file(tmp_path, pairs))
+    assert m.shift_eV == pytest.approx(1.25)
+    assert m.window_eV == pytest.approx(0.4)
     est, shortest, longest = m.estimate_nm(1.5)
-    assert est == pytest.approx(B.HC_EV_NM / (1.5 + 3.7 / 3))
-    e = 1.5 + 3.7 / 3
-    assert (shortest, longest) == pytest.approx((B.HC_EV_NM / (e + 0.5), B.HC_EV_NM / (e - 0.5)))
-    # a window wider than the estimate reaches past the infrared; a non-positive estimate is none
-    assert m.estimate_nm(-0.8)[2] == float("inf") and m.estimate_nm(-2.0) is None
-    assert "an extrapolation above 4 atoms" in m.describe()
+    assert est == pytest.approx(B.HC_EV_NM / 2.75)
+    assert (shortest, longest) == pytest.approx((B.HC_EV_NM / 3.15, B.HC_EV_NM / 2.35))
+    # another error (the reference method against experiment) widens the window in quadrature
+    assert m.estimate_nm(1.5, 0.3)[1] == pytest.approx(B.HC_EV_NM / 3.25)
+    # a window wider than the estimate has no long-wavelength bound; a metallic gap gives no estimate
+    assert m.estimate_nm(0.12, 3.0)[2] == float("inf")
+    assert m.estimate_nm(0.05) is None and m.estimate_nm(float("nan")) is None
+    assert "beyond 4 atoms an extrapolation" in m.describe()
+    assert "at 26 atoms an extrapolation (fitted at 4-4)" in m.describe(26) and "extrapolation" not in m.describe(4)
 
 
-def test_a_gap_map_of_one_formula_has_no_window_and_bad_keys_are_refused(tmp_path):
-    assert B.load_gap_map(_gap_map_file(tmp_path, [("Cd2Se2", 1.0, 2.0), ("Cd2Se2", 1.1, 2.2)])) is None
-    path = _gap_map_file(tmp_path, [("Cd2Se2", 1.0, 2.0), ("Cd3Se3", 2.0, 3.5)])
-    path.write_text(path.read_text().replace("gap_eV", "gap_ev", 1))
+def test_a_gap_map_of_too_few_formulas_is_none_and_bad_files_are_refused(tmp_path):
+    assert B.load_gap_map(_gap_map_file(tmp_path, [("Cd2Se2", 1.0, 2.0), ("Cd3Se3", 1.1, 2.2)])) is None
+    path = _gap_map_file(tmp_path, [("Cd2Se2", 1.0, 2.0), ("Cd3Se3", 2.0, 3.5), ("Cd2Te2", 0.8, 2.1)])
+    good = path.read_text()
+    path.write_text(good.replace("gap_eV", "gap_ev", 1))
     with pytest.raises(InputError, match="pair #1: unknown key"):
+        B.load_gap_map(path)
+    path.write_text(good.replace('gap_method = "pyscf:PBE/def2-SVP"', ""))
+    with pytest.raises(InputError, match="gap_method is missing"):
         B.load_gap_map(path)
 
 
@@ -195,7 +203,5 @@ def test_the_packaged_gap_map_is_the_one_the_committed_validation_runs_give():
     packaged = B.load_gap_map()
     measured = ev.gap_map(ev.table_rows(ev.load()))
     assert packaged is not None and measured is not None
-    assert [(p.name, p.gap_eV, p.reference_eV) for p in packaged.pairs] == [
-        (p.name, p.gap_eV, p.reference_eV) for p in measured.pairs
-    ]
+    assert packaged.pairs == measured.pairs
     assert packaged.gap_method == ev.GAP_MAP_METHOD

@@ -16,7 +16,7 @@ from ase import Atoms
 
 from airss_msc import __version__
 from airss_msc.analysis.bands import COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, MIN_CALIBRATION_PAIRS, Band, describe_gap
-from airss_msc.analysis.energetics import energy_above_hull
+from airss_msc.analysis.energetics import MixingPoint, energy_above_hull
 from airss_msc.analysis.rank import RankedRow
 from airss_msc.analysis.report.model import (
     CONSISTENT,
@@ -585,7 +585,18 @@ def _site_line(analysis: Analysis) -> str | None:
 
 def _window_text(c: Candidate) -> str:
     lo, hi = c.estimate_window_nm or (math.nan, math.nan)
-    return f"{lo:.0f}-{hi:.0f} nm" if math.isfinite(hi) else f"{lo:.0f} nm into the infrared"
+    return f"{lo:.0f}-{hi:.0f} nm" if math.isfinite(hi) else f">= {lo:.0f} nm, no long-wavelength bound"
+
+
+def _estimate_terms(analysis: Analysis, est: list[tuple[MixingPoint, Candidate]]) -> str:
+    """How the estimates of ``est`` were made and how wide their windows are, in words."""
+    m = analysis.gap_map
+    assert m is not None
+    natoms = max(len(c.row.result.symbols) for _, c in est if c.row.result is not None)
+    return (
+        f"{m.describe(natoms)}; window +-{math.hypot(m.window_eV, TDDFT_ERROR_EV):.2f} eV: that error and "
+        f"TDA-PBE0's +-{TDDFT_ERROR_EV:g} eV against experiment, in quadrature"
+    )
 
 
 def _estimates_part(analysis: Analysis, skip: set[str]) -> str:
@@ -595,30 +606,30 @@ def _estimates_part(analysis: Analysis, skip: set[str]) -> str:
     if not est or m is None:
         return ""
     return (
-        f"Estimated from the {short_name(m.gap_method)} gap where no spectrum is stored ({m.describe()}): "
+        f"Estimated from the {short_name(m.gap_method)} gap where no spectrum is stored "
+        f"({_estimate_terms(analysis, est)}): "
         + "; ".join(f"{p.formula} {c.estimate_nm:.0f} nm ({_window_text(c)})" for p, c in est)
         + f". {len(est)} of {len(analysis.mixing or [])} compositions estimated."
     )
 
 
 def _estimate_verdict(analysis: Analysis, bands: list[Band]) -> str:
-    """'; by the gap estimate ...': which estimated compositions' windows hold which of ``bands``
-    (of their own material); '' without estimates for any of those bands' materials."""
+    """'; by the gap estimate ...': which estimated compositions' windows include which of
+    ``bands`` (of their own material); '' without estimates for any of those bands' materials."""
     m = analysis.gap_map
     est = [(p, c) for p, c in analysis.estimated_trend if any(band_applies(b, p.formula) for b in bands)]
     if not est or m is None:
         return ""
-    lo_n, hi_n = m.sizes
-    head = f"; by the {short_name(m.gap_method)}-gap estimate (+-{m.window_eV:.2f} eV, fitted at {lo_n}-{hi_n} atoms)"
+    head = f"; by the {short_name(m.gap_method)}-gap estimate ({_estimate_terms(analysis, est)})"
     held = []
     for p, c in est:
         lo, hi = c.estimate_window_nm or (math.inf, -math.inf)
         names = [b.name for b in bands if band_applies(b, p.formula) and lo <= b.wavelength_nm <= hi]
         if names:
-            held.append(f"{p.formula} {c.estimate_nm:.0f} nm holds {', '.join(names)}")
+            held.append(f"{p.formula} {c.estimate_nm:.0f} nm, window includes {', '.join(names)}")
     if held:
         return head + ": " + "; ".join(held)
-    return head + f": none of the {len(est)} estimated compositions' windows holds a band of its material"
+    return head + f": none of the {len(est)} estimated compositions' windows includes a band of its material"
 
 
 def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
@@ -636,7 +647,8 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
             ""
             if m is None
             else f" A {short_name(m.gap_method)} single point of each lowest structure (`airss-msc refine "
-            f"{Path(analysis.db).name} --method {m.gap_method} --top 1`) gives a validated estimate ({m.describe()})."
+            f"{Path(analysis.db).name} --method {m.gap_method} --top 1`) gives an estimate from its gap "
+            f"({m.describe()})."
         )
         return (
             "Band trend: not computed. "

@@ -135,14 +135,21 @@ def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
         x = np.array([p.x for p, _ in estimated])
         nm = np.array([c.estimate_nm for _, c in estimated], dtype=float)
         lo = np.array([c.estimate_window_nm[0] for _, c in estimated])
-        # a window reaching past the infrared is drawn to the top of the axes
-        hi = np.array([min(c.estimate_window_nm[1], 3.0 * v) for (_, c), v in zip(estimated, nm, strict=True)])
+        hi = np.array([c.estimate_window_nm[1] for _, c in estimated])
+        # a window with no long-wavelength bound is drawn to the top of the plot, without a cap there
+        finite = [v for v in (*nm, *hi[np.isfinite(hi)], *(b.wavelength_nm for b in bands)) if np.isfinite(v)]
+        top = 1.1 * max(finite)
+        open_ended = ~np.isfinite(hi)
+        hi = np.where(open_ended, top, hi)
         m = analysis.gap_map
+        w = float(np.hypot(m.window_eV, TDDFT_ERROR_EV))
         label = (
-            f"estimate from the {short_name(m.gap_method)} gap (+- {m.window_eV:.2f} eV; "
+            f"estimate from the {short_name(m.gap_method)} gap (+- {w:.2f} eV; "
             f"fitted at {m.sizes[0]}-{m.sizes[1]} atoms)"
         )
         ax.errorbar(x, nm, yerr=np.array([nm - lo, hi - nm]), fmt="o", mfc="none", color="C0", capsize=3, label=label)
+        if open_ended.any():
+            ax.set_ylim(top=top)
         labelled += [(xi, v, p.formula) for (p, _), xi, v in zip(estimated, x, nm, strict=True)]
     for xi, v, formula in labelled:
         right = xi > 0.5  # labels of the right half go left of their point, inside the axes

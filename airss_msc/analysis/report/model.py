@@ -73,7 +73,8 @@ class Candidate:
     bright_nm/bright_f: its first bright excitation; band_nm (+- band_unc_nm):
     calibrated gap estimate; matches: measured bands within the uncertainty;
     estimate_nm (estimate_window_nm: shortest, longest): the first bright excitation
-    estimated from a stored gap by the packaged gap map (:class:`GapMap`).
+    estimated from a stored gap by the packaged gap map (:class:`GapMap`), its window the
+    map's error and the TDDFT error against experiment in quadrature.
     """
 
     row: RankedRow
@@ -320,13 +321,18 @@ class Analysis:
 
     @property
     def estimated_trend(self) -> list[tuple[MixingPoint, Candidate]]:
-        """Each composition's lowest structure whose first bright excitation is estimated from its
-        gap (:attr:`gap_map`), with its mixing point, in order of composition."""
+        """Each composition's lowest structure that has no stored spectrum and whose first bright
+        excitation is estimated from its gap (:attr:`gap_map`), with its mixing point, in order of
+        composition."""
         if not self.mixing:
             return []
         lowest = {c.row.formula: c for c in self.candidates if c.row.rank == 1}
         pts = sorted(self.mixing, key=lambda p: p.x)
-        return [(p, lowest[p.formula]) for p in pts if p.formula in lowest and lowest[p.formula].estimate_nm]
+        return [
+            (p, lowest[p.formula])
+            for p in pts
+            if p.formula in lowest and lowest[p.formula].estimate_nm and lowest[p.formula].excitations is None
+        ]
 
     @property
     def verdicts(self) -> list[BandVerdict]:
@@ -378,7 +384,13 @@ def analyse(
         methods = {r.method.split(":")[-1] for r in results}
         if spec.method and spec.method not in methods:
             notes.append(f"calibration was made for {spec.method}, results use {', '.join(sorted(methods))}")
-    gap_map = load_gap_map()
+    try:
+        gap_map = load_gap_map()
+        if gap_map is not None:  # the canonical spelling: the key the stored gaps are under
+            gap_map = replace(gap_map, gap_method=str(parse_method(gap_map.gap_method)))
+    except InputError as exc:  # a broken packaged map costs the estimates, not the report
+        gap_map = None
+        notes.append(f"no band estimates from gaps: {exc}")
     candidates = [
         _candidate(row, calibration, bands, gap_map) for row in rows if row.rank is not None and row.rank <= top
     ]
@@ -428,8 +440,8 @@ def _candidate(
         if unc is not None:
             cand.band_unc_nm = abs(ev_to_nm(est - unc) - ev_to_nm(est + unc)) / 2.0
             cand.matches = match_bands(est, unc, bands)
-    gap = row.result.gap_by(str(parse_method(gap_map.gap_method))) if gap_map is not None else None
-    estimate = gap_map.estimate_nm(gap) if gap_map is not None and gap is not None else None
+    gap = row.result.gap_by(gap_map.gap_method) if gap_map is not None else None
+    estimate = gap_map.estimate_nm(gap, TDDFT_ERROR_EV) if gap_map is not None and gap is not None else None
     if estimate is not None and row.status == Status.RELAXED:
         cand.estimate_nm, cand.estimate_window_nm = estimate[0], (estimate[1], estimate[2])
     exc = _excitations_of(row)
