@@ -134,8 +134,9 @@ def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
     if estimated and analysis.gap_map is not None:
         x = np.array([p.x for p, _ in estimated])
         nm = np.array([c.estimate_nm for _, c in estimated], dtype=float)
-        lo = np.array([c.estimate_window_nm[0] for _, c in estimated])
-        hi = np.array([c.estimate_window_nm[1] for _, c in estimated])
+        windows = [c.estimate_window_nm or (np.nan, np.nan) for _, c in estimated]  # set with every estimate
+        lo = np.array([w[0] for w in windows])
+        hi = np.array([w[1] for w in windows])
         # a window with no long-wavelength bound is drawn to the top of the plot, without a cap there
         finite = [v for v in (*nm, *hi[np.isfinite(hi)], *(b.wavelength_nm for b in bands)) if np.isfinite(v)]
         top = 1.1 * max(finite)
