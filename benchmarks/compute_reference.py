@@ -61,7 +61,6 @@ import contextlib  # noqa: E402
 import fcntl  # noqa: E402
 import fnmatch  # noqa: E402
 import hashlib  # noqa: E402
-import importlib.metadata  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -75,7 +74,7 @@ import benchmarks.build_reference as br  # noqa: E402
 from benchmarks.jsonl import append_jsonl, read_jsonl  # noqa: E402
 from benchmarks.paths import CLAIMS, PBE_RELAX, SCF_CHECKPOINTS  # noqa: E402
 from benchmarks.paths import PBE as OUT  # noqa: E402
-from benchmarks.provenance import git_commit  # noqa: E402
+from benchmarks.provenance import git_commit, package_version  # noqa: E402
 
 METHOD = "pyscf:PBE/def2-SVP"
 RELAX_OUT = PBE_RELAX
@@ -125,10 +124,7 @@ def relax_state() -> dict[str, list[dict]]:
 
 
 def version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+    return package_version(dist) or "not installed"
 
 
 def settings_record(images: list[Atoms]) -> dict:

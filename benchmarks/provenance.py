@@ -6,6 +6,7 @@ package and the benchmark scripts, not the result files they append to) differs 
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 
 from benchmarks.paths import REPO
@@ -29,3 +30,11 @@ def git_commit(paths: tuple[str, ...] = MEASURED) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def package_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist``; None where it is not installed."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None

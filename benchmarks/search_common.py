@@ -62,7 +62,7 @@ from airss_msc.search.candidates import run_search  # noqa: E402
 from airss_msc.search.config import config_from_dict  # noqa: E402
 from airss_msc.search.farm import STOP_SIGNALS, InProcessExecutor, StopFlag  # noqa: E402
 from benchmarks.jsonl import append_jsonl, read_jsonl  # noqa: E402
-from benchmarks.provenance import git_commit  # noqa: E402,F401 (the search benchmarks import it from here)
+from benchmarks.provenance import git_commit, package_version  # noqa: E402,F401 (the search benchmarks import git_commit from here)
 
 #: The stop reasons a signal gives (the farm's StopFlag holds the signal's name)
 SIGNAL_NAMES = frozenset(s.name for s in STOP_SIGNALS)
@@ -817,15 +817,7 @@ PEER_PACKAGES = ("ase", "ase-ga", "agox")
 
 def package_versions(names: tuple[str, ...] = PEER_PACKAGES) -> dict[str, str | None]:
     """The installed version of each package (None: not installed)."""
-    import importlib.metadata
-
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return {name: package_version(name) for name in names}
 
 
 def run_method(
