@@ -484,7 +484,7 @@ def gap_map_lines(t: dict[str, dict], larger: list[dict]) -> list[str]:
     m = gap_map(t)
     if m is None or not larger:
         return []
-    shift, window = m.shift_eV, float(np.hypot(m.window_eV, TDDFT_ERROR_EV))
+    shift, window = m.shift_eV, m.window_with(TDDFT_ERROR_EV)
     lo_n, hi_n = m.sizes
     bands = load_bands()
     lines = [

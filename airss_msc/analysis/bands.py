@@ -22,6 +22,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -617,12 +618,12 @@ class GapMap:
     pairs: tuple[GapMapPair, ...]
     source: str = ""
 
-    @property
+    @cached_property
     def shift_eV(self) -> float:
         """The fitted shift: estimate = gap + shift (eV)."""
         return fit_calibration([(p.gap_eV, p.reference_eV) for p in self.pairs], model="shift").intercept
 
-    @property
+    @cached_property
     def window_eV(self) -> float:
         """Largest leave-one-formula-out error of the shift (eV); NaN with fewer than two formulas."""
         err = leave_one_group_out(
@@ -640,6 +641,11 @@ class GapMap:
         n = [p.natoms for p in self.pairs]
         return min(n), max(n)
 
+    def window_with(self, extra_eV: float = 0.0) -> float:
+        """:attr:`window_eV` combined in quadrature with another error ``extra_eV`` (eV), e.g. the
+        reference method's own error against experiment."""
+        return math.hypot(self.window_eV, extra_eV)
+
     def estimate_nm(self, gap_eV: float, extra_eV: float = 0.0) -> tuple[float, float, float] | None:
         """(estimate, shortest, longest) wavelength in nm for a gap in eV. The window is
         +-``window_eV`` in energy, combined in quadrature with ``extra_eV`` (e.g. the reference
@@ -648,7 +654,7 @@ class GapMap:
         is no excitation) or an estimate that is not a positive energy."""
         if not math.isfinite(gap_eV) or gap_eV < METALLIC_GAP_EV:
             return None
-        e, w = gap_eV + self.shift_eV, math.hypot(self.window_eV, extra_eV)
+        e, w = gap_eV + self.shift_eV, self.window_with(extra_eV)
         if not (math.isfinite(e) and e > 0 and math.isfinite(w)):
             return None
         return HC_EV_NM / e, HC_EV_NM / (e + w), (HC_EV_NM / (e - w) if e > w else math.inf)

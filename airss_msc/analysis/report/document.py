@@ -594,14 +594,14 @@ def _estimate_terms(analysis: Analysis, est: list[tuple[MixingPoint, Candidate]]
     assert m is not None
     natoms = max(len(c.row.result.symbols) for _, c in est if c.row.result is not None)
     return (
-        f"{m.describe(natoms)}; window +-{math.hypot(m.window_eV, TDDFT_ERROR_EV):.2f} eV: that error and "
+        f"{m.describe(natoms)}; window +-{m.window_with(TDDFT_ERROR_EV):.2f} eV: that error and "
         f"TDA-PBE0's +-{TDDFT_ERROR_EV:g} eV against experiment, in quadrature"
     )
 
 
-def _estimates_part(analysis: Analysis, skip: set[str]) -> str:
+def _estimates_part(analysis: Analysis) -> str:
     """The gap-map estimates of the compositions without a computed spectrum, in words ('' if none)."""
-    est = [(p, c) for p, c in analysis.estimated_trend if p.formula not in skip]
+    est = analysis.estimated_trend
     m = analysis.gap_map
     if not est or m is None:
         return ""
@@ -638,7 +638,7 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
     estimates of the compositions without a spectrum."""
     trend = analysis.band_trend
     if not trend:
-        estimates = _estimates_part(analysis, set())
+        estimates = _estimates_part(analysis)
         if estimates:
             return "Band trend: no composition's lowest structure has excitations. " + estimates
         gaps = [r for r in lowest.values() if r.gap_eV is not None]
@@ -677,7 +677,7 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
         + "; ".join(parts)
         + f". {len(trend)} of {len(analysis.mixing or [])} compositions computed."
     )
-    estimates = _estimates_part(analysis, {p.formula for p, _ in trend})
+    estimates = _estimates_part(analysis)
     target = analysis.target
     if target is not None:
         judged = [(p, c) for p, c in trend if band_applies(target, p.formula)]

@@ -109,9 +109,7 @@ def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
     """First bright excitation (nm) of each composition's lowest structure against composition,
     with the TDDFT error window as bars, the gap-map estimates (hollow, their leave-one-out window
     as bars) where no spectrum is stored, and the measured bands drawn across; None without either."""
-    trend = analysis.band_trend
-    computed = {p.formula for p, _ in trend}
-    estimated = [(p, c) for p, c in analysis.estimated_trend if p.formula not in computed]
+    trend, estimated = analysis.band_trend, analysis.estimated_trend  # disjoint: estimates only without a spectrum
     if not (trend or estimated) or analysis.mixing_pair is None:
         return None
     fig, ax = _figure(5.5, 4.0)
@@ -143,9 +141,8 @@ def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
         open_ended = ~np.isfinite(hi)
         hi = np.where(open_ended, top, hi)
         m = analysis.gap_map
-        w = float(np.hypot(m.window_eV, TDDFT_ERROR_EV))
         label = (
-            f"estimate from the {short_name(m.gap_method)} gap (+- {w:.2f} eV; "
+            f"estimate from the {short_name(m.gap_method)} gap (+- {m.window_with(TDDFT_ERROR_EV):.2f} eV; "
             f"fitted at {m.sizes[0]}-{m.sizes[1]} atoms)"
         )
         ax.errorbar(x, nm, yerr=np.array([nm - lo, hi - nm]), fmt="o", mfc="none", color="C0", capsize=3, label=label)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from airss_msc.analysis.bands import (
@@ -309,30 +310,27 @@ class Analysis:
     def target(self) -> Band | None:
         return next((b for b in self.bands if b.target), None)
 
-    @property
-    def band_trend(self) -> list[tuple[MixingPoint, Candidate]]:
-        """The series' band trend: each composition's lowest structure that has a first bright
-        excitation, with its mixing point, in order of composition (empty without a series)."""
+    def _lowest_along_series(self, keep: Callable[[Candidate], object]) -> list[tuple[MixingPoint, Candidate]]:
+        """Each composition's lowest structure for which ``keep(candidate)``, with its mixing point, in
+        order of composition (empty without a series)."""
         if not self.mixing:
             return []
         lowest = {c.row.formula: c for c in self.candidates if c.row.rank == 1}
         pts = sorted(self.mixing, key=lambda p: p.x)
-        return [(p, lowest[p.formula]) for p in pts if p.formula in lowest and lowest[p.formula].bright_nm]
+        return [(p, lowest[p.formula]) for p in pts if p.formula in lowest and keep(lowest[p.formula])]
+
+    @property
+    def band_trend(self) -> list[tuple[MixingPoint, Candidate]]:
+        """The series' band trend: each composition's lowest structure that has a first bright
+        excitation, with its mixing point, in order of composition (empty without a series)."""
+        return self._lowest_along_series(lambda c: c.bright_nm)
 
     @property
     def estimated_trend(self) -> list[tuple[MixingPoint, Candidate]]:
         """Each composition's lowest structure that has no stored spectrum and whose first bright
         excitation is estimated from its gap (:attr:`gap_map`), with its mixing point, in order of
-        composition."""
-        if not self.mixing:
-            return []
-        lowest = {c.row.formula: c for c in self.candidates if c.row.rank == 1}
-        pts = sorted(self.mixing, key=lambda p: p.x)
-        return [
-            (p, lowest[p.formula])
-            for p in pts
-            if p.formula in lowest and lowest[p.formula].estimate_nm and lowest[p.formula].excitations is None
-        ]
+        composition (never one of :attr:`band_trend`, which needs a spectrum)."""
+        return self._lowest_along_series(lambda c: c.estimate_nm and c.excitations is None)
 
     @property
     def verdicts(self) -> list[BandVerdict]:
