@@ -84,7 +84,9 @@ class SevenNetEngine(Engine):
             "SevenNet-0 single points on CHGNet geometries against PBE/def2-SVP: median "
             "Spearman 0.90, PBE's lowest first in 6/8 formulas, mean absolute error of "
             "relative isomer energies 72.5 meV/atom (4-8 atoms, 8 formulas); at 9-16 atoms median "
-            "Spearman 0.70, PBE's lowest first in 1/3 formulas, 43.7 meV/atom (3 formulas; BENCHMARKS.md)"
+            "Spearman 0.74, PBE's lowest first in 1/4 formulas, 56.0 meV/atom (4 formulas); at 26-27 "
+            "atoms median Spearman 1.00, PBE's lowest first in 2/2 formulas, 2.1 meV/atom (2 formulas; "
+            "BENCHMARKS.md)"
         )
     }
 
