@@ -36,6 +36,11 @@ git commit and the machine load.
     mkdir -p benchmarks/out/logs && OMP_NUM_THREADS=1 nohup .venv/bin/python -m benchmarks.energy_validation \\
         --robustness --no-report > benchmarks/out/logs/robustness.log 2>&1 &              # Cd13Se13 runs
     .venv/bin/python -m benchmarks.energy_validation --no-compute                          # tables from the caches
+    .venv/bin/python -m benchmarks.energy_validation --no-compute --write-errors           # and the packaged errors
+
+``--write-errors`` rewrites ``airss_msc/data/measured_errors.toml``, the per-size-class numbers every
+report quotes beside an energy (:mod:`airss_msc.calc.engines.accuracy`); rerun it whenever a PBE
+point or an engine single point is added (a test fails until then).
 
 Paths: :mod:`benchmarks.paths`.
 """
@@ -54,6 +59,7 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
+from typing import NamedTuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
@@ -489,41 +495,21 @@ def pending_lines(images: list[Atoms], pbe: dict, counts: dict) -> list[str]:
     ]
 
 
-def report(images: list[Atoms], methods: list[str]) -> list[str]:
-    pbe, counts = pbe_energies(images)
-    sps = sp_cache()
-    lines: list[str] = []
-    load = os.getloadavg()
-    lines += [
-        "# Energy validation against PBE/def2-SVP (Cd/Zn/Te/Se clusters, 4-26 atoms)",
-        "",
-        (
-            f"`python -m benchmarks.energy_validation` on commit {git_commit()}, "
-            f"{time.strftime('%Y-%m-%d %H:%M')}; machine: 2 cores shared with other jobs, load average "
-            f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when the report was written; "
-            "timings are CPU seconds of one thread (OMP_NUM_THREADS=1), wall times are inflated by the load."
-        ),
-        "",
-    ]
-    main = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
-    n_main_pbe = sum(a.info["name"] in pbe for a in main)
-    lines += [
-        (
-            f"Reference set: {counts['structures']} structures ({len(main)} on CHGNet 0.3.0 geometries, "
-            f"{sum(a.info.get('geometry_engine') == GFN1 for a in images)} on GFN1-xTB geometries, "
-            f"{sum(a.info.get('kind') == 'pbe_relaxed' for a in images)} PBE-relaxed). PBE energies available: "
-            f"{counts['pbe_ok']} ({n_main_pbe} of the CHGNet-geometry set); SCF failed: "
-            f"{len(counts['pbe_failed'])}{' ' + str(counts['pbe_failed']) if counts['pbe_failed'] else ''}; "
-            f"left out for a HOMO-LUMO gap below {PBE_GAP_FLOOR} eV (not the ground state): "
-            f"{len(counts['pbe_suspect'])}{' ' + str(counts['pbe_suspect']) if counts['pbe_suspect'] else ''}. "
-            f"Rankings use formulas with >= {MIN_PER_FORMULA} PBE energies; "
-            "structures without a PBE energy are left out."
-        ),
-        "",
-        *pending_lines(images, pbe, counts),
-    ]
+class Measured(NamedTuple):
+    """The rank statistics of every engine against PBE on the CHGNet-geometry set."""
 
-    # --- per engine on the reference geometries
+    by_formula: dict[str, list[Atoms]]  # formula -> structures with a PBE energy
+    formulas: list[str]  # formulas with >= MIN_PER_FORMULA PBE energies
+    per_engine: dict[str, dict[str, dict | None]]  # engine -> formula -> rank_stats
+    summaries: dict[str, dict]  # engine -> summarise over every formula
+    pair_formulas: dict[str, list[Atoms]]  # 26-atom formulas with exactly two PBE energies
+    pairs: list[tuple]  # (formula, geometry, bonded, alternating, {method: E(bonded) - E(alt)})
+    sign: dict[str, tuple[int, int]]  # engine -> (pairs with PBE's sign, pairs)
+
+
+def measure(images: list[Atoms], methods: list[str], pbe: dict, sps: dict) -> Measured:
+    """Per engine and formula: Spearman, Kendall, MAE and lowest-first against PBE; the anion-bond signs."""
+    main = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
     by_formula: dict[str, list[Atoms]] = defaultdict(list)
     for a in main:
         if a.info["name"] in pbe:
@@ -572,6 +558,112 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
         )
         for m in methods
     }
+    return Measured(by_formula, formulas, per_engine, summaries, pair_formulas, pairs, sign)
+
+
+#: Methods that run another's model (xtb-python and tblite run the same GFN Hamiltonians): the
+#: measured record of the key is theirs too, said so.
+SAME_MODEL = {"tblite:GFN2-xTB": ["xtb:GFN2-xTB"], GFN1: ["xtb:GFN1-xTB"]}
+
+
+def measured_methods(sps: dict) -> list[str]:
+    """The engines with cached single points (not those installed here: the packaged numbers must
+    not depend on the machine that checks them)."""
+    cached = {m for _, m in sps}
+    return [m for m in ENGINES if m in cached]
+
+
+def accuracy_records(measured: Measured, methods: list[str]) -> list[dict]:
+    """Per method, its size classes (those with formulas) and anion-bond signs: the content of
+    ``airss_msc/data/measured_errors.toml``, rounded as written (2 decimals, MAE 0.1 meV/atom)."""
+    out = []
+    for m in methods:
+        classes = []
+        for label, (lo, hi) in SIZE_CLASSES.items():
+            in_class = [f for f in measured.formulas if lo <= len(measured.by_formula[f][0]) <= hi]
+            s_ = summarise({f: measured.per_engine[m].get(f) for f in in_class})
+            if not s_["formulas"] or not np.isfinite(s_["spearman_median"]):
+                continue
+            classes.append(
+                {
+                    "label": label,
+                    "min_atoms": lo,
+                    "max_atoms": hi,
+                    "formulas": s_["formulas"],
+                    "spearman_median": round(float(s_["spearman_median"]), 2),
+                    "lowest_first": int(s_["first"]),
+                    "mae_meV_per_atom": round(float(s_["mae_mean"]), 1),
+                }
+            )
+        if not classes:
+            continue
+        record: dict = {"method": m, "label": SHORT.get(m, m), "same_model": SAME_MODEL.get(m, [])}
+        right, n_pairs = measured.sign.get(m, (0, 0))
+        if n_pairs:
+            record |= {"anion_sign_same": right, "anion_sign_pairs": n_pairs}
+        out.append(record | {"size_class": classes})
+    return out
+
+
+def write_errors(records: list[dict], path=paths.MEASURED_ERRORS) -> None:
+    """The packaged measured errors (``airss_msc.calc.engines.accuracy`` reads them)."""
+    from airss_msc.settings import toml_value
+
+    lines = [
+        "# Each method's energies against PBE/def2-SVP, by size class, on the reference set's CHGNet 0.3.0",
+        "# geometries (airss_msc.calc.engines.accuracy reads this; reports quote it beside every energy).",
+        f"# Written by `python -m benchmarks.energy_validation --write-errors` at commit {git_commit()}",
+        "# from benchmarks/reference/*.jsonl: do not edit by hand (a test fails when it goes stale).",
+        f"reference = {toml_value(PBE_METHOD)}",
+        f"reference_label = {toml_value('PBE/def2-SVP')}",
+        f"geometries = {toml_value(SHORT[MAIN_GEOMETRY])}",
+        f"min_per_formula = {MIN_PER_FORMULA}",
+    ]
+    for r in records:
+        lines += ["", "[[method]]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in r.items() if k != "size_class"]
+        for c in r["size_class"]:
+            lines += ["", "[[method.size_class]]"] + [f"{k} = {toml_value(v)}" for k, v in c.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def report(images: list[Atoms], methods: list[str]) -> list[str]:
+    pbe, counts = pbe_energies(images)
+    sps = sp_cache()
+    lines: list[str] = []
+    load = os.getloadavg()
+    lines += [
+        "# Energy validation against PBE/def2-SVP (Cd/Zn/Te/Se clusters, 4-26 atoms)",
+        "",
+        (
+            f"`python -m benchmarks.energy_validation` on commit {git_commit()}, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}; machine: 2 cores shared with other jobs, load average "
+            f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when the report was written; "
+            "timings are CPU seconds of one thread (OMP_NUM_THREADS=1), wall times are inflated by the load."
+        ),
+        "",
+    ]
+    main = [a for a in images if a.info.get("geometry_engine") == MAIN_GEOMETRY]
+    n_main_pbe = sum(a.info["name"] in pbe for a in main)
+    lines += [
+        (
+            f"Reference set: {counts['structures']} structures ({len(main)} on CHGNet 0.3.0 geometries, "
+            f"{sum(a.info.get('geometry_engine') == GFN1 for a in images)} on GFN1-xTB geometries, "
+            f"{sum(a.info.get('kind') == 'pbe_relaxed' for a in images)} PBE-relaxed). PBE energies available: "
+            f"{counts['pbe_ok']} ({n_main_pbe} of the CHGNet-geometry set); SCF failed: "
+            f"{len(counts['pbe_failed'])}{' ' + str(counts['pbe_failed']) if counts['pbe_failed'] else ''}; "
+            f"left out for a HOMO-LUMO gap below {PBE_GAP_FLOOR} eV (not the ground state): "
+            f"{len(counts['pbe_suspect'])}{' ' + str(counts['pbe_suspect']) if counts['pbe_suspect'] else ''}. "
+            f"Rankings use formulas with >= {MIN_PER_FORMULA} PBE energies; "
+            "structures without a PBE energy are left out."
+        ),
+        "",
+        *pending_lines(images, pbe, counts),
+    ]
+
+    measured = measure(images, methods, pbe, sps)
+    by_formula, formulas, per_engine = measured.by_formula, measured.formulas, measured.per_engine
+    summaries, pair_formulas, pairs, sign = measured.summaries, measured.pair_formulas, measured.pairs, measured.sign
 
     # --- timing
     timings = {r["method"]: r for r in read_jsonl(SP_CACHE) if r.get("type") == "timing"}
@@ -1017,6 +1109,11 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--timing-only", action="store_true", help="only the CPU-per-call timings (then the report from the caches)"
     )
+    ap.add_argument(
+        "--write-errors",
+        action="store_true",
+        help="rewrite airss_msc/data/measured_errors.toml (the numbers reports quote) from the caches",
+    )
     args = ap.parse_args(argv)
 
     def log(text: str) -> None:
@@ -1047,6 +1144,11 @@ def main(argv=None) -> int:
             engine_single_points(named, methods, log)
     if args.robustness:
         robustness(args.robustness_starts, log, args.robustness_xtb_starts)
+    if args.write_errors:
+        pbe, _ = pbe_energies(images)
+        sps = sp_cache()
+        write_errors(accuracy_records(measure(images, measured_methods(sps), pbe, sps), measured_methods(sps)))
+        log(f"wrote {paths.MEASURED_ERRORS}")
     if not args.no_report:
         lines = report(images, methods)
         text = "\n".join(lines) + "\n"

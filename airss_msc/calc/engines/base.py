@@ -100,9 +100,6 @@ class Engine:
     physical_parameters: ClassVar[tuple[str, ...]] = ()
     #: Modules imported by :meth:`check_available`.
     requires: ClassVar[tuple[str, ...]] = ()
-    #: model -> its measured error against the PBE/def2-SVP reference, in words with numbers
-    #: (benchmarks/energy_validation.py, BENCHMARKS.md), stated beside energies it produces.
-    measured_error: ClassVar[dict[str, str]] = {}
     #: Database key (``e_<key>``, ``gap_<key>``) written before methods named their engine ->
     #: this engine's model, so old databases read back (``rescore`` once stored ``e_gfn2_xtb``).
     legacy_keys: ClassVar[dict[str, str]] = {}

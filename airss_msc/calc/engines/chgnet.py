@@ -112,14 +112,6 @@ class CHGNetEngine(Engine):
     #: "r2scan" alone would be ambiguous with a DFT functional.
     qualified_only = ("0.3.0", "r2scan")
     requires = ("chgnet.model", "torch")
-    measured_error: ClassVar[dict[str, str]] = {
-        "0.3.0": (
-            "CHGNet 0.3.0 energies against PBE/def2-SVP: median Spearman 0.00, PBE's lowest "
-            "first in 3/8 formulas, mean absolute error of relative isomer energies 130.4 "
-            "meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md): a geometry engine, not a ranking "
-            "energy"
-        )
-    }
 
     def capabilities(self, model: str) -> Capabilities:
         return ML_CAPABILITIES

@@ -17,6 +17,7 @@ from typing import Any
 
 from ase.calculators.calculator import Calculator
 
+from airss_msc.calc.engines.accuracy import accuracy
 from airss_msc.calc.engines.base import Capabilities, Engine, Method
 from airss_msc.calc.engines.chgnet import CHGNetEngine
 from airss_msc.calc.engines.lj import LennardJones
@@ -141,15 +142,16 @@ def comparable_rung(method: str | Method, rung: dict, electronic_temperature: fl
 
 
 def measured_error(method: str | Method | None) -> str | None:
-    """The measured error of ``method``'s energies against the DFT reference, in words (None: not
-    measured, or the method is the reference)."""
+    """The measured error of ``method``'s energies against the DFT reference, in words, from the
+    packaged validation numbers (:mod:`.accuracy`; None: not measured, or the method is the reference)."""
     if not method:
         return None
     try:
         m = parse_method(method)
     except InputError:
         return None
-    return ENGINES[m.engine].measured_error.get(m.model)
+    record = accuracy(str(m))
+    return record.describe() if record else None
 
 
 def is_reference(method: str | Method | None) -> bool:

@@ -79,16 +79,6 @@ class SevenNetEngine(Engine):
     default_model = "7net-0"
     aliases: ClassVar[dict[str, str]] = {"sevennet-0": "7net-0", "sevennet-l3i5": "7net-l3i5"}
     requires = ("sevenn.calculator", "torch")
-    measured_error: ClassVar[dict[str, str]] = {
-        "7net-0": (
-            "SevenNet-0 single points on CHGNet geometries against PBE/def2-SVP: median "
-            "Spearman 0.90, PBE's lowest first in 6/8 formulas, mean absolute error of "
-            "relative isomer energies 72.5 meV/atom (4-8 atoms, 8 formulas); at 9-16 atoms median "
-            "Spearman 0.74, PBE's lowest first in 1/4 formulas, 56.0 meV/atom (4 formulas); at 26-27 "
-            "atoms median Spearman 1.00, PBE's lowest first in 2/2 formulas, 2.1 meV/atom (2 formulas; "
-            "BENCHMARKS.md)"
-        )
-    }
 
     def capabilities(self, model: str) -> Capabilities:
         return ML_CAPABILITIES

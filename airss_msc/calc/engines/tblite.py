@@ -11,7 +11,6 @@ from ase.units import Bohr, Hartree, kB
 
 from airss_msc.calc.engines.base import Capabilities, Engine, homo_lumo_gap
 from airss_msc.calc.engines.tightbinding import (
-    XTB_MEASURED_ERROR,
     TightBindingCalculator,
     xtb_capabilities,
     xtb_ladder,
@@ -47,7 +46,6 @@ class TBLite(Engine):
     aliases: ClassVar[dict[str, str]] = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB", "ipea1": "IPEA1-xTB"}
     physical_parameters = ("electronic_temperature",)
     requires = ("tblite.interface",)
-    measured_error = XTB_MEASURED_ERROR
     legacy_keys: ClassVar[dict[str, str]] = {"gfn1_xtb": "GFN1-xTB", "gfn2_xtb": "GFN2-xTB", "ipea1_xtb": "IPEA1-xTB"}
 
     def capabilities(self, model: str) -> Capabilities:

@@ -25,20 +25,6 @@ XTB_CAPABILITIES = Capabilities(gap=True, scf=True, can_collapse=True, excitatio
 #: Gap preference of the xTB models (the scale of :class:`Capabilities`): GFN2 is parametrised
 #: on more properties than GFN1; IPEA1 is for ionisation energies, not gaps (unranked).
 XTB_GAP_RANK = {"GFN2-xTB": 2, "GFN1-xTB": 3}
-#: Measured against PBE/def2-SVP with tblite; xtb-python runs the same methods.
-XTB_MEASURED_ERROR = {
-    "GFN2-xTB": (
-        "GFN2-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
-        "median Spearman 0.70, PBE's lowest first in 5/8 formulas, mean absolute error "
-        "of relative isomer energies 83.9 meV/atom (4-8 atoms, 8 formulas; BENCHMARKS.md)"
-    ),
-    "GFN1-xTB": (
-        "GFN1-xTB single points on CHGNet geometries against PBE/def2-SVP (tblite): "
-        "median Spearman 0.80, PBE's lowest first in 5/8 formulas, mean absolute error "
-        "of relative isomer energies 108.5 meV/atom, the anion-anion bond sign wrong in "
-        "5/8 pairs (4-8 atoms; BENCHMARKS.md)"
-    ),
-}
 #: GFN-FF: a force field, no orbitals, no SCF.
 FORCE_FIELD_CAPABILITIES = Capabilities(gap=False, scf=False, can_collapse=True)
 

@@ -22,7 +22,6 @@ from ase.units import Bohr
 from airss_msc.calc.engines.base import Capabilities, Engine, Method, homo_lumo_gap
 from airss_msc.calc.engines.tightbinding import (
     FORCE_FIELD_CAPABILITIES,
-    XTB_MEASURED_ERROR,
     TightBindingCalculator,
     xtb_capabilities,
     xtb_ladder,
@@ -100,7 +99,6 @@ class XTBPython(Engine):
     aliases: ClassVar[dict[str, str]] = {"gfn1": "GFN1-xTB", "gfn2": "GFN2-xTB", "gfnff": "GFN-FF"}
     physical_parameters = ("electronic_temperature",)
     requires = ("xtb.interface",)
-    measured_error = XTB_MEASURED_ERROR
     legacy_keys: ClassVar[dict[str, str]] = {"gfn_ff": "GFN-FF"}
 
     def capabilities(self, model: str) -> Capabilities:

@@ -1,0 +1,100 @@
+"""The measured errors every report quotes come from the committed validation runs, not from text
+typed beside the engines (which went stale three times as PBE points landed)."""
+
+import pytest
+
+from airss_msc.calc.engines import VALIDATED_RANKING, measured_error
+from airss_msc.calc.engines import accuracy as A
+from airss_msc.calc.engines.accuracy import accuracy, packaged_accuracies, parse_accuracies
+from airss_msc.errors import InputError
+
+
+def test_the_packaged_errors_are_what_the_committed_runs_give():
+    """A PBE point committed without rewriting data/measured_errors.toml would leave every report
+    quoting a Spearman the benchmark no longer measures."""
+    from benchmarks import energy_validation as ev
+
+    images = ev.load_set()
+    pbe, _ = ev.pbe_energies(images)
+    sps = ev.sp_cache()
+    methods = ev.measured_methods(sps)
+    records = ev.accuracy_records(ev.measure(images, methods, pbe, sps), methods)
+    packaged = packaged_accuracies()
+    assert {r["method"] for r in records} <= set(packaged)
+    for r in records:
+        got = packaged[r["method"]]
+        assert [(c.label, c.formulas, c.spearman_median, c.lowest_first, c.mae_meV_per_atom) for c in got.classes] == [
+            (c["label"], c["formulas"], c["spearman_median"], c["lowest_first"], c["mae_meV_per_atom"])
+            for c in r["size_class"]
+        ], f"{r['method']}: rerun python -m benchmarks.energy_validation --no-compute --write-errors"
+        assert got.anion_sign == ((r["anion_sign_same"], r["anion_sign_pairs"]) if "anion_sign_pairs" in r else None)
+
+
+def test_the_written_file_reads_back_as_the_records(tmp_path):
+    from benchmarks import energy_validation as ev
+
+    records = [
+        {
+            "method": "tblite:GFN2-xTB",
+            "label": 'GFN2 "x"',
+            "same_model": ["xtb:GFN2-xTB"],
+            "anion_sign_same": 3,
+            "anion_sign_pairs": 4,
+            "size_class": [
+                {
+                    "label": "9-16 atoms",
+                    "min_atoms": 9,
+                    "max_atoms": 16,
+                    "formulas": 2,
+                    "spearman_median": 0.5,
+                    "lowest_first": 1,
+                    "mae_meV_per_atom": 12.3,
+                }
+            ],
+        }
+    ]
+    path = tmp_path / "errors.toml"
+    ev.write_errors(records, path)
+    back = parse_accuracies(A.tomllib.loads(path.read_text()))
+    assert set(back) == {"tblite:GFN2-xTB", "xtb:GFN2-xTB"}
+    rec, twin = back["tblite:GFN2-xTB"], back["xtb:GFN2-xTB"]
+    assert rec.label == 'GFN2 "x"' and rec.anion_sign == (3, 4) and twin.measured_as == "tblite:GFN2-xTB"
+    assert rec.at(12).spearman_median == 0.5 and rec.at(12).mae_meV_per_atom == 12.3
+    assert rec.at(26) is None and rec.at(8) is None  # no class measured there: no number borrowed
+    assert "9-16 atoms (2 formulas) 0.50, 1/2, 12.3 meV/atom" in rec.describe()
+    assert "3/4 pairs" in rec.describe() and "measured as tblite:GFN2-xTB" in twin.describe()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"spearman_median": "high"},
+        {"formulas": 2.5},
+        {"mae_meV_per_atom": float("nan")},
+        {"lowest_first": True},
+    ],
+)
+def test_a_bad_number_is_a_one_line_error_naming_the_file(change):
+    entry = {
+        "label": "4-8 atoms",
+        "min_atoms": 4,
+        "max_atoms": 8,
+        "formulas": 3,
+        "spearman_median": 0.9,
+        "lowest_first": 2,
+        "mae_meV_per_atom": 50.0,
+    } | change
+    doc = {
+        "reference_label": "PBE",
+        "geometries": "CHGNet",
+        "method": [{"method": "m", "label": "M", "size_class": [entry]}],
+    }
+    with pytest.raises(InputError, match=r"^errors\.toml: method 1: '"):
+        parse_accuracies(doc, "errors.toml")
+
+
+def test_the_ranking_energy_states_every_size_class_and_the_reference_none():
+    record = accuracy(VALIDATED_RANKING)
+    assert record is not None and {c.label for c in record.classes} >= {"4-8 atoms", "9-16 atoms", "26-27 atoms"}
+    assert measured_error(VALIDATED_RANKING) == record.describe()
+    assert measured_error("pyscf:PBE/def2-SVP") is None and measured_error("lj") is None
