@@ -98,3 +98,10 @@ def test_the_ranking_energy_states_every_size_class_and_the_reference_none():
     assert record is not None and {c.label for c in record.classes} >= {"4-8 atoms", "9-16 atoms", "26-27 atoms"}
     assert measured_error(VALIDATED_RANKING) == record.describe()
     assert measured_error("pyscf:PBE/def2-SVP") is None and measured_error("lj") is None
+
+
+def test_an_error_for_a_size_quotes_that_size_class_only():
+    at26 = measured_error(VALIDATED_RANKING, 26)
+    assert "at 26-27 atoms" in at26 and "4-8 atoms" not in at26
+    # a dimer has no measured class: the whole record, nothing borrowed from another size as its own
+    assert measured_error(VALIDATED_RANKING, 2) == measured_error(VALIDATED_RANKING)

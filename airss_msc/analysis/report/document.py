@@ -36,7 +36,8 @@ from airss_msc.analysis.report.model import (
 )
 from airss_msc.analysis.sites import CORE_COORDINATION
 from airss_msc.analysis.spectra import BRIGHT_F, DEFAULT_FWHM_EV, TDDFT_ERROR_EV, band_window_nm, covered_to_nm
-from airss_msc.calc.engines import Role, default_method, is_reference, measured_error, short_name
+from airss_msc.calc.engines import Role, default_method, is_reference, measured_error, method_accuracy, short_name
+from airss_msc.calc.engines.accuracy import ClassAccuracy
 from airss_msc.results.record import Excitations, Status
 
 
@@ -791,8 +792,11 @@ def series(analysis: Analysis, figures: dict) -> Section | None:
         return None
     energy = analysis.mixing_energy or analysis.energy
     a, b = analysis.mixing_pair
-    error = measured_error(energy) if energy else None
     pts = sorted(analysis.mixing, key=lambda p: p.x)
+    natoms = max(p.n_atoms for p in pts)
+    error = measured_error(energy, natoms) if energy else None
+    measured = method_accuracy(energy) if energy and not is_reference(energy) else None
+    size_class = measured.at(natoms) if measured else None
     hull = _hull_formulas(analysis)
     lowest = {r.formula: r for r in analysis.rows if r.rank == 1 and r.result is not None}
     items = [
@@ -810,6 +814,7 @@ def series(analysis: Analysis, figures: dict) -> Section | None:
             f"Mixing ({a}/{b}): {len(neg)} of {len(mixed)} mixed compositions lie below the line joining the end "
             f"members; the lowest mixing energy is {1000 * low.e_mix_per_atom:+.1f} meV/atom ({low.formula}); "
             f"on the lower hull: {', '.join(p.formula for p in pts if p.formula in hull)}."
+            + (_within_error_line(low.e_mix_per_atom, size_class) if size_class else "")
         )
     for name, stepwise, found in analysis.reactions:
         down = [f for f in found if f.downhill]
@@ -857,6 +862,22 @@ def series(analysis: Analysis, figures: dict) -> Section | None:
             ),
             *([Image(figures["band_trend"], "Band trend against composition")] if figures.get("band_trend") else []),
         ],
+    )
+
+
+def _within_error_line(e_mix_per_atom: float, size_class: ClassAccuracy) -> str:
+    """How the lowest mixing energy compares with the ranking energy's measured error at this size
+    (the error of relative isomer energies: the nearest measured stand-in for a mixing energy's)."""
+    mae = size_class.mae_meV_per_atom
+    inside = abs(1000 * e_mix_per_atom) <= mae
+    return (
+        f" The measured error of relative isomer energies at {size_class.label} is {mae:.1f} meV/atom "
+        f"({size_class.formulas} formula{'s' if size_class.formulas != 1 else ''}): the lowest mixing energy is "
+        + (
+            "within it, so its sign is not established by this energy."
+            if inside
+            else f"{abs(1000 * e_mix_per_atom) / mae:.1f}x it."
+        )
     )
 
 

@@ -474,7 +474,7 @@ def _mixing(
     except ValueError as exc:
         notes.append(f"no mixing energies: {exc}")
         return None, None, None
-    error = measured_error(method)
+    error = measured_error(method, max(p.n_atoms for p in points) if points else None)
     notes.append(
         f"mixing energies by {method}"
         + (f" ({error})" if error else "")

@@ -18,8 +18,8 @@ import math
 import sys
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 from importlib import resources
+from typing import Any
 
 from airss_msc.errors import InputError
 
@@ -80,6 +80,19 @@ class Accuracy:
             right, pairs = self.anion_sign
             text += f"; the anion-anion bond energy has the reference's sign in {right}/{pairs} pairs"
         return text + " (BENCHMARKS.md)"
+
+    def describe_at(self, natoms: int) -> str:
+        """The size class holding ``natoms`` in words (the whole record when none was measured there)."""
+        c = self.at(natoms)
+        if c is None:
+            return self.describe()
+        return (
+            f"{self.label} single points on {self.geometries} geometries against {self.reference}"
+            + (f" (measured as {self.measured_as}, the same model)" if self.measured_as else "")
+            + f" at {c.label} ({c.formulas} formula{'s' if c.formulas != 1 else ''}): median Spearman "
+            f"{c.spearman_median:.2f}, {self.reference}'s lowest ranked first in {c.lowest_first}/{c.formulas}, "
+            f"mean absolute error of relative isomer energies {c.mae_meV_per_atom:.1f} meV/atom (BENCHMARKS.md)"
+        )
 
 
 def _field(table: dict, key: str, kind: type, where: str) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ase.calculators.calculator import Calculator
 
-from airss_msc.calc.engines.accuracy import accuracy
+from airss_msc.calc.engines.accuracy import Accuracy, accuracy
 from airss_msc.calc.engines.base import Capabilities, Engine, Method
 from airss_msc.calc.engines.chgnet import CHGNetEngine
 from airss_msc.calc.engines.lj import LennardJones
@@ -141,17 +141,26 @@ def comparable_rung(method: str | Method, rung: dict, electronic_temperature: fl
     return ENGINES[m.engine].comparable(m.model, rung, electronic_temperature)
 
 
-def measured_error(method: str | Method | None) -> str | None:
-    """The measured error of ``method``'s energies against the DFT reference, in words, from the
-    packaged validation numbers (:mod:`.accuracy`; None: not measured, or the method is the reference)."""
+def method_accuracy(method: str | Method | None) -> Accuracy | None:
+    """``method``'s measured accuracy against the DFT reference by size class (:mod:`.accuracy`;
+    None: not measured, unknown, or the reference itself)."""
     if not method:
         return None
     try:
         m = parse_method(method)
     except InputError:
         return None
-    record = accuracy(str(m))
-    return record.describe() if record else None
+    return accuracy(str(m))
+
+
+def measured_error(method: str | Method | None, natoms: int | None = None) -> str | None:
+    """The measured error of ``method``'s energies against the DFT reference, in words, from the
+    packaged validation numbers (None: not measured, or the method is the reference). With
+    ``natoms``, only the size class holding that many atoms when one was measured."""
+    record = method_accuracy(method)
+    if record is None:
+        return None
+    return record.describe_at(natoms) if natoms is not None and record.at(natoms) else record.describe()
 
 
 def is_reference(method: str | Method | None) -> bool:
