@@ -627,6 +627,47 @@ def write_errors(records: list[dict], path=paths.MEASURED_ERRORS) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+README_START = "<!-- measured-errors: written by python -m benchmarks.energy_validation --write-errors -->"
+README_END = "<!-- /measured-errors -->"
+
+
+def errors_table_lines(records: dict) -> list[str]:
+    """The README's table of the packaged measured errors (``accuracy.Accuracy`` records by method):
+    per size class median Spearman / MAE of relative isomer energies / PBE's lowest first."""
+    from airss_msc.calc.engines import VALIDATED_RANKING
+
+    measured = [r for r in records.values() if r.measured_as is None]
+    labels = list(dict.fromkeys(c.label for r in measured for c in r.classes))
+    rows = []
+    for r in measured:
+        cells = []
+        for label in labels:
+            c = next((c for c in r.classes if c.label == label), None)
+            cell = (
+                f"{c.spearman_median:.2f} / {c.mae_meV_per_atom:.0f} / {c.lowest_first} of {c.formulas}" if c else "-"
+            )
+            cells.append(f"**{cell}**" if r.method == VALIDATED_RANKING and c else cell)
+        sign = f"{r.anion_sign[0]}/{r.anion_sign[1]}" if r.anion_sign else "-"
+        rows.append([r.label, *cells, sign])
+    return [
+        README_START,
+        "",
+        *table(
+            ["engine", *(f"{x}: Spearman / MAE meV/atom / PBE lowest first" for x in labels), "anion-anion sign = PBE"],
+            rows,
+        ),
+        "",
+        README_END,
+    ]
+
+
+def write_readme_table(records: dict, readme=paths.REPO / "README.md") -> None:
+    """Replace the README's measured-errors block (between its markers) with the packaged numbers."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    readme.write_text(text[:start] + "\n".join(errors_table_lines(records)) + text[end:], encoding="utf-8")
+
+
 def report(images: list[Atoms], methods: list[str]) -> list[str]:
     pbe, counts = pbe_energies(images)
     sps = sp_cache()
@@ -1148,7 +1189,10 @@ def main(argv=None) -> int:
         pbe, _ = pbe_energies(images)
         sps = sp_cache()
         write_errors(accuracy_records(measure(images, measured_methods(sps), pbe, sps), measured_methods(sps)))
-        log(f"wrote {paths.MEASURED_ERRORS}")
+        from airss_msc.calc.engines.accuracy import parse_accuracies, tomllib
+
+        write_readme_table(parse_accuracies(tomllib.loads(paths.MEASURED_ERRORS.read_text(encoding="utf-8"))))
+        log(f"wrote {paths.MEASURED_ERRORS} and the README's table of it")
     if not args.no_report:
         lines = report(images, methods)
         text = "\n".join(lines) + "\n"
