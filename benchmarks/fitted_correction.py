@@ -43,7 +43,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
@@ -52,7 +51,6 @@ from dataclasses import dataclass, field  # noqa: E402
 import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.io import read  # noqa: E402
-from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
 from airss_msc.composition import ANIONS  # noqa: E402
 from airss_msc.generation.geometry import distances, radii_sums  # noqa: E402
@@ -375,37 +373,8 @@ def choose_ridge(points: Sequence[Point], model: Model) -> float:
     return best
 
 
-# --------------------------------------------------------------------------- #
-# Metrics (as energy_validation.py)
-# --------------------------------------------------------------------------- #
-
-
-def rank_stats(e_ref: Sequence[float], e_m: Sequence[float], natoms: int) -> dict:
-    a, b = np.asarray(e_ref, float), np.asarray(e_m, float)
-    rel_a = (a - a.min()) / natoms * 1000.0
-    rel_b = (b - b.min()) / natoms * 1000.0
-    return {
-        "n": len(a),
-        "spearman": float(spearmanr(a, b).statistic),
-        "kendall": float(kendalltau(a, b).statistic),
-        "mae": float(np.abs(rel_a - rel_b).mean()),
-        "first": bool(int(np.argmin(a)) == int(np.argmin(b))),
-    }
-
-
-def summarise(per_formula: dict[str, dict | None]) -> dict:
-    vals = [v for v in per_formula.values() if v is not None]
-    sp = [v["spearman"] for v in vals if np.isfinite(v["spearman"])]
-    kt = [v["kendall"] for v in vals if np.isfinite(v["kendall"])]
-    return {
-        "formulas": len(vals),
-        "spearman_median": statistics.median(sp) if sp else float("nan"),
-        "spearman_mean": statistics.fmean(sp) if sp else float("nan"),
-        "kendall_median": statistics.median(kt) if kt else float("nan"),
-        "mae_mean": statistics.fmean([v["mae"] for v in vals]) if vals else float("nan"),
-        "mae_median": statistics.median([v["mae"] for v in vals]) if vals else float("nan"),
-        "first": sum(v["first"] for v in vals),
-    }
+# the same rank metrics as the validation table the fitted models are compared with
+from benchmarks.energy_validation import rank_stats, summarise  # noqa: E402
 
 
 def evaluate(ft: Fit, test: Sequence[Point]) -> dict | None:
