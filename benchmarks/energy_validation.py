@@ -409,7 +409,13 @@ def rank_stats(e_ref: list[float], e_m: list[float], natoms: int) -> dict:
         "kendall": float(tau),
         "mae": float(np.abs(rel_a - rel_b).mean()),
         "first": bool(int(np.argmin(a)) == int(np.argmin(b))),
+        # where the method puts the reference's lowest (1 = first): how deep a refinement must go
+        "lowest_rank": int(np.flatnonzero(np.argsort(b, kind="stable") == int(np.argmin(a)))[0]) + 1,
     }
+
+
+#: Refinement depths measured: the reference's lowest among a method's k lowest, k = 1..5.
+TOP_K = (1, 2, 3, 4, 5)
 
 
 def summarise(per_formula: dict[str, dict]) -> dict:
@@ -425,6 +431,7 @@ def summarise(per_formula: dict[str, dict]) -> dict:
         "mae_mean": statistics.fmean([v["mae"] for v in vals]) if vals else float("nan"),
         "mae_median": statistics.median([v["mae"] for v in vals]) if vals else float("nan"),
         "first": sum(v["first"] for v in vals),
+        "within": [sum(v["lowest_rank"] <= k for v in vals) for k in TOP_K],
     }
 
 
@@ -593,6 +600,7 @@ def accuracy_records(measured: Measured, methods: list[str]) -> list[dict]:
                     "spearman_median": round(float(s_["spearman_median"]), 2),
                     "lowest_first": int(s_["first"]),
                     "mae_meV_per_atom": round(float(s_["mae_mean"]), 1),
+                    "lowest_within_top": s_["within"],
                 }
             )
         if not classes:
@@ -633,7 +641,8 @@ README_END = "<!-- /measured-errors -->"
 
 def errors_table_lines(records: dict) -> list[str]:
     """The README's table of the packaged measured errors (``accuracy.Accuracy`` records by method):
-    per size class median Spearman / MAE of relative isomer energies / PBE's lowest first."""
+    per size class median Spearman / MAE of relative isomer energies / PBE's lowest first / the depth
+    (how many of the method's lowest held PBE's lowest in every formula)."""
     from airss_msc.calc.engines import VALIDATED_RANKING
 
     measured = [r for r in records.values() if r.measured_as is None]
@@ -643,8 +652,11 @@ def errors_table_lines(records: dict) -> list[str]:
         cells = []
         for label in labels:
             c = next((c for c in r.classes if c.label == label), None)
+            depth = (c.depth() or f"> {len(c.lowest_within_top)}") if c else None
             cell = (
-                f"{c.spearman_median:.2f} / {c.mae_meV_per_atom:.0f} / {c.lowest_first} of {c.formulas}" if c else "-"
+                f"{c.spearman_median:.2f} / {c.mae_meV_per_atom:.1f} / {c.lowest_first} of {c.formulas} / {depth}"
+                if c
+                else "-"
             )
             cells.append(f"**{cell}**" if r.method == VALIDATED_RANKING and c else cell)
         sign = f"{r.anion_sign[0]}/{r.anion_sign[1]}" if r.anion_sign else "-"
@@ -653,7 +665,11 @@ def errors_table_lines(records: dict) -> list[str]:
         README_START,
         "",
         *table(
-            ["engine", *(f"{x}: Spearman / MAE meV/atom / PBE lowest first" for x in labels), "anion-anion sign = PBE"],
+            [
+                "engine",
+                *(f"{x}: Spearman / MAE meV/atom / PBE lowest first / refine depth" for x in labels),
+                "anion-anion sign = PBE",
+            ],
             rows,
         ),
         "",
@@ -869,7 +885,7 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
         in_class = [f for f in formulas if lo <= len(by_formula[f][0]) <= hi]
         n_pbe = sum(len(by_formula[f]) for f in by_formula if lo <= len(by_formula[f][0]) <= hi)
         if not in_class:
-            rows.append([label, "0", f"PBE points so far: {n_pbe}; no formula with {MIN_PER_FORMULA} yet"] + ["-"] * 4)
+            rows.append([label, "0", f"PBE points so far: {n_pbe}; no formula with {MIN_PER_FORMULA} yet"] + ["-"] * 5)
             continue
         for m in methods:
             s_ = summarise({f: per_engine[m].get(f) for f in in_class})
@@ -882,10 +898,20 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
                     fmt(s_["kendall_median"]),
                     fmt(s_["mae_mean"], 1),
                     f"{s_['first']}/{s_['formulas']}",
+                    " ".join(f"{n}/{s_['formulas']}" for n in s_["within"]),
                 ]
             )
     lines += table(
-        ["size class", "formulas", "engine", "Spearman median", "Kendall median", "MAE meV/atom", "PBE lowest first"],
+        [
+            "size class",
+            "formulas",
+            "engine",
+            "Spearman median",
+            "Kendall median",
+            "MAE meV/atom",
+            "PBE lowest first",
+            "PBE lowest within top " + "/".join(map(str, TOP_K)),
+        ],
         rows,
     )
     lines += [""]

@@ -24,7 +24,7 @@ from ase import Atoms
 
 from airss_msc.analysis.bands import HC_EV_NM
 from airss_msc.analysis.rank import rank_results
-from airss_msc.calc.engines import capabilities, check_available, parse_method
+from airss_msc.calc.engines import capabilities, check_available, is_reference, method_accuracy, parse_method
 from airss_msc.calc.excite import check_excitation_method, excite
 from airss_msc.calc.progress import reporting
 from airss_msc.calc.relax import RelaxSettings, relax_structure
@@ -278,6 +278,25 @@ def _done_single_point(res: Result, method: str) -> bool:
     return method in res.energies or f"sp_{key}" in res.provenance
 
 
+def refinement_depth_notes(method: str, rank_energy: str | None, top: int, sizes: set[int]) -> list[str]:
+    """Warnings for a reference refinement of the ``top`` lowest by ``rank_energy`` where the
+    validation found the reference's lowest deeper in that energy's order at these cluster sizes
+    (atoms): how many it takes, by the measured size class (:mod:`airss_msc.calc.engines.accuracy`)."""
+    measured = method_accuracy(rank_energy) if rank_energy and is_reference(method) else None
+    if measured is None:
+        return []
+    notes = []
+    for size_class in dict.fromkeys(c for n in sorted(sizes) if (c := measured.at(n)) is not None):
+        depth = size_class.depth()
+        if depth is not None and top < depth:
+            notes.append(
+                f"note: at {size_class.label} the reference's lowest was among {measured.label}'s {depth} lowest "
+                f"in all {size_class.formulas} measured formulas, not always among its {top} lowest: top = {top} "
+                f"may miss it (refine at least {depth}; BENCHMARKS.md)"
+            )
+    return notes
+
+
 def run_rows(
     db_path: str,
     method: str,
@@ -328,6 +347,9 @@ def run_rows(
         chosen = select_rows(
             [r for r in results if ROW_KINDS[rows](r) and (not wanted or r.composition in wanted)], top, rank_energy
         )
+        if log is not None and top is not None and not nstates and not ligand:
+            for line in refinement_depth_notes(method, rank_energy, top, {len(r.symbols) for r in chosen}):
+                log(line)
         if ligand:
             chosen = [r for r in chosen if "ligand" not in r.provenance]  # cap bare clusters only
             capped = {(r.provenance.get("bare_parent"), r.provenance.get("ligand"), r.method) for r in results}

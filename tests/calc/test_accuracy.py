@@ -119,3 +119,20 @@ def test_the_readme_table_is_the_packaged_errors():
     assert readme[start:end] == "\n".join(ev.errors_table_lines(packaged_accuracies())), (
         "rerun python -m benchmarks.energy_validation --no-compute --no-report --write-errors"
     )
+
+
+def test_a_refinement_shallower_than_the_measured_depth_is_noted():
+    from airss_msc.search.rows import refinement_depth_notes
+
+    at11 = accuracy(VALIDATED_RANKING).at(11)
+    depth = at11.depth()
+    assert depth is not None and at11.lowest_within_top[depth - 1] == at11.formulas
+    assert all(n < at11.formulas for n in at11.lowest_within_top[: depth - 1])
+    pbe = "pyscf:PBE/def2-SVP"
+    if depth > 1:
+        (note,) = refinement_depth_notes(pbe, VALIDATED_RANKING, depth - 1, {11, 12})  # one note per size class
+        assert f"refine at least {depth}" in note and "9-16 atoms" in note
+    assert refinement_depth_notes(pbe, VALIDATED_RANKING, depth, {11}) == []
+    # only a refinement with the reference is judged, and only by a measured ranking energy
+    assert refinement_depth_notes("tblite:GFN2-xTB", VALIDATED_RANKING, 1, {11}) == []
+    assert refinement_depth_notes(pbe, None, 1, {11}) == []

@@ -43,6 +43,13 @@ class ClassAccuracy:
     spearman_median: float  #: median over formulas
     lowest_first: int  #: formulas where the reference's lowest isomer is ranked first
     mae_meV_per_atom: float  #: mean over formulas of the mean |relative energy error|, meV/atom
+    #: formulas whose reference-lowest isomer is among the method's k lowest, k = 1, 2, ...
+    lowest_within_top: tuple[int, ...] = ()
+
+    def depth(self) -> int | None:
+        """The fewest lowest-by-this-method isomers that held the reference's lowest in every formula
+        of the class (how many a refinement must recompute; None: not within the depths measured)."""
+        return next((k for k, n in enumerate(self.lowest_within_top, 1) if n == self.formulas), None)
 
     def words(self) -> str:
         """This class's numbers in one clause (the order :meth:`Accuracy.describe` explains)."""
@@ -91,7 +98,13 @@ class Accuracy:
             + (f" (measured as {self.measured_as}, the same model)" if self.measured_as else "")
             + f" at {c.label} ({c.formulas} formula{'s' if c.formulas != 1 else ''}): median Spearman "
             f"{c.spearman_median:.2f}, {self.reference}'s lowest ranked first in {c.lowest_first}/{c.formulas}, "
-            f"mean absolute error of relative isomer energies {c.mae_meV_per_atom:.1f} meV/atom (BENCHMARKS.md)"
+            f"mean absolute error of relative isomer energies {c.mae_meV_per_atom:.1f} meV/atom"
+            + (
+                f", {self.reference}'s lowest among its {c.depth()} lowest in every formula"
+                if c.depth() not in (None, 1)
+                else ""
+            )
+            + " (BENCHMARKS.md)"
         )
 
 
@@ -105,6 +118,12 @@ def _field(table: dict, key: str, kind: type, where: str) -> Any:
         or (isinstance(value, float) and not math.isfinite(value))
     ):
         raise InputError(f"{where}: '{key}' must be a {kind.__name__}, not {value!r}")
+    return value
+
+
+def _count(value: object, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InputError(f"{where}: 'lowest_within_top' must hold counts, not {value!r}")
     return value
 
 
@@ -125,6 +144,7 @@ def parse_accuracies(doc: dict, where: str = MEASURED_ERRORS_FILE) -> dict[str, 
                 _field(c, "spearman_median", float, at),
                 _field(c, "lowest_first", int, at),
                 _field(c, "mae_meV_per_atom", float, at),
+                tuple(_count(n, at) for n in c.get("lowest_within_top", [])),
             )
             for c in entry.get("size_class", [])
         )
