@@ -915,6 +915,27 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
         rows,
     )
     lines += [""]
+    union = ("sevennet:7net-0", "tblite:GFN2-xTB")  # the ranking energy and the cross-check the default stores
+    if all(m in per_engine for m in union):
+        cells = []
+        for label, (lo, hi) in SIZE_CLASSES.items():
+            in_class = [f for f in formulas if lo <= len(by_formula[f][0]) <= hi]
+            ranks = [
+                min(per_engine[m][f]["lowest_rank"] for m in union)
+                for f in in_class
+                if all(per_engine[m].get(f) for m in union)
+            ]
+            if ranks:
+                cells.append(f"{label}: " + " ".join(f"{sum(r <= k for r in ranks)}/{len(ranks)}" for k in TOP_K))
+        lines += [
+            (
+                f"PBE's lowest within the union of {SHORT[union[0]]}'s and {SHORT[union[1]]}'s k lowest (both "
+                f"stored by the default protocol; at most 2k PBE points), k = {'/'.join(map(str, TOP_K))}: "
+                + "; ".join(cells)
+                + "."
+            ),
+            "",
+        ]
     verdict = protocol_verdict(per_engine, by_formula, formulas)
     if verdict:
         lines += verdict + [""]
