@@ -652,7 +652,7 @@ def errors_table_lines(records: dict) -> list[str]:
         cells = []
         for label in labels:
             c = next((c for c in r.classes if c.label == label), None)
-            depth = (c.depth() or f"> {len(c.lowest_within_top)}") if c else None
+            depth = (c.depth() or (f"> {len(c.lowest_within_top)}" if c.lowest_within_top else "-")) if c else None
             cell = (
                 f"{c.spearman_median:.2f} / {c.mae_meV_per_atom:.1f} / {c.lowest_first} of {c.formulas} / {depth}"
                 if c

@@ -287,12 +287,17 @@ def refinement_depth_notes(method: str, rank_energy: str | None, top: int, sizes
         return []
     notes = []
     for size_class in dict.fromkeys(c for n in sorted(sizes) if (c := measured.at(n)) is not None):
-        depth = size_class.depth()
+        depth, deepest = size_class.depth(), len(size_class.lowest_within_top)
+        where = f"note: at {size_class.label} (validated against {measured.reference}, {size_class.formulas} formulas)"
         if depth is not None and top < depth:
             notes.append(
-                f"note: at {size_class.label} the reference's lowest was among {measured.label}'s {depth} lowest "
-                f"in all {size_class.formulas} measured formulas, not always among its {top} lowest: top = {top} "
-                f"may miss it (refine at least {depth}; BENCHMARKS.md)"
+                f"{where} the reference's lowest was among {measured.label}'s {depth} lowest in every formula, "
+                f"not always among its {top} lowest: top = {top} may miss it (refine at least {depth}; BENCHMARKS.md)"
+            )
+        elif depth is None and deepest and top <= deepest:
+            notes.append(
+                f"{where} the reference's lowest was not always among even {measured.label}'s {deepest} lowest: "
+                f"top = {top} may miss it (rank by a validated energy; BENCHMARKS.md)"
             )
     return notes
 

@@ -866,17 +866,19 @@ def series(analysis: Analysis, figures: dict) -> Section | None:
 
 
 def _within_error_line(e_mix_per_atom: float, size_class: ClassAccuracy) -> str:
-    """How the lowest mixing energy compares with the ranking energy's measured error at this size
-    (the error of relative isomer energies: the nearest measured stand-in for a mixing energy's)."""
+    """The lowest mixing energy beside the ranking energy's measured error at this size. That error is
+    of relative isomer energies at one composition; a mixing energy compares compositions, where
+    errors need not cancel, so it is a scale, not a bound (only the 'within it' case says more)."""
     mae = size_class.mae_meV_per_atom
     inside = abs(1000 * e_mix_per_atom) <= mae
     return (
-        f" The measured error of relative isomer energies at {size_class.label} is {mae:.1f} meV/atom "
-        f"({size_class.formulas} formula{'s' if size_class.formulas != 1 else ''}): the lowest mixing energy is "
+        f" For scale: the measured error of this energy's relative isomer energies at {size_class.label} is "
+        f"{mae:.1f} meV/atom ({size_class.formulas} formula{'s' if size_class.formulas != 1 else ''}; the error "
+        "of mixing energies is not measured)"
         + (
-            "within it, so its sign is not established by this energy."
+            ", and the lowest mixing energy lies within it: its sign is not established by this energy."
             if inside
-            else f"{abs(1000 * e_mix_per_atom) / mae:.1f}x it."
+            else "."
         )
     )
 

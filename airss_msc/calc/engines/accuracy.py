@@ -81,7 +81,8 @@ class Accuracy:
             f"{self.label} single points on {self.geometries} geometries against {self.reference}"
             + (f" (measured as {self.measured_as}, the same model)" if self.measured_as else "")
             + f", by size class (median Spearman over formulas, {self.reference}'s lowest ranked first, mean "
-            "absolute error of relative isomer energies): " + "; ".join(c.words() for c in self.classes)
+            "absolute error of relative isomer energies): "
+            + ("; ".join(c.words() for c in self.classes) or "no size class measured")
         )
         if self.anion_sign is not None:
             right, pairs = self.anion_sign
