@@ -665,16 +665,16 @@ class GapMap:
         lo, hi = self.sizes
         formulas = len({p.formula for p in self.pairs})
         reach = (
-            f"; at {natoms} atoms an extrapolation (fitted at {lo}-{hi})"
+            f"; at {natoms} atoms an extrapolation (fitted at {lo}-{hi}), not validated there"
             if natoms is not None and natoms > hi
             else f"; beyond {hi} atoms an extrapolation"
             if natoms is None
             else ""
         )
         return (
-            f"{self.gap_method} gap {self.shift_eV:+.2f} eV, fitted onto the {self.reference} on {len(self.pairs)} "
-            f"clusters of {lo}-{hi} atoms ({formulas} formulas); +-{self.window_eV:.2f} eV (its largest "
-            f"leave-one-formula-out error){reach}"
+            f"band = {self.gap_method} HOMO-LUMO gap {self.shift_eV:+.2f} eV (a constant shift fitted onto the "
+            f"{self.reference} of {len(self.pairs)} clusters of {lo}-{hi} atoms, {formulas} formulas; "
+            f"±{self.window_eV:.2f} eV, its largest leave-one-formula-out error){reach}"
         )
 
 

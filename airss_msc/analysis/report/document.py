@@ -567,6 +567,11 @@ def _site_line(analysis: Analysis) -> str | None:
     if not occ:
         return None
     element = occ[0].element
+    if not any(o.core_sites for o in occ):
+        return (
+            f"Sites: the {len(occ)} mixed compositions' lowest structures have no cation site with >= "
+            f"{CORE_COORDINATION} anion neighbours, so no core/cage preference of {element} can be read."
+        )
     on, expected = sum(o.on_core for o in occ), sum(o.expected_core for o in occ)
     few = [o for o in occ if len(o.mine) <= 3]
     first = "; ".join(f"{o.formula}: {o.on_core} of {len(o.mine)} on core sites" for o in few)
@@ -580,7 +585,7 @@ def _site_line(analysis: Analysis) -> str | None:
     return (
         f"Sites: summed over the {len(occ)} mixed compositions' lowest structures, {element} holds {on} core "
         f"(>= {CORE_COORDINATION}-coordinated) sites where a random deal would give {expected:.1f}: {lean}. "
-        f"Where {element} enters first ({first or 'none with 3 or fewer'})."
+        + (f"Where {element} enters first: {first}." if first else "")
     )
 
 
@@ -595,8 +600,8 @@ def _estimate_terms(analysis: Analysis, est: list[tuple[MixingPoint, Candidate]]
     assert m is not None
     natoms = max(len(c.row.result.symbols) for _, c in est if c.row.result is not None)
     return (
-        f"{m.describe(natoms)}; window +-{m.window_with(TDDFT_ERROR_EV):.2f} eV: that error and "
-        f"TDA-PBE0's +-{TDDFT_ERROR_EV:g} eV against experiment, in quadrature"
+        f"{m.describe(natoms)}; window ±{m.window_with(TDDFT_ERROR_EV):.2f} eV: that error and "
+        f"TDA-PBE0's ±{TDDFT_ERROR_EV:g} eV against experiment, in quadrature"
     )
 
 
@@ -621,7 +626,13 @@ def _estimate_verdict(analysis: Analysis, bands: list[Band]) -> str:
     est = [(p, c) for p, c in analysis.estimated_trend if any(band_applies(b, p.formula) for b in bands)]
     if not est or m is None:
         return ""
-    head = f"; by the {short_name(m.gap_method)}-gap estimate ({_estimate_terms(analysis, est)})"
+    lo_n, hi_n = m.sizes
+    natoms = max(len(c.row.result.symbols) for _, c in est if c.row.result is not None)
+    reach = f", an extrapolation at {natoms} atoms" if natoms > hi_n else ""
+    head = (
+        f"; by the {short_name(m.gap_method)}-gap estimate (a shift fitted on {lo_n}-{hi_n}-atom clusters{reach}; "
+        "Band trend below)"
+    )
     held = []
     for p, c in est:
         lo, hi = c.estimate_window_nm or (math.inf, -math.inf)
@@ -629,7 +640,7 @@ def _estimate_verdict(analysis: Analysis, bands: list[Band]) -> str:
         if names:
             held.append(f"{p.formula} {c.estimate_nm:.0f} nm, window includes {', '.join(names)}")
     if held:
-        return head + ": " + "; ".join(held)
+        return head + ": " + "; ".join(held) + " (near, not a match until a spectrum is computed)"
     return head + f": none of the {len(est)} estimated compositions' windows includes a band of its material"
 
 
@@ -709,10 +720,10 @@ def _dft_line(analysis: Analysis, pts: list, lowest: dict[str, RankedRow]) -> st
         return "No composition's lowest structure has a DFT energy here."
     return (
         "; ".join(
-            f"{short_name(m)} on {n} of {len(pts)} compositions' lowest (not all: the series is not ranked by it)"
+            f"{short_name(m)} single points exist for the lowest structure of {n} of {len(pts)} compositions"
             for m, n in sorted(covered.items())
         )
-        + "."
+        + f"; the series is ranked by {short_name(analysis.energy) if analysis.energy else 'the relaxing method'}."
     )
 
 
@@ -763,11 +774,9 @@ def _answer_line(analysis: Analysis) -> str:
             )
     stepwise = [(name, sum(f.delta_eV for f in found)) for name, step, found in analysis.reactions if step and found]
     if stepwise:
+        # the pathways come in pairs run both ways (each reverse has the opposite sign): name the favoured one
         name, total = min(stepwise, key=lambda t: t[1])
-        down = sum(t < 0 for _, t in stepwise)
-        parts.append(
-            f"{down} of {len(stepwise)} substitution pathways are downhill overall, the most '{name}' ({total:+.2f} eV)"
-        )
+        parts.append(f"the energies favour '{name}' ({total:+.2f} eV end to end)")
     for name, step, found in analysis.reactions:
         if not step and found:
             parts.append(f"'{name}': {sum(f.downhill for f in found)} of {len(found)} redistributions downhill")
@@ -778,8 +787,8 @@ def _answer_line(analysis: Analysis) -> str:
             + (
                 "DFT, itself not checked against experiment on these clusters"
                 if is_reference(energy)
-                else "not DFT; its error on reaction energies between compositions has not been measured (only on "
-                "isomers, next line), so a sign smaller than that error is not settled"
+                else "not DFT; its error on energies between compositions (mixing, reactions) has not been measured, "
+                "only on isomers (next line), so no sign here is established by it"
             )
         )
     return "Answer: " + "; ".join(parts) + "."
@@ -801,7 +810,7 @@ def series(analysis: Analysis, figures: dict) -> Section | None:
     lowest = {r.formula: r for r in analysis.rows if r.rank == 1 and r.result is not None}
     items = [
         _answer_line(analysis),
-        f"Energy: every number here is by {short_name(energy) if energy else 'the relaxing method'}"
+        f"Energy: every energy here is by {short_name(energy) if energy else 'the relaxing method'}"
         + (" (the validated ranking energy)" if energy and validated_energy(energy) else "")
         + (f"; its measured error: {error}" if error else "")
         + f". {_dft_line(analysis, pts, lowest)}",
@@ -813,7 +822,11 @@ def series(analysis: Analysis, figures: dict) -> Section | None:
         items.append(
             f"Mixing ({a}/{b}): {len(neg)} of {len(mixed)} mixed compositions lie below the line joining the end "
             f"members; the lowest mixing energy is {1000 * low.e_mix_per_atom:+.1f} meV/atom ({low.formula}); "
-            f"on the lower hull: {', '.join(p.formula for p in pts if p.formula in hull)}."
+            + (
+                f"all {len(pts)} compositions are on the lower hull."
+                if all(p.formula in hull for p in pts)
+                else f"on the lower hull: {', '.join(p.formula for p in pts if p.formula in hull)}."
+            )
             + (_within_error_line(low.e_mix_per_atom, size_class) if size_class else "")
         )
     for name, stepwise, found in analysis.reactions:
