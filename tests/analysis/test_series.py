@@ -141,6 +141,8 @@ def test_the_report_answers_the_series_first(tmp_path):
     assert "Zn13Se13 + CdSe -> Zn12CdSe13 + ZnSe | -0.300 | -0.300 | downhill" in md.replace("  ", " ")
     assert "-0.000" not in md
     assert "on the lower hull" in md and (out.parent / "mixing_energy.png").is_file()
+    # the (ZnSe)13 frame's cations are all 3-coordinated: no lean to the core can be read, and none is claimed
+    assert "no core/cage preference of Cd can be read" in md and "it leans to" not in md
     # the lowest mixing energy (-0.2 eV over 26 atoms) beside the ranking energy's error measured at 26-27 atoms,
     # not the small clusters' (whatever the packaged validation now says)
     from airss_msc.calc.engines import method_accuracy
