@@ -207,8 +207,8 @@ def test_the_series_studies_load_in_both_modes_with_frame_starts(name, monkeypat
         frame = next(m for m in fresh if m.name == "frame")
         assert all(Path(t).is_file() for t in frame.templates)
         parents = {Path(t).stem for t in frame.templates}
-        # cdtese13 also starts from the PBE-lowest (CdSe)13 frame (the (ZnSe)13 parent's, as CdSe)
-        cdtese = {"Cd13Se13", "Cd13Te13", "Cd13Se13_znse_frame"}
+        # cdtese13 also starts from the PBE-lowest (CdSe)13 and (CdTe)13 frames (the (ZnSe)13 parent's)
+        cdtese = {"Cd13Se13", "Cd13Te13", "Cd13Se13_znse_frame", "Cd13Te13_znse_frame"}
         assert parents == (cdtese if name == "cdtese13" else {"Zn13Se13", "Cd13Se13"})
         assert frame.applies(["Cd"] * 13 + ["Se"] * 6 + ["Te"] * 7)  # 13 cation and 13 anion sites
         spectra = [s for s in study.steps if s.do == "spectrum"]
