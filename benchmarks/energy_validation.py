@@ -74,6 +74,7 @@ ROBUST_CACHE = paths.ROBUSTNESS_CD13SE13
 OUT = paths.OUT / "energy_validation.md"
 
 PBE_METHOD = "pyscf:PBE/def2-SVP"
+REFERENCE_LABEL = "PBE/def2-SVP"  # how the packaged errors name the reference in words
 MAIN_GEOMETRY = "chgnet:0.3.0"
 GFN1 = "tblite:GFN1-xTB"
 ENGINES = ["chgnet:0.3.0", "chgnet:r2scan", "sevennet:7net-0", GFN1, "tblite:GFN2-xTB", "xtb:GFN-FF"]
@@ -414,6 +415,11 @@ def rank_stats(e_ref: list[float], e_m: list[float], natoms: int) -> dict:
     }
 
 
+def in_size_class(formulas: list[str], by_formula: dict[str, list[Atoms]], lo: int, hi: int) -> list[str]:
+    """The ``formulas`` whose clusters have ``lo``..``hi`` atoms (one size class)."""
+    return [f for f in formulas if lo <= len(by_formula[f][0]) <= hi]
+
+
 #: Refinement depths measured: the reference's lowest among a method's k lowest, k = 1..5.
 TOP_K = (1, 2, 3, 4, 5)
 
@@ -442,7 +448,7 @@ def protocol_verdict(
     if ranking not in per_engine:
         return []
     for label, (lo, hi) in reversed(list(SIZE_CLASSES.items())):
-        in_class = [f for f in formulas if lo <= len(by_formula[f][0]) <= hi]
+        in_class = in_size_class(formulas, by_formula, lo, hi)
         if not in_class:
             continue
         s_ = summarise({f: per_engine[ranking].get(f) for f in in_class})
@@ -587,7 +593,7 @@ def accuracy_records(measured: Measured, methods: list[str]) -> list[dict]:
     for m in methods:
         classes = []
         for label, (lo, hi) in SIZE_CLASSES.items():
-            in_class = [f for f in measured.formulas if lo <= len(measured.by_formula[f][0]) <= hi]
+            in_class = in_size_class(measured.formulas, measured.by_formula, lo, hi)
             s_ = summarise({f: measured.per_engine[m].get(f) for f in in_class})
             if not s_["formulas"] or not np.isfinite(s_["spearman_median"]):
                 continue
@@ -623,7 +629,7 @@ def write_errors(records: list[dict], path=paths.MEASURED_ERRORS) -> None:
         f"# Written by `python -m benchmarks.energy_validation --write-errors` at commit {git_commit()}",
         "# from benchmarks/reference/*.jsonl: do not edit by hand (a test fails when it goes stale).",
         f"reference = {toml_value(PBE_METHOD)}",
-        f"reference_label = {toml_value('PBE/def2-SVP')}",
+        f"reference_label = {toml_value(REFERENCE_LABEL)}",
         f"geometries = {toml_value(SHORT[MAIN_GEOMETRY])}",
         f"min_per_formula = {MIN_PER_FORMULA}",
     ]
@@ -637,6 +643,14 @@ def write_errors(records: list[dict], path=paths.MEASURED_ERRORS) -> None:
 
 README_START = "<!-- measured-errors: written by python -m benchmarks.energy_validation --write-errors -->"
 README_END = "<!-- /measured-errors -->"
+
+
+def accuracies(records: list[dict]) -> dict:
+    """``records`` (:func:`accuracy_records`) as the library reads them from the packaged file
+    (``accuracy.Accuracy`` by method, the ``same_model`` twins included)."""
+    from airss_msc.calc.engines.accuracy import parse_accuracies
+
+    return parse_accuracies({"reference_label": REFERENCE_LABEL, "geometries": SHORT[MAIN_GEOMETRY], "method": records})
 
 
 def errors_table_lines(records: dict) -> list[str]:
@@ -882,8 +896,8 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     ]
     rows = []
     for label, (lo, hi) in SIZE_CLASSES.items():
-        in_class = [f for f in formulas if lo <= len(by_formula[f][0]) <= hi]
-        n_pbe = sum(len(by_formula[f]) for f in by_formula if lo <= len(by_formula[f][0]) <= hi)
+        in_class = in_size_class(formulas, by_formula, lo, hi)
+        n_pbe = sum(len(by_formula[f]) for f in in_size_class(list(by_formula), by_formula, lo, hi))
         if not in_class:
             rows.append([label, "0", f"PBE points so far: {n_pbe}; no formula with {MIN_PER_FORMULA} yet"] + ["-"] * 5)
             continue
@@ -919,7 +933,7 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
     if all(m in per_engine for m in union):
         cells = []
         for label, (lo, hi) in SIZE_CLASSES.items():
-            in_class = [f for f in formulas if lo <= len(by_formula[f][0]) <= hi]
+            in_class = in_size_class(formulas, by_formula, lo, hi)
             ranks = [
                 min(per_engine[m][f]["lowest_rank"] for m in union)
                 for f in in_class
@@ -1235,10 +1249,10 @@ def main(argv=None) -> int:
     if args.write_errors:
         pbe, _ = pbe_energies(images)
         sps = sp_cache()
-        write_errors(accuracy_records(measure(images, measured_methods(sps), pbe, sps), measured_methods(sps)))
-        from airss_msc.calc.engines.accuracy import parse_accuracies, tomllib
-
-        write_readme_table(parse_accuracies(tomllib.loads(paths.MEASURED_ERRORS.read_text(encoding="utf-8"))))
+        cached = measured_methods(sps)
+        records = accuracy_records(measure(images, cached, pbe, sps), cached)
+        write_errors(records)
+        write_readme_table(accuracies(records))
         log(f"wrote {paths.MEASURED_ERRORS} and the README's table of it")
     if not args.no_report:
         lines = report(images, methods)

@@ -506,7 +506,7 @@ class Bench:
                 settings,
                 range(1, repeats + 1),
                 lambda seed, tally, s=strategy, g=generate, t=tag: run_airss(
-                    sys_, s, g, 2000 + seed, tally, self.work, keep_db=self.work / "big" / f"{BIG}_{t}_{seed}.db"
+                    sys_, s, g, 2000 + seed, tally, self.work, keep_db=self.big_db(t, seed)
                 ),
                 lambda: sys_.tally(None, None, BIG_RELAXATIONS),
                 say=self.say,
@@ -517,6 +517,10 @@ class Bench:
         self.big_frame_found()
         self.big_compare()
 
+    def big_db(self, tag: str, seed: int) -> Path:
+        """Where a 500-relaxation run keeps its database (in the work folder, not committed)."""
+        return self.work / "big" / f"{BIG}_{tag}_{seed}.db"
+
     def big_frame_found(self) -> None:
         """Per finished 500-relaxation run whose database is still in the work folder: the first
         relaxation whose minimum is the PBE-lowest (CdSe)13 frame (same structure, RMSD <= 0.15 A),
@@ -526,7 +530,7 @@ class Bench:
         frame = read(PARENTS / BIG_COMMITTED[BIG_PBE_LOWEST])
         for r in [r for r in self.store.runs.values() if r["case"] == BIG and r.get("best_positions")]:
             key = RunStore.key(BIG, "PBE-lowest frame found", r["tag"], r["seed"])
-            db_path = self.work / "big" / f"{BIG}_{r['tag']}_{r['seed']}.db"
+            db_path = self.big_db(r["tag"], r["seed"])
             if self.store.get(key) or not db_path.exists():
                 continue
             with ResultsDB(db_path) as db:

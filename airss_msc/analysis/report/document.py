@@ -594,13 +594,17 @@ def _window_text(c: Candidate) -> str:
     return f"{lo:.0f}-{hi:.0f} nm" if math.isfinite(hi) else f">= {lo:.0f} nm, no long-wavelength bound"
 
 
+def _largest(est: list[tuple[MixingPoint, Candidate]]) -> int:
+    """Atoms in the largest cluster of ``est`` (how far the gap map is applied)."""
+    return max(len(c.row.result.symbols) for _, c in est if c.row.result is not None)
+
+
 def _estimate_terms(analysis: Analysis, est: list[tuple[MixingPoint, Candidate]]) -> str:
     """How the estimates of ``est`` were made and how wide their windows are, in words."""
     m = analysis.gap_map
     assert m is not None
-    natoms = max(len(c.row.result.symbols) for _, c in est if c.row.result is not None)
     return (
-        f"{m.describe(natoms)}; window ±{m.window_with(TDDFT_ERROR_EV):.2f} eV: that error and "
+        f"{m.describe(_largest(est))}; window ±{m.window_with(TDDFT_ERROR_EV):.2f} eV: that error and "
         f"TDA-PBE0's ±{TDDFT_ERROR_EV:g} eV against experiment, in quadrature"
     )
 
@@ -627,7 +631,7 @@ def _estimate_verdict(analysis: Analysis, bands: list[Band]) -> str:
     if not est or m is None:
         return ""
     lo_n, hi_n = m.sizes
-    natoms = max(len(c.row.result.symbols) for _, c in est if c.row.result is not None)
+    natoms = _largest(est)
     reach = f", an extrapolation at {natoms} atoms" if natoms > hi_n else ""
     head = (
         f"; by the {short_name(m.gap_method)}-gap estimate (a shift fitted on {lo_n}-{hi_n}-atom clusters{reach}; "
@@ -804,7 +808,7 @@ def series(analysis: Analysis, figures: dict) -> Section | None:
     pts = sorted(analysis.mixing, key=lambda p: p.x)
     natoms = max(p.n_atoms for p in pts)
     error = measured_error(energy, natoms) if energy else None
-    measured = method_accuracy(energy) if energy and not is_reference(energy) else None
+    measured = method_accuracy(energy)  # None for the reference itself: nothing to put beside it
     size_class = measured.at(natoms) if measured else None
     hull = _hull_formulas(analysis)
     lowest = {r.formula: r for r in analysis.rows if r.rank == 1 and r.result is not None}

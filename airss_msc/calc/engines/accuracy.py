@@ -75,11 +75,15 @@ class Accuracy:
         """The size class holding ``natoms`` atoms (None: no class measured there)."""
         return next((c for c in self.classes if c.min_atoms <= natoms <= c.max_atoms), None)
 
+    def _subject(self) -> str:
+        return f"{self.label} single points on {self.geometries} geometries against {self.reference}" + (
+            f" (measured as {self.measured_as}, the same model)" if self.measured_as else ""
+        )
+
     def describe(self) -> str:
         """The whole record in words, the way reports state a number's error."""
         text = (
-            f"{self.label} single points on {self.geometries} geometries against {self.reference}"
-            + (f" (measured as {self.measured_as}, the same model)" if self.measured_as else "")
+            self._subject()
             + f", by size class (median Spearman over formulas, {self.reference}'s lowest ranked first, mean "
             "absolute error of relative isomer energies): "
             + ("; ".join(c.words() for c in self.classes) or "no size class measured")
@@ -94,15 +98,14 @@ class Accuracy:
         c = self.at(natoms)
         if c is None:
             return self.describe()
+        depth = c.depth()
         return (
-            f"{self.label} single points on {self.geometries} geometries against {self.reference}"
-            + (f" (measured as {self.measured_as}, the same model)" if self.measured_as else "")
-            + f" at {c.label} ({c.formulas} formula{'s' if c.formulas != 1 else ''}): median Spearman "
+            self._subject() + f" at {c.label} ({c.formulas} formula{'s' if c.formulas != 1 else ''}): median Spearman "
             f"{c.spearman_median:.2f}, {self.reference}'s lowest ranked first in {c.lowest_first}/{c.formulas}, "
             f"mean absolute error of relative isomer energies {c.mae_meV_per_atom:.1f} meV/atom"
             + (
-                f", {self.reference}'s lowest among its {c.depth()} lowest in every formula"
-                if c.depth() not in (None, 1)
+                f", {self.reference}'s lowest among its {depth} lowest in every formula"
+                if depth not in (None, 1)
                 else ""
             )
             + " (BENCHMARKS.md)"

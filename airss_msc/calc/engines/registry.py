@@ -160,7 +160,7 @@ def measured_error(method: str | Method | None, natoms: int | None = None) -> st
     record = method_accuracy(method)
     if record is None:
         return None
-    return record.describe_at(natoms) if natoms is not None and record.at(natoms) else record.describe()
+    return record.describe() if natoms is None else record.describe_at(natoms)
 
 
 def is_reference(method: str | Method | None) -> bool:
