@@ -29,6 +29,7 @@ SECTIONS = [
     ("capping", ["capping.md"]),
     ("capped_excitations", ["capped_excitations.md"]),
     ("energy", ["energy_validation.md"]),
+    ("fitted", ["fitted_correction.md"]),
     ("lj", ["search_efficiency.md"]),
     ("lj38", ["search_efficiency_lj38.md"]),
     ("landscape", ["search_landscape.md"]),

@@ -16,13 +16,15 @@ Models compared (``MODELS``):
 Validation (nothing of a held-out formula is seen by its fit, neither its CHGNet- nor its GFN1-geometry
 structures): leave one formula out over the formulas with >= 3 PBE energies on CHGNet geometries (the
 ranking set of ``energy_validation.py``, same metrics: Spearman, Kendall, MAE of relative energies in
-meV/atom, PBE's lowest ranked first); and a whole size class held out: fit on 4-8 atoms, predict the
-11-atom formulas and the 26-atom pairs.
+meV/atom, PBE's lowest ranked first); and whole size classes held out: fit on 4-8 atoms, predict the
+9-16-atom formulas; fit on 4-16 atoms, predict the 26-27-atom formulas (the largest class, the (MX)13
+cores, with >= 3 PBE points each) and the energy gap of any 26-27-atom formula with only two.
 
 Decision rule, fixed before the numbers were seen: a fitted model is registered only if, on the held-out
 formulas, its median Spearman is higher than every shipped model's and PBE's lowest is ranked first in at
 least as many formulas as by any shipped model, and on the held-out 11-atom class its median Spearman and
-lowest-first count are not below the best shipped model's.
+lowest-first count are not below the best shipped model's. The 26-27-atom hold-out came later (when
+that class first had three ranked formulas) and is reported beside each verdict, not folded into the rule.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.fitted_correction            # computes missing single points
     .venv/bin/python -m benchmarks.fitted_correction --no-compute                  # tables from what exists
@@ -80,7 +82,9 @@ SHORT = {
 COMPUTE = [SEVENNET, GFN1, GFN2]
 MIN_PER_FORMULA = 3
 PBE_GAP_FLOOR = 0.01  # as energy_validation.py: a PBE point with a smaller gap is not the ground state
-SMALL = (4, 8)  # the training size class of the size hold-out
+SMALL = (4, 8)  # the training size class of the first size hold-out (predicts MID)
+MID = (9, 16)
+BIG_FROM = 20  # the (MX)13 class; the second size hold-out trains on everything below it
 RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 #: contact counts per atom whose spread (standard deviation over the centred training data) is below this
 #: are left out of a fit
@@ -444,11 +448,19 @@ def lofo(points: Sequence[Point], model: Model, formulas: Sequence[str]) -> tupl
     return per, fits
 
 
+def size_holdout(
+    points: Sequence[Point], model: Model, train: Callable[[int], bool], formulas: Sequence[str]
+) -> tuple[Fit, dict[str, dict | None]]:
+    """Fit on the points whose atom count passes ``train``; rank metrics of each held-out formula."""
+    ft = fit([p for p in points if train(p.natoms)], model)
+    return ft, {f: evaluate(ft, [p for p in points if p.formula == f and p.main]) for f in formulas}
+
+
 def pair_gaps(points: Sequence[Point]) -> dict[str, tuple[Point, Point]]:
-    """Formulas of >= 20 atoms with exactly two main-set PBE points: (parent-or-first, second)."""
+    """Formulas of >= ``BIG_FROM`` atoms with exactly two main-set PBE points: (parent-or-first, second)."""
     groups: dict[str, list[Point]] = defaultdict(list)
     for p in points:
-        if p.main and p.natoms >= 20:
+        if p.main and p.natoms >= BIG_FROM:
             groups[p.formula].append(p)
     out = {}
     for f, g in groups.items():
@@ -464,8 +476,8 @@ def run(compute: bool) -> list[str]:
     formulas = eval_formulas(points)
     size = {p.formula: p.natoms for p in points}
     small = [f for f in formulas if SMALL[0] <= size[f] <= SMALL[1]]
-    mid = [f for f in formulas if 9 <= size[f] <= 16]
-    big = [f for f in formulas if size[f] >= 20]
+    mid = [f for f in formulas if MID[0] <= size[f] <= MID[1]]
+    big = [f for f in formulas if size[f] >= BIG_FROM]
     pairs = pair_gaps(points)
     n_main = {f: sum(p.main and p.formula == f for p in points) for f in size}
     from benchmarks.provenance import git_commit
@@ -502,10 +514,18 @@ def run(compute: bool) -> list[str]:
     results: dict[str, dict] = {}
     for model in MODELS:
         per, fits = lofo(points, model, formulas)
-        sz_fit = fit([p for p in points if SMALL[0] <= p.natoms <= SMALL[1]], model)
-        sz = {f: evaluate(sz_fit, [p for p in points if p.formula == f and p.main]) for f in mid + big}
+        _, sz = size_holdout(points, model, lambda n: SMALL[0] <= n <= SMALL[1], mid)
+        below_big, bg = size_holdout(points, model, lambda n: n < BIG_FROM, big)
         full = fit(points, model)
-        results[model.label] = {"model": model, "lofo": per, "fits": fits, "size_fit": sz_fit, "size": sz, "full": full}
+        results[model.label] = {
+            "model": model,
+            "lofo": per,
+            "fits": fits,
+            "size": sz,
+            "below_big_fit": below_big,
+            "big": bg,
+            "full": full,
+        }
 
     # --- leave one formula out: summary
     lines += ["## Leave one formula out (each formula predicted by a fit that never saw it)", ""]
@@ -571,38 +591,57 @@ def run(compute: bool) -> list[str]:
     lines += table(["formula", "n"] + list(results), rows)
     lines += [""]
 
-    # --- size class held out
-    lines += [f"## Size class held out: fit on {SMALL[0]}-{SMALL[1]} atoms, predict the larger clusters", ""]
+    # --- size classes held out
+    def cell(v: dict | None) -> str:
+        if not v:
+            return "-"
+        return f"{fmt(v['spearman'])} / {fmt(v['kendall'])} / {fmt(v['mae'], 0)}{' *' if v['first'] else ''}"
+
+    def n_of(f: str) -> int:
+        return sum(p.main and p.formula == f for p in points)
+
+    lines += [
+        f"## Size class held out: fit on {SMALL[0]}-{SMALL[1]} atoms, predict the {MID[0]}-{MID[1]}-atom formulas",
+        "",
+    ]
     rows = []
     for label, r in results.items():
         s = summarise({f: r["size"][f] for f in mid})
-        cells = [
-            label,
-            fmt(s["spearman_median"]),
-            fmt(s["kendall_median"]),
-            fmt(s["mae_mean"], 1),
-            f"{s['first']}/{s['formulas']}",
+        cells = [label, fmt(s["spearman_median"]), fmt(s["kendall_median"]), fmt(s["mae_mean"], 1)]
+        rows.append(cells + [f"{s['first']}/{s['formulas']}"] + [cell(r["size"][f]) for f in mid])
+    lines += table(
+        [
+            "model",
+            f"{MID[0]}-{MID[1]} atoms Spearman median",
+            "Kendall median",
+            "MAE meV/atom",
+            "PBE lowest first",
         ]
-        for f in mid:
-            v = r["size"][f]
-            cells.append(
-                f"{fmt(v['spearman'])} / {fmt(v['kendall'])} / {fmt(v['mae'], 0)}{' *' if v['first'] else ''}"
-                if v
-                else "-"
-            )
-        for f, (a, b) in sorted(pairs.items()):
-            gaps = []
-            for ft in (r["size_fit"], fit([p for p in points if p.formula != f], r["model"])):
-                if ft.model.usable(a) and ft.model.usable(b):
-                    d, d_pbe = ft.predict(b) - ft.predict(a), b.pbe - a.pbe
-                    gaps.append(fmt(d) + ("" if np.sign(d) == np.sign(d_pbe) else " (x)"))
-                else:
-                    gaps.append("-")
-            cells.append(" / ".join(gaps) if r["model"].fit else gaps[0])
+        + [f"{f} (n={n_of(f)})" for f in mid],
+        rows,
+    )
+    lines += ["", "Cells per formula: Spearman / Kendall / MAE meV/atom, * = PBE's lowest first.", ""]
+
+    lines += [
+        f"## Largest class held out: fit on every formula below {BIG_FROM} atoms, predict the (MX)13-size formulas",
+        "",
+    ]
+    rows = []
+    for label, r in results.items():
+        s = summarise(r["big"])
+        cells = [label, fmt(s["spearman_median"]), fmt(s["kendall_median"]), fmt(s["mae_mean"], 1)]
+        cells += [f"{s['first']}/{s['formulas']}"] + [cell(r["big"][f]) for f in big]
+        for _f, (a, b) in sorted(pairs.items()):
+            ft = r["below_big_fit"]
+            if ft.model.usable(a) and ft.model.usable(b):
+                d = ft.predict(b) - ft.predict(a)
+                cells.append(fmt(d) + ("" if np.sign(d) == np.sign(b.pbe - a.pbe) else " (x)"))
+            else:
+                cells.append("-")
         rows.append(cells)
     lines += table(
-        ["model", "9-16 atoms Spearman median", "Kendall median", "MAE meV/atom", "PBE lowest first"]
-        + [f"{f} (n={sum(p.main and p.formula == f for p in points)})" for f in mid]
+        ["model", f">= {BIG_FROM} atoms Spearman median", "Kendall median", "MAE meV/atom", "PBE lowest first"]
+        + [f"{f} (n={n_of(f)})" for f in big]
         + [
             f"{f}: E({b.name.split('-', 1)[1]}) - E({a.name.split('-', 1)[1]}) eV, PBE {fmt(b.pbe - a.pbe)}"
             for f, (a, b) in sorted(pairs.items())
@@ -611,13 +650,14 @@ def run(compute: bool) -> list[str]:
     )
     lines += [
         "",
-        "Cells per formula: Spearman / Kendall / MAE meV/atom, * = PBE's lowest first. Pair columns: the "
-        "energy gap of the two 26-atom isomers predicted by the 4-8-atom fit / by the fit on every other formula "
-        "(4-11 atoms; a shipped engine: its own gap); (x): the opposite sign to PBE's."
-        + (
-            f" Formulas of >= 20 atoms with >= 3 PBE points: {big}."
-            if big
-            else " No formula of >= 20 atoms has 3 PBE points yet."
+        (
+            "Cells as above. Pair columns (formulas with only two PBE points): the predicted energy gap of the two "
+            "isomers, (x) = the opposite sign to PBE's. Shipped engines: their own numbers. "
+            + (
+                f"{len(big)} formulas of >= {BIG_FROM} atoms with >= {MIN_PER_FORMULA} PBE points."
+                if big
+                else f"No formula of >= {BIG_FROM} atoms has {MIN_PER_FORMULA} PBE points yet."
+            )
         ),
         "",
     ]
@@ -647,12 +687,15 @@ def run(compute: bool) -> list[str]:
     best_first = max(summarise(r["lofo"])["first"] for r in shipped)
     best_mid_sp = max(summarise({f: r["size"][f] for f in mid})["spearman_median"] for r in shipped)
     best_mid_first = max(summarise({f: r["size"][f] for f in mid})["first"] for r in shipped)
+    big_sp = [summarise(r["big"])["spearman_median"] for r in shipped]
+    best_big_sp = max((x for x in big_sp if np.isfinite(x)), default=float("nan"))
+    best_big_first = max(summarise(r["big"])["first"] for r in shipped)
     winners = []
     verdicts = []
     for label, r in results.items():
         if not r["model"].fit:
             continue
-        s, m = summarise(r["lofo"]), summarise({f: r["size"][f] for f in mid})
+        s, m, g = summarise(r["lofo"]), summarise({f: r["size"][f] for f in mid}), summarise(r["big"])
         ok = (
             s["spearman_median"] > best_sp
             and s["first"] >= best_first
@@ -664,6 +707,12 @@ def run(compute: bool) -> list[str]:
             f"{fmt(best_sp)}), lowest first {s['first']} (best shipped {best_first}), 9-16 atoms from the "
             f"4-8-atom fit {fmt(m['spearman_median'])} / {m['first']} (best shipped {fmt(best_mid_sp)} / "
             f"{best_mid_first}): {'WINS' if ok else 'does not win'}"
+            + (
+                f"; beside the rule, {BIG_FROM}+ atoms from the fit below them {fmt(g['spearman_median'])} / "
+                f"{g['first']} (best shipped {fmt(best_big_sp)} / {best_big_first})"
+                if big
+                else ""
+            )
         )
         if ok:
             winners.append(label)

@@ -110,3 +110,18 @@ def test_rank_stats_match_the_definition():
     assert s["spearman"] == pytest.approx(0.5) and s["first"]
     # relative energies per atom in meV: PBE 0, 500, 1000; model 0, 1100, 550
     assert s["mae"] == pytest.approx((0 + 600 + 450) / 3)
+
+
+def test_the_largest_class_held_out_is_predicted_by_a_fit_that_never_saw_it():
+    """A 26-atom formula whose 'PBE' energies contradict the small clusters' law leaves the fit trained
+    below BIG_FROM at that law (exact coefficients) and is scored as ranked by it (reversed order)."""
+    points = synthetic()
+    for i in range(4):
+        ea, eb = -80.0 + 0.3 * i, -80.0 - 0.1 * i
+        points.append(fc.Point(f"F26-{i}", "F26", 26, fc.MAIN_GEOMETRY, -(1.2 * ea + 0.3 * eb), {A: ea, B: eb}, {}, {}))
+    blend = fc.Model("blend", (A, B))
+    ft, per = fc.size_holdout(points, blend, lambda n: n < fc.BIG_FROM, ["F26"])
+    assert ft.coef_engines == pytest.approx([1.2, 0.3], abs=1e-9)
+    assert per["F26"] is not None and per["F26"]["spearman"] == pytest.approx(-1.0) and not per["F26"]["first"]
+    everything = fc.fit(points, blend)
+    assert not np.allclose(everything.coef_engines, [1.2, 0.3])
