@@ -56,3 +56,6 @@ CLAIMS = WORK / "claims"
 #: compute_reference.py's SCF checkpoints (the density of the last cycle), one per single point in
 #: progress: a killed 26-atom point resumes at the cycle it reached, not from the atomic guess
 SCF_CHECKPOINTS = WORK / "scf"
+#: excitation_validation.py --large: progress files of the 26-atom TDA runs (converged ground state,
+#: Davidson vectors), so a killed run of hours resumes (airss_msc.calc.engines.pyscf.ExcitationCheckpoint)
+TDA_CHECKPOINTS = WORK / "tda"

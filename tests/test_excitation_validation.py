@@ -169,6 +169,27 @@ def test_the_gap_map_is_applied_to_the_larger_structures_with_its_leave_one_out_
     # 2.2 eV is 564 nm, 2.5 and 1.9 eV 496 and 653 nm; the CdSe bands of bands.toml beside it, no other material's
     assert "| 26 | 1 | 1.000 | 2.200 | 564 (496-653) | CdSe: " in line and "415" in line and "299" not in line
     assert "above 8 atoms" not in ev.report(rows, larger=[])
+    assert "No TDA-PBE0 above 8 atoms exists here yet" in text
+
+
+def test_a_large_tda_pbe0_line_tests_the_gap_map_and_stays_out_of_its_fit() -> None:
+    rows = []
+    for name, gap in [("Cd2Se2-ring", 0.7), ("ZnCdSe2-ring", 0.9), ("Cd3Se3-ring", 1.6)]:
+        rows += [
+            _line(name, ev.TDA_PBE, ev.STATES, first_bright_eV=gap + 0.5, first_bright_f=0.1, ground_gap_eV=gap),
+            _line(name, ev.REFERENCE_METHOD, ev.STATES, first_bright_eV=gap + 1.2, first_bright_f=0.1),
+        ]
+    # a 26-atom TDA-PBE0 far off the small clusters' law (gap 1.0 + 1.2 would be 2.2 eV): if it entered
+    # the fit, the shift would move off +1.200
+    big = _line("Cd13Se13-parent", ev.REFERENCE_METHOD, ev.LARGE_STATES, first_bright_eV=2.9, first_bright_f=0.05)
+    big.update(natoms=26, formula="Cd13Se13", ground_gap_eV=1.0)
+    larger = [{"name": "Cd13Se13-parent", "formula": "Cd13Se13", "natoms": 26, "gap": 1.0, "rank": 0}]
+    text = ev.report([*rows, big], larger=larger)
+    assert "PBE gap +1.200 eV" in text and "tests the map on 1 structure(s)" in text
+    line = next(x for x in text.splitlines() if x.startswith("| Cd13Se13-parent"))
+    # 2.9 eV is 428 nm; the estimate 2.2 eV is 0.7 eV below it
+    assert line.endswith("| 2.900 (0.050), 428 | -0.700 |")
+    assert ev.gap_map(ev.table_rows(ev.small_rows([*rows, big]))).shift_eV == pytest.approx(1.2)
 
 
 def test_the_written_gap_map_reads_back_as_the_same_map(tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ class RowTask:
     nstates: int = 0
     ligand: str = ""
     sites: str = "auto"
+    #: path stem of an excitation run's progress files (empty: none), see ``excite``
+    checkpoint: str = ""
 
     def atoms(self) -> Atoms:
         atoms = Atoms(list(self.symbols), positions=self.positions)
@@ -141,7 +143,7 @@ def _run_row(task: RowTask) -> SinglePoint | Result | Excitations:
             )
         return relax_structure(start, task.relax)
     if task.nstates:
-        return excite(task.atoms(), task.method, task.nstates)
+        return excite(task.atoms(), task.method, task.nstates, checkpoint=task.checkpoint or None)
     if task.relax is not None:
         return relax_structure(task.atoms(), task.relax)
     return single_point(task.atoms(), task.method, task.electronic_temperature)
@@ -230,6 +232,11 @@ def _failed(task: RowTask, message: str) -> SinglePoint | Excitations:
     if task.nstates:
         return Excitations(task.method, np.zeros(0), np.zeros(0), JobStatus.ERROR, message)
     return SinglePoint(task.method, None, None, JobStatus.ERROR, message)
+
+
+def excitation_checkpoint(db_path: str, method: str, nstates: int, row: int) -> str:
+    """The path stem of one row's excitation progress files: in ``<db>.work/`` beside the database."""
+    return f"{db_path}.work/excite-{method_key(method)}-{int(nstates)}states-row{int(row)}"
 
 
 def _task(
@@ -367,6 +374,8 @@ def run_rows(
             refined = {(r.provenance.get("refined_from"), r.method) for r in results}
             pending = [r for r in chosen if (r.id, method) not in refined]
         tasks = [_task(r, method, relax, electronic_temperature, nstates, ligand, sites) for r in pending]
+        if nstates:  # hours each at 26 atoms: a killed run (walltime, Ctrl-C) resumes from its files
+            tasks = [replace(t, checkpoint=excitation_checkpoint(db_path, method, nstates, t.row)) for t in tasks]
         pending_ids = {r.id for r in pending}
         failures = _stored_failures(
             [r for r in chosen if r.id not in pending_ids], results, method, ligand=ligand, nstates=nstates, relax=relax

@@ -1,4 +1,5 @@
-"""A killed DFT single point resumes from the density of its last SCF cycle (SCFCheckpoint)."""
+"""A killed DFT single point resumes from the density of its last SCF cycle (SCFCheckpoint), a killed
+TDA run from its converged ground state and last saved Davidson vectors (ExcitationCheckpoint)."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,9 @@ from ase import Atoms
 from airss_msc.calc.engines.pyscf import SCFCheckpoint, build_molecule
 
 DIMER = Atoms("CdSe", positions=[[0, 0, 0], [2.45, 0.1, 0.05]])
+#: the CHGNet Cd2Se2 ring of the reference set: closed shell, PBE gap 0.74 eV, plain DIIS converges (the
+#: dimer's PBE ground state is a UKS one, whose Davidson vectors are not saved)
+RING = Atoms("CdSeCdSe", positions=[[1.5533, 0, 0], [0, 2.0396, 0], [-1.5531, 0, 0], [0, -2.0395, 0]])
 
 
 def _key(positions, xc="pbe"):
@@ -88,3 +92,44 @@ def test_an_interrupted_scf_resumes_from_its_checkpoint_to_the_same_energy(tmp_p
     assert saves[0] == (rung, cycles + 1)  # it went on from the saved rung and density, counting on
     assert len(saves) < fresh_cycles
     assert not path.exists()  # converged: the checkpoint is gone
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_an_interrupted_tda_run_resumes_from_its_saved_vectors_to_the_same_states(tmp_path, monkeypatch):
+    """A checkpointed TDA run killed after its Davidson's first product resumes from the saved ground
+    state and Ritz vectors, gives the states of an uninterrupted run, and leaves no files behind."""
+    import airss_msc.calc.engines.pyscf as engine
+    from airss_msc.calc.excite import excite
+
+    monkeypatch.setattr(engine, "TDA_SAVE_EVERY_S", 0.0)  # save the vectors after every product
+    plain = excite(RING, "pyscf:TDA-PBE/def2-SVP", 3)
+    assert plain.status == "done"
+
+    saves: list[int] = []
+    original_save = engine.ExcitationCheckpoint.save
+
+    def killed_after_first_vectors(self, dm, vectors=None, iterations=0):
+        original_save(self, dm, vectors, iterations)
+        saves.append(int(iterations))
+        if vectors is not None:
+            raise KeyboardInterrupt  # as a kill right after the first save of vectors
+
+    stem = tmp_path / "work" / "Cd2Se2-tda"
+    monkeypatch.setattr(engine.ExcitationCheckpoint, "save", killed_after_first_vectors)
+    with pytest.raises(KeyboardInterrupt):
+        engine.PySCFEngine().excitations("TDA-PBE/def2-SVP", RING, 3, checkpoint=stem)
+    assert saves == [0, 1]  # the converged ground state, then the Ritz vectors after one product
+    assert (tmp_path / "work" / "Cd2Se2-tda.tda.npz").exists()
+    monkeypatch.setattr(engine.ExcitationCheckpoint, "save", original_save)
+
+    lines: list[str] = []
+    resumed = excite(RING, "pyscf:TDA-PBE/def2-SVP", 3, log=lines.append, checkpoint=stem)
+    assert resumed.status == "done"
+    assert any("SCF starts from its converged density" in line for line in lines)
+    assert any("Davidson resumed" in line and "after 1 products" in line for line in lines)
+    assert resumed.ground_energy_eV == pytest.approx(plain.ground_energy_eV, abs=1e-5), (plain.message, resumed.message)
+    # to the Davidson's tolerance (0.1 meV apart here: the resumed SCF's orbitals differ within 1e-8 Ha)
+    assert np.allclose(resumed.energies_eV, plain.energies_eV, atol=1e-3)  # eV
+    assert np.allclose(resumed.oscillator_strengths, plain.oscillator_strengths, atol=1e-3)
+    assert not any((tmp_path / "work").iterdir())  # done: both progress files are gone

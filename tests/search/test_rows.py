@@ -55,6 +55,9 @@ def test_spectrum_stores_excitations_and_the_report_shows_them(cd2se2_db, run_cl
     # the ground state under the excitations is kept as a PBE0 single point (no second SCF for it)
     assert exc.ground_method == "pyscf:PBE0/def2-SVP" and row.energies[exc.ground_method] == exc.ground_energy_eV
     assert row.gaps[exc.ground_method] > 0.5 and exc.energies_eV[0] > 0.5 * row.gaps[exc.ground_method]
+    # the run kept its progress beside the database (a killed one resumes) and removed it when done
+    work = cd2se2_db.parent / f"{cd2se2_db.name}.work"
+    assert work.is_dir() and not any(work.iterdir())
     code, _out, err = run_cli("report", cd2se2_db, "-o", tmp_path / "rep")
     assert code == 0, err
     md = (tmp_path / "rep" / "report.md").read_text()

@@ -11,6 +11,7 @@ factory on purpose, so listing or parsing methods stays cheap.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -155,10 +156,14 @@ class Engine:
     def _calculator(self, model: str, **parameters: Any) -> Calculator:
         raise NotImplementedError
 
-    def excitations(self, model: str, atoms: Atoms, nstates: int) -> ExcitedStates:
+    def excitations(
+        self, model: str, atoms: Atoms, nstates: int, checkpoint: str | os.PathLike[str] | None = None
+    ) -> ExcitedStates:
         """Vertical excitations, lowest first, and the ground state they were computed on.
 
-        Only engines whose capabilities say ``excitations`` implement it.
+        Only engines whose capabilities say ``excitations`` implement it. ``checkpoint``: a path
+        stem where a long run may keep its progress, so that a rerun with it resumes (an engine
+        may ignore it).
         """
         raise InputError(f"{self.name}:{model} cannot compute excitations")
 

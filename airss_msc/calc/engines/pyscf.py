@@ -29,6 +29,7 @@ import importlib.util
 import os
 import re
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
@@ -87,6 +88,10 @@ DAMPING = 0.5
 LEVEL_SHIFT_RELEASE: float | None = None
 #: Cycle limit of the level-shift rung (a stall hands over to second-order SCF).
 SHIFTED_MAX_CYCLE = 50
+#: Seconds between two saves of a checkpointed TDA run's vectors (each save is a Rayleigh-Ritz
+#: step on the trial vectors seen so far: milliseconds against the minutes of one Davidson
+#: iteration at 26 atoms).
+TDA_SAVE_EVERY_S = 300.0
 
 #: Gap preference (the scale of :class:`Capabilities`): hybrid PBE0 gaps sit closer to the
 #: optical gap than GGA ones; other functionals follow by name.
@@ -138,6 +143,27 @@ def divergence_guard(threshold: float = DIVERGENCE_HARTREE, release_gradient: fl
     return callback
 
 
+def _save_keyed(path: str, key: str, **arrays: Any) -> None:
+    """``arrays`` and ``key`` to ``path`` (.npz) through a temporary file renamed over the old one,
+    so a kill during the write leaves the previous file whole."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, key=key, **arrays)
+    os.replace(tmp, path)
+
+
+def _load_keyed(path: str, key: str, names: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """The arrays ``names`` of the .npz at ``path`` if it was saved with ``key``; None when it is
+    absent, torn, of another molecule or method, or lacks one of them (a fresh start)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["key"]) != key:
+                return None
+            return {name: np.array(data[name]) for name in names}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
 class SCFCheckpoint:
     """The density of an SCF's latest cycle on disk, so a killed run resumes where it was.
 
@@ -175,20 +201,12 @@ class SCFCheckpoint:
 
     def load(self) -> tuple[str, int, np.ndarray] | None:
         """(rung label, cycles done on it, density matrix) of a matching checkpoint, else None."""
-        try:
-            with np.load(self.path, allow_pickle=False) as data:
-                if str(data["key"]) != self.key:
-                    return None
-                return str(data["rung"]), int(data["cycles"]), np.array(data["dm"])
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            return None  # absent, or not a checkpoint: start afresh
+        data = _load_keyed(self.path, self.key, ("rung", "cycles", "dm"))
+        return None if data is None else (str(data["rung"]), int(data["cycles"]), data["dm"])
 
     def save(self, rung: str, cycles: int, dm: np.ndarray) -> None:
         """Write the density of rung ``rung`` after ``cycles`` cycles (atomic rename)."""
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        tmp = f"{self.path}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, key=self.key, rung=rung, cycles=cycles, dm=np.asarray(dm))
-        os.replace(tmp, self.path)
+        _save_keyed(self.path, self.key, rung=rung, cycles=cycles, dm=np.asarray(dm))
 
     def callback(self, rung: str, cycles_before: int = 0) -> SCFCallback:
         """A PySCF SCF callback saving each cycle's density (``cycles_before`` counts a resumed
@@ -208,6 +226,39 @@ class SCFCheckpoint:
         """Remove the checkpoint (the SCF is over)."""
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
+
+
+class ExcitationCheckpoint:
+    """A TDA run's progress on disk: the converged ground-state density, then the Davidson's
+    latest vectors, so a killed run resumes instead of starting again.
+
+    A 26-atom TDA-PBE0/def2-SVP run is hours of one core: its SCF (checkpointed per cycle by
+    :class:`SCFCheckpoint` at ``<path>.scf.npz``) and then the Davidson. This file
+    (``<path>.tda.npz``) holds the converged density (a rerun's SCF starts from it and converges
+    in a cycle or two) and, every :data:`TDA_SAVE_EVERY_S` seconds, the Davidson's current Ritz
+    vectors and how many matrix-vector products it had done (the rerun's Davidson starts from
+    them). Keyed by molecule, functional and number of states; removed, with the SCF file, once the
+    excitations are done.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], mol: Any, xc: str, nstates: int) -> None:
+        self.path = os.fspath(path) + ".tda.npz"
+        self.scf_path = os.fspath(path) + ".scf.npz"
+        self.key = f"{SCFCheckpoint.key_for(mol, xc, False)}|{int(nstates)} states"
+
+    def load(self) -> dict[str, np.ndarray] | None:
+        """``dm`` (the converged ground-state density), ``vectors`` (rows; empty before the first
+        save of the Davidson) and ``iterations`` done, or None."""
+        return _load_keyed(self.path, self.key, ("dm", "vectors", "iterations"))
+
+    def save(self, dm: np.ndarray, vectors: np.ndarray | None = None, iterations: int = 0) -> None:
+        vec = np.zeros((0, 0)) if vectors is None else np.asarray(vectors)
+        _save_keyed(self.path, self.key, dm=np.asarray(dm), vectors=vec, iterations=int(iterations))
+
+    def clear(self) -> None:
+        for path in (self.path, self.scf_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
 
 
 def _chain(*callbacks: SCFCallback | None) -> SCFCallback:
@@ -582,6 +633,69 @@ class PySCFCluster(Calculator):
         return mf if mf.converged else None
 
 
+class _RitzSaver:
+    """Wraps a TDA Davidson's matrix-vector product and, every :data:`TDA_SAVE_EVERY_S`, saves
+    the lowest Ritz vectors of all trial vectors it has seen (PySCF's solver has no hook inside its
+    loop, and restarting it to save would throw its subspace away). A resumed run starts its
+    Davidson from them."""
+
+    def __init__(self, store: ExcitationCheckpoint, dm: np.ndarray, nstates: int, done: int) -> None:
+        self.store, self.dm, self.nstates, self.calls = store, dm, nstates, done
+        self.vind: Callable[[np.ndarray], np.ndarray] | None = None
+        self.xs: list[np.ndarray] = []
+        self.axs: list[np.ndarray] = []
+        self.last = time.monotonic()
+
+    def __call__(self, zs: np.ndarray) -> np.ndarray:
+        assert self.vind is not None
+        out = self.vind(zs)
+        self.xs.append(np.atleast_2d(np.asarray(zs)).copy())
+        self.axs.append(np.atleast_2d(np.asarray(out)).copy())
+        self.calls += 1
+        if time.monotonic() - self.last >= TDA_SAVE_EVERY_S:
+            self.save()
+        return out
+
+    def ritz(self) -> np.ndarray:
+        """The lowest ``nstates`` Ritz vectors (rows) of the span of the trial vectors (the product is
+        symmetric in TDA); near-dependent directions are dropped (canonical orthogonalisation)."""
+        x, ax = np.vstack(self.xs), np.vstack(self.axs)
+        s_val, s_vec = np.linalg.eigh(x @ x.T)
+        keep = s_val > 1e-10 * s_val.max()
+        t = s_vec[:, keep] / np.sqrt(s_val[keep])
+        h = x @ ax.T
+        w, u = np.linalg.eigh(t.T @ ((h + h.T) / 2) @ t)
+        c = t @ u[:, w > 0][:, : self.nstates]
+        return c.T @ x
+
+    def save(self) -> None:
+        self.store.save(self.dm, self.ritz(), self.calls)
+        self.last = time.monotonic()
+
+
+def _davidson(td: Any, store: ExcitationCheckpoint | None, dm: np.ndarray, saved: dict | None) -> None:
+    """Run ``td``'s Davidson; with a ``store`` (and a restricted ground state) its Ritz vectors are
+    saved as it goes (:class:`_RitzSaver`) and a killed run's saved ones are the start."""
+    if store is None or np.ndim(dm) != 2:
+        td.kernel()  # unrestricted: the vectors of the two spins are not saved (the ground state is)
+        return
+    x0, done = None, 0
+    if saved is not None and saved["vectors"].size:
+        x0, done = saved["vectors"], int(saved["iterations"])
+        progress.report(f"TDA Davidson resumed from {store.path}: after {done} products")
+    saver = _RitzSaver(store, dm, int(td.nstates), done)
+    base = type(td)
+
+    def gen_vind(self: Any, mf: Any = None) -> tuple[Any, Any]:
+        vind, hdiag = base.gen_vind(self, mf) if mf is not None else base.gen_vind(self)
+        saver.vind = vind
+        return saver, hdiag
+
+    # a subclass, not an instance attribute: PySCF warns about overwritten attributes of its objects
+    td.__class__ = type(f"Checkpointed{base.__name__}", (base,), {"gen_vind": gen_vind})
+    td.kernel(x0=x0)
+
+
 class PySCFEngine(Engine):
     name = "pyscf"
     distribution = "pyscf"
@@ -622,18 +736,34 @@ class PySCFEngine(Engine):
         xc, basis, _ = split_model(model)
         return PySCFCluster(xc=xc, basis=basis, **parameters)
 
-    def excitations(self, model: str, atoms: Atoms, nstates: int) -> ExcitedStates:
+    def excitations(
+        self, model: str, atoms: Atoms, nstates: int, checkpoint: str | os.PathLike[str] | None = None
+    ) -> ExcitedStates:
         """Tamm-Dancoff TDDFT singlets (restricted ground state; spin-conserving on a UKS one)
-        on this model's functional: energies (eV) and length-gauge oscillator strengths."""
+        on this model's functional: energies (eV) and length-gauge oscillator strengths.
+
+        ``checkpoint``: a path stem; the run saves its progress there and a rerun with the same
+        stem resumes (:class:`ExcitationCheckpoint`)."""
         from pyscf import lib
 
         self.check_available()
         xc, basis, _ = split_model(model)
-        calc = PySCFCluster(xc=xc, basis=basis)
+        store, saved = None, None
+        if checkpoint:
+            with _scratch():
+                mol = build_molecule(atoms.get_chemical_symbols(), atoms.positions, basis)
+            store = ExcitationCheckpoint(checkpoint, mol, xc, nstates)
+            saved = store.load()
+        calc = PySCFCluster(xc=xc, basis=basis, checkpoint=store.scf_path if store is not None else None)
+        if store is not None and saved is not None:
+            calc._dm = saved["dm"]  # the converged ground state of the killed run: a cycle or two
+            progress.report(f"TDA resumed from {store.path}: the SCF starts from its converged density")
         work = atoms.copy()
         work.calc = calc
         ground_energy = float(work.get_potential_energy())  # the ground state, with the SCF ladder
         ground_gap = calc.results.get("homo_lumo_gap")
+        if store is not None and saved is None:
+            store.save(calc._dm)
         with _scratch():
             lib.num_threads(current_threads())
             response_grid(calc.mf, RESPONSE_GRID_LEVEL)
@@ -641,9 +771,11 @@ class PySCFEngine(Engine):
             td.nstates = int(nstates)
             watch_davidson(td, int(nstates))  # quiet, or Davidson iterations as progress lines
             progress.report(f"TDA: {int(nstates)} singlets on the {xc} ground state")
-            td.kernel()
+            _davidson(td, store, calc._dm, saved)
             energies = np.asarray(td.e, dtype=float) * Hartree
             strengths = np.asarray(td.oscillator_strength(gauge="length"), dtype=float)
+        if store is not None:
+            store.clear()
         notes = list(calc.notes)
         converged = np.atleast_1d(getattr(td, "converged", True))
         if not np.all(converged):
