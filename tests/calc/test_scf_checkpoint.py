@@ -109,9 +109,9 @@ def test_an_interrupted_tda_run_resumes_from_its_saved_vectors_to_the_same_state
     saves: list[int] = []
     original_save = engine.ExcitationCheckpoint.save
 
-    def killed_after_first_vectors(self, dm, vectors=None, iterations=0):
-        original_save(self, dm, vectors, iterations)
-        saves.append(int(iterations))
+    def killed_after_first_vectors(self, dm, vectors=None, products=0):
+        original_save(self, dm, vectors, products)
+        saves.append(int(products))
         if vectors is not None:
             raise KeyboardInterrupt  # as a kill right after the first save of vectors
 

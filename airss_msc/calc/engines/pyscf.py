@@ -248,12 +248,12 @@ class ExcitationCheckpoint:
 
     def load(self) -> dict[str, np.ndarray] | None:
         """``dm`` (the converged ground-state density), ``vectors`` (rows; empty before the first
-        save of the Davidson) and ``iterations`` done, or None."""
-        return _load_keyed(self.path, self.key, ("dm", "vectors", "iterations"))
+        save of the Davidson) and the matrix-vector ``products`` done, or None."""
+        return _load_keyed(self.path, self.key, ("dm", "vectors", "products"))
 
-    def save(self, dm: np.ndarray, vectors: np.ndarray | None = None, iterations: int = 0) -> None:
+    def save(self, dm: np.ndarray, vectors: np.ndarray | None = None, products: int = 0) -> None:
         vec = np.zeros((0, 0)) if vectors is None else np.asarray(vectors)
-        _save_keyed(self.path, self.key, dm=np.asarray(dm), vectors=vec, iterations=int(iterations))
+        _save_keyed(self.path, self.key, dm=np.asarray(dm), vectors=vec, products=int(products))
 
     def clear(self) -> None:
         for path in (self.path, self.scf_path):
@@ -656,9 +656,10 @@ class _RitzSaver:
             self.save()
         return out
 
-    def ritz(self) -> np.ndarray:
-        """The lowest ``nstates`` Ritz vectors (rows) of the span of the trial vectors (the product is
-        symmetric in TDA); near-dependent directions are dropped (canonical orthogonalisation)."""
+    def ritz(self) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest ``nstates`` Ritz vectors (rows) of the span of the trial vectors kept (the
+        product is symmetric in TDA; near-dependent directions are dropped, canonical
+        orthogonalisation), and their products (the same combination of the stored products)."""
         x, ax = np.vstack(self.xs), np.vstack(self.axs)
         s_val, s_vec = np.linalg.eigh(x @ x.T)
         keep = s_val > 1e-10 * s_val.max()
@@ -666,10 +667,15 @@ class _RitzSaver:
         h = x @ ax.T
         w, u = np.linalg.eigh(t.T @ ((h + h.T) / 2) @ t)
         c = t @ u[:, w > 0][:, : self.nstates]
-        return c.T @ x
+        return c.T @ x, c.T @ ax
 
     def save(self) -> None:
-        self.store.save(self.dm, self.ritz(), self.calls)
+        vectors, products = self.ritz()
+        self.store.save(self.dm, vectors, self.calls)
+        # keep only the Ritz vectors and their products: memory stays at nstates plus what comes
+        # until the next save (a trial vector of a 26-atom run is about 1.3 MB, and a long
+        # Davidson passes hundreds)
+        self.xs, self.axs = [vectors], [products]
         self.last = time.monotonic()
 
 
@@ -681,7 +687,7 @@ def _davidson(td: Any, store: ExcitationCheckpoint | None, dm: np.ndarray, saved
         return
     x0, done = None, 0
     if saved is not None and saved["vectors"].size:
-        x0, done = saved["vectors"], int(saved["iterations"])
+        x0, done = saved["vectors"], int(saved["products"])
         progress.report(f"TDA Davidson resumed from {store.path}: after {done} products")
     saver = _RitzSaver(store, dm, int(td.nstates), done)
     base = type(td)
