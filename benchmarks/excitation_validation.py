@@ -270,6 +270,8 @@ def run_job(job: Job, s: Structure, checkpoint: Path | None = None) -> dict:
         "nstates": job.nstates,
         "load_at_start": round(os.getloadavg()[0], 2),
     }
+    # read before the run: cpu_ledger rewrites the file with this process's CPU as it goes
+    earlier = _spent(checkpoint)
     c0, w0 = time.process_time(), time.perf_counter()
     if job.nstates == 0:
         sp = single_point(s.atoms, job.method)
@@ -294,7 +296,6 @@ def run_job(job: Job, s: Structure, checkpoint: Path | None = None) -> dict:
             ground_method=exc.ground_method,
             ground_gap_eV=_r(exc.ground_gap_eV),
         )
-    earlier = _spent(checkpoint)
     row.update(
         cpu_s=round(time.process_time() - c0 + earlier, 3),
         resumed=earlier > 0,
