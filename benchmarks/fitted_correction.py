@@ -412,6 +412,13 @@ def fmt(x: float | None, nd: int = 2) -> str:
     return f"{x:.{nd}f}"
 
 
+def formula_cell(v: dict | None) -> str:
+    """One held-out formula's Spearman / Kendall / MAE meV/atom, `` *`` when PBE's lowest is first."""
+    if not v:
+        return "-"
+    return f"{fmt(v['spearman'])} / {fmt(v['kendall'])} / {fmt(v['mae'], 0)}{' *' if v['first'] else ''}"
+
+
 def table(header: list[str], rows: list[list]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return out + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -579,36 +586,23 @@ def run(compute: bool) -> list[str]:
     lines += ["### Per held-out formula: Spearman / Kendall / MAE meV/atom (* = PBE's lowest ranked first)", ""]
     rows = []
     for f in formulas:
-        cells = [f, str(sum(p.main and p.formula == f for p in points))]
-        for r in results.values():
-            v = r["lofo"][f]
-            cells.append(
-                f"{fmt(v['spearman'])} / {fmt(v['kendall'])} / {fmt(v['mae'], 0)}{' *' if v['first'] else ''}"
-                if v
-                else "-"
-            )
+        cells = [f, str(n_main[f])]
+        cells += [formula_cell(r["lofo"][f]) for r in results.values()]
         rows.append(cells)
     lines += table(["formula", "n"] + list(results), rows)
     lines += [""]
 
     # --- size classes held out
-    def cell(v: dict | None) -> str:
-        if not v:
-            return "-"
-        return f"{fmt(v['spearman'])} / {fmt(v['kendall'])} / {fmt(v['mae'], 0)}{' *' if v['first'] else ''}"
-
-    def n_of(f: str) -> int:
-        return sum(p.main and p.formula == f for p in points)
+    def holdout_cells(label: str, per: dict[str, dict | None], held: list[str]) -> list[str]:
+        s = summarise({f: per[f] for f in held})
+        summary = [fmt(s["spearman_median"]), fmt(s["kendall_median"]), fmt(s["mae_mean"], 1)]
+        return [label, *summary, f"{s['first']}/{s['formulas']}"] + [formula_cell(per[f]) for f in held]
 
     lines += [
         f"## Size class held out: fit on {SMALL[0]}-{SMALL[1]} atoms, predict the {MID[0]}-{MID[1]}-atom formulas",
         "",
     ]
-    rows = []
-    for label, r in results.items():
-        s = summarise({f: r["size"][f] for f in mid})
-        cells = [label, fmt(s["spearman_median"]), fmt(s["kendall_median"]), fmt(s["mae_mean"], 1)]
-        rows.append(cells + [f"{s['first']}/{s['formulas']}"] + [cell(r["size"][f]) for f in mid])
+    rows = [holdout_cells(label, r["size"], mid) for label, r in results.items()]
     lines += table(
         [
             "model",
@@ -617,7 +611,7 @@ def run(compute: bool) -> list[str]:
             "MAE meV/atom",
             "PBE lowest first",
         ]
-        + [f"{f} (n={n_of(f)})" for f in mid],
+        + [f"{f} (n={n_main[f]})" for f in mid],
         rows,
     )
     lines += ["", "Cells per formula: Spearman / Kendall / MAE meV/atom, * = PBE's lowest first.", ""]
@@ -628,9 +622,7 @@ def run(compute: bool) -> list[str]:
     ]
     rows = []
     for label, r in results.items():
-        s = summarise(r["big"])
-        cells = [label, fmt(s["spearman_median"]), fmt(s["kendall_median"]), fmt(s["mae_mean"], 1)]
-        cells += [f"{s['first']}/{s['formulas']}"] + [cell(r["big"][f]) for f in big]
+        cells = holdout_cells(label, r["big"], big)
         for _f, (a, b) in sorted(pairs.items()):
             ft = r["below_big_fit"]
             if ft.model.usable(a) and ft.model.usable(b):
@@ -641,7 +633,7 @@ def run(compute: bool) -> list[str]:
         rows.append(cells)
     lines += table(
         ["model", f">= {BIG_FROM} atoms Spearman median", "Kendall median", "MAE meV/atom", "PBE lowest first"]
-        + [f"{f} (n={n_of(f)})" for f in big]
+        + [f"{f} (n={n_main[f]})" for f in big]
         + [
             f"{f}: E({b.name.split('-', 1)[1]}) - E({a.name.split('-', 1)[1]}) eV, PBE {fmt(b.pbe - a.pbe)}"
             for f, (a, b) in sorted(pairs.items())
