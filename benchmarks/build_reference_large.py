@@ -30,6 +30,9 @@ format (so ``compute_reference.py`` computes their PBE/def2-SVP single points un
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --large
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --search Cd7TeSe3 --keep 8
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.build_reference_large --cd14 --homotops
+    python -m benchmarks.build_reference_large --promote Zn13Se13-frame_Cd13Te13_parent:Zn13Se13_cdse_frame.xyz
+
+``--promote`` writes a reference frame that PBE found low as a parent file of ``structures/``.
 """
 
 from __future__ import annotations
@@ -378,15 +381,81 @@ def search_set(formula: str, starts: int, keep: int, log) -> list[Atoms]:
     return out
 
 
+def promoted(name: str) -> Atoms:
+    """Reference structure ``name`` (an (MX)13 frame of the set, on its CHGNet geometry) as a parent
+    file of ``structures/``: its stored energies, and its provenance with the PBE/def2-SVP, SevenNet-0
+    and GFN2-xTB energies relative to that formula's committed parent (``<formula>-parent``), all
+    read from the reference set's committed records (nothing is recomputed)."""
+    from airss_msc.generation.geometry import anion_bonds, point_group
+    from benchmarks.jsonl import read_jsonl
+    from benchmarks.paths import ENGINE_SINGLE_POINTS, PBE, STRUCTURES
+
+    by_name = {a.info["name"]: a for a in read(STRUCTURES, index=":")}
+    if name not in by_name:
+        raise SystemExit(f"no reference structure {name!r} in {STRUCTURES}")
+    src = by_name[name]
+    formula = str(src.info["formula"])
+    parent = f"{formula}-parent"
+    pbe = {r["name"]: r["energy_eV"] for r in read_jsonl(PBE) if r.get("status") == "ok" and "energy_eV" in r}
+    engines = {
+        (r["name"], r["method"]): r for r in read_jsonl(ENGINE_SINGLE_POINTS) if r.get("geometry") == "reference"
+    }
+    missing = [n for n in (name, parent) if n not in pbe]
+    if missing:
+        raise SystemExit(f"no PBE/def2-SVP energy of {', '.join(missing)} in {PBE}: compute it first")
+
+    def relative(method: str) -> float:
+        return engines[(name, method)]["energy"] - engines[(parent, method)]["energy"]
+
+    d_pbe = pbe[name] - pbe[parent]
+    atoms = Atoms(src.get_chemical_symbols(), positions=src.positions)
+    atoms.info.update(
+        name=formula,
+        status=str(src.info.get("geometry_status", "relaxed")),
+        method=str(src.info["geometry_engine"]),
+        energy=float(src.info["geometry_energy"]),
+        energy_sevennet_7net_0=engines[(name, SEVENNET)]["energy"],
+        energy_gfn2_xtb=engines[(name, GFN2)]["energy"],
+        gap_gfn2_xtb=engines[(name, GFN2)]["gap"],
+        anion_bonds=anion_bonds(atoms),
+        point_group=point_group(atoms),
+        pbe_def2svp_eV=pbe[name],
+        provenance=(
+            f"{src.info['origin']}, relaxed by airss-msc with {src.info['geometry_engine']} "
+            f"(fmax {float(src.info['geometry_fmax']):g}; benchmarks/build_reference_large.py, reference structure "
+            f"{name}); PBE/def2-SVP single point {abs(d_pbe):.3f} eV {'below' if d_pbe < 0 else 'above'} "
+            f"{formula}.xyz (benchmarks/reference/pbe_def2svp.jsonl); SevenNet-0 {relative(SEVENNET):+.2f} eV, "
+            f"GFN2-xTB {relative(GFN2):+.2f} eV against {formula}.xyz"
+        ),
+    )
+    return atoms
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--large", action="store_true", help="the (MX)13 structures of structures/ and their frames")
     ap.add_argument("--search", default="", help="comma-separated formulas for the random-search sets")
     ap.add_argument("--cd14", action="store_true", help="Cd14Se13: the Se13-frame core-cage and the lowest")
     ap.add_argument("--homotops", action="store_true", help="Zn12CdSe13 homotops of the (ZnSe)13 parent")
+    ap.add_argument(
+        "--promote",
+        default="",
+        metavar="NAME:FILE",
+        help="write reference structure NAME (with PBE point) as structures/FILE, then stop",
+    )
     ap.add_argument("--starts", type=int, default=40)
     ap.add_argument("--keep", type=int, default=8)
     args = ap.parse_args(argv)
+    if args.promote:
+        from airss_msc.results.formats import write_structures
+
+        name, _, fname = args.promote.partition(":")
+        if not fname.endswith(".xyz") or "/" in fname:
+            raise SystemExit(f"--promote wants NAME:FILE.xyz (a file name in structures/), got {args.promote!r}")
+        atoms = promoted(name)
+        write_structures(PARENT_STRUCTURES / fname, [atoms])
+        print(f"structures/{fname}: {atoms.info['provenance']}", flush=True)
+        return 0
     br.SETS.mkdir(parents=True, exist_ok=True)
     if args.large:
         import torch

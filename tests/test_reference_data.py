@@ -317,3 +317,19 @@ def test_a_mapped_frame_renames_the_species_and_keeps_the_positions():
     out = mapped_frame(src, "Zn", "Te")
     assert out.get_chemical_symbols() == ["Zn", "Zn", "Te", "Te"]
     assert np.allclose(out.positions, src.positions)
+
+
+def test_the_promoted_parent_file_is_the_reference_frame_with_its_pbe_order():
+    """structures/Zn13Se13_cdse_frame.xyz is written from the reference set (``--promote``): a
+    stale file (a PBE record or geometry changed since) would put a wrong number in its provenance
+    and a different frame in the zncdse13 study than the one PBE measured."""
+    from airss_msc.results.formats import read_structures
+    from benchmarks.build_reference_large import promoted
+    from benchmarks.paths import PARENT_STRUCTURES
+
+    built = promoted("Zn13Se13-frame_Cd13Te13_parent")
+    (stored,) = read_structures(PARENT_STRUCTURES / "Zn13Se13_cdse_frame.xyz")
+    assert stored.get_chemical_symbols() == built.get_chemical_symbols()
+    assert np.allclose(stored.positions, built.positions, atol=1e-6)
+    assert stored.info["provenance"] == built.info["provenance"]
+    assert "eV below Zn13Se13.xyz" in built.info["provenance"]  # PBE puts this frame below the parent
