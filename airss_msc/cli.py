@@ -311,7 +311,7 @@ def rank(
         "--energy",
         help="Rank by this method's stored energies "
         "(from 'rescore'/'refine'), e.g. GFN2-xTB or pyscf:PBE/def2-SVP; 'own' for each row's "
-        "own method. Default: the search's rank_energy.",
+        "own method. Default: a reference (DFT) energy stored on every composition, else the search's rank_energy.",
     ),
 ) -> None:
     """Rank stored structures per composition, lowest energy first.
@@ -436,6 +436,7 @@ def rescore(
 def refine(
     db: Path = typer.Argument(..., help="Results database."),
     top: int = cli_option(_REFINE, "top", "--top", help="lowest unique structures per composition to refine"),
+    depth: bool = cli_option(_REFINE, "depth", "--depth/--no-depth"),
     method: str = cli_option(_REFINE, "method", "--method", help=_METHOD_HELP),
     relax_: bool = cli_option(
         _REFINE, "relax", "--relax", help="relax with the method (new rows) instead of single points"
@@ -454,7 +455,7 @@ def refine(
     if top < 1:
         raise InputError(f"--top must be >= 1, got {top}")
     settings = RelaxSettings(method=method, fmax=fmax, steps=steps) if relax_ else None
-    _rows(db, method, top, energy, settings, threads, serial, "refine", formulas=formula)
+    _rows(db, method, top, energy, settings, threads, serial, "refine", formulas=formula, measured_depth=depth)
 
 
 @app.command()
@@ -528,12 +529,14 @@ def _rows(
     sites: str = "auto",
     rows: str = "all",
     formulas=None,
+    measured_depth: bool = False,
 ):
     outcome = _farmed(
         lambda executor, workers: run_rows(
             str(db),
             method,
             top=top,
+            measured_depth=measured_depth,
             rank_energy=energy,
             relax=settings,
             nstates=nstates,

@@ -137,11 +137,28 @@ def stored_rank_energy(sources: list[str]) -> str | None:
     return chosen.pop() if len(chosen) == 1 else None
 
 
+def refined_everywhere(results: list[Result]) -> str | None:
+    """A reference (DFT) energy stored on at least one relaxed row of every composition that has
+    relaxed rows, ligand-capped ones included (the first such, by name): a refinement reached every
+    composition, so its energy can rank them all without leaving one out. None when none did."""
+    by_comp: dict[str, set[str]] = {}
+    for r in results:
+        if r.status == Status.RELAXED:
+            by_comp.setdefault(r.composition, set()).update(m for m, e in r.energies.items() if np.isfinite(e))
+    common = set.intersection(*by_comp.values()) if by_comp else set()
+    return next((m for m in sorted(common) if is_reference(m)), None)
+
+
 def ranking_energy(requested: str | None, sources: list[str], results: list[Result] | None = None) -> str | None:
-    """``--energy`` as given, ``own`` for each row's own method, the databases' stored choice, or
-    else the validated ranking energy when the rows (``results``) carry it."""
+    """``--energy`` as given, ``own`` for each row's own method; else the reference (DFT) energy
+    where a refinement reached every composition (:func:`refined_everywhere`: it ranks the
+    structures it was computed on, the others are listed unranked); else the databases' stored
+    choice, or the validated ranking energy when the rows (``results``) carry it."""
     if requested is not None:
         return None if requested.strip().lower() == "own" else requested
+    refined = refined_everywhere(results) if results else None
+    if refined is not None:
+        return refined
     stored = stored_rank_energy(sources)
     if stored is None and results and any(VALIDATED_RANKING in r.energies for r in results):
         return VALIDATED_RANKING

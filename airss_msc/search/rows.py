@@ -309,11 +309,55 @@ def refinement_depth_notes(method: str, rank_energy: str | None, top: int, sizes
     return notes
 
 
+def refinement_counts(method: str, rank_energy: str | None, top: int, sizes: set[int]) -> dict[int, int]:
+    """How many of the lowest by ``rank_energy`` a reference refinement by ``method`` recomputes per
+    composition at each cluster size (atoms): ``top``, raised to the validation's measured depth
+    where ``rank_energy``'s order held the reference's lowest only deeper than that in some formula
+    of the size class (:meth:`~airss_msc.calc.engines.accuracy.ClassAccuracy.depth`; a class where
+    it was not always within the depths measured keeps ``top`` and gets a note instead)."""
+    measured = method_accuracy(rank_energy) if rank_energy and is_reference(method) else None
+    out = {}
+    for n in sizes:
+        size_class = measured.at(n) if measured is not None else None
+        depth = size_class.depth() if size_class is not None else None
+        out[n] = max(top, depth or 0)
+    return out
+
+
+def _refined_selection(
+    candidates: list[Result], method: str, rank_energy: str | None, top: int, measured_depth: bool, log
+) -> list[Result]:
+    """The rows a refinement of the ``top`` lowest per composition takes (raised to the measured
+    depth with ``measured_depth``), and the lines that say so or warn that it may miss."""
+    sizes = {r.natoms for r in candidates}
+    counts = refinement_counts(method, rank_energy, top, sizes) if measured_depth else dict.fromkeys(sizes, top)
+    measured = method_accuracy(rank_energy) if rank_energy else None
+    lines: list[str] = []
+    for n in sorted(sizes):
+        lines += refinement_depth_notes(method, rank_energy, counts[n], {n})
+        if counts[n] > top and measured is not None and (size_class := measured.at(n)) is not None:
+            lines.append(
+                f"refine: the {counts[n]} lowest by {measured.label} per composition at {size_class.label}, not "
+                f"{top}: {measured.reference}'s lowest was among its {counts[n]} lowest in every formula of the "
+                f"validation ({size_class.formulas} formulas; BENCHMARKS.md; --no-depth keeps {top})"
+            )
+    if log is not None:
+        for line in dict.fromkeys(lines):
+            log(line)
+    wanted = {
+        (r.source, r.id)
+        for k in sorted(set(counts.values()))
+        for r in select_rows([c for c in candidates if counts[c.natoms] == k], k, rank_energy)
+    }
+    return [r for r in candidates if (r.source, r.id) in wanted]
+
+
 def run_rows(
     db_path: str,
     method: str,
     *,
     top: int | None = None,
+    measured_depth: bool = False,
     rank_energy: str | None = None,
     relax: RelaxSettings | None = None,
     electronic_temperature: float = 300.0,
@@ -334,6 +378,8 @@ def run_rows(
 
     top: the K lowest unique structures per composition (ranked by ``rank_energy``);
         None takes every relaxed row (``rescore``). Rows already done are skipped.
+    measured_depth: a reference (DFT) single-point refinement takes at least as many per composition
+        as the validation found it needs at that size (:func:`refinement_counts`).
     rows: ``all``, ``bare`` (no model ligands) or ``capped`` (ligand-capped rows only).
     formulas: only these compositions (all when empty).
     """
@@ -356,12 +402,11 @@ def run_rows(
         elif rank_energy.strip().lower() == "own":
             rank_energy = None
         wanted = {canonical_formula(f) for f in formulas}
-        chosen = select_rows(
-            [r for r in results if ROW_KINDS[rows](r) and (not wanted or r.composition in wanted)], top, rank_energy
-        )
-        if log is not None and top is not None and not nstates and not ligand:
-            for line in refinement_depth_notes(method, rank_energy, top, {len(r.symbols) for r in chosen}):
-                log(line)
+        candidates = [r for r in results if ROW_KINDS[rows](r) and (not wanted or r.composition in wanted)]
+        if top is not None and not nstates and not ligand:  # a refinement: deep enough for the reference
+            chosen = _refined_selection(candidates, method, rank_energy, top, measured_depth, log)
+        else:
+            chosen = select_rows(candidates, top, rank_energy)
         if ligand:
             chosen = [r for r in chosen if "ligand" not in r.provenance]  # cap bare clusters only
             capped = {(r.provenance.get("bare_parent"), r.provenance.get("ligand"), r.method) for r in results}

@@ -94,6 +94,11 @@ class StudyStep:
         shown="by workflow: " + ", ".join(f"{k} {v['method']}" for k, v in STEP_KINDS.items()),
     )
     top: int | None = setting(3, help="lowest unique structures per composition (rescore: every relaxed row)")
+    depth: bool = setting(
+        True,
+        help="refine: at least as many per composition as the validation found the DFT lowest needs at "
+        "that cluster size in the ranking energy's order (measured_errors.toml)",
+    )
     energy: str | None = setting(
         None,
         help="choose the top structures by this method's energies ('own': each row's own method)",
@@ -142,6 +147,7 @@ class StudyStep:
             db,
             self.method,
             top=None if self.do == "rescore" else self.top,
+            measured_depth=self.depth and self.do == "refine",
             rank_energy=self.energy,
             relax=RelaxSettings(method=self.method, fmax=self.fmax, steps=self.steps) if relaxes else None,
             nstates=self.states if self.do == "spectrum" else 0,
@@ -189,7 +195,9 @@ class Study:
     mode: str = setting("", toml=False, help="the [mode.NAME] overrides applied (--mode)")
     report: str = setting("report", help="the report's folder (relative to the config)")
     report_energy: str | None = setting(
-        None, help="the report ranks by this method's energies", shown="the search's rank_energy"
+        None,
+        help="the report ranks by this method's energies",
+        shown="a reference (DFT) energy on every composition, else the search's rank_energy",
     )
     report_top: int = setting(5, help="structures per composition shown in detail")
     calibration: str | None = setting(None, help="gap-to-band calibration (TOML, relative to the config)")

@@ -108,3 +108,37 @@ def test_only_a_validated_energy_that_orders_differently_marks_a_disagreement():
         row.energies["pyscf:PBE/def2-SVP"] = -500.0 if row is chain else -499.0
     rows = rank_results([ring, chain], energy="sevennet:7net-0", symmetry_tol=None)
     assert all(r.disagree for r in rows)
+
+
+def test_a_refinement_that_reached_every_composition_ranks_them():
+    """After DFT single points on the lowest of every composition the reference energy ranks (the
+    structures it was computed on; the rest are listed unranked); one composition left without it,
+    the stored ranking energy still ranks, so no composition drops out of the ranking."""
+    from airss_msc.analysis.rank import ranking_energy, refined_everywhere
+    from airss_msc.calc.engines import VALIDATED_RANKING
+
+    pbe = "pyscf:PBE/def2-SVP"
+    rng = np.random.default_rng(3)
+
+    def row(row_id, symbols, sevennet, ref=None, **provenance):
+        energies = {VALIDATED_RANKING: sevennet} | ({pbe: ref} if ref is not None else {})
+        pos = rng.normal(size=(len(symbols), 3)) * 3.0
+        return Result(
+            symbols=symbols, positions=pos, status="relaxed", method="chgnet:0.3.0", energy=-1.0,
+            energies=energies, id=row_id, provenance=provenance,
+        )  # fmt: skip
+
+    cdse = ("Cd", "Cd", "Se", "Se")
+    cdte = ("Cd", "Cd", "Te", "Te")
+    # the reference swaps the ranking energy's order of the two Cd2Se2 rows; row 3 was not refined
+    rows = [row(1, cdse, -10.0, -20.0), row(2, cdse, -9.9, -20.5), row(3, cdse, -9.0), row(4, cdte, -8.0, -15.0)]
+    assert refined_everywhere(rows) == pbe
+    assert ranking_energy(None, [], rows) == pbe
+    assert ranking_energy(VALIDATED_RANKING, [], rows) == VALIDATED_RANKING  # asked for: kept
+    ranked = {r.result.id: r.rank for r in rank_results(rows, energy=pbe, include_all=True, symmetry_tol=None)}
+    assert ranked == {2: 1, 1: 2, 3: None, 4: 1}
+    # a ligand-capped composition without the reference keeps the ranking energy for all
+    capped = ("Cd", "Cd", "Se", "Se", "N", "H", "H", "H")
+    unrefined = [*rows, row(5, capped, -30.0, bare_parent=1)]
+    assert refined_everywhere(unrefined) is None
+    assert ranking_energy(None, [], unrefined) == VALIDATED_RANKING

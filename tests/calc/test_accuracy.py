@@ -148,3 +148,52 @@ def test_a_ranking_energy_that_never_held_the_reference_lowest_is_noted_at_any_t
     method, size_class = shallow[0]
     notes = refinement_depth_notes("pyscf:PBE/def2-SVP", method, 1, {size_class.min_atoms})
     assert len(notes) == 1 and "not always among even" in notes[0]
+
+
+def _distinct_rows(formula_symbols, n, rank_energy, seed):
+    """``n`` relaxed rows of one composition, distinct structures, ``rank_energy`` 0.1 eV apart."""
+    import numpy as np
+
+    from airss_msc.results.record import Result
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        res = Result(
+            symbols=tuple(formula_symbols),
+            positions=rng.normal(size=(len(formula_symbols), 3)) * 4.0,
+            status="relaxed",
+            method="chgnet:0.3.0",
+            energy=-1.0 * k,
+            id=seed * 100 + k,
+        )
+        res.energies[rank_energy] = 0.1 * k  # the ranking order is the row order
+        out.append(res)
+    return out
+
+
+def test_a_reference_refinement_takes_the_measured_depth_at_each_size():
+    """The default refinement is deep enough that the validation's PBE lowest would have been among
+    the rows refined at that size: shallower, PBE never sees the structure it would put first."""
+    from airss_msc.search.rows import _refined_selection, refinement_counts
+
+    measured = accuracy(VALIDATED_RANKING)
+    pbe = "pyscf:PBE/def2-SVP"
+    big, small = measured.at(26), measured.at(11)
+    assert big is not None and small is not None and small.depth()
+    assert big.depth() and big.depth() > 1  # else the test below cannot tell a raised count from top
+    counts = refinement_counts(pbe, VALIDATED_RANKING, 1, {26, 11, 500})
+    assert counts == {26: big.depth(), 11: small.depth(), 500: 1}  # no class measured at 500 atoms: top
+    assert refinement_counts(pbe, VALIDATED_RANKING, 9, {26}) == {26: 9}  # top is the floor
+    assert refinement_counts("tblite:GFN2-xTB", VALIDATED_RANKING, 1, {26}) == {26: 1}  # not a reference
+    assert refinement_counts(pbe, None, 1, {26}) == {26: 1}  # no ranking energy measured
+
+    rows = _distinct_rows(["Cd"] * 13 + ["Se"] * 13, 6, VALIDATED_RANKING, 1)
+    lines: list[str] = []
+    chosen = _refined_selection(rows, pbe, VALIDATED_RANKING, 1, True, lines.append)
+    assert [r.id for r in chosen] == [r.id for r in rows[: big.depth()]]  # the depth lowest by the ranking energy
+    assert len(lines) == 1 and f"the {big.depth()} lowest" in lines[0] and "26-27 atoms" in lines[0]
+    lines.clear()
+    chosen = _refined_selection(rows, pbe, VALIDATED_RANKING, 1, False, lines.append)  # --no-depth
+    assert [r.id for r in chosen] == [rows[0].id]
+    assert len(lines) == 1 and f"refine at least {big.depth()}" in lines[0]  # and a note that it may miss

@@ -224,6 +224,8 @@ def test_the_series_studies_load_in_both_modes_with_frame_starts(name, monkeypat
             # PBE on every composition's lowest: DFT mixing energies and a gap-map band estimate for each
             (refine,) = [s for s in study.steps if s.do == "refine"]
             assert refine.method == "pyscf:PBE/def2-SVP" and refine.top == 1 and refine.compositions == ()
+            assert refine.depth  # to the measured depth: PBE sees the structure it would put first
+            assert spectrum.energy == refine.method  # the spectrum of PBE's lowest, which the report ranks first
 
 
 def test_frame_templates_are_relative_to_the_config_not_the_working_directory(tmp_path, monkeypatch):
