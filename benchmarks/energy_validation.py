@@ -441,6 +441,46 @@ def summarise(per_formula: dict[str, dict]) -> dict:
     }
 
 
+def held_out_depth(per_formula: dict[str, dict | None]) -> list[tuple[str, int, int, int]]:
+    """The refine depth tested on formulas it was not measured on: for each formula, the depth
+    measured on the class's other formulas (the deepest place the method put PBE's lowest there),
+    where this formula's PBE lowest lies, and how many isomers it has. A formula with no more
+    isomers than that depth cannot miss, so it tests nothing. Rows: (formula, depth from the
+    others, PBE lowest's place, isomers)."""
+    stats = {f: v for f, v in per_formula.items() if v is not None}
+    out = []
+    for f, v in stats.items():
+        others = [w["lowest_rank"] for g, w in stats.items() if g != f]
+        if others:
+            out.append((f, max(others), v["lowest_rank"], v["n"]))
+    return out
+
+
+def held_out_depth_line(per_engine: dict, by_formula: dict, formulas: list[str], ranking: str) -> list[str]:
+    """One paragraph: the ranking energy's refine depth, each formula held out in turn."""
+    if ranking not in per_engine:
+        return []
+    cells = []
+    for label, (lo, hi) in SIZE_CLASSES.items():
+        rows = held_out_depth({f: per_engine[ranking].get(f) for f in in_size_class(formulas, by_formula, lo, hi)})
+        testing = [r for r in rows if r[3] > r[1]]
+        caught = sum(place <= depth for _, depth, place, _ in testing)
+        cells.append(
+            f"{label}: {caught}/{len(testing)} of the formulas that could miss it ("
+            + ", ".join(f"{f} place {place} of {n} against depth {depth}" for f, depth, place, n in rows)
+            + ")"
+        )
+    return [
+        (
+            f"Refine depth held out ({SHORT.get(ranking, ranking)}): each formula in turn refined to the depth "
+            "measured on the other formulas of its class (the deepest place PBE's lowest had there), and whether "
+            "its own PBE lowest is among that many; a formula with no more PBE isomers than that depth cannot "
+            "miss and tests nothing. " + "; ".join(cells) + "."
+        ),
+        "",
+    ]
+
+
 def protocol_verdict(
     per_engine: dict, by_formula: dict, formulas: list[str], ranking: str = "sevennet:7net-0"
 ) -> list[str]:
@@ -950,6 +990,7 @@ def report(images: list[Atoms], methods: list[str]) -> list[str]:
             ),
             "",
         ]
+    lines += held_out_depth_line(per_engine, by_formula, formulas, "sevennet:7net-0")
     verdict = protocol_verdict(per_engine, by_formula, formulas)
     if verdict:
         lines += verdict + [""]

@@ -197,3 +197,17 @@ def test_a_reference_refinement_takes_the_measured_depth_at_each_size():
     chosen = _refined_selection(rows, pbe, VALIDATED_RANKING, 1, False, lines.append)  # --no-depth
     assert [r.id for r in chosen] == [rows[0].id]
     assert len(lines) == 1 and f"refine at least {big.depth()}" in lines[0]  # and a note that it may miss
+
+
+def test_the_held_out_depth_is_measured_on_the_other_formulas_only():
+    """A formula's own miss must not set the depth it is tested against, or the check could never fail."""
+    from benchmarks.energy_validation import held_out_depth
+
+    per_formula = {
+        "A": {"lowest_rank": 1, "n": 5},
+        "B": {"lowest_rank": 3, "n": 4},  # deeper than the others ever were: missed when held out
+        "C": {"lowest_rank": 2, "n": 2},  # 2 isomers against depth 3: cannot miss
+        "D": None,  # too few PBE points: not in the class
+    }
+    rows = {f: (depth, place, n) for f, depth, place, n in held_out_depth(per_formula)}
+    assert rows == {"A": (3, 1, 5), "B": (2, 3, 4), "C": (3, 2, 2)}
