@@ -142,3 +142,38 @@ def test_a_refinement_that_reached_every_composition_ranks_them():
     unrefined = [*rows, row(5, capped, -30.0, bare_parent=1)]
     assert refined_everywhere(unrefined) is None
     assert ranking_energy(None, [], unrefined) == VALIDATED_RANKING
+
+
+def test_the_report_of_a_database_refined_everywhere_ranks_by_the_reference(tmp_path):
+    """The analysis a report is drawn from: the reference's lowest is rank 1 (not the ranking
+    energy's) and the unrefined row is listed unranked."""
+    from airss_msc.analysis.report.model import analyse
+    from airss_msc.calc.engines import VALIDATED_RANKING
+    from airss_msc.results.store import ResultsDB
+
+    pbe = "pyscf:PBE/def2-SVP"
+    rng = np.random.default_rng(8)
+    db = tmp_path / "refined.db"
+    ids = {}
+    with ResultsDB(db, write=True) as store:
+        for name, symbols, sevennet, ref in [
+            ("a", ("Cd", "Cd", "Se", "Se"), -10.0, -20.0),
+            ("b", ("Cd", "Cd", "Se", "Se"), -9.9, -20.4),  # PBE's lowest, second by the ranking energy
+            ("c", ("Cd", "Cd", "Se", "Se"), -9.0, None),  # not refined
+            ("d", ("Cd", "Cd", "Te", "Te"), -8.0, -15.0),
+        ]:
+            energies = {VALIDATED_RANKING: sevennet} | ({pbe: ref} if ref is not None else {})
+            ids[name] = store.add(
+                Result(
+                    symbols=symbols,
+                    positions=rng.normal(size=(4, 3)) * 3.0,
+                    status="relaxed",
+                    method="chgnet:0.3.0",
+                    energy=-1.0,
+                    energies=energies,
+                )
+            )
+    analysis = analyse(str(db))
+    assert analysis.energy == pbe
+    ranks = {r.result.id: r.rank for r in analysis.rows if r.result is not None}
+    assert ranks[ids["b"]] == 1 and ranks[ids["a"]] == 2 and ranks[ids["c"]] is None and ranks[ids["d"]] == 1
