@@ -23,7 +23,7 @@ import numpy as np
 from ase import Atoms
 
 from airss_msc.analysis.bands import HC_EV_NM
-from airss_msc.analysis.rank import rank_results
+from airss_msc.analysis.rank import rank_results, refined_everywhere
 from airss_msc.calc.engines import capabilities, check_available, is_reference, method_accuracy, parse_method
 from airss_msc.calc.excite import check_excitation_method, excite
 from airss_msc.calc.progress import reporting
@@ -352,6 +352,14 @@ def _refined_selection(
     return [r for r in candidates if (r.source, r.id) in wanted]
 
 
+def selection_energy(results: list[Result], stored: str | None, *, refining: bool) -> str | None:
+    """The energy that picks a row workflow's lowest structures when none is asked for: the
+    database's ranking energy ``stored``; for spectra and cappings (not ``refining``) a reference
+    (DFT) energy once it is on every composition, so they take the structures the report ranks
+    first. A refinement keeps ``stored``: ranking by what it computes would pick only rows it has done."""
+    return (None if refining else refined_everywhere(results)) or stored
+
+
 def run_rows(
     db_path: str,
     method: str,
@@ -376,7 +384,9 @@ def run_rows(
     """Single points (or, with ``relax``, relaxations; with ``nstates``, excitations) by ``method``
     of stored structures.
 
-    top: the K lowest unique structures per composition (ranked by ``rank_energy``);
+    top: the K lowest unique structures per composition (ranked by ``rank_energy``: by default the
+        database's ranking energy, and for spectra and cappings a reference (DFT) energy instead once
+        one is on every composition, :func:`~airss_msc.analysis.rank.refined_everywhere`);
         None takes every relaxed row (``rescore``). Rows already done are skipped.
     measured_depth: a reference (DFT) single-point refinement takes at least as many per composition
         as the validation found it needs at that size (:func:`refinement_counts`).
@@ -398,7 +408,7 @@ def run_rows(
     with ResultsDB(db_path, write=True) as db, stop_on_signals(stop):
         results = db.records()
         if rank_energy is None:
-            rank_energy = db.rank_energy
+            rank_energy = selection_energy(results, db.rank_energy, refining=not (nstates or ligand))
         elif rank_energy.strip().lower() == "own":
             rank_energy = None
         wanted = {canonical_formula(f) for f in formulas}

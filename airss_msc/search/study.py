@@ -102,7 +102,7 @@ class StudyStep:
     energy: str | None = setting(
         None,
         help="choose the top structures by this method's energies ('own': each row's own method)",
-        shown="the search's rank_energy",
+        shown="the search's rank_energy; spectrum and cap: a reference (DFT) energy on every composition first",
     )
     rows: str = setting("all", help="which rows: " + " | ".join(ROW_KINDS) + " (bare or ligand-capped)")
     relax: bool = setting(False, help="refine: relax with the method (new rows) instead of single points")

@@ -177,3 +177,21 @@ def test_the_report_of_a_database_refined_everywhere_ranks_by_the_reference(tmp_
     assert analysis.energy == pbe
     ranks = {r.result.id: r.rank for r in analysis.rows if r.result is not None}
     assert ranks[ids["b"]] == 1 and ranks[ids["a"]] == 2 and ranks[ids["c"]] is None and ranks[ids["d"]] == 1
+
+
+def test_spectra_and_cappings_take_the_reference_lowest_once_refined_everywhere():
+    from airss_msc.calc.engines import VALIDATED_RANKING
+    from airss_msc.search.rows import selection_energy
+
+    pbe = "pyscf:PBE/def2-SVP"
+    pos = np.random.default_rng(2).normal(size=(4, 3)) * 3.0
+    refined = [
+        Result(symbols=("Cd", "Cd", "Se", "Se"), positions=pos, status="relaxed", method="chgnet:0.3.0",
+               energy=-1.0, energies={VALIDATED_RANKING: -9.0, pbe: -20.0})
+    ]  # fmt: skip
+    assert selection_energy(refined, VALIDATED_RANKING, refining=False) == pbe
+    # a refinement ranked by its own energy would pick only the rows it has already done
+    assert selection_energy(refined, VALIDATED_RANKING, refining=True) == VALIDATED_RANKING
+    unrefined = [Result(symbols=("Cd", "Cd", "Se", "Se"), positions=pos, status="relaxed", method="chgnet:0.3.0",
+                        energy=-1.0, energies={VALIDATED_RANKING: -9.0})]  # fmt: skip
+    assert selection_energy(unrefined, VALIDATED_RANKING, refining=False) == VALIDATED_RANKING
