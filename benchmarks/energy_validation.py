@@ -77,11 +77,24 @@ PBE_METHOD = "pyscf:PBE/def2-SVP"
 REFERENCE_LABEL = "PBE/def2-SVP"  # how the packaged errors name the reference in words
 MAIN_GEOMETRY = "chgnet:0.3.0"
 GFN1 = "tblite:GFN1-xTB"
-ENGINES = ["chgnet:0.3.0", "chgnet:r2scan", "sevennet:7net-0", GFN1, "tblite:GFN2-xTB", "xtb:GFN-FF"]
+#: every energy model the installed wheels ship (SevenNet's three: 7net-0, the larger l3i5 and the
+#: multi-fidelity MF-0 on its PBE fidelity), the xTB Hamiltonians and GFN-FF
+ENGINES = [
+    "chgnet:0.3.0",
+    "chgnet:r2scan",
+    "sevennet:7net-0",
+    "sevennet:7net-l3i5",
+    "sevennet:7net-mf-0",
+    GFN1,
+    "tblite:GFN2-xTB",
+    "xtb:GFN-FF",
+]
 SHORT = {
     "chgnet:0.3.0": "CHGNet 0.3.0",
     "chgnet:r2scan": "CHGNet r2scan",
     "sevennet:7net-0": "SevenNet-0",
+    "sevennet:7net-l3i5": "SevenNet-l3i5",
+    "sevennet:7net-mf-0": "SevenNet-MF-0 (PBE)",
     GFN1: "GFN1-xTB",
     "tblite:GFN2-xTB": "GFN2-xTB",
     "xtb:GFN-FF": "GFN-FF",

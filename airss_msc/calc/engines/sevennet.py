@@ -1,4 +1,5 @@
-"""SevenNet (MIT): ``sevennet`` = SevenNet-0 (``7net-0``), also ``sevennet:7net-l3i5``.
+"""SevenNet (MIT): ``sevennet`` = SevenNet-0 (``7net-0``), also ``sevennet:7net-l3i5`` and
+``sevennet:7net-mf-0`` (the multi-fidelity SevenNet-MF-0 on its PBE fidelity, the reference's).
 
 The checkpoints ship inside the sevenn wheel; their path is resolved here and
 handed over as a file, so sevenn never reaches for its download link. The model
@@ -24,7 +25,9 @@ from airss_msc.calc.engines.chgnet import ML_CAPABILITIES, torch_device, use_thr
 from airss_msc.errors import InputError
 
 #: Model name -> checkpoint constant in sevenn._const (files inside the wheel).
-CHECKPOINTS = {"7net-0": "SEVENNET_0_11Jul2024", "7net-l3i5": "SEVENNET_l3i5"}
+CHECKPOINTS = {"7net-0": "SEVENNET_0_11Jul2024", "7net-l3i5": "SEVENNET_l3i5", "7net-mf-0": "SEVENNET_MF_0"}
+#: Multi-fidelity models: the fidelity (sevenn's "modal") whose energies this engine returns.
+MODALS = {"7net-mf-0": "PBE"}
 
 
 def checkpoint_path(model: str) -> str:
@@ -47,7 +50,9 @@ def _calculator(model: str, device: str) -> Any:  # a sevenn.calculator.SevenNet
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         # the CUDA tensor-product accelerators do not exist on CPU; the warning says nothing new
         warnings.filterwarnings("ignore", message="No tensor product accelerator")
-        return SevenNetCalculator(model=checkpoint_path(model), file_type="checkpoint", device=device)
+        return SevenNetCalculator(
+            model=checkpoint_path(model), file_type="checkpoint", device=device, modal=MODALS.get(model)
+        )
 
 
 class SevenNetCluster(ClusterInBox):
@@ -77,7 +82,11 @@ class SevenNetEngine(Engine):
     )
     models = tuple(CHECKPOINTS)
     default_model = "7net-0"
-    aliases: ClassVar[dict[str, str]] = {"sevennet-0": "7net-0", "sevennet-l3i5": "7net-l3i5"}
+    aliases: ClassVar[dict[str, str]] = {
+        "sevennet-0": "7net-0",
+        "sevennet-l3i5": "7net-l3i5",
+        "sevennet-mf-0": "7net-mf-0",
+    }
     requires = ("sevenn.calculator", "torch")
 
     def capabilities(self, model: str) -> Capabilities:
