@@ -69,11 +69,22 @@ MAIN_GEOMETRY = "chgnet:0.3.0"
 SEVENNET = "sevennet:7net-0"
 GFN1 = "tblite:GFN1-xTB"
 GFN2 = "tblite:GFN2-xTB"
-SHIPPED = ["chgnet:0.3.0", "chgnet:r2scan", SEVENNET, GFN1, GFN2, "xtb:GFN-FF"]
+SHIPPED = [
+    "chgnet:0.3.0",
+    "chgnet:r2scan",
+    SEVENNET,
+    "sevennet:7net-l3i5",
+    "sevennet:7net-mf-0",
+    GFN1,
+    GFN2,
+    "xtb:GFN-FF",
+]
 SHORT = {
     "chgnet:0.3.0": "CHGNet 0.3.0",
     "chgnet:r2scan": "CHGNet r2scan",
     SEVENNET: "SevenNet-0",
+    "sevennet:7net-l3i5": "SevenNet-l3i5",
+    "sevennet:7net-mf-0": "SevenNet-MF-0 (PBE)",
     GFN1: "GFN1-xTB",
     GFN2: "GFN2-xTB",
     "xtb:GFN-FF": "GFN-FF",
