@@ -311,7 +311,8 @@ def rank(
         "--energy",
         help="Rank by this method's stored energies "
         "(from 'rescore'/'refine'), e.g. GFN2-xTB or pyscf:PBE/def2-SVP; 'own' for each row's "
-        "own method. Default: a reference (DFT) energy stored on every composition, else the search's rank_energy.",
+        "own method. Default: a reference (DFT) energy refined to the measured depth in every composition, "
+        "else the search's rank_energy.",
     ),
 ) -> None:
     """Rank stored structures per composition, lowest energy first.
@@ -383,7 +384,10 @@ def reaction(
     ),
     steps: int | None = typer.Option(None, "--steps", help="Steps of the pathway (default: all)."),
     energy: str | None = typer.Option(
-        None, "--energy", help="The one method every species is taken at (default: the database's ranking energy)."
+        None,
+        "--energy",
+        help="The one method every species is taken at (default: as 'rank': a reference (DFT) energy refined "
+        "to the measured depth in every composition, else the database's ranking energy).",
     ),
 ) -> None:
     """Reaction energies (eV, products minus reactants), each species at its lowest stored energy.

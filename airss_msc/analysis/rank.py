@@ -37,6 +37,7 @@ from airss_msc.calc.engines import (
     VALIDATED_RANKING,
     is_reference,
     measured_error,
+    method_accuracy,
     parse_method,
     preferred_gap_method,
     short_name,
@@ -137,32 +138,48 @@ def stored_rank_energy(sources: list[str]) -> str | None:
     return chosen.pop() if len(chosen) == 1 else None
 
 
-def refined_everywhere(results: list[Result]) -> str | None:
-    """A reference (DFT) energy stored on at least one relaxed row of every composition that has
-    relaxed rows, ligand-capped ones included (the first such, by name): a refinement reached every
-    composition, so its energy can rank them all without leaving one out. None when none did."""
-    by_comp: dict[str, set[str]] = {}
+def reference_on_every_composition(results: list[Result], ranking: str | None) -> str | None:
+    """A reference (DFT) energy a refinement stored deep enough in every composition to rank it:
+    on at least as many relaxed rows of each composition (ligand-capped ones included) as the
+    validation found ``ranking``'s order needs at that size for the reference's lowest to be among
+    them (the refine depth, :meth:`~airss_msc.calc.engines.accuracy.ClassAccuracy.depth`; one more
+    than the depths measured where it was never within them; one where no class was measured; every
+    row of a composition with fewer). The first such method by name, or None."""
+    measured = method_accuracy(ranking) if ranking else None
+    by_comp: dict[str, list[Result]] = {}
     for r in results:
         if r.status == Status.RELAXED:
-            by_comp.setdefault(r.composition, set()).update(m for m, e in r.energies.items() if np.isfinite(e))
-    common = set.intersection(*by_comp.values()) if by_comp else set()
-    return next((m for m in sorted(common) if is_reference(m)), None)
+            by_comp.setdefault(r.composition, []).append(r)
+
+    def needed(group: list[Result]) -> int:
+        size_class = measured.at(group[0].natoms) if measured is not None else None
+        if size_class is None:
+            return 1
+        return size_class.depth() or len(size_class.lowest_within_top) + 1
+
+    def carries(r: Result, method: str) -> bool:
+        return method in r.energies and bool(np.isfinite(r.energies[method]))
+
+    references = sorted({m for group in by_comp.values() for r in group for m in r.energies if is_reference(m)})
+    for method in references:
+        if by_comp and all(
+            sum(carries(r, method) for r in group) >= min(needed(group), len(group)) for group in by_comp.values()
+        ):
+            return method
+    return None
 
 
 def ranking_energy(requested: str | None, sources: list[str], results: list[Result] | None = None) -> str | None:
-    """``--energy`` as given, ``own`` for each row's own method; else the reference (DFT) energy
-    where a refinement reached every composition (:func:`refined_everywhere`: it ranks the
-    structures it was computed on, the others are listed unranked); else the databases' stored
-    choice, or the validated ranking energy when the rows (``results``) carry it."""
+    """``--energy`` as given, ``own`` for each row's own method; else the databases' stored choice
+    (or the validated ranking energy when the rows, ``results``, carry it), unless a reference (DFT)
+    energy was refined deep enough in every composition (:func:`reference_on_every_composition`):
+    then that reference, which ranks the structures it was computed on."""
     if requested is not None:
         return None if requested.strip().lower() == "own" else requested
-    refined = refined_everywhere(results) if results else None
-    if refined is not None:
-        return refined
     stored = stored_rank_energy(sources)
     if stored is None and results and any(VALIDATED_RANKING in r.energies for r in results):
-        return VALIDATED_RANKING
-    return stored
+        stored = VALIDATED_RANKING
+    return (reference_on_every_composition(results, stored) if results else None) or stored
 
 
 def validated_energy(method: str | None) -> bool:
@@ -195,6 +212,8 @@ def ranking_note(rows: list[RankedRow], energy: str | None) -> str:
         parts.append("populations by " + ", ".join(pops))
     elif energy and not is_reference(energy):
         parts.append("populations by the ranking energy (no composition has the reference energy on every minimum)")
+    if energy and is_reference(energy):
+        parts.append(f"only structures with a {energy} energy are ranked, and populations are among them")
     return "; ".join(parts)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from ase import Atoms
 
 from airss_msc.analysis.bands import HC_EV_NM
-from airss_msc.analysis.rank import rank_results, refined_everywhere
+from airss_msc.analysis.rank import rank_results
 from airss_msc.calc.engines import capabilities, check_available, is_reference, method_accuracy, parse_method
 from airss_msc.calc.excite import check_excitation_method, excite
 from airss_msc.calc.progress import reporting
@@ -333,6 +333,12 @@ def _refined_selection(
     counts = refinement_counts(method, rank_energy, top, sizes) if measured_depth else dict.fromkeys(sizes, top)
     measured = method_accuracy(rank_energy) if rank_energy else None
     lines: list[str] = []
+    if measured_depth and is_reference(method) and measured is None and sizes:
+        ranked_by = rank_energy or "each row's own method"
+        lines.append(
+            f"note: no refine depth measured for {ranked_by}: "
+            f"top = {top} per composition (rank by a validated energy to refine to its depth; BENCHMARKS.md)"
+        )
     for n in sorted(sizes):
         lines += refinement_depth_notes(method, rank_energy, counts[n], {n})
         if counts[n] > top and measured is not None and (size_class := measured.at(n)) is not None:
@@ -350,14 +356,6 @@ def _refined_selection(
         for r in select_rows([c for c in candidates if counts[c.natoms] == k], k, rank_energy)
     }
     return [r for r in candidates if (r.source, r.id) in wanted]
-
-
-def selection_energy(results: list[Result], stored: str | None, *, refining: bool) -> str | None:
-    """The energy that picks a row workflow's lowest structures when none is asked for: the
-    database's ranking energy ``stored``; for spectra and cappings (not ``refining``) a reference
-    (DFT) energy once it is on every composition, so they take the structures the report ranks
-    first. A refinement keeps ``stored``: ranking by what it computes would pick only rows it has done."""
-    return (None if refining else refined_everywhere(results)) or stored
 
 
 def run_rows(
@@ -384,12 +382,11 @@ def run_rows(
     """Single points (or, with ``relax``, relaxations; with ``nstates``, excitations) by ``method``
     of stored structures.
 
-    top: the K lowest unique structures per composition (ranked by ``rank_energy``: by default the
-        database's ranking energy, and for spectra and cappings a reference (DFT) energy instead once
-        one is on every composition, :func:`~airss_msc.analysis.rank.refined_everywhere`);
-        None takes every relaxed row (``rescore``). Rows already done are skipped.
-    measured_depth: a reference (DFT) single-point refinement takes at least as many per composition
-        as the validation found it needs at that size (:func:`refinement_counts`).
+    top: the K lowest unique structures per composition (ranked by ``rank_energy``, by default
+        the database's ranking energy); None takes every relaxed row (``rescore``). Rows already
+        done are skipped.
+    measured_depth: a reference (DFT) refinement, single points or relaxations, takes at least as
+        many per composition as the validation found it needs at that size (:func:`refinement_counts`).
     rows: ``all``, ``bare`` (no model ligands) or ``capped`` (ligand-capped rows only).
     formulas: only these compositions (all when empty).
     """
@@ -408,7 +405,7 @@ def run_rows(
     with ResultsDB(db_path, write=True) as db, stop_on_signals(stop):
         results = db.records()
         if rank_energy is None:
-            rank_energy = selection_energy(results, db.rank_energy, refining=not (nstates or ligand))
+            rank_energy = db.rank_energy
         elif rank_energy.strip().lower() == "own":
             rank_energy = None
         wanted = {canonical_formula(f) for f in formulas}

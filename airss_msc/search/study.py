@@ -102,7 +102,7 @@ class StudyStep:
     energy: str | None = setting(
         None,
         help="choose the top structures by this method's energies ('own': each row's own method)",
-        shown="the search's rank_energy; spectrum and cap: a reference (DFT) energy on every composition first",
+        shown="the search's rank_energy",
     )
     rows: str = setting("all", help="which rows: " + " | ".join(ROW_KINDS) + " (bare or ligand-capped)")
     relax: bool = setting(False, help="refine: relax with the method (new rows) instead of single points")
@@ -197,7 +197,8 @@ class Study:
     report_energy: str | None = setting(
         None,
         help="the report ranks by this method's energies",
-        shown="a reference (DFT) energy on every composition, else the search's rank_energy",
+        shown="a reference (DFT) energy refined to the measured depth in every composition, "
+        "else the search's rank_energy",
     )
     report_top: int = setting(5, help="structures per composition shown in detail")
     calibration: str | None = setting(None, help="gap-to-band calibration (TOML, relative to the config)")

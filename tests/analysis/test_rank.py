@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -110,88 +112,86 @@ def test_only_a_validated_energy_that_orders_differently_marks_a_disagreement():
     assert all(r.disagree for r in rows)
 
 
-def test_a_refinement_that_reached_every_composition_ranks_them():
-    """After DFT single points on the lowest of every composition the reference energy ranks (the
-    structures it was computed on; the rest are listed unranked); one composition left without it,
-    the stored ranking energy still ranks, so no composition drops out of the ranking."""
-    from airss_msc.analysis.rank import ranking_energy, refined_everywhere
+PBE = "pyscf:PBE/def2-SVP"
+
+
+def _rows_of(spec, seed=3):
+    """Relaxed rows (id, symbols, ranking energy, PBE energy or None, provenance)."""
     from airss_msc.calc.engines import VALIDATED_RANKING
 
-    pbe = "pyscf:PBE/def2-SVP"
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
+    out = []
+    for row_id, symbols, sevennet, ref, *provenance in spec:
+        energies = {VALIDATED_RANKING: sevennet} | ({PBE: ref} if ref is not None else {})
+        out.append(
+            Result(
+                symbols=symbols,
+                positions=rng.normal(size=(len(symbols), 3)) * 3.0,
+                status="relaxed",
+                method="chgnet:0.3.0",
+                energy=-1.0,
+                energies=energies,
+                id=row_id,
+                provenance=provenance[0] if provenance else {},
+            )
+        )
+    return out
 
-    def row(row_id, symbols, sevennet, ref=None, **provenance):
-        energies = {VALIDATED_RANKING: sevennet} | ({pbe: ref} if ref is not None else {})
-        pos = rng.normal(size=(len(symbols), 3)) * 3.0
-        return Result(
-            symbols=symbols, positions=pos, status="relaxed", method="chgnet:0.3.0", energy=-1.0,
-            energies=energies, id=row_id, provenance=provenance,
-        )  # fmt: skip
 
-    cdse = ("Cd", "Cd", "Se", "Se")
-    cdte = ("Cd", "Cd", "Te", "Te")
-    # the reference swaps the ranking energy's order of the two Cd2Se2 rows; row 3 was not refined
-    rows = [row(1, cdse, -10.0, -20.0), row(2, cdse, -9.9, -20.5), row(3, cdse, -9.0), row(4, cdte, -8.0, -15.0)]
-    assert refined_everywhere(rows) == pbe
-    assert ranking_energy(None, [], rows) == pbe
+CDSE = ("Cd", "Cd", "Se", "Se")
+CDTE = ("Cd", "Cd", "Te", "Te")
+
+
+def _depth_at(natoms):
+    from airss_msc.calc.engines import VALIDATED_RANKING, method_accuracy
+
+    size_class = method_accuracy(VALIDATED_RANKING).at(natoms)
+    assert size_class is not None and size_class.depth()
+    return size_class.depth()
+
+
+def test_a_refinement_to_the_measured_depth_in_every_composition_ranks_them():
+    """After DFT single points on the measured depth of every composition the reference energy ranks
+    (the structures it was computed on); shallower in one composition, or a composition left
+    without it, the stored ranking energy still ranks, so the reference's lowest is one it had
+    the chance to see and no composition drops out."""
+    from airss_msc.analysis.rank import ranking_energy, reference_on_every_composition
+    from airss_msc.calc.engines import VALIDATED_RANKING
+
+    depth = _depth_at(4)
+    assert depth > 1  # else a top-1 refinement could not be told from one to the depth
+    # the depth lowest Cd2Se2 refined, the reference swapping the first two; one more row not refined;
+    # the lone Cd2Te2 (fewer rows than the depth) refined
+    spec = [(k + 1, CDSE, -10.0 + 0.1 * k, -20.0 - 0.5 * (k == 1)) for k in range(depth)]
+    spec += [(depth + 1, CDSE, -5.0, None), (depth + 2, CDTE, -8.0, -15.0)]
+    rows = _rows_of(spec)
+    assert reference_on_every_composition(rows, VALIDATED_RANKING) == PBE
+    assert ranking_energy(None, [], rows) == PBE
     assert ranking_energy(VALIDATED_RANKING, [], rows) == VALIDATED_RANKING  # asked for: kept
-    ranked = {r.result.id: r.rank for r in rank_results(rows, energy=pbe, include_all=True, symmetry_tol=None)}
-    assert ranked == {2: 1, 1: 2, 3: None, 4: 1}
+    ranked = {r.result.id: r.rank for r in rank_results(rows, energy=PBE, include_all=True, symmetry_tol=None)}
+    assert ranked[2] == 1 and ranked[1] == 2 and ranked[depth + 1] is None and ranked[depth + 2] == 1
+    # refined shallower than the depth in one composition: not yet
+    shallow = [r for r in rows if r.id != depth] + _rows_of([(depth, CDSE, -9.0, None)], seed=4)
+    assert reference_on_every_composition(shallow, VALIDATED_RANKING) is None
+    assert ranking_energy(None, [], shallow) == VALIDATED_RANKING
     # a ligand-capped composition without the reference keeps the ranking energy for all
     capped = ("Cd", "Cd", "Se", "Se", "N", "H", "H", "H")
-    unrefined = [*rows, row(5, capped, -30.0, bare_parent=1)]
-    assert refined_everywhere(unrefined) is None
-    assert ranking_energy(None, [], unrefined) == VALIDATED_RANKING
+    assert reference_on_every_composition(rows + _rows_of([(99, capped, -30.0, None)]), VALIDATED_RANKING) is None
 
 
-def test_the_report_of_a_database_refined_everywhere_ranks_by_the_reference(tmp_path):
+def test_the_report_of_a_database_refined_to_the_depth_ranks_by_the_reference(tmp_path):
     """The analysis a report is drawn from: the reference's lowest is rank 1 (not the ranking
     energy's) and the unrefined row is listed unranked."""
     from airss_msc.analysis.report.model import analyse
-    from airss_msc.calc.engines import VALIDATED_RANKING
     from airss_msc.results.store import ResultsDB
 
-    pbe = "pyscf:PBE/def2-SVP"
-    rng = np.random.default_rng(8)
+    depth = _depth_at(4)
     db = tmp_path / "refined.db"
-    ids = {}
+    spec = [(0, CDSE, -10.0 + 0.1 * k, -20.0 - 0.5 * (k == 1)) for k in range(depth)]
+    spec += [(0, CDSE, -5.0, None), (0, CDTE, -8.0, -15.0)]
     with ResultsDB(db, write=True) as store:
-        for name, symbols, sevennet, ref in [
-            ("a", ("Cd", "Cd", "Se", "Se"), -10.0, -20.0),
-            ("b", ("Cd", "Cd", "Se", "Se"), -9.9, -20.4),  # PBE's lowest, second by the ranking energy
-            ("c", ("Cd", "Cd", "Se", "Se"), -9.0, None),  # not refined
-            ("d", ("Cd", "Cd", "Te", "Te"), -8.0, -15.0),
-        ]:
-            energies = {VALIDATED_RANKING: sevennet} | ({pbe: ref} if ref is not None else {})
-            ids[name] = store.add(
-                Result(
-                    symbols=symbols,
-                    positions=rng.normal(size=(4, 3)) * 3.0,
-                    status="relaxed",
-                    method="chgnet:0.3.0",
-                    energy=-1.0,
-                    energies=energies,
-                )
-            )
+        ids = [store.add(replace(r, id=None)) for r in _rows_of(spec, seed=8)]
     analysis = analyse(str(db))
-    assert analysis.energy == pbe
+    assert analysis.energy == PBE
     ranks = {r.result.id: r.rank for r in analysis.rows if r.result is not None}
-    assert ranks[ids["b"]] == 1 and ranks[ids["a"]] == 2 and ranks[ids["c"]] is None and ranks[ids["d"]] == 1
-
-
-def test_spectra_and_cappings_take_the_reference_lowest_once_refined_everywhere():
-    from airss_msc.calc.engines import VALIDATED_RANKING
-    from airss_msc.search.rows import selection_energy
-
-    pbe = "pyscf:PBE/def2-SVP"
-    pos = np.random.default_rng(2).normal(size=(4, 3)) * 3.0
-    refined = [
-        Result(symbols=("Cd", "Cd", "Se", "Se"), positions=pos, status="relaxed", method="chgnet:0.3.0",
-               energy=-1.0, energies={VALIDATED_RANKING: -9.0, pbe: -20.0})
-    ]  # fmt: skip
-    assert selection_energy(refined, VALIDATED_RANKING, refining=False) == pbe
-    # a refinement ranked by its own energy would pick only the rows it has already done
-    assert selection_energy(refined, VALIDATED_RANKING, refining=True) == VALIDATED_RANKING
-    unrefined = [Result(symbols=("Cd", "Cd", "Se", "Se"), positions=pos, status="relaxed", method="chgnet:0.3.0",
-                        energy=-1.0, energies={VALIDATED_RANKING: -9.0})]  # fmt: skip
-    assert selection_energy(unrefined, VALIDATED_RANKING, refining=False) == VALIDATED_RANKING
+    assert ranks[ids[1]] == 1 and ranks[ids[0]] == 2 and ranks[ids[depth]] is None and ranks[ids[-1]] == 1

@@ -197,6 +197,9 @@ def test_a_reference_refinement_takes_the_measured_depth_at_each_size():
     chosen = _refined_selection(rows, pbe, VALIDATED_RANKING, 1, False, lines.append)  # --no-depth
     assert [r.id for r in chosen] == [rows[0].id]
     assert len(lines) == 1 and f"refine at least {big.depth()}" in lines[0]  # and a note that it may miss
+    lines.clear()
+    chosen = _refined_selection(rows, pbe, None, 1, True, lines.append)  # each row's own method: not measured
+    assert len(chosen) == 1 and len(lines) == 1 and "no refine depth measured" in lines[0]
 
 
 def test_the_held_out_depth_is_measured_on_the_other_formulas_only():

@@ -255,3 +255,33 @@ def test_frame_templates_are_relative_to_the_config_not_the_working_directory(tm
     assert frame.templates == (str(tmp_path / "frames" / "Cd13Se13.xyz"), str(absolute))
     assert all(Path(t).is_file() for t in frame.templates)
     assert frame.applies(["Cd"] * 13 + ["Se"] * 13)
+
+
+@pytest.mark.parametrize("flag", [None, "--depth", "--no-depth"])
+def test_the_depth_setting_reaches_the_refinement(tmp_path, run_cli, monkeypatch, flag):
+    """``refine --no-depth`` and ``[study.x] depth = false`` keep ``top``; the default raises it."""
+    import airss_msc.cli as cli
+    import airss_msc.search.study as study_mod
+    from airss_msc.search.rows import RowsOutcome
+    from airss_msc.search.study import StudyStep
+
+    seen = []
+
+    def fake(db, method, **kw):
+        seen.append(kw["measured_depth"])
+        return RowsOutcome(planned=0, skipped=0)
+
+    monkeypatch.setattr(cli, "run_rows", fake)
+    monkeypatch.setattr(study_mod, "run_rows", fake)
+    code, _out, err = run_cli("refine", tmp_path / "x.db", *([flag] if flag else []), "--serial")
+    assert code == 0, err
+    assert seen == [flag != "--no-depth"]
+    seen.clear()
+    for depth in (True, False):
+        StudyStep(name="r", do="refine", method="pyscf:PBE/def2-SVP", depth=depth).run(
+            str(tmp_path / "x.db"), None, 1, None, None
+        )
+        StudyStep(name="s", do="spectrum", method="pyscf:TDA-PBE0/def2-SVP", depth=depth).run(
+            str(tmp_path / "x.db"), None, 1, None, None
+        )
+    assert seen == [True, False, False, False]  # a spectrum has no depth: it computes what it is given
