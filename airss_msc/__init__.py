@@ -7,7 +7,7 @@ against PBE/def2-SVP (``BENCHMARKS.md``): relax random starts with CHGNet 0.3.0
 CHGNet geometry, keep a GFN2-xTB single point beside it (xTB, via tblite), and
 refine the best with PySCF DFT, as many per composition as the validation found
 PBE's lowest can need at that size (PBE/def2-SVP single points or relaxations, then
-TDA-TDDFT spectra of the lowest by PBE).
+TDA-TDDFT spectra).
 
 Stages (each a module and an ``airss-msc`` subcommand): ``generate`` random
 clusters (or substitute into a parent), ``relax`` them with an engine of the
