@@ -387,39 +387,42 @@ def promoted(name: str) -> Atoms:
     and GFN2-xTB energies relative to that formula's committed parent (``<formula>-parent``), all
     read from the reference set's committed records (nothing is recomputed)."""
     from airss_msc.generation.geometry import anion_bonds, point_group
-    from benchmarks.jsonl import read_jsonl
-    from benchmarks.paths import ENGINE_SINGLE_POINTS, PBE, STRUCTURES
+    from benchmarks.compute_reference import fingerprint
+    from benchmarks.energy_validation import load_set, pbe_energies, sp_cache
+    from benchmarks.paths import PBE, STRUCTURES
 
-    by_name = {a.info["name"]: a for a in read(STRUCTURES, index=":")}
-    if name not in by_name:
+    by_name = {a.info["name"]: a for a in load_set()}
+    src = by_name.get(name)
+    if src is None:
         raise SystemExit(f"no reference structure {name!r} in {STRUCTURES}")
-    src = by_name[name]
     formula = str(src.info["formula"])
     parent = f"{formula}-parent"
-    pbe = {r["name"]: r["energy_eV"] for r in read_jsonl(PBE) if r.get("status") == "ok" and "energy_eV" in r}
-    engines = {
-        (r["name"], r["method"]): r for r in read_jsonl(ENGINE_SINGLE_POINTS) if r.get("geometry") == "reference"
-    }
+    # the validation's own readers: a record counts only for the geometry it was computed on
+    pbe, _ = pbe_energies([by_name[n] for n in (name, parent) if n in by_name])
     missing = [n for n in (name, parent) if n not in pbe]
     if missing:
         raise SystemExit(f"no PBE/def2-SVP energy of {', '.join(missing)} in {PBE}: compute it first")
+    engines = sp_cache()
+
+    def single_point(n: str, method: str) -> dict:
+        return engines[(fingerprint(by_name[n]), method)]
 
     def relative(method: str) -> float:
-        return engines[(name, method)]["energy"] - engines[(parent, method)]["energy"]
+        return single_point(name, method)["energy"] - single_point(parent, method)["energy"]
 
-    d_pbe = pbe[name] - pbe[parent]
+    d_pbe = pbe[name]["energy_eV"] - pbe[parent]["energy_eV"]
     atoms = Atoms(src.get_chemical_symbols(), positions=src.positions)
     atoms.info.update(
         name=formula,
         status=str(src.info.get("geometry_status", "relaxed")),
         method=str(src.info["geometry_engine"]),
         energy=float(src.info["geometry_energy"]),
-        energy_sevennet_7net_0=engines[(name, SEVENNET)]["energy"],
-        energy_gfn2_xtb=engines[(name, GFN2)]["energy"],
-        gap_gfn2_xtb=engines[(name, GFN2)]["gap"],
+        energy_sevennet_7net_0=single_point(name, SEVENNET)["energy"],
+        energy_gfn2_xtb=single_point(name, GFN2)["energy"],
+        gap_gfn2_xtb=single_point(name, GFN2)["gap"],
         anion_bonds=anion_bonds(atoms),
         point_group=point_group(atoms),
-        pbe_def2svp_eV=pbe[name],
+        pbe_def2svp_eV=pbe[name]["energy_eV"],
         provenance=(
             f"{src.info['origin']}, relaxed by airss-msc with {src.info['geometry_engine']} "
             f"(fmax {float(src.info['geometry_fmax']):g}; benchmarks/build_reference_large.py, reference structure "
