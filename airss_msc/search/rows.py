@@ -339,16 +339,17 @@ def _refined_selection(
             f"note: no refine depth measured for {ranked_by}: "
             f"top = {top} per composition (rank by a validated energy to refine to its depth; BENCHMARKS.md)"
         )
-    for n in sorted(sizes):
-        lines += refinement_depth_notes(method, rank_energy, counts[n], {n})
-        if counts[n] > top and measured is not None and (size_class := measured.at(n)) is not None:
+    for k in sorted(set(counts.values())):  # the notes judge each size class at the count it gets
+        lines += refinement_depth_notes(method, rank_energy, k, {n for n in sizes if counts[n] == k})
+    if measured is not None:  # a count above top is the class's measured depth (refinement_counts)
+        for size_class in dict.fromkeys(c for n in sorted(sizes) if counts[n] > top and (c := measured.at(n))):
             lines.append(
-                f"refine: the {counts[n]} lowest by {measured.label} per composition at {size_class.label}, not "
-                f"{top}: {measured.reference}'s lowest was among its {counts[n]} lowest in every formula of the "
-                f"validation ({size_class.formulas} formulas; BENCHMARKS.md; --no-depth keeps {top})"
+                f"refine: the {size_class.depth()} lowest by {measured.label} per composition at {size_class.label}, "
+                f"not {top}: {measured.reference}'s lowest was among its {size_class.depth()} lowest in every "
+                f"formula of the validation ({size_class.formulas} formulas; BENCHMARKS.md; --no-depth keeps {top})"
             )
     if log is not None:
-        for line in dict.fromkeys(lines):
+        for line in lines:
             log(line)
     wanted = {
         (r.source, r.id)
