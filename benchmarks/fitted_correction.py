@@ -56,6 +56,10 @@ from ase.io import read  # noqa: E402
 
 from airss_msc.composition import ANIONS  # noqa: E402
 from airss_msc.generation.geometry import distances, radii_sums  # noqa: E402
+
+# the same engines and the same rank metrics as the validation table the fitted models are compared with
+from benchmarks.energy_validation import ENGINES, rank_stats, summarise  # noqa: E402
+from benchmarks.energy_validation import SHORT as VALIDATION_SHORT  # noqa: E402
 from benchmarks.jsonl import read_jsonl  # noqa: E402
 from benchmarks.paths import ENGINE_SINGLE_POINTS as ENGINE_SP  # noqa: E402
 from benchmarks.paths import OUT as OUT_DIR  # noqa: E402
@@ -69,26 +73,10 @@ MAIN_GEOMETRY = "chgnet:0.3.0"
 SEVENNET = "sevennet:7net-0"
 GFN1 = "tblite:GFN1-xTB"
 GFN2 = "tblite:GFN2-xTB"
-SHIPPED = [
-    "chgnet:0.3.0",
-    "chgnet:r2scan",
-    SEVENNET,
-    "sevennet:7net-l3i5",
-    "sevennet:7net-mf-0",
-    GFN1,
-    GFN2,
-    "xtb:GFN-FF",
-]
-SHORT = {
-    "chgnet:0.3.0": "CHGNet 0.3.0",
-    "chgnet:r2scan": "CHGNet r2scan",
-    SEVENNET: "SevenNet-0",
-    "sevennet:7net-l3i5": "SevenNet-l3i5",
-    "sevennet:7net-mf-0": "SevenNet-MF-0 (PBE)",
-    GFN1: "GFN1-xTB",
-    GFN2: "GFN2-xTB",
-    "xtb:GFN-FF": "GFN-FF",
-}
+#: the shipped energy models and their short names: the validation's own lists, so a model added
+#: there is a baseline here too
+SHIPPED = list(ENGINES)
+SHORT = dict(VALIDATION_SHORT)
 #: the base models whose missing single points this script computes (cheap at 11 atoms)
 COMPUTE = [SEVENNET, GFN1, GFN2]
 MIN_PER_FORMULA = 3
@@ -386,10 +374,6 @@ def choose_ridge(points: Sequence[Point], model: Model) -> float:
         if n and err / n < best_err:
             best, best_err = lam, err / n
     return best
-
-
-# the same rank metrics as the validation table the fitted models are compared with
-from benchmarks.energy_validation import rank_stats, summarise  # noqa: E402
 
 
 def evaluate(ft: Fit, test: Sequence[Point]) -> dict | None:
