@@ -11,7 +11,14 @@ Models compared (``MODELS``):
 - ``blend``: a * E(SevenNet-0) + b * E(GFN1-xTB) (or GFN2-xTB), two parameters, least squares;
 - ``+bonds3``: s * E(model) + w . n, n = smooth counts of cation-anion, cation-cation and anion-anion contacts
   (``contact_counts``), ridge on w (lambda chosen by an inner leave-one-formula-out on the training formulas);
-- ``+pairs``: the same with one count per element pair (Cd-Se, Cd-Te, Zn-Se, Cd-Cd, Se-Se, ...).
+- ``+pairs``: the same with one count per element pair (Cd-Se, Cd-Te, Zn-Se, Cd-Cd, Se-Se, ...);
+- ``readout``: a fine-tune of SevenNet-0's energy readout, the network's last layers. SevenNet-0's atomic energy
+  is ``scale_Z * (w . g_i) / 8 + shift_Z`` with g_i the 64 scalar features of atom i entering its last linear
+  layer (and those features are a linear map of the 128 scalars h_i before it); ``readout64`` refits w (64
+  weights), ``readout128`` the composed 128 -> 1 map, both as ridge regressions towards SevenNet-0's own
+  weights (the features ``readout_features`` extracts are frozen: the interaction blocks are not retrained,
+  which with ~90 PBE energies and no PBE forces is all the data supports). The fitted weights are exactly a
+  SevenNet model with an edited last layer, forces included.
 
 Validation (nothing of a held-out formula is seen by its fit, neither its CHGNet- nor its GFN1-geometry
 structures): leave one formula out over the formulas with >= 3 PBE energies on CHGNet geometries (the
@@ -85,6 +92,8 @@ SMALL = (4, 8)  # the training size class of the first size hold-out (predicts M
 MID = (9, 16)
 BIG_FROM = 20  # the (MX)13 class; the second size hold-out trains on everything below it
 RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+# 64-128 readout weights on ~90 energies: the grid reaches far enough to shrink the change to nothing
+READOUT_RIDGE_GRID = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 #: contact counts per atom whose spread (standard deviation over the centred training data) is below this
 #: are left out of a fit
 MIN_COUNT_SPREAD = 1e-3
@@ -163,10 +172,66 @@ class Point:
     energies: dict[str, float] = field(default_factory=dict)
     classes: dict[str, float] = field(default_factory=dict)
     pairs: dict[str, float] = field(default_factory=dict)
+    readout: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def main(self) -> bool:
         return self.geometry == MAIN_GEOMETRY
+
+
+READOUTS = {"readout64": "reduce_hidden_to_energy", "readout128": "reduce_input_to_hidden"}
+
+
+def readout_features(images: Sequence[Atoms]) -> list[dict[str, np.ndarray]]:
+    """Per structure, SevenNet-0's scalar features entering its readout layers, summed over atoms with each
+    atom's species scale: ``{"readout64": sum_i scale_Z g_i / 8, "readout128": sum_i scale_Z h_i}`` (eV per unit
+    weight for readout64: ``w . readout64 + sum_i shift_Z`` is the SevenNet-0 energy). One forward pass each."""
+    import sevenn._keys as KEY
+
+    from airss_msc.calc.engines.sevennet import SevenNetCluster, _calculator
+
+    calc = SevenNetCluster("7net-0")
+    net = _calculator("7net-0", "cpu").model
+    scale = net._modules["rescale_atomic_energy"].scale.detach().numpy()
+    seen: dict[str, np.ndarray] = {}
+
+    def keep(name: str) -> Callable:
+        # a pre-hook: the modules write their output into the same data dict, so after them it is gone
+        def hook(module: object, inputs: tuple) -> None:
+            seen[name] = inputs[0][KEY.NODE_FEATURE].detach().numpy().copy()
+            seen["types"] = inputs[0][KEY.ATOM_TYPE].detach().numpy().ravel().copy()
+
+        return hook
+
+    handles = [net._modules[m].register_forward_pre_hook(keep(k)) for k, m in READOUTS.items()]
+    out = []
+    try:
+        for a in images:
+            b = a.copy()
+            b.calc = calc
+            b.get_potential_energy()
+            s = scale[seen["types"]][:, None]
+            out.append(
+                {
+                    "readout64": (s * seen["readout64"]).sum(axis=0) / 8.0,
+                    "readout128": (s * seen["readout128"]).sum(axis=0),
+                }
+            )
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+def readout_weights() -> dict[str, np.ndarray]:
+    """SevenNet-0's own weights on the ``readout_features``: ``E = w . features + sum_i shift_Z`` for each key."""
+    from airss_msc.calc.engines.sevennet import _calculator
+
+    net = _calculator("7net-0", "cpu").model
+    w64 = net._modules["reduce_hidden_to_energy"].linear.weight.detach().numpy().astype(float)
+    w1 = net._modules["reduce_input_to_hidden"].linear.weight.detach().numpy().astype(float).reshape(128, 64)
+    # e3nn's Linear divides each path by sqrt(fan_in): 128 -> 64, then 64 -> 1 (the 1/8 of readout64)
+    return {"readout64": w64, "readout128": w1 @ w64 / np.sqrt(128) / 8.0}
 
 
 def engine_energies() -> dict[tuple[str, str], dict]:
@@ -222,7 +287,8 @@ def load_points(compute: bool, log: Callable[[str], None]) -> tuple[list[Point],
             computed += 1
             log(f"single point {m} {a.info['name']}: {sp.status} ({row['cpu_seconds']} CPU s)")
     points = []
-    for a, r in usable:
+    features = readout_features([a for a, _ in usable])
+    for (a, r), feat in zip(usable, features, strict=True):
         fp = fingerprint(a)
         e = {
             m: float(sps[(fp, m)]["energy"])
@@ -239,6 +305,7 @@ def load_points(compute: bool, log: Callable[[str], None]) -> tuple[list[Point],
                 e,
                 contact_counts(a, "class"),
                 contact_counts(a, "pair"),
+                feat,
             )
         )
     return points, {"pbe_ok": len(usable), "gap_floor": gap_floor, "computed": computed}
@@ -258,9 +325,10 @@ class Model:
 
     label: str
     engines: tuple[str, ...]
-    counts: str | None = None  # None, "class" or "pair"
+    counts: str | None = None  # None, "class", "pair", "readout64" or "readout128"
     fit: bool = True
     penalise_engines: bool = False
+    ridge_grid: tuple[float, ...] = RIDGE_GRID
 
     def usable(self, p: Point) -> bool:
         return all(m in p.energies for m in self.engines)
@@ -269,6 +337,8 @@ class Model:
         e = np.array([p.energies[m] for m in self.engines]) / p.natoms
         if self.counts is None:
             n = np.zeros(0)
+        elif self.counts in READOUTS:
+            n = p.readout[self.counts] / p.natoms
         else:
             d = p.classes if self.counts == "class" else p.pairs
             n = np.array([d[k] for k in (CLASSES if self.counts == "class" else PAIRS)]) / p.natoms
@@ -277,7 +347,15 @@ class Model:
     def n_parameters(self) -> int:
         if not self.fit:
             return 0
-        return len(self.engines) + (0 if self.counts is None else len(CLASSES if self.counts == "class" else PAIRS))
+        return len(self.engines) + len(self.count_keys())
+
+    def count_keys(self) -> list[str]:
+        """Names of the count (or readout-feature) coefficients."""
+        if self.counts is None:
+            return []
+        if self.counts in READOUTS:
+            return [f"{self.counts}[{i}]" for i in range(int(self.counts.removeprefix("readout")))]
+        return list(CLASSES if self.counts == "class" else PAIRS)
 
 
 @dataclass
@@ -356,7 +434,7 @@ def choose_ridge(points: Sequence[Point], model: Model) -> float:
     held-out formula is never among them)."""
     formulas = sorted({p.formula for p in points if model.usable(p)})
     best, best_err = RIDGE_GRID[-1], np.inf
-    for lam in RIDGE_GRID:
+    for lam in model.ridge_grid:
         err, n = 0.0, 0
         for f in formulas:
             test = [p for p in points if p.formula == f and model.usable(p)]
@@ -393,6 +471,9 @@ MODELS = [Model(SHORT[m], (m,), fit=False) for m in SHIPPED] + [
     Model("SevenNet-0 +pairs", (SEVENNET,), "pair"),
     Model("GFN1-xTB +pairs", (GFN1,), "pair"),
     Model("blend SevenNet-0+GFN1 +bonds3", (SEVENNET, GFN1), "class"),
+    # the readout fine-tunes: s * (SevenNet-0's own readout) + a ridge-shrunk change of its weights
+    Model("SevenNet-0 readout64 fine-tune", (SEVENNET,), "readout64", ridge_grid=READOUT_RIDGE_GRID),
+    Model("SevenNet-0 readout128 fine-tune", (SEVENNET,), "readout128", ridge_grid=READOUT_RIDGE_GRID),
 ]
 
 
@@ -652,16 +733,25 @@ def run(compute: bool) -> list[str]:
     # --- coefficients of the fits on all data
     lines += ["## Coefficients fitted on all formulas (per-atom energies; counts per atom, eV per contact)", ""]
     rows = []
+    own_weights = readout_weights()
     for label, r in results.items():
         ft = r["full"]
         if not ft.model.fit:
             continue
-        keys = [] if ft.model.counts is None else list(CLASSES if ft.model.counts == "class" else PAIRS)
+        keys = ft.model.count_keys()
+        if ft.model.counts in READOUTS:
+            w0 = own_weights[ft.model.counts] * ft.coef_engines[0]
+            counts = (
+                f"{len(keys)} readout weights changed by {np.linalg.norm(ft.coef_counts) / np.linalg.norm(w0):.1%} "
+                "of their scaled SevenNet-0 values (norm)"
+            )
+        else:
+            counts = ", ".join(f"{k} {c:+.3f}" for k, c in zip(keys, ft.coef_counts, strict=True)) or "-"
         rows.append(
             [
                 label,
                 ", ".join(f"{SHORT[m]} {c:.3f}" for m, c in zip(ft.model.engines, ft.coef_engines, strict=True)),
-                ", ".join(f"{k} {c:+.3f}" for k, c in zip(keys, ft.coef_counts, strict=True)) or "-",
+                counts,
                 fmt(ft.ridge, 3) if ft.ridge is not None else "-",
             ]
         )

@@ -125,3 +125,20 @@ def test_the_largest_class_held_out_is_predicted_by_a_fit_that_never_saw_it():
     assert per["F26"] is not None and per["F26"]["spearman"] == pytest.approx(-1.0) and not per["F26"]["first"]
     everything = fc.fit(points, blend)
     assert not np.allclose(everything.coef_engines, [1.2, 0.3])
+
+
+@pytest.mark.slow
+def test_the_readout_features_reproduce_sevennet_energy_differences():
+    """w . features + sum of species shifts is SevenNet-0's energy: within one formula the shifts cancel, so the
+    features times SevenNet-0's own weights must give its isomer energy differences (both readout layers)."""
+    from airss_msc.calc.single_point import single_point
+
+    square = rhombus()
+    bent = square.copy()
+    bent.positions[0, 2] += 0.6  # fold the rhombus: same formula, a different energy
+    feats = fc.readout_features([square, bent])
+    weights = fc.readout_weights()
+    de = single_point(bent, fc.SEVENNET).energy - single_point(square, fc.SEVENNET).energy
+    assert abs(de) > 0.05
+    for key in fc.READOUTS:
+        assert feats[1][key] @ weights[key] - feats[0][key] @ weights[key] == pytest.approx(de, abs=2e-4)
