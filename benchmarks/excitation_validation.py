@@ -11,6 +11,9 @@ at 26. This script computes, on the same geometries, the reference and the cheap
   ``airss_msc.calc.excite.excite`` (5 singlets; a structure with no bright state among 5 is rerun
   with 10); TDA-PBE's first bright and lowest singlets and its PBE ground state's HOMO-LUMO gap
   are three candidates;
+* ``pyscf:TDA-ris-PBE0/def2-SVP`` and ``pyscf:TDA-ris-PBE/def2-SVP``: the same ground states with the
+  TDA-ris response (``airss_msc.calc.engines.pyscf_ris``; a minimal auxiliary basis and no XC kernel,
+  seconds of response instead of the TDA Davidson), their first bright singlets two candidates;
 * ``tblite:GFN2-xTB`` and ``tblite:GFN1-xTB`` HOMO-LUMO gaps (``airss_msc.calc.single_point``).
 
 Structures: per formula of at most 8 atoms in the reference set (``benchmarks/reference/structures.extxyz``),
@@ -65,6 +68,8 @@ MAX_ATOMS = 8
 GEOMETRY_ENGINE = "chgnet:0.3.0"
 REFERENCE_METHOD = "pyscf:TDA-PBE0/def2-SVP"
 TDA_PBE = "pyscf:TDA-PBE/def2-SVP"
+RIS_PBE0 = "pyscf:TDA-ris-PBE0/def2-SVP"
+RIS_PBE = "pyscf:TDA-ris-PBE/def2-SVP"
 GAP_METHODS = ("tblite:GFN2-xTB", "tblite:GFN1-xTB")
 STATES = 5
 #: states of the rerun when none of the first STATES is bright
@@ -229,14 +234,14 @@ def cost_order(s: Structure) -> tuple:
 
 
 def jobs_for(structures: list[Structure], rows: list[dict]) -> list[Job]:
-    """Every job: the xTB gaps of all structures first, then TDA-PBE and TDA-PBE0 per structure."""
+    """Every job: the xTB gaps of all structures first, then TDA-PBE, TDA-PBE0 and the two TDA-ris per structure."""
     jobs = []
     more = {(r["name"], r["method"]) for r in rows if needs_more_states(r) and int(r.get("nstates", 0)) == STATES}
     for s in structures:
         o = cost_order(s)
         for m in GAP_METHODS:
             jobs.append(Job(s.name, s.formula, s.fingerprint, m, 0, (0, *o, m)))
-        for m in (TDA_PBE, REFERENCE_METHOD):
+        for m in (TDA_PBE, REFERENCE_METHOD, RIS_PBE0, RIS_PBE):
             jobs.append(Job(s.name, s.formula, s.fingerprint, m, STATES, (1, *o, m)))
             if (s.name, m) in more or (s.name == CHECK_STATES_ON and m == REFERENCE_METHOD):
                 jobs.append(Job(s.name, s.formula, s.fingerprint, m, MORE_STATES, (1, s.natoms + 0.5, *o[1:], m)))
@@ -440,6 +445,8 @@ CANDIDATES = {
     "TDA-PBE first bright": (TDA_PBE, "value"),
     "TDA-PBE lowest excitation": (TDA_PBE, "lowest"),
     "PBE HOMO-LUMO gap": (TDA_PBE, "ground_gap"),
+    "TDA-ris-PBE0 first bright": (RIS_PBE0, "value"),
+    "TDA-ris-PBE first bright": (RIS_PBE, "value"),
     "GFN2-xTB gap": ("tblite:GFN2-xTB", "value"),
     "GFN1-xTB gap": ("tblite:GFN1-xTB", "value"),
 }
@@ -667,18 +674,21 @@ def report(rows: list[dict], larger: list[dict] | None = None) -> str:
             f"`python -m benchmarks.excitation_validation --report` (commit {git_commit()}), from "
             f"`benchmarks/runs/excitation_validation.jsonl` ({len(rows)} stored lines). Reference: the first "
             f"bright singlet (f >= {BRIGHT_F}) of TDA-PBE0/def2-SVP; candidates on the same CHGNet 0.3.0 geometries: "
-            "the TDA-PBE/def2-SVP first bright singlet, the PBE HOMO-LUMO gap of that run's ground state, and the "
-            "GFN2-xTB and GFN1-xTB HOMO-LUMO gaps (tblite). TDA runs: "
+            "the TDA-PBE/def2-SVP first bright singlet, the PBE HOMO-LUMO gap of that run's ground state, the first "
+            "bright singlets of TDA-ris (Zhou, Della Sala and Parker, JPCL 2023: one s fitting function per atom, no "
+            "XC kernel) on the PBE0 and on the PBE ground state, and the GFN2-xTB and GFN1-xTB HOMO-LUMO gaps "
+            "(tblite). TDA runs: "
             f"{STATES} singlets ({MORE_STATES} where none of {STATES} is bright). CPU s: time.process_time of one "
             "process, OMP_NUM_THREADS=1, on a shared 2-core machine."
         ),
         "",
         (
             "| structure | atoms | picked by | TDA-PBE0 first bright eV (f) | TDA-PBE0 lowest eV "
-            "| TDA-PBE first bright eV (f) | TDA-PBE lowest eV | PBE gap eV | GFN2 gap eV | GFN1 gap eV "
-            "| CPU s PBE0 / PBE / GFN2 / GFN1 |"
+            "| TDA-PBE first bright eV (f) | TDA-PBE lowest eV | PBE gap eV | TDA-ris-PBE0 first bright eV (f) "
+            "| TDA-ris-PBE first bright eV (f) | GFN2 gap eV | GFN1 gap eV "
+            "| CPU s PBE0 / PBE / ris-PBE0 / ris-PBE / GFN2 / GFN1 |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n in names:
         d = t[n]
@@ -704,8 +714,8 @@ def report(rows: list[dict], larger: list[dict] | None = None) -> str:
             f"| {n} | {d['natoms']} | {'lowest' if d['rank'] == 0 else 'second'} ({d['ranked_by']}) "
             f"| {cell(REFERENCE_METHOD)} | {_f(d.get(f'{REFERENCE_METHOD}|lowest'))} | {cell(TDA_PBE)} "
             f"| {_f(d.get(f'{TDA_PBE}|lowest'))} | {_f(d.get(f'{TDA_PBE}|ground_gap'))} "
-            f"| {cell(GAP_METHODS[0])} | {cell(GAP_METHODS[1])} "
-            f"| {' / '.join(cpu(m) for m in (REFERENCE_METHOD, TDA_PBE, *GAP_METHODS))} |"
+            f"| {cell(RIS_PBE0)} | {cell(RIS_PBE)} | {cell(GAP_METHODS[0])} | {cell(GAP_METHODS[1])} "
+            f"| {' / '.join(cpu(m) for m in (REFERENCE_METHOD, TDA_PBE, RIS_PBE0, RIS_PBE, *GAP_METHODS))} |"
         )
     ref_names = [n for n in names if t[n].get(f"{REFERENCE_METHOD}|value") is not None]
     common = [n for n in ref_names if all(t[n].get(f"{m}|{fld}") is not None for m, fld in CANDIDATES.values())]

@@ -146,9 +146,12 @@ def test_report_numbers_come_from_the_lines() -> None:
             _line(name, ev.REFERENCE_METHOD, ev.STATES, first_bright_eV=pbe + 0.4, first_bright_f=0.1),
             _line(name, "tblite:GFN2-xTB", 0, gap_eV=2.0 + i),
             _line(name, "tblite:GFN1-xTB", 0, gap_eV=2.5 + 0.1 * i),
+            _line(name, ev.RIS_PBE0, ev.STATES, first_bright_eV=pbe**0.5, first_bright_f=0.1),
+            _line(name, ev.RIS_PBE, ev.STATES, first_bright_eV=1.0 + i * i, first_bright_f=0.1),
         ]
     text = ev.report(rows)
     assert "| TDA-PBE first bright | shift | E = +0.400 eV + E_x" in text
+    assert "| TDA-ris-PBE0 first bright | shift |" in text
     assert "Verdict: TDA-PBE first bright" in text
     assert "shift MAE 0.000 eV" in text and "linear MAE 0.000 eV" in text
 

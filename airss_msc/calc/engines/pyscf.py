@@ -20,6 +20,9 @@ GPU acceleration through gpu4pyscf where it is installed.
 
 ``pyscf:TDA-PBE0/def2-SVP`` names an excitation method (Tamm-Dancoff TDDFT on
 the PBE0 ground state); it scores and excites, it does not relax.
+``pyscf:TDA-ris-PBE0/def2-SVP`` is the same ground state with the TDA-ris response
+(:mod:`airss_msc.calc.engines.pyscf_ris`: a minimal auxiliary basis, no XC kernel; seconds
+where the full response of a 26-atom cluster takes hours).
 """
 
 from __future__ import annotations
@@ -325,16 +328,27 @@ def watch_davidson(td: Any, nroots: int) -> None:
         td.stdout = _DavidsonLines(nroots)
 
 
+#: Model-name prefixes of the excitation methods: full TDA, and TDA with the ris response.
+TDA_PREFIX, RIS_PREFIX = "TDA-", "TDA-ris-"
+
+
 def _models() -> tuple[str, ...]:
     ground = [f"{xc}/{basis}" for xc in FUNCTIONALS for basis in BASES]
-    return tuple(ground + [f"TDA-{m}" for m in ground])
+    # the ris response has no range-separated form here (pyscf_ris.exact_exchange_fraction)
+    ris = [f"{RIS_PREFIX}{m}" for m in ground if not m.startswith("CAM-")]
+    return tuple(ground + [f"{TDA_PREFIX}{m}" for m in ground] + ris)
 
 
 def split_model(model: str) -> tuple[str, str, bool]:
-    """``TDA-PBE0/def2-SVP`` -> ("pbe0", "def2-svp", True)."""
-    tda = model.startswith("TDA-")
-    xc, basis = model[4 if tda else 0 :].split("/")
+    """``TDA-PBE0/def2-SVP`` -> ("pbe0", "def2-svp", True); ``TDA-ris-PBE0/def2-SVP`` the same."""
+    tda = model.startswith(TDA_PREFIX)
+    xc, basis = ground_model(model).split("/")
     return FUNCTIONALS[xc], basis.lower(), tda
+
+
+def is_ris(model: str) -> bool:
+    """Whether ``model`` takes the TDA-ris response (``TDA-ris-PBE0/def2-SVP``)."""
+    return model.startswith(RIS_PREFIX)
 
 
 def response_grid(mf: Any, level: int) -> None:
@@ -349,8 +363,12 @@ def response_grid(mf: Any, level: int) -> None:
 
 
 def ground_model(model: str) -> str:
-    """``TDA-PBE0/def2-SVP`` -> ``PBE0/def2-SVP`` (the ground state of an excitation model)."""
-    return model[4:] if model.startswith("TDA-") else model
+    """``TDA-PBE0/def2-SVP`` (or ``TDA-ris-PBE0/def2-SVP``) -> ``PBE0/def2-SVP`` (the ground state
+    of an excitation model)."""
+    for prefix in (RIS_PREFIX, TDA_PREFIX):
+        if model.startswith(prefix):
+            return model[len(prefix) :]
+    return model
 
 
 @lru_cache(maxsize=1)
@@ -702,6 +720,24 @@ def _davidson(td: Any, store: ExcitationCheckpoint | None, dm: np.ndarray, saved
     td.kernel(x0=x0)
 
 
+def _states(
+    model: str, energies: np.ndarray, strengths: np.ndarray, notes: list[str], converged: np.ndarray, ground: tuple
+) -> ExcitedStates:
+    """Sorted :class:`ExcitedStates` (eV in), a note for roots that did not converge."""
+    if not np.all(converged):
+        notes.append(f"{int((~converged.astype(bool)).sum())} of {len(converged)} states not converged")
+    order = np.argsort(energies)
+    energy, gap = ground
+    return ExcitedStates(
+        energies[order],
+        strengths[order],
+        "; ".join(notes),
+        ground_model(model),
+        energy,
+        None if gap is None else float(gap),
+    )
+
+
 class PySCFEngine(Engine):
     name = "pyscf"
     distribution = "pyscf"
@@ -719,7 +755,7 @@ class PySCFEngine(Engine):
         return found
 
     def capabilities(self, model: str) -> Capabilities:
-        tda = model.startswith("TDA-")
+        tda = model.startswith(TDA_PREFIX)
         # every SCF uses all the threads it is given (lib.num_threads), and takes minutes
         return Capabilities(
             gap=True,
@@ -746,7 +782,8 @@ class PySCFEngine(Engine):
         self, model: str, atoms: Atoms, nstates: int, checkpoint: str | os.PathLike[str] | None = None
     ) -> ExcitedStates:
         """Tamm-Dancoff TDDFT singlets (restricted ground state; spin-conserving on a UKS one)
-        on this model's functional: energies (eV) and length-gauge oscillator strengths.
+        on this model's functional: energies (eV) and length-gauge oscillator strengths. A
+        ``TDA-ris-`` model takes the ris response on the same ground state (restricted only).
 
         ``checkpoint``: a path stem; the run saves its progress there and a rerun with the same
         stem resumes (:class:`ExcitationCheckpoint`)."""
@@ -770,6 +807,8 @@ class PySCFEngine(Engine):
         ground_gap = calc.results.get("homo_lumo_gap")
         if store is not None and saved is None:
             store.save(calc._dm)
+        if is_ris(model):
+            return self._ris(model, calc, nstates, store, ground_energy, ground_gap)
         with _scratch():
             lib.num_threads(current_threads())
             response_grid(calc.mf, RESPONSE_GRID_LEVEL)
@@ -782,16 +821,38 @@ class PySCFEngine(Engine):
             strengths = np.asarray(td.oscillator_strength(gauge="length"), dtype=float)
         if store is not None:
             store.clear()
-        notes = list(calc.notes)
         converged = np.atleast_1d(getattr(td, "converged", True))
-        if not np.all(converged):
-            notes.append(f"{int((~converged.astype(bool)).sum())} of {len(converged)} states not converged")
-        order = np.argsort(energies)
-        return ExcitedStates(
-            energies[order],
-            strengths[order],
-            "; ".join(notes),
-            ground_model(model),
-            ground_energy,
-            None if ground_gap is None else float(ground_gap),
+        return _states(model, energies, strengths, list(calc.notes), converged, (ground_energy, ground_gap))
+
+    def _ris(
+        self,
+        model: str,
+        calc: PySCFCluster,
+        nstates: int,
+        store: ExcitationCheckpoint | None,
+        ground_energy: float,
+        ground_gap: float | None,
+    ) -> ExcitedStates:
+        """The TDA-ris singlets of ``calc``'s converged ground state (seconds; nothing to checkpoint)."""
+        from pyscf import lib
+
+        from airss_msc.calc.engines.pyscf_ris import ris_tda
+
+        with _scratch():
+            lib.num_threads(current_threads())
+            progress.report(f"TDA-ris: {int(nstates)} singlets on the {calc.parameters['xc']} ground state")
+            mf = calc.mf
+            if has_gpu4pyscf() and hasattr(mf, "to_cpu"):
+                mf = mf.to_cpu()  # the ris response here is NumPy (gpu4pyscf ships its own)
+            found = ris_tda(mf, int(nstates))
+        if store is not None:
+            store.clear()
+        notes = [*calc.notes, f"TDA-ris response ({found.n_auxiliary} fitting functions, no XC kernel)"]
+        return _states(
+            model,
+            found.energies * Hartree,
+            found.strengths,
+            notes,
+            found.converged,
+            (ground_energy, ground_gap),
         )
