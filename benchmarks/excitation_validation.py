@@ -211,12 +211,32 @@ def select_large() -> list[Structure]:
     )
 
 
-def large_jobs(structures: list[Structure]) -> list[Job]:
-    """TDA-PBE0 with LARGE_STATES singlets on each, in the order given."""
+def large_jobs(structures: list[Structure], method: str = REFERENCE_METHOD) -> list[Job]:
+    """``method`` (TDA-PBE0 unless told) with LARGE_STATES singlets on each, in the order given."""
     return [
-        Job(s.name, s.formula, s.fingerprint, REFERENCE_METHOD, LARGE_STATES, (2, i, s.name))
-        for i, s in enumerate(structures)
+        Job(s.name, s.formula, s.fingerprint, method, LARGE_STATES, (2, i, s.name)) for i, s in enumerate(structures)
     ]
+
+
+def seed_from_sibling(stem: Path) -> Path | None:
+    """Give a --large job with no progress of its own the converged ground state of another method's run
+    on the same structure and states (its ``.tda.npz``, written once that SCF converged): a TDA-ris-PBE0
+    run beside the TDA-PBE0 one then costs an SCF cycle or two, not the hours of a PBE0 SCF. The copy is
+    used only if its key matches (same molecule, functional and states; ``ExcitationCheckpoint``), else
+    ignored; the Davidson vectors in it are another response's and are not used by TDA-ris. Returns the
+    file copied from, or None."""
+    import shutil
+
+    own = Path(f"{stem}.tda.npz")
+    if own.exists() or Path(f"{stem}.scf.npz").exists():
+        return None
+    head, states = stem.name.rsplit("-", 1)
+    structure = head.rsplit("-pyscf_", 1)[0]
+    for other in sorted(stem.parent.glob(f"{structure}-pyscf_*-{states}.tda.npz")):
+        if other.name != own.name:
+            shutil.copyfile(other, own)
+            return other
+    return None
 
 
 def checkpoint_stem(job: Job) -> Path:
@@ -351,21 +371,23 @@ def cpu_ledger(checkpoint: Path | None) -> Iterator[None]:
         done.set()
 
 
-def run(log: Callable[[str], None], large: bool = False) -> None:
+def run(log: Callable[[str], None], large: bool = False, large_method: str = REFERENCE_METHOD) -> None:
     """Compute every pending job, cheapest first, re-planning after each (a dark structure adds a 10-state
-    rerun); ``large``: the TDA-PBE0 runs of the (MX)13-size clusters instead, resumable."""
+    rerun); ``large``: the ``large_method`` runs of the (MX)13-size clusters instead, resumable."""
     chosen = select_large() if large else select_structures()
     structures = {s.name: s for s in chosen}
     log(f"{len(structures)} structures: " + ", ".join(f"{s.name} ({s.ranked_by})" for s in structures.values()))
     while True:
         rows = load()
-        todo = pending(large_jobs(chosen) if large else jobs_for(chosen, rows), rows)
+        todo = pending(large_jobs(chosen, large_method) if large else jobs_for(chosen, rows), rows)
         if not todo:
             log("nothing left to run")
             return
         job = todo[0]
         log(f"{time.strftime('%H:%M:%S')} {job.name} {job.method} states={job.nstates} ({len(todo)} pending)")
         stem = checkpoint_stem(job) if large else None
+        if stem is not None and (seed := seed_from_sibling(stem)) is not None:
+            log(f"  ground state from {seed.name}")
         with cpu_ledger(stem):
             row = run_job(job, structures[job.name], stem)
         append(row)
@@ -813,11 +835,18 @@ def main(argv: list[str] | None = None) -> int:
         "atoms (hours each, resumable)",
     )
     ap.add_argument(
+        "--large-method",
+        default=REFERENCE_METHOD,
+        choices=(REFERENCE_METHOD, RIS_PBE0, RIS_PBE),
+        help="the method of --large (default the reference; a TDA-ris one reuses a converged PBE0 ground state "
+        "of the reference run where one is saved)",
+    )
+    ap.add_argument(
         "--write-map", action="store_true", help=f"also write the PBE-gap map the reports use ({GAP_MAP.name})"
     )
     args = ap.parse_args(argv)
     if not args.report:
-        run(lambda s: print(s, flush=True), large=args.large)
+        run(lambda s: print(s, flush=True), large=args.large, large_method=args.large_method)
     if args.write_map:
         m = gap_map(table_rows(small_rows(load())))
         if m is None:

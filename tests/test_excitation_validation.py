@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -209,3 +210,23 @@ def test_the_written_gap_map_reads_back_as_the_same_map(tmp_path: Path) -> None:
     m = GapMap(ev.GAP_MAP_METHOD, "TDA-PBE0 first bright", pairs, ev.GAP_MAP_SOURCE)
     back = load_gap_map(ev.write_gap_map(m, tmp_path / "gap_map.toml"))
     assert back == m
+
+
+def test_a_large_ris_job_starts_from_the_reference_runs_converged_ground_state(tmp_path) -> None:
+    job = ev.Job("Cd13Se13-x", "Cd13Se13", "acb1", ev.REFERENCE_METHOD, ev.LARGE_STATES, ())
+    ris = dataclasses.replace(job, method=ev.RIS_PBE0)
+    ref_stem = tmp_path / ev.checkpoint_stem(job).name
+    ris_stem = tmp_path / ev.checkpoint_stem(ris).name
+    assert ev.seed_from_sibling(ris_stem) is None  # nothing saved yet: nothing copied
+    Path(f"{ref_stem}.tda.npz").write_bytes(b"converged density")
+    assert ev.seed_from_sibling(ris_stem) == Path(f"{ref_stem}.tda.npz")
+    assert Path(f"{ris_stem}.tda.npz").read_bytes() == b"converged density"
+    # another structure's, or a different number of states, is not a sibling; a job with progress of its own
+    # keeps it
+    other = dataclasses.replace(ris, name="Cd13Te13-x")
+    fewer = dataclasses.replace(ris, nstates=5)
+    assert ev.seed_from_sibling(tmp_path / ev.checkpoint_stem(other).name) is None
+    assert ev.seed_from_sibling(tmp_path / ev.checkpoint_stem(fewer).name) is None
+    Path(f"{ris_stem}.tda.npz").write_bytes(b"own")
+    assert ev.seed_from_sibling(ris_stem) is None
+    assert Path(f"{ris_stem}.tda.npz").read_bytes() == b"own"
