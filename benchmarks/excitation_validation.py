@@ -567,10 +567,11 @@ GAP_MAP_METHOD = "pyscf:PBE/def2-SVP"
 GAP_MAP_SOURCE = "BENCHMARKS.md, A cheaper band estimate, validated against TDA-PBE0"
 
 
-def gap_map(t: dict[str, dict]) -> GapMap | None:
-    """The PBE HOMO-LUMO gap against the TDA-PBE0 first bright singlet on the structures that are
-    their formula's lowest (the isomers a band estimate is made for); None below 3 formulas."""
-    method, field = CANDIDATES["PBE HOMO-LUMO gap"]
+def gap_map(t: dict[str, dict], candidate: str = "PBE HOMO-LUMO gap") -> GapMap | None:
+    """The PBE HOMO-LUMO gap (or another ``candidate`` of :data:`CANDIDATES`: the same shift map
+    and window) against the TDA-PBE0 first bright singlet on the structures that are their formula's
+    lowest (the isomers a band estimate is made for); None below 3 formulas."""
+    method, field = CANDIDATES[candidate]
     pairs = tuple(
         GapMapPair(n, t[n]["formula"], t[n]["natoms"], t[n][f"{method}|{field}"], t[n][f"{REFERENCE_METHOD}|value"])
         for n in sorted(t)
@@ -580,7 +581,8 @@ def gap_map(t: dict[str, dict]) -> GapMap | None:
     )
     if len({p.formula for p in pairs}) < MIN_GAP_MAP_FORMULAS:
         return None
-    return GapMap(GAP_MAP_METHOD, f"{REFERENCE_METHOD} first bright singlet (f >= {BRIGHT_F})", pairs, GAP_MAP_SOURCE)
+    source = GAP_MAP_METHOD if candidate == "PBE HOMO-LUMO gap" else method
+    return GapMap(source, f"{REFERENCE_METHOD} first bright singlet (f >= {BRIGHT_F})", pairs, GAP_MAP_SOURCE)
 
 
 def write_gap_map(m: GapMap, path: Path = GAP_MAP) -> Path:
@@ -623,6 +625,8 @@ def gap_map_lines(t: dict[str, dict], larger: list[dict], computed: dict[str, di
     if m is None or not larger:
         return []
     computed = computed or {}
+    ris = gap_map(t, "TDA-ris-PBE first bright")
+    ris_done = [r["name"] for r in larger if computed.get(r["name"], {}).get(f"{RIS_PBE}|status")]
     tested = [r["name"] for r in larger if computed.get(r["name"], {}).get(f"{REFERENCE_METHOD}|status")]
     shift, window = m.shift_eV, m.window_with(TDDFT_ERROR_EV)
     lo_n, hi_n = m.sizes
@@ -645,13 +649,23 @@ def gap_map_lines(t: dict[str, dict], larger: list[dict], computed: dict[str, di
             )
             + "The measured bands are of ligated clusters in solution; these are bare clusters. The series reports "
             "use the same map (`airss_msc/data/gap_map.toml`, `--write-map`) on any stored PBE/def2-SVP gap."
+            + (
+                f" TDA-ris-PBE column (`--large --large-method {RIS_PBE}`, {LARGE_STATES} singlets; "
+                f"{len(ris_done)} structure(s) so far): its first bright singlet {ris.shift_eV:+.3f} eV, the shift "
+                f"fitted the same way on {len(ris.pairs)} small clusters, window "
+                f"+-{ris.window_with(TDDFT_ERROR_EV):.3f} eV; ris runs that found no bright state among their "
+                "singlets say so."
+                if ris is not None
+                else ""
+            )
         ),
         "",
         (
             "| structure | atoms | PBE rank in formula | PBE gap eV | estimate eV | estimate nm (window) "
-            "| measured bands of the material, nm | TDA-PBE0 first bright eV (f), nm | estimate - TDA-PBE0 eV |"
+            "| measured bands of the material, nm | TDA-PBE0 first bright eV (f), nm | estimate - TDA-PBE0 eV "
+            "| TDA-ris-PBE first bright eV (f) + shift, nm (window) |"
         ),
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in larger:
         est = m.estimate_nm(r["gap"], TDDFT_ERROR_EV)
@@ -678,9 +692,28 @@ def gap_map_lines(t: dict[str, dict], larger: list[dict], computed: dict[str, di
             diff = f"{r['gap'] + shift - ref:+.3f}"
         lines.append(
             f"| {r['name']} | {r['natoms']} | {r['rank'] + 1} | {r['gap']:.3f} | {r['gap'] + shift:.3f} "
-            f"| {nm} | {text} | {tda} | {diff} |"
+            f"| {nm} | {text} | {tda} | {diff} | {_ris_cell(c, ris)} |"
         )
     return ["", *lines, ""]
+
+
+def _ris_cell(c: dict, ris: GapMap | None) -> str:
+    """The TDA-ris-PBE estimate of one larger structure: its first bright singlet (f), shifted onto
+    TDA-PBE0 by ``ris``, as nm with the window; '-' where not run."""
+    status, value = c.get(f"{RIS_PBE}|status"), c.get(f"{RIS_PBE}|value")
+    if status is None:
+        return "-"
+    if value is None:
+        return status if status != "done" else f"none bright in {c.get(f'{RIS_PBE}|nstates')}"
+    f = c.get(f"{RIS_PBE}|f")
+    text = f"{value:.3f} ({f:.3f})"
+    if ris is None:
+        return text + " (no map)"
+    est = ris.estimate_nm(value, TDDFT_ERROR_EV)
+    if est is None:
+        return text
+    window = f"{est[1]:.0f}-{est[2]:.0f}" if np.isfinite(est[2]) else f">= {est[1]:.0f}"
+    return f"{text} {ris.shift_eV:+.2f}: {est[0]:.0f} ({window})"
 
 
 def report(rows: list[dict], larger: list[dict] | None = None) -> str:

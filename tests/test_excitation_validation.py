@@ -192,8 +192,29 @@ def test_a_large_tda_pbe0_line_tests_the_gap_map_and_stays_out_of_its_fit() -> N
     assert "PBE gap +1.200 eV" in text and "tests the map on 1 structure(s)" in text
     line = next(x for x in text.splitlines() if x.startswith("| Cd13Se13-parent"))
     # 2.9 eV is 428 nm; the estimate 2.2 eV is 0.7 eV below it
-    assert line.endswith("| 2.900 (0.050), 428 | -0.700 |")
+    assert line.endswith("| 2.900 (0.050), 428 | -0.700 | - |")
     assert ev.gap_map(ev.table_rows(ev.small_rows([*rows, big]))).shift_eV == pytest.approx(1.2)
+
+
+def test_a_large_ris_line_is_shifted_by_the_small_clusters_ris_map() -> None:
+    rows = []
+    # TDA-PBE0 = TDA-ris-PBE first bright + 0.5 eV exactly on three formulas
+    for name, gap in [("Cd2Se2-ring", 0.7), ("ZnCdSe2-ring", 0.9), ("Cd3Se3-ring", 1.6)]:
+        rows += [
+            _line(name, ev.TDA_PBE, ev.STATES, first_bright_eV=gap + 0.5, first_bright_f=0.1, ground_gap_eV=gap),
+            _line(name, ev.REFERENCE_METHOD, ev.STATES, first_bright_eV=gap + 1.2, first_bright_f=0.1),
+            _line(name, ev.RIS_PBE, ev.STATES, first_bright_eV=gap + 0.7, first_bright_f=0.1),
+        ]
+    big = _line("Cd13Se13-parent", ev.RIS_PBE, ev.LARGE_STATES, first_bright_eV=2.4, first_bright_f=0.05)
+    big.update(natoms=26, formula="Cd13Se13")
+    larger = [{"name": "Cd13Se13-parent", "formula": "Cd13Se13", "natoms": 26, "gap": 1.0, "rank": 0}]
+    text = ev.report([*rows, big], larger=larger)
+    assert "its first bright singlet +0.500 eV" in text and "1 structure(s) so far" in text
+    line = next(x for x in text.splitlines() if x.startswith("| Cd13Se13-parent"))
+    # 2.4 + 0.5 = 2.9 eV is 428 nm; +-0.3 eV (the map's own error is 0) gives 387-477 nm
+    assert line.endswith("| 2.400 (0.050) +0.50: 428 (387-477) |")
+    # a ris line is no TDA-PBE0 line: the gap map's test column stays empty
+    assert "No TDA-PBE0 above 8 atoms exists here yet" in text
 
 
 def test_the_written_gap_map_reads_back_as_the_same_map(tmp_path: Path) -> None:
