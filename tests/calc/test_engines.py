@@ -277,6 +277,11 @@ def test_gap_and_excitation_preferences_come_from_the_engines():
     # the default excitation method is the one the engines prefer most
     default = registry.default_method(registry.Role.EXCITATION)
     assert registry.preferred_excitation_method(["pyscf:TDA-B3LYP/def2-SVP", default]) == default
+    # TDA-ris energies sit a measured shift below TDA-PBE0: never the band, even when alone
+    ris = "pyscf:TDA-ris-PBE0/def2-SVP"
+    assert not registry.capabilities(ris).band_ready and registry.capabilities(ris).excitations
+    assert registry.preferred_excitation_method([ris, "pyscf:TDA-PBE/def2-SVP"]) == "pyscf:TDA-PBE/def2-SVP"
+    assert registry.preferred_excitation_method([ris]) is None
 
 
 def test_short_names_and_legacy_keys():

@@ -45,6 +45,9 @@ class Capabilities:
         (:func:`~airss_msc.calc.engines.registry.preferred_gap_method`): 0 hybrid DFT, 1 GGA DFT,
         2 GFN2-xTB, 3 GFN1-xTB; None: after every ranked method, by name.
     excitation_rank: the same for vertical excitations (the band estimate), lower first; None: by name.
+    band_ready: its excitations are a band estimate as computed (False: they need a measured shift
+        first, as TDA-ris without an XC kernel does; they are then never the report's band, only
+        the input of a packaged map: :func:`~airss_msc.analysis.bands.load_gap_map`).
     multithreaded: the engine computes with every thread it is given (a DFT SCF); others run
         best on one thread per process beside other jobs.
     slow: minutes to hours a structure: a worker announces each job with an estimate and
@@ -62,6 +65,7 @@ class Capabilities:
     reference: bool = False
     gap_rank: int | None = None
     excitation_rank: int | None = None
+    band_ready: bool = True
     multithreaded: bool = False
     slow: bool = False
 

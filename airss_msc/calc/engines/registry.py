@@ -224,8 +224,16 @@ def preferred_gap_method(methods: Iterable[str]) -> str | None:
 
 def preferred_excitation_method(methods: Iterable[str]) -> str | None:
     """The method among ``methods`` whose excitations give the band estimate
-    (:attr:`Capabilities.excitation_rank`, best first; unranked methods by name)."""
-    return _preferred(methods, lambda c: c.excitation_rank)
+    (:attr:`Capabilities.excitation_rank`, best first; unranked methods by name), never one whose
+    excitations are not :attr:`Capabilities.band_ready` (they need a measured shift first)."""
+
+    def band_ready(method: str) -> bool:
+        try:
+            return capabilities(method).band_ready
+        except InputError:  # a name from an old database or a file: as before, shown, never preferred
+            return True
+
+    return _preferred([m for m in methods if band_ready(m)], lambda c: c.excitation_rank)
 
 
 def make_calculator(method: str | Method, **parameters: Any) -> Calculator:
