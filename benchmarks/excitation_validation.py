@@ -59,7 +59,7 @@ from ase.io import read
 from airss_msc.analysis.bands import HC_EV_NM, MIN_GAP_MAP_FORMULAS, GapMap, GapMapPair, leave_one_group_out
 from airss_msc.analysis.spectra import BRIGHT_F, TDDFT_ERROR_EV
 from benchmarks.jsonl import append_jsonl, read_jsonl
-from benchmarks.paths import ENGINE_SINGLE_POINTS, GAP_MAP, OUT, PBE, RUNS, STRUCTURES, TDA_CHECKPOINTS
+from benchmarks.paths import ENGINE_SINGLE_POINTS, GAP_MAP, OUT, PBE, RIS_MAP, RUNS, STRUCTURES, TDA_CHECKPOINTS
 from benchmarks.provenance import git_commit
 
 RESULTS = RUNS / "excitation_validation.jsonl"
@@ -581,8 +581,10 @@ def gap_map(t: dict[str, dict], candidate: str = "PBE HOMO-LUMO gap") -> GapMap 
     )
     if len({p.formula for p in pairs}) < MIN_GAP_MAP_FORMULAS:
         return None
-    source = GAP_MAP_METHOD if candidate == "PBE HOMO-LUMO gap" else method
-    return GapMap(source, f"{REFERENCE_METHOD} first bright singlet (f >= {BRIGHT_F})", pairs, GAP_MAP_SOURCE)
+    reference = f"{REFERENCE_METHOD} first bright singlet (f >= {BRIGHT_F})"
+    if candidate == "PBE HOMO-LUMO gap":
+        return GapMap(GAP_MAP_METHOD, reference, pairs, GAP_MAP_SOURCE)
+    return GapMap(method, reference, pairs, GAP_MAP_SOURCE, quantity="first bright")
 
 
 def write_gap_map(m: GapMap, path: Path = GAP_MAP) -> Path:
@@ -592,12 +594,15 @@ def write_gap_map(m: GapMap, path: Path = GAP_MAP) -> Path:
     def q(text: str) -> str:
         return json.dumps(text, ensure_ascii=False)
 
+    what = "HOMO-LUMO gap" if m.quantity == "gap" else "first bright singlet"
     lines = [
-        "# The PBE/def2-SVP HOMO-LUMO gap mapped onto the TDA-PBE0/def2-SVP first bright singlet by a",
-        "# constant shift (airss_msc.analysis.bands.load_gap_map fits it and its leave-one-formula-out",
-        "# window from these pairs). Written by `python -m benchmarks.excitation_validation --write-map`",
-        f"# at commit {git_commit()} from benchmarks/runs/excitation_validation.jsonl: do not edit by hand.",
+        f"# The {m.gap_method.split(':', 1)[-1]} {what} mapped onto the TDA-PBE0/def2-SVP first bright singlet",
+        "# by a constant shift (airss_msc.analysis.bands.load_gap_map fits it and its leave-one-formula-out",
+        "# window from these pairs; gap_eV is the mapped value). Written by",
+        f"# `python -m benchmarks.excitation_validation --write-map` at commit {git_commit()} from",
+        "# benchmarks/runs/excitation_validation.jsonl: do not edit by hand.",
         f"gap_method = {q(m.gap_method)}",
+        f"quantity = {q(m.quantity)}",
         f"reference = {q(m.reference)}",
         "selection = "
         + q(
@@ -875,17 +880,25 @@ def main(argv: list[str] | None = None) -> int:
         "of the reference run where one is saved)",
     )
     ap.add_argument(
-        "--write-map", action="store_true", help=f"also write the PBE-gap map the reports use ({GAP_MAP.name})"
+        "--write-map",
+        action="store_true",
+        help=f"also write the maps the reports use: the PBE gap ({GAP_MAP.name}) and TDA-ris-PBE ({RIS_MAP.name})",
     )
     args = ap.parse_args(argv)
     if not args.report:
         run(lambda s: print(s, flush=True), large=args.large, large_method=args.large_method)
     if args.write_map:
-        m = gap_map(table_rows(small_rows(load())))
-        if m is None:
-            print("excitation_validation: fewer than 3 formulas have both numbers: no map written", file=sys.stderr)
-            return 1
-        print(f"wrote {write_gap_map(m)}: {m.describe()}")
+        t = table_rows(small_rows(load()))
+        for candidate, path in (("PBE HOMO-LUMO gap", GAP_MAP), ("TDA-ris-PBE first bright", RIS_MAP)):
+            m = gap_map(t, candidate)
+            if m is None:
+                print(
+                    f"excitation_validation: fewer than 3 formulas have {candidate} and TDA-PBE0: "
+                    f"{path.name} not written",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"wrote {write_gap_map(m, path)}: {m.describe()}")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(report(load()))
     print(f"wrote {REPORT}")

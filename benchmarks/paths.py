@@ -25,6 +25,7 @@ PARENT_STRUCTURES = REPO / "structures"
 #: the PBE-gap map the series reports use (airss_msc.analysis.bands.load_gap_map), written by
 #: ``excitation_validation.py --write-map``
 GAP_MAP = REPO / "airss_msc" / "data" / "gap_map.toml"
+RIS_MAP = REPO / "airss_msc" / "data" / "ris_map.toml"
 MEASURED_ERRORS = REPO / "airss_msc" / "data" / "measured_errors.toml"
 
 # --------------------------------------------------------------------------- #

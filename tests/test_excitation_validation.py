@@ -231,6 +231,10 @@ def test_the_written_gap_map_reads_back_as_the_same_map(tmp_path: Path) -> None:
     m = GapMap(ev.GAP_MAP_METHOD, "TDA-PBE0 first bright", pairs, ev.GAP_MAP_SOURCE)
     back = load_gap_map(ev.write_gap_map(m, tmp_path / "gap_map.toml"))
     assert back == m
+    # the same for a map of an excitation method's first bright singlet: its quantity survives
+    ris = GapMap(ev.RIS_PBE, "TDA-PBE0 first bright", pairs, ev.GAP_MAP_SOURCE, quantity="first bright")
+    back = load_gap_map(ev.write_gap_map(ris, tmp_path / "ris_map.toml"))
+    assert back == ris and back.mapped == "TDA-ris-PBE/def2-SVP first bright singlet"
 
 
 def test_a_large_ris_job_starts_from_the_reference_runs_converged_ground_state(tmp_path) -> None:

@@ -13,7 +13,9 @@ assumption, never a fact.
 A computed gap can also be mapped onto a computed excitation: :class:`GapMap`
 (``data/gap_map.toml``) shifts the PBE/def2-SVP HOMO-LUMO gap onto the TDA-PBE0
 first bright singlet, fitted on clusters where both were computed, with its
-leave-one-formula-out error as the window (:func:`load_gap_map`).
+leave-one-formula-out error as the window (:func:`load_gap_map`). The same kind of
+map shifts a cheaper excitation method's first bright singlet onto TDA-PBE0
+(``data/ris_map.toml``: TDA-ris on the PBE ground state; ``quantity = "first bright"``).
 """
 
 from __future__ import annotations
@@ -595,7 +597,8 @@ def _shift_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class GapMapPair:
-    """One structure on which both were computed: ``gap_eV`` of the gap method and ``reference_eV``
+    """One structure on which both were computed: ``gap_eV`` of the mapped method (its HOMO-LUMO
+    gap, or its first bright singlet for a map of ``quantity`` "first bright") and ``reference_eV``
     of the reference excitation, on the same geometry."""
 
     name: str
@@ -617,6 +620,15 @@ class GapMap:
     reference: str
     pairs: tuple[GapMapPair, ...]
     source: str = ""
+    #: what of ``gap_method`` is mapped: "gap" (its HOMO-LUMO gap) or "first bright" (the first bright
+    #: singlet of its excitations, for an excitation method that is not a band as computed)
+    quantity: str = "gap"
+
+    @property
+    def mapped(self) -> str:
+        """What is mapped, in words: 'PBE/def2-SVP gap', 'TDA-ris-PBE/def2-SVP first bright singlet'."""
+        name = self.gap_method.split(":", 1)[-1]
+        return f"{name} gap" if self.quantity == "gap" else f"{name} first bright singlet"
 
     @cached_property
     def shift_eV(self) -> float:
@@ -671,8 +683,11 @@ class GapMap:
             if natoms is None
             else ""
         )
+        what = (
+            f"{self.gap_method} HOMO-LUMO gap" if self.quantity == "gap" else f"{self.gap_method} first bright singlet"
+        )
         return (
-            f"band = {self.gap_method} HOMO-LUMO gap {self.shift_eV:+.2f} eV (a constant shift fitted onto the "
+            f"band = {what} {self.shift_eV:+.2f} eV (a constant shift fitted onto the "
             f"{self.reference} of {len(self.pairs)} clusters of {lo}-{hi} atoms, {formulas} formulas; "
             f"±{self.window_eV:.2f} eV, its largest leave-one-formula-out error){reach}"
         )
@@ -680,17 +695,27 @@ class GapMap:
 
 #: a gap map needs this many formulas (a leave-one-formula-out error from two is one number twice)
 MIN_GAP_MAP_FORMULAS = 3
-_GAP_MAP_KEYS = {"gap_method", "reference", "source", "selection", "pair"}
+_GAP_MAP_KEYS = {"gap_method", "reference", "source", "selection", "pair", "quantity"}
 _GAP_PAIR_KEYS = {"name", "formula", "natoms", "gap_eV", "reference_eV"}
+MAP_QUANTITIES = ("gap", "first bright")
+#: The packaged maps: the PBE gap, and the TDA-ris-PBE first bright singlet, onto TDA-PBE0.
+GAP_MAP_FILE, RIS_MAP_FILE = "gap_map.toml", "ris_map.toml"
 
 
-def load_gap_map(path: str | Path | None = None) -> GapMap | None:
-    """The gap map (default: the packaged ``gap_map.toml``); None when its pairs cover fewer than
-    :data:`MIN_GAP_MAP_FORMULAS` formulas. A malformed file is an :class:`InputError`."""
-    data, where = _read_toml(path, "gap_map.toml")
+def load_gap_map(path: str | Path | None = None, packaged: str = GAP_MAP_FILE) -> GapMap | None:
+    """A gap map (default: the packaged ``packaged`` file, :data:`GAP_MAP_FILE` or
+    :data:`RIS_MAP_FILE`); None when its pairs cover fewer than :data:`MIN_GAP_MAP_FORMULAS`
+    formulas, or when no packaged file of that name exists. A malformed file is an
+    :class:`InputError`."""
+    if path is None and not _packaged(packaged).is_file():
+        return None
+    data, where = _read_toml(path, packaged)
     unknown = set(data) - _GAP_MAP_KEYS
     if unknown:
         raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    quantity = _text(data.get("quantity", "gap"), where, "quantity")
+    if quantity not in MAP_QUANTITIES:
+        raise InputError(f"{where}: quantity must be one of {', '.join(MAP_QUANTITIES)}, got {quantity!r}")
     gap_method = _text(data.get("gap_method", ""), where, "gap_method")
     if not gap_method:
         raise InputError(f"{where}: gap_method is missing (the method whose gap is mapped)")
@@ -720,4 +745,5 @@ def load_gap_map(path: str | Path | None = None) -> GapMap | None:
         _text(data.get("reference", ""), where, "reference"),
         tuple(pairs),
         _text(data.get("source", ""), where, "source"),
+        quantity,
     )

@@ -225,7 +225,7 @@ def test_a_series_with_pbe_gaps_and_no_spectrum_reports_the_gap_map_estimates(tm
     assert "Cd13Se13 600 nm (" in line and "Zn13Se13 299 nm (" in line and "2 of 14 compositions estimated" in line
     answer = next(s for s in md.splitlines() if s.startswith("- Answer: "))
     assert "Zn13Se13 299 nm, window includes ZnSe MSC-299" in answer and "Cd13Se13 600 nm, window" not in answer
-    assert "not a match until a spectrum is computed" in answer
+    assert "not a match until a TDA-PBE0 spectrum is computed" in answer
     # fitted on small clusters, applied at 26 atoms: both lines say it is an extrapolation (the method in full
     # once, in the band trend), and the window is the map's error and TDA-PBE0's against experiment together
     assert "an extrapolation at 26 atoms" in answer and "in quadrature" not in answer

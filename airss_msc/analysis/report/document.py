@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from airss_msc import __version__
-from airss_msc.analysis.bands import COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, MIN_CALIBRATION_PAIRS, Band, describe_gap
+from airss_msc.analysis.bands import COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, MIN_CALIBRATION_PAIRS, Band, GapMap, describe_gap
 from airss_msc.analysis.energetics import MixingPoint, energy_above_hull
 from airss_msc.analysis.rank import RankedRow
 from airss_msc.analysis.report.model import (
@@ -29,6 +29,7 @@ from airss_msc.analysis.report.model import (
     BandVerdict,
     Candidate,
     band_applies,
+    estimates_by_map,
     judge,
     states_to_reach,
     validated_disagreement,
@@ -599,10 +600,8 @@ def _largest(est: list[tuple[MixingPoint, Candidate]]) -> int:
     return max(len(c.row.result.symbols) for _, c in est if c.row.result is not None)
 
 
-def _estimate_terms(analysis: Analysis, est: list[tuple[MixingPoint, Candidate]]) -> str:
-    """How the estimates of ``est`` were made and how wide their windows are, in words."""
-    m = analysis.gap_map
-    assert m is not None
+def _estimate_terms(m: GapMap, est: list[tuple[MixingPoint, Candidate]]) -> str:
+    """How the estimates of ``est`` (all by map ``m``) were made and how wide their windows are, in words."""
     return (
         f"{m.describe(_largest(est))}; window ±{m.window_with(TDDFT_ERROR_EV):.2f} eV: that error and "
         f"TDA-PBE0's ±{TDDFT_ERROR_EV:g} eV against experiment, in quadrature"
@@ -610,42 +609,42 @@ def _estimate_terms(analysis: Analysis, est: list[tuple[MixingPoint, Candidate]]
 
 
 def _estimates_part(analysis: Analysis) -> str:
-    """The gap-map estimates of the compositions without a computed spectrum, in words ('' if none)."""
+    """The map estimates of the compositions without a computed spectrum, in words ('' if none)."""
     est = analysis.estimated_trend
-    m = analysis.gap_map
-    if not est or m is None:
+    parts = [
+        f"Estimated from the {m.mapped} where no spectrum is stored ({_estimate_terms(m, group)}): "
+        + "; ".join(f"{p.formula} {c.estimate_nm:.0f} nm ({_window_text(c)})" for p, c in group)
+        + "."
+        for m, group in estimates_by_map(est)
+    ]
+    if not parts:
         return ""
-    return (
-        f"Estimated from the {short_name(m.gap_method)} gap where no spectrum is stored "
-        f"({_estimate_terms(analysis, est)}): "
-        + "; ".join(f"{p.formula} {c.estimate_nm:.0f} nm ({_window_text(c)})" for p, c in est)
-        + f". {len(est)} of {len(analysis.mixing or [])} compositions estimated."
-    )
+    return " ".join(parts) + f" {len(est)} of {len(analysis.mixing or [])} compositions estimated."
 
 
 def _estimate_verdict(analysis: Analysis, bands: list[Band]) -> str:
-    """'; by the gap estimate ...': which estimated compositions' windows include which of
-    ``bands`` (of their own material); '' without estimates for any of those bands' materials."""
-    m = analysis.gap_map
+    """'; by the PBE/def2-SVP-gap estimate ...': which estimated compositions' windows include which
+    of ``bands`` (of their own material), per map; '' without estimates for those bands' materials."""
     est = [(p, c) for p, c in analysis.estimated_trend if any(band_applies(b, p.formula) for b in bands)]
-    if not est or m is None:
-        return ""
-    lo_n, hi_n = m.sizes
-    natoms = _largest(est)
-    reach = f", an extrapolation at {natoms} atoms" if natoms > hi_n else ""
-    head = (
-        f"; by the {short_name(m.gap_method)}-gap estimate (a shift fitted on {lo_n}-{hi_n}-atom clusters{reach}; "
-        "Band trend below)"
-    )
-    held = []
-    for p, c in est:
-        lo, hi = c.estimate_window_nm or (math.inf, -math.inf)
-        names = [b.name for b in bands if band_applies(b, p.formula) and lo <= b.wavelength_nm <= hi]
-        if names:
-            held.append(f"{p.formula} {c.estimate_nm:.0f} nm, window includes {', '.join(names)}")
-    if held:
-        return head + ": " + "; ".join(held) + " (near, not a match until a spectrum is computed)"
-    return head + f": none of the {len(est)} estimated compositions' windows includes a band of its material"
+    out = []
+    for m, group in estimates_by_map(est):
+        lo_n, hi_n = m.sizes
+        natoms = _largest(group)
+        reach = f", an extrapolation at {natoms} atoms" if natoms > hi_n else ""
+        head = f"; by the {m.mapped} estimate (a shift fitted on {lo_n}-{hi_n}-atom clusters{reach}; Band trend below)"
+        held = []
+        for p, c in group:
+            lo, hi = c.estimate_window_nm or (math.inf, -math.inf)
+            names = [b.name for b in bands if band_applies(b, p.formula) and lo <= b.wavelength_nm <= hi]
+            if names:
+                held.append(f"{p.formula} {c.estimate_nm:.0f} nm, window includes {', '.join(names)}")
+        if held:
+            out.append(head + ": " + "; ".join(held) + " (near, not a match until a TDA-PBE0 spectrum is computed)")
+        else:
+            out.append(
+                head + f": none of the {len(group)} estimated compositions' windows includes a band of its material"
+            )
+    return "".join(out)
 
 
 def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:

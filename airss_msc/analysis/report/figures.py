@@ -20,9 +20,8 @@ from matplotlib.transforms import offset_copy
 
 from airss_msc.analysis.bands import HC_EV_NM, Band
 from airss_msc.analysis.energetics import lower_hull
-from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis, band_applies
+from airss_msc.analysis.report.model import SAXS_DIAMETER_NM, Analysis, band_applies, estimates_by_map
 from airss_msc.analysis.spectra import DEFAULT_FWHM_EV, TDDFT_ERROR_EV, band_window_nm, covered_to_nm, spectrum_nm
-from airss_msc.calc.engines import short_name
 from airss_msc.composition import canonical_formula
 from airss_msc.generation.geometry import bonds, radius
 
@@ -129,10 +128,10 @@ def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
         label = f"first bright excitation (+- {TDDFT_ERROR_EV:g} eV)"
         ax.errorbar(x, nm, yerr=err, fmt="D-", color="C2", capsize=3, label=label)
         labelled += [(xi, v, p.formula) for (p, _), xi, v in zip(trend, x, nm, strict=True)]
-    if estimated and analysis.gap_map is not None:
-        x = np.array([p.x for p, _ in estimated])
-        nm = np.array([c.estimate_nm for _, c in estimated], dtype=float)
-        windows = [c.estimate_window_nm or (np.nan, np.nan) for _, c in estimated]  # set with every estimate
+    for k, (m, group) in enumerate(estimates_by_map(estimated)):
+        x = np.array([p.x for p, _ in group])
+        nm = np.array([c.estimate_nm for _, c in group], dtype=float)
+        windows = [c.estimate_window_nm or (np.nan, np.nan) for _, c in group]  # set with every estimate
         lo = np.array([w[0] for w in windows])
         hi = np.array([w[1] for w in windows])
         # a window with no long-wavelength bound is drawn to the top of the plot, without a cap there
@@ -140,15 +139,17 @@ def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
         top = 1.1 * max(finite)
         open_ended = ~np.isfinite(hi)
         hi = np.where(open_ended, top, hi)
-        m = analysis.gap_map
         label = (
-            f"estimate from the {short_name(m.gap_method)} gap (+- {m.window_with(TDDFT_ERROR_EV):.2f} eV; "
+            f"estimate from the {m.mapped} (+- {m.window_with(TDDFT_ERROR_EV):.2f} eV; "
             f"fitted at {m.sizes[0]}-{m.sizes[1]} atoms)"
         )
-        ax.errorbar(x, nm, yerr=np.array([nm - lo, hi - nm]), fmt="o", mfc="none", color="C0", capsize=3, label=label)
+        marker, colour = ("o", "C0") if k == 0 else ("s", "C4")
+        ax.errorbar(
+            x, nm, yerr=np.array([nm - lo, hi - nm]), fmt=marker, mfc="none", color=colour, capsize=3, label=label
+        )
         if open_ended.any():
             ax.set_ylim(top=top)
-        labelled += [(xi, v, p.formula) for (p, _), xi, v in zip(estimated, x, nm, strict=True)]
+        labelled += [(xi, v, p.formula) for (p, _), xi, v in zip(group, x, nm, strict=True)]
     for xi, v, formula in labelled:
         right = xi > 0.5  # labels of the right half go left of their point, inside the axes
         ax.annotate(
