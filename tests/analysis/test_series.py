@@ -231,3 +231,48 @@ def test_a_series_with_pbe_gaps_and_no_spectrum_reports_the_gap_map_estimates(tm
     assert "an extrapolation at 26 atoms" in answer and "in quadrature" not in answer
     assert "at 26 atoms an extrapolation" in line and "not validated there" in line and "in quadrature" in line
     assert (out.parent / "band_trend.png").is_file()
+
+
+def test_a_ris_spectrum_is_shifted_onto_tda_pbe0_and_wins_over_the_gap_estimate(tmp_path, monkeypatch):
+    """A composition whose lowest has a TDA-ris-PBE spectrum (and a PBE gap) is estimated from the ris
+    first bright singlet through the ris map, never from its gap and never as a computed band; one with a
+    gap only keeps the gap estimate; both are described, each by its own map."""
+    from airss_msc.analysis.bands import GAP_MAP_FILE, HC_EV_NM, RIS_MAP_FILE, GapMap, GapMapPair, load_gap_map
+    from airss_msc.analysis.report import model
+    from airss_msc.results.record import Excitations
+
+    ris_method = "pyscf:TDA-ris-PBE/def2-SVP"
+    # a map with shift exactly +0.5 eV and no leave-one-out error: the window is TDA-PBE0's 0.3 eV alone
+    pairs = tuple(GapMapPair(f, f, 4, e, e + 0.5) for f, e in (("Cd2Se2", 1.4), ("Cd3Se3", 2.2), ("Cd2Te2", 2.0)))
+    ris_map = GapMap(ris_method, "TDA-PBE0 first bright", pairs, quantity="first bright")
+    real = load_gap_map
+
+    def fake(path=None, packaged=GAP_MAP_FILE):
+        return ris_map if packaged == RIS_MAP_FILE else real(path, packaged)
+
+    monkeypatch.setattr(model, "load_gap_map", fake)
+    gap_map = load_gap_map()
+    frame = read(ROOT / "structures" / "Zn13Se13.xyz")
+    cations = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Zn"]
+    rows = []
+    for x in range(14):
+        atoms = frame.copy()
+        for i in cations[: 13 - x]:
+            atoms[i].symbol = "Cd"
+        row = _row(atoms, -60.0 - 0.5 * x - (0.2 if 0 < x < 13 else 0.0), x + 1)
+        if x in (0, 13):  # both end members have a PBE gap that alone would put them at 600 nm
+            row.with_single_point("pyscf:PBE/def2-SVP", -1000.0 - x, HC_EV_NM / 600.0 - gap_map.shift_eV)
+        if x == 13:  # Zn13Se13's ris first bright at 299 nm - 0.5 eV: shifted, exactly on ZnSe MSC-299
+            bright = HC_EV_NM / 299.0 - 0.5
+            row.excitations[ris_method] = Excitations(
+                ris_method, np.array([bright - 0.3, bright]), np.array([0.0005, 0.05])
+            )
+        rows.append(row)
+    _, md = _report(rows, tmp_path)
+    line = next(s for s in md.splitlines() if s.startswith("- Band trend"))
+    assert line.startswith("- Band trend: no composition's lowest structure has excitations.")  # ris is no band
+    assert "Estimated from the TDA-ris-PBE/def2-SVP first bright singlet" in line and "Zn13Se13 299 nm (" in line
+    assert "Estimated from the PBE/def2-SVP gap" in line and "Cd13Se13 600 nm (" in line
+    assert "Zn13Se13 600 nm" not in line and "2 of 14 compositions estimated" in line
+    answer = next(s for s in md.splitlines() if s.startswith("- Answer: "))
+    assert "Zn13Se13 299 nm, window includes ZnSe MSC-299" in answer
