@@ -587,9 +587,9 @@ def gap_map(t: dict[str, dict], candidate: str = "PBE HOMO-LUMO gap") -> GapMap 
     return GapMap(method, reference, pairs, GAP_MAP_SOURCE, quantity="first bright")
 
 
-def write_gap_map(m: GapMap, path: Path = GAP_MAP) -> Path:
-    """The map's pairs as the packaged TOML file, with the commit and the rule that chose them
-    (strings written as JSON strings, which TOML reads back unchanged)."""
+def write_gap_map(m: GapMap, path: Path = GAP_MAP, commit: str | None = None) -> Path:
+    """The map's pairs as the packaged TOML file, with the commit (``commit``, else the tree's now) and
+    the rule that chose them (strings written as JSON strings, which TOML reads back unchanged)."""
 
     def q(text: str) -> str:
         return json.dumps(text, ensure_ascii=False)
@@ -599,7 +599,7 @@ def write_gap_map(m: GapMap, path: Path = GAP_MAP) -> Path:
         f"# The {m.gap_method.split(':', 1)[-1]} {what} mapped onto the TDA-PBE0/def2-SVP first bright singlet",
         "# by a constant shift (airss_msc.analysis.bands.load_gap_map fits it and its leave-one-formula-out",
         "# window from these pairs; gap_eV is the mapped value). Written by",
-        f"# `python -m benchmarks.excitation_validation --write-map` at commit {git_commit()} from",
+        f"# `python -m benchmarks.excitation_validation --write-map` at commit {commit or git_commit()} from",
         "# benchmarks/runs/excitation_validation.jsonl: do not edit by hand.",
         f"gap_method = {q(m.gap_method)}",
         f"quantity = {q(m.quantity)}",
@@ -889,6 +889,7 @@ def main(argv: list[str] | None = None) -> int:
         run(lambda s: print(s, flush=True), large=args.large, large_method=args.large_method)
     if args.write_map:
         t = table_rows(small_rows(load()))
+        commit = git_commit()  # before the first file is written: that would make the tree dirty for the second
         for candidate, path in (("PBE HOMO-LUMO gap", GAP_MAP), ("TDA-ris-PBE first bright", RIS_MAP)):
             m = gap_map(t, candidate)
             if m is None:
@@ -898,7 +899,7 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            print(f"wrote {write_gap_map(m, path)}: {m.describe()}")
+            print(f"wrote {write_gap_map(m, path, commit)}: {m.describe()}")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(report(load()))
     print(f"wrote {REPORT}")
