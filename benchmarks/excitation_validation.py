@@ -832,6 +832,18 @@ def report(rows: list[dict], larger: list[dict] | None = None) -> str:
             f"CPU of TDA-PBE0 / TDA-PBE on the same structure: {min(cpu_ratio):.1f}x to {max(cpu_ratio):.1f}x "
             f"({len(cpu_ratio)} structures)."
         )
+    for ris_method, ris_label in ((RIS_PBE0, "TDA-ris-PBE0"), (RIS_PBE, "TDA-ris-PBE")):
+        # whole runs, ground state included: at these sizes the SCF is a large part of either
+        ratio = [
+            t[n][f"{REFERENCE_METHOD}|cpu"] / t[n][f"{ris_method}|cpu"]
+            for n in ref_names
+            if t[n].get(f"{ris_method}|cpu") and t[n].get(f"{REFERENCE_METHOD}|cpu")
+        ]
+        if ratio:
+            lines.append(
+                f"CPU of TDA-PBE0 / {ris_label} (whole runs, ground state included) on the same structure: "
+                f"{min(ratio):.1f}x to {max(ratio):.1f}x ({len(ratio)} structures)."
+            )
     checks = states_check(rows)
     if checks:
         lines += ["", *checks]
