@@ -453,6 +453,8 @@ def run_rows(
                     if bright
                     else outcome.message or "no bright state"
                 )
+                if bright and not capabilities(task.method).band_ready:
+                    text += " as computed, not a band (the report shifts it onto its reference)"
                 return (
                     (
                         f"{task.formula} row {task.row}: {outcome.status}  {len(outcome.energies_eV)} states  "

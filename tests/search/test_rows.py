@@ -64,6 +64,20 @@ def test_spectrum_stores_excitations_and_the_report_shows_them(cd2se2_db, run_cl
     assert "## Computed absorption" in md and "TDA-PBE0" in md and (tmp_path / "rep" / "absorption.png").exists()
 
 
+@pytest.mark.timeout(1800)
+def test_a_ris_spectrum_is_stored_with_its_pbe_ground_state_and_says_it_is_no_band(cd2se2_db, run_cli):
+    ris = "pyscf:TDA-ris-PBE/def2-SVP"
+    code, out, err = run_cli("spectrum", cd2se2_db, "--top", "1", "--states", "4", "--method", ris)
+    assert code == 0, err
+    (row,) = [r for r in ResultsDB(cd2se2_db).records() if ris in r.excitations]
+    exc = row.excitations[ris]
+    assert exc.status == "done" and len(exc.energies_eV) == 4 and "TDA-ris response" in exc.message
+    # the PBE ground state is stored as the PBE single point it is (what refine would compute)
+    assert exc.ground_method == "pyscf:PBE/def2-SVP" and row.energies[exc.ground_method] == exc.ground_energy_eV
+    assert exc.first_bright() is not None  # the rhombus has a bright state among its lowest four
+    assert "not a band" in out + err
+
+
 def test_cap_adds_ligands_and_links_the_bare_parent(cd2se2_db, run_cli):
     code, _out, err = run_cli("cap", cd2se2_db, "--ligand", "NH3", "--top", "1", "--method", "chgnet")
     assert code == 0, err
