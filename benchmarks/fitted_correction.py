@@ -188,18 +188,19 @@ def readout_features(images: Sequence[Atoms]) -> list[dict[str, np.ndarray]]:
     weight for readout64: ``w . readout64 + sum_i shift_Z`` is the SevenNet-0 energy). One forward pass each."""
     import sevenn._keys as KEY
 
+    from airss_msc.calc.engines.chgnet import torch_device
     from airss_msc.calc.engines.sevennet import SevenNetCluster, _calculator
 
     calc = SevenNetCluster("7net-0")
-    net = _calculator("7net-0", "cpu").model
-    scale = net._modules["rescale_atomic_energy"].scale.detach().numpy()
+    net = _calculator("7net-0", torch_device()).model  # the model the calculator runs (cuda where there is one)
+    scale = net._modules["rescale_atomic_energy"].scale.detach().cpu().numpy()
     seen: dict[str, np.ndarray] = {}
 
     def keep(name: str) -> Callable:
         # a pre-hook: the modules write their output into the same data dict, so after them it is gone
         def hook(module: object, inputs: tuple) -> None:
-            seen[name] = inputs[0][KEY.NODE_FEATURE].detach().numpy().copy()
-            seen["types"] = inputs[0][KEY.ATOM_TYPE].detach().numpy().ravel().copy()
+            seen[name] = inputs[0][KEY.NODE_FEATURE].detach().cpu().numpy().copy()
+            seen["types"] = inputs[0][KEY.ATOM_TYPE].detach().cpu().numpy().ravel().copy()
 
         return hook
 

@@ -233,6 +233,7 @@ def test_a_series_with_pbe_gaps_and_no_spectrum_reports_the_gap_map_estimates(tm
     assert (out.parent / "band_trend.png").is_file()
 
 
+@pytest.mark.slow  # a series report with its figures
 def test_a_ris_spectrum_is_shifted_onto_tda_pbe0_and_wins_over_the_gap_estimate(tmp_path, monkeypatch):
     """A composition whose lowest has a TDA-ris-PBE spectrum (and a PBE gap) is estimated from the ris
     first bright singlet through the ris map, never from its gap and never as a computed band; one with a
