@@ -822,27 +822,21 @@ def report(rows: list[dict], larger: list[dict] | None = None) -> str:
             f"Unfitted TDA-PBE minus TDA-PBE0 first bright: mean {np.mean(pbe_raw):+.3f} eV, range "
             f"{min(pbe_raw):+.3f} to {max(pbe_raw):+.3f} eV ({len(pbe_raw)} structures)."
         )
-    cpu_ratio = [
-        t[n][f"{REFERENCE_METHOD}|cpu"] / t[n][f"{TDA_PBE}|cpu"]
-        for n in ref_names
-        if t[n].get(f"{TDA_PBE}|cpu") and t[n].get(f"{REFERENCE_METHOD}|cpu")
-    ]
-    if cpu_ratio:
-        lines.append(
-            f"CPU of TDA-PBE0 / TDA-PBE on the same structure: {min(cpu_ratio):.1f}x to {max(cpu_ratio):.1f}x "
-            f"({len(cpu_ratio)} structures)."
-        )
-    for ris_method, ris_label in ((RIS_PBE0, "TDA-ris-PBE0"), (RIS_PBE, "TDA-ris-PBE")):
-        # whole runs, ground state included: at these sizes the SCF is a large part of either
+    # whole runs, ground state included: at these sizes the SCF is a large part of each
+    for method, label, what in (
+        (TDA_PBE, "TDA-PBE", ""),
+        (RIS_PBE0, "TDA-ris-PBE0", " (whole runs, ground state included)"),
+        (RIS_PBE, "TDA-ris-PBE", " (whole runs, ground state included)"),
+    ):
         ratio = [
-            t[n][f"{REFERENCE_METHOD}|cpu"] / t[n][f"{ris_method}|cpu"]
+            t[n][f"{REFERENCE_METHOD}|cpu"] / t[n][f"{method}|cpu"]
             for n in ref_names
-            if t[n].get(f"{ris_method}|cpu") and t[n].get(f"{REFERENCE_METHOD}|cpu")
+            if t[n].get(f"{method}|cpu") and t[n].get(f"{REFERENCE_METHOD}|cpu")
         ]
         if ratio:
             lines.append(
-                f"CPU of TDA-PBE0 / {ris_label} (whole runs, ground state included) on the same structure: "
-                f"{min(ratio):.1f}x to {max(ratio):.1f}x ({len(ratio)} structures)."
+                f"CPU of TDA-PBE0 / {label}{what} on the same structure: {min(ratio):.1f}x to {max(ratio):.1f}x "
+                f"({len(ratio)} structures)."
             )
     checks = states_check(rows)
     if checks:

@@ -498,8 +498,8 @@ def _ris_bright_eV(row: RankedRow, m: GapMap | None) -> float | None:
     exc = row.result.excitations.get(m.gap_method)
     if exc is None or exc.status != JobStatus.DONE or not len(exc.energies_eV):
         return None
-    bright = first_bright_nm(exc, BRIGHT_F)
-    return None if bright is None else HC_EV_NM / bright[0]
+    bright = exc.first_bright(BRIGHT_F)
+    return None if bright is None else bright[0]
 
 
 def _mixing(
