@@ -108,20 +108,27 @@ def _report(rows: list[Result], tmp_path: Path) -> tuple[Path, str]:
     return out, (out.parent / "report.md").read_text()
 
 
+def _zncd_series_rows() -> list[Result]:
+    """Zn_xCd_(13-x)Se_13, x = 0..13 (row ids x + 1), on the (ZnSe)13 frame with Cd on its first 13 - x
+    cation sites: Zn-for-Cd lowers the energy by 0.5 eV, the middle compositions mix 0.2 eV below the line."""
+    frame = read(ROOT / "structures" / "Zn13Se13.xyz")
+    cations = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Zn"]
+    rows = []
+    for x in range(14):
+        atoms = frame.copy()
+        for i in cations[: 13 - x]:
+            atoms[i].symbol = "Cd"
+        rows.append(_row(atoms, -60.0 - 0.5 * x - (0.2 if 0 < x < 13 else 0.0), x + 1))
+    return rows
+
+
 def test_the_report_answers_the_series_first(tmp_path):
     """A small Zn/Cd series in a database: the series section opens the report (lowest, hull, the
     pathways' signs, sites, no band trend), the reaction table and the site table follow."""
     from ase import Atoms
 
-    frame = read(ROOT / "structures" / "Zn13Se13.xyz")
-    cations = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Zn"]
-    rows, k = [], 0
-    for x in range(14):
-        atoms = frame.copy()
-        for i in cations[: 13 - x]:
-            atoms[i].symbol = "Cd"
-        k += 1  # Zn-for-Cd lowers the energy by 0.5 eV; the middle compositions mix below the line
-        rows.append(_row(atoms, -60.0 - 0.5 * x - (0.2 if 0 < x < 13 else 0.0), k))
+    rows = _zncd_series_rows()
+    k = len(rows)
     for formula, energy, d in (("CdSe", -3.0, 2.4), ("ZnSe", -3.6, 2.2)):
         k += 1
         rows.append(_row(Atoms(formula, positions=[(0, 0, 0), (d, 0, 0)]), energy, k))
@@ -206,16 +213,10 @@ def test_a_series_with_pbe_gaps_and_no_spectrum_reports_the_gap_map_estimates(tm
     from airss_msc.analysis.bands import HC_EV_NM, load_gap_map
 
     gap_map = load_gap_map()
-    frame = read(ROOT / "structures" / "Zn13Se13.xyz")
-    cations = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Zn"]
     # gaps that put Zn13Se13 exactly on ZnSe MSC-299 and Cd13Se13 at 600 nm (outside MSC-415's window)
     gaps = {13: HC_EV_NM / 299.0 - gap_map.shift_eV, 0: HC_EV_NM / 600.0 - gap_map.shift_eV}
     rows = []
-    for x in range(14):
-        atoms = frame.copy()
-        for i in cations[: 13 - x]:
-            atoms[i].symbol = "Cd"
-        row = _row(atoms, -60.0 - 0.5 * x - (0.2 if 0 < x < 13 else 0.0), x + 1)
+    for x, row in enumerate(_zncd_series_rows()):
         if x in gaps:
             row.with_single_point("pyscf:PBE/def2-SVP", -1000.0 - x, gaps[x])
         rows.append(row)
@@ -253,14 +254,8 @@ def test_a_ris_spectrum_is_shifted_onto_tda_pbe0_and_wins_over_the_gap_estimate(
 
     monkeypatch.setattr(model, "load_gap_map", fake)
     gap_map = load_gap_map()
-    frame = read(ROOT / "structures" / "Zn13Se13.xyz")
-    cations = [i for i, s in enumerate(frame.get_chemical_symbols()) if s == "Zn"]
     rows = []
-    for x in range(14):
-        atoms = frame.copy()
-        for i in cations[: 13 - x]:
-            atoms[i].symbol = "Cd"
-        row = _row(atoms, -60.0 - 0.5 * x - (0.2 if 0 < x < 13 else 0.0), x + 1)
+    for x, row in enumerate(_zncd_series_rows()):
         if x in (0, 13):  # both end members have a PBE gap that alone would put them at 600 nm
             row.with_single_point("pyscf:PBE/def2-SVP", -1000.0 - x, HC_EV_NM / 600.0 - gap_map.shift_eV)
         if x == 13:  # Zn13Se13's ris first bright at 299 nm - 0.5 eV: shifted, exactly on ZnSe MSC-299
