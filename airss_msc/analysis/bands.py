@@ -610,11 +610,11 @@ class GapMapPair:
 
 @dataclass(frozen=True)
 class GapMap:
-    """A method's HOMO-LUMO gap (eV) mapped onto a computed reference excitation by a constant
-    shift fitted on ``pairs`` (``data/gap_map.toml``, written by
-    ``benchmarks/excitation_validation.py --write-map``). Unlike :class:`Calibration` it maps onto
-    a calculation, not onto experiment. ``window_eV`` is its largest leave-one-formula-out error:
-    the honest error bar of an estimate for a composition the fit has not seen."""
+    """A cheap method's HOMO-LUMO gap or first bright singlet (eV; :attr:`quantity`) mapped onto a
+    computed reference excitation by a constant shift fitted on ``pairs`` (``data/gap_map.toml`` and
+    ``data/ris_map.toml``, written by ``benchmarks/excitation_validation.py --write-map``). Unlike
+    :class:`Calibration` it maps onto a calculation, not onto experiment. ``window_eV`` is its largest
+    leave-one-formula-out error: the honest error bar of an estimate for a composition the fit has not seen."""
 
     gap_method: str
     reference: str
@@ -625,10 +625,14 @@ class GapMap:
     quantity: str = "gap"
 
     @property
+    def quantity_words(self) -> str:
+        """:attr:`quantity` in words: 'HOMO-LUMO gap' or 'first bright singlet'."""
+        return "HOMO-LUMO gap" if self.quantity == "gap" else "first bright singlet"
+
+    @property
     def mapped(self) -> str:
-        """What is mapped, in words: 'PBE/def2-SVP gap', 'TDA-ris-PBE/def2-SVP first bright singlet'."""
-        name = self.gap_method.split(":", 1)[-1]
-        return f"{name} gap" if self.quantity == "gap" else f"{name} first bright singlet"
+        """What is mapped, in words: 'PBE/def2-SVP HOMO-LUMO gap', 'TDA-ris-PBE/def2-SVP first bright singlet'."""
+        return f"{self.gap_method.split(':', 1)[-1]} {self.quantity_words}"
 
     @cached_property
     def shift_eV(self) -> float:
@@ -683,11 +687,8 @@ class GapMap:
             if natoms is None
             else ""
         )
-        what = (
-            f"{self.gap_method} HOMO-LUMO gap" if self.quantity == "gap" else f"{self.gap_method} first bright singlet"
-        )
         return (
-            f"band = {what} {self.shift_eV:+.2f} eV (a constant shift fitted onto the "
+            f"band = {self.gap_method} {self.quantity_words} {self.shift_eV:+.2f} eV (a constant shift fitted onto the "
             f"{self.reference} of {len(self.pairs)} clusters of {lo}-{hi} atoms, {formulas} formulas; "
             f"±{self.window_eV:.2f} eV, its largest leave-one-formula-out error){reach}"
         )

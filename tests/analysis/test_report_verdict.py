@@ -166,6 +166,26 @@ def test_no_spectra_at_all_reads_spectra_were_not_computed(tmp_path):
     assert verdict.strip().startswith("Spectra were not computed: none of the 1 structures shown")
 
 
+def test_a_ris_spectrum_alone_is_named_and_judged_against_no_band(tmp_path):
+    """A TDA-ris spectrum is no band as computed: the report must neither judge it against a band nor
+    say that no excitations are stored (the review found both lines wrong once ris spectra exist)."""
+    db = tmp_path / "ris.db"
+    res = _result(("Cd", "Cd", "Se", "Se"), "Cd2Se2", _cluster(("Cd",) * 4, 3), -8.0, -12.0, -20.0, 1)
+    ris = "pyscf:TDA-ris-PBE/def2-SVP"
+    res.excitations[ris] = Excitations(ris, np.array([HC_EV_NM / 399.0]), np.array([0.2]))
+    with ResultsDB(db, write=True) as store:
+        store.add(res)
+    analysis = analyse(str(db))
+    (c,) = analysis.candidates
+    assert c.excitations is None and c.bright_nm is None and c.shift_only_spectra == [ris]
+    write_report(str(db), tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    verdict = md.split("## Verdict")[1].split("\n## ")[0]
+    assert verdict.strip().startswith("No band spectrum was computed: none of the 1 structures shown")
+    assert "only TDA-ris-PBE/def2-SVP spectra (Cd2Se2 #1)" in verdict
+    assert "No excitations are stored" not in md
+
+
 def test_disagree_marks_only_validated_energies(study, report):
     _, ids = study
     analysis = analyse(str(study[0]))

@@ -189,6 +189,21 @@ def candidate_table(analysis: Analysis, cands: list[Candidate]) -> Table:
     return compact(Table(head, body))
 
 
+def _shift_only(cands: list[Candidate]) -> list[Candidate]:
+    """The candidates with a stored spectrum that is no band as computed and no band spectrum beside it."""
+    return [c for c in cands if c.excitations is None and c.shift_only_spectra]
+
+
+def _shift_only_text(cands: list[Candidate], db: str) -> str:
+    """What the stored spectra that are no band (TDA-ris) of ``cands`` are used for, in words."""
+    methods = sorted({short_name(m) for c in cands for m in c.shift_only_spectra})
+    return (
+        f"{len(cands)} structure(s) have only {', '.join(methods)} spectra ({_names(cands)}): not a band as "
+        "computed, they are judged against no band; where a packaged map holds them they give the estimates "
+        f"of the band trend (`airss-msc spectrum {Path(db).name} --top 1` computes TDA-PBE0 bands)."
+    )
+
+
 def _band_text(analysis: Analysis) -> str:
     parts = [
         (
@@ -204,8 +219,11 @@ def _band_text(analysis: Analysis) -> str:
             f"(±{TDDFT_ERROR_EV:g} eV) are listed."
         )
         parts.append(_literature_text(analysis))
-    else:
+    elif not _shift_only(analysis.candidates):
         parts.append("No excitations are stored: run `airss-msc spectrum DB` for TDDFT band estimates.")
+    shift_only = _shift_only(analysis.candidates)
+    if shift_only:
+        parts.append(_shift_only_text(shift_only, analysis.db))
     if analysis.calibration is None:
         parts.append("No gap calibration was given (`--calibration`), so no calibrated band estimates are shown.")
     else:
@@ -387,13 +405,20 @@ def verdict(analysis: Analysis, figures: dict) -> Section:
     target = next((v for v in verdicts if v.band.target), None)
     if not with_spectra:
         name = f"{target.band.name} ({target.band.wavelength_nm:.0f} nm)" if target else "the measured bands"
+        shift_only = _shift_only(cands)
         blocks.append(
             Text(
-                f"Spectra were not computed: none of the {len(cands)} structures shown can be compared "
-                f"with {name} or any other measured band yet (`airss-msc spectrum "
+                (
+                    f"No band spectrum was computed: none of the {len(cands)} structures shown can be compared "
+                    if shift_only
+                    else f"Spectra were not computed: none of the {len(cands)} structures shown can be compared "
+                )
+                + f"with {name} or any other measured band yet (`airss-msc spectrum "
                 f"{Path(analysis.db).name} --top 3` computes TDDFT excitations of the lowest)."
             )
         )
+        if shift_only:
+            blocks.append(Text(_shift_only_text(shift_only, analysis.db)))
     else:
         if target is not None:
             blocks.append(Text(_band_sentence(target, analysis.db)))
@@ -416,10 +441,12 @@ def verdict(analysis: Analysis, figures: dict) -> Section:
         if missing:
             blocks.append(
                 Text(
-                    f"Spectra were not computed for {len(missing)} of the {len(cands)} structures shown "
+                    f"No band spectrum was computed for {len(missing)} of the {len(cands)} structures shown "
                     f"({_names(missing)}): they are not judged against any band."
                 )
             )
+            if _shift_only(missing):
+                blocks.append(Text(_shift_only_text(_shift_only(missing), analysis.db)))
         blocks.append(_verdict_table(verdicts))
         blocks.append(
             Text(
@@ -612,7 +639,7 @@ def _estimates_part(analysis: Analysis) -> str:
     """The map estimates of the compositions without a computed spectrum, in words ('' if none)."""
     est = analysis.estimated_trend
     parts = [
-        f"Estimated from the {m.mapped} where no spectrum is stored ({_estimate_terms(m, group)}): "
+        f"Estimated from the {m.mapped} where no band spectrum is stored ({_estimate_terms(m, group)}): "
         + "; ".join(f"{p.formula} {c.estimate_nm:.0f} nm ({_window_text(c)})" for p, c in group)
         + "."
         for m, group in estimates_by_map(est)
@@ -655,7 +682,7 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
     if not trend:
         estimates = _estimates_part(analysis)
         if estimates:
-            return "Band trend: no composition's lowest structure has excitations. " + estimates
+            return "Band trend: no composition's lowest structure has a band spectrum. " + estimates
         gaps = [r for r in lowest.values() if r.gap_eV is not None]
         m = analysis.gap_map
         validated = (

@@ -52,6 +52,7 @@ from airss_msc.analysis.sites import SiteOccupation, site_occupation
 from airss_msc.analysis.spectra import BRIGHT_F, TDDFT_ERROR_EV, band_window_nm, covered_to_nm, first_bright_nm
 from airss_msc.calc.engines import (
     VALIDATED_RANKING,
+    band_ready,
     is_reference,
     measured_error,
     parse_method,
@@ -106,6 +107,15 @@ class Candidate:
     def label(self) -> str:
         """How a person names this structure: formula, rank and database row."""
         return f"{self.row.formula} #{self.row.rank} (row {self.row.id})"
+
+    @property
+    def shift_only_spectra(self) -> list[str]:
+        """Methods of this structure's stored spectra that are no band as computed (TDA-ris: they
+        enter only through a map, as :attr:`estimate_nm`), by name."""
+        stored = self.row.result.excitations if self.row.result is not None else {}
+        return sorted(
+            m for m, e in stored.items() if e.status == JobStatus.DONE and len(e.energies_eV) and not band_ready(m)
+        )
 
 
 #: Elements of the model ligands of capped copies: not part of a cluster's material.

@@ -222,17 +222,19 @@ def preferred_gap_method(methods: Iterable[str]) -> str | None:
     return _preferred(methods, lambda c: c.gap_rank)
 
 
+def band_ready(method: str) -> bool:
+    """Whether ``method``'s excitations are a band estimate as computed
+    (:attr:`Capabilities.band_ready`); a name no engine knows (an old database, a file) counts as one."""
+    try:
+        return capabilities(method).band_ready
+    except InputError:  # as before: shown, and judged as a band
+        return True
+
+
 def preferred_excitation_method(methods: Iterable[str]) -> str | None:
     """The method among ``methods`` whose excitations give the band estimate
-    (:attr:`Capabilities.excitation_rank`, best first; unranked methods by name), never one whose
-    excitations are not :attr:`Capabilities.band_ready` (they need a measured shift first)."""
-
-    def band_ready(method: str) -> bool:
-        try:
-            return capabilities(method).band_ready
-        except InputError:  # a name from an old database or a file: as before, shown, never preferred
-            return True
-
+    (:attr:`Capabilities.excitation_rank`, best first; unranked methods by name), never one that is
+    not :func:`band_ready` (its excitations need a measured shift first)."""
     return _preferred([m for m in methods if band_ready(m)], lambda c: c.excitation_rank)
 
 
