@@ -222,7 +222,9 @@ def test_a_series_with_pbe_gaps_and_no_spectrum_reports_the_gap_map_estimates(tm
         rows.append(row)
     out, md = _report(rows, tmp_path)
     line = next(s for s in md.splitlines() if s.startswith("- Band trend"))
-    assert line.startswith("- Band trend: no composition's lowest structure has excitations. Estimated from the PBE")
+    assert line.startswith(
+        "- Band trend: no composition's lowest structure has a band spectrum. Estimated from the PBE"
+    )
     assert "Cd13Se13 600 nm (" in line and "Zn13Se13 299 nm (" in line and "2 of 14 compositions estimated" in line
     answer = next(s for s in md.splitlines() if s.startswith("- Answer: "))
     assert "Zn13Se13 299 nm, window includes ZnSe MSC-299" in answer and "Cd13Se13 600 nm, window" not in answer
@@ -266,9 +268,56 @@ def test_a_ris_spectrum_is_shifted_onto_tda_pbe0_and_wins_over_the_gap_estimate(
         rows.append(row)
     _, md = _report(rows, tmp_path)
     line = next(s for s in md.splitlines() if s.startswith("- Band trend"))
-    assert line.startswith("- Band trend: no composition's lowest structure has excitations.")  # ris is no band
+    assert line.startswith("- Band trend: no composition's lowest structure has a band spectrum.")  # ris is none
     assert "Estimated from the TDA-ris-PBE/def2-SVP first bright singlet" in line and "Zn13Se13 299 nm (" in line
-    assert "Estimated from the PBE/def2-SVP gap" in line and "Cd13Se13 600 nm (" in line
+    assert "Estimated from the PBE/def2-SVP HOMO-LUMO gap" in line and "Cd13Se13 600 nm (" in line
     assert "Zn13Se13 600 nm" not in line and "2 of 14 compositions estimated" in line
     answer = next(s for s in md.splitlines() if s.startswith("- Answer: "))
     assert "Zn13Se13 299 nm, window includes ZnSe MSC-299" in answer
+
+
+@pytest.mark.slow  # a series report with its figures
+def test_the_band_trend_figure_draws_each_map_in_its_style_and_clips_no_estimate(tmp_path, monkeypatch):
+    """Two maps in one band-trend figure: a gap estimate at 600 nm (Cd13Se13) and a TDA-ris estimate
+    whose window reaches zero energy (Zn13Se13, drawn to the top of the plot). The y range must hold
+    every bar (a top taken from one map's points alone cut the other's off) and each map keeps its
+    marker whichever maps are drawn."""
+    from airss_msc.analysis.bands import GAP_MAP_FILE, HC_EV_NM, RIS_MAP_FILE, GapMap, GapMapPair, load_gap_map
+    from airss_msc.analysis.report import figures, model
+    from airss_msc.results.record import Excitations
+
+    ris_method = "pyscf:TDA-ris-PBE/def2-SVP"
+    # shift +2 eV, largest leave-one-formula-out error 6 eV: every window is open-ended
+    pairs = tuple(
+        GapMapPair(f, f, 4, e, r) for f, e, r in (("Cd2Se2", 1.0, 1.0), ("Cd3Se3", 2.0, 2.0), ("Cd2Te2", 3.0, 9.0))
+    )
+    ris_map = GapMap(ris_method, "TDA-PBE0 first bright", pairs, quantity="first bright")
+    real = load_gap_map
+    monkeypatch.setattr(
+        model,
+        "load_gap_map",
+        lambda path=None, packaged=GAP_MAP_FILE: ris_map if packaged == RIS_MAP_FILE else real(path, packaged),
+    )
+    drawn = {}
+    save = figures._save
+
+    def keep(fig, path):
+        drawn[Path(path).name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    gap_map = load_gap_map()
+    rows = _zncd_series_rows()
+    rows[0].with_single_point("pyscf:PBE/def2-SVP", -1000.0, HC_EV_NM / 600.0 - gap_map.shift_eV)
+    rows[13].excitations[ris_method] = Excitations(ris_method, np.array([2.5]), np.array([0.05]))
+    _report(rows, tmp_path)
+    (ax,) = drawn["band_trend.png"].axes
+    styles = {t.split(" (")[0]: h for h, t in zip(*ax.get_legend_handles_labels(), strict=True)}
+    assert styles["estimate from the TDA-ris-PBE/def2-SVP first bright singlet"][0].get_marker() == "s"
+    assert styles["estimate from the PBE/def2-SVP HOMO-LUMO gap"][0].get_marker() == "o"
+    bottom, top = ax.get_ylim()
+    points = [y for h in styles.values() for y in h[0].get_ydata()]
+    assert 600.0 in np.round(points) and all(bottom <= y <= top for y in points)
+    for bars in ax.collections:  # the error bars
+        for seg in bars.get_segments():
+            assert bottom <= seg[:, 1].min() - 1e-9 and seg[:, 1].max() <= top + 1e-9

@@ -104,10 +104,15 @@ def plot_mixing(analysis: Analysis, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+#: marker and colour of a map's estimates in the band-trend figure, by the quantity it maps
+_ESTIMATE_STYLE = {"gap": ("o", "C0"), "first bright": ("s", "C4")}
+
+
 def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
     """First bright excitation (nm) of each composition's lowest structure against composition,
-    with the TDDFT error window as bars, the gap-map estimates (hollow, their leave-one-out window
-    as bars) where no spectrum is stored, and the measured bands drawn across; None without either."""
+    with the TDDFT error window as bars, the estimates of each packaged map (TDA-ris first bright
+    singlet, PBE gap; hollow, their leave-one-out window as bars) where no band spectrum is stored,
+    and the measured bands drawn across; None without either."""
     trend, estimated = analysis.band_trend, analysis.estimated_trend  # disjoint: estimates only without a spectrum
     if not (trend or estimated) or analysis.mixing_pair is None:
         return None
@@ -128,28 +133,40 @@ def plot_band_trend(analysis: Analysis, path: Path) -> Path | None:
         label = f"first bright excitation (+- {TDDFT_ERROR_EV:g} eV)"
         ax.errorbar(x, nm, yerr=err, fmt="D-", color="C2", capsize=3, label=label)
         labelled += [(xi, v, p.formula) for (p, _), xi, v in zip(trend, x, nm, strict=True)]
-    for k, (m, group) in enumerate(estimates_by_map(estimated)):
+    groups = estimates_by_map(estimated)
+    # one top for every group: an open-ended window is drawn to it, and no group's limit clips another's
+    finite = [
+        v
+        for _, c in estimated
+        for v in (c.estimate_nm, *(c.estimate_window_nm or ()))
+        if v is not None and np.isfinite(v)
+    ]
+    finite += [v for _, c in trend if c.bright_nm is not None for v in band_window_nm(HC_EV_NM / c.bright_nm)]
+    finite += [b.wavelength_nm for b in bands]
+    top = 1.1 * max(finite) if finite else None
+    open_any = False
+    for m, group in groups:
         x = np.array([p.x for p, _ in group])
         nm = np.array([c.estimate_nm for _, c in group], dtype=float)
         windows = [c.estimate_window_nm or (np.nan, np.nan) for _, c in group]  # set with every estimate
         lo = np.array([w[0] for w in windows])
         hi = np.array([w[1] for w in windows])
         # a window with no long-wavelength bound is drawn to the top of the plot, without a cap there
-        finite = [v for v in (*nm, *hi[np.isfinite(hi)], *(b.wavelength_nm for b in bands)) if np.isfinite(v)]
-        top = 1.1 * max(finite)
         open_ended = ~np.isfinite(hi)
-        hi = np.where(open_ended, top, hi)
+        open_any = open_any or bool(open_ended.any())
+        hi = np.where(open_ended, top if top is not None else nm, hi)
         label = (
             f"estimate from the {m.mapped} (+- {m.window_with(TDDFT_ERROR_EV):.2f} eV; "
             f"fitted at {m.sizes[0]}-{m.sizes[1]} atoms)"
         )
-        marker, colour = ("o", "C0") if k == 0 else ("s", "C4")
+        # the style follows what is mapped, so one map looks the same whichever others are drawn
+        marker, colour = _ESTIMATE_STYLE.get(m.quantity, ("^", "C5"))
         ax.errorbar(
             x, nm, yerr=np.array([nm - lo, hi - nm]), fmt=marker, mfc="none", color=colour, capsize=3, label=label
         )
-        if open_ended.any():
-            ax.set_ylim(top=top)
         labelled += [(xi, v, p.formula) for (p, _), xi, v in zip(group, x, nm, strict=True)]
+    if open_any and top is not None:
+        ax.set_ylim(top=top)
     for xi, v, formula in labelled:
         right = xi > 0.5  # labels of the right half go left of their point, inside the axes
         ax.annotate(
