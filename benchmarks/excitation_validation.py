@@ -56,7 +56,14 @@ import numpy as np
 from ase import Atoms
 from ase.io import read
 
-from airss_msc.analysis.bands import HC_EV_NM, MIN_GAP_MAP_FORMULAS, GapMap, GapMapPair, leave_one_group_out
+from airss_msc.analysis.bands import (
+    HC_EV_NM,
+    MAP_QUANTITIES,
+    MIN_GAP_MAP_FORMULAS,
+    GapMap,
+    GapMapPair,
+    leave_one_group_out,
+)
 from airss_msc.analysis.spectra import BRIGHT_F, TDDFT_ERROR_EV
 from benchmarks.jsonl import append_jsonl, read_jsonl
 from benchmarks.paths import ENGINE_SINGLE_POINTS, GAP_MAP, OUT, PBE, RIS_MAP, RUNS, STRUCTURES, TDA_CHECKPOINTS
@@ -472,6 +479,16 @@ CANDIDATES = {
     "GFN2-xTB gap": ("tblite:GFN2-xTB", "value"),
     "GFN1-xTB gap": ("tblite:GFN1-xTB", "value"),
 }
+#: what of its method each candidate reads, as a :class:`GapMap` quantity (``MAP_QUANTITIES``)
+CANDIDATE_QUANTITY = {
+    "TDA-PBE first bright": "first bright",
+    "TDA-PBE lowest excitation": "lowest excitation",
+    "PBE HOMO-LUMO gap": "gap",
+    "TDA-ris-PBE0 first bright": "first bright",
+    "TDA-ris-PBE first bright": "first bright",
+    "GFN2-xTB gap": "gap",
+    "GFN1-xTB gap": "gap",
+}
 
 
 def _f(x: float | None, nd: int = 3) -> str:
@@ -582,9 +599,12 @@ def gap_map(t: dict[str, dict], candidate: str = "PBE HOMO-LUMO gap") -> GapMap 
     if len({p.formula for p in pairs}) < MIN_GAP_MAP_FORMULAS:
         return None
     reference = f"{REFERENCE_METHOD} first bright singlet (f >= {BRIGHT_F})"
-    if candidate == "PBE HOMO-LUMO gap":
-        return GapMap(GAP_MAP_METHOD, reference, pairs, GAP_MAP_SOURCE)
-    return GapMap(method, reference, pairs, GAP_MAP_SOURCE, quantity="first bright")
+    quantity = CANDIDATE_QUANTITY[candidate]
+    if quantity not in MAP_QUANTITIES:
+        raise ValueError(f"{candidate!r} reads its method's {quantity}, which no packaged map holds")
+    # the PBE gap is read off the TDA-PBE run's ground state; the map names the ground-state method
+    mapped = GAP_MAP_METHOD if (quantity, method) == ("gap", TDA_PBE) else method
+    return GapMap(mapped, reference, pairs, GAP_MAP_SOURCE, quantity=quantity)
 
 
 def write_gap_map(m: GapMap, path: Path = GAP_MAP, commit: str | None = None) -> Path:
@@ -594,9 +614,8 @@ def write_gap_map(m: GapMap, path: Path = GAP_MAP, commit: str | None = None) ->
     def q(text: str) -> str:
         return json.dumps(text, ensure_ascii=False)
 
-    what = "HOMO-LUMO gap" if m.quantity == "gap" else "first bright singlet"
     lines = [
-        f"# The {m.gap_method.split(':', 1)[-1]} {what} mapped onto the TDA-PBE0/def2-SVP first bright singlet",
+        f"# The {m.mapped} mapped onto the TDA-PBE0/def2-SVP first bright singlet",
         "# by a constant shift (airss_msc.analysis.bands.load_gap_map fits it and its leave-one-formula-out",
         "# window from these pairs; gap_eV is the mapped value). Written by",
         f"# `python -m benchmarks.excitation_validation --write-map` at commit {commit or git_commit()} from",
