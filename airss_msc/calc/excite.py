@@ -16,7 +16,15 @@ from collections.abc import Callable
 import numpy as np
 from ase import Atoms
 
-from airss_msc.calc.engines import Role, SCFError, capabilities, default_method, engine_of, parse_method
+from airss_msc.calc.engines import (
+    ResponseRefused,
+    Role,
+    SCFError,
+    capabilities,
+    default_method,
+    engine_of,
+    parse_method,
+)
 from airss_msc.calc.progress import reporting
 from airss_msc.errors import InputError
 from airss_msc.results.record import Excitations, JobStatus
@@ -76,6 +84,18 @@ def _excite(atoms: Atoms, method: str, nstates: int, checkpoint: str | os.PathLi
         )
     except SCFError as exc:
         return Excitations(str(method), empty, empty, JobStatus.SCF_FAILED, str(exc), time.perf_counter() - start)
+    except ResponseRefused as exc:  # no states, but the converged ground state is kept (a single point)
+        return Excitations(
+            canonical,
+            empty,
+            empty,
+            JobStatus.ERROR,
+            str(exc),
+            time.perf_counter() - start,
+            f"{m.engine}:{exc.ground_model}",
+            exc.ground_energy_eV,
+            exc.ground_gap_eV,
+        )
     except Exception as exc:  # a job reports, it does not crash the run
         return Excitations(
             str(method), empty, empty, JobStatus.ERROR, f"{type(exc).__name__}: {exc}", time.perf_counter() - start

@@ -76,3 +76,51 @@ def test_the_ris_method_runs_through_excite():
     assert np.all(np.diff(out.energies_eV) >= 0) and out.energies_eV[0] > 3.0
     assert out.oscillator_strengths.max() > 0.005
     assert "TDA-ris response" in out.message
+
+
+def test_the_exact_exchange_fraction_of_pure_hybrid_and_hartree_fock_and_no_range_separation():
+    from pyscf import dft, gto, scf
+
+    from airss_msc.calc.engines.pyscf_ris import exact_exchange_fraction
+
+    mol = gto.M(atom=WATER, basis="sto-3g", verbose=0)
+    assert exact_exchange_fraction(dft.RKS(mol, xc="pbe")) == 0.0
+    assert exact_exchange_fraction(dft.RKS(mol, xc="pbe0")) == pytest.approx(0.25)
+    assert exact_exchange_fraction(scf.RHF(mol)) == 1.0
+    with pytest.raises(InputError, match="not camb3lyp"):
+        exact_exchange_fraction(dft.RKS(mol, xc="camb3lyp"))
+
+
+def test_an_element_without_a_ris_radius_is_refused_before_the_scf(monkeypatch):
+    """The ris response needs a radius per element: a cluster with another element must fail at once,
+    not after an SCF that is an hour at 26 atoms."""
+    from airss_msc.calc.engines import pyscf as engine
+    from airss_msc.calc.excite import excite
+
+    def no_scf(*_, **__):
+        raise AssertionError("an SCF was started")
+
+    monkeypatch.setattr(engine, "PySCFCluster", no_scf)
+    out = excite(Atoms("Xe2", positions=[(0, 0, 0), (0, 0, 4.4)]), "pyscf:TDA-ris-PBE/def2-SVP", 3)
+    assert str(out.status) == "error" and "no atomic radius for Xe" in out.message
+    assert out.ground_energy_eV is None
+
+
+@pytest.mark.slow
+def test_a_refused_response_keeps_the_converged_ground_state(monkeypatch):
+    """A ground state the ris response refuses once the SCF has converged (a Fermi-smeared last rung has
+    no integer occupations; here the refusal is forced): the job fails with that reason and carries the
+    ground state's energy and gap, which the database stores as a single point (search.rows)."""
+    from airss_msc.calc.engines import pyscf_ris
+    from airss_msc.calc.excite import excite
+
+    def refuse(*_, **__):
+        raise InputError("TDA-ris needs integer occupations (a smeared ground state has none)")
+
+    monkeypatch.setattr(pyscf_ris, "ris_tda", refuse)
+    water = Atoms("OH2", positions=[(0, 0, 0), (0, 0.757, 0.587), (0, -0.757, 0.587)])
+    out = excite(water, "pyscf:TDA-ris-PBE/def2-SVP", 3)
+    assert str(out.status) == "error" and "integer occupations" in out.message
+    assert out.ground_method == "pyscf:PBE/def2-SVP" and len(out.energies_eV) == 0
+    assert out.ground_energy_eV is not None and out.ground_energy_eV < -2000.0  # water is about -76 Ha
+    assert out.ground_gap_eV is not None and out.ground_gap_eV > 3.0

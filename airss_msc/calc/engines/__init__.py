@@ -1,7 +1,7 @@
 """Energy engines behind one registry (:mod:`.registry`): tblite and xtb-python (xTB),
 CHGNet and SevenNet (machine-learned potentials), PySCF (DFT), Lennard-Jones (tests)."""
 
-from airss_msc.calc.engines.base import Capabilities, Engine, Method, SCFError, homo_lumo_gap
+from airss_msc.calc.engines.base import Capabilities, Engine, Method, ResponseRefused, SCFError, homo_lumo_gap
 from airss_msc.calc.engines.registry import (
     DEFAULTS,
     ENGINES,
@@ -34,6 +34,7 @@ __all__ = [
     "Capabilities",
     "Engine",
     "Method",
+    "ResponseRefused",
     "Role",
     "SCFError",
     "band_ready",

@@ -27,6 +27,18 @@ class SCFError(CalculationFailed):
     """The self-consistent field did not converge (or the engine failed inside it)."""
 
 
+class ResponseRefused(CalculationFailed):
+    """The ground state converged but its excitations were refused (the message says why, e.g. an
+    open shell for a restricted-only response); the ground state (model, energy eV, gap eV) travels
+    with it, so the SCF it cost is stored as a single point and not paid again."""
+
+    def __init__(self, message: str, ground_model: str, ground_energy_eV: float, ground_gap_eV: float | None):
+        super().__init__(message)
+        self.ground_model = ground_model
+        self.ground_energy_eV = ground_energy_eV
+        self.ground_gap_eV = ground_gap_eV
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What an engine's calculators can do; callers branch on these, never on names.

@@ -49,11 +49,13 @@ from airss_msc.calc.engines.base import (
     Capabilities,
     Engine,
     ExcitedStates,
+    ResponseRefused,
     SCFError,
     calculated_atoms,
     homo_lumo_gap,
 )
 from airss_msc.calc.threads import current_threads
+from airss_msc.errors import InputError
 
 #: Exchange-correlation functionals offered (PySCF/libxc names in lower case).
 FUNCTIONALS = {
@@ -793,6 +795,10 @@ class PySCFEngine(Engine):
 
         self.check_available()
         xc, basis, _ = split_model(model)
+        if is_ris(model):  # an element the ris response has no radius for is refused before the SCF
+            from airss_msc.calc.engines.pyscf_ris import minimal_auxiliary_basis
+
+            minimal_auxiliary_basis(atoms.get_chemical_symbols())
         store, saved = None, None
         if checkpoint:
             with _scratch():
@@ -846,7 +852,10 @@ class PySCFEngine(Engine):
             mf = calc.mf
             if has_gpu4pyscf() and hasattr(mf, "to_cpu"):
                 mf = mf.to_cpu()  # the ris response here is NumPy (gpu4pyscf ships its own)
-            found = ris_tda(mf, int(nstates))
+            try:
+                found = ris_tda(mf, int(nstates))
+            except InputError as exc:  # e.g. an open shell: the converged ground state is still worth keeping
+                raise ResponseRefused(str(exc), ground_model(model), ground_energy, ground_gap) from exc
         if store is not None:
             store.clear()
         notes = [*calc.notes, f"TDA-ris response ({found.n_auxiliary} fitting functions, no XC kernel)"]
