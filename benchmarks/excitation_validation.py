@@ -45,6 +45,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import time
@@ -225,22 +226,26 @@ def large_jobs(structures: list[Structure], method: str = REFERENCE_METHOD) -> l
     ]
 
 
-def seed_from_sibling(stem: Path) -> Path | None:
-    """Give a --large job with no progress of its own the converged ground state of another method's run
-    on the same structure and states (its ``.tda.npz``, written once that SCF converged): a TDA-ris-PBE0
-    run beside the TDA-PBE0 one then costs an SCF cycle or two, not the hours of a PBE0 SCF. The copy is
-    used only if its key matches (same molecule, functional and states; ``ExcitationCheckpoint``), else
-    ignored; the Davidson vectors in it are another response's and are not used by TDA-ris. Returns the
-    file copied from, or None."""
+#: the methods whose converged ground state another's run can start from: the same functional and basis
+SAME_GROUND = {RIS_PBE0: (REFERENCE_METHOD,), REFERENCE_METHOD: (RIS_PBE0,), RIS_PBE: (TDA_PBE,), TDA_PBE: (RIS_PBE,)}
+
+
+def seed_from_sibling(job: Job, directory: Path | None = None) -> Path | None:
+    """Give a --large job with no progress of its own the converged ground state of a run of the same
+    functional (:data:`SAME_GROUND`) on the same structure and states (its ``.tda.npz``, written once that
+    SCF converged): a TDA-ris-PBE0 run beside the TDA-PBE0 one then costs an SCF cycle or two, not the
+    hours of a PBE0 SCF. The checkpoint checks its key again (``ExcitationCheckpoint``); the Davidson
+    vectors in it are another response's and TDA-ris does not use them. ``directory``: where the
+    checkpoints are (default :data:`TDA_CHECKPOINTS`). Returns the file copied from, or None."""
     import shutil
 
-    own = Path(f"{stem}.tda.npz")
-    if own.exists() or Path(f"{stem}.scf.npz").exists():
+    where = TDA_CHECKPOINTS if directory is None else directory
+    own = where / f"{checkpoint_stem(job).name}.tda.npz"
+    if own.exists() or (where / f"{checkpoint_stem(job).name}.scf.npz").exists():
         return None
-    head, states = stem.name.rsplit("-", 1)
-    structure = head.rsplit("-pyscf_", 1)[0]
-    for other in sorted(stem.parent.glob(f"{structure}-pyscf_*-{states}.tda.npz")):
-        if other.name != own.name:
+    for method in SAME_GROUND.get(job.method, ()):
+        other = where / f"{checkpoint_stem(dataclasses.replace(job, method=method)).name}.tda.npz"
+        if other.exists():
             shutil.copyfile(other, own)
             return other
     return None
@@ -393,7 +398,7 @@ def run(log: Callable[[str], None], large: bool = False, large_method: str = REF
         job = todo[0]
         log(f"{time.strftime('%H:%M:%S')} {job.name} {job.method} states={job.nstates} ({len(todo)} pending)")
         stem = checkpoint_stem(job) if large else None
-        if stem is not None and (seed := seed_from_sibling(stem)) is not None:
+        if stem is not None and (seed := seed_from_sibling(job)) is not None:
             log(f"  ground state from {seed.name}")
         with cpu_ledger(stem):
             row = run_job(job, structures[job.name], stem)
@@ -901,8 +906,8 @@ def main(argv: list[str] | None = None) -> int:
         "--large-method",
         default=REFERENCE_METHOD,
         choices=(REFERENCE_METHOD, RIS_PBE0, RIS_PBE),
-        help="the method of --large (default the reference; a TDA-ris one reuses a converged PBE0 ground state "
-        "of the reference run where one is saved)",
+        help="the method of --large (default the reference); TDA-ris-PBE0 starts from the converged PBE0 ground "
+        "state of a TDA-PBE0 run where one is saved, TDA-ris-PBE from its own SCF",
     )
     ap.add_argument(
         "--write-map",

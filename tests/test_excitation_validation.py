@@ -242,16 +242,17 @@ def test_a_large_ris_job_starts_from_the_reference_runs_converged_ground_state(t
     ris = dataclasses.replace(job, method=ev.RIS_PBE0)
     ref_stem = tmp_path / ev.checkpoint_stem(job).name
     ris_stem = tmp_path / ev.checkpoint_stem(ris).name
-    assert ev.seed_from_sibling(ris_stem) is None  # nothing saved yet: nothing copied
+    assert ev.seed_from_sibling(ris, tmp_path) is None  # nothing saved yet: nothing copied
     Path(f"{ref_stem}.tda.npz").write_bytes(b"converged density")
-    assert ev.seed_from_sibling(ris_stem) == Path(f"{ref_stem}.tda.npz")
+    assert ev.seed_from_sibling(ris, tmp_path) == Path(f"{ref_stem}.tda.npz")
     assert Path(f"{ris_stem}.tda.npz").read_bytes() == b"converged density"
-    # another structure's, or a different number of states, is not a sibling; a job with progress of its own
-    # keeps it
-    other = dataclasses.replace(ris, name="Cd13Te13-x")
-    fewer = dataclasses.replace(ris, nstates=5)
-    assert ev.seed_from_sibling(tmp_path / ev.checkpoint_stem(other).name) is None
-    assert ev.seed_from_sibling(tmp_path / ev.checkpoint_stem(fewer).name) is None
+    # another structure's, another functional's or a different number of states is not a sibling; a job
+    # with progress of its own keeps it
+    assert ev.seed_from_sibling(dataclasses.replace(ris, name="Cd13Te13-x"), tmp_path) is None
+    assert ev.seed_from_sibling(dataclasses.replace(ris, nstates=5), tmp_path) is None
+    pure = dataclasses.replace(ris, method=ev.RIS_PBE)
+    assert ev.seed_from_sibling(pure, tmp_path) is None  # a PBE0 density is no PBE ground state
+    assert not Path(f"{tmp_path / ev.checkpoint_stem(pure).name}.tda.npz").exists()
     Path(f"{ris_stem}.tda.npz").write_bytes(b"own")
-    assert ev.seed_from_sibling(ris_stem) is None
+    assert ev.seed_from_sibling(ris, tmp_path) is None
     assert Path(f"{ris_stem}.tda.npz").read_bytes() == b"own"
