@@ -434,7 +434,7 @@ def choose_ridge(points: Sequence[Point], model: Model) -> float:
     """The ridge strength with the lowest leave-one-formula-out error inside ``points`` (nested: the outer
     held-out formula is never among them)."""
     formulas = sorted({p.formula for p in points if model.usable(p)})
-    best, best_err = RIDGE_GRID[-1], np.inf
+    best, best_err = model.ridge_grid[-1], np.inf  # no formula to test on: the strongest of its own grid
     for lam in model.ridge_grid:
         err, n = 0.0, 0
         for f in formulas:
