@@ -192,7 +192,9 @@ def test_the_series_studies_load_in_both_modes_with_frame_starts(name, monkeypat
     the templates are found from any working directory (they are relative to the config)."""
     from pathlib import Path
 
+    from airss_msc.calc.engines import VALIDATED_RANKING
     from airss_msc.composition import parse_formula
+    from airss_msc.search.rows import refinement_counts
     from airss_msc.search.study import load_study
 
     units = {"CdSe", "CdTe", "ZnSe", "Cd2Se2", "Cd2TeSe", "Cd2Te2", "ZnCdSe2"}
@@ -219,13 +221,17 @@ def test_the_series_studies_load_in_both_modes_with_frame_starts(name, monkeypat
         else:  # the band trend: TDA-PBE0 of the end members' and intermediate compositions' lowest bare rows
             (ris,) = [s for s in spectra if s.method == "pyscf:TDA-ris-PBE/def2-SVP"]
             spectrum = next(s for s in spectra if s is not ris)
-            # and a TDA-ris-PBE spectrum of every composition's lowest, the estimate of the rest
-            assert ris.compositions == () and ris.top == 1 and ris.rows == "bare" and ris.energy == "pyscf:PBE/def2-SVP"
+            (refine,) = [s for s in study.steps if s.do == "refine"]
+            # and a TDA-ris-PBE spectrum of every composition's lowest, the estimate of the rest: run before the
+            # refinement on as many as it refines at 26 atoms (by the ranking energy), so that its PBE ground
+            # states are the refinement's points (one SCF each, not two) and PBE's lowest has a spectrum
+            assert ris.compositions == () and ris.rows == "bare" and ris.energy is None
+            assert study.steps.index(ris) < study.steps.index(refine)
+            assert ris.top >= refinement_counts(refine.method, VALIDATED_RANKING, refine.top, {26})[26]
             assert spectrum.method == "pyscf:TDA-PBE0/def2-SVP" and spectrum.rows == "bare" and spectrum.top == 1
             assert {series[0], series[-1]} < set(spectrum.compositions) <= set(series)
             assert len(spectrum.compositions) >= 5
             # PBE on every composition's lowest: DFT mixing energies and a gap-map band estimate for each
-            (refine,) = [s for s in study.steps if s.do == "refine"]
             assert refine.method == "pyscf:PBE/def2-SVP" and refine.top == 1 and refine.compositions == ()
             assert refine.depth  # to the measured depth: PBE sees the structure it would put first
             assert spectrum.energy == refine.method  # the spectrum of PBE's lowest, which the report ranks first
