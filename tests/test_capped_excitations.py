@@ -37,3 +37,34 @@ def test_the_table_shows_a_not_run_capped_twin_without_a_shift(monkeypatch):
     assert "not run: sevennet relaxation ended fragmented" in line
     assert "2.500 (0.050), 496 nm" in line
     assert "| - | - |" in line
+
+
+def test_none_bright_among_the_first_states_reruns_with_more_and_stops_at_a_failure(monkeypatch):
+    """STATES[0] singlets, all dark: one rerun with STATES[1], whose bright state is the row's; a failed
+    run is not rerun (its status is the row's)."""
+    import numpy as np
+
+    from airss_msc.results.record import Excitations
+
+    asked = []
+
+    def fake(atoms, method, nstates):
+        asked.append(nstates)
+        f = np.full(nstates, 0.001)
+        f[-1] = 0.05 if nstates == ce.STATES[1] else 0.001
+        return Excitations(method, np.linspace(2.0, 3.0, nstates), f)
+
+    monkeypatch.setattr(ce, "excite", fake)
+    row = ce.run_one("x", _bare())
+    assert asked == list(ce.STATES) and row["nstates"] == ce.STATES[1]
+    assert row["first_bright_eV"] == 3.0 and row["first_bright_f"] == 0.05
+    asked.clear()
+    monkeypatch.setattr(
+        ce,
+        "excite",
+        lambda atoms, method, nstates: (
+            asked.append(nstates) or Excitations(method, np.zeros(0), np.zeros(0), "scf_failed", "no SCF")
+        ),
+    )
+    row = ce.run_one("x", _bare())
+    assert asked == [ce.STATES[0]] and row["status"] == "scf_failed" and row["first_bright_eV"] is None
