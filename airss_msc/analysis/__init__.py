@@ -17,8 +17,9 @@ points:
   (core or cage, by coordination; :func:`~airss_msc.analysis.sites.site_occupation`);
 - :mod:`airss_msc.analysis.spectra` and :mod:`airss_msc.analysis.bands`: broadened
   absorption spectra from excitations, matched against the measured bands (with a
-  gap calibration onto experiment, and the packaged map of the PBE gap onto the
-  TDA-PBE0 first bright excitation, :func:`~airss_msc.analysis.bands.load_gap_map`);
+  gap calibration onto experiment, and the packaged maps of the PBE gap and of the
+  TDA-ris-PBE first bright singlet onto the TDA-PBE0 first bright excitation,
+  :func:`~airss_msc.analysis.bands.load_gap_map`);
 - :mod:`airss_msc.analysis.isotopes`: isotope patterns of bare cluster ions
   (:func:`~airss_msc.analysis.isotopes.isotope_pattern`), and
   :mod:`airss_msc.analysis.peaks`: measured ESI-MS peak lists assigned to cluster
