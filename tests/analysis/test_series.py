@@ -136,6 +136,9 @@ def test_the_report_answers_the_series_first(tmp_path):
     order = [md.index(h) for h in ("The series", "Verdict", "Reaction energies", "Sites Cd takes")]
     assert order == sorted(order)
     assert "Band trend: not computed" in md
+    # and says how to get the estimates, the cheaper band by each packaged map
+    trend = next(s for s in md.splitlines() if "Band trend: not computed" in s)
+    assert "--method pyscf:PBE/def2-SVP --top 1" in trend and "--method pyscf:TDA-ris-PBE/def2-SVP --top 1" in trend
     # the answer opens the section: the series' own bands (MSC-399 is not a ZnCdSe band), the pathway the
     # energies favour, and that the ranking energy is no DFT
     answer = md.split("## The series", 1)[1].split("\n- ", 2)[1]

@@ -684,7 +684,7 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
         if estimates:
             return "Band trend: no composition's lowest structure has a band spectrum. " + estimates
         gaps = [r for r in lowest.values() if r.gap_eV is not None]
-        m = analysis.gap_map
+        m, r = analysis.gap_map, analysis.ris_map
         validated = (
             ""
             if m is None
@@ -692,6 +692,11 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
             f"{Path(analysis.db).name} --method {m.gap_method} --top 1`) gives an estimate from its gap "
             f"({m.describe()})."
         )
+        if r is not None:  # the same ground state and seconds more: the smaller window
+            validated += (
+                f" A {short_name(r.gap_method)} spectrum of each (`airss-msc spectrum {Path(analysis.db).name} "
+                f"--method {r.gap_method} --top 1`) gives one from its first bright singlet ({r.describe()})."
+            )
         return (
             "Band trend: not computed. "
             + (
