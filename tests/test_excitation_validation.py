@@ -256,3 +256,24 @@ def test_a_large_ris_job_starts_from_the_reference_runs_converged_ground_state(t
     Path(f"{ris_stem}.tda.npz").write_bytes(b"own")
     assert ev.seed_from_sibling(ris, tmp_path) is None
     assert Path(f"{ris_stem}.tda.npz").read_bytes() == b"own"
+
+
+def test_every_candidate_says_what_it_reads_and_a_map_of_it_keeps_that():
+    """A candidate without a quantity would fail only when a map of it is written; a gap read off the
+    TDA-PBE run is a map of the PBE ground state, and a first bright singlet one of the ris method."""
+    assert set(ev.CANDIDATE_QUANTITY) == set(ev.CANDIDATES)
+    row = {"formula": "Cd2Se2", "natoms": 4, "rank": 0}
+    t = {}
+    for i, f in enumerate(("Cd2Se2", "Cd3Se3", "Cd2Te2")):
+        t[f] = dict(row, formula=f) | {
+            f"{ev.REFERENCE_METHOD}|value": 3.0 + i,
+            f"{ev.TDA_PBE}|ground_gap": 2.0 + i,
+            f"{ev.RIS_PBE}|value": 2.5 + i,
+            f"{ev.TDA_PBE}|lowest": 2.4 + i,
+        }
+    gap = ev.gap_map(t, "PBE HOMO-LUMO gap")
+    assert gap is not None and (gap.gap_method, gap.quantity) == (ev.GAP_MAP_METHOD, "gap")
+    ris = ev.gap_map(t, "TDA-ris-PBE first bright")
+    assert ris is not None and (ris.gap_method, ris.quantity) == (ev.RIS_PBE, "first bright")
+    with pytest.raises(ValueError, match="no packaged map"):
+        ev.gap_map(t, "TDA-PBE lowest excitation")

@@ -83,7 +83,10 @@ def _excite(atoms: Atoms, method: str, nstates: int, checkpoint: str | os.PathLi
             states.ground_gap_eV,
         )
     except SCFError as exc:
-        return Excitations(str(method), empty, empty, JobStatus.SCF_FAILED, str(exc), time.perf_counter() - start)
+        ground = f"{m.engine}:{exc.ground_model}" if exc.ground_model else ""
+        return Excitations(
+            str(method), empty, empty, JobStatus.SCF_FAILED, str(exc), time.perf_counter() - start, ground
+        )
     except ResponseRefused as exc:  # no states, but the converged ground state is kept (a single point)
         return Excitations(
             canonical,

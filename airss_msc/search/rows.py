@@ -447,6 +447,12 @@ def run_rows(
                     db.set_single_point(
                         task.row, outcome.ground_method, outcome.ground_energy_eV, outcome.ground_gap_eV
                     )
+                elif outcome.status == JobStatus.SCF_FAILED and outcome.ground_method:
+                    # and so is its failure: a refinement would rerun the same SCF ladder (an hour at 26 atoms)
+                    db.set_values(
+                        task.row,
+                        **{f"sp_{method_key(outcome.ground_method)}": f"{outcome.status}: {outcome.message}"[:300]},
+                    )
                 bright = outcome.first_bright()
                 text = (
                     f"first bright {HC_EV_NM / bright[0]:.0f} nm (f={bright[1]:.3f})"

@@ -183,6 +183,7 @@ def test_a_ris_spectrum_alone_is_named_and_judged_against_no_band(tmp_path):
     verdict = md.split("## Verdict")[1].split("\n## ")[0]
     assert verdict.strip().startswith("No band spectrum was computed: none of the 1 structures shown")
     assert "only TDA-ris-PBE/def2-SVP spectra (Cd2Se2 #1)" in verdict
+    assert "no band or estimate here uses them" in verdict  # one composition: no series, no band trend
     assert "No excitations are stored" not in md
 
 

@@ -138,7 +138,9 @@ def test_the_report_answers_the_series_first(tmp_path):
     assert "Band trend: not computed" in md
     # and says how to get the estimates, the cheaper band by each packaged map
     trend = next(s for s in md.splitlines() if "Band trend: not computed" in s)
-    assert "--method pyscf:PBE/def2-SVP --top 1" in trend and "--method pyscf:TDA-ris-PBE/def2-SVP --top 1" in trend
+    assert "--method pyscf:PBE/def2-SVP --top 1" in trend and "--top 1 --method pyscf:TDA-ris-PBE/def2-SVP" in trend
+    # on the structures the report ranks first: these rows carry no stored ranking energy, so it is named
+    assert "--energy sevennet:7net-0" in trend
     # the answer opens the section: the series' own bands (MSC-399 is not a ZnCdSe band), the pathway the
     # energies favour, and that the ranking energy is no DFT
     answer = md.split("## The series", 1)[1].split("\n- ", 2)[1]
@@ -277,6 +279,8 @@ def test_a_ris_spectrum_is_shifted_onto_tda_pbe0_and_wins_over_the_gap_estimate(
     assert "Zn13Se13 600 nm" not in line and "2 of 14 compositions estimated" in line
     answer = next(s for s in md.splitlines() if s.startswith("- Answer: "))
     assert "Zn13Se13 299 nm, window includes ZnSe MSC-299" in answer
+    # the ris-only structure is named as such, and as the source of its composition's estimate
+    assert "in 1 composition(s) the lowest one's gives the band trend's estimate" in md
 
 
 @pytest.mark.slow  # a series report with its figures

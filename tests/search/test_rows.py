@@ -105,3 +105,33 @@ def test_cap_adds_ligands_and_links_the_bare_parent(cd2se2_db, run_cli):
 def test_bad_row_workflow_input_is_one_line(cd2se2_db, run_cli, args, match):
     code, _out, err = run_cli(*[a.format(db=cd2se2_db) for a in args])
     assert code == 2 and match in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(600)
+def test_a_failed_scf_under_a_spectrum_is_the_single_points_failure_too(cd2se2_db, run_cli, tmp_path, monkeypatch):
+    """The ris step of a study runs before its refinement so that one SCF serves both; when that SCF
+    fails, the refinement must not pay the same ladder again (an hour at 26 atoms): it finds the failure
+    stored as the single point's and reports it."""
+    import shutil
+
+    from airss_msc.calc.engines import SCFError
+    from airss_msc.calc.engines.pyscf import PySCFCluster
+
+    db = tmp_path / "copy.db"
+    shutil.copyfile(cd2se2_db, db)
+    calls = []
+
+    def fail(self, *args, **kwargs):
+        calls.append(self.parameters["xc"])
+        raise SCFError("no SCF rung converged (forced)")
+
+    monkeypatch.setattr(PySCFCluster, "calculate", fail)
+    ris = "pyscf:TDA-ris-BP86/def2-SVP"  # a functional no other test here has run
+    code, out, err = run_cli("spectrum", db, "--top", "1", "--states", "3", "--method", ris)
+    (row,) = [r for r in ResultsDB(db).records() if ris in r.excitations]
+    assert row.excitations[ris].status == "scf_failed" and calls == ["bp86"]
+    assert row.excitations[ris].ground_method == "pyscf:BP86/def2-SVP"
+    code, out, err = run_cli("refine", db, "--top", "1", "--method", "pyscf:BP86/def2-SVP", "--no-depth")
+    assert calls == ["bp86"]  # no second SCF
+    # and it says so: the stored failure is the row's, and the command exits non-zero for it
+    assert code == 1 and out.startswith("0 single point(s)") and "scf_failed" in out + err

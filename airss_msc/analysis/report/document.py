@@ -17,7 +17,7 @@ from ase import Atoms
 from airss_msc import __version__
 from airss_msc.analysis.bands import COMPUTABLE_HEAVY_ATOMS, HC_EV_NM, MIN_CALIBRATION_PAIRS, Band, GapMap, describe_gap
 from airss_msc.analysis.energetics import MixingPoint, energy_above_hull
-from airss_msc.analysis.rank import RankedRow
+from airss_msc.analysis.rank import RankedRow, stored_rank_energy
 from airss_msc.analysis.report.model import (
     CONSISTENT,
     DARK,
@@ -194,13 +194,37 @@ def _shift_only(cands: list[Candidate]) -> list[Candidate]:
     return [c for c in cands if c.excitations is None and c.shift_only_spectra]
 
 
-def _shift_only_text(cands: list[Candidate], db: str) -> str:
-    """What the stored spectra that are no band (TDA-ris) of ``cands`` are used for, in words."""
+def _spectrum_command(analysis: Analysis, top: int, method: str | None = None, states: int | None = None) -> str:
+    """The ``airss-msc spectrum`` command that computes what a line asks for, on the structures the report
+    ranks first: with ``--energy`` where the report ranks by another energy than the database's own."""
+    words = [f"airss-msc spectrum {Path(analysis.db).name}", f"--top {top}"]
+    if method:
+        words.append(f"--method {method}")
+    if states:
+        words.append(f"--states {states}")
+    if analysis.energy and analysis.energy != stored_rank_energy([analysis.db]):
+        words.append(f"--energy {analysis.energy}")
+    return "`" + " ".join(words) + "`"
+
+
+def _shift_only_text(cands: list[Candidate], analysis: Analysis) -> str:
+    """What the stored spectra of ``cands`` that are no band (TDA-ris) are, and what they are used for."""
     methods = sorted({short_name(m) for c in cands for m in c.shift_only_spectra})
+    named = (
+        _names(cands)
+        if len({c.row.formula for c in cands}) <= 4
+        else f"{len({c.row.formula for c in cands})} compositions"
+    )
+    used = {id(c) for _, c in analysis.estimated_trend if c.estimate_by is not None and c.estimate_by.quantity != "gap"}
+    use = (
+        f"in {len([c for c in cands if id(c) in used])} composition(s) the lowest one's gives the band trend's "
+        "estimate through the packaged map (Band trend); the others are not used"
+        if any(id(c) in used for c in cands)
+        else "no band or estimate here uses them"
+    )
     return (
-        f"{len(cands)} structure(s) have only {', '.join(methods)} spectra ({_names(cands)}): not a band as "
-        "computed, they are judged against no band; where a packaged map holds them they give the estimates "
-        f"of the band trend (`airss-msc spectrum {Path(db).name} --top 1` computes TDA-PBE0 bands)."
+        f"{len(cands)} structure(s) have only {', '.join(methods)} spectra ({named}): not a band as computed, "
+        f"they are judged against no band; {use} ({_spectrum_command(analysis, 1)} computes TDA-PBE0 bands)."
     )
 
 
@@ -223,7 +247,7 @@ def _band_text(analysis: Analysis) -> str:
         parts.append("No excitations are stored: run `airss-msc spectrum DB` for TDDFT band estimates.")
     shift_only = _shift_only(analysis.candidates)
     if shift_only:
-        parts.append(_shift_only_text(shift_only, analysis.db))
+        parts.append(_shift_only_text(shift_only, analysis))
     if analysis.calibration is None:
         parts.append("No gap calibration was given (`--calibration`), so no calibrated band estimates are shown.")
     else:
@@ -413,12 +437,12 @@ def verdict(analysis: Analysis, figures: dict) -> Section:
                     if shift_only
                     else f"Spectra were not computed: none of the {len(cands)} structures shown can be compared "
                 )
-                + f"with {name} or any other measured band yet (`airss-msc spectrum "
-                f"{Path(analysis.db).name} --top 3` computes TDDFT excitations of the lowest)."
+                + f"with {name} or any other measured band yet ({_spectrum_command(analysis, 3)} computes TDDFT "
+                "excitations of the lowest)."
             )
         )
         if shift_only:
-            blocks.append(Text(_shift_only_text(shift_only, analysis.db)))
+            blocks.append(Text(_shift_only_text(shift_only, analysis)))
     else:
         if target is not None:
             blocks.append(Text(_band_sentence(target, analysis.db)))
@@ -446,7 +470,7 @@ def verdict(analysis: Analysis, figures: dict) -> Section:
                 )
             )
             if _shift_only(missing):
-                blocks.append(Text(_shift_only_text(_shift_only(missing), analysis.db)))
+                blocks.append(Text(_shift_only_text(_shift_only(missing), analysis)))
         blocks.append(_verdict_table(verdicts))
         blocks.append(
             Text(
@@ -650,8 +674,8 @@ def _estimates_part(analysis: Analysis) -> str:
 
 
 def _estimate_verdict(analysis: Analysis, bands: list[Band]) -> str:
-    """'; by the PBE/def2-SVP-gap estimate ...': which estimated compositions' windows include which
-    of ``bands`` (of their own material), per map; '' without estimates for those bands' materials."""
+    """'; by the PBE/def2-SVP HOMO-LUMO gap estimate ...': which estimated compositions' windows include
+    which of ``bands`` (of their own material), per map; '' without estimates for those bands' materials."""
     est = [(p, c) for p, c in analysis.estimated_trend if any(band_applies(b, p.formula) for b in bands)]
     out = []
     for m, group in estimates_by_map(est):
@@ -694,14 +718,14 @@ def _band_trend_line(analysis: Analysis, lowest: dict[str, RankedRow]) -> str:
         )
         if r is not None:  # the same ground state and seconds more: the smaller window
             validated += (
-                f" A {short_name(r.gap_method)} spectrum of each (`airss-msc spectrum {Path(analysis.db).name} "
-                f"--method {r.gap_method} --top 1`) gives one from its first bright singlet ({r.describe()})."
+                f" A {short_name(r.gap_method)} spectrum of each ({_spectrum_command(analysis, 1, r.gap_method)}) "
+                f"gives one from its first bright singlet ({r.describe()})."
             )
         return (
             "Band trend: not computed. "
             + (
-                "No composition's lowest structure has excitations (`airss-msc spectrum "
-                f"{Path(analysis.db).name} --top 1` computes them). HOMO-LUMO gaps are no substitute: on the small "
+                f"No composition's lowest structure has excitations ({_spectrum_command(analysis, 1)} computes "
+                "them). HOMO-LUMO gaps are no substitute: on the small "
                 "clusters where both were computed, xTB gaps track the TDA-PBE0 first bright excitation poorly "
                 "(BENCHMARKS.md, 'A cheaper band estimate')."
                 if not gaps

@@ -24,7 +24,11 @@ from airss_msc.errors import InputError
 
 
 class SCFError(CalculationFailed):
-    """The self-consistent field did not converge (or the engine failed inside it)."""
+    """The self-consistent field did not converge (or the engine failed inside it).
+    ``ground_model``: set by an excitation run whose ground state failed (its model, e.g.
+    ``PBE/def2-SVP``), so that the failure is recorded as that single point's too."""
+
+    ground_model: str = ""
 
 
 class ResponseRefused(CalculationFailed):

@@ -811,7 +811,11 @@ class PySCFEngine(Engine):
             progress.report(f"TDA resumed from {store.path}: the SCF starts from its converged density")
         work = atoms.copy()
         work.calc = calc
-        ground_energy = float(work.get_potential_energy())  # the ground state, with the SCF ladder
+        try:
+            ground_energy = float(work.get_potential_energy())  # the ground state, with the SCF ladder
+        except SCFError as exc:  # the same ladder would fail the same single point: say which it was
+            exc.ground_model = ground_model(model)
+            raise
         ground_gap = calc.results.get("homo_lumo_gap")
         if store is not None and saved is None:
             store.save(calc._dm)
@@ -855,6 +859,8 @@ class PySCFEngine(Engine):
             try:
                 found = ris_tda(mf, int(nstates))
             except InputError as exc:  # e.g. an open shell: the converged ground state is still worth keeping
+                if store is not None:
+                    store.clear()  # a refused response is not retried: its files would only be left behind
                 raise ResponseRefused(str(exc), ground_model(model), ground_energy, ground_gap) from exc
         if store is not None:
             store.clear()
