@@ -277,3 +277,21 @@ def test_every_candidate_says_what_it_reads_and_a_map_of_it_keeps_that():
     assert ris is not None and (ris.gap_method, ris.quantity) == (ev.RIS_PBE, "first bright")
     with pytest.raises(ValueError, match="no packaged map"):
         ev.gap_map(t, "TDA-PBE lowest excitation")
+
+
+def test_the_threshold_lines_say_where_the_first_bright_state_moves_with_the_threshold():
+    rows = [
+        {
+            "name": "Cd13Se13-x",
+            "method": ev.RIS_PBE,
+            "kind": "tda",
+            "status": "done",
+            "energies_eV": [1.96, 2.03, 2.11, 2.42],
+            "strengths": [0.0085, 0.0074, 0.0103, 0.0204],
+        },
+        {"name": "failed", "method": ev.RIS_PBE, "kind": "tda", "status": "scf_failed", "energies_eV": []},
+    ]
+    (line,) = [x for x in ev.threshold_lines(rows) if x.startswith("- ")]
+    assert line.startswith("- Cd13Se13-x, TDA-ris-PBE/def2-SVP: ")
+    assert "f >= 0.005: 1.960 eV (state 1); f >= 0.01: 2.110 eV (state 3); f >= 0.02: 2.420 eV (state 4)" in line
+    assert ev.threshold_lines(rows[1:]) == []
