@@ -15,7 +15,15 @@ MEASURED = ("airss_msc", "benchmarks/*.py")
 
 
 def git_commit(paths: tuple[str, ...] = MEASURED) -> str:
-    """Short HEAD commit, with ``+dirty`` when tracked files under ``paths`` differ from it; ``unknown`` outside git."""
+    """The commit of the code this process runs: HEAD as it was when this module was imported (at the
+    start of every benchmark), so that a run of hours that outlives later commits still names the code
+    it loaded; see :func:`head_commit`."""
+    return _AT_START if paths == MEASURED else head_commit(paths)
+
+
+def head_commit(paths: tuple[str, ...] = MEASURED) -> str:
+    """Short HEAD commit now, with ``+dirty`` when tracked files under ``paths`` differ from it; ``unknown``
+    outside git."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True, timeout=20
@@ -30,6 +38,9 @@ def git_commit(paths: tuple[str, ...] = MEASURED) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+_AT_START = head_commit()
 
 
 def package_version(dist: str) -> str | None:
