@@ -787,7 +787,8 @@ class PySCFEngine(Engine):
     ) -> ExcitedStates:
         """Tamm-Dancoff TDDFT singlets (restricted ground state; spin-conserving on a UKS one)
         on this model's functional: energies (eV) and length-gauge oscillator strengths. A
-        ``TDA-ris-`` model takes the ris response on the same ground state (restricted only).
+        ``TDA-ris-`` model takes the ris response on the same ground state (restricted or
+        unrestricted, spin-conserving on the latter).
 
         ``checkpoint``: a path stem; the run saves its progress there and a rerun with the same
         stem resumes (:class:`ExcitationCheckpoint`)."""

@@ -15,9 +15,12 @@ The singlet TDA matrix of a closed-shell ground state, with ``B`` the fitted thr
 
     A_ia,jb = (e_a - e_i) delta_ij delta_ab + 2 (ia|jb) - a_x (ij|ab)
 
-:func:`ri_tda` solves it for any auxiliary basis (with the full JK-fitting basis and ``a_x`` = 1 it
-is density-fitted TDA-Hartree-Fock exactly, the check in the tests); :func:`ris_tda` is it on the
-minimal basis. Pure arithmetic on a converged PySCF mean field; no files.
+and of an unrestricted one (an open shell, or a broken-symmetry solution of an even-electron
+metal-rich cluster) the spin-conserving matrix over both spins, ``(ia|jb)`` between them and the
+exchange term within each. :func:`ri_tda` solves it for any auxiliary basis (with the full
+JK-fitting basis and ``a_x`` = 1 it is density-fitted TDA-Hartree-Fock exactly, restricted or
+unrestricted, the checks in the tests); :func:`ris_tda` is it on the minimal basis. Pure
+arithmetic on a converged PySCF mean field; no files.
 """
 
 from __future__ import annotations
@@ -88,48 +91,91 @@ def exact_exchange_fraction(mf: Any) -> float:
     return float(hyb)
 
 
-def ri_tda(mf: Any, nstates: int, auxbasis: Any, a_x: float | None = None) -> RIExcitations:
-    """The ``nstates`` lowest singlets of the TDA matrix above, its integrals fitted in ``auxbasis``
-    (a PySCF basis name or dict), no XC kernel, on the converged restricted ground state ``mf``."""
-    from pyscf import df, gto, lib
+@dataclass(frozen=True)
+class _Spin:
+    """One spin channel's part of the response: occupied and virtual orbitals, orbital-energy
+    differences (Hartree) and the fitted three-index integrals (ia, ij, ab blocks)."""
 
-    mo_occ = np.asarray(mf.mo_occ)
-    if mo_occ.ndim != 1:
-        raise InputError("TDA-ris here needs a closed-shell (restricted) ground state")
-    if not np.all(np.isin(mo_occ, (0.0, 2.0))):
-        raise InputError("TDA-ris needs integer occupations (a smeared ground state has none)")
-    mol = mf.mol
-    a_x = exact_exchange_fraction(mf) if a_x is None else float(a_x)
-    e, c = np.asarray(mf.mo_energy), np.asarray(mf.mo_coeff)
-    occ, vir = mo_occ > 0, mo_occ == 0
-    co, cv = c[:, occ], c[:, vir]
-    nocc, nvir = co.shape[1], cv.shape[1]
-    nstates = min(int(nstates), nocc * nvir)
-    de = (e[vir][None, :] - e[occ][:, None]).ravel()
+    co: np.ndarray
+    cv: np.ndarray
+    de: np.ndarray
+    b_ia: np.ndarray
+    b_ij: np.ndarray | None
+    b_ab: np.ndarray | None
+
+    @property
+    def size(self) -> int:
+        return self.co.shape[1] * self.cv.shape[1]
+
+
+def _fitted_integrals(mol: Any, auxbasis: Any) -> tuple[np.ndarray, int]:
+    """(mu nu|P) V^-1/2 (V: the Coulomb metric of the fitting functions) and the number of them."""
+    from pyscf import df, gto, lib
 
     # the fitting functions on the same atoms (no ECP: they enter only two- and three-centre integrals)
     auxmol = gto.M(atom=mol._atom, basis=auxbasis, unit="Bohr", charge=mol.charge, spin=mol.spin, verbose=0)
-    naux = auxmol.nao_nr()
-    # (mu nu|P) V^-1/2, with V the Coulomb metric of the fitting functions
     metric = auxmol.intor("int2c2e")
     w, u = np.linalg.eigh(metric)
     keep = w > 1e-10 * w.max()
     half = u[:, keep] / np.sqrt(w[keep])
     eri3 = df.incore.aux_e2(mol, auxmol, intor="int3c2e", aosym="s1")
-    eri3 = lib.einsum("mnP,PQ->mnQ", eri3, half)
-    b_ia = lib.einsum("mi,mnP,na->iaP", co, eri3, cv).reshape(nocc * nvir, -1)
-    b_ij = lib.einsum("mi,mnP,nj->ijP", co, eri3, co) if a_x else None
-    b_ab = lib.einsum("ma,mnP,nb->abP", cv, eri3, cv) if a_x else None
+    return lib.einsum("mnP,PQ->mnQ", eri3, half), auxmol.nao_nr()
+
+
+def _spin(e: np.ndarray, c: np.ndarray, occupied: np.ndarray, eri3: np.ndarray, exchange: bool) -> _Spin:
+    from pyscf import lib
+
+    co, cv = c[:, occupied], c[:, ~occupied]
+    de = (e[~occupied][None, :] - e[occupied][:, None]).ravel()
+    b_ia = lib.einsum("mi,mnP,na->iaP", co, eri3, cv).reshape(co.shape[1] * cv.shape[1], -1)
+    b_ij = lib.einsum("mi,mnP,nj->ijP", co, eri3, co) if exchange else None
+    b_ab = lib.einsum("ma,mnP,nb->abP", cv, eri3, cv) if exchange else None
+    return _Spin(co, cv, de, b_ia, b_ij, b_ab)
+
+
+def ri_tda(mf: Any, nstates: int, auxbasis: Any, a_x: float | None = None) -> RIExcitations:
+    """The ``nstates`` lowest states of the TDA matrix above, its integrals fitted in ``auxbasis``
+    (a PySCF basis name or dict), no XC kernel, on the converged ground state ``mf``: singlets of a
+    restricted one; of an unrestricted one (an open shell, or the broken-symmetry solution the SCF's
+    unrestricted check keeps) the spin-conserving states, ``A = de + (ia|jb) - a_x delta_st (ij|ab)``
+    over both spins."""
+    from pyscf import lib
+
+    mo_occ = np.asarray(mf.mo_occ)
+    unrestricted = mo_occ.ndim == 2
+    full = 1.0 if unrestricted else 2.0
+    if not np.all(np.isin(mo_occ, (0.0, full))):
+        raise InputError("TDA-ris needs integer occupations (a smeared ground state has none)")
+    mol = mf.mol
+    a_x = exact_exchange_fraction(mf) if a_x is None else float(a_x)
+    eri3, naux = _fitted_integrals(mol, auxbasis)
+    energies_mo, coeffs = np.asarray(mf.mo_energy), np.asarray(mf.mo_coeff)
+    if unrestricted:
+        spins = [_spin(energies_mo[k], coeffs[k], mo_occ[k] > 0, eri3, bool(a_x)) for k in (0, 1)]
+    else:
+        spins = [_spin(energies_mo, coeffs, mo_occ > 0, eri3, bool(a_x))]
     del eri3
+    # a closed-shell singlet couples its two spins into 2 (ia|jb); separate spins once each
+    coulomb = 1.0 if unrestricted else 2.0
+    sizes = [sp.size for sp in spins]
+    cuts = np.cumsum(sizes)[:-1]
+    de = np.concatenate([sp.de for sp in spins])
+    dim = int(sum(sizes))
+    nstates = min(int(nstates), dim)
 
     def matvec(xs: list[np.ndarray]) -> list[np.ndarray]:
         out = []
         for x in xs:
-            ax = de * x + 2.0 * (b_ia @ (b_ia.T @ x))
-            if a_x:
-                t = lib.einsum("ijP,jb->ibP", b_ij, x.reshape(nocc, nvir))
-                ax -= a_x * lib.einsum("ibP,abP->ia", t, b_ab).ravel()
-            out.append(ax)
+            parts = np.split(x, cuts)
+            fitted = sum(sp.b_ia.T @ xp for sp, xp in zip(spins, parts, strict=True))
+            ax = []
+            for sp, xp in zip(spins, parts, strict=True):
+                y = sp.de * xp + coulomb * (sp.b_ia @ fitted)
+                if a_x:
+                    t = lib.einsum("ijP,jb->ibP", sp.b_ij, xp.reshape(sp.co.shape[1], sp.cv.shape[1]))
+                    y -= a_x * lib.einsum("ibP,abP->ia", t, sp.b_ab).ravel()
+                ax.append(y)
+            out.append(np.concatenate(ax))
         return out
 
     def precond(dx: np.ndarray, e0: float, *_: Any) -> np.ndarray:
@@ -138,7 +184,7 @@ def ri_tda(mf: Any, nstates: int, auxbasis: Any, a_x: float | None = None) -> RI
         return dx / diag
 
     lowest = np.argsort(de)[: max(nstates + 3, 2 * nstates)]
-    guess = [np.eye(1, nocc * nvir, k).ravel() for k in lowest]
+    guess = [np.eye(1, dim, k).ravel() for k in lowest]
     conv, energies, vectors = lib.davidson1(
         matvec,
         guess,
@@ -153,17 +199,18 @@ def ri_tda(mf: Any, nstates: int, auxbasis: Any, a_x: float | None = None) -> RI
     energies = np.atleast_1d(np.asarray(energies, dtype=float))
     with mol.with_common_orig(_charge_centre(mol)):
         dip = mol.intor_symmetric("int1e_r", comp=3)
-    d_ia = lib.einsum("xmn,mi,na->xia", dip, co, cv).reshape(3, -1)
-    # a singlet from a closed shell: transition dipole sqrt(2) sum_ia X_ia d_ia with |X| = 1
-    mu = np.array([np.sqrt(2.0) * (d_ia @ (v / np.linalg.norm(v))) for v in vectors])
+    d_ia = np.concatenate([lib.einsum("xmn,mi,na->xia", dip, sp.co, sp.cv).reshape(3, -1) for sp in spins], axis=1)
+    # transition dipole sum X d over both spins, |X| = 1; a closed-shell singlet has sqrt(2) of one spin's
+    scale = 1.0 if unrestricted else np.sqrt(2.0)
+    mu = np.array([scale * (d_ia @ (v / np.linalg.norm(v))) for v in vectors])
     strengths = 2.0 / 3.0 * energies * (mu**2).sum(axis=1)
     order = np.argsort(energies)
     return RIExcitations(energies[order], strengths[order], np.atleast_1d(np.asarray(conv, bool))[order], naux)
 
 
 def ris_tda(mf: Any, nstates: int, theta: float = RIS_THETA, with_p: bool = False) -> RIExcitations:
-    """TDA-ris singlets of the converged restricted ground state ``mf`` (:func:`ri_tda` on
-    :func:`minimal_auxiliary_basis`; ``with_p``: TDA-ris+p)."""
+    """TDA-ris states of the converged ground state ``mf``, restricted or unrestricted (:func:`ri_tda`
+    on :func:`minimal_auxiliary_basis`; ``with_p``: TDA-ris+p)."""
     symbols = [mf.mol.atom_pure_symbol(i) for i in range(mf.mol.natm)]
     return ri_tda(mf, nstates, minimal_auxiliary_basis(symbols, theta, with_p))
 
