@@ -158,6 +158,13 @@ def run_one(name: str, atoms: Atoms) -> dict:
     }
 
 
+def finished(rows: list[dict]) -> set[str]:
+    """The structures a rerun skips: every stored row but an ``error`` one (a refusal of the code, such as
+    TDA-ris on the open-shell ground state it could not take before, not a measurement; the rerun's row
+    comes after it and the table reads the last)."""
+    return {r["name"] for r in rows if r.get("status") != "error"}
+
+
 def _nm(ev: float | None) -> str:
     return f"{HC_EV_NM / ev:.0f}" if ev else "-"
 
@@ -218,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     if not args.report:
-        done = {r["name"] for r in read_jsonl(RESULTS)}
+        done = finished(read_jsonl(RESULTS))
         for pair in PAIRS:
             if (pair.bare not in chosen) if chosen else not pair.run_here:
                 continue

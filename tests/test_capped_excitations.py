@@ -68,3 +68,19 @@ def test_none_bright_among_the_first_states_reruns_with_more_and_stops_at_a_fail
     )
     row = ce.run_one("x", _bare())
     assert asked == [ce.STATES[0]] and row["status"] == "scf_failed" and row["first_bright_eV"] is None
+
+
+def test_a_rerun_retries_an_error_row_and_the_table_reads_the_newer_row(monkeypatch):
+    pair = ce.Pair("Cd2Se2", "NH3", "1", True)
+    monkeypatch.setattr(ce, "PAIRS", (pair,))
+    old = {"name": pair.names[0], "status": "error", "message": "needs a closed-shell ground state", "commit": "x"}
+    new = {"name": pair.names[0], "first_bright_eV": 2.5, "first_bright_f": 0.05, "nstates": 5, "status": "done"}
+    capped = ce.not_run(pair.names[1], ce.Failed(_bare(), "sevennet relaxation ended fragmented"))
+    assert ce.finished([old, capped]) == {pair.names[1]}  # the error is retried, the fragmented twin is not
+    assert ce.finished([old, new, capped]) == set(pair.names)
+    line = next(
+        x
+        for x in ce.report([old, new | {"cpu_s": 1.0, "commit": "abc"}, capped]).splitlines()
+        if x.startswith("| Cd2Se2")
+    )
+    assert "2.500 (0.050)" in line
