@@ -128,10 +128,12 @@ def test_a_failed_scf_under_a_spectrum_is_the_single_points_failure_too(cd2se2_d
     monkeypatch.setattr(PySCFCluster, "calculate", fail)
     ris = "pyscf:TDA-ris-BP86/def2-SVP"  # a functional no other test here has run
     code, out, err = run_cli("spectrum", db, "--top", "1", "--states", "3", "--method", ris)
-    (row,) = [r for r in ResultsDB(db).records() if ris in r.excitations]
-    assert row.excitations[ris].status == "scf_failed" and calls == ["bp86"]
-    assert row.excitations[ris].ground_method == "pyscf:BP86/def2-SVP"
+    # the lowest of each composition (the other tests of this module may have added capped ones)
+    rows = [r for r in ResultsDB(db).records() if ris in r.excitations]
+    assert rows and calls == ["bp86"] * len(rows)
+    assert all(r.excitations[ris].status == "scf_failed" for r in rows)
+    assert all(r.excitations[ris].ground_method == "pyscf:BP86/def2-SVP" for r in rows)
     code, out, err = run_cli("refine", db, "--top", "1", "--method", "pyscf:BP86/def2-SVP", "--no-depth")
-    assert calls == ["bp86"]  # no second SCF
+    assert calls == ["bp86"] * len(rows)  # no second SCF
     # and it says so: the stored failure is the row's, and the command exits non-zero for it
     assert code == 1 and out.startswith("0 single point(s)") and "scf_failed" in out + err
