@@ -210,16 +210,14 @@ def _spectrum_command(analysis: Analysis, top: int, method: str | None = None, s
 def _shift_only_text(cands: list[Candidate], analysis: Analysis) -> str:
     """What the stored spectra of ``cands`` that are no band (TDA-ris) are, and what they are used for."""
     methods = sorted({short_name(m) for c in cands for m in c.shift_only_spectra})
-    named = (
-        _names(cands)
-        if len({c.row.formula for c in cands}) <= 4
-        else f"{len({c.row.formula for c in cands})} compositions"
-    )
+    formulas = {c.row.formula for c in cands}
+    named = _names(cands) if len(formulas) <= 4 else f"{len(formulas)} compositions"
     used = {id(c) for _, c in analysis.estimated_trend if c.estimate_by is not None and c.estimate_by.quantity != "gap"}
+    feeding = sum(id(c) in used for c in cands)
     use = (
-        f"in {len([c for c in cands if id(c) in used])} composition(s) the lowest one's gives the band trend's "
+        f"in {feeding} composition(s) the lowest one's gives the band trend's "
         "estimate through the packaged map (Band trend); the others are not used"
-        if any(id(c) in used for c in cands)
+        if feeding
         else "no band or estimate here uses them"
     )
     return (
@@ -236,16 +234,17 @@ def _band_text(analysis: Analysis) -> str:
             "Gaps under 0.1 eV read 'open shell / metallic' and get no wavelength."
         )
     ]
-    if any(c.excitations is not None for c in analysis.candidates):
+    has_band = any(c.excitations is not None for c in analysis.candidates)
+    if has_band:
         parts.append(
             f"'first bright' is the lowest computed excitation with oscillator strength f >= {BRIGHT_F:g} "
             f"(method named per structure); measured bands of the structure's material within its error window "
             f"(±{TDDFT_ERROR_EV:g} eV) are listed."
         )
         parts.append(_literature_text(analysis))
-    elif not _shift_only(analysis.candidates):
-        parts.append("No excitations are stored: run `airss-msc spectrum DB` for TDDFT band estimates.")
     shift_only = _shift_only(analysis.candidates)
+    if not has_band and not shift_only:
+        parts.append("No excitations are stored: run `airss-msc spectrum DB` for TDDFT band estimates.")
     if shift_only:
         parts.append(_shift_only_text(shift_only, analysis))
     if analysis.calibration is None:
@@ -469,8 +468,8 @@ def verdict(analysis: Analysis, figures: dict) -> Section:
                     f"({_names(missing)}): they are not judged against any band."
                 )
             )
-            if _shift_only(missing):
-                blocks.append(Text(_shift_only_text(_shift_only(missing), analysis)))
+            if shift_only := _shift_only(missing):
+                blocks.append(Text(_shift_only_text(shift_only, analysis)))
         blocks.append(_verdict_table(verdicts))
         blocks.append(
             Text(

@@ -32,8 +32,8 @@ class SCFError(CalculationFailed):
 
 
 class ResponseRefused(CalculationFailed):
-    """The ground state converged but its excitations were refused (the message says why, e.g. an
-    open shell for a restricted-only response); the ground state (model, energy eV, gap eV) travels
+    """The ground state converged but its excitations were refused (the message says why, e.g. a
+    smeared ground state without integer occupations for TDA-ris); the ground state (model, energy eV, gap eV) travels
     with it, so the SCF it cost is stored as a single point and not paid again."""
 
     def __init__(self, message: str, ground_model: str, ground_energy_eV: float, ground_gap_eV: float | None):

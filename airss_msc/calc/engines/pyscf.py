@@ -859,10 +859,11 @@ class PySCFEngine(Engine):
                 mf = mf.to_cpu()  # the ris response here is NumPy (gpu4pyscf ships its own)
             try:
                 found = ris_tda(mf, int(nstates))
-            except InputError as exc:  # e.g. an open shell: the converged ground state is still worth keeping
+            except InputError as exc:  # e.g. a smeared ground state: the converged SCF is still worth keeping
                 if store is not None:
                     store.clear()  # a refused response is not retried: its files would only be left behind
                 raise ResponseRefused(str(exc), ground_model(model), ground_energy, ground_gap) from exc
+        # done: the progress files go (a crash above keeps them, so a rerun skips the SCF)
         if store is not None:
             store.clear()
         notes = [*calc.notes, f"TDA-ris response ({found.n_auxiliary} fitting functions, no XC kernel)"]
