@@ -474,25 +474,16 @@ def table_rows(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
-#: candidate label -> (method, field of table_rows)
+#: candidate label -> (method, field of table_rows, what of the method it reads: a :class:`GapMap` quantity
+#: of ``MAP_QUANTITIES``, or "lowest excitation", which no packaged map holds)
 CANDIDATES = {
-    "TDA-PBE first bright": (TDA_PBE, "value"),
-    "TDA-PBE lowest excitation": (TDA_PBE, "lowest"),
-    "PBE HOMO-LUMO gap": (TDA_PBE, "ground_gap"),
-    "TDA-ris-PBE0 first bright": (RIS_PBE0, "value"),
-    "TDA-ris-PBE first bright": (RIS_PBE, "value"),
-    "GFN2-xTB gap": ("tblite:GFN2-xTB", "value"),
-    "GFN1-xTB gap": ("tblite:GFN1-xTB", "value"),
-}
-#: what of its method each candidate reads, as a :class:`GapMap` quantity (``MAP_QUANTITIES``)
-CANDIDATE_QUANTITY = {
-    "TDA-PBE first bright": "first bright",
-    "TDA-PBE lowest excitation": "lowest excitation",
-    "PBE HOMO-LUMO gap": "gap",
-    "TDA-ris-PBE0 first bright": "first bright",
-    "TDA-ris-PBE first bright": "first bright",
-    "GFN2-xTB gap": "gap",
-    "GFN1-xTB gap": "gap",
+    "TDA-PBE first bright": (TDA_PBE, "value", "first bright"),
+    "TDA-PBE lowest excitation": (TDA_PBE, "lowest", "lowest excitation"),
+    "PBE HOMO-LUMO gap": (TDA_PBE, "ground_gap", "gap"),
+    "TDA-ris-PBE0 first bright": (RIS_PBE0, "value", "first bright"),
+    "TDA-ris-PBE first bright": (RIS_PBE, "value", "first bright"),
+    "GFN2-xTB gap": ("tblite:GFN2-xTB", "value", "gap"),
+    "GFN1-xTB gap": ("tblite:GFN1-xTB", "value", "gap"),
 }
 
 
@@ -504,7 +495,7 @@ def fit_summary(
     names: list[str], t: dict[str, dict], label: str
 ) -> tuple[list[str], dict[str, tuple[float, float, int]]]:
     """Table lines of one candidate's fits on ``names`` and {map: (LOFO MAE eV, max eV, points)}."""
-    method, field = CANDIDATES[label]
+    method, field, _ = CANDIDATES[label]
     pts = [
         (t[n][f"{method}|{field}"], t[n][f"{REFERENCE_METHOD}|value"], t[n]["formula"])
         for n in names
@@ -593,7 +584,7 @@ def gap_map(t: dict[str, dict], candidate: str = "PBE HOMO-LUMO gap") -> GapMap 
     """The PBE HOMO-LUMO gap (or another ``candidate`` of :data:`CANDIDATES`: the same shift map
     and window) against the TDA-PBE0 first bright singlet on the structures that are their formula's
     lowest (the isomers a band estimate is made for); None below 3 formulas."""
-    method, field = CANDIDATES[candidate]
+    method, field, quantity = CANDIDATES[candidate]
     pairs = tuple(
         GapMapPair(n, t[n]["formula"], t[n]["natoms"], t[n][f"{method}|{field}"], t[n][f"{REFERENCE_METHOD}|value"])
         for n in sorted(t)
@@ -604,7 +595,6 @@ def gap_map(t: dict[str, dict], candidate: str = "PBE HOMO-LUMO gap") -> GapMap 
     if len({p.formula for p in pairs}) < MIN_GAP_MAP_FORMULAS:
         return None
     reference = f"{REFERENCE_METHOD} first bright singlet (f >= {BRIGHT_F})"
-    quantity = CANDIDATE_QUANTITY[candidate]
     if quantity not in MAP_QUANTITIES:
         raise ValueError(f"{candidate!r} reads its method's {quantity}, which no packaged map holds")
     # the PBE gap is read off the TDA-PBE run's ground state; the map names the ground-state method
@@ -836,7 +826,7 @@ def report(rows: list[dict], larger: list[dict] | None = None) -> str:
             f"| {' / '.join(cpu(m) for m in (REFERENCE_METHOD, TDA_PBE, RIS_PBE0, RIS_PBE, *GAP_METHODS))} |"
         )
     ref_names = [n for n in names if t[n].get(f"{REFERENCE_METHOD}|value") is not None]
-    common = [n for n in ref_names if all(t[n].get(f"{m}|{fld}") is not None for m, fld in CANDIDATES.values())]
+    common = [n for n in ref_names if all(t[n].get(f"{m}|{fld}") is not None for m, fld, _ in CANDIDATES.values())]
     lines += [
         "",
         (
